@@ -1,0 +1,415 @@
+/**
+ * pilotfish's configuration model: plain, immutable data decoded from Envoy v3
+ * resources (bootstrap, LDS, RDS, CDS, EDS). Every other module reads these types;
+ * none of them ever sees raw proto3-JSON. Durations are milliseconds.
+ */
+
+export type Millis = number;
+
+export interface SocketAddress {
+  readonly address: string;
+  readonly port: number;
+  readonly protocol: 'TCP' | 'UDP';
+}
+
+export interface Locality {
+  readonly region: string;
+  readonly zone: string;
+  readonly subZone: string;
+}
+
+export interface NodeInfo {
+  readonly id: string;
+  readonly cluster: string;
+  readonly metadata: Readonly<Record<string, unknown>>;
+  readonly locality?: Locality;
+}
+
+export interface AdminConfig {
+  readonly address: SocketAddress;
+}
+
+/** An extension config as written: Envoy `name` plus `typed_config` with its `@type`. */
+export interface TypedExtension {
+  readonly name: string;
+  readonly typeUrl: string;
+  /** The typed_config object without `@type` (TypedStruct already unwrapped to its `value`). */
+  readonly config: Readonly<Record<string, unknown>>;
+}
+
+export interface Bootstrap {
+  readonly node: NodeInfo;
+  readonly admin?: AdminConfig;
+  readonly staticResources: {
+    readonly listeners: readonly Listener[];
+    readonly clusters: readonly Cluster[];
+    readonly secrets: readonly TypedExtension[];
+  };
+  readonly dynamicResources?: DynamicResources;
+  readonly bootstrapExtensions: readonly TypedExtension[];
+  /** Default drain time for graceful shutdown (pilotfish: `--drain-time-s`, Envoy's flag). */
+}
+
+export interface ConfigSource {
+  readonly ads: boolean;
+  readonly initialFetchTimeout: Millis;
+  readonly resourceApiVersion: 'V3';
+}
+
+export interface DynamicResources {
+  readonly adsConfig?: {
+    readonly apiType: 'GRPC' | 'DELTA_GRPC';
+    readonly transportApiVersion: 'V3';
+    /** Clusters (from static_resources) that reach the management server, in failover order. */
+    readonly grpcServices: readonly { readonly clusterName: string; readonly timeout?: Millis }[];
+    readonly setNodeOnFirstMessageOnly: boolean;
+  };
+  readonly ldsConfig?: ConfigSource;
+  readonly cdsConfig?: ConfigSource;
+}
+
+// ---------------------------------------------------------------- listeners
+
+export interface Listener {
+  readonly name: string;
+  readonly address: SocketAddress;
+  readonly filterChains: readonly FilterChain[];
+  readonly defaultFilterChain?: FilterChain;
+  readonly perConnectionBufferLimitBytes: number;
+  readonly listenerFilters: readonly TypedExtension[];
+}
+
+export interface FilterChainMatch {
+  readonly serverNames: readonly string[];
+  readonly transportProtocol?: string;
+  readonly applicationProtocols: readonly string[];
+  readonly destinationPort?: number;
+}
+
+export interface FilterChain {
+  readonly name: string;
+  readonly match?: FilterChainMatch;
+  /** `envoy.transport_sockets.tls` DownstreamTlsContext, kept raw for certs/ to decode. */
+  readonly transportSocket?: TypedExtension;
+  readonly network: HttpConnectionManager | TcpProxy;
+}
+
+export type CodecType = 'AUTO' | 'HTTP1' | 'HTTP2';
+
+export interface HttpFilterConfig {
+  readonly name: string;
+  readonly typeUrl: string;
+  readonly config: Readonly<Record<string, unknown>>;
+  readonly disabled: boolean;
+  readonly isOptional: boolean;
+}
+
+export type RouteSource =
+  | { readonly kind: 'inline'; readonly config: RouteConfiguration }
+  | { readonly kind: 'rds'; readonly routeConfigName: string; readonly configSource: ConfigSource };
+
+export interface HttpProtocolLimits {
+  readonly idleTimeout: Millis; // common_http_protocol_options.idle_timeout, default 1h
+  readonly maxConnectionDuration?: Millis;
+  readonly maxHeadersCount: number; // default 100
+  readonly maxStreamDuration?: Millis;
+  readonly maxRequestHeadersKb: number; // default 60
+  readonly streamIdleTimeout: Millis; // default 5 min
+  readonly requestTimeout: Millis; // 0 = disabled
+  readonly requestHeadersTimeout: Millis; // 0 = disabled
+  readonly drainTimeout: Millis; // default 5s
+  readonly maxConcurrentStreams: number; // http2_protocol_options, default 2147483647
+}
+
+export interface HttpConnectionManager {
+  readonly kind: 'http';
+  readonly statPrefix: string;
+  readonly codecType: CodecType;
+  readonly routeSource: RouteSource;
+  readonly httpFilters: readonly HttpFilterConfig[];
+  readonly useRemoteAddress: boolean;
+  readonly xffNumTrustedHops: number;
+  readonly skipXffAppend: boolean;
+  readonly generateRequestId: boolean;
+  readonly preserveExternalRequestId: boolean;
+  readonly serverName: string;
+  readonly serverHeaderTransformation: 'OVERWRITE' | 'APPEND_IF_ABSENT' | 'PASS_THROUGH';
+  readonly limits: HttpProtocolLimits;
+  readonly accessLog: readonly TypedExtension[];
+  readonly tracing?: Readonly<Record<string, unknown>>;
+}
+
+export interface TcpProxy {
+  readonly kind: 'tcp';
+  readonly statPrefix: string;
+  readonly cluster: ClusterSpecifier;
+  readonly idleTimeout: Millis; // default 1h
+  readonly maxConnectAttempts: number;
+}
+
+// ---------------------------------------------------------------- routes
+
+export interface HeaderValueOption {
+  readonly key: string; // lower-case
+  readonly value: string;
+  readonly appendAction: 'APPEND_IF_EXISTS_OR_ADD' | 'ADD_IF_ABSENT' | 'OVERWRITE_IF_EXISTS_OR_ADD' | 'OVERWRITE_IF_EXISTS';
+}
+
+export interface HeaderMutations {
+  readonly requestHeadersToAdd: readonly HeaderValueOption[];
+  readonly requestHeadersToRemove: readonly string[];
+  readonly responseHeadersToAdd: readonly HeaderValueOption[];
+  readonly responseHeadersToRemove: readonly string[];
+}
+
+export interface RouteConfiguration extends HeaderMutations {
+  readonly name: string;
+  readonly virtualHosts: readonly VirtualHost[];
+  /** Bodies larger than this are never buffered for retries (Envoy: per_request_buffer_limit_bytes). */
+  readonly validateClusters: boolean;
+}
+
+export interface VirtualHost extends HeaderMutations {
+  readonly name: string;
+  readonly domains: readonly string[];
+  readonly routes: readonly Route[];
+  readonly requireTls: 'NONE' | 'EXTERNAL_ONLY' | 'ALL';
+  readonly retryPolicy?: RetryPolicy;
+  readonly typedPerFilterConfig: Readonly<Record<string, TypedExtension>>;
+}
+
+export type StringMatcher =
+  | { readonly kind: 'exact' | 'prefix' | 'suffix' | 'contains'; readonly value: string; readonly ignoreCase: boolean }
+  | { readonly kind: 'safe_regex'; readonly regex: string; readonly ignoreCase: false };
+
+export type HeaderMatch =
+  | { readonly kind: 'string'; readonly matcher: StringMatcher }
+  | { readonly kind: 'present'; readonly present: boolean }
+  | { readonly kind: 'range'; readonly start: number; readonly end: number };
+
+export interface HeaderMatcher {
+  readonly name: string; // lower-case; may be a pseudo-header like ":method"
+  readonly match: HeaderMatch;
+  readonly invert: boolean;
+  readonly treatMissingAsEmpty: boolean;
+}
+
+export interface QueryParameterMatcher {
+  readonly name: string;
+  /** undefined means "present" */
+  readonly matcher?: StringMatcher;
+  readonly presentMatch?: boolean;
+}
+
+export type PathMatch =
+  | { readonly kind: 'prefix'; readonly value: string }
+  | { readonly kind: 'path'; readonly value: string }
+  | { readonly kind: 'path_separated_prefix'; readonly value: string }
+  | { readonly kind: 'safe_regex'; readonly regex: string };
+
+export interface RouteMatch {
+  readonly path: PathMatch;
+  readonly caseSensitive: boolean; // default true
+  readonly headers: readonly HeaderMatcher[];
+  readonly queryParameters: readonly QueryParameterMatcher[];
+  readonly grpc: boolean;
+  /** runtime_fraction as a fraction in [0,1], if set. */
+  readonly runtimeFraction?: number;
+}
+
+export interface RetryBackoff {
+  readonly baseInterval: Millis; // default 25ms
+  readonly maxInterval: Millis; // default 10x base
+}
+
+export interface RetryPolicy {
+  /** Conditions as Envoy names them: 5xx, gateway-error, reset, connect-failure, retriable-4xx, refused-stream, retriable-status-codes, ... */
+  readonly retryOn: ReadonlySet<string>;
+  readonly numRetries: number; // default 1
+  readonly perTryTimeout?: Millis;
+  readonly perTryIdleTimeout?: Millis;
+  readonly backoff: RetryBackoff;
+  readonly retriableStatusCodes: readonly number[];
+  readonly hostSelectionRetryMaxAttempts: number;
+  readonly retryHostPredicates: readonly string[];
+}
+
+export type HashPolicy =
+  | { readonly kind: 'header'; readonly name: string; readonly terminal: boolean }
+  | { readonly kind: 'cookie'; readonly name: string; readonly ttl?: Millis; readonly path?: string; readonly terminal: boolean }
+  | { readonly kind: 'source_ip'; readonly terminal: boolean }
+  | { readonly kind: 'query_parameter'; readonly name: string; readonly terminal: boolean };
+
+export interface WeightedCluster extends HeaderMutations {
+  readonly name: string;
+  readonly weight: number;
+}
+
+export type ClusterSpecifier =
+  | { readonly kind: 'cluster'; readonly name: string }
+  | { readonly kind: 'weighted'; readonly clusters: readonly WeightedCluster[]; readonly totalWeight: number }
+  | { readonly kind: 'cluster_header'; readonly header: string };
+
+export interface ForwardAction {
+  readonly kind: 'route';
+  readonly cluster: ClusterSpecifier;
+  readonly prefixRewrite?: string;
+  readonly regexRewrite?: { readonly regex: string; readonly substitution: string };
+  readonly hostRewriteLiteral?: string;
+  readonly autoHostRewrite: boolean;
+  readonly timeout: Millis; // default 15s; 0 = none
+  readonly idleTimeout?: Millis;
+  readonly retryPolicy?: RetryPolicy;
+  readonly hashPolicy: readonly HashPolicy[];
+  readonly priority: 'DEFAULT' | 'HIGH';
+}
+
+export interface RedirectAction {
+  readonly kind: 'redirect';
+  readonly schemeRedirect?: string;
+  readonly httpsRedirect: boolean;
+  readonly hostRedirect?: string;
+  readonly portRedirect?: number;
+  readonly pathRedirect?: string;
+  readonly prefixRewrite?: string;
+  readonly responseCode: 301 | 302 | 303 | 307 | 308;
+  readonly stripQuery: boolean;
+}
+
+export interface DirectResponseAction {
+  readonly kind: 'direct_response';
+  readonly status: number;
+  readonly body?: string;
+}
+
+export interface Route extends HeaderMutations {
+  readonly name: string;
+  readonly match: RouteMatch;
+  readonly action: ForwardAction | RedirectAction | DirectResponseAction;
+  readonly typedPerFilterConfig: Readonly<Record<string, TypedExtension>>;
+}
+
+// ---------------------------------------------------------------- clusters
+
+export type DiscoveryType = 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'EDS';
+export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RING_HASH' | 'MAGLEV' | 'RANDOM';
+export type EnvoyHealthStatus = 'UNKNOWN' | 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'TIMEOUT' | 'DEGRADED';
+
+export interface LbEndpoint {
+  readonly address: SocketAddress;
+  readonly hostname: string;
+  readonly healthStatus: EnvoyHealthStatus;
+  readonly loadBalancingWeight: number; // default 1
+  readonly metadata: Readonly<Record<string, unknown>>;
+}
+
+export interface LocalityLbEndpoints {
+  readonly locality: Locality;
+  readonly lbEndpoints: readonly LbEndpoint[];
+  readonly loadBalancingWeight?: number;
+  readonly priority: number;
+  /** LEDS: the collection these endpoints come from, instead of lbEndpoints. */
+  readonly ledsCollectionName?: string;
+}
+
+export interface ClusterLoadAssignment {
+  readonly clusterName: string;
+  readonly endpoints: readonly LocalityLbEndpoints[];
+  readonly overprovisioningFactor: number; // percent, default 140
+}
+
+export interface CircuitBreakerThresholds {
+  readonly priority: 'DEFAULT' | 'HIGH';
+  readonly maxConnections: number; // 1024
+  readonly maxPendingRequests: number; // 1024
+  readonly maxRequests: number; // 1024
+  readonly maxRetries: number; // 3
+  readonly retryBudget?: { readonly budgetPercent: number; readonly minRetryConcurrency: number };
+}
+
+export interface HealthCheck {
+  readonly timeout: Millis;
+  readonly interval: Millis;
+  readonly intervalJitter: Millis;
+  readonly unhealthyThreshold: number;
+  readonly healthyThreshold: number;
+  readonly noTrafficInterval: Millis;
+  readonly kind:
+    | { readonly type: 'http'; readonly path: string; readonly host?: string; readonly expectedStatuses: readonly (readonly [number, number])[] }
+    | { readonly type: 'tcp' };
+}
+
+export interface OutlierDetection {
+  readonly consecutive5xx: number; // 5
+  readonly consecutiveGatewayFailure: number; // 5
+  readonly interval: Millis; // 10s
+  readonly baseEjectionTime: Millis; // 30s
+  readonly maxEjectionTime: Millis; // 300s
+  readonly maxEjectionPercent: number; // 10
+  readonly enforcingConsecutive5xx: number; // 100
+  readonly enforcingConsecutiveGatewayFailure: number; // 0
+  readonly enforcingSuccessRate: number; // 100
+  readonly successRateMinimumHosts: number; // 5
+  readonly successRateRequestVolume: number; // 100
+  readonly successRateStdevFactor: number; // 1900 (=1.9)
+}
+
+export interface Cluster {
+  readonly name: string;
+  readonly type: DiscoveryType;
+  readonly lbPolicy: LbPolicy;
+  readonly connectTimeout: Millis; // default 5s
+  readonly loadAssignment?: ClusterLoadAssignment;
+  /** EDS: the name to subscribe to (defaults to the cluster name). */
+  readonly edsServiceName?: string;
+  readonly dnsRefreshRate: Millis; // 5s
+  readonly dnsLookupFamily: 'AUTO' | 'V4_ONLY' | 'V6_ONLY' | 'V4_PREFERRED' | 'ALL';
+  readonly upstreamProtocol: 'HTTP1' | 'HTTP2' | 'USE_DOWNSTREAM';
+  readonly http2MaxConcurrentStreams: number;
+  readonly ringHash: { readonly minimumRingSize: number; readonly maximumRingSize: number };
+  readonly maglev: { readonly tableSize: number };
+  readonly leastRequest: { readonly choiceCount: number };
+  readonly healthyPanicThreshold: number; // percent, default 50
+  readonly localityWeightedLb: boolean;
+  readonly circuitBreakers: readonly CircuitBreakerThresholds[];
+  readonly healthChecks: readonly HealthCheck[];
+  readonly outlierDetection?: OutlierDetection;
+  /** `envoy.transport_sockets.tls` UpstreamTlsContext, kept raw for certs/ to decode. */
+  readonly transportSocket?: TypedExtension;
+  readonly maxRequestsPerConnection?: number;
+  readonly perConnectionBufferLimitBytes: number;
+}
+
+// ---------------------------------------------------------------- endpoint sets
+
+/**
+ * An endpoint as the data path sees it: flattened out of its locality and priority,
+ * identified by `key` ("address:port", "[v6]:port") across updates, with
+ * EndpointSlice-like conditions derived from Envoy's health_status.
+ */
+export interface Endpoint {
+  readonly key: string;
+  readonly address: string;
+  readonly port: number;
+  readonly hostname: string;
+  readonly weight: number;
+  readonly priority: number;
+  /** "region/zone/subzone" */
+  readonly locality: string;
+  readonly localityWeight: number;
+  /**
+   * healthy   - ready and serving (Envoy HEALTHY/UNKNOWN)
+   * degraded  - serving, used only when not enough healthy (Envoy DEGRADED)
+   * unhealthy - not serving (Envoy UNHEALTHY/TIMEOUT)
+   * draining  - terminating: no new requests, in-flight ones finish (Envoy DRAINING)
+   */
+  readonly health: 'healthy' | 'degraded' | 'unhealthy' | 'draining';
+}
+
+/** An incremental change to one cluster's endpoints, keyed by Endpoint.key. */
+export interface EndpointDiff {
+  readonly cluster: string;
+  readonly added: readonly Endpoint[];
+  readonly removed: readonly string[];
+  readonly changed: readonly Endpoint[];
+}
