@@ -1,0 +1,96 @@
+// Load generators (wrk, h2load), pinned to the load core, always bounded in time.
+import { spawn } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { percentileSorted } from './stats.mjs';
+
+/** Run a command to completion; kill it if it overruns `timeoutMs`. */
+export function runCommand(cmd, args, timeoutMs) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, out, err });
+    });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      resolve({ code: -1, signal: null, out, err: String(e) });
+    });
+  });
+}
+
+function toMs(v, unit) {
+  const n = Number(v);
+  return unit === 'us' ? n / 1000 : unit === 's' ? n * 1000 : unit === 'm' ? n * 60000 : n;
+}
+
+export function parseWrk(out) {
+  const num = (re) => { const m = out.match(re); return m ? Number(m[1]) : 0; };
+  const requests = num(/(\d+) requests in/);
+  const rps = num(/Requests\/sec:\s+([\d.]+)/);
+  const non2xx = num(/Non-2xx or 3xx responses:\s+(\d+)/);
+  const se = out.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
+  const socketErrors = se ? se.slice(1).reduce((a, b) => a + Number(b), 0) : 0;
+  const lat = {};
+  for (const m of out.matchAll(/^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s|m)\s*$/gm)) lat[m[1]] = toMs(m[2], m[3]);
+  return { requests, rps, errors: non2xx + socketErrors, p50: lat['50'] ?? null, p99: lat['99'] ?? null };
+}
+
+export function parseH2load(out) {
+  const m = out.match(/requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/);
+  const fin = out.match(/finished in ([\d.]+)(s|ms), ([\d.]+) req\/s/);
+  const codes = out.match(/status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/);
+  const succeeded = m ? Number(m[4]) : 0;
+  const errors = m ? Number(m[5]) + Number(m[6]) + Number(m[7]) : 1;
+  const non2xx = codes ? Number(codes[2]) + Number(codes[3]) + Number(codes[4]) : 0;
+  const seconds = fin ? (fin[2] === 'ms' ? Number(fin[1]) / 1000 : Number(fin[1])) : 0;
+  return { requests: succeeded, rps: fin ? Number(fin[3]) : 0, seconds, errors: errors + non2xx };
+}
+
+/** HTTP/1.1 keep-alive throughput: wrk, 1 thread, closed loop. */
+export async function wrk({ url, connections, seconds, core }) {
+  const args = ['-c', String(core), 'wrk', '-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url];
+  const r = await runCommand('taskset', args, (seconds + 20) * 1000);
+  if (r.code !== 0) throw new Error(`wrk failed (${r.code ?? r.signal}): ${r.err || r.out}`);
+  return parseWrk(r.out);
+}
+
+/** h2c (prior knowledge) throughput: h2load, 1 thread, `clients` connections x `streams` concurrent streams. */
+export async function h2loadThroughput({ url, clients, streams, seconds, core }) {
+  const args = ['-c', String(core), 'h2load', '-t1', `-c${clients}`, `-m${streams}`, `-D${seconds}`, url];
+  const r = await runCommand('taskset', args, (seconds + 20) * 1000);
+  if (r.code !== 0) throw new Error(`h2load failed (${r.code ?? r.signal}): ${r.err || r.out}`);
+  return parseH2load(r.out);
+}
+
+/**
+ * Fixed request rate: h2load --rps per client, `clients` connections, one request in
+ * flight per connection. Latency percentiles come from the per-request log
+ * (h2load prints only mean/sd); the first `skipSeconds` of the log are dropped.
+ */
+export async function h2loadRate({ url, h1, rate, clients, seconds, core, logFile, skipSeconds = 0.5 }) {
+  const perClient = Math.max(1, Math.round(rate / clients));
+  const args = ['-c', String(core), 'h2load', '-t1', `-c${clients}`, '-m1', `--rps=${perClient}`, `-D${seconds}`,
+    `--log-file=${logFile}`];
+  if (h1) args.push('--h1');
+  args.push(url);
+  const r = await runCommand('taskset', args, (seconds + 20) * 1000);
+  if (r.code !== 0) throw new Error(`h2load --rps failed (${r.code ?? r.signal}): ${r.err || r.out}`);
+  const summary = parseH2load(r.out);
+  const rows = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => l.split('\t').map(Number));
+  rmSync(logFile, { force: true });
+  const t0 = Math.min(...rows.map((x) => x[0]));
+  const lat = rows.filter((x) => x[0] - t0 >= skipSeconds * 1e6 && x[1] >= 200 && x[1] < 400)
+    .map((x) => x[2] / 1000).sort((a, b) => a - b);
+  return {
+    ...summary,
+    targetRps: perClient * clients,
+    p50: percentileSorted(lat, 50),
+    p90: percentileSorted(lat, 90),
+    p99: percentileSorted(lat, 99),
+    samples: lat.length,
+  };
+}

@@ -1,0 +1,68 @@
+// Process accounting from /proc: CPU time (utime+stime) and memory of a process
+// and all its descendants (nginx master + worker, a Node proxy's children, ...).
+import { readFileSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+
+export const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+function readStat(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // comm may contain spaces and parentheses: fields start after the last ')'.
+    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    // rest[0] = state (field 3); ppid = field 4; utime = field 14; stime = field 15
+    return { ppid: Number(rest[1]), utime: Number(rest[11]), stime: Number(rest[12]) };
+  } catch {
+    return null;
+  }
+}
+
+/** pid plus every live descendant. */
+export function processTree(rootPid) {
+  const children = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const st = readStat(d);
+    if (!st) continue;
+    const p = Number(d);
+    if (!children.has(st.ppid)) children.set(st.ppid, []);
+    children.get(st.ppid).push(p);
+  }
+  const out = [];
+  const stack = [rootPid];
+  while (stack.length) {
+    const p = stack.pop();
+    out.push(p);
+    for (const c of children.get(p) ?? []) stack.push(c);
+  }
+  return out;
+}
+
+/** Total CPU seconds (user+system, all threads) of the tree. */
+export function cpuSeconds(rootPid) {
+  let ticks = 0;
+  for (const p of processTree(rootPid)) {
+    const st = readStat(p);
+    if (st) ticks += st.utime + st.stime;
+  }
+  return ticks / CLK_TCK;
+}
+
+function statusKb(pid, key) {
+  try {
+    const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Memory of the tree in MiB: current RSS and peak (VmHWM), summed over processes. */
+export function memory(rootPid) {
+  let rss = 0, hwm = 0;
+  for (const p of processTree(rootPid)) {
+    rss += statusKb(p, 'VmRSS');
+    hwm += statusKb(p, 'VmHWM');
+  }
+  return { rssMB: rss / 1024, hwmMB: hwm / 1024 };
+}

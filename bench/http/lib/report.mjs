@@ -1,0 +1,84 @@
+// Markdown rendering of a run's summary.
+
+const f = (v, d = 1) => (v == null || !Number.isFinite(v) ? '—' : v.toFixed(d));
+const int = (v) => (v == null ? '—' : Math.round(v).toLocaleString('en-US'));
+const ratio = (a, b) => (a == null || b == null || !b ? '—' : `${(a / b).toFixed(2)}×`);
+const plus = (a, b) => (a == null || b == null ? '—' : `${a - b >= 0 ? '+' : ''}${(a - b).toFixed(3)}`);
+
+const GOALS = { h1: 35, h2c: 80, addedP50: 0.3, rssMB: 60 };
+
+function throughputTable(title, rows) {
+  const n = rows.nginx, d = rows.direct;
+  const lines = [
+    `### ${title}`, '',
+    '| target | req/s | vs nginx | vs direct | proxy CPU µs/req | vs nginx | proxy core busy | p50 ms | p99 ms | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const [name, s] of Object.entries(rows)) {
+    lines.push(`| ${name} | ${int(s.rps)} | ${ratio(s.rps, n?.rps)} | ${ratio(s.rps, d?.rps)} | ${f(s.cpuUsPerReq)} | ${ratio(s.cpuUsPerReq, n?.cpuUsPerReq)} | ${s.proxyCoreBusy == null ? '—' : `${f(s.proxyCoreBusy * 100, 0)}%`} | ${f(s.p50, 2)} | ${f(s.p99, 2)} | ${s.errors} |`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+function rateTable(title, rows) {
+  const d = rows.direct, n = rows.nginx;
+  const lines = [
+    `### ${title}`, '',
+    '| target | achieved req/s | p50 ms | p99 ms | added p50 vs direct | added p99 vs direct | added p50 vs nginx | proxy CPU µs/req | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const [name, s] of Object.entries(rows)) {
+    lines.push(`| ${name} | ${int(s.rps)} | ${f(s.p50, 3)} | ${f(s.p99, 3)} | ${name === 'direct' ? '—' : plus(s.p50, d?.p50)} | ${name === 'direct' ? '—' : plus(s.p99, d?.p99)} | ${name === 'direct' || name === 'nginx' ? '—' : plus(s.p50, n?.p50)} | ${f(s.cpuUsPerReq)} | ${s.errors} |`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+export function renderReport(r) {
+  const c = r.conditions;
+  const out = [];
+  out.push(`## HTTP proxy benchmark — ${r.started}`, '');
+  out.push(`Conditions: ${c.cores} cores (${c.cpu}), ${c.memGiB} GiB; proxy pinned to core ${c.proxyCore}, load generator + origin on core ${c.loadCore}. ` +
+    `Origin: ${c.origin}. Medians over ${c.rounds} alternating round(s). ` +
+    `h1: wrk -t1 -c${c.connections}, ${c.duration} s; h2c: h2load -t1 -c${c.h2Clients} -m${c.h2Streams}, ${c.duration} s; ` +
+    `fixed rate: h2load --rps, ${c.rate} req/s over ${c.rateClients} connections (1 in flight each), ${c.rateDuration} s, first 0.5 s dropped. ` +
+    `${Object.entries(c.versions).map(([k, v]) => `${k} ${v}`).join(', ')}.`, '');
+  const titles = {
+    h1: 'HTTP/1.1 keep-alive throughput (wrk, closed loop; latency is at saturation)',
+    h2c: 'h2c throughput (h2load, prior knowledge; latency not measured)',
+    'rate-h1': `HTTP/1.1 at a fixed ${c.rate} req/s (h2load --h1 --rps)`,
+    'rate-h2c': `h2c at a fixed ${c.rate} req/s (h2load --rps)`,
+  };
+  for (const [s, rows] of Object.entries(r.summary)) {
+    if (!Object.keys(rows).length) continue;
+    out.push(s.startsWith('rate') ? rateTable(titles[s], rows) : throughputTable(titles[s], rows));
+  }
+  if (Object.keys(r.memory).length) {
+    out.push('### Memory (all processes of the target, summed)', '', '| target | idle RSS MB | RSS at end MB | peak RSS (VmHWM) MB |', '|---|---:|---:|---:|');
+    for (const [n, m] of Object.entries(r.memory)) out.push(`| ${n} | ${f(m.idleRssMB)} | ${f(m.rssMB)} | ${f(m.hwmMB)} |`);
+    out.push('');
+  }
+  const p = (s) => r.summary[s]?.pilotfish;
+  if (r.conditions.targets.includes('pilotfish')) {
+    const d50 = (s) => (p(s)?.p50 != null && r.summary[s]?.direct?.p50 != null ? p(s).p50 - r.summary[s].direct.p50 : null);
+    const chk = (v, goal) => (v == null ? 'not measured' : v <= goal ? 'met' : 'MISSED');
+    out.push('### pilotfish against its targets', '', '| goal | target | measured | |', '|---|---:|---:|---|');
+    out.push(`| HTTP/1.1 CPU/request | ≤ ${GOALS.h1} µs | ${f(p('h1')?.cpuUsPerReq)} µs | ${chk(p('h1')?.cpuUsPerReq, GOALS.h1)} |`);
+    out.push(`| h2c CPU/request | ≤ ${GOALS.h2c} µs | ${f(p('h2c')?.cpuUsPerReq)} µs | ${chk(p('h2c')?.cpuUsPerReq, GOALS.h2c)} |`);
+    out.push(`| added p50 at ${c.rate} req/s, HTTP/1.1 | ≤ ${GOALS.addedP50} ms | ${f(d50('rate-h1'), 3)} ms | ${chk(d50('rate-h1'), GOALS.addedP50)} |`);
+    out.push(`| added p50 at ${c.rate} req/s, h2c | ≤ ${GOALS.addedP50} ms | ${f(d50('rate-h2c'), 3)} ms | ${chk(d50('rate-h2c'), GOALS.addedP50)} |`);
+    out.push(`| peak RSS | ≤ ${GOALS.rssMB} MB | ${f(r.memory.pilotfish?.hwmMB)} MB | ${chk(r.memory.pilotfish?.hwmMB, GOALS.rssMB)} |`);
+    out.push('');
+  }
+  if (Object.keys(r.skipped).length) {
+    out.push('### Skipped targets', '');
+    for (const [n, why] of Object.entries(r.skipped)) out.push(`- ${n}: ${why.split('\n')[0]}`);
+    out.push('');
+  }
+  const failed = r.runs.filter((x) => x.error);
+  if (failed.length) {
+    out.push('### Failed measurements', '');
+    for (const x of failed) out.push(`- round ${x.round} ${x.scenario} ${x.target}: ${x.error.split('\n')[0]}`);
+    out.push('');
+  }
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,266 @@
+#!/usr/bin/env node
+// HTTP data-path benchmark: pilotfish side by side with direct, nginx, HAProxy,
+// node-http-proxy, @fastify/http-proxy and a thinnest node:http+undici baseline.
+// See bench/README.md. `node bench/http/run.mjs --help`.
+import { parseArgs } from 'node:util';
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir, cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { TARGETS, DEFAULT_TARGETS, REPO, startOrigin } from './lib/targets.mjs';
+import { stopAll } from './lib/procs.mjs';
+import { cpuSeconds, memory } from './lib/proc.mjs';
+import { wrk, h2loadThroughput, h2loadRate } from './lib/load.mjs';
+import { median } from './lib/stats.mjs';
+import { renderReport } from './lib/report.mjs';
+import { summarizeProfile, renderProfile } from './lib/cpuprofile.mjs';
+
+const HELP = `usage: node bench/http/run.mjs [options]
+
+  --quick                 ~1 minute smoke: 1 round, 2 s per measurement
+  --rounds N              alternating rounds (A B C A B C ...), medians reported (default 3)
+  --duration S            seconds per throughput measurement, h1 and h2c (default 8)
+  --rate-duration S       seconds per fixed-rate measurement (default 5)
+  --warmup S              seconds of warm-up load per target and protocol before round 1 (default 2)
+  --targets a,b,...       default: ${DEFAULT_TARGETS.join(',')}
+                          also available: ${Object.keys(TARGETS).filter((t) => !DEFAULT_TARGETS.includes(t)).join(',')}
+  --scenarios a,b,...     h1,h2c,rate-h1,rate-h2c (default: all)
+  --connections N         wrk connections for h1 (default 64)
+  --h2-clients N          h2load connections for h2c (default 8)
+  --h2-streams N          h2load concurrent streams per connection (default 16)
+  --rate R                fixed request rate, req/s (default 2000)
+  --rate-clients N        connections for the fixed-rate runs, one request in flight each (default 20)
+  --proxy-core N          core the proxy is pinned to (default 0)
+  --load-core N           core for the load generator and the origin (default 1)
+  --out DIR               where the JSON goes (default bench/results)
+  --keep-temp             keep the generated configs and logs
+  --profile               instead of the comparison: run --profile-target under --cpu-prof with h1
+                          then h2c load (--duration each) and print self-time by function
+  --profile-target NAME   a Node target (default pilotfish)
+  --node-arg ARG          extra node flag for pilotfish (repeatable), e.g. --node-arg=--max-semi-space-size=16
+`;
+
+const { values: o } = parseArgs({
+  options: {
+    help: { type: 'boolean' }, quick: { type: 'boolean' },
+    rounds: { type: 'string' }, duration: { type: 'string' }, 'rate-duration': { type: 'string' },
+    warmup: { type: 'string' }, targets: { type: 'string' }, scenarios: { type: 'string' },
+    connections: { type: 'string', default: '64' }, 'h2-clients': { type: 'string', default: '8' },
+    'h2-streams': { type: 'string', default: '16' }, rate: { type: 'string', default: '2000' },
+    'rate-clients': { type: 'string', default: '20' }, 'proxy-core': { type: 'string', default: '0' },
+    'load-core': { type: 'string', default: '1' }, out: { type: 'string' }, 'keep-temp': { type: 'boolean' },
+    profile: { type: 'boolean' }, 'profile-target': { type: 'string', default: 'pilotfish' },
+    'node-arg': { type: 'string', multiple: true, default: [] },
+  },
+});
+if (o.help) { process.stdout.write(HELP); process.exit(0); }
+
+const quick = !!o.quick;
+const C = {
+  rounds: Number(o.rounds ?? (quick ? 1 : 3)),
+  duration: Number(o.duration ?? (quick ? 2 : 8)),
+  rateDuration: Number(o['rate-duration'] ?? (quick ? 2 : 5)),
+  warmup: Number(o.warmup ?? (quick ? 1 : 2)),
+  connections: Number(o.connections),
+  h2Clients: Number(o['h2-clients']),
+  h2Streams: Number(o['h2-streams']),
+  rate: Number(o.rate),
+  rateClients: Number(o['rate-clients']),
+  proxyCore: Number(o['proxy-core']),
+  loadCore: Number(o['load-core']),
+};
+const targetNames = (o.targets ?? DEFAULT_TARGETS.join(',')).split(',').filter(Boolean);
+for (const t of targetNames) if (!TARGETS[t]) { console.error(`unknown target ${t}`); process.exit(2); }
+const SCENARIOS = ['h1', 'h2c', 'rate-h1', 'rate-h2c'];
+const scenarios = (o.scenarios ?? SCENARIOS.join(',')).split(',').filter(Boolean);
+for (const s of scenarios) if (!SCENARIOS.includes(s)) { console.error(`unknown scenario ${s}`); process.exit(2); }
+
+const dir = mkdtempSync(join(tmpdir(), 'pilotfish-bench-'));
+const outDir = o.out ?? join(REPO, 'bench', 'results');
+const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
+
+let cleaning = false;
+async function cleanup() {
+  if (cleaning) return;
+  cleaning = true;
+  await stopAll();
+  if (!o['keep-temp']) rmSync(dir, { recursive: true, force: true });
+  else log(`configs and logs kept in ${dir}`);
+}
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => cleanup().then(() => process.exit(130)));
+
+function versions() {
+  const v = (cmd, args, re) => {
+    try {
+      const r = execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+      return (r.match(re) ?? [r.split('\n')[0]])[0].trim();
+    } catch (e) {
+      return (String(e.stderr ?? '').match(re) ?? ['?'])[0];
+    }
+  };
+  const pkg = (n) => { try { return JSON.parse(readFileSync(join(REPO, 'node_modules', n, 'package.json'), 'utf8')).version; } catch { return '?'; } };
+  return {
+    node: process.version,
+    nginx: v('nginx', ['-v'], /nginx\/[\d.]+/),
+    haproxy: v('haproxy', ['-v'], /HAProxy version [\S]+/),
+    wrk: v('wrk', ['-v'], /wrk [\S]+/),
+    h2load: v('h2load', ['--version'], /nghttp2\/[\d.]+/),
+    undici: pkg('undici'), 'http-proxy': pkg('http-proxy'), fastify: pkg('fastify'), '@fastify/http-proxy': pkg('@fastify/http-proxy'),
+  };
+}
+
+/** Measure one scenario against one started target. */
+async function measure(scenario, t, origin, { seconds = null } = {}) {
+  const core = C.loadCore;
+  const cpu0 = t.pid ? cpuSeconds(t.pid) : 0;
+  const ocpu0 = cpuSeconds(origin.pid);
+  const w0 = process.hrtime.bigint();
+  let r;
+  if (scenario === 'h1') r = await wrk({ url: t.h1Url, connections: C.connections, seconds: seconds ?? C.duration, core });
+  else if (scenario === 'h2c') r = await h2loadThroughput({ url: t.h2Url, clients: C.h2Clients, streams: C.h2Streams, seconds: seconds ?? C.duration, core });
+  else r = await h2loadRate({
+    url: scenario === 'rate-h1' ? t.h1Url : t.h2Url, h1: scenario === 'rate-h1', rate: C.rate, clients: C.rateClients,
+    seconds: seconds ?? C.rateDuration, core, logFile: join(dir, 'h2load.log'),
+  });
+  const wall = Number(process.hrtime.bigint() - w0) / 1e9;
+  const cpu = t.pid ? cpuSeconds(t.pid) - cpu0 : null;
+  const ocpu = cpuSeconds(origin.pid) - ocpu0;
+  return {
+    ...r,
+    wallSeconds: wall,
+    proxyCpuSeconds: cpu,
+    cpuUsPerReq: cpu !== null && r.requests ? (cpu * 1e6) / r.requests : null,
+    proxyCoreBusy: cpu !== null ? cpu / wall : null,
+    originUsPerReq: r.requests ? (ocpu * 1e6) / r.requests : null,
+  };
+}
+
+const applicable = (scenario, name) => !scenario.endsWith('h2c') || TARGETS[name].h2c;
+
+async function startTarget(name, origin, extra = {}) {
+  return TARGETS[name].start({
+    dir, core: C.proxyCore, origin, name,
+    nodeArgs: name.startsWith('pilotfish') ? o['node-arg'] : [], ...extra,
+  });
+}
+
+async function compare() {
+  const started = new Date();
+  log(`temp dir ${dir}; targets ${targetNames.join(', ')}; scenarios ${scenarios.join(', ')}; ${C.rounds} round(s)`);
+  const origin = await startOrigin({ dir, core: C.loadCore });
+  log(`origin nginx pid ${origin.pid} on core ${C.loadCore}: ${origin.h1Url} (h1), ${origin.h2Url} (h2c)`);
+
+  const live = {}, skipped = {}, idle = {};
+  for (const name of targetNames) {
+    try {
+      live[name] = await startTarget(name, origin);
+      if (live[name].pid) idle[name] = memory(live[name].pid);
+      log(`${name} ready${live[name].pid ? ` (pid ${live[name].pid}, idle RSS ${idle[name].rssMB.toFixed(1)} MB)` : ''}`);
+    } catch (e) {
+      skipped[name] = String(e.message ?? e);
+      log(`${name} SKIPPED: ${skipped[name]}`);
+    }
+  }
+  const names = targetNames.filter((n) => live[n]);
+
+  if (C.warmup > 0) {
+    for (const name of names) {
+      for (const s of ['h1', 'h2c']) {
+        if (!scenarios.some((x) => x.endsWith(s)) || !applicable(s, name)) continue;
+        try { await measure(s, live[name], origin, { seconds: C.warmup }); } catch (e) { log(`warm-up ${name} ${s}: ${e.message}`); }
+      }
+    }
+    log('warm-up done');
+  }
+
+  const runs = []; // { round, scenario, target, ...metrics | error }
+  for (let round = 1; round <= C.rounds; round++) {
+    for (const scenario of scenarios) {
+      for (const name of names) {
+        if (!applicable(scenario, name)) continue;
+        const t = live[name];
+        if (t.proc && !t.proc.running) { runs.push({ round, scenario, target: name, error: 'process died' }); continue; }
+        try {
+          const m = await measure(scenario, t, origin);
+          runs.push({ round, scenario, target: name, ...m });
+          const lat = m.p50 != null ? ` p50 ${m.p50.toFixed(3)} ms p99 ${m.p99.toFixed(3)} ms` : '';
+          const cpu = m.cpuUsPerReq != null ? ` ${m.cpuUsPerReq.toFixed(1)} µs/req (core ${(m.proxyCoreBusy * 100).toFixed(0)}%)` : '';
+          log(`round ${round} ${scenario.padEnd(8)} ${name.padEnd(16)} ${m.rps.toFixed(0).padStart(7)} req/s${cpu}${lat}${m.errors ? ` ERRORS ${m.errors}` : ''}`);
+        } catch (e) {
+          runs.push({ round, scenario, target: name, error: String(e.message ?? e) });
+          log(`round ${round} ${scenario} ${name} FAILED: ${e.message}`);
+        }
+      }
+    }
+  }
+
+  const mem = {};
+  for (const name of names) if (live[name].pid) mem[name] = { idleRssMB: idle[name].rssMB, ...memory(live[name].pid) };
+
+  const summary = {};
+  for (const scenario of scenarios) {
+    summary[scenario] = {};
+    for (const name of names) {
+      const rs = runs.filter((r) => r.scenario === scenario && r.target === name && !r.error);
+      if (!rs.length) continue;
+      const med = (k) => median(rs.map((r) => r[k]));
+      summary[scenario][name] = {
+        rounds: rs.length, rps: med('rps'), cpuUsPerReq: med('cpuUsPerReq'), proxyCoreBusy: med('proxyCoreBusy'),
+        p50: med('p50'), p99: med('p99'), originUsPerReq: med('originUsPerReq'),
+        errors: rs.reduce((a, r) => a + (r.errors ?? 0), 0),
+        requests: rs.reduce((a, r) => a + (r.requests ?? 0), 0),
+      };
+    }
+  }
+
+  const result = {
+    benchmark: 'http', started: started.toISOString(), finished: new Date().toISOString(),
+    conditions: {
+      ...C, quick, targets: names, scenarios, cpu: cpus()[0]?.model, cores: cpus().length,
+      memGiB: Math.round(totalmem() / 2 ** 30), versions: versions(), bodyBytes: 64,
+      origin: 'nginx, 1 worker, `return 200` with a fixed 64-byte body, on the load core',
+      describe: Object.fromEntries(names.map((n) => [n, TARGETS[n].describe])),
+    },
+    skipped, runs, summary, memory: mem,
+  };
+  mkdirSync(outDir, { recursive: true });
+  const file = join(outDir, `http-${started.toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify(result, null, 2));
+  process.stdout.write(renderReport(result));
+  process.stdout.write(`\nJSON: ${file}\n`);
+}
+
+async function profile() {
+  const name = o['profile-target'];
+  if (!TARGETS[name] || ['direct', 'nginx', 'haproxy'].includes(name)) throw new Error(`--profile-target must be a Node target`);
+  const origin = await startOrigin({ dir, core: C.loadCore });
+  const profDir = join(outDir, 'profiles', `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  const out = [];
+  for (const scenario of ['h1', 'h2c'].filter((s) => applicable(s, name) && (!o.scenarios || scenarios.includes(s)))) {
+    const d = join(profDir, scenario);
+    mkdirSync(d, { recursive: true });
+    // --cpu-prof writes at a normal exit; the preload turns SIGTERM into process.exit().
+    const nodeArgs = ['--cpu-prof', `--cpu-prof-dir=${d}`, '--import', join(REPO, 'bench/http/lib/exit-on-sigterm.mjs')];
+    const extra = name.startsWith('pilotfish') ? { nodeArgs: [...nodeArgs, ...o['node-arg']] } : { nodeArgs };
+    const t = await startTarget(name, origin, extra);
+    if (C.warmup) await measure(scenario, t, origin, { seconds: C.warmup });
+    const m = await measure(scenario, t, origin);
+    log(`${name} ${scenario} under --cpu-prof: ${m.rps.toFixed(0)} req/s, ${m.cpuUsPerReq.toFixed(1)} µs/req (profiler overhead included)`);
+    await t.proc.stop(15000);
+    const f = readdirSync(d).find((x) => x.endsWith('.cpuprofile'));
+    if (!f) { out.push(`## ${name} ${scenario}: no .cpuprofile written (did the process exit cleanly?)\n`); continue; }
+    const s = summarizeProfile(JSON.parse(readFileSync(join(d, f), 'utf8')), REPO);
+    out.push(renderProfile(`${name} — ${scenario} (${m.rps.toFixed(0)} req/s under the profiler)`, s, join(d, f)));
+  }
+  process.stdout.write(out.join('\n'));
+}
+
+try {
+  if (o.profile) await profile();
+  else await compare();
+} catch (e) {
+  log(`fatal: ${e.stack ?? e}`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}

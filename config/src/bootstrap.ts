@@ -1,0 +1,184 @@
+import type { Bootstrap, Cluster, DynamicResources, Listener, NodeInfo, RouteConfiguration, TypedExtension } from './model.js';
+import { decodeAddress } from './address.js';
+import { decodeCluster } from './cluster.js';
+import { decodeListener } from './listener.js';
+import { ObjectReader } from './reader.js';
+import { decodeConfigSource } from './source.js';
+import { decodeAny, decodeTypedExtension } from './typed.js';
+import type { Diagnostics } from './validation.js';
+
+export function decodeBootstrap(json: unknown, diag: Diagnostics): Bootstrap | undefined {
+  const r = ObjectReader.of(json, '', diag);
+  if (!r) return undefined;
+  const before = diag.errors.length;
+  const node = decodeNode(r.object('node'));
+
+  let admin: Bootstrap['admin'];
+  const ar = r.object('admin');
+  if (ar) {
+    const addr = ar.object('address');
+    if (!addr) diag.error(ar.child('address'), 'is required');
+    const address = addr ? decodeAddress(addr, false) : undefined;
+    ar.accept('access_log', 'access_log_path', 'profile_path', 'socket_options', 'ignore_global_conn_limit');
+    ar.finish();
+    if (address) admin = { address };
+  }
+
+  const listeners: Listener[] = [];
+  const clusters: Cluster[] = [];
+  const secrets: TypedExtension[] = [];
+  const sr = r.object('static_resources');
+  if (sr) {
+    for (const { value, path } of sr.array('listeners')) {
+      const l = decodeListener(value, diag, path);
+      if (l) listeners.push(l);
+    }
+    for (const { value, path } of sr.array('clusters')) {
+      const c = decodeCluster(value, diag, path);
+      if (c) clusters.push(c);
+    }
+    for (const { value, path } of sr.array('secrets')) {
+      // Secrets are decoded by certs/; here they are kept whole, under their name.
+      const o = ObjectReader.of(value, path, diag);
+      const name = o?.requiredString('name');
+      if (o && name) secrets.push({ name, typeUrl: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret', config: o.raw as Record<string, unknown> });
+    }
+    sr.finish();
+    checkUnique(listeners.map((l) => l.name), 'static_resources.listeners', 'listener', diag);
+    checkUnique(clusters.map((c) => c.name), 'static_resources.clusters', 'cluster', diag);
+    checkUniqueAddresses(listeners, diag);
+  }
+
+  let dynamicResources: DynamicResources | undefined;
+  const dr = r.object('dynamic_resources');
+  if (dr) dynamicResources = decodeDynamicResources(dr, clusters);
+
+  const bootstrapExtensions: TypedExtension[] = [];
+  for (const e of r.objects('bootstrap_extensions')) {
+    const ext = decodeTypedExtension(e, true);
+    if (ext) bootstrapExtensions.push(ext);
+  }
+  r.accept('stats_config', 'stats_flush_interval', 'layered_runtime', 'cluster_manager', 'watchdogs', 'watchdog');
+  r.finish();
+
+  if (!dynamicResources?.cdsConfig) checkRouteClusters(listeners, clusters, diag);
+  if (diag.errors.length > before) return undefined;
+  return {
+    node, staticResources: { listeners, clusters, secrets }, bootstrapExtensions,
+    ...(admin ? { admin } : {}),
+    ...(dynamicResources ? { dynamicResources } : {}),
+  };
+}
+
+function decodeNode(r: ObjectReader | undefined): NodeInfo {
+  if (!r) return { id: '', cluster: '', metadata: {} };
+  const id = r.string('id', '');
+  const cluster = r.string('cluster', '');
+  const metadata = (r.get('metadata') ?? {}) as Record<string, unknown>;
+  const loc = r.object('locality');
+  const locality = loc ? { region: loc.string('region', ''), zone: loc.string('zone', ''), subZone: loc.string('sub_zone', '') } : undefined;
+  loc?.finish();
+  r.accept('user_agent_name', 'user_agent_version', 'user_agent_build_version', 'extensions', 'client_features');
+  r.finish();
+  return { id, cluster, metadata, ...(locality ? { locality } : {}) };
+}
+
+function decodeDynamicResources(r: ObjectReader, staticClusters: readonly Cluster[]): DynamicResources {
+  let adsConfig: DynamicResources['adsConfig'];
+  const ads = r.object('ads_config');
+  if (ads) {
+    const apiType = ads.enumOf('api_type', ['DEPRECATED_AND_UNAVAILABLE_DO_NOT_USE', 'REST', 'GRPC', 'DELTA_GRPC', 'AGGREGATED_GRPC', 'AGGREGATED_DELTA_GRPC'] as const, 'GRPC');
+    let api: 'GRPC' | 'DELTA_GRPC' = 'GRPC';
+    if (apiType === 'DELTA_GRPC' || apiType === 'AGGREGATED_DELTA_GRPC') api = 'DELTA_GRPC';
+    else if (apiType !== 'GRPC' && apiType !== 'AGGREGATED_GRPC') ads.diag.error(ads.child('api_type'), `${apiType} is not supported; use GRPC or DELTA_GRPC`);
+    const tav = ads.enumOf('transport_api_version', ['AUTO', 'V2', 'V3'] as const, 'V3');
+    if (tav === 'V2') ads.diag.error(ads.child('transport_api_version'), 'only V3 is supported');
+    const grpcServices: { clusterName: string; timeout?: number }[] = [];
+    for (const g of ads.objects('grpc_services')) {
+      const eg = g.object('envoy_grpc');
+      if (!eg) {
+        if (g.has('google_grpc')) {
+          g.accept('google_grpc');
+          g.diag.error(g.child('google_grpc'), 'use envoy_grpc with a static cluster');
+        } else g.diag.error(g.child('envoy_grpc'), 'is required');
+      }
+      const clusterName = eg?.requiredString('cluster_name');
+      eg?.accept('authority', 'retry_policy');
+      eg?.finish();
+      const timeout = g.duration('timeout');
+      g.accept('initial_metadata', 'retry_policy');
+      g.finish();
+      if (clusterName) {
+        if (!staticClusters.some((c) => c.name === clusterName)) {
+          g.diag.error(`${eg?.path}.cluster_name`, `"${clusterName}" is not a static cluster; the xDS server must be reachable without xDS`);
+        }
+        grpcServices.push({ clusterName, ...(timeout !== undefined ? { timeout } : {}) });
+      }
+    }
+    if (grpcServices.length === 0) ads.diag.error(ads.child('grpc_services'), 'at least one grpc service is required');
+    const setNodeOnFirstMessageOnly = ads.bool('set_node_on_first_message_only', false);
+    ads.accept('rate_limit_settings', 'refresh_delay', 'request_timeout', 'config_validators');
+    ads.finish();
+    adsConfig = { apiType: api, transportApiVersion: 'V3', grpcServices, setNodeOnFirstMessageOnly };
+  }
+  const lds = r.object('lds_config');
+  const cds = r.object('cds_config');
+  const ldsConfig = lds ? decodeConfigSource(lds) : undefined;
+  const cdsConfig = cds ? decodeConfigSource(cds) : undefined;
+  if ((ldsConfig || cdsConfig) && !adsConfig) r.diag.error(r.child('ads_config'), 'lds_config/cds_config use ADS, so ads_config is required');
+  r.accept('lds_resources_locator', 'cds_resources_locator');
+  r.finish();
+  return { ...(adsConfig ? { adsConfig } : {}), ...(ldsConfig ? { ldsConfig } : {}), ...(cdsConfig ? { cdsConfig } : {}) };
+}
+
+function checkUnique(names: readonly string[], path: string, what: string, diag: Diagnostics): void {
+  const seen = new Set<string>();
+  names.forEach((n, i) => {
+    if (seen.has(n)) diag.error(`${path}[${i}].name`, `duplicate ${what} name "${n}"`);
+    seen.add(n);
+  });
+}
+
+function checkUniqueAddresses(listeners: readonly Listener[], diag: Diagnostics): void {
+  const seen = new Map<string, string>();
+  listeners.forEach((l, i) => {
+    if (l.address.port === 0) return;
+    const key = `${l.address.address}:${l.address.port}`;
+    const prev = seen.get(key);
+    if (prev !== undefined) diag.error(`static_resources.listeners[${i}].address`, `${key} is already used by listener "${prev}"`);
+    seen.set(key, l.name);
+  });
+}
+
+/** Like Envoy's validate_clusters (default on for static route tables): a route to an unknown cluster is a config error. */
+function checkRouteClusters(listeners: readonly Listener[], clusters: readonly Cluster[], diag: Diagnostics): void {
+  const known = new Set(clusters.map((c) => c.name));
+  listeners.forEach((l, li) => {
+    l.filterChains.forEach((fc, fi) => {
+      const base = `static_resources.listeners[${li}].filter_chains[${fi}]`;
+      const net = fc.network;
+      if (net.kind === 'tcp') {
+        const names = net.cluster.kind === 'cluster' ? [net.cluster.name] : net.cluster.kind === 'weighted' ? net.cluster.clusters.map((c) => c.name) : [];
+        for (const n of names) if (!known.has(n)) diag.error(`${base}.filters[0].typed_config.cluster`, `unknown cluster "${n}"`);
+        return;
+      }
+      if (net.routeSource.kind !== 'inline') return;
+      checkRouteTable(net.routeSource.config, known, `${base}.filters[0].typed_config.route_config`, diag);
+    });
+  });
+}
+
+function checkRouteTable(rc: RouteConfiguration, known: ReadonlySet<string>, path: string, diag: Diagnostics): void {
+  rc.virtualHosts.forEach((vh, vi) => {
+    vh.routes.forEach((route, ri) => {
+      if (route.action.kind !== 'route') return;
+      const spec = route.action.cluster;
+      const names = spec.kind === 'cluster' ? [spec.name] : spec.kind === 'weighted' ? spec.clusters.map((c) => c.name) : [];
+      for (const n of names) {
+        if (!known.has(n)) diag.error(`${path}.virtual_hosts[${vi}].routes[${ri}].route`, `unknown cluster "${n}"`);
+      }
+    });
+  });
+}
+
+export { decodeAny };

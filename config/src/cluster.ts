@@ -1,0 +1,377 @@
+import type {
+  CircuitBreakerThresholds, Cluster, ClusterLoadAssignment, HealthCheck, LbEndpoint, LocalityLbEndpoints,
+  OutlierDetection,
+} from './model.js';
+import { decodeAddress } from './address.js';
+import { ObjectReader } from './reader.js';
+import { decodeAny, decodeTypedExtension, TYPE_PREFIX } from './typed.js';
+import type { Diagnostics } from './validation.js';
+
+// Enum value lists indexed by their proto number ("_n" marks numbers Envoy retired).
+const DISCOVERY_TYPES = ['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'EDS', 'ORIGINAL_DST'] as const;
+const LB_POLICIES = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RING_HASH', 'RANDOM', '_4', 'MAGLEV', 'CLUSTER_PROVIDED', 'LOAD_BALANCING_POLICY_CONFIG'] as const;
+const DNS_FAMILIES = ['AUTO', 'V4_ONLY', 'V6_ONLY', 'V4_PREFERRED', 'ALL'] as const;
+const HEALTH = ['UNKNOWN', 'HEALTHY', 'UNHEALTHY', 'DRAINING', 'TIMEOUT', 'DEGRADED'] as const;
+const HTTP_PROTOCOL_OPTIONS = TYPE_PREFIX + 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+
+export function decodeCluster(json: unknown, diag: Diagnostics, path: string): Cluster | undefined {
+  const r = ObjectReader.of(json, path, diag);
+  if (!r) return undefined;
+  const before = diag.errors.length;
+  const name = r.requiredString('name') ?? '';
+  if (r.has('cluster_type')) {
+    r.accept('cluster_type');
+    diag.error(r.child('cluster_type'), 'custom cluster types are not supported by pilotfish');
+  }
+  const rawType = r.enumOf('type', DISCOVERY_TYPES, 'STATIC');
+  if (rawType === 'ORIGINAL_DST') diag.error(r.child('type'), 'ORIGINAL_DST is not supported by pilotfish');
+  const type = rawType === 'ORIGINAL_DST' ? 'STATIC' : rawType;
+  const lbPolicyRaw = r.enumOf('lb_policy', LB_POLICIES, 'ROUND_ROBIN');
+  if (lbPolicyRaw === '_4' || lbPolicyRaw === 'CLUSTER_PROVIDED' || lbPolicyRaw === 'LOAD_BALANCING_POLICY_CONFIG') {
+    diag.error(r.child('lb_policy'), `${lbPolicyRaw} is not supported by pilotfish; use ROUND_ROBIN, LEAST_REQUEST, RING_HASH, MAGLEV or RANDOM`);
+  }
+  const lbPolicy = (['ROUND_ROBIN', 'LEAST_REQUEST', 'RING_HASH', 'RANDOM', 'MAGLEV'] as const).find((p) => p === lbPolicyRaw) ?? 'ROUND_ROBIN';
+  const connectTimeout = r.duration('connect_timeout', 5000);
+  if (connectTimeout <= 0) diag.error(r.child('connect_timeout'), 'must be greater than 0');
+
+  let edsServiceName: string | undefined;
+  const eds = r.object('eds_cluster_config');
+  if (eds) {
+    const sn = eds.string('service_name');
+    if (sn) edsServiceName = sn;
+    eds.accept('eds_config');
+    eds.finish();
+  }
+  if (type === 'EDS' && !eds) diag.error(r.child('eds_cluster_config'), 'is required for an EDS cluster');
+
+  const la = r.object('load_assignment');
+  const loadAssignment = la ? decodeLoadAssignmentReader(la, type === 'STRICT_DNS' || type === 'LOGICAL_DNS') : undefined;
+  if ((type === 'STATIC' || type === 'STRICT_DNS' || type === 'LOGICAL_DNS') && !la) {
+    diag.error(r.child('load_assignment'), `is required for a ${type} cluster`);
+  }
+  if (type === 'LOGICAL_DNS' && loadAssignment) {
+    const n = loadAssignment.endpoints.reduce((a, l) => a + l.lbEndpoints.length, 0);
+    if (n !== 1) diag.error(r.child('load_assignment'), `a LOGICAL_DNS cluster takes exactly one endpoint, got ${n}`);
+  }
+
+  const dnsRefreshRate = r.duration('dns_refresh_rate', 5000);
+  const dnsLookupFamily = r.enumOf('dns_lookup_family', DNS_FAMILIES, 'AUTO');
+  r.accept('respect_dns_ttl', 'dns_resolvers', 'use_tcp_for_dns_lookups', 'alt_stat_name');
+
+  // Upstream protocol: the v3 way (typed_extension_protocol_options) or the deprecated field.
+  let upstreamProtocol: Cluster['upstreamProtocol'] = 'HTTP1';
+  let http2MaxConcurrentStreams = 2147483647;
+  let maxRequestsPerConnection = r.optionalInt('max_requests_per_connection', 1);
+  const h2 = r.object('http2_protocol_options');
+  if (h2) {
+    upstreamProtocol = 'HTTP2';
+    http2MaxConcurrentStreams = h2.int('max_concurrent_streams', http2MaxConcurrentStreams, 1, 2147483647);
+    h2.accept('initial_stream_window_size', 'initial_connection_window_size', 'connection_keepalive');
+    h2.finish();
+  }
+  r.accept('http_protocol_options');
+  const tepo = r.object('typed_extension_protocol_options');
+  if (tepo) {
+    for (const key of Object.keys(tepo.raw)) {
+      const v = tepo.get(key);
+      const any = decodeAny(v, diag, tepo.child(key));
+      if (!any) continue;
+      if (any.typeUrl !== HTTP_PROTOCOL_OPTIONS) {
+        diag.warn(tepo.child(key), `protocol options of type ${any.typeUrl} are not supported by pilotfish; ignored`);
+        continue;
+      }
+      const o = ObjectReader.of(any.config, tepo.child(key), diag);
+      if (!o) continue;
+      const which = o.oneof(['explicit_http_config', 'use_downstream_protocol_config', 'auto_config'], false);
+      if (which === 'explicit_http_config') {
+        const e = o.object('explicit_http_config');
+        if (e?.has('http2_protocol_options')) {
+          upstreamProtocol = 'HTTP2';
+          const h = e.object('http2_protocol_options');
+          if (h) {
+            http2MaxConcurrentStreams = h.int('max_concurrent_streams', http2MaxConcurrentStreams, 1, 2147483647);
+            h.accept('initial_stream_window_size', 'initial_connection_window_size', 'connection_keepalive');
+            h.finish();
+          }
+        } else if (e?.has('http3_protocol_options')) {
+          e.accept('http3_protocol_options');
+          diag.error(`${e.path}.http3_protocol_options`, 'HTTP/3 upstreams are not supported by pilotfish');
+        }
+        e?.accept('http_protocol_options');
+        e?.finish();
+      } else if (which === 'use_downstream_protocol_config') {
+        o.accept('use_downstream_protocol_config');
+        upstreamProtocol = 'USE_DOWNSTREAM';
+      } else if (which === 'auto_config') {
+        o.accept('auto_config');
+        diag.warn(o.child('auto_config'), 'ALPN auto-selection is not supported; using HTTP/1.1');
+      }
+      const common = o.object('common_http_protocol_options');
+      if (common) {
+        maxRequestsPerConnection = common.optionalInt('max_requests_per_connection', 1) ?? maxRequestsPerConnection;
+        common.accept('idle_timeout');
+        common.finish();
+      }
+      o.finish();
+    }
+    tepo.finish();
+  }
+
+  const rh = r.object('ring_hash_lb_config');
+  const ringHash = { minimumRingSize: 1024, maximumRingSize: 8 * 1024 * 1024 };
+  if (rh) {
+    ringHash.minimumRingSize = rh.int('minimum_ring_size', 1024, 1, 8 * 1024 * 1024);
+    ringHash.maximumRingSize = rh.int('maximum_ring_size', 8 * 1024 * 1024, 1, 8 * 1024 * 1024);
+    if (ringHash.maximumRingSize < ringHash.minimumRingSize) diag.error(rh.child('maximum_ring_size'), 'must not be less than minimum_ring_size');
+    rh.accept('hash_function');
+    rh.finish();
+  }
+  const mg = r.object('maglev_lb_config');
+  const maglev = { tableSize: 65537 };
+  if (mg) {
+    maglev.tableSize = mg.int('table_size', 65537, 1, 5000011);
+    if (!isPrime(maglev.tableSize)) diag.error(mg.child('table_size'), `must be a prime number, got ${maglev.tableSize}`);
+    mg.finish();
+  }
+  const lr = r.object('least_request_lb_config');
+  const leastRequest = { choiceCount: 2 };
+  if (lr) {
+    leastRequest.choiceCount = lr.int('choice_count', 2, 2, 100);
+    lr.accept('active_request_bias');
+    lr.finish();
+  }
+  let healthyPanicThreshold = 50;
+  let localityWeightedLb = false;
+  const clc = r.object('common_lb_config');
+  if (clc) {
+    const hpt = clc.object('healthy_panic_threshold');
+    if (hpt) {
+      healthyPanicThreshold = hpt.number('value', 50, 0, 100);
+      hpt.finish();
+    }
+    if (clc.has('locality_weighted_lb_config')) {
+      clc.accept('locality_weighted_lb_config');
+      localityWeightedLb = true;
+    }
+    clc.accept('zone_aware_lb_config', 'update_merge_window', 'ignore_new_hosts_until_first_hc');
+    clc.finish();
+  }
+
+  const circuitBreakers = decodeCircuitBreakers(r);
+  const healthChecks = r.objects('health_checks').map(decodeHealthCheck).filter((h): h is HealthCheck => h !== undefined);
+  const od = r.object('outlier_detection');
+  const outlierDetection = od ? decodeOutlierDetection(od) : undefined;
+  const ts = r.object('transport_socket');
+  const transportSocket = ts ? decodeTypedExtension(ts, true) : undefined;
+  const perConnectionBufferLimitBytes = r.int('per_connection_buffer_limit_bytes', 1024 * 1024, 1, 0xffffffff);
+  r.accept('upstream_connection_options', 'metadata', 'close_connections_on_host_health_failure', 'ignore_health_on_host_removal');
+  r.finish();
+  if (diag.errors.length > before) return undefined;
+  return {
+    name, type, lbPolicy, connectTimeout, dnsRefreshRate, dnsLookupFamily, upstreamProtocol, http2MaxConcurrentStreams,
+    ringHash, maglev, leastRequest, healthyPanicThreshold, localityWeightedLb, circuitBreakers, healthChecks,
+    perConnectionBufferLimitBytes,
+    ...(loadAssignment ? { loadAssignment } : {}),
+    ...(edsServiceName !== undefined ? { edsServiceName } : {}),
+    ...(outlierDetection ? { outlierDetection } : {}),
+    ...(transportSocket ? { transportSocket } : {}),
+    ...(maxRequestsPerConnection !== undefined ? { maxRequestsPerConnection } : {}),
+  };
+}
+
+function isPrime(n: number): boolean {
+  if (n < 2) return false;
+  for (let i = 2; i * i <= n; i++) if (n % i === 0) return false;
+  return true;
+}
+
+function decodeCircuitBreakers(r: ObjectReader): CircuitBreakerThresholds[] {
+  const cb = r.object('circuit_breakers');
+  const out: CircuitBreakerThresholds[] = [];
+  if (cb) {
+    for (const t of cb.objects('thresholds')) {
+      const priority = t.enumOf('priority', ['DEFAULT', 'HIGH'] as const, 'DEFAULT');
+      if (out.some((o) => o.priority === priority)) t.diag.error(t.child('priority'), `thresholds for ${priority} given twice`);
+      let retryBudget: CircuitBreakerThresholds['retryBudget'];
+      const rb = t.object('retry_budget');
+      if (rb) {
+        const bp = rb.object('budget_percent');
+        const budgetPercent = bp ? bp.number('value', 20, 0, 100) : 20;
+        bp?.finish();
+        const minRetryConcurrency = rb.int('min_retry_concurrency', 3);
+        rb.finish();
+        retryBudget = { budgetPercent, minRetryConcurrency };
+      }
+      out.push({
+        priority,
+        maxConnections: t.int('max_connections', 1024),
+        maxPendingRequests: t.int('max_pending_requests', 1024),
+        maxRequests: t.int('max_requests', 1024),
+        maxRetries: t.int('max_retries', 3),
+        ...(retryBudget ? { retryBudget } : {}),
+      });
+      t.accept('track_remaining', 'max_connection_pools');
+      t.finish();
+    }
+    cb.accept('per_host_thresholds');
+    cb.finish();
+  }
+  for (const priority of ['DEFAULT', 'HIGH'] as const) {
+    if (!out.some((o) => o.priority === priority)) {
+      out.push({ priority, maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 });
+    }
+  }
+  return out;
+}
+
+function decodeHealthCheck(r: ObjectReader): HealthCheck | undefined {
+  const before = r.diag.errors.length;
+  const timeout = r.duration('timeout');
+  const interval = r.duration('interval');
+  if (timeout === undefined) r.diag.error(r.child('timeout'), 'is required');
+  if (interval === undefined) r.diag.error(r.child('interval'), 'is required');
+  const unhealthyThreshold = r.int('unhealthy_threshold', 0, 1);
+  const healthyThreshold = r.int('healthy_threshold', 0, 1);
+  if (!r.has('unhealthy_threshold')) r.diag.error(r.child('unhealthy_threshold'), 'is required');
+  if (!r.has('healthy_threshold')) r.diag.error(r.child('healthy_threshold'), 'is required');
+  const intervalJitter = r.duration('interval_jitter', 0);
+  const noTrafficInterval = r.duration('no_traffic_interval', 60_000);
+  const which = r.oneof(['http_health_check', 'tcp_health_check', 'grpc_health_check', 'custom_health_check'], true, 'a health checker,');
+  let kind: HealthCheck['kind'] | undefined;
+  if (which === 'http_health_check') {
+    const h = r.object('http_health_check');
+    if (h) {
+      const path = h.requiredString('path') ?? '/';
+      const host = h.string('host');
+      const expectedStatuses: [number, number][] = [];
+      for (const s of h.objects('expected_statuses')) {
+        const start = s.int('start', 200, 100, 600);
+        const end = s.int('end', 201, 100, 600);
+        if (end <= start) s.diag.error(s.child('end'), 'must be greater than start');
+        s.finish();
+        expectedStatuses.push([start, end]);
+      }
+      if (expectedStatuses.length === 0) expectedStatuses.push([200, 201]);
+      h.accept('codec_client_type', 'request_headers_to_add', 'request_headers_to_remove', 'retriable_statuses', 'service_name_matcher');
+      h.finish();
+      kind = { type: 'http', path, expectedStatuses, ...(host !== undefined ? { host } : {}) };
+    }
+  } else if (which === 'tcp_health_check') {
+    const t = r.object('tcp_health_check');
+    if (t && (t.has('send') || t.has('receive'))) {
+      t.accept('send', 'receive');
+      t.diag.warn(t.path, 'send/receive payloads are not supported; a TCP connect is the check');
+    }
+    t?.finish();
+    kind = { type: 'tcp' };
+  } else if (which !== undefined) {
+    r.accept(which);
+    r.diag.error(r.child(which), 'not supported by pilotfish; use http_health_check or tcp_health_check');
+  }
+  r.accept('event_log_path', 'always_log_health_check_failures', 'reuse_connection', 'initial_jitter', 'interval_jitter_percent');
+  r.finish();
+  if (!kind || timeout === undefined || interval === undefined || r.diag.errors.length > before) return undefined;
+  return { timeout, interval, intervalJitter, unhealthyThreshold, healthyThreshold, noTrafficInterval, kind };
+}
+
+function decodeOutlierDetection(r: ObjectReader): OutlierDetection {
+  const pct = (name: string, def: number) => r.int(name, def, 0, 100);
+  const od: OutlierDetection = {
+    consecutive5xx: r.int('consecutive_5xx', 5),
+    consecutiveGatewayFailure: r.int('consecutive_gateway_failure', 5),
+    interval: r.duration('interval', 10_000),
+    baseEjectionTime: r.duration('base_ejection_time', 30_000),
+    maxEjectionTime: r.duration('max_ejection_time', 300_000),
+    maxEjectionPercent: pct('max_ejection_percent', 10),
+    enforcingConsecutive5xx: pct('enforcing_consecutive_5xx', 100),
+    enforcingConsecutiveGatewayFailure: pct('enforcing_consecutive_gateway_failure', 0),
+    enforcingSuccessRate: pct('enforcing_success_rate', 100),
+    successRateMinimumHosts: r.int('success_rate_minimum_hosts', 5),
+    successRateRequestVolume: r.int('success_rate_request_volume', 100),
+    successRateStdevFactor: r.int('success_rate_stdev_factor', 1900),
+  };
+  r.accept('split_external_local_origin_errors', 'max_ejection_time_jitter');
+  r.finish();
+  return od;
+}
+
+export function decodeClusterLoadAssignment(json: unknown, diag: Diagnostics, path: string): ClusterLoadAssignment | undefined {
+  const r = ObjectReader.of(json, path, diag);
+  if (!r) return undefined;
+  const before = diag.errors.length;
+  const cla = decodeLoadAssignmentReader(r, false);
+  return diag.errors.length > before ? undefined : cla;
+}
+
+function decodeLoadAssignmentReader(r: ObjectReader, allowHostnames: boolean): ClusterLoadAssignment {
+  const clusterName = r.string('cluster_name', '');
+  const endpoints: LocalityLbEndpoints[] = [];
+  for (const l of r.objects('endpoints')) {
+    const loc = l.object('locality');
+    const locality = { region: loc?.string('region', '') ?? '', zone: loc?.string('zone', '') ?? '', subZone: loc?.string('sub_zone', '') ?? '' };
+    loc?.finish();
+    const priority = l.int('priority', 0, 0, 128);
+    const lw = l.optionalInt('load_balancing_weight', 1);
+    let ledsCollectionName: string | undefined;
+    const leds = l.object('leds_cluster_locality_config');
+    if (leds) {
+      ledsCollectionName = leds.requiredString('leds_collection_name');
+      leds.accept('leds_config');
+      leds.finish();
+    }
+    const lbEndpoints: LbEndpoint[] = [];
+    for (const e of l.objects('lb_endpoints')) {
+      const ep = decodeLbEndpoint(e, allowHostnames);
+      if (ep) lbEndpoints.push(ep);
+    }
+    l.accept('proximity', 'metadata');
+    l.finish();
+    endpoints.push({
+      locality, lbEndpoints, priority,
+      ...(lw !== undefined ? { loadBalancingWeight: lw } : {}),
+      ...(ledsCollectionName ? { ledsCollectionName } : {}),
+    });
+  }
+  // Envoy requires priorities to be contiguous from 0.
+  const priorities = [...new Set(endpoints.map((e) => e.priority))].sort((a, b) => a - b);
+  priorities.forEach((p, i) => {
+    if (p !== i) r.diag.error(r.child('endpoints'), `priorities must be contiguous from 0; priority ${i} is missing`);
+  });
+  let overprovisioningFactor = 140;
+  const policy = r.object('policy');
+  if (policy) {
+    overprovisioningFactor = policy.int('overprovisioning_factor', 140, 1);
+    policy.accept('drop_overloads', 'endpoint_stale_after', 'weighted_priority_health');
+    policy.finish();
+  }
+  r.accept('named_endpoints');
+  r.finish();
+  return { clusterName, endpoints, overprovisioningFactor };
+}
+
+/** envoy.config.endpoint.v3.LbEndpoint — also the resource type of LEDS. */
+export function decodeLbEndpoint(r: ObjectReader, allowHostnames: boolean): LbEndpoint | undefined {
+  const e = r.object('endpoint');
+  if (!e) {
+    r.diag.error(r.child('endpoint'), 'is required');
+    r.accept('endpoint_name');
+    r.finish();
+    return undefined;
+  }
+  const a = e.object('address');
+  if (!a) e.diag.error(e.child('address'), 'is required');
+  const address = a ? decodeAddress(a, allowHostnames) : undefined;
+  const hostname = e.string('hostname', '');
+  e.accept('health_check_config', 'additional_addresses');
+  e.finish();
+  const healthStatus = r.enumOf('health_status', HEALTH, 'UNKNOWN');
+  const loadBalancingWeight = r.int('load_balancing_weight', 1, 1);
+  const md = r.get('metadata');
+  r.finish();
+  if (!address) return undefined;
+  if (address.port === 0) {
+    r.diag.error(`${a?.path}.socket_address.port_value`, 'is required and must be greater than 0');
+    return undefined;
+  }
+  return { address, hostname, healthStatus, loadBalancingWeight, metadata: (md ?? {}) as Record<string, unknown> };
+}

@@ -1,0 +1,113 @@
+/**
+ * Pure helpers that turn EDS data into the data path's endpoint model and full
+ * updates into diffs (design: "Endpoint diffs"). No I/O, no clocks.
+ */
+import type { ClusterLoadAssignment, Endpoint, EndpointDiff, EnvoyHealthStatus } from './model.js';
+
+/** "1.2.3.4:80", "[::1]:80" (an address containing ':' is IPv6 and gets brackets). */
+export function endpointKey(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+export function healthFromEnvoy(status: EnvoyHealthStatus): Endpoint['health'] {
+  switch (status) {
+    case 'HEALTHY':
+    case 'UNKNOWN':
+      return 'healthy';
+    case 'DEGRADED':
+      return 'degraded';
+    case 'UNHEALTHY':
+    case 'TIMEOUT':
+      return 'unhealthy';
+    case 'DRAINING':
+      return 'draining';
+  }
+}
+
+export function localityKey(l: { readonly region: string; readonly zone: string; readonly subZone: string }): string {
+  return `${l.region}/${l.zone}/${l.subZone}`;
+}
+
+/**
+ * Flattens a ClusterLoadAssignment. An endpoint key listed more than once keeps its
+ * first occurrence: the data path identifies endpoints by key, so a duplicate cannot
+ * be represented, and keeping the first makes the result independent of later noise.
+ * LEDS-backed localities (no inline lb_endpoints) contribute nothing here.
+ */
+export function flattenLoadAssignment(cla: ClusterLoadAssignment): Endpoint[] {
+  const out: Endpoint[] = [];
+  const seen = new Set<string>();
+  for (const group of cla.endpoints) {
+    const locality = localityKey(group.locality);
+    const localityWeight = group.loadBalancingWeight ?? 1;
+    for (const lb of group.lbEndpoints) {
+      const key = endpointKey(lb.address.address, lb.address.port);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push({
+        key,
+        address: lb.address.address,
+        port: lb.address.port,
+        hostname: lb.hostname,
+        weight: lb.loadBalancingWeight,
+        priority: group.priority,
+        locality,
+        localityWeight,
+        health: healthFromEnvoy(lb.healthStatus),
+      });
+    }
+  }
+  return out;
+}
+
+export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
+  return (
+    a.key === b.key &&
+    a.address === b.address &&
+    a.port === b.port &&
+    a.hostname === b.hostname &&
+    a.weight === b.weight &&
+    a.priority === b.priority &&
+    a.locality === b.locality &&
+    a.localityWeight === b.localityWeight &&
+    a.health === b.health
+  );
+}
+
+/**
+ * Turns a full endpoint list (SotW EDS) into a diff against the current state.
+ * O(|prev| + |next|): a full update has to look at everything once; what it buys is
+ * that the endpoint set then only touches what changed. A key repeated in `next`
+ * keeps its first occurrence (as flattenLoadAssignment does).
+ */
+export function diffEndpoints(
+  cluster: string,
+  prev: ReadonlyMap<string, Endpoint>,
+  next: readonly Endpoint[],
+): EndpointDiff {
+  const added: Endpoint[] = [];
+  const changed: Endpoint[] = [];
+  const removed: string[] = [];
+  const seen = new Set<string>();
+  for (const e of next) {
+    if (seen.has(e.key)) continue;
+    seen.add(e.key);
+    const p = prev.get(e.key);
+    if (p === undefined) added.push(e);
+    else if (!sameEndpoint(p, e)) changed.push(e);
+  }
+  for (const key of prev.keys()) if (!seen.has(key)) removed.push(key);
+  return { cluster, added, removed, changed };
+}
+
+/** Applies a diff to a keyed snapshot, returning a new map (the input is not modified). */
+export function applyEndpointDiff(
+  prev: ReadonlyMap<string, Endpoint>,
+  diff: EndpointDiff,
+): Map<string, Endpoint> {
+  const out = new Map(prev);
+  for (const key of diff.removed) out.delete(key);
+  for (const e of diff.added) out.set(e.key, e);
+  for (const e of diff.changed) out.set(e.key, e);
+  return out;
+}

@@ -1,0 +1,493 @@
+import type {
+  ClusterSpecifier, DirectResponseAction, ForwardAction, HashPolicy, HeaderMatcher, HeaderMutations,
+  HeaderValueOption, PathMatch, QueryParameterMatcher, RedirectAction, RetryPolicy, Route,
+  RouteConfiguration, RouteMatch, StringMatcher, VirtualHost, WeightedCluster,
+} from './model.js';
+import { ObjectReader } from './reader.js';
+import { compileFullMatch, compileRe2 } from './regex.js';
+import { decodeTypedMap } from './typed.js';
+import type { Diagnostics } from './validation.js';
+import { readFileSync } from 'node:fs';
+
+export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
+
+export function decodeRouteConfiguration(json: unknown, diag: Diagnostics, path: string): RouteConfiguration | undefined {
+  const r = ObjectReader.of(json, path, diag);
+  if (!r) return undefined;
+  const before = diag.errors.length;
+  const name = r.string('name', '');
+  const virtualHosts = r.objects('virtual_hosts').map(decodeVirtualHost).filter((v): v is VirtualHost => v !== undefined);
+  const mutations = decodeHeaderMutations(r);
+  const validateClusters = r.bool('validate_clusters', false);
+  r.accept('most_specific_header_mutations_wins');
+  r.finish();
+  checkDuplicateDomains(virtualHosts, diag, path);
+  if (diag.errors.length > before) return undefined;
+  return { name, virtualHosts, validateClusters, ...mutations };
+}
+
+function checkDuplicateDomains(vhosts: readonly VirtualHost[], diag: Diagnostics, path: string): void {
+  const seen = new Map<string, string>();
+  vhosts.forEach((vh, i) => {
+    for (const d of vh.domains) {
+      const key = d.toLowerCase();
+      const prev = seen.get(key);
+      if (prev !== undefined) diag.error(`${path}.virtual_hosts[${i}].domains`, `domain "${d}" is already used by virtual host "${prev}"`);
+      else seen.set(key, vh.name);
+    }
+  });
+}
+
+function decodeVirtualHost(r: ObjectReader): VirtualHost | undefined {
+  const name = r.requiredString('name') ?? '';
+  const domains = r.strings('domains');
+  if (domains.length === 0) r.diag.error(r.child('domains'), 'at least one domain is required');
+  domains.forEach((d, i) => {
+    const stars = d.split('*').length - 1;
+    if (stars > 1 || (stars === 1 && d !== '*' && !d.startsWith('*') && !d.endsWith('*'))) {
+      r.diag.error(`${r.child('domains')}[${i}]`, `"${d}": a wildcard may only be "*", a leading "*" or a trailing "*"`);
+    }
+  });
+  const routes = r.objects('routes').map(decodeRoute).filter((x): x is Route => x !== undefined);
+  const requireTls = r.enumOf('require_tls', ['NONE', 'EXTERNAL_ONLY', 'ALL'] as const, 'NONE');
+  const rp = r.object('retry_policy');
+  const retryPolicy = rp ? decodeRetryPolicy(rp) : undefined;
+  const typedPerFilterConfig = decodeTypedMap(r, 'typed_per_filter_config');
+  const mutations = decodeHeaderMutations(r);
+  r.finish();
+  return { name, domains, routes, requireTls, ...(retryPolicy ? { retryPolicy } : {}), typedPerFilterConfig, ...mutations };
+}
+
+function decodeRoute(r: ObjectReader): Route | undefined {
+  const before = r.diag.errors.length;
+  const name = r.string('name', '');
+  const m = r.object('match');
+  if (!m) r.diag.error(r.child('match'), 'is required');
+  const match = m ? decodeRouteMatch(m) : undefined;
+  const which = r.oneof(['route', 'redirect', 'direct_response', 'filter_action', 'non_forwarding_action'], true, 'an action,');
+  let action: Route['action'] | undefined;
+  if (which === 'route') {
+    const a = r.object('route');
+    action = a ? decodeForwardAction(a) : undefined;
+  } else if (which === 'redirect') {
+    const a = r.object('redirect');
+    action = a ? decodeRedirect(a) : undefined;
+  } else if (which === 'direct_response') {
+    const a = r.object('direct_response');
+    action = a ? decodeDirectResponse(a) : undefined;
+  } else if (which !== undefined) {
+    r.accept(which);
+    r.diag.error(r.child(which), 'this route action is not supported by pilotfish');
+  }
+  const typedPerFilterConfig = decodeTypedMap(r, 'typed_per_filter_config');
+  const mutations = decodeHeaderMutations(r);
+  r.accept('metadata', 'decorator');
+  r.finish();
+  if (!match || !action || r.diag.errors.length > before) return undefined;
+  return { name, match, action, typedPerFilterConfig, ...mutations };
+}
+
+export function decodeRouteMatch(r: ObjectReader): RouteMatch {
+  const which = r.oneof(['prefix', 'path', 'safe_regex', 'path_separated_prefix', 'connect_matcher', 'path_match_policy'], true, 'a path specifier,');
+  let path: PathMatch = { kind: 'prefix', value: '/' };
+  if (which === 'prefix' || which === 'path' || which === 'path_separated_prefix') {
+    const value = r.string(which, '');
+    if (which !== 'prefix' && !value.startsWith('/')) r.diag.error(r.child(which), `must start with "/", got "${value}"`);
+    if (which === 'path_separated_prefix' && (value.endsWith('/') || /[?#]/.test(value))) {
+      r.diag.error(r.child(which), 'must not end with "/" or contain "?" or "#"');
+    }
+    path = { kind: which, value };
+  } else if (which === 'safe_regex') {
+    const re = r.object('safe_regex');
+    const regex = re ? decodeRegexMatcher(re) : undefined;
+    path = { kind: 'safe_regex', regex: regex ?? '' };
+  } else if (which !== undefined) {
+    r.accept(which);
+    r.diag.error(r.child(which), 'not supported by pilotfish');
+  }
+  const caseSensitive = r.bool('case_sensitive', true);
+  const headers = r.objects('headers').map(decodeHeaderMatcher).filter((h): h is HeaderMatcher => h !== undefined);
+  const queryParameters = r.objects('query_parameters').map(decodeQueryMatcher).filter((q): q is QueryParameterMatcher => q !== undefined);
+  const grpc = r.has('grpc');
+  r.accept('grpc');
+  let runtimeFraction: number | undefined;
+  const rf = r.object('runtime_fraction');
+  if (rf) {
+    const dv = rf.object('default_value');
+    runtimeFraction = dv ? decodeFractionalPercent(dv) : 1;
+    rf.accept('runtime_key');
+    rf.finish();
+  }
+  r.finish();
+  return { path, caseSensitive, headers, queryParameters, grpc, ...(runtimeFraction !== undefined ? { runtimeFraction } : {}) };
+}
+
+/** envoy.type.v3.FractionalPercent -> fraction in [0, 1]. */
+export function decodeFractionalPercent(r: ObjectReader): number {
+  const numerator = r.int('numerator', 0);
+  const denom = r.enumOf('denominator', ['HUNDRED', 'TEN_THOUSAND', 'MILLION'] as const, 'HUNDRED');
+  r.finish();
+  const d = denom === 'HUNDRED' ? 100 : denom === 'TEN_THOUSAND' ? 10_000 : 1_000_000;
+  return Math.min(1, numerator / d);
+}
+
+function decodeRegexMatcher(r: ObjectReader): string | undefined {
+  const regex = r.requiredString('regex');
+  r.accept('google_re2');
+  r.finish();
+  if (regex === undefined) return undefined;
+  const compiled = compileFullMatch(regex);
+  if (typeof compiled === 'string') {
+    r.diag.error(r.child('regex'), `invalid RE2 regular expression: ${compiled}`);
+    return undefined;
+  }
+  return regex;
+}
+
+export function decodeStringMatcher(r: ObjectReader): StringMatcher | undefined {
+  const which = r.oneof(['exact', 'prefix', 'suffix', 'contains', 'safe_regex'], true, 'a match,');
+  const ignoreCase = r.bool('ignore_case', false);
+  let out: StringMatcher | undefined;
+  if (which === 'safe_regex') {
+    const re = r.object('safe_regex');
+    const regex = re ? decodeRegexMatcher(re) : undefined;
+    if (ignoreCase) r.diag.error(r.child('ignore_case'), 'cannot be combined with safe_regex');
+    if (regex !== undefined) out = { kind: 'safe_regex', regex, ignoreCase: false };
+  } else if (which !== undefined) {
+    const value = r.string(which, '');
+    if (which !== 'exact' && value === '') r.diag.error(r.child(which), 'must not be empty');
+    out = { kind: which as 'exact' | 'prefix' | 'suffix' | 'contains', value, ignoreCase };
+  }
+  r.finish();
+  return out;
+}
+
+function decodeHeaderMatcher(r: ObjectReader): HeaderMatcher | undefined {
+  const rawName = r.requiredString('name');
+  const name = (rawName ?? '').toLowerCase();
+  const invert = r.bool('invert_match', false);
+  const treatMissingAsEmpty = r.bool('treat_missing_header_as_empty', false);
+  const which = r.oneof(['exact_match', 'safe_regex_match', 'range_match', 'present_match', 'prefix_match', 'suffix_match', 'contains_match', 'string_match'], false);
+  let match: HeaderMatcher['match'];
+  switch (which) {
+    case undefined:
+      match = { kind: 'present', present: true };
+      break;
+    case 'present_match':
+      match = { kind: 'present', present: r.bool('present_match', true) };
+      break;
+    case 'range_match': {
+      const rr = r.object('range_match');
+      const start = rr ? rr.int('start', 0, Number.MIN_SAFE_INTEGER) : 0;
+      const end = rr ? rr.int('end', 0, Number.MIN_SAFE_INTEGER) : 0;
+      rr?.finish();
+      if (end <= start) r.diag.error(r.child('range_match'), 'end must be greater than start');
+      match = { kind: 'range', start, end };
+      break;
+    }
+    case 'string_match': {
+      const sm = r.object('string_match');
+      const m = sm ? decodeStringMatcher(sm) : undefined;
+      match = m ? { kind: 'string', matcher: m } : { kind: 'present', present: true };
+      break;
+    }
+    case 'safe_regex_match': {
+      const re = r.object('safe_regex_match');
+      const regex = re ? decodeRegexMatcher(re) : undefined;
+      match = { kind: 'string', matcher: { kind: 'safe_regex', regex: regex ?? '', ignoreCase: false } };
+      break;
+    }
+    default: {
+      const kind = which.replace('_match', '') as 'exact' | 'prefix' | 'suffix' | 'contains';
+      match = { kind: 'string', matcher: { kind, value: r.string(which, ''), ignoreCase: false } };
+    }
+  }
+  r.finish();
+  if (rawName === undefined) return undefined;
+  return { name, match, invert, treatMissingAsEmpty };
+}
+
+function decodeQueryMatcher(r: ObjectReader): QueryParameterMatcher | undefined {
+  const name = r.requiredString('name');
+  const which = r.oneof(['string_match', 'present_match'], false);
+  let out: QueryParameterMatcher | undefined;
+  if (which === 'string_match') {
+    const sm = r.object('string_match');
+    const matcher = sm ? decodeStringMatcher(sm) : undefined;
+    if (name !== undefined && matcher) out = { name, matcher };
+  } else if (name !== undefined) {
+    out = { name, presentMatch: which === 'present_match' ? r.bool('present_match', true) : true };
+  }
+  r.finish();
+  return out;
+}
+
+function decodeForwardAction(r: ObjectReader): ForwardAction | undefined {
+  const before = r.diag.errors.length;
+  const cluster = decodeClusterSpecifier(r, true);
+  const prefixRewrite = r.string('prefix_rewrite');
+  let regexRewrite: ForwardAction['regexRewrite'];
+  const rr = r.object('regex_rewrite');
+  if (rr) {
+    const pat = rr.object('pattern');
+    const regex = pat ? decodeRegexMatcher(pat) : undefined;
+    const substitution = rr.string('substitution', '');
+    rr.finish();
+    if (regex !== undefined) {
+      if (typeof compileRe2(regex) === 'string') r.diag.error(rr.child('pattern'), 'invalid regex');
+      regexRewrite = { regex, substitution };
+    }
+  }
+  if (prefixRewrite !== undefined && regexRewrite) r.diag.error(r.path, 'only one of prefix_rewrite, regex_rewrite may be set');
+  const hostWhich = r.oneof(['host_rewrite_literal', 'auto_host_rewrite', 'host_rewrite_header', 'host_rewrite_path_regex'], false);
+  const hostRewriteLiteral = hostWhich === 'host_rewrite_literal' ? r.string('host_rewrite_literal') : undefined;
+  const autoHostRewrite = hostWhich === 'auto_host_rewrite' ? r.bool('auto_host_rewrite', false) : false;
+  if (hostWhich === 'host_rewrite_header' || hostWhich === 'host_rewrite_path_regex') {
+    r.accept(hostWhich);
+    r.diag.warn(r.child(hostWhich), 'not supported by pilotfish; ignored');
+  }
+  const timeout = r.duration('timeout', DEFAULT_ROUTE_TIMEOUT_MS);
+  const idleTimeout = r.duration('idle_timeout');
+  const rp = r.object('retry_policy');
+  const retryPolicy = rp ? decodeRetryPolicy(rp) : undefined;
+  const hashPolicy = r.objects('hash_policy').map(decodeHashPolicy).filter((h): h is HashPolicy => h !== undefined);
+  const priority = r.enumOf('priority', ['DEFAULT', 'HIGH'] as const, 'DEFAULT');
+  r.accept('cluster_not_found_response_code');
+  r.finish();
+  if (!cluster || r.diag.errors.length > before) return undefined;
+  return {
+    kind: 'route', cluster, autoHostRewrite, timeout, hashPolicy, priority,
+    ...(prefixRewrite !== undefined ? { prefixRewrite } : {}),
+    ...(regexRewrite ? { regexRewrite } : {}),
+    ...(hostRewriteLiteral !== undefined ? { hostRewriteLiteral } : {}),
+    ...(idleTimeout !== undefined ? { idleTimeout } : {}),
+    ...(retryPolicy ? { retryPolicy } : {}),
+  };
+}
+
+/** cluster | cluster_header | weighted_clusters, shared by routes and tcp_proxy. */
+export function decodeClusterSpecifier(r: ObjectReader, allowHeader: boolean): ClusterSpecifier | undefined {
+  const names = allowHeader ? ['cluster', 'cluster_header', 'weighted_clusters'] : ['cluster', 'weighted_clusters'];
+  const which = r.oneof(names, true, 'a cluster,');
+  if (which === 'cluster') {
+    const name = r.requiredString('cluster');
+    return name ? { kind: 'cluster', name } : undefined;
+  }
+  if (which === 'cluster_header') {
+    const header = r.requiredString('cluster_header');
+    return header ? { kind: 'cluster_header', header: header.toLowerCase() } : undefined;
+  }
+  if (which === 'weighted_clusters') {
+    const w = r.object('weighted_clusters');
+    if (!w) return undefined;
+    const clusters: WeightedCluster[] = [];
+    for (const c of w.objects('clusters')) {
+      const name = c.requiredString('name');
+      const weight = c.int('weight', 0, 0, 0xffffffff);
+      const mutations = decodeHeaderMutations(c);
+      c.accept('typed_per_filter_config', 'metadata_match');
+      c.finish();
+      if (name) clusters.push({ name, weight, ...mutations });
+    }
+    const declaredTotal = w.optionalInt('total_weight', 1);
+    w.accept('runtime_key_prefix');
+    w.finish();
+    if (clusters.length === 0) {
+      w.diag.error(w.child('clusters'), 'at least one cluster is required');
+      return undefined;
+    }
+    const sum = clusters.reduce((a, c) => a + c.weight, 0);
+    if (sum === 0) w.diag.error(w.child('clusters'), 'the sum of weights must be greater than 0');
+    if (declaredTotal !== undefined && declaredTotal !== sum) {
+      w.diag.error(w.child('total_weight'), `is ${declaredTotal} but the weights add up to ${sum}`);
+    }
+    return { kind: 'weighted', clusters, totalWeight: sum };
+  }
+  return undefined;
+}
+
+const RETRY_ON = new Set([
+  '5xx', 'gateway-error', 'reset', 'reset-before-request', 'connect-failure', 'envoy-ratelimited', 'retriable-4xx',
+  'refused-stream', 'retriable-status-codes', 'retriable-headers', 'http3-post-connect-failure',
+  'cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable',
+]);
+
+export function decodeRetryPolicy(r: ObjectReader): RetryPolicy {
+  const retryOnText = r.string('retry_on', '');
+  const retryOn = new Set<string>();
+  for (const raw of retryOnText.split(',')) {
+    const c = raw.trim();
+    if (c === '') continue;
+    if (!RETRY_ON.has(c)) r.diag.error(r.child('retry_on'), `unknown retry condition "${c}"`);
+    else retryOn.add(c);
+  }
+  const numRetries = r.int('num_retries', 1, 0, 100);
+  const perTryTimeout = r.duration('per_try_timeout');
+  const perTryIdleTimeout = r.duration('per_try_idle_timeout');
+  let baseInterval = 25;
+  let maxInterval = 250;
+  const bo = r.object('retry_back_off');
+  if (bo) {
+    const base = bo.duration('base_interval');
+    if (base === undefined) bo.diag.error(bo.child('base_interval'), 'is required');
+    else if (base <= 0) bo.diag.error(bo.child('base_interval'), 'must be greater than 0');
+    else baseInterval = base;
+    maxInterval = bo.duration('max_interval', baseInterval * 10);
+    if (maxInterval < baseInterval) bo.diag.error(bo.child('max_interval'), 'must not be less than base_interval');
+    bo.finish();
+  }
+  const retriableStatusCodes: number[] = [];
+  for (const { value, path } of r.array('retriable_status_codes')) {
+    if (typeof value === 'number' && Number.isInteger(value) && value >= 100 && value <= 599) retriableStatusCodes.push(value);
+    else r.diag.error(path, `expected an HTTP status code, got ${String(value)}`);
+  }
+  const hostSelectionRetryMaxAttempts = r.int('host_selection_retry_max_attempts', 1, 1, 100);
+  const retryHostPredicates = r.objects('retry_host_predicate').map((p) => {
+    const n = p.string('name', '');
+    p.accept('typed_config');
+    p.finish();
+    return n;
+  });
+  r.finish();
+  return {
+    retryOn, numRetries, backoff: { baseInterval, maxInterval }, retriableStatusCodes, hostSelectionRetryMaxAttempts, retryHostPredicates,
+    ...(perTryTimeout !== undefined ? { perTryTimeout } : {}),
+    ...(perTryIdleTimeout !== undefined ? { perTryIdleTimeout } : {}),
+  };
+}
+
+function decodeHashPolicy(r: ObjectReader): HashPolicy | undefined {
+  const terminal = r.bool('terminal', false);
+  const which = r.oneof(['header', 'cookie', 'connection_properties', 'query_parameter', 'filter_state'], true, 'a hash source,');
+  let out: HashPolicy | undefined;
+  if (which === 'header') {
+    const h = r.object('header');
+    const name = h?.requiredString('header_name');
+    h?.accept('regex_rewrite');
+    h?.finish();
+    if (name) out = { kind: 'header', name: name.toLowerCase(), terminal };
+  } else if (which === 'cookie') {
+    const c = r.object('cookie');
+    const name = c?.requiredString('name');
+    const ttl = c?.duration('ttl');
+    const path = c?.string('path');
+    c?.accept('attributes');
+    c?.finish();
+    if (name) out = { kind: 'cookie', name, terminal, ...(ttl !== undefined ? { ttl } : {}), ...(path !== undefined ? { path } : {}) };
+  } else if (which === 'connection_properties') {
+    const c = r.object('connection_properties');
+    const sourceIp = c?.bool('source_ip', false) ?? false;
+    c?.finish();
+    if (sourceIp) out = { kind: 'source_ip', terminal };
+  } else if (which === 'query_parameter') {
+    const q = r.object('query_parameter');
+    const name = q?.requiredString('name');
+    q?.finish();
+    if (name) out = { kind: 'query_parameter', name, terminal };
+  } else if (which === 'filter_state') {
+    r.accept('filter_state');
+    r.diag.warn(r.child('filter_state'), 'not supported by pilotfish; ignored');
+  }
+  r.finish();
+  return out;
+}
+
+const REDIRECT_CODES = ['MOVED_PERMANENTLY', 'FOUND', 'SEE_OTHER', 'TEMPORARY_REDIRECT', 'PERMANENT_REDIRECT'] as const;
+const REDIRECT_STATUS = { MOVED_PERMANENTLY: 301, FOUND: 302, SEE_OTHER: 303, TEMPORARY_REDIRECT: 307, PERMANENT_REDIRECT: 308 } as const;
+
+function decodeRedirect(r: ObjectReader): RedirectAction {
+  const schemeWhich = r.oneof(['https_redirect', 'scheme_redirect'], false);
+  const httpsRedirect = schemeWhich === 'https_redirect' ? r.bool('https_redirect', false) : false;
+  const schemeRedirect = schemeWhich === 'scheme_redirect' ? r.string('scheme_redirect') : undefined;
+  const hostRedirect = r.string('host_redirect');
+  const portRedirect = r.optionalInt('port_redirect', 0, 65535);
+  const pathWhich = r.oneof(['path_redirect', 'prefix_rewrite', 'regex_rewrite'], false);
+  const pathRedirect = pathWhich === 'path_redirect' ? r.string('path_redirect') : undefined;
+  const prefixRewrite = pathWhich === 'prefix_rewrite' ? r.string('prefix_rewrite') : undefined;
+  if (pathWhich === 'regex_rewrite') {
+    r.accept('regex_rewrite');
+    r.diag.warn(r.child('regex_rewrite'), 'not supported by pilotfish for redirects; ignored');
+  }
+  const code = r.enumOf('response_code', REDIRECT_CODES, 'MOVED_PERMANENTLY');
+  const stripQuery = r.bool('strip_query', false);
+  r.finish();
+  return {
+    kind: 'redirect', httpsRedirect, responseCode: REDIRECT_STATUS[code], stripQuery,
+    ...(schemeRedirect !== undefined ? { schemeRedirect } : {}),
+    ...(hostRedirect !== undefined ? { hostRedirect } : {}),
+    ...(portRedirect !== undefined ? { portRedirect } : {}),
+    ...(pathRedirect !== undefined ? { pathRedirect } : {}),
+    ...(prefixRewrite !== undefined ? { prefixRewrite } : {}),
+  };
+}
+
+function decodeDirectResponse(r: ObjectReader): DirectResponseAction {
+  const status = r.int('status', 200, 200, 599);
+  if (!r.has('status')) r.diag.error(r.child('status'), 'is required');
+  const b = r.object('body');
+  const body = b ? decodeDataSource(b) : undefined;
+  r.finish();
+  return { kind: 'direct_response', status, ...(body !== undefined ? { body } : {}) };
+}
+
+/** envoy.config.core.v3.DataSource read as text (files are read once, at decode time). */
+export function decodeDataSource(r: ObjectReader): string | undefined {
+  const which = r.oneof(['inline_string', 'inline_bytes', 'filename', 'environment_variable'], true, 'a source,');
+  let out: string | undefined;
+  if (which === 'inline_string') out = r.string('inline_string', '');
+  else if (which === 'inline_bytes') out = Buffer.from(r.string('inline_bytes', ''), 'base64').toString('utf8');
+  else if (which === 'filename') {
+    const f = r.string('filename', '');
+    try {
+      out = readFileSync(f, 'utf8');
+    } catch (e) {
+      r.diag.error(r.child('filename'), `cannot read "${f}": ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
+  } else if (which === 'environment_variable') {
+    const v = r.string('environment_variable', '');
+    out = process.env[v];
+    if (out === undefined) r.diag.error(r.child('environment_variable'), `environment variable "${v}" is not set`);
+  }
+  r.finish();
+  return out;
+}
+
+const APPEND_ACTIONS = ['APPEND_IF_EXISTS_OR_ADD', 'ADD_IF_ABSENT', 'OVERWRITE_IF_EXISTS_OR_ADD', 'OVERWRITE_IF_EXISTS'] as const;
+
+export function decodeHeaderValueOption(r: ObjectReader): HeaderValueOption | undefined {
+  const h = r.object('header');
+  if (!h) r.diag.error(r.child('header'), 'is required');
+  const key = h?.requiredString('key');
+  const value = h?.string('value', '') ?? '';
+  h?.accept('raw_value');
+  h?.finish();
+  let appendAction: HeaderValueOption['appendAction'] = r.enumOf('append_action', APPEND_ACTIONS, 'APPEND_IF_EXISTS_OR_ADD');
+  if (r.has('append')) {
+    // Deprecated BoolValue: false means overwrite.
+    appendAction = r.bool('append', true) ? 'APPEND_IF_EXISTS_OR_ADD' : 'OVERWRITE_IF_EXISTS_OR_ADD';
+  }
+  r.accept('keep_empty_value');
+  r.finish();
+  if (!key) return undefined;
+  const lower = key.toLowerCase();
+  if (!/^:?[!#$%&'*+\-.^_`|~0-9a-z]+$/.test(lower)) {
+    r.diag.error(`${r.child('header')}.key`, `"${key}" is not a valid header name`);
+    return undefined;
+  }
+  if (/[\r\n\0]/.test(value)) {
+    r.diag.error(`${r.child('header')}.value`, 'must not contain CR, LF or NUL');
+    return undefined;
+  }
+  return { key: lower, value, appendAction };
+}
+
+export function decodeHeaderMutations(r: ObjectReader): HeaderMutations {
+  const opts = (name: string) =>
+    r.objects(name).map(decodeHeaderValueOption).filter((h): h is HeaderValueOption => h !== undefined);
+  return {
+    requestHeadersToAdd: opts('request_headers_to_add'),
+    requestHeadersToRemove: r.strings('request_headers_to_remove').map((s) => s.toLowerCase()),
+    responseHeadersToAdd: opts('response_headers_to_add'),
+    responseHeadersToRemove: r.strings('response_headers_to_remove').map((s) => s.toLowerCase()),
+  };
+}

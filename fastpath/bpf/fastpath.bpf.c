@@ -1,0 +1,536 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * pilotfish fast path, kernel side. One object, one program per attach point:
+ *   xdp_lb     ingress steering: L4 passthrough services NATed to a Maglev-chosen
+ *              backend (and replies translated back), user-space flows to AF_XDP,
+ *              everything else to the stack untouched
+ *   xdp_pass   for veth peers: native XDP_REDIRECT into a veth needs XDP on the peer
+ *   connect4/6 sidecar interception without iptables (original destination kept)
+ *   sockops / sk_msg   local socket short-cut through a sockhash
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <linux/socket.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "fp_abi.h"
+#include "maps.h"
+#include "parsing.h"
+#include "csum.h"
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
+#define SOCK_STREAM_ 1
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* ------------------------------------------------------------------ XDP */
+
+struct pkt {
+	struct fp_flow_key key;
+	struct ethhdr *eth;
+	struct iphdr *ip4;
+	struct ipv6hdr *ip6;
+	__u16 *l4_csum; /* NULL: no checksum to fix (UDP over IPv4 with csum 0) */
+	__u16 *sport;
+	__u16 *dport;
+};
+
+static __always_inline int pass(__u32 reason)
+{
+	count(reason, 1);
+	count(FP_CNT_PASS_PACKETS, 1);
+	return XDP_PASS;
+}
+
+static __always_inline __u32 rotl(__u32 x, int r)
+{
+	return (x << r) | (x >> (32 - r));
+}
+
+/* murmur3-style mix over the whole key: cheap, and spreads nearby ports well. */
+static __always_inline __u32 flow_hash(const struct fp_flow_key *key)
+{
+	__u32 w[sizeof(*key) / 4];
+	__u32 h = 0x9747b28c;
+
+	__builtin_memcpy(w, key, sizeof(w));
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(w) / 4); i++) {
+		__u32 k = w[i] * 0xcc9e2d51;
+		k = rotl(k, 15) * 0x1b873593;
+		h ^= k;
+		h = rotl(h, 13) * 5 + 0xe6546b64;
+	}
+	h ^= sizeof(*key);
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	h ^= h >> 16;
+	return h;
+}
+
+/* Rewrite the destination (to_dst) or source address and port, fixing checksums. */
+static __always_inline void rewrite(struct pkt *p, const struct fp_sockaddr *to, int to_dst)
+{
+	__u16 *port = to_dst ? p->dport : p->sport;
+
+	if (p->ip4) {
+		__u16 oldw[2], neww[2];
+		void *a = to_dst ? (void *)&p->ip4->daddr : (void *)&p->ip4->saddr;
+
+		__builtin_memcpy(oldw, a, 4);
+		__builtin_memcpy(neww, to->addr, 4);
+		csum_replace_words(&p->ip4->check, oldw, neww, 2);
+		if (p->l4_csum) {
+			csum_replace_words(p->l4_csum, oldw, neww, 2);
+			csum_replace16(p->l4_csum, *port, to->port);
+			if (*p->l4_csum == 0 && p->key.proto == IPPROTO_UDP)
+				*p->l4_csum = 0xffff;
+		}
+		__builtin_memcpy(a, to->addr, 4);
+	} else if (p->ip6) {
+		__u16 oldw[8], neww[8];
+		void *a = to_dst ? (void *)&p->ip6->daddr : (void *)&p->ip6->saddr;
+
+		__builtin_memcpy(oldw, a, 16);
+		__builtin_memcpy(neww, to->addr, 16);
+		if (p->l4_csum) {
+			csum_replace_words(p->l4_csum, oldw, neww, 8);
+			csum_replace16(p->l4_csum, *port, to->port);
+			if (*p->l4_csum == 0 && p->key.proto == IPPROTO_UDP)
+				*p->l4_csum = 0xffff;
+		}
+		__builtin_memcpy(a, to->addr, 16);
+	}
+	*port = to->port;
+}
+
+/* Send a rewritten packet on its way: FIB lookup and redirect, or bounce it back (one-arm). */
+static __always_inline int forward(struct xdp_md *ctx, struct pkt *p, struct fp_config *cfg)
+{
+	__u64 len = (__u64)((long)ctx->data_end - (long)ctx->data);
+
+	if (cfg && (cfg->flags & FP_CFG_F_FIB)) {
+		struct bpf_fib_lookup fib = {};
+		long rc;
+
+		fib.ifindex = ctx->ingress_ifindex;
+		fib.l4_protocol = p->key.proto;
+		fib.sport = *p->sport;
+		fib.dport = *p->dport;
+		if (p->ip4) {
+			fib.family = AF_INET;
+			fib.tos = p->ip4->tos;
+			fib.tot_len = bpf_ntohs(p->ip4->tot_len);
+			fib.ipv4_src = p->ip4->saddr;
+			fib.ipv4_dst = p->ip4->daddr;
+		} else if (p->ip6) {
+			fib.family = AF_INET6;
+			fib.tot_len = bpf_ntohs(p->ip6->payload_len);
+			__builtin_memcpy(fib.ipv6_src, &p->ip6->saddr, 16);
+			__builtin_memcpy(fib.ipv6_dst, &p->ip6->daddr, 16);
+		}
+		rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+		if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+			return pass(FP_CNT_PASS_FIB_MISS); /* the stack forwards it, and learns the neighbour */
+		__builtin_memcpy(p->eth->h_dest, fib.dmac, ETH_ALEN);
+		__builtin_memcpy(p->eth->h_source, fib.smac, ETH_ALEN);
+		count(FP_CNT_FWD_BYTES, len);
+		if (fib.ifindex == ctx->ingress_ifindex) {
+			count(FP_CNT_TX_PACKETS, 1);
+			return XDP_TX;
+		}
+		count(FP_CNT_REDIRECT_PACKETS, 1);
+		return bpf_redirect(fib.ifindex, 0);
+	}
+
+	/* one-arm: the router that sent it gets it back, addressed to the backend */
+	{
+		__u8 tmp[ETH_ALEN];
+		__builtin_memcpy(tmp, p->eth->h_source, ETH_ALEN);
+		__builtin_memcpy(p->eth->h_source, p->eth->h_dest, ETH_ALEN);
+		__builtin_memcpy(p->eth->h_dest, tmp, ETH_ALEN);
+	}
+	count(FP_CNT_FWD_BYTES, len);
+	count(FP_CNT_TX_PACKETS, 1);
+	return XDP_TX;
+}
+
+static __always_inline void emit(struct fp_config *cfg, __u32 type, const struct fp_flow_key *key,
+				 __u32 backend_id, __u32 service_id)
+{
+	struct fp_event *ev;
+
+	if (!cfg || !(cfg->flags & FP_CFG_F_EVENTS))
+		return;
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count(FP_CNT_EVENTS_LOST, 1);
+		return;
+	}
+	ev->ts_ns = bpf_ktime_get_ns();
+	__builtin_memcpy(&ev->key, key, sizeof(*key));
+	ev->type = type;
+	ev->backend_id = backend_id;
+	ev->service_id = service_id;
+	ev->pad = 0;
+	bpf_ringbuf_submit(ev, 0);
+}
+
+/* Parse up to L4. Returns -1 when parsing succeeded, else the counter to pass with. */
+static __always_inline int parse(struct xdp_md *ctx, struct pkt *p)
+{
+	struct cursor c = { .pos = (void *)(long)ctx->data, .end = (void *)(long)ctx->data_end };
+	__u8 l4;
+
+	p->eth = parse_eth(&c);
+	if (!p->eth)
+		return FP_CNT_PASS_TRUNCATED;
+	if (p->eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = parse_ip4(&c);
+		if (!ip)
+			return FP_CNT_PASS_TRUNCATED;
+		if (ip->ihl != 5)
+			return ip->ihl < 5 ? FP_CNT_PASS_TRUNCATED : FP_CNT_PASS_IP_OPTIONS;
+		if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
+			return FP_CNT_PASS_FRAGMENT;
+		p->ip4 = ip;
+		p->key.family = FP_FAMILY_V4;
+		__builtin_memcpy(p->key.src, &ip->saddr, 4);
+		__builtin_memcpy(p->key.dst, &ip->daddr, 4);
+		l4 = ip->protocol;
+	} else if (p->eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = parse_ip6(&c);
+		if (!ip6)
+			return FP_CNT_PASS_TRUNCATED;
+		if (ip6->nexthdr == IPPROTO_FRAGMENT)
+			return FP_CNT_PASS_FRAGMENT;
+		p->ip6 = ip6;
+		p->key.family = FP_FAMILY_V6;
+		__builtin_memcpy(p->key.src, &ip6->saddr, 16);
+		__builtin_memcpy(p->key.dst, &ip6->daddr, 16);
+		l4 = ip6->nexthdr; /* extension headers land in "other protocol" */
+	} else {
+		return FP_CNT_PASS_OTHER_PROTO;
+	}
+
+	if (l4 == IPPROTO_TCP) {
+		struct tcphdr *th = parse_tcp(&c);
+		if (!th)
+			return FP_CNT_PASS_TRUNCATED;
+		p->l4_csum = &th->check;
+		p->sport = &th->source;
+		p->dport = &th->dest;
+	} else if (l4 == IPPROTO_UDP) {
+		struct udphdr *uh = parse_udp(&c);
+		if (!uh)
+			return FP_CNT_PASS_TRUNCATED;
+		p->l4_csum = (p->ip4 && uh->check == 0) ? NULL : &uh->check;
+		p->sport = &uh->source;
+		p->dport = &uh->dest;
+	} else {
+		return FP_CNT_PASS_OTHER_PROTO;
+	}
+	p->key.proto = l4;
+	p->key.sport = *p->sport;
+	p->key.dport = *p->dport;
+	return -1;
+}
+
+SEC("xdp")
+int xdp_lb(struct xdp_md *ctx)
+{
+	struct pkt p = {};
+	struct fp_config *cfg = get_config();
+	struct fp_sockaddr vip = {}, *rev;
+	struct fp_service *svc;
+	struct fp_flow *flow;
+	int reason;
+
+	count(FP_CNT_RX_PACKETS, 1);
+	count(FP_CNT_RX_BYTES, (__u64)((long)ctx->data_end - (long)ctx->data));
+
+	reason = parse(ctx, &p);
+	if (reason >= 0)
+		return pass(reason);
+
+	/* a backend's reply to a flow we steered: give it the VIP back */
+	rev = bpf_map_lookup_elem(&rev_flows, &p.key);
+	if (rev) {
+		count(FP_CNT_REVERSE_NAT, 1);
+		rewrite(&p, rev, 0);
+		return forward(ctx, &p, cfg);
+	}
+
+	__builtin_memcpy(vip.addr, p.key.dst, 16);
+	vip.port = p.key.dport;
+	vip.family = p.key.family;
+	vip.proto = p.key.proto;
+	svc = bpf_map_lookup_elem(&services, &vip);
+	if (!svc)
+		return pass(FP_CNT_PASS_NO_SERVICE);
+
+	if (svc->flags & FP_SVC_F_USERSPACE) {
+		int act = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+		if (act == XDP_REDIRECT)
+			count(FP_CNT_XSK_PACKETS, 1);
+		else
+			count(FP_CNT_PASS_PACKETS, 1);
+		return act;
+	}
+
+	flow = bpf_map_lookup_elem(&flows, &p.key);
+	if (flow) {
+		count(FP_CNT_FLOW_HIT, 1);
+		rewrite(&p, &flow->backend, 1);
+		return forward(ctx, &p, cfg);
+	}
+
+	{
+		struct fp_flow nf = {};
+		struct fp_flow_key rk = {};
+		struct fp_sockaddr *be;
+		__u32 idx, bid, *slot, tsize = svc->table_size;
+
+		if (tsize == 0 || tsize > FP_MAGLEV_MAX || svc->id >= FP_MAX_SERVICES) {
+			count(FP_CNT_DROP_NO_BACKEND, 1);
+			return XDP_DROP;
+		}
+		idx = svc->id * FP_MAGLEV_MAX + flow_hash(&p.key) % tsize;
+		slot = bpf_map_lookup_elem(&maglev, &idx);
+		bid = slot ? *slot : 0;
+		be = bid ? bpf_map_lookup_elem(&backends, &bid) : NULL;
+		if (!be) {
+			count(FP_CNT_DROP_NO_BACKEND, 1);
+			return XDP_DROP;
+		}
+		if (be->family != p.key.family) {
+			count(FP_CNT_DROP_FAMILY, 1);
+			return XDP_DROP;
+		}
+		__builtin_memcpy(&nf.backend, be, sizeof(nf.backend));
+		nf.backend_id = bid;
+		nf.service_id = svc->id;
+		nf.created_ns = bpf_ktime_get_ns();
+		bpf_map_update_elem(&flows, &p.key, &nf, BPF_ANY);
+
+		__builtin_memcpy(rk.src, be->addr, 16);
+		__builtin_memcpy(rk.dst, p.key.src, 16);
+		rk.sport = be->port;
+		rk.dport = p.key.sport;
+		rk.proto = p.key.proto;
+		rk.family = p.key.family;
+		bpf_map_update_elem(&rev_flows, &rk, &vip, BPF_ANY);
+
+		count(FP_CNT_FLOW_NEW, 1);
+		emit(cfg, FP_EV_FLOW_NEW, &p.key, bid, svc->id);
+		rewrite(&p, &nf.backend, 1);
+		return forward(ctx, &p, cfg);
+	}
+}
+
+SEC("xdp")
+int xdp_pass(struct xdp_md *ctx)
+{
+	return XDP_PASS;
+}
+
+/* ------------------------------------------------------- interception */
+
+static __always_inline int is_proxy(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	return bpf_map_lookup_elem(&proxy_pids, &tgid) != NULL;
+}
+
+static __always_inline int redirect_connect(struct bpf_sock_addr *ctx, struct fp_config *cfg,
+					    struct fp_sockaddr *orig)
+{
+	__u64 cookie;
+
+	if (bpf_map_lookup_elem(&skip_ports, &orig->port))
+		return 0;
+	if (orig->port == cfg->outbound_port)
+		return 0; /* already aimed at the proxy */
+	cookie = bpf_get_socket_cookie(ctx);
+	bpf_map_update_elem(&cookie_dst, &cookie, orig, BPF_ANY);
+	count(FP_CNT_CONNECT_REDIRECT, 1);
+	return 1;
+}
+
+SEC("cgroup/connect4")
+int connect4(struct bpf_sock_addr *ctx)
+{
+	struct fp_config *cfg = get_config();
+	struct fp_sockaddr orig = {};
+	__u32 ip = ctx->user_ip4;
+
+	if (!cfg || !(cfg->flags & FP_CFG_F_INTERCEPT) || ctx->type != SOCK_STREAM_)
+		return 1;
+	if ((bpf_ntohl(ip) >> 24) == 127 || is_proxy())
+		return 1;
+	__builtin_memcpy(orig.addr, &ip, 4);
+	orig.port = (__u16)ctx->user_port;
+	orig.family = FP_FAMILY_V4;
+	orig.proto = IPPROTO_TCP;
+	if (redirect_connect(ctx, cfg, &orig)) {
+		__u32 to;
+		__builtin_memcpy(&to, cfg->outbound_addr4, 4);
+		ctx->user_ip4 = to;
+		ctx->user_port = cfg->outbound_port;
+	}
+	return 1;
+}
+
+SEC("cgroup/connect6")
+int connect6(struct bpf_sock_addr *ctx)
+{
+	struct fp_config *cfg = get_config();
+	struct fp_sockaddr orig = {};
+	__u32 ip[4];
+
+	if (!cfg || !(cfg->flags & FP_CFG_F_INTERCEPT) || ctx->type != SOCK_STREAM_)
+		return 1;
+	ip[0] = ctx->user_ip6[0];
+	ip[1] = ctx->user_ip6[1];
+	ip[2] = ctx->user_ip6[2];
+	ip[3] = ctx->user_ip6[3];
+	if ((ip[0] | ip[1] | ip[2]) == 0 && ip[3] == bpf_htonl(1))
+		return 1; /* ::1 */
+	if (ip[0] == 0 && ip[1] == 0 && ip[2] == bpf_htonl(0xffff))
+		return 1; /* v4-mapped: connect4 rules do not apply here, leave it alone */
+	if (is_proxy())
+		return 1;
+	__builtin_memcpy(orig.addr, ip, 16);
+	orig.port = (__u16)ctx->user_port;
+	orig.family = FP_FAMILY_V6;
+	orig.proto = IPPROTO_TCP;
+	if (redirect_connect(ctx, cfg, &orig)) {
+		__u32 to[4];
+		__builtin_memcpy(to, cfg->outbound_addr6, 16);
+		ctx->user_ip6[0] = to[0];
+		ctx->user_ip6[1] = to[1];
+		ctx->user_ip6[2] = to[2];
+		ctx->user_ip6[3] = to[3];
+		ctx->user_port = cfg->outbound_port;
+	}
+	return 1;
+}
+
+/* The kernel hands remote_port in network order, shifted into the upper half on some paths. */
+static __always_inline __u16 remote_port(__u32 raw)
+{
+	return raw > 0xffff ? (__u16)(raw >> 16) : (__u16)raw;
+}
+
+/* Fill one side of a key; v4-mapped v6 is folded to v4 so both ends of a dual-stack pair agree. */
+static __always_inline void sock_addr(__u8 out[16], __u8 *family, __u32 fam, __u32 ip4, const __u32 ip6[4])
+{
+	__u32 w[4] = {};
+	if (fam == AF_INET) {
+		w[0] = ip4;
+		*family = FP_FAMILY_V4;
+	} else if (ip6[0] == 0 && ip6[1] == 0 && ip6[2] == bpf_htonl(0xffff)) {
+		w[0] = ip6[3];
+		*family = FP_FAMILY_V4;
+	} else {
+		w[0] = ip6[0];
+		w[1] = ip6[1];
+		w[2] = ip6[2];
+		w[3] = ip6[3];
+		*family = FP_FAMILY_V6;
+	}
+	__builtin_memcpy(out, w, 16);
+}
+
+static __always_inline int is_loopback(const __u8 addr[16], __u8 family)
+{
+	__u32 w[4];
+	__builtin_memcpy(w, addr, 16);
+	if (family == FP_FAMILY_V4)
+		return (bpf_ntohl(w[0]) >> 24) == 127;
+	return (w[0] | w[1] | w[2]) == 0 && w[3] == bpf_htonl(1);
+}
+
+SEC("sockops")
+int sockops(struct bpf_sock_ops *skops)
+{
+	struct fp_config *cfg;
+	struct fp_flow_key key = {};
+	__u32 op = skops->op, l6[4], r6[4];
+	__u8 rf;
+
+	if (op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+		return 1;
+	if (skops->family != AF_INET && skops->family != AF_INET6)
+		return 1;
+	cfg = get_config();
+	if (!cfg)
+		return 1;
+	l6[0] = skops->local_ip6[0];
+	l6[1] = skops->local_ip6[1];
+	l6[2] = skops->local_ip6[2];
+	l6[3] = skops->local_ip6[3];
+	r6[0] = skops->remote_ip6[0];
+	r6[1] = skops->remote_ip6[1];
+	r6[2] = skops->remote_ip6[2];
+	r6[3] = skops->remote_ip6[3];
+	sock_addr(key.src, &key.family, skops->family, skops->local_ip4, l6);
+	sock_addr(key.dst, &rf, skops->family, skops->remote_ip4, r6);
+	key.sport = bpf_htons((__u16)skops->local_port);
+	key.dport = remote_port(skops->remote_port);
+
+	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && (cfg->flags & FP_CFG_F_INTERCEPT)) {
+		__u64 cookie = bpf_get_socket_cookie(skops);
+		struct fp_sockaddr *orig = bpf_map_lookup_elem(&cookie_dst, &cookie);
+		if (orig) {
+			struct fp_sockaddr local = {};
+			__builtin_memcpy(local.addr, key.src, 16);
+			local.port = key.sport;
+			local.family = key.family;
+			local.proto = IPPROTO_TCP;
+			bpf_map_update_elem(&orig_dst, &local, orig, BPF_ANY);
+			bpf_map_delete_elem(&cookie_dst, &cookie);
+		}
+	}
+
+	if ((cfg->flags & FP_CFG_F_SOCKMAP) && is_loopback(key.src, key.family) &&
+	    is_loopback(key.dst, key.family) &&
+	    (bpf_map_lookup_elem(&sockmap_ports, &key.sport) || bpf_map_lookup_elem(&sockmap_ports, &key.dport))) {
+		if (bpf_sock_hash_update(skops, &sock_pairs, &key, BPF_NOEXIST) == 0)
+			count(FP_CNT_SOCKMAP_ADD, 1);
+	}
+	return 1;
+}
+
+SEC("sk_msg")
+int sk_msg(struct sk_msg_md *msg)
+{
+	struct fp_flow_key peer = {};
+	__u32 l6[4], r6[4];
+	__u8 f;
+
+	l6[0] = msg->local_ip6[0];
+	l6[1] = msg->local_ip6[1];
+	l6[2] = msg->local_ip6[2];
+	l6[3] = msg->local_ip6[3];
+	r6[0] = msg->remote_ip6[0];
+	r6[1] = msg->remote_ip6[1];
+	r6[2] = msg->remote_ip6[2];
+	r6[3] = msg->remote_ip6[3];
+	/* the peer's key: its local side is our remote side */
+	sock_addr(peer.src, &peer.family, msg->family, msg->remote_ip4, r6);
+	sock_addr(peer.dst, &f, msg->family, msg->local_ip4, l6);
+	peer.sport = remote_port(msg->remote_port);
+	peer.dport = bpf_htons((__u16)msg->local_port);
+	if (bpf_msg_redirect_hash(msg, &sock_pairs, &peer, BPF_F_INGRESS) == SK_PASS)
+		count(FP_CNT_SOCKMAP_REDIRECT, 1);
+	return SK_PASS;
+}

@@ -1,0 +1,31 @@
+/* Prints the ABI as the C compiler lays it out; test/abi.test.ts compares it with src/abi.ts. */
+#include <stddef.h>
+#include <stdio.h>
+#include "fp_abi.h"
+
+#define S(t) printf("size %s %zu\n", #t, sizeof(struct t))
+#define O(t, f) printf("offset %s.%s %zu\n", #t, #f, offsetof(struct t, f))
+#define C(n) printf("const %s %lld\n", #n, (long long)(n))
+
+int main(void)
+{
+	S(fp_sockaddr); O(fp_sockaddr, addr); O(fp_sockaddr, port); O(fp_sockaddr, family); O(fp_sockaddr, proto);
+	S(fp_service); O(fp_service, id); O(fp_service, table_size); O(fp_service, flags); O(fp_service, backend_count);
+	S(fp_flow_key); O(fp_flow_key, src); O(fp_flow_key, dst); O(fp_flow_key, sport); O(fp_flow_key, dport);
+	O(fp_flow_key, proto); O(fp_flow_key, family);
+	S(fp_flow); O(fp_flow, backend); O(fp_flow, backend_id); O(fp_flow, service_id); O(fp_flow, created_ns);
+	S(fp_config); O(fp_config, flags); O(fp_config, outbound_port); O(fp_config, outbound_addr4);
+	O(fp_config, outbound_addr6);
+	S(fp_event); O(fp_event, ts_ns); O(fp_event, key); O(fp_event, type); O(fp_event, backend_id);
+	O(fp_event, service_id);
+	C(FP_ABI_VERSION); C(FP_MAX_SERVICES); C(FP_MAX_BACKENDS); C(FP_MAGLEV_MAX);
+	C(FP_SVC_F_USERSPACE); C(FP_CFG_F_FIB); C(FP_CFG_F_EVENTS); C(FP_CFG_F_INTERCEPT); C(FP_CFG_F_SOCKMAP);
+	C(FP_EV_FLOW_NEW); C(FP_EV_CONNECT_REDIRECT);
+	C(FP_CNT_RX_PACKETS); C(FP_CNT_RX_BYTES); C(FP_CNT_TX_PACKETS); C(FP_CNT_REDIRECT_PACKETS);
+	C(FP_CNT_XSK_PACKETS); C(FP_CNT_PASS_PACKETS); C(FP_CNT_FWD_BYTES); C(FP_CNT_DROP_NO_BACKEND);
+	C(FP_CNT_DROP_FAMILY); C(FP_CNT_PASS_TRUNCATED); C(FP_CNT_PASS_FRAGMENT); C(FP_CNT_PASS_IP_OPTIONS);
+	C(FP_CNT_PASS_OTHER_PROTO); C(FP_CNT_PASS_NO_SERVICE); C(FP_CNT_PASS_FIB_MISS); C(FP_CNT_FLOW_NEW);
+	C(FP_CNT_FLOW_HIT); C(FP_CNT_REVERSE_NAT); C(FP_CNT_CONNECT_REDIRECT); C(FP_CNT_SOCKMAP_ADD);
+	C(FP_CNT_SOCKMAP_REDIRECT); C(FP_CNT_EVENTS_LOST); C(FP_CNT__MAX);
+	return 0;
+}

@@ -1,0 +1,132 @@
+/**
+ * The contract between the proxy's request path and HTTP filters. The proxy builds a
+ * chain once per listener configuration (buildHttpFilterChain), keeps it immutable, and
+ * every request uses the chain it started with. Filters answer with a verdict: `undefined`
+ * (continue) or a LocalReply; they never throw at the proxy (a throw is caught, counted
+ * and answered per the filter's failure policy).
+ */
+
+/** Lower-case header names, Node's IncomingHttpHeaders shape. Filters may mutate it. */
+export type HeaderMap = Record<string, string | string[] | undefined>;
+
+/** Request as filters see it. Filters may mutate path, authority and headers. */
+export interface RequestHeadersView {
+  method: string;
+  path: string;
+  authority: string;
+  scheme: 'http' | 'https';
+  headers: HeaderMap;
+}
+
+export interface ResponseHeadersView {
+  status: number;
+  headers: HeaderMap;
+}
+
+/** A response produced by the proxy itself instead of the upstream. */
+export interface LocalReply {
+  status: number;
+  headers?: Record<string, string>;
+  body?: string;
+  /** Goes to %RESPONSE_CODE_DETAILS%, e.g. "rbac_access_denied_matched_policy[none]". */
+  details?: string;
+}
+
+/** `undefined` = continue with the next filter. */
+export type FilterResult = LocalReply | undefined;
+
+/**
+ * Body phase verdict for one chunk:
+ *  - `undefined`: pass the chunk on unchanged;
+ *  - `{ data }`: forward `data` instead of the chunk; `data: null` holds it back (the
+ *    filter is buffering and will release the body later, at the latest at end of stream);
+ *  - a LocalReply: stop and answer (e.g. 413 from the buffer filter).
+ */
+export type DataResult = LocalReply | { readonly data: Uint8Array | null } | undefined;
+
+export interface StreamInfo {
+  readonly requestId: string;
+  readonly startTime: number;
+  readonly downstreamAddress: string;
+  readonly downstreamLocalPort: number;
+  /** SPIFFE ID from mTLS, if any. */
+  readonly peerIdentity: string | undefined;
+  readonly routeName: string | undefined;
+  readonly virtualHostName: string | undefined;
+  readonly clusterName: string | undefined;
+  /**
+   * The matched route's (else its virtual host's) typed_per_filter_config, keyed by
+   * filter name, each value already decoded by decodePerFilterConfig.
+   */
+  readonly perFilterConfig: Readonly<Record<string, unknown>> | undefined;
+  readonly metadata: Map<string, unknown>;
+}
+
+export interface HttpFilterChain {
+  /** False when no filter looks at request headers: the proxy may skip decodeHeaders. */
+  readonly hasRequestPhase: boolean;
+  /** False when no filter looks at response headers: the proxy may skip encodeHeaders. */
+  readonly hasResponsePhase: boolean;
+  /** True when some filter wants the request body: the proxy must call decodeData. */
+  readonly wantsRequestBody: boolean;
+  /** Decoded router filter options (the router itself is not in the chain: the proxy routes). */
+  readonly router: RouterOptions;
+  /**
+   * Settles when every hot-loaded user filter of this chain has finished loading (or
+   * failed to). The proxy may await it before it swaps the chain in (listener warming);
+   * a chain used earlier answers per each user filter's failure policy until then.
+   */
+  readonly ready: Promise<void>;
+
+  /** Runs in configuration order. Synchronous when every filter is synchronous. */
+  decodeHeaders(req: RequestHeadersView, info: StreamInfo): FilterResult | Promise<FilterResult>;
+  /**
+   * Body phase, only when wantsRequestBody. Call for every chunk in order, and once with
+   * endStream=true (chunk may be empty). Open the upstream request when this first
+   * forwards data (or at end of stream), so a buffering filter can still answer 413.
+   */
+  decodeData(chunk: Uint8Array, endStream: boolean, info: StreamInfo): DataResult | Promise<DataResult>;
+  /** Runs in reverse configuration order; also for local replies from decodeHeaders/decodeData. */
+  encodeHeaders(res: ResponseHeadersView, info: StreamInfo): FilterResult | Promise<FilterResult>;
+  /** The request is over (any outcome, including aborts): filters release per-stream state. */
+  streamComplete(info: StreamInfo): void;
+  /** For /config_dump: each filter's name, type, version, state. */
+  describe(): unknown;
+  /** The chain was replaced and its last request finished: release what it holds. */
+  dispose(): void;
+}
+
+/** Decoded envoy.extensions.filters.http.router.v3.Router. */
+export interface RouterOptions {
+  readonly suppressEnvoyHeaders: boolean;
+  readonly dynamicStats: boolean;
+  readonly startChildSpan: boolean;
+}
+
+// ------------------------------------------------------------------ filter side
+
+export type FailurePolicy = 'FAIL_CLOSED' | 'FAIL_OPEN';
+
+/**
+ * One configured filter, built by a factory from validated config. Each phase is
+ * optional; per-stream state lives in WeakMaps keyed by StreamInfo, never on the filter.
+ * `perRoute` is the route's decoded typed_per_filter_config for this filter's name.
+ */
+export interface HttpFilter {
+  readonly name: string;
+  readonly typeUrl: string;
+  /** What a throw/rejection turns into. */
+  readonly failurePolicy: FailurePolicy;
+  /** Status of the fail-closed local reply (500, 403 for authz). */
+  readonly failureStatus: number;
+  /** Body phase wanted by this filter. */
+  readonly wantsRequestBody?: boolean;
+  decodeHeaders?(req: RequestHeadersView, info: StreamInfo, perRoute: unknown): FilterResult | Promise<FilterResult>;
+  decodeData?(chunk: Uint8Array, endStream: boolean, info: StreamInfo, perRoute: unknown): DataResult | Promise<DataResult>;
+  encodeHeaders?(res: ResponseHeadersView, info: StreamInfo, perRoute: unknown): FilterResult | Promise<FilterResult>;
+  streamComplete?(info: StreamInfo): void;
+  /** Settles when the filter can serve (hot-loaded user filters). */
+  readonly ready?: Promise<void>;
+  describe(): Record<string, unknown>;
+  dispose?(): void;
+}

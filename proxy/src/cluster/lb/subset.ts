@@ -1,0 +1,105 @@
+/**
+ * A subset of a cluster's hosts that one load balancer picks from (e.g. "healthy hosts
+ * of priority 0"). Membership is an index array with swap-remove, so add/remove are
+ * O(1) plus whatever the policy's structure needs (O(log n) heaps/trees, or a dirty
+ * flag for hash tables).
+ */
+import type { Endpoint } from '../../../../config/src/model.js';
+
+/** What a load balancer needs of a host; `Host` in endpoint-set.ts satisfies it. */
+export interface LbHost {
+  readonly endpoint: Endpoint;
+  readonly activeRequests: number;
+}
+
+/**
+ * One host's membership in one subset. A host leaving a subset gets index -1; stale
+ * references (a hash table not yet rebuilt) recognise dead entries by that.
+ */
+export class Entry<H extends LbHost = LbHost> {
+  index = -1;
+  heapPos = -1;
+  deadline = 0;
+  seq = 0;
+  constructor(
+    readonly host: H,
+    public weight: number,
+  ) {}
+}
+
+export type Random = () => number;
+
+/** Weights below 1 (0, NaN) would starve or poison the structures; treat them as 1. */
+export function lbWeight(w: number): number {
+  return w >= 1 ? w : 1;
+}
+
+export abstract class Subset<H extends LbHost = LbHost> {
+  readonly entries: Entry<H>[] = [];
+  /** weight -> number of entries with it; one distinct weight means "unweighted". */
+  private readonly weightCounts = new Map<number, number>();
+  totalWeight = 0;
+
+  constructor(protected readonly rand: Random) {}
+
+  get size(): number {
+    return this.entries.length;
+  }
+
+  get uniform(): boolean {
+    return this.weightCounts.size <= 1;
+  }
+
+  add(host: H): Entry<H> {
+    const e = new Entry(host, lbWeight(host.endpoint.weight));
+    e.index = this.entries.length;
+    this.entries.push(e);
+    this.countWeight(e.weight, 1);
+    this.onAdd(e);
+    return e;
+  }
+
+  remove(e: Entry<H>): void {
+    const at = e.index;
+    if (at < 0) return;
+    const last = this.entries.pop()!;
+    const lastIndex = this.entries.length;
+    let moved: Entry<H> | undefined;
+    if (last !== e) {
+      this.entries[at] = last;
+      last.index = at;
+      moved = last;
+    }
+    e.index = -1;
+    this.countWeight(e.weight, -1);
+    this.onRemove(e, at, lastIndex, moved);
+  }
+
+  reweigh(e: Entry<H>, weight: number): void {
+    const w = lbWeight(weight);
+    if (e.index < 0 || w === e.weight) return;
+    const old = e.weight;
+    this.countWeight(old, -1);
+    e.weight = w;
+    this.countWeight(w, 1);
+    this.onReweigh(e, old);
+  }
+
+  private countWeight(w: number, d: number): void {
+    this.totalWeight += w * d;
+    const c = (this.weightCounts.get(w) ?? 0) + d;
+    if (c === 0) this.weightCounts.delete(w);
+    else this.weightCounts.set(w, c);
+  }
+
+  protected abstract onAdd(e: Entry<H>): void;
+  /** `e` was at `at`; `moved` (if any) was the last entry, moved from `lastIndex` to `at`. */
+  protected abstract onRemove(e: Entry<H>, at: number, lastIndex: number, moved: Entry<H> | undefined): void;
+  protected abstract onReweigh(e: Entry<H>, oldWeight: number): void;
+
+  /**
+   * Picks a host, avoiding `exclude` when another member exists. `hash` is a 53-bit
+   * mixed hash (consistent-hash policies) or NaN. Must not allocate.
+   */
+  abstract pick(hash: number, exclude: H | undefined): H | undefined;
+}

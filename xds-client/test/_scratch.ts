@@ -1,0 +1,11 @@
+import { envoyRoot, encodeJson, decodeResourceJson, codecs } from '../src/protos.js';
+const t0=Date.now(); envoyRoot(); console.log('load ms', Date.now()-t0);
+const L = 'type.googleapis.com/envoy.config.listener.v3.Listener';
+const bytes = encodeJson(L, { name: 'l1', address: { socket_address: { address: '0.0.0.0', port_value: 80 } }, api_listener: { api_listener: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', rds: { route_config_name: 'r1', config_source: { ads: {} , resource_api_version: 'V3'} }, http_filters: [{ name: 'router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }], stream_idle_timeout: '1.5s' } }, metadata: { filter_metadata: { a: { x: 1, y: [true, 'z'] } } } });
+console.log(JSON.stringify(decodeResourceJson(L, bytes), null, 1));
+const b = codecs.response.encode({ version_info: '1', resources: [{ type_url: L, value: bytes }], type_url: L, nonce: 'n' });
+const r = codecs.response.decode(b); console.log(r.version_info, r.nonce, r.resources[0]!.type_url, r.resources[0]!.value.length);
+const rq = codecs.request.encode({ version_info: '', node: { id: 'n1', cluster: 'c', metadata: { a: 'b' } }, resource_names: [], type_url: L, response_nonce: '' });
+console.log(codecs.request.decode(rq));
+const dr = codecs.deltaResponse.decode(codecs.deltaResponse.encode({system_version_info:'3', resources:[{name:'x', version:'v', resource:{type_url:L,value:bytes}}], type_url:L, removed_resources:['y'], nonce:'z'}));
+console.log(dr);
