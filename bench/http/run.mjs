@@ -6,10 +6,10 @@ import { parseArgs } from 'node:util';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { TARGETS, DEFAULT_TARGETS, REPO, startOrigin } from './lib/targets.mjs';
-import { stopAll } from './lib/procs.mjs';
-import { cpuSeconds, memory } from './lib/proc.mjs';
+import { stopAll, setNice } from './lib/procs.mjs';
+import { cpuSeconds, memory, systemBusySeconds } from './lib/proc.mjs';
 import { wrk, h2loadThroughput, h2loadRate } from './lib/load.mjs';
 import { median } from './lib/stats.mjs';
 import { renderReport } from './lib/report.mjs';
@@ -34,9 +34,15 @@ const HELP = `usage: node bench/http/run.mjs [options]
   --load-core N           core for the load generator and the origin (default 1)
   --out DIR               where the JSON goes (default bench/results)
   --keep-temp             keep the generated configs and logs
+  --nice=N                run target, origin and load generator at this niceness, each in its own
+                          session/autogroup so it counts against other sessions' work too
+                          (e.g. --nice=-10 on a box shared with builds/tests; default 0)
+  --wait-quiet S          before each measurement wait up to S seconds for background load on the
+                          machine to drop under 15% of a core (default 5; 0 = don't wait)
   --profile               instead of the comparison: run --profile-target under --cpu-prof with h1
                           then h2c load (--duration each) and print self-time by function
   --profile-target NAME   a Node target (default pilotfish)
+  --pilotfish-bin PATH    pilotfish entry script (default bin/pilotfish.js), e.g. to compare two builds
   --node-arg ARG          extra node flag for pilotfish (repeatable), e.g. --node-arg=--max-semi-space-size=16
 `;
 
@@ -50,7 +56,8 @@ const { values: o } = parseArgs({
     'rate-clients': { type: 'string', default: '20' }, 'proxy-core': { type: 'string', default: '0' },
     'load-core': { type: 'string', default: '1' }, out: { type: 'string' }, 'keep-temp': { type: 'boolean' },
     profile: { type: 'boolean' }, 'profile-target': { type: 'string', default: 'pilotfish' },
-    'node-arg': { type: 'string', multiple: true, default: [] },
+    nice: { type: 'string', default: '0' }, 'wait-quiet': { type: 'string', default: '5' },
+    'node-arg': { type: 'string', multiple: true, default: [] }, 'pilotfish-bin': { type: 'string' },
   },
 });
 if (o.help) { process.stdout.write(HELP); process.exit(0); }
@@ -68,7 +75,10 @@ const C = {
   rateClients: Number(o['rate-clients']),
   proxyCore: Number(o['proxy-core']),
   loadCore: Number(o['load-core']),
+  nice: Number(o.nice),
+  waitQuiet: Number(o['wait-quiet']),
 };
+setNice(C.nice);
 const targetNames = (o.targets ?? DEFAULT_TARGETS.join(',')).split(',').filter(Boolean);
 for (const t of targetNames) if (!TARGETS[t]) { console.error(`unknown target ${t}`); process.exit(2); }
 const SCENARIOS = ['h1', 'h2c', 'rate-h1', 'rate-h2c'];
@@ -91,12 +101,8 @@ for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => cleanup().then(()
 
 function versions() {
   const v = (cmd, args, re) => {
-    try {
-      const r = execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
-      return (r.match(re) ?? [r.split('\n')[0]])[0].trim();
-    } catch (e) {
-      return (String(e.stderr ?? '').match(re) ?? ['?'])[0];
-    }
+    const r = spawnSync(cmd, args, { encoding: 'utf8' });
+    return (`${r.stdout}${r.stderr}`.match(re) ?? ['?'])[0].trim();
   };
   const pkg = (n) => { try { return JSON.parse(readFileSync(join(REPO, 'node_modules', n, 'package.json'), 'utf8')).version; } catch { return '?'; } };
   return {
@@ -109,11 +115,29 @@ function versions() {
   };
 }
 
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Wait (bounded) until nothing but us uses the CPUs; returns seconds waited. */
+async function waitQuiet() {
+  if (!C.waitQuiet) return 0;
+  const t0 = Date.now();
+  for (;;) {
+    const s0 = systemBusySeconds(), self0 = process.cpuUsage();
+    await sleep(500);
+    const self = process.cpuUsage(self0);
+    const bg = (systemBusySeconds().total - s0.total - (self.user + self.system) / 1e6) / 0.5;
+    const waited = (Date.now() - t0) / 1000;
+    if (bg < 0.15 || waited >= C.waitQuiet) return waited;
+  }
+}
+
 /** Measure one scenario against one started target. */
-async function measure(scenario, t, origin, { seconds = null } = {}) {
+async function measure(scenario, t, origin, { seconds = null, quiet = true } = {}) {
   const core = C.loadCore;
+  const waited = quiet ? await waitQuiet() : 0;
   const cpu0 = t.pid ? cpuSeconds(t.pid) : 0;
   const ocpu0 = cpuSeconds(origin.pid);
+  const sys0 = systemBusySeconds(), self0 = process.cpuUsage();
   const w0 = process.hrtime.bigint();
   let r;
   if (scenario === 'h1') r = await wrk({ url: t.h1Url, connections: C.connections, seconds: seconds ?? C.duration, core });
@@ -125,6 +149,11 @@ async function measure(scenario, t, origin, { seconds = null } = {}) {
   const wall = Number(process.hrtime.bigint() - w0) / 1e9;
   const cpu = t.pid ? cpuSeconds(t.pid) - cpu0 : null;
   const ocpu = cpuSeconds(origin.pid) - ocpu0;
+  const sys1 = systemBusySeconds(), self = process.cpuUsage(self0);
+  // Background load: machine busy time not spent by the target, the origin, the load
+  // generator or this harness (other people's builds and tests on a shared box).
+  const ours = (cpu ?? 0) + ocpu + (r.loadgenCpuSeconds ?? 0) + (self.user + self.system) / 1e6;
+  const proxyCoreBackground = t.pid ? Math.max(0, (sys1.perCore[C.proxyCore] - sys0.perCore[C.proxyCore]) - cpu) / wall : null;
   return {
     ...r,
     wallSeconds: wall,
@@ -132,6 +161,9 @@ async function measure(scenario, t, origin, { seconds = null } = {}) {
     cpuUsPerReq: cpu !== null && r.requests ? (cpu * 1e6) / r.requests : null,
     proxyCoreBusy: cpu !== null ? cpu / wall : null,
     originUsPerReq: r.requests ? (ocpu * 1e6) / r.requests : null,
+    backgroundCores: Math.max(0, sys1.total - sys0.total - ours) / wall,
+    proxyCoreBackground,
+    waitedForQuietSeconds: waited,
   };
 }
 
@@ -139,7 +171,7 @@ const applicable = (scenario, name) => !scenario.endsWith('h2c') || TARGETS[name
 
 async function startTarget(name, origin, extra = {}) {
   return TARGETS[name].start({
-    dir, core: C.proxyCore, origin, name,
+    dir, core: C.proxyCore, origin, name, pilotfishBin: o['pilotfish-bin'],
     nodeArgs: name.startsWith('pilotfish') ? o['node-arg'] : [], ...extra,
   });
 }
@@ -167,7 +199,7 @@ async function compare() {
     for (const name of names) {
       for (const s of ['h1', 'h2c']) {
         if (!scenarios.some((x) => x.endsWith(s)) || !applicable(s, name)) continue;
-        try { await measure(s, live[name], origin, { seconds: C.warmup }); } catch (e) { log(`warm-up ${name} ${s}: ${e.message}`); }
+        try { await measure(s, live[name], origin, { seconds: C.warmup, quiet: false }); } catch (e) { log(`warm-up ${name} ${s}: ${e.message}`); }
       }
     }
     log('warm-up done');
@@ -185,7 +217,8 @@ async function compare() {
           runs.push({ round, scenario, target: name, ...m });
           const lat = m.p50 != null ? ` p50 ${m.p50.toFixed(3)} ms p99 ${m.p99.toFixed(3)} ms` : '';
           const cpu = m.cpuUsPerReq != null ? ` ${m.cpuUsPerReq.toFixed(1)} µs/req (core ${(m.proxyCoreBusy * 100).toFixed(0)}%)` : '';
-          log(`round ${round} ${scenario.padEnd(8)} ${name.padEnd(16)} ${m.rps.toFixed(0).padStart(7)} req/s${cpu}${lat}${m.errors ? ` ERRORS ${m.errors}` : ''}`);
+          const bg = m.backgroundCores > 0.05 ? ` [background ${(m.backgroundCores * 100).toFixed(0)}% of a core]` : '';
+          log(`round ${round} ${scenario.padEnd(8)} ${name.padEnd(16)} ${m.rps.toFixed(0).padStart(7)} req/s${cpu}${lat}${m.errors ? ` ERRORS ${m.errors}` : ''}${bg}`);
         } catch (e) {
           runs.push({ round, scenario, target: name, error: String(e.message ?? e) });
           log(`round ${round} ${scenario} ${name} FAILED: ${e.message}`);
@@ -207,6 +240,7 @@ async function compare() {
       summary[scenario][name] = {
         rounds: rs.length, rps: med('rps'), cpuUsPerReq: med('cpuUsPerReq'), proxyCoreBusy: med('proxyCoreBusy'),
         p50: med('p50'), p99: med('p99'), originUsPerReq: med('originUsPerReq'),
+        backgroundCores: med('backgroundCores'), maxBackgroundCores: Math.max(...rs.map((r) => r.backgroundCores)),
         errors: rs.reduce((a, r) => a + (r.errors ?? 0), 0),
         requests: rs.reduce((a, r) => a + (r.requests ?? 0), 0),
       };

@@ -9,3 +9,4 @@ export { decodeAny, decodeTypedExtension, typeName, TYPE_PREFIX } from './typed.
 export { ObjectReader, parseDuration } from './reader.js';
 export { compileRe2, compileFullMatch, type Re2 } from './regex.js';
 export { loadBootstrapFile, parseConfigText } from './load.js';
+export * from './endpoints.js';

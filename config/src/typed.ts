@@ -69,11 +69,8 @@ export function decodeTypedMap(r: ObjectReader, field: string): Record<string, T
   if (!m) return out;
   for (const key of Object.keys(m.raw)) {
     const path = m.child(key);
-    let v = m.get(key);
-    // envoy.config.route.v3.FilterConfig wraps the Any as {config, is_optional, disabled}
-    const wrapped = v !== null && typeof v === 'object' && (v as Record<string, unknown>)['@type'] === TYPE_PREFIX + 'envoy.config.route.v3.FilterConfig';
-    if (wrapped) v = (v as Record<string, unknown>)['config'];
-    const any = decodeAny(v, r.diag, wrapped ? `${path}.config` : path);
+    // A FilterConfig wrapper ({config, disabled, is_optional}) is kept whole: filters/ decodes it.
+    const any = decodeAny(m.get(key), r.diag, path);
     if (any) out[key] = { name: key, typeUrl: any.typeUrl, config: any.config };
   }
   return out;

@@ -20,7 +20,9 @@ static __always_inline __u16 csum_fold32(__u32 c)
 static __always_inline void csum_replace_words(__u16 *sum, const __u16 *from, const __u16 *to, int words)
 {
 	__u32 acc = (__u16)~*sum;
+#ifdef __bpf__
 #pragma unroll
+#endif
 	for (int i = 0; i < 8; i++) {
 		if (i >= words)
 			break;

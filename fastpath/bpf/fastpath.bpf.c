@@ -18,6 +18,7 @@
 #include "maps.h"
 #include "parsing.h"
 #include "csum.h"
+#include "hash.h"
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -46,34 +47,6 @@ static __always_inline int pass(__u32 reason)
 	count(reason, 1);
 	count(FP_CNT_PASS_PACKETS, 1);
 	return XDP_PASS;
-}
-
-static __always_inline __u32 rotl(__u32 x, int r)
-{
-	return (x << r) | (x >> (32 - r));
-}
-
-/* murmur3-style mix over the whole key: cheap, and spreads nearby ports well. */
-static __always_inline __u32 flow_hash(const struct fp_flow_key *key)
-{
-	__u32 w[sizeof(*key) / 4];
-	__u32 h = 0x9747b28c;
-
-	__builtin_memcpy(w, key, sizeof(w));
-#pragma unroll
-	for (int i = 0; i < (int)(sizeof(w) / 4); i++) {
-		__u32 k = w[i] * 0xcc9e2d51;
-		k = rotl(k, 15) * 0x1b873593;
-		h ^= k;
-		h = rotl(h, 13) * 5 + 0xe6546b64;
-	}
-	h ^= sizeof(*key);
-	h ^= h >> 16;
-	h *= 0x85ebca6b;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35;
-	h ^= h >> 16;
-	return h;
 }
 
 /* Rewrite the destination (to_dst) or source address and port, fixing checksums. */
@@ -366,7 +339,7 @@ static __always_inline int redirect_connect(struct bpf_sock_addr *ctx, struct fp
 }
 
 SEC("cgroup/connect4")
-int connect4(struct bpf_sock_addr *ctx)
+int fp_connect4(struct bpf_sock_addr *ctx)
 {
 	struct fp_config *cfg = get_config();
 	struct fp_sockaddr orig = {};
@@ -390,7 +363,7 @@ int connect4(struct bpf_sock_addr *ctx)
 }
 
 SEC("cgroup/connect6")
-int connect6(struct bpf_sock_addr *ctx)
+int fp_connect6(struct bpf_sock_addr *ctx)
 {
 	struct fp_config *cfg = get_config();
 	struct fp_sockaddr orig = {};
@@ -460,7 +433,7 @@ static __always_inline int is_loopback(const __u8 addr[16], __u8 family)
 }
 
 SEC("sockops")
-int sockops(struct bpf_sock_ops *skops)
+int fp_sockops(struct bpf_sock_ops *skops)
 {
 	struct fp_config *cfg;
 	struct fp_flow_key key = {};
@@ -511,7 +484,7 @@ int sockops(struct bpf_sock_ops *skops)
 }
 
 SEC("sk_msg")
-int sk_msg(struct sk_msg_md *msg)
+int fp_sk_msg(struct sk_msg_md *msg)
 {
 	struct fp_flow_key peer = {};
 	__u32 l6[4], r6[4];

@@ -5,6 +5,7 @@
  * (continue) or a LocalReply; they never throw at the proxy (a throw is caught, counted
  * and answered per the filter's failure policy).
  */
+import type { Problem } from '../../config/src/validation.js';
 
 /** Lower-case header names, Node's IncomingHttpHeaders shape. Filters may mutate it. */
 export type HeaderMap = Record<string, string | string[] | undefined>;
@@ -73,10 +74,12 @@ export interface HttpFilterChain {
   readonly router: RouterOptions;
   /**
    * Settles when every hot-loaded user filter of this chain has finished loading (or
-   * failed to). The proxy may await it before it swaps the chain in (listener warming);
-   * a chain used earlier answers per each user filter's failure policy until then.
+   * failed to), with the problems of that asynchronous part (load errors, failed
+   * self-tests): empty means all good. The proxy may await it before it swaps the chain in
+   * (listener warming) and NACK on problems; a chain used earlier answers per each user
+   * filter's failure policy until then (or with the previous version, if one is active).
    */
-  readonly ready: Promise<void>;
+  readonly ready: Promise<readonly Problem[]>;
 
   /** Runs in configuration order. Synchronous when every filter is synchronous. */
   decodeHeaders(req: RequestHeadersView, info: StreamInfo): FilterResult | Promise<FilterResult>;
@@ -105,6 +108,13 @@ export interface RouterOptions {
 
 // ------------------------------------------------------------------ filter side
 
+/**
+ * A decoded typed_per_filter_config value meaning "this filter is off for this route"
+ * (envoy.config.route.v3.FilterConfig{disabled: true}, BufferPerRoute{disabled: true}, an
+ * RBACPerRoute without rules). The chain skips the filter; filters never see it.
+ */
+export const FILTER_DISABLED: unique symbol = Symbol('filter disabled for route');
+
 export type FailurePolicy = 'FAIL_CLOSED' | 'FAIL_OPEN';
 
 /**
@@ -125,8 +135,8 @@ export interface HttpFilter {
   decodeData?(chunk: Uint8Array, endStream: boolean, info: StreamInfo, perRoute: unknown): DataResult | Promise<DataResult>;
   encodeHeaders?(res: ResponseHeadersView, info: StreamInfo, perRoute: unknown): FilterResult | Promise<FilterResult>;
   streamComplete?(info: StreamInfo): void;
-  /** Settles when the filter can serve (hot-loaded user filters). */
-  readonly ready?: Promise<void>;
+  /** Settles when the filter can serve (hot-loaded user filters), with load problems. */
+  readonly ready?: Promise<readonly Problem[]>;
   describe(): Record<string, unknown>;
   dispose?(): void;
 }

@@ -1,10 +1,11 @@
 import { channel } from 'node:diagnostics_channel';
 import type { HttpFilterConfig, TypedExtension } from '../../config/src/model.js';
-import type { Diagnostics } from '../../config/src/validation.js';
+import type { Diagnostics, Problem } from '../../config/src/validation.js';
 import type {
   DataResult, FilterResult, HttpFilter, HttpFilterChain, LocalReply, RequestHeadersView,
   ResponseHeadersView, RouterOptions, StreamInfo,
 } from './api.js';
+import { FILTER_DISABLED } from './api.js';
 import { factoryFor, messageName, perRouteFactoryFor, type FactoryContext } from './registry.js';
 import { countersFor, type FilterCounters } from './stats.js';
 import { defaultUserFilterManager } from './user/manager.js';
@@ -14,8 +15,6 @@ import { isObj, raw, type Obj } from './util/fields.js';
 /** Published when a filter throws or rejects; free when nobody subscribes. */
 const errorChannel = channel('pilotfish:filters:error');
 
-/** typed_per_filter_config value meaning "this filter is off for this route". */
-export const FILTER_DISABLED: unique symbol = Symbol('filter disabled for route');
 
 const FILTER_CONFIG_TYPE = 'envoy.config.route.v3.FilterConfig';
 
@@ -48,7 +47,7 @@ class Chain implements HttpFilterChain {
   readonly hasRequestPhase: boolean;
   readonly hasResponsePhase: boolean;
   readonly wantsRequestBody: boolean;
-  readonly ready: Promise<void>;
+  readonly ready: Promise<readonly Problem[]>;
   private readonly decoders: readonly Slot[];
   private readonly encoders: readonly Slot[]; // already reversed
   private readonly dataFilters: readonly Slot[];
@@ -66,8 +65,8 @@ class Chain implements HttpFilterChain {
     this.hasRequestPhase = this.decoders.length > 0;
     this.hasResponsePhase = this.encoders.length > 0;
     this.wantsRequestBody = this.dataFilters.length > 0;
-    const pending = slots.map((s) => s.filter.ready).filter((p): p is Promise<void> => p !== undefined);
-    this.ready = pending.length === 0 ? Promise.resolve() : Promise.all(pending).then(() => undefined);
+    const pending = slots.map((s) => s.filter.ready).filter((p): p is Promise<readonly Problem[]> => p !== undefined);
+    this.ready = pending.length === 0 ? Promise.resolve([]) : Promise.all(pending).then((ps) => ps.flat());
   }
 
   decodeHeaders(req: RequestHeadersView, info: StreamInfo): FilterResult | Promise<FilterResult> {

@@ -147,7 +147,7 @@ function defaultScalar(fullName: string): unknown {
 function scalarToJson(v: unknown): unknown {
   if (v instanceof Uint8Array) return Buffer.from(v).toString('base64');
   if (typeof v === 'object' && v !== null && 'low' in v && 'high' in v) {
-    const l = v as { toNumber(): number };
+    const l = v as unknown as { toNumber(): number };
     return l.toNumber();
   }
   return v;

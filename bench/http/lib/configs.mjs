@@ -73,7 +73,7 @@ ${location}
 export function haproxy({ port, upstreamPort }) {
   return `global
   nbthread 1
-  maxconn 20000
+  maxconn 4000
 
 defaults
   mode http
@@ -89,7 +89,7 @@ frontend fe
   default_backend be
 
 backend be
-  server origin 127.0.0.1:${upstreamPort} maxconn 10000
+  server origin 127.0.0.1:${upstreamPort} maxconn 4000
 `;
 }
 

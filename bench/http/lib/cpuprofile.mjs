@@ -8,9 +8,10 @@ function category(url, fn, repo) {
     if (fn === '(garbage collector)') return 'gc';
     if (fn === '(idle)') return 'idle';
     if (fn === '(program)') return 'program (native, outside JS)';
-    return 'v8/native builtins';
+    return 'native (V8 builtins, C++ bindings incl. syscalls)';
   }
   if (url.startsWith('node:')) return 'node internals';
+  if (url.startsWith('wasm://')) return 'wasm (llhttp in undici)';
   let path = url;
   try { if (url.startsWith('file:')) path = fileURLToPath(url); } catch { /* keep url */ }
   const nm = path.lastIndexOf('/node_modules/');

@@ -1,23 +1,32 @@
 // Load generators (wrk, h2load), pinned to the load core, always bounded in time.
-import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { percentileSorted } from './stats.mjs';
+import { ownCpuSeconds } from './proc.mjs';
+import { pinned, spawnWithPriority } from './procs.mjs';
 
 /** Run a command to completion; kill it if it overruns `timeoutMs`. */
 export function runCommand(cmd, args, timeoutMs) {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnWithPriority(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '', err = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    // The load generator's own CPU time, sampled while it runs (the last <=100 ms are
+    // lost): used to tell background load on the machine from our own.
+    let cpu = 0;
+    const sample = () => { const c = ownCpuSeconds(child.pid); if (c !== null) cpu = c; };
+    const sampler = setInterval(sample, 100);
+    child.on('exit', sample);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, out, err });
+      clearInterval(sampler);
+      resolve({ code, signal, out, err, cpu });
     });
     child.on('error', (e) => {
       clearTimeout(timer);
-      resolve({ code: -1, signal: null, out, err: String(e) });
+      clearInterval(sampler);
+      resolve({ code: -1, signal: null, out, err: String(e), cpu });
     });
   });
 }
@@ -52,18 +61,18 @@ export function parseH2load(out) {
 
 /** HTTP/1.1 keep-alive throughput: wrk, 1 thread, closed loop. */
 export async function wrk({ url, connections, seconds, core }) {
-  const args = ['-c', String(core), 'wrk', '-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url];
-  const r = await runCommand('taskset', args, (seconds + 20) * 1000);
+  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url];
+  const r = await runCommand(...pinned(core, 'wrk', args), (seconds + 20) * 1000);
   if (r.code !== 0) throw new Error(`wrk failed (${r.code ?? r.signal}): ${r.err || r.out}`);
-  return parseWrk(r.out);
+  return { ...parseWrk(r.out), loadgenCpuSeconds: r.cpu };
 }
 
 /** h2c (prior knowledge) throughput: h2load, 1 thread, `clients` connections x `streams` concurrent streams. */
 export async function h2loadThroughput({ url, clients, streams, seconds, core }) {
-  const args = ['-c', String(core), 'h2load', '-t1', `-c${clients}`, `-m${streams}`, `-D${seconds}`, url];
-  const r = await runCommand('taskset', args, (seconds + 20) * 1000);
+  const args = ['-t1', `-c${clients}`, `-m${streams}`, `-D${seconds}`, url];
+  const r = await runCommand(...pinned(core, 'h2load', args), (seconds + 20) * 1000);
   if (r.code !== 0) throw new Error(`h2load failed (${r.code ?? r.signal}): ${r.err || r.out}`);
-  return parseH2load(r.out);
+  return { ...parseH2load(r.out), loadgenCpuSeconds: r.cpu };
 }
 
 /**
@@ -73,20 +82,27 @@ export async function h2loadThroughput({ url, clients, streams, seconds, core })
  */
 export async function h2loadRate({ url, h1, rate, clients, seconds, core, logFile, skipSeconds = 0.5 }) {
   const perClient = Math.max(1, Math.round(rate / clients));
-  const args = ['-c', String(core), 'h2load', '-t1', `-c${clients}`, '-m1', `--rps=${perClient}`, `-D${seconds}`,
-    `--log-file=${logFile}`];
+  // h2load's --rps timer fires at most every 10 ms per client, and clients that connect
+  // together fire together: 20 clients started at once send bursts of 20 requests
+  // every 10 ms, which measures queueing in the burst, not the proxy hop. Opening one
+  // connection per ms (-r1 --rate-period=1ms; 1 ms is the finest period h2load accepts)
+  // spreads the clients' phases, so arrivals come ~1 ms apart in groups of
+  // ceil(clients / 10). -r excludes -D, so the run is bounded by -n instead.
+  const args = ['-t1', `-c${clients}`, '-m1', `--rps=${perClient}`,
+    '-r1', '--rate-period=1ms', `-n${perClient * clients * seconds}`, `--log-file=${logFile}`];
   if (h1) args.push('--h1');
   args.push(url);
-  const r = await runCommand('taskset', args, (seconds + 20) * 1000);
+  const r = await runCommand(...pinned(core, 'h2load', args), (seconds + 20) * 1000);
   if (r.code !== 0) throw new Error(`h2load --rps failed (${r.code ?? r.signal}): ${r.err || r.out}`);
   const summary = parseH2load(r.out);
   const rows = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => l.split('\t').map(Number));
   rmSync(logFile, { force: true });
-  const t0 = Math.min(...rows.map((x) => x[0]));
+  const t0 = rows.reduce((m, x) => Math.min(m, x[0]), Infinity);
   const lat = rows.filter((x) => x[0] - t0 >= skipSeconds * 1e6 && x[1] >= 200 && x[1] < 400)
     .map((x) => x[2] / 1000).sort((a, b) => a - b);
   return {
     ...summary,
+    loadgenCpuSeconds: r.cpu,
     targetRps: perClient * clients,
     p50: percentileSorted(lat, 50),
     p90: percentileSorted(lat, 90),

@@ -66,3 +66,24 @@ export function memory(rootPid) {
   }
   return { rssMB: rss / 1024, hwmMB: hwm / 1024 };
 }
+
+/** Busy CPU seconds per core and in total from /proc/stat (everything but idle and iowait). */
+export function systemBusySeconds() {
+  const perCore = [];
+  let total = 0;
+  for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
+    const m = line.match(/^cpu(\d+) (.*)$/);
+    if (!m) continue;
+    const [user, nice, system, , , irq, softirq, steal] = m[2].trim().split(/\s+/).map(Number);
+    const busy = (user + nice + system + irq + softirq + steal) / CLK_TCK;
+    perCore[Number(m[1])] = busy;
+    total += busy;
+  }
+  return { perCore, total };
+}
+
+/** CPU seconds of one process (no descendants), or null once it is gone. */
+export function ownCpuSeconds(pid) {
+  const st = readStat(pid);
+  return st ? (st.utime + st.stime) / CLK_TCK : null;
+}

@@ -1,11 +1,40 @@
 // Starting/stopping the processes under test, pinned with taskset, and readiness checks.
 import { spawn } from 'node:child_process';
-import { openSync, closeSync, readFileSync } from 'node:fs';
+import { openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 
 const live = new Set();
+let niceness = 0;
+
+/** Niceness for everything started from now on (target, origin, load generator). */
+export function setNice(n) { niceness = n; }
+
+let autogroup = false;
+try { autogroup = readFileSync('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').trim() === '1'; } catch { /* no autogroup */ }
+
+/**
+ * spawn() with the configured priority. With scheduler autogroups (one per session),
+ * plain nice only ranks processes inside their own session, so against other sessions'
+ * builds and tests it does nothing: each process gets its own session (setsid) and that
+ * autogroup gets the niceness.
+ */
+export function spawnWithPriority(file, argv, opts) {
+  if (!niceness) return spawn(file, argv, opts);
+  const child = spawn(file, argv, { ...opts, detached: autogroup });
+  if (autogroup && child.pid) {
+    try { writeFileSync(`/proc/${child.pid}/autogroup`, String(niceness)); } catch { /* best effort */ }
+  }
+  return child;
+}
+
+/** [file, args] running `cmd` pinned to `core` (and reniced); exec chain keeps the pid. */
+export function pinned(core, cmd, args) {
+  const base = ['taskset', '-c', String(core), cmd, ...args];
+  const full = niceness ? ['nice', '-n', String(niceness), ...base] : base;
+  return [full[0], full.slice(1)];
+}
 
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -21,7 +50,8 @@ export function freePort() {
 /** Spawn `cmd args` pinned to `core`, output to `logFile`. taskset execs, so child.pid is the program's pid. */
 export function startPinned({ core, cmd, args, logFile, env, cwd }) {
   const fd = openSync(logFile, 'a');
-  const child = spawn('taskset', ['-c', String(core), cmd, ...args], {
+  const [file, argv] = pinned(core, cmd, args);
+  const child = spawnWithPriority(file, argv, {
     stdio: ['ignore', fd, fd],
     env: env ?? process.env,
     cwd,
@@ -87,7 +117,10 @@ export async function waitReady({ url, body, h2 = false, timeoutMs = 20000, proc
   const deadline = Date.now() + timeoutMs;
   let last = 'no attempt';
   while (Date.now() < deadline) {
-    if (proc && !proc.running) throw new Error(`process exited before ready; log:\n${proc.log().slice(-2000)}`);
+    if (proc && !proc.running) {
+      const tail = proc.log().trim().split('\n').slice(-3).join(' | ');
+      throw new Error(`process exited before ready: ${tail || '(no output)'}`);
+    }
     try {
       const r = await (h2 ? getH2c(url) : getH1(url));
       if (r.status === 200 && r.body === body) return;

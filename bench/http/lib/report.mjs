@@ -5,17 +5,19 @@ const int = (v) => (v == null ? '—' : Math.round(v).toLocaleString('en-US'));
 const ratio = (a, b) => (a == null || b == null || !b ? '—' : `${(a / b).toFixed(2)}×`);
 const plus = (a, b) => (a == null || b == null ? '—' : `${a - b >= 0 ? '+' : ''}${(a - b).toFixed(3)}`);
 
+const bg = (s) => (s.maxBackgroundCores == null ? '—' : `${f(s.backgroundCores * 100, 0)}% (${f(s.maxBackgroundCores * 100, 0)}%)${s.maxBackgroundCores > 0.1 ? ' ⚠' : ''}`);
+
 const GOALS = { h1: 35, h2c: 80, addedP50: 0.3, rssMB: 60 };
 
 function throughputTable(title, rows) {
   const n = rows.nginx, d = rows.direct;
   const lines = [
     `### ${title}`, '',
-    '| target | req/s | vs nginx | vs direct | proxy CPU µs/req | vs nginx | proxy core busy | p50 ms | p99 ms | errors |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| target | req/s | vs nginx | vs direct | proxy CPU µs/req | vs nginx | proxy core busy | p50 ms | p99 ms | errors | background load |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const [name, s] of Object.entries(rows)) {
-    lines.push(`| ${name} | ${int(s.rps)} | ${ratio(s.rps, n?.rps)} | ${ratio(s.rps, d?.rps)} | ${f(s.cpuUsPerReq)} | ${ratio(s.cpuUsPerReq, n?.cpuUsPerReq)} | ${s.proxyCoreBusy == null ? '—' : `${f(s.proxyCoreBusy * 100, 0)}%`} | ${f(s.p50, 2)} | ${f(s.p99, 2)} | ${s.errors} |`);
+    lines.push(`| ${name} | ${int(s.rps)} | ${ratio(s.rps, n?.rps)} | ${ratio(s.rps, d?.rps)} | ${f(s.cpuUsPerReq)} | ${ratio(s.cpuUsPerReq, n?.cpuUsPerReq)} | ${s.proxyCoreBusy == null ? '—' : `${f(s.proxyCoreBusy * 100, 0)}%`} | ${f(s.p50, 2)} | ${f(s.p99, 2)} | ${s.errors} | ${bg(s)} |`);
   }
   return lines.join('\n') + '\n';
 }
@@ -24,11 +26,11 @@ function rateTable(title, rows) {
   const d = rows.direct, n = rows.nginx;
   const lines = [
     `### ${title}`, '',
-    '| target | achieved req/s | p50 ms | p99 ms | added p50 vs direct | added p99 vs direct | added p50 vs nginx | proxy CPU µs/req | errors |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| target | achieved req/s | p50 ms | p99 ms | added p50 vs direct | added p99 vs direct | added p50 vs nginx | proxy CPU µs/req | errors | background load |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const [name, s] of Object.entries(rows)) {
-    lines.push(`| ${name} | ${int(s.rps)} | ${f(s.p50, 3)} | ${f(s.p99, 3)} | ${name === 'direct' ? '—' : plus(s.p50, d?.p50)} | ${name === 'direct' ? '—' : plus(s.p99, d?.p99)} | ${name === 'direct' || name === 'nginx' ? '—' : plus(s.p50, n?.p50)} | ${f(s.cpuUsPerReq)} | ${s.errors} |`);
+    lines.push(`| ${name} | ${int(s.rps)} | ${f(s.p50, 3)} | ${f(s.p99, 3)} | ${name === 'direct' ? '—' : plus(s.p50, d?.p50)} | ${name === 'direct' ? '—' : plus(s.p99, d?.p99)} | ${name === 'direct' || name === 'nginx' ? '—' : plus(s.p50, n?.p50)} | ${f(s.cpuUsPerReq)} | ${s.errors} | ${bg(s)} |`);
   }
   return lines.join('\n') + '\n';
 }
@@ -41,7 +43,10 @@ export function renderReport(r) {
     `Origin: ${c.origin}. Medians over ${c.rounds} alternating round(s). ` +
     `h1: wrk -t1 -c${c.connections}, ${c.duration} s; h2c: h2load -t1 -c${c.h2Clients} -m${c.h2Streams}, ${c.duration} s; ` +
     `fixed rate: h2load --rps, ${c.rate} req/s over ${c.rateClients} connections (1 in flight each), ${c.rateDuration} s, first 0.5 s dropped. ` +
+    `Niceness ${c.nice}; each measurement waited up to ${c.waitQuiet} s for background load < 15% of a core. ` +
     `${Object.entries(c.versions).map(([k, v]) => `${k} ${v}`).join(', ')}.`, '');
+  out.push('Background load = CPU used on the machine by anything other than the target, origin, load generator and harness, ' +
+    'in % of one core: median (max) over rounds; ⚠ = some round saw more than 10%, treat that row\'s req/s and latency with care.', '');
   const titles = {
     h1: 'HTTP/1.1 keep-alive throughput (wrk, closed loop; latency is at saturation)',
     h2c: 'h2c throughput (h2load, prior knowledge; latency not measured)',

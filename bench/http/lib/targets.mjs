@@ -1,7 +1,7 @@
 // The targets measured side by side. Each `start` returns { pid, h1Url, h2Url? } once
 // the target answers correctly (status 200 and the origin's exact body).
 import { writeFileSync, mkdirSync, existsSync } from 'node:fs';
-import { join, dirname } from 'node:path';
+import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as cfg from './configs.mjs';
 import { freePort, startPinned, waitReady } from './procs.mjs';
@@ -39,8 +39,8 @@ function nodeTarget(script) {
 }
 
 function pilotfishTarget({ upstreamH2 }) {
-  return async ({ dir, core, origin, name, nodeArgs = [], env }) => {
-    const bin = join(REPO, 'bin', 'pilotfish.js');
+  return async ({ dir, core, origin, name, nodeArgs = [], env, pilotfishBin }) => {
+    const bin = pilotfishBin ? resolve(pilotfishBin) : join(REPO, 'bin', 'pilotfish.js');
     if (!existsSync(bin)) throw new Error(`${bin} does not exist yet`);
     const port = await freePort(), adminPort = await freePort();
     const conf = join(dir, `${name}.yaml`);

@@ -53,6 +53,22 @@ export class EdfHeap<H extends LbHost> {
     return top;
   }
 
+  /**
+   * For retries: picks the earliest entry other than the current top (the runner-up is
+   * one of the root's children), leaving the top due. O(log n).
+   */
+  nextSkippingTop(weight: (e: Entry<H>) => number): Entry<H> | undefined {
+    const h = this.heap;
+    if (h.length < 2) return h[0];
+    const c = h.length > 2 && this.less(h[2]!, h[1]!) ? 2 : 1;
+    const e = h[c]!;
+    this.now = e.deadline;
+    e.deadline = this.now + 1 / weight(e);
+    e.seq = this.seq++;
+    this.down(c);
+    return e;
+  }
+
   private less(a: Entry<H>, b: Entry<H>): boolean {
     return a.deadline < b.deadline || (a.deadline === b.deadline && a.seq < b.seq);
   }

@@ -3,6 +3,12 @@
  * (find the slot where a prefix sum crosses x) in O(log n). Capacity doubles when full
  * (O(n) rebuild, amortised O(1) per slot). Integer weights keep float sums exact.
  */
+import type { Rng } from './rng.js';
+
+interface Total {
+  readonly totalWeight: number;
+}
+
 export class Fenwick {
   private tree: Float64Array;
   private cap: number;
@@ -34,8 +40,13 @@ export class Fenwick {
     for (let i = slot + 1; i <= this.cap; i += i & -i) t[i]! += delta;
   }
 
-  /** Smallest slot whose inclusive prefix sum exceeds x (0 <= x < total). */
-  find(x: number): number {
+  /**
+   * A slot drawn with probability weight/total. Takes the generator rather than a
+   * double (a double argument to a non-inlined call is boxed: an allocation per pick).
+   */
+  sample(rng: Rng, total: Total): number {
+    // Smallest slot whose inclusive prefix sum exceeds x.
+    let x = rng.next() * total.totalWeight;
     const t = this.tree;
     let pos = 0;
     for (let step = this.cap; step > 0; step >>= 1) {

@@ -6,7 +6,7 @@
  * subset (index -1) by probing onward, and fall back to hashing into the live index
  * array if a bounded probe finds nothing.
  */
-import { Subset, type Entry, type LbHost, type Random } from './subset.js';
+import { Subset, type Entry, type LbHost, type PickScratch, type Random } from './subset.js';
 
 export interface RebuildScheduler {
   /** Called when `s` becomes dirty; the owner calls `s.rebuild()` later (batched). */
@@ -56,10 +56,10 @@ export abstract class HashedSubset<H extends LbHost> extends Subset<H> {
 
   protected abstract build(): void;
   /** Table lookup; undefined when the table is empty or every probe hit a dead entry. */
-  protected abstract lookup(hash: number, exclude: H | undefined): Entry<H> | undefined;
+  protected abstract lookup(s: PickScratch, exclude: H | undefined): Entry<H> | undefined;
   protected abstract get tableEmpty(): boolean;
 
-  pick(hash: number, exclude: H | undefined): H | undefined {
+  pick(s: PickScratch, exclude: H | undefined): H | undefined {
     const n = this.entries.length;
     if (n === 0) return undefined;
     if (!this.used) {
@@ -69,9 +69,9 @@ export abstract class HashedSubset<H extends LbHost> extends Subset<H> {
       // Nothing to serve from: build now rather than fail requests until the timer.
       this.rebuild();
     }
-    const e = this.lookup(hash, exclude);
+    const e = this.lookup(s, exclude);
     if (e !== undefined) return e.host;
-    let i = hash % n;
+    let i = s.hash % n;
     if (this.entries[i]!.host === exclude && n > 1) i = (i + 1) % n;
     return this.entries[i]!.host;
   }

@@ -5,7 +5,7 @@
  * host is re-queued (so it lags by one pick, as in Envoy).
  */
 import { EdfHeap } from './edf.js';
-import { Subset, type Entry, type LbHost, type Random } from './subset.js';
+import { Subset, type Entry, type PickScratch, type LbHost, type Random } from './subset.js';
 
 const dynamicWeight = (e: Entry): number => e.weight / (e.host.activeRequests + 1);
 
@@ -30,22 +30,22 @@ export class LeastRequestSubset<H extends LbHost> extends Subset<H> {
     this.edf.push(e, dynamicWeight(e));
   }
 
-  pick(_hash: number, exclude: H | undefined): H | undefined {
+  pick(_s: PickScratch, exclude: H | undefined): H | undefined {
     const n = this.entries.length;
     if (n === 0) return undefined;
     if (n === 1) return this.entries[0]!.host;
     if (this.uniform) {
       let best: H | undefined;
       for (let k = 0; k < this.choiceCount; k++) {
-        let i = Math.floor(this.rand() * n);
+        let i = Math.floor(this.rand.next() * n);
         if (this.entries[i]!.host === exclude) i = (i + 1) % n;
         const h = this.entries[i]!.host;
         if (best === undefined || h.activeRequests < best.activeRequests) best = h;
       }
       return best;
     }
-    let e = this.edf.next(dynamicWeight)!;
-    if (e.host === exclude) e = this.edf.next(dynamicWeight)!;
+    const e =
+      this.edf.peek()!.host === exclude && n > 1 ? this.edf.nextSkippingTop(dynamicWeight)! : this.edf.next(dynamicWeight)!;
     return e.host;
   }
 }

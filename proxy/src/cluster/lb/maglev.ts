@@ -10,7 +10,18 @@
  */
 import { hash53 } from '../hash.js';
 import { HashedSubset, MAX_PROBES, type RebuildScheduler } from './hashed.js';
-import type { Entry, LbHost, Random } from './subset.js';
+import { orderByHash } from './sort.js';
+import { HashCache, type Entry, type LbHost, type PickScratch, type Random } from './subset.js';
+
+function maglevHashes(host: LbHost): HashCache {
+  let c = host.hashCache;
+  if (c === undefined) c = host.hashCache = new HashCache();
+  if (c.maglevOffset < 0) {
+    c.maglevOffset = hash53(host.endpoint.key, 0);
+    c.maglevSkip = hash53(host.endpoint.key, 1);
+  }
+  return c;
+}
 
 export const DEFAULT_MAGLEV_TABLE_SIZE = 65537;
 
@@ -47,16 +58,27 @@ export class MaglevSubset<H extends LbHost> extends HashedSubset<H> {
       this.owners = [];
       return;
     }
-    const owners = this.entries.slice();
-    const pos = new Float64Array(n);
-    const skip = new Float64Array(n);
+    // Hosts take turns in a canonical order (by key hash, then key) so that every proxy
+    // builds the same table whatever order the endpoints arrived in.
+    const entries = this.entries;
+    const h0 = new Float64Array(n);
+    for (let i = 0; i < n; i++) h0[i] = maglevHashes(entries[i]!.host).maglevOffset;
+    const order = orderByHash(h0, n, (a, b) => {
+      const ka = entries[a]!.host.endpoint.key;
+      const kb = entries[b]!.host.endpoint.key;
+      return ka < kb ? -1 : ka > kb ? 1 : 0;
+    });
+    const owners = new Array<Entry<H>>(n);
+    const pos = new Int32Array(n);
+    const skip = new Int32Array(n);
     const targets = new Float64Array(n);
     let maxW = 0;
     for (let i = 0; i < n; i++) {
-      const e = owners[i]!;
-      const key = e.host.endpoint.key;
-      pos[i] = hash53(key, 0) % M;
-      skip[i] = (hash53(key, 1) % (M - 1)) + 1;
+      const e = entries[order[i]!]!;
+      owners[i] = e;
+      const c = e.host.hashCache!;
+      pos[i] = c.maglevOffset % M;
+      skip[i] = (c.maglevSkip % (M - 1)) + 1;
       if (e.weight > maxW) maxW = e.weight;
     }
     const table = new Int32Array(M).fill(-1);
@@ -65,10 +87,15 @@ export class MaglevSubset<H extends LbHost> extends HashedSubset<H> {
       for (let i = 0; i < n && filled < M; i++) {
         if (iter * owners[i]!.weight < targets[i]!) continue;
         targets[i]! += maxW;
+        const sk = skip[i]!;
         let c = pos[i]!;
-        while (table[c] !== -1) c = (c + skip[i]!) % M;
+        while (table[c] !== -1) {
+          c += sk;
+          if (c >= M) c -= M;
+        }
         table[c] = i;
-        pos[i] = (c + skip[i]!) % M;
+        c += sk;
+        pos[i] = c >= M ? c - M : c;
         filled++;
       }
     }
@@ -76,7 +103,8 @@ export class MaglevSubset<H extends LbHost> extends HashedSubset<H> {
     this.owners = owners;
   }
 
-  protected lookup(hash: number, exclude: H | undefined): Entry<H> | undefined {
+  protected lookup(s: PickScratch, exclude: H | undefined): Entry<H> | undefined {
+    const hash = s.hash;
     const M = this.table.length;
     if (M === 0) return undefined;
     const live = this.entries.length;

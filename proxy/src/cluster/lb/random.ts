@@ -5,7 +5,7 @@
  * cumulative array.
  */
 import { Fenwick } from './fenwick.js';
-import { Subset, type Entry, type LbHost, type Random } from './subset.js';
+import { Subset, type Entry, type PickScratch, type LbHost, type Random } from './subset.js';
 
 export class RandomSubset<H extends LbHost> extends Subset<H> {
   private readonly tree = new Fenwick();
@@ -30,20 +30,29 @@ export class RandomSubset<H extends LbHost> extends Subset<H> {
     this.tree.add(e.index, e.weight - oldWeight);
   }
 
-  private pickOnce(): H {
+  private pickOnce(): number {
     const n = this.entries.length;
-    if (this.uniform) return this.entries[Math.floor(this.rand() * n)]!.host;
-    const i = this.tree.find(this.rand() * this.totalWeight);
-    return this.entries[i < n ? i : n - 1]!.host;
+    if (this.uniform) return Math.floor(this.rand.next() * n);
+    const i = this.tree.sample(this.rand, this);
+    return i < n ? i : n - 1;
   }
 
-  pick(_hash: number, exclude: H | undefined): H | undefined {
+  pick(_s: PickScratch, exclude: H | undefined): H | undefined {
     const n = this.entries.length;
     if (n === 0) return undefined;
-    let h = this.pickOnce();
+    let i = this.pickOnce();
+    if (this.entries[i]!.host !== exclude || n === 1) return this.entries[i]!.host;
+    if (this.uniform) {
+      // uniform over the other n-1 members
+      i = (i + 1 + Math.floor(this.rand.next() * (n - 1))) % n;
+      return this.entries[i]!.host;
+    }
     // A few redraws keep the weighted distribution; the cap bounds the cost when the
     // excluded host carries almost all the weight.
-    for (let k = 0; k < 4 && h === exclude && n > 1; k++) h = this.pickOnce();
-    return h;
+    for (let k = 0; k < 4; k++) {
+      i = this.pickOnce();
+      if (this.entries[i]!.host !== exclude) return this.entries[i]!.host;
+    }
+    return this.entries[(i + 1) % n]!.host;
   }
 }

@@ -4,7 +4,7 @@
  * modes, so a change of weights never needs an O(n) rebuild.
  */
 import { EdfHeap } from './edf.js';
-import { Subset, type Entry, type LbHost, type Random } from './subset.js';
+import { Subset, type Entry, type PickScratch, type LbHost, type Random } from './subset.js';
 
 const staticWeight = (e: Entry): number => e.weight;
 
@@ -15,7 +15,7 @@ export class RoundRobinSubset<H extends LbHost> extends Subset<H> {
   constructor(rand: Random) {
     super(rand);
     // A random start spreads load when many proxies see the same host list.
-    this.cursor = Math.floor(rand() * 1024);
+    this.cursor = Math.floor(rand.next() * 1024);
   }
 
   protected onAdd(e: Entry<H>): void {
@@ -29,7 +29,7 @@ export class RoundRobinSubset<H extends LbHost> extends Subset<H> {
     this.edf.push(e, e.weight);
   }
 
-  pick(_hash: number, exclude: H | undefined): H | undefined {
+  pick(_s: PickScratch, exclude: H | undefined): H | undefined {
     const n = this.entries.length;
     if (n === 0) return undefined;
     if (this.uniform) {
@@ -38,8 +38,8 @@ export class RoundRobinSubset<H extends LbHost> extends Subset<H> {
       if (e.host === exclude && n > 1) e = this.entries[this.cursor++ % n]!;
       return e.host;
     }
-    let e = this.edf.next(staticWeight)!;
-    if (e.host === exclude && n > 1) e = this.edf.next(staticWeight)!;
+    const e =
+      this.edf.peek()!.host === exclude && n > 1 ? this.edf.nextSkippingTop(staticWeight)! : this.edf.next(staticWeight)!;
     return e.host;
   }
 }

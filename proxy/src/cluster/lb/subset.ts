@@ -10,6 +10,17 @@ import type { Endpoint } from '../../../../config/src/model.js';
 export interface LbHost {
   readonly endpoint: Endpoint;
   readonly activeRequests: number;
+  /** Consistent-hash values derived from the endpoint key (stable for the host's life). */
+  hashCache: HashCache | undefined;
+}
+
+/** Per-host hashes reused across table rebuilds, so a rebuild mostly sorts and fills. */
+export class HashCache {
+  /** ring point hashes of "key_0", "key_1", ...; `ringCount` of them are valid */
+  ring = new Float64Array(0);
+  ringCount = 0;
+  maglevOffset = -1;
+  maglevSkip = -1;
 }
 
 /**
@@ -27,7 +38,18 @@ export class Entry<H extends LbHost = LbHost> {
   ) {}
 }
 
-export type Random = () => number;
+import type { Rng } from './rng.js';
+export type Random = Rng;
+
+/**
+ * Per-pick inputs that are doubles. Passing a double as an argument to a call V8 does
+ * not inline boxes it (a 16-byte HeapNumber per pick); a field of a long-lived object
+ * is stored unboxed and overwritten in place.
+ */
+export class PickScratch {
+  /** 53-bit mixed request hash (consistent-hash policies) */
+  hash = 0.5;
+}
 
 /** Weights below 1 (0, NaN) would starve or poison the structures; treat them as 1. */
 export function lbWeight(w: number): number {
@@ -98,8 +120,7 @@ export abstract class Subset<H extends LbHost = LbHost> {
   protected abstract onReweigh(e: Entry<H>, oldWeight: number): void;
 
   /**
-   * Picks a host, avoiding `exclude` when another member exists. `hash` is a 53-bit
-   * mixed hash (consistent-hash policies) or NaN. Must not allocate.
+   * Picks a host, avoiding `exclude` when another member exists. Must not allocate.
    */
-  abstract pick(hash: number, exclude: H | undefined): H | undefined;
+  abstract pick(s: PickScratch, exclude: H | undefined): H | undefined;
 }

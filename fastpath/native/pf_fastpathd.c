@@ -1,0 +1,332 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * pf-fastpathd: the privileged half of the bridge. Loads the fast path object,
+ * attaches programs on request, and serves a line protocol on stdin/stdout so
+ * that TypeScript can read and write maps without a native addon:
+ *
+ *   U <map> <keyhex> <valhex>      update          -> OK | ERR <why>
+ *   D <map> <keyhex>               delete          -> OK | ERR <why>
+ *   G <map> <keyhex>               lookup          -> OK <valhex> | ERR <why>
+ *   S                              counters summed over CPUs -> OK <n0> <n1> ...
+ *   T <ifindex> <pkthex>           BPF_PROG_TEST_RUN of xdp_lb -> OK <verdict> <outhex>
+ *   A xdp <ifname> <native|generic>  attach xdp_lb (a BPF link)
+ *   A peer <ifname> <native|generic> attach xdp_pass (veth peers, for XDP_REDIRECT)
+ *   A cgroup <path> <connect|sockmap|all>  attach the interception programs
+ *   Q                              detach everything, exit
+ *
+ * Asynchronous lines start with "E " (ring buffer events, hex). Everything is
+ * attached as a BPF link or to maps owned by this process, so if the process dies
+ * (also by SIGKILL) the kernel detaches it all: nothing outlives its owner.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include <linux/if_link.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "fp_abi.h"
+#include "fastpath.skel.h"
+
+#define FP_MAX_LINKS 64
+#define LINE_MAX_ 1 << 20
+
+static struct fastpath *skel;
+static int links[FP_MAX_LINKS];
+static int nlinks;
+static int msg_attached_map = -1;
+static int ncpus;
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9') return c - '0';
+	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes hex into buf; returns byte count or -1. */
+static int unhex(const char *s, unsigned char *buf, size_t cap)
+{
+	size_t n = strlen(s);
+	if (n % 2 || n / 2 > cap)
+		return -1;
+	for (size_t i = 0; i < n / 2; i++) {
+		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		buf[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return (int)(n / 2);
+}
+
+static void puthex(const unsigned char *b, size_t n)
+{
+	static const char d[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		putchar(d[b[i] >> 4]);
+		putchar(d[b[i] & 15]);
+	}
+}
+
+static struct bpf_map *map_by_name(const char *name)
+{
+	return bpf_object__find_map_by_name(skel->obj, name);
+}
+
+static void reply_err(const char *what, int err)
+{
+	printf("ERR %s: %s\n", what, strerror(err < 0 ? -err : err));
+}
+
+static void cmd_map(char op, char *args)
+{
+	char *name = strtok(args, " "), *khex = strtok(NULL, " "), *vhex = strtok(NULL, " ");
+	static unsigned char key[256], val[4096];
+	struct bpf_map *m;
+	int kn, vn, err;
+
+	if (!name || !khex || !(m = map_by_name(name))) {
+		printf("ERR unknown map\n");
+		return;
+	}
+	kn = unhex(khex, key, sizeof(key));
+	if (kn != (int)bpf_map__key_size(m)) {
+		printf("ERR key size %d, want %u\n", kn, bpf_map__key_size(m));
+		return;
+	}
+	if (op == 'U') {
+		vn = vhex ? unhex(vhex, val, sizeof(val)) : -1;
+		if (vn != (int)bpf_map__value_size(m)) {
+			printf("ERR value size %d, want %u\n", vn, bpf_map__value_size(m));
+			return;
+		}
+		err = bpf_map_update_elem(bpf_map__fd(m), key, val, BPF_ANY);
+	} else if (op == 'D') {
+		err = bpf_map_delete_elem(bpf_map__fd(m), key);
+	} else {
+		err = bpf_map_lookup_elem(bpf_map__fd(m), key, val);
+		if (!err) {
+			printf("OK ");
+			puthex(val, bpf_map__value_size(m));
+			putchar('\n');
+			return;
+		}
+	}
+	if (err)
+		reply_err(name, errno);
+	else
+		printf("OK\n");
+}
+
+static void cmd_stats(void)
+{
+	__u64 vals[256];
+	int fd = bpf_map__fd(skel->maps.counters);
+
+	printf("OK");
+	for (__u32 i = 0; i < FP_CNT__MAX; i++) {
+		__u64 sum = 0;
+		if (bpf_map_lookup_elem(fd, &i, vals) == 0)
+			for (int c = 0; c < ncpus && c < 256; c++)
+				sum += vals[c];
+		printf(" %llu", (unsigned long long)sum);
+	}
+	putchar('\n');
+}
+
+static void cmd_test_run(char *args)
+{
+	static unsigned char in[9216], out[9216 + 512];
+	char *ifs = strtok(args, " "), *hex = strtok(NULL, " ");
+	struct xdp_md ctx = {};
+	int n;
+
+	if (!ifs || !hex || (n = unhex(hex, in, sizeof(in))) < 0) {
+		printf("ERR bad packet\n");
+		return;
+	}
+	ctx.ingress_ifindex = (__u32)atoi(ifs);
+	ctx.data_end = (__u32)n;
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = (__u32)n, .data_out = out,
+		    .data_size_out = sizeof(out), .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
+	if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.xdp_lb), &opts)) {
+		reply_err("test_run", errno);
+		return;
+	}
+	printf("OK %u ", opts.retval);
+	puthex(out, opts.data_size_out);
+	putchar('\n');
+}
+
+static int add_link(int fd)
+{
+	if (nlinks == FP_MAX_LINKS) {
+		close(fd);
+		errno = ENOSPC;
+		return -1;
+	}
+	links[nlinks++] = fd;
+	return 0;
+}
+
+static int attach_cgroup_prog(struct bpf_program *p, int cg, enum bpf_attach_type type)
+{
+	int fd = bpf_link_create(bpf_program__fd(p), cg, type, NULL);
+	return fd < 0 ? -1 : add_link(fd);
+}
+
+static void cmd_attach(char *args)
+{
+	char *kind = strtok(args, " "), *target = strtok(NULL, " "), *mode = strtok(NULL, " ");
+
+	if (!kind || !target) {
+		printf("ERR usage\n");
+		return;
+	}
+	if (!strcmp(kind, "xdp") || !strcmp(kind, "peer")) {
+		struct bpf_program *p = !strcmp(kind, "xdp") ? skel->progs.xdp_lb : skel->progs.xdp_pass;
+		unsigned ifindex = if_nametoindex(target);
+		LIBBPF_OPTS(bpf_link_create_opts, lo);
+		int fd;
+
+		if (!ifindex) {
+			reply_err(target, errno);
+			return;
+		}
+		lo.flags = (mode && !strcmp(mode, "generic")) ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
+		fd = bpf_link_create(bpf_program__fd(p), (int)ifindex, BPF_XDP, &lo);
+		if (fd < 0 || add_link(fd)) {
+			reply_err("attach xdp", errno);
+			return;
+		}
+		printf("OK %u\n", ifindex);
+		return;
+	}
+	if (!strcmp(kind, "cgroup")) {
+		int cg = open(target, O_RDONLY | O_DIRECTORY);
+		int all = !mode || !strcmp(mode, "all");
+		int err = 0;
+
+		if (cg < 0) {
+			reply_err(target, errno);
+			return;
+		}
+		if (all || !strcmp(mode, "connect")) {
+			err = err ?: attach_cgroup_prog(skel->progs.fp_connect4, cg, BPF_CGROUP_INET4_CONNECT);
+			err = err ?: attach_cgroup_prog(skel->progs.fp_connect6, cg, BPF_CGROUP_INET6_CONNECT);
+		}
+		err = err ?: attach_cgroup_prog(skel->progs.fp_sockops, cg, BPF_CGROUP_SOCK_OPS);
+		if (!err && (all || !strcmp(mode, "sockmap")) && msg_attached_map < 0) {
+			int mfd = bpf_map__fd(skel->maps.sock_pairs);
+			err = bpf_prog_attach(bpf_program__fd(skel->progs.fp_sk_msg), mfd, BPF_SK_MSG_VERDICT, 0);
+			if (!err)
+				msg_attached_map = mfd;
+		}
+		if (err)
+			reply_err("attach cgroup", errno);
+		else
+			printf("OK\n");
+		close(cg);
+		return;
+	}
+	printf("ERR unknown attach kind\n");
+}
+
+static int on_event(void *ctx, void *data, size_t len)
+{
+	(void)ctx;
+	printf("E ");
+	puthex(data, len);
+	putchar('\n');
+	return 0;
+}
+
+static void detach_all(void)
+{
+	for (int i = 0; i < nlinks; i++)
+		close(links[i]);
+	nlinks = 0;
+	if (msg_attached_map >= 0)
+		bpf_prog_detach2(bpf_program__fd(skel->progs.fp_sk_msg), msg_attached_map, BPF_SK_MSG_VERDICT);
+	msg_attached_map = -1;
+}
+
+/* Runs one command line; returns 0 when the owner asked us to quit. */
+static int dispatch(char *line)
+{
+	line[strcspn(line, "\r\n")] = 0;
+	switch (line[0]) {
+	case 'U': case 'D': case 'G': cmd_map(line[0], line + 2); break;
+	case 'S': cmd_stats(); break;
+	case 'T': cmd_test_run(line + 2); break;
+	case 'A': cmd_attach(line + 2); break;
+	case 'Q': return 0;
+	default: printf("ERR unknown command\n");
+	}
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	static char line[LINE_MAX_];
+	struct ring_buffer *rb = NULL;
+	struct rlimit rl = { RLIM_INFINITY, RLIM_INFINITY };
+	int err;
+
+	(void)argc;
+	(void)argv;
+	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+	setrlimit(RLIMIT_MEMLOCK, &rl);
+	libbpf_set_print(NULL);
+	ncpus = libbpf_num_possible_cpus();
+
+	skel = fastpath__open();
+	if (!skel) {
+		printf("FAIL open: %s\n", strerror(errno));
+		return 2;
+	}
+	err = fastpath__load(skel);
+	if (err) {
+		printf("FAIL load: %s\n", strerror(-err));
+		fastpath__destroy(skel);
+		return 2;
+	}
+	rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_event, NULL, NULL);
+	printf("READY %d %d\n", FP_ABI_VERSION, ncpus);
+	fflush(stdout);
+
+	for (;;) {
+		struct pollfd pfd[2] = { { .fd = 0, .events = POLLIN }, { .fd = rb ? ring_buffer__epoll_fd(rb) : -1, .events = POLLIN } };
+		if (poll(pfd, 2, 200) < 0 && errno != EINTR)
+			break;
+		if (rb)
+			ring_buffer__consume(rb);
+		if (pfd[0].revents & (POLLIN | POLLHUP)) {
+			if (!fgets(line, sizeof(line), stdin))
+				break; /* owner gone: clean up */
+			if (!dispatch(line))
+				goto out;
+			/* answer everything already buffered before one flush */
+			while (stdin->_IO_read_ptr < stdin->_IO_read_end) {
+				if (!fgets(line, sizeof(line), stdin) || !dispatch(line))
+					goto out;
+			}
+		}
+		fflush(stdout);
+	}
+out:
+	detach_all();
+	ring_buffer__free(rb);
+	fastpath__destroy(skel);
+	printf("BYE\n");
+	fflush(stdout);
+	return 0;
+}

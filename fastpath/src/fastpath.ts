@@ -1,0 +1,263 @@
+/**
+ * The two implementations of FastPath: BpfFastPath (the helper process holding the
+ * programs, fed from endpoint diffs) and NoopFastPath (same interface, says why).
+ */
+import { existsSync } from 'node:fs';
+import type { EndpointDiff } from '../../config/src/model.js';
+import {
+  CFG_F_EVENTS, CFG_F_FIB, CFG_F_INTERCEPT, CFG_F_SOCKMAP, COUNTERS, EV_FLOW_NEW,
+  decodeEvent, decodeFlow, decodeSockAddr, encodeConfig, encodeFlowKey, encodePortKey,
+  encodeSockAddr, encodeU32, type FlowEvent, type FlowKey, type FlowValue,
+} from './abi.js';
+import { daemonPath, ensureBuilt } from './build.js';
+import type { FastPathConfig } from './config.js';
+import { Daemon } from './daemon.js';
+import { ServiceRegistry, type MapOp } from './services.js';
+
+export interface FastPathStatus {
+  active: boolean;
+  mode: string;
+  reason?: string;
+  interface?: string;
+  programs: string[];
+}
+
+export interface FastPath {
+  status(): FastPathStatus;
+  /** Cheap; no-op for clusters that are not L4 passthrough services. Map writes follow asynchronously. */
+  applyEndpointDiff(diff: EndpointDiff): void;
+  /** Counters, names like fastpath_rx_packets_total; kernel counters are refreshed every second and by sync(). */
+  metrics(): Record<string, number>;
+  /** Resolves when every map write so far has reached the kernel, with fresh counters. */
+  sync(): Promise<void>;
+  /** SO_ORIGINAL_DST equivalent: the destination an intercepted app socket (its local address:port) asked for. */
+  originalDestination(appAddress: string, appPort: number): Promise<{ address: string; port: number } | undefined>;
+  /** detaches and removes everything it created */
+  close(): Promise<void>;
+}
+
+export class NoopFastPath implements FastPath {
+  constructor(private readonly reason: string, private readonly iface?: string) {}
+  status(): FastPathStatus {
+    return { active: false, mode: 'noop', reason: this.reason, ...(this.iface ? { interface: this.iface } : {}), programs: [] };
+  }
+  applyEndpointDiff(): void {}
+  metrics(): Record<string, number> {
+    return { fastpath_active: 0 };
+  }
+  async sync(): Promise<void> {}
+  async originalDestination(): Promise<undefined> {
+    return undefined;
+  }
+  async close(): Promise<void> {}
+}
+
+const METRICS_INTERVAL_MS = 1000;
+const RECENT_EVENTS = 256;
+
+export class BpfFastPath implements FastPath {
+  private readonly registry: ServiceRegistry;
+  private counters: bigint[] = [];
+  private flushScheduled = false;
+  private closed = false;
+  private timer: NodeJS.Timeout | undefined;
+  private mapWrites = 0;
+  private eventsSeen = 0;
+  /** Most recent flow events, newest last (for `fastpath status` and tests). */
+  readonly recentEvents: FlowEvent[] = [];
+  private readonly programs: string[] = [];
+
+  private constructor(private readonly config: FastPathConfig, readonly daemon: Daemon, private readonly log: (l: string) => void) {
+    this.registry = new ServiceRegistry(config.services);
+  }
+
+  /** Loads, configures and attaches; throws with a one-line reason if any step fails. */
+  static async start(config: FastPathConfig, log: (l: string) => void): Promise<BpfFastPath> {
+    let fp: BpfFastPath | undefined;
+    const daemon = await Daemon.start({
+      binary: daemonPath(),
+      launcher: config.launcher,
+      onEvent: (hex) => fp?.onEvent(hex),
+    });
+    fp = new BpfFastPath(config, daemon, log);
+    try {
+      await fp.configure();
+    } catch (e) {
+      await daemon.close();
+      throw e;
+    }
+    fp.timer = setInterval(() => void fp!.refresh().catch(() => {}), METRICS_INTERVAL_MS);
+    fp.timer.unref();
+    return fp;
+  }
+
+  private async configure(): Promise<void> {
+    const c = this.config;
+    const ic = c.interception;
+    let flags = 0;
+    if (c.forward === 'fib') flags |= CFG_F_FIB;
+    if (c.flowEvents) flags |= CFG_F_EVENTS;
+    if (ic?.connect) flags |= CFG_F_INTERCEPT;
+    if (ic?.sockmap) flags |= CFG_F_SOCKMAP;
+    await this.daemon.request(`U config ${encodeU32(0).toString('hex')} ${encodeConfig({
+      flags,
+      outboundPort: ic?.outboundPort ?? 0,
+      outboundAddr4: ic?.outboundAddress ?? '127.0.0.1',
+      outboundAddr6: ic?.outboundAddress6 ?? '::1',
+    }).toString('hex')}`);
+    // never intercept the proxy itself (its upstream connections would loop back to it)
+    await this.daemon.request(`U proxy_pids ${encodeU32(process.pid).toString('hex')} ${encodeU32(1).toString('hex')}`);
+    for (const p of ic?.skipPorts ?? []) await this.daemon.request(`U skip_ports ${encodePortKey(p).toString('hex')} ${encodeU32(1).toString('hex')}`);
+    for (const p of ic?.sockmapPorts ?? []) await this.daemon.request(`U sockmap_ports ${encodePortKey(p).toString('hex')} ${encodeU32(1).toString('hex')}`);
+    this.send(this.registry.plan());
+    await this.sync();
+
+    const xdpMode = c.mode === 'generic' ? 'generic' : 'native';
+    if (c.interface) {
+      for (const ifname of [c.interface, ...c.returnInterfaces]) {
+        await this.daemon.request(`A xdp ${ifname} ${xdpMode}`);
+      }
+      if (!this.programs.includes('xdp_lb')) this.programs.push('xdp_lb');
+      for (const peer of c.redirectPeers) await this.daemon.request(`A peer ${peer} ${xdpMode}`);
+      if (c.redirectPeers.length > 0) this.programs.push('xdp_pass');
+    }
+    if (ic) {
+      if (!existsSync(ic.cgroup)) throw new Error(`interception cgroup ${ic.cgroup} does not exist`);
+      const what = ic.connect && ic.sockmap ? 'all' : ic.connect ? 'connect' : 'sockmap';
+      await this.daemon.request(`A cgroup ${ic.cgroup} ${what}`);
+      if (ic.connect) this.programs.push('connect4', 'connect6');
+      this.programs.push('sockops');
+      if (ic.sockmap) this.programs.push('sk_msg');
+    }
+  }
+
+  private send(ops: readonly MapOp[]): void {
+    for (const o of ops) {
+      if (o.op === 'U') this.daemon.update(o.map, o.key, o.value!);
+      else this.daemon.delete(o.map, o.key);
+    }
+    this.mapWrites += ops.length;
+  }
+
+  private onEvent(hex: string): void {
+    this.eventsSeen++;
+    const b = Buffer.from(hex, 'hex');
+    if (b.length < 64) return;
+    const ev = decodeEvent(b);
+    if (ev.type !== EV_FLOW_NEW) return;
+    this.recentEvents.push(ev);
+    if (this.recentEvents.length > RECENT_EVENTS) this.recentEvents.shift();
+  }
+
+  status(): FastPathStatus {
+    return {
+      active: !this.closed && this.daemon.alive,
+      mode: `xdp-${this.config.mode}`,
+      ...(this.closed ? { reason: 'closed' } : !this.daemon.alive ? { reason: 'helper process exited' } : {}),
+      ...(this.config.interface ? { interface: this.config.interface } : {}),
+      programs: [...this.programs],
+    };
+  }
+
+  applyEndpointDiff(diff: EndpointDiff): void {
+    if (this.closed || !this.registry.apply(diff)) return;
+    // a burst of diffs (one EDS push) costs one table rebuild per service
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (!this.closed && this.daemon.alive) this.send(this.registry.plan());
+  }
+
+  metrics(): Record<string, number> {
+    const m: Record<string, number> = {};
+    COUNTERS.forEach(([, name], i) => { m[name] = Number(this.counters[i] ?? 0n); });
+    m.fastpath_active = this.status().active ? 1 : 0;
+    m.fastpath_services = this.config.services.length;
+    m.fastpath_backends = this.registry.backendCount;
+    m.fastpath_map_writes_total = this.mapWrites;
+    m.fastpath_map_errors_total = this.daemon.errors;
+    m.fastpath_events_total = this.eventsSeen;
+    return m;
+  }
+
+  private async refresh(): Promise<void> {
+    if (this.daemon.alive) this.counters = await this.daemon.counters();
+  }
+
+  async sync(): Promise<void> {
+    if (this.flushScheduled) this.flush();
+    await this.refresh();
+    if (this.daemon.errors > 0 && this.daemon.lastError) this.log(`fastpath: map write failed: ${this.daemon.lastError}`);
+  }
+
+  async originalDestination(appAddress: string, appPort: number) {
+    if (!this.daemon.alive) return undefined;
+    const v = await this.daemon.lookup('orig_dst', encodeSockAddr({ address: appAddress.replace(/^::ffff:/, ''), port: appPort, proto: 'TCP' }));
+    if (!v) return undefined;
+    const d = decodeSockAddr(v);
+    return { address: d.address, port: d.port };
+  }
+
+  /** Never intercept this process's connections (pilotfish workers, helpers). */
+  async excludeProcess(pid: number): Promise<void> {
+    await this.daemon.request(`U proxy_pids ${encodeU32(pid).toString('hex')} ${encodeU32(1).toString('hex')}`);
+  }
+
+  /** The flow entry a client 5-tuple is pinned to (tests, diagnostics). */
+  async lookupFlow(key: FlowKey): Promise<FlowValue | undefined> {
+    const v = await this.daemon.lookup('flows', encodeFlowKey(key));
+    return v ? decodeFlow(v) : undefined;
+  }
+
+  tableOf(cluster: string): Uint32Array | undefined {
+    return this.registry.byCluster.get(cluster)?.[0]?.tableSnapshot();
+  }
+
+  backendIdOf(cluster: string, endpointKey: string): number | undefined {
+    return this.registry.byCluster.get(cluster)?.[0]?.ids.get(endpointKey);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.daemon.close();
+    this.log('fastpath: detached');
+  }
+}
+
+/** Why BPF cannot run here, or undefined when it is worth trying. */
+export function preflight(config: FastPathConfig | undefined): string | undefined {
+  if (!config) return 'no pilotfish.fastpath bootstrap extension';
+  if (config.mode === 'off') return 'disabled by config (mode: off)';
+  if (process.platform !== 'linux') return `needs Linux (this is ${process.platform})`;
+  if (typeof process.getuid === 'function' && process.getuid() !== 0 && !config.launcher) {
+    return 'needs root (CAP_BPF + CAP_NET_ADMIN) to load BPF programs';
+  }
+  if (!config.interface && !config.interception) return 'nothing to do: no interface and no interception configured';
+  return undefined;
+}
+
+export async function startFastPath(config: FastPathConfig | undefined, log: (line: string) => void): Promise<FastPath> {
+  const noop = (reason: string): FastPath => {
+    log(`fastpath: inactive: ${reason}`);
+    return new NoopFastPath(reason, config?.interface);
+  };
+  const why = preflight(config);
+  if (why) return noop(why);
+  const built = await ensureBuilt();
+  if (!built.ok) return noop(built.reason);
+  try {
+    const fp = await BpfFastPath.start(config!, log);
+    const st = fp.status();
+    log(`fastpath: active: ${st.mode}${st.interface ? ` on ${st.interface}` : ''}, ${config!.services.length} service(s), programs ${st.programs.join(',')}`);
+    return fp;
+  } catch (e) {
+    return noop(`BPF unavailable: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,6 @@
+/** The fast path's public surface: the only file other modules import. */
+export type { FastPath, FastPathStatus } from './fastpath.js';
+export { startFastPath, NoopFastPath } from './fastpath.js';
+export type { FastPathConfig, FastPathService, FastPathInterception } from './config.js';
+export { decodeFastPathConfig, FASTPATH_TYPE } from './config.js';
+export { runFastPathCommand } from './cli.js';

@@ -1,0 +1,99 @@
+import type { Diagnostics } from '../../../config/src/validation.js';
+import { FILTER_DISABLED, type DataResult, type HttpFilter, type LocalReply, type StreamInfo } from '../api.js';
+import { registerHttpFilter } from '../registry.js';
+import { countersFor } from '../stats.js';
+import { headerValue, int, obj, raw, type Obj } from '../util/fields.js';
+
+/**
+ * envoy.extensions.filters.http.buffer.v3.Buffer: holds the whole request body (up to
+ * max_request_bytes) and releases it at end of stream, so the upstream request starts
+ * with a complete body; 413 beyond the limit. Per route: BufferPerRoute {disabled | buffer}.
+ */
+export const BUFFER_TYPE_URL = 'envoy.extensions.filters.http.buffer.v3.Buffer';
+export const BUFFER_PER_ROUTE_TYPE_URL = 'envoy.extensions.filters.http.buffer.v3.BufferPerRoute';
+
+interface BufferConfig {
+  readonly maxRequestBytes: number;
+}
+
+function decodeBuffer(c: Obj, diag: Diagnostics, path: string): BufferConfig | undefined {
+  const max = int(c, 'max_request_bytes', diag, path, { min: 1 });
+  if (max === undefined) {
+    diag.error(`${path}.max_request_bytes`, 'is required');
+    return undefined;
+  }
+  return { maxRequestBytes: max };
+}
+
+const TOO_LARGE: LocalReply = Object.freeze({
+  status: 413,
+  headers: { 'content-type': 'text/plain' },
+  body: 'Payload Too Large',
+  details: 'request_payload_too_large',
+});
+
+interface Held {
+  chunks: Uint8Array[];
+  size: number;
+}
+
+registerHttpFilter({
+  kind: 'buffer',
+  typeUrl: BUFFER_TYPE_URL,
+  perRouteTypeUrls: [BUFFER_PER_ROUTE_TYPE_URL],
+  create(cfg, diag, path): HttpFilter | undefined {
+    const own = decodeBuffer(cfg.config, diag, path);
+    if (own === undefined) return undefined;
+    const c = countersFor(cfg.name);
+    const held = new WeakMap<StreamInfo, Held>();
+    const tooLarge = (): LocalReply => {
+      c.inc('rq_too_large');
+      return { ...TOO_LARGE, headers: { ...TOO_LARGE.headers } };
+    };
+    return {
+      name: cfg.name,
+      typeUrl: BUFFER_TYPE_URL,
+      failurePolicy: 'FAIL_CLOSED',
+      failureStatus: 500,
+      wantsRequestBody: true,
+      decodeHeaders(req, _info, pr) {
+        const b = (pr as BufferConfig | undefined) ?? own;
+        // A declared length over the limit is refused before any body arrives.
+        const cl = headerValue(req.headers['content-length']);
+        if (cl !== undefined && /^\d+$/.test(cl) && Number(cl) > b.maxRequestBytes) return tooLarge();
+        return undefined;
+      },
+      decodeData(chunk, endStream, info, pr): DataResult {
+        const b = (pr as BufferConfig | undefined) ?? own;
+        let h = held.get(info);
+        if (h === undefined) {
+          h = { chunks: [], size: 0 };
+          held.set(info, h);
+        }
+        h.size += chunk.byteLength;
+        if (h.size > b.maxRequestBytes) {
+          held.delete(info);
+          return tooLarge();
+        }
+        if (chunk.byteLength > 0) h.chunks.push(chunk);
+        if (!endStream) return { data: null };
+        held.delete(info);
+        const body = h.chunks.length === 1 ? h.chunks[0]! : Buffer.concat(h.chunks, h.size);
+        return { data: body };
+      },
+      streamComplete(info) {
+        held.delete(info);
+      },
+      describe: () => ({ kind: 'buffer', max_request_bytes: own.maxRequestBytes }),
+    };
+  },
+  decodePerRoute(_t, config, diag, path) {
+    if (raw(config, 'disabled') === true) return FILTER_DISABLED;
+    const inner = obj(config, 'buffer', diag, path);
+    if (inner === undefined) {
+      diag.error(path, 'BufferPerRoute needs disabled: true or buffer');
+      return undefined;
+    }
+    return decodeBuffer(inner, diag, `${path}.buffer`);
+  },
+});

@@ -1,0 +1,113 @@
+import type { Diagnostics } from '../../../config/src/validation.js';
+import type { HttpFilter, LocalReply, StreamInfo } from '../api.js';
+import { registerHttpFilter } from '../registry.js';
+import { countersFor } from '../stats.js';
+import { arr, bool, headerValue, raw, runtimeFraction, str, type Obj } from '../util/fields.js';
+import { compileStringMatcher, type StringTest } from '../util/matchers.js';
+
+/**
+ * envoy.extensions.filters.http.cors.v3.Cors (an empty message) with the policy from the
+ * route's or virtual host's typed_per_filter_config: envoy.extensions.filters.http.cors.v3.CorsPolicy.
+ * Without a policy the filter does nothing.
+ */
+export const CORS_TYPE_URL = 'envoy.extensions.filters.http.cors.v3.Cors';
+export const CORS_POLICY_TYPE_URL = 'envoy.extensions.filters.http.cors.v3.CorsPolicy';
+
+interface CorsPolicy {
+  readonly origins: readonly StringTest[];
+  readonly allowMethods?: string;
+  readonly allowHeaders?: string;
+  readonly exposeHeaders?: string;
+  readonly maxAge?: string;
+  readonly allowCredentials: boolean;
+  readonly allowPrivateNetworkAccess: boolean;
+  readonly enabled: number;
+  readonly shadow: number;
+  readonly forwardNotMatchingPreflights: boolean;
+}
+
+function decodePolicy(c: Obj, diag: Diagnostics, path: string): CorsPolicy {
+  const origins = arr(c, 'allow_origin_string_match', diag, path)
+    .map((m, i) => compileStringMatcher(m, diag, `${path}.allow_origin_string_match[${i}]`))
+    .filter((x): x is StringTest => x !== undefined);
+  const maxAge = str(c, 'max_age', diag, path);
+  if (maxAge !== undefined && !/^\d+$/.test(maxAge)) diag.error(`${path}.max_age`, 'must be a number of seconds');
+  return {
+    origins,
+    allowMethods: str(c, 'allow_methods', diag, path),
+    allowHeaders: str(c, 'allow_headers', diag, path),
+    exposeHeaders: str(c, 'expose_headers', diag, path),
+    maxAge,
+    allowCredentials: bool(c, 'allow_credentials', diag, path),
+    allowPrivateNetworkAccess: bool(c, 'allow_private_network_access', diag, path),
+    // Envoy: filter_enabled defaults to 100%, shadow_enabled to 0%.
+    enabled: raw(c, 'filter_enabled') === undefined ? 1 : runtimeFraction(c, 'filter_enabled', diag, path) ?? 1,
+    shadow: runtimeFraction(c, 'shadow_enabled', diag, path) ?? 0,
+    forwardNotMatchingPreflights: bool(c, 'forward_not_matching_preflights', diag, path, true),
+  };
+}
+
+function on(fraction: number): boolean {
+  return fraction >= 1 || (fraction > 0 && Math.random() < fraction);
+}
+
+registerHttpFilter({
+  kind: 'cors',
+  typeUrl: CORS_TYPE_URL,
+  perRouteTypeUrls: [CORS_POLICY_TYPE_URL],
+  create(cfg): HttpFilter {
+    const c = countersFor(cfg.name);
+    /** Streams whose Origin matched: the response gets the CORS headers. */
+    const allowed = new WeakMap<StreamInfo, { origin: string; policy: CorsPolicy }>();
+    return {
+      name: cfg.name,
+      typeUrl: CORS_TYPE_URL,
+      failurePolicy: 'FAIL_OPEN',
+      failureStatus: 500,
+      decodeHeaders(req, info, pr): LocalReply | undefined {
+        const p = pr as CorsPolicy | undefined;
+        if (p === undefined) return undefined;
+        const origin = headerValue(req.headers.origin);
+        if (origin === undefined) return undefined;
+        const enforce = on(p.enabled);
+        if (!enforce && !on(p.shadow)) return undefined;
+        const ok = p.origins.some((t) => t(origin));
+        c.inc(ok ? 'origin_valid' : 'origin_invalid');
+        if (!enforce) return undefined; // shadow: stats only
+        const preflight = req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined;
+        if (!ok) {
+          if (preflight && !p.forwardNotMatchingPreflights) return { status: 403, details: 'cors_origin_not_allowed' };
+          return undefined;
+        }
+        if (!preflight) {
+          allowed.set(info, { origin, policy: p });
+          return undefined;
+        }
+        const headers: Record<string, string> = { 'access-control-allow-origin': origin };
+        if (p.allowMethods) headers['access-control-allow-methods'] = p.allowMethods;
+        if (p.allowHeaders) headers['access-control-allow-headers'] = p.allowHeaders;
+        if (p.maxAge) headers['access-control-max-age'] = p.maxAge;
+        if (p.allowCredentials) headers['access-control-allow-credentials'] = 'true';
+        if (p.allowPrivateNetworkAccess && req.headers['access-control-request-private-network'] === 'true') {
+          headers['access-control-allow-private-network'] = 'true';
+        }
+        return { status: 200, headers, details: 'cors_response' };
+      },
+      encodeHeaders(res, info): undefined {
+        const a = allowed.get(info);
+        if (a === undefined) return undefined;
+        res.headers['access-control-allow-origin'] = a.origin;
+        if (a.policy.allowCredentials) res.headers['access-control-allow-credentials'] = 'true';
+        if (a.policy.exposeHeaders) res.headers['access-control-expose-headers'] = a.policy.exposeHeaders;
+        return undefined;
+      },
+      streamComplete(info) {
+        allowed.delete(info);
+      },
+      describe: () => ({ kind: 'cors' }),
+    };
+  },
+  decodePerRoute(_t, config, diag, path) {
+    return decodePolicy(config, diag, path);
+  },
+});

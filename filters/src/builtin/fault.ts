@@ -1,0 +1,135 @@
+import type { Diagnostics } from '../../../config/src/validation.js';
+import type { HttpFilter, LocalReply, RequestHeadersView, StreamInfo } from '../api.js';
+import { registerHttpFilter } from '../registry.js';
+import { countersFor } from '../stats.js';
+import { arr, duration, fractionalPercent, headerValue, int, obj, raw, str, type Obj } from '../util/fields.js';
+import { compileHeaderMatcher, type HeaderTest } from '../util/matchers.js';
+
+/** envoy.extensions.filters.http.fault.v3.HTTPFault (also accepted per route). */
+export const FAULT_TYPE_URL = 'envoy.extensions.filters.http.fault.v3.HTTPFault';
+
+const H_DELAY = 'x-envoy-fault-delay-request';
+const H_DELAY_PCT = 'x-envoy-fault-delay-request-percentage';
+const H_ABORT = 'x-envoy-fault-abort-request';
+const H_ABORT_PCT = 'x-envoy-fault-abort-request-percentage';
+
+interface Fault {
+  readonly delay?: { readonly fixedMs?: number; readonly fromHeader: boolean; readonly fraction: number };
+  readonly abort?: { readonly status?: number; readonly fromHeader: boolean; readonly fraction: number };
+  readonly headers: readonly HeaderTest[];
+  readonly upstreamCluster?: string;
+  readonly maxActiveFaults?: number;
+}
+
+function decodeFault(c: Obj, diag: Diagnostics, path: string): Fault {
+  const d = obj(c, 'delay', diag, path);
+  const a = obj(c, 'abort', diag, path);
+  let delay: Fault['delay'];
+  let abort: Fault['abort'];
+  if (d) {
+    const dp = `${path}.delay`;
+    const fixedMs = duration(d, 'fixed_delay', diag, dp);
+    const fromHeader = raw(d, 'header_delay') !== undefined;
+    if ((fixedMs === undefined) === !fromHeader) diag.error(dp, 'needs exactly one of fixed_delay, header_delay');
+    // Envoy: an unset percentage is 0%, so no delay (tests must set it).
+    delay = { fixedMs, fromHeader, fraction: fractionalPercent(raw(d, 'percentage'), diag, `${dp}.percentage`) ?? 0 };
+  }
+  if (a) {
+    const ap = `${path}.abort`;
+    const status = int(a, 'http_status', diag, ap, { min: 200, max: 599 });
+    const fromHeader = raw(a, 'header_abort') !== undefined;
+    if (raw(a, 'grpc_status') !== undefined) diag.error(`${ap}.grpc_status`, 'gRPC aborts are not supported by pilotfish');
+    else if ((status === undefined) === !fromHeader) diag.error(ap, 'needs exactly one of http_status, header_abort');
+    abort = { status, fromHeader, fraction: fractionalPercent(raw(a, 'percentage'), diag, `${ap}.percentage`) ?? 0 };
+  }
+  if (raw(c, 'response_rate_limit') !== undefined) diag.warn(`${path}.response_rate_limit`, 'not supported by pilotfish: ignored');
+  if (arr(c, 'downstream_nodes', diag, path).length > 0) diag.warn(`${path}.downstream_nodes`, 'not supported by pilotfish: ignored');
+  const headers = arr(c, 'headers', diag, path)
+    .map((h, i) => compileHeaderMatcher(h, diag, `${path}.headers[${i}]`))
+    .filter((x): x is HeaderTest => x !== undefined);
+  const maxActive = int(c, 'max_active_faults', diag, path, { min: 0 });
+  return { delay, abort, headers, upstreamCluster: str(c, 'upstream_cluster', diag, path), maxActiveFaults: maxActive };
+}
+
+/** Header-requested percentage can only lower the configured one (Envoy). */
+function headerFraction(req: RequestHeadersView, name: string, configured: number): number {
+  const v = headerValue(req.headers[name]);
+  if (v === undefined || !/^\d+$/.test(v)) return configured;
+  return Math.min(configured, Number(v) / 100);
+}
+
+function hit(fraction: number): boolean {
+  return fraction >= 1 || (fraction > 0 && Math.random() < fraction);
+}
+
+registerHttpFilter({
+  kind: 'fault',
+  typeUrl: FAULT_TYPE_URL,
+  perRouteTypeUrls: [FAULT_TYPE_URL],
+  create(cfg, diag, path): HttpFilter {
+    const own = decodeFault(cfg.config, diag, path);
+    const c = countersFor(cfg.name);
+    let active = 0;
+
+    const abortReply = (f: Fault, req: RequestHeadersView): LocalReply | undefined => {
+      if (!f.abort) return undefined;
+      let status = f.abort.status;
+      if (f.abort.fromHeader) {
+        const h = headerValue(req.headers[H_ABORT]);
+        const n = h === undefined ? NaN : Number(h);
+        if (!Number.isInteger(n) || n < 200 || n >= 600) return undefined;
+        status = n;
+      }
+      if (status === undefined || !hit(headerFraction(req, H_ABORT_PCT, f.abort.fraction))) return undefined;
+      c.inc('aborts_injected');
+      return { status, headers: { 'content-type': 'text/plain' }, body: 'fault filter abort', details: 'fault_filter_abort' };
+    };
+
+    return {
+      name: cfg.name,
+      typeUrl: FAULT_TYPE_URL,
+      failurePolicy: 'FAIL_OPEN',
+      failureStatus: 500,
+      decodeHeaders(req, info: StreamInfo, pr) {
+        const f = (pr as Fault | undefined) ?? own;
+        if (f.upstreamCluster !== undefined && info.clusterName !== f.upstreamCluster) return undefined;
+        if (f.headers.length > 0) {
+          const get = (n: string): string | undefined => (n === ':method' ? req.method : n === ':path' ? req.path : headerValue(req.headers[n]));
+          if (!f.headers.every((t) => t(get))) return undefined;
+        }
+        if (f.maxActiveFaults !== undefined && active >= f.maxActiveFaults) {
+          c.inc('faults_overflow');
+          return undefined;
+        }
+        let delayMs: number | undefined;
+        if (f.delay) {
+          if (f.delay.fromHeader) {
+            const h = headerValue(req.headers[H_DELAY]);
+            if (h !== undefined && /^\d+$/.test(h)) delayMs = Number(h);
+          } else {
+            delayMs = f.delay.fixedMs;
+          }
+          if (delayMs !== undefined && !hit(headerFraction(req, H_DELAY_PCT, f.delay.fraction))) delayMs = undefined;
+        }
+        if (delayMs === undefined || delayMs <= 0) return abortReply(f, req);
+        c.inc('delays_injected');
+        active++;
+        return new Promise<LocalReply | undefined>((resolve) => {
+          setTimeout(() => {
+            active--;
+            resolve(abortReply(f, req));
+          }, delayMs);
+        });
+      },
+      describe: () => ({
+        kind: 'fault',
+        delay: own.delay && { fixed_delay_ms: own.delay.fixedMs, header: own.delay.fromHeader, percent: own.delay.fraction * 100 },
+        abort: own.abort && { http_status: own.abort.status, header: own.abort.fromHeader, percent: own.abort.fraction * 100 },
+        active_faults: active,
+      }),
+    };
+  },
+  decodePerRoute(_t, config, diag, path) {
+    return decodeFault(config, diag, path);
+  },
+});

@@ -1,0 +1,79 @@
+import type { Problem } from '../../../config/src/validation.js';
+import type { FailurePolicy, HttpFilter, RequestHeadersView, ResponseHeadersView, StreamInfo, FilterResult } from '../api.js';
+import { registerHttpFilter } from '../registry.js';
+import { isObj } from '../util/fields.js';
+import { USER_FILTER_TYPE_URL, decodeUserFilterPerRoute, decodeUserFilterSpec, type UserFilterPerRoute, type UserFilterSpec } from './config.js';
+import type { UserFilterSlot } from './manager.js';
+
+const PER_ROUTE_TYPE_URL = `${USER_FILTER_TYPE_URL}.PerRoute`;
+
+function routeVersion(pr: unknown): string | undefined {
+  return isObj(pr) ? (pr as unknown as UserFilterPerRoute).version : undefined;
+}
+
+/**
+ * The chain's view of a user filter: a thin delegate to the manager's slot, so a chain
+ * built once keeps serving whichever version is active, canary or pinned.
+ */
+class UserHttpFilter implements HttpFilter {
+  readonly typeUrl = USER_FILTER_TYPE_URL;
+  readonly ready: Promise<readonly Problem[]>;
+
+  constructor(readonly name: string, private readonly slot: UserFilterSlot, private readonly spec: UserFilterSpec, problems: Promise<readonly Problem[]>) {
+    this.ready = problems;
+  }
+
+  private get effectiveSpec(): UserFilterSpec {
+    return this.slot.active?.spec ?? this.spec;
+  }
+
+  get failurePolicy(): FailurePolicy {
+    return this.effectiveSpec.failurePolicy;
+  }
+
+  get failureStatus(): number {
+    return this.effectiveSpec.failureStatus;
+  }
+
+  decodeHeaders(req: RequestHeadersView, info: StreamInfo, pr: unknown): FilterResult | Promise<FilterResult> {
+    const v = this.slot.pick(routeVersion(pr));
+    if (v === undefined) throw new Error(`user filter ${this.name}: no version loaded`);
+    this.slot.pin(info, v);
+    if (v.info?.hasRequest !== true) return undefined;
+    return this.slot.run(v, 'req', req, info);
+  }
+
+  encodeHeaders(res: ResponseHeadersView, info: StreamInfo, pr: unknown): FilterResult | Promise<FilterResult> {
+    let v = this.slot.pinned(info);
+    if (v === undefined) {
+      v = this.slot.pick(routeVersion(pr));
+      if (v === undefined) throw new Error(`user filter ${this.name}: no version loaded`);
+      this.slot.pin(info, v);
+    }
+    if (v.info?.hasResponse !== true) return undefined;
+    return this.slot.run(v, 'res', res, info);
+  }
+
+  streamComplete(info: StreamInfo): void {
+    this.slot.unpin(info);
+  }
+
+  describe(): Record<string, unknown> {
+    return { kind: 'user', ...this.slot.describe() };
+  }
+}
+
+registerHttpFilter({
+  kind: 'user',
+  typeUrl: USER_FILTER_TYPE_URL,
+  perRouteTypeUrls: [USER_FILTER_TYPE_URL, PER_ROUTE_TYPE_URL],
+  create(cfg, diag, path, ctx): HttpFilter | undefined {
+    const spec = decodeUserFilterSpec(cfg.config, diag, path);
+    if (spec === undefined) return undefined;
+    const problems = ctx.userFilters.ensure(cfg.name, spec, path);
+    return new UserHttpFilter(cfg.name, ctx.userFilters.slot(cfg.name), spec, problems);
+  },
+  decodePerRoute(_typeUrl, config, diag, path) {
+    return decodeUserFilterPerRoute(config, diag, path);
+  },
+});

@@ -1,0 +1,276 @@
+import { Worker } from 'node:worker_threads';
+import { WORKER_SOURCE } from './worker-source.js';
+
+/**
+ * One loaded version of a user filter, running in its own worker thread.
+ *
+ * Why a worker and not a `vm` context in the proxy's thread: a vm context shares the
+ * proxy's heap and event loop, so a memory hog takes the proxy down with it and an
+ * infinite loop can only be cut by vm's `timeout`, which starts a watchdog per call
+ * (~26 µs measured, more than the message round trip) and does nothing for async code.
+ * A worker has its own isolate with `resourceLimits` (out of memory kills the worker, not
+ * us), can be terminated mid-loop, and when it retires `terminate()` frees its whole heap,
+ * code included: nothing accumulates in a module cache. Inside the worker the module still
+ * runs in a vm context (see worker-source.ts) so it sees only the filter API.
+ *
+ * Time budget: a sweeper fails calls older than the budget. If the worker has said nothing
+ * since the late call was sent, it is stuck (a synchronous loop): it is terminated and
+ * restarted with the same code; calls in flight fail per policy.
+ */
+
+export interface SandboxOptions {
+  readonly source: string;
+  readonly filename: string;
+  /** Passed to the module as ctx.config. */
+  readonly moduleConfig: unknown;
+  readonly timeBudgetMs: number;
+  readonly memoryLimitMb: number;
+  /** Worker start + module evaluation. */
+  readonly loadTimeoutMs: number;
+  /** Restarts after crashes/hangs before the sandbox gives up. */
+  readonly maxRestarts: number;
+}
+
+export interface LoadInfo {
+  readonly hasRequest: boolean;
+  readonly hasResponse: boolean;
+  readonly probes: readonly unknown[];
+}
+
+export interface CallOutcome {
+  /** The module's local reply, if it answered. */
+  readonly reply: unknown;
+  /** The view after the module's mutations. */
+  readonly view: unknown;
+}
+
+export class SandboxError extends Error {
+  constructor(readonly code: 'timeout' | 'crash' | 'thrown' | 'closed' | 'load', message: string) {
+    super(message);
+  }
+}
+
+interface Pending {
+  readonly resolve: (o: CallOutcome) => void;
+  readonly reject: (e: SandboxError) => void;
+  readonly sentAt: number;
+  readonly msg: string;
+}
+
+type State = 'starting' | 'ready' | 'dead' | 'closed';
+
+export class Sandbox {
+  private worker: Worker | undefined;
+  private state: State = 'starting';
+  private readonly pending = new Map<number, Pending>();
+  /** Calls made while (re)starting; sent once the module is loaded. */
+  private queued: number[] = [];
+  private nextId = 1;
+  private lastMessageAt = 0;
+  private sweeper: NodeJS.Timeout | undefined;
+  private restarts = 0;
+  private info: LoadInfo | undefined;
+  timeouts = 0;
+  crashes = 0;
+  /** Called when the sandbox crashed or hung (after in-flight calls were failed). */
+  onTrouble: ((reason: string) => void) | undefined;
+  onLog: ((level: string, line: string) => void) | undefined;
+
+  constructor(private readonly opts: SandboxOptions) {}
+
+  get loadInfo(): LoadInfo | undefined {
+    return this.info;
+  }
+
+  get alive(): boolean {
+    return this.state === 'ready' || this.state === 'starting';
+  }
+
+  /** Starts the worker and evaluates the module; rejects with the reason on failure. */
+  start(): Promise<LoadInfo> {
+    return new Promise<LoadInfo>((resolve, reject) => {
+      let settled = false;
+      const w = new Worker(WORKER_SOURCE, {
+        eval: true,
+        execArgv: [],
+        env: {},
+        argv: [],
+        resourceLimits: {
+          maxOldGenerationSizeMb: this.opts.memoryLimitMb,
+          maxYoungGenerationSizeMb: Math.max(1, Math.min(16, Math.ceil(this.opts.memoryLimitMb / 4))),
+          stackSizeMb: 4,
+        },
+        name: `pilotfish-filter:${this.opts.filename}`,
+      });
+      this.worker = w;
+      w.unref();
+      // Backstop only: the vm timeout inside the worker cuts a looping module first, with a better message.
+      const limit = Math.ceil(this.opts.loadTimeoutMs * 1.5) + 500;
+      const timer = setTimeout(() => fail(`load timed out after ${limit} ms`), limit);
+      const fail = (reason: string): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.kill(w);
+        if (this.state !== 'closed') this.state = 'dead';
+        this.failAll(new SandboxError('load', reason));
+        reject(new SandboxError('load', reason));
+      };
+      w.on('message', (m: unknown) => {
+        this.lastMessageAt = performance.now();
+        if (typeof m === 'string') return this.onResult(m);
+        const msg = m as { t: string; message?: string; level?: string; line?: string } & LoadInfo;
+        if (msg.t === 'loaded' && !settled) {
+          settled = true;
+          clearTimeout(timer);
+          this.info = { hasRequest: msg.hasRequest, hasResponse: msg.hasResponse, probes: msg.probes };
+          if (this.state === 'closed') {
+            this.kill(w);
+          } else {
+            this.state = 'ready';
+            this.flushQueue();
+          }
+          resolve(this.info);
+        } else if (msg.t === 'load_error') {
+          fail(`load failed: ${msg.message ?? 'unknown error'}`);
+        } else if (msg.t === 'log') {
+          this.onLog?.(msg.level ?? 'log', msg.line ?? '');
+        }
+      });
+      w.on('error', (err: Error & { code?: string }) => {
+        const reason = err.code === 'ERR_WORKER_OUT_OF_MEMORY'
+          ? `out of memory (limit ${this.opts.memoryLimitMb} MB)`
+          : `worker error: ${err.message}`;
+        if (!settled) fail(reason);
+        else this.trouble(w, reason);
+      });
+      w.on('exit', (code) => {
+        if (!settled) fail(`worker exited with code ${code} while loading`);
+        else this.trouble(w, `worker exited with code ${code}`);
+      });
+      w.postMessage({
+        t: 'load',
+        source: this.opts.source,
+        filename: this.opts.filename,
+        config: this.opts.moduleConfig,
+        loadTimeoutMs: this.opts.loadTimeoutMs,
+      });
+    });
+  }
+
+  call(phase: 'req' | 'res', view: unknown, ctx: unknown): Promise<CallOutcome> {
+    if (this.state === 'dead' || this.state === 'closed') {
+      return Promise.reject(new SandboxError(this.state === 'closed' ? 'closed' : 'crash', `sandbox ${this.state}`));
+    }
+    const id = this.nextId++;
+    const msg = `[${id},${JSON.stringify(phase)},${JSON.stringify(view)},${JSON.stringify(ctx)}]`;
+    return new Promise<CallOutcome>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, sentAt: performance.now(), msg });
+      if (this.state === 'ready') this.worker!.postMessage(msg);
+      else this.queued.push(id);
+      if (this.sweeper === undefined) this.startSweeper();
+    });
+  }
+
+  /** Stops the worker; calls in flight fail with 'closed'. */
+  close(): void {
+    if (this.state === 'closed') return;
+    const w = this.worker;
+    this.state = 'closed';
+    this.failAll(new SandboxError('closed', 'sandbox closed'));
+    if (w) this.kill(w);
+  }
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  private onResult(m: string): void {
+    let parsed: unknown[];
+    try {
+      parsed = JSON.parse(m) as unknown[];
+    } catch {
+      return;
+    }
+    const id = parsed[0] as number;
+    const p = this.pending.get(id);
+    if (p === undefined) return; // already timed out
+    this.pending.delete(id);
+    if (parsed[1] === 1) p.resolve({ reply: parsed[2], view: parsed[3] });
+    else p.reject(new SandboxError('thrown', String(parsed[2])));
+    if (this.pending.size === 0) this.stopSweeper();
+  }
+
+  private flushQueue(): void {
+    const ids = this.queued;
+    this.queued = [];
+    for (const id of ids) {
+      const p = this.pending.get(id);
+      if (p) this.worker!.postMessage(p.msg);
+    }
+  }
+
+  private startSweeper(): void {
+    const every = Math.max(2, Math.ceil(this.opts.timeBudgetMs / 4));
+    // Kept referenced: a call in flight is work the process must not exit under.
+    this.sweeper = setInterval(() => this.sweep(), every);
+  }
+
+  private stopSweeper(): void {
+    if (this.sweeper !== undefined) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    const budget = this.opts.timeBudgetMs;
+    let stuck = false;
+    for (const [id, p] of this.pending) {
+      // Calls queued during a restart are judged once the module is back.
+      if (this.state !== 'ready') break;
+      if (now - p.sentAt < budget) break; // insertion order: the rest are younger
+      this.pending.delete(id);
+      this.timeouts++;
+      if (this.lastMessageAt < p.sentAt) stuck = true;
+      p.reject(new SandboxError('timeout', `time budget of ${budget} ms exceeded`));
+    }
+    if (this.pending.size === 0) this.stopSweeper();
+    if (stuck && this.worker) this.trouble(this.worker, `unresponsive for more than ${budget} ms (infinite loop?)`);
+  }
+
+  private failAll(e: SandboxError): void {
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    this.queued = [];
+    this.stopSweeper();
+    for (const p of all) p.reject(e);
+  }
+
+  private kill(w: Worker): void {
+    w.removeAllListeners('message');
+    w.removeAllListeners('exit');
+    w.removeAllListeners('error');
+    w.on('error', () => {}); // late errors from a dying worker are expected
+    void w.terminate().catch(() => {});
+    if (this.worker === w) this.worker = undefined;
+  }
+
+  /** Crash or hang after a successful load: fail in-flight calls, restart with the same code. */
+  private trouble(w: Worker, reason: string): void {
+    if (this.state === 'closed' || this.worker !== w) return;
+    this.crashes++;
+    this.kill(w);
+    this.failAll(new SandboxError('crash', reason));
+    this.onTrouble?.(reason);
+    if ((this.state as State) === 'closed') return; // onTrouble may have retired us
+    if (this.restarts >= this.opts.maxRestarts) {
+      this.state = 'dead';
+      return;
+    }
+    this.restarts++;
+    this.state = 'starting';
+    this.start().catch(() => {
+      /* state is 'dead' now; calls fail fast */
+    });
+  }
+}

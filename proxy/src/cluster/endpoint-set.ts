@@ -1,0 +1,576 @@
+/**
+ * A cluster's live endpoints and the load balancer over them, with Envoy's semantics:
+ * priorities with overprovisioning spill-over, degraded hosts as a second tier, panic
+ * mode, optional locality-weighted balancing, and one of five lb policies.
+ *
+ * Everything is incremental: a diff touches only the hosts it names (map by key,
+ * swap-remove index arrays, heaps/Fenwick trees updated in O(log n)); per-priority loads
+ * and locality weights are O(#priorities)/O(#localities) recomputations done lazily on
+ * the next pick. Consistent-hash tables are rebuilt lazily and batched (lb/hashed.ts).
+ *
+ * Host states: draining hosts are "excluded" (never picked, not counted in a priority's
+ * size, as Envoy does for excluded hosts); unhealthy and ejected hosts are counted but
+ * only picked in panic; degraded hosts are picked only for the load healthy hosts cannot
+ * absorb.
+ */
+import type { Cluster, ClusterLoadAssignment, Endpoint, EndpointDiff, LbPolicy } from '../../../config/src/model.js';
+import { HASH_SPACE, mix53 } from './hash.js';
+import { Rng } from './lb/rng.js';
+import { createSubset, HashedSubset, PickScratch, type Entry, type HashCache, type RebuildScheduler, type Subset } from './lb/index.js';
+
+const DETACHED = -1;
+const EXCLUDED = 0; // draining
+const UNHEALTHY = 1; // unhealthy or ejected: panic-only
+const HEALTHY = 2;
+const DEGRADED = 3;
+
+export class Host {
+  activeRequests = 0;
+  removed = false;
+  ejected = false;
+  upstream: unknown = undefined;
+  /** RING_HASH/MAGLEV hashes of the key, kept across table rebuilds. */
+  hashCache: HashCache | undefined = undefined;
+
+  /** @internal */ _state = DETACHED;
+  /** @internal */ _prio: PriorityGroup | null = null;
+  /** @internal */ _locality: LocalityGroup | null = null;
+  /** @internal membership in the priority's all-hosts (panic) subset */ _all: Entry<Host> | null = null;
+  /** @internal membership in the priority's healthy or degraded subset */ _cls: Entry<Host> | null = null;
+  /** @internal membership in the locality's healthy or degraded subset */ _loc: Entry<Host> | null = null;
+
+  constructor(public endpoint: Endpoint) {}
+
+  get key(): string {
+    return this.endpoint.key;
+  }
+}
+
+export interface EndpointSetOptions {
+  readonly lbPolicy: LbPolicy;
+  /** percent; 0 disables panic mode */
+  readonly healthyPanicThreshold: number;
+  /** percent; Envoy's default 140 */
+  readonly overprovisioningFactor: number;
+  /** Ignored for RING_HASH/MAGLEV (as in Envoy, consistent hashing spans the priority). */
+  readonly localityWeightedLb: boolean;
+  readonly ringHash: { readonly minimumRingSize: number; readonly maximumRingSize: number };
+  readonly maglev: { readonly tableSize: number };
+  readonly leastRequest: { readonly choiceCount: number };
+  /** Seeds the balancer's generator (default Math.random); tests pass a seeded function. */
+  readonly random?: () => number;
+  /**
+   * RING_HASH/MAGLEV: minimum spacing of table rebuilds, ms (default 100). The first
+   * change after a quiet period rebuilds on a microtask; changes within the interval
+   * coalesce into one rebuild at its end.
+   */
+  readonly hashRebuildIntervalMs?: number;
+}
+
+export interface PickContext {
+  /** Request hash for RING_HASH/MAGLEV (any non-negative number); random when absent. */
+  hash?: number;
+  /** The previous attempt's host, for retries: avoided when another host is available. */
+  exclude?: Host;
+}
+
+export interface EndpointSetStats {
+  healthy: number;
+  degraded: number;
+  total: number;
+  panic: boolean;
+}
+
+/** Options from a cluster (and the overprovisioning factor of its load assignment). */
+export function endpointSetOptions(cluster: Cluster, cla?: ClusterLoadAssignment): EndpointSetOptions {
+  return {
+    lbPolicy: cluster.lbPolicy,
+    healthyPanicThreshold: cluster.healthyPanicThreshold,
+    overprovisioningFactor: (cla ?? cluster.loadAssignment)?.overprovisioningFactor ?? 140,
+    localityWeightedLb: cluster.localityWeightedLb,
+    ringHash: cluster.ringHash,
+    maglev: cluster.maglev,
+    leastRequest: cluster.leastRequest,
+  };
+}
+
+/** @internal */
+export class LocalityGroup {
+  weight = 1;
+  hostCount = 0;
+  total = 0;
+  healthyCount = 0;
+  degradedCount = 0;
+  listIndex = -1;
+  constructor(
+    readonly name: string,
+    readonly healthy: Subset<Host>,
+    readonly degraded: Subset<Host>,
+  ) {}
+}
+
+/** @internal */
+export class PriorityGroup {
+  /** hosts attached here, draining included */
+  hostCount = 0;
+  /** non-draining hosts (Envoy: hosts - excluded hosts) */
+  total = 0;
+  healthyCount = 0;
+  degradedCount = 0;
+  healthyLoad = 0;
+  degradedLoad = 0;
+  panic = false;
+  readonly localities = new Map<string, LocalityGroup>();
+  readonly locList: LocalityGroup[] = [];
+  locDirty = true;
+  cumHealthy = new Float64Array(0);
+  cumDegraded = new Float64Array(0);
+  constructor(
+    readonly all: Subset<Host>,
+    readonly healthy: Subset<Host>,
+    readonly degraded: Subset<Host>,
+  ) {}
+}
+
+export class EndpointSet {
+  private readonly map = new Map<string, Host>();
+  private readonly prios: (PriorityGroup | undefined)[] = [];
+  private loadsDirty = true;
+  private readonly rand: Rng;
+  private readonly localityWeighted: boolean;
+  private readonly hashed: boolean;
+  private readonly rebuildInterval: number;
+  private readonly scheduler: RebuildScheduler;
+  private pendingRebuilds: HashedSubset<Host>[] = [];
+  private rebuildArmed = false;
+  private rebuildTimer: NodeJS.Timeout | undefined;
+  private lastRebuild = -Infinity;
+  private anyPanic = false;
+  private readonly scratch = new PickScratch();
+
+  constructor(
+    readonly cluster: string,
+    readonly options: EndpointSetOptions,
+    initial?: readonly Endpoint[],
+  ) {
+    this.rand = new Rng(options.random);
+    this.hashed = options.lbPolicy === 'RING_HASH' || options.lbPolicy === 'MAGLEV';
+    this.localityWeighted = options.localityWeightedLb && !this.hashed;
+    this.rebuildInterval = options.hashRebuildIntervalMs ?? 100;
+    this.scheduler = { schedule: (s) => this.scheduleRebuild(s as unknown as HashedSubset<Host>) };
+    if (initial !== undefined) for (const e of initial) this.add(e);
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  get(key: string): Host | undefined {
+    return this.map.get(key);
+  }
+
+  hosts(): IterableIterator<Host> {
+    return this.map.values();
+  }
+
+  /**
+   * Applies an incremental change in O(|diff|) map/array operations, each O(1) or
+   * O(log n) (RING_HASH/MAGLEV: plus one batched table rebuild later). Removals first,
+   * then additions, then changes; an added key that exists is treated as a change and a
+   * changed key that does not as an addition, so a replayed diff is harmless. Hosts
+   * named in `changed` keep their identity (and `upstream`).
+   */
+  apply(diff: EndpointDiff): { added: Host[]; removed: Host[] } {
+    const added: Host[] = [];
+    const removed: Host[] = [];
+    for (const key of diff.removed) {
+      const h = this.map.get(key);
+      if (h === undefined) continue;
+      this.detach(h);
+      h.removed = true;
+      this.map.delete(key);
+      removed.push(h);
+    }
+    for (const e of diff.added) {
+      const h = this.map.get(e.key);
+      if (h !== undefined) this.update(h, e);
+      else added.push(this.add(e));
+    }
+    for (const e of diff.changed) {
+      const h = this.map.get(e.key);
+      if (h !== undefined) this.update(h, e);
+      else added.push(this.add(e));
+    }
+    return { added, removed };
+  }
+
+  /** Ejects (available=false) or restores a host: O(log n). */
+  setHostAvailability(host: Host, available: boolean): void {
+    if (host.removed || this.map.get(host.endpoint.key) !== host) return;
+    host.ejected = !available;
+    this.transition(host, this.classify(host));
+  }
+
+  /** Picks a host for a new request; undefined means no healthy upstream. Allocation-free. */
+  pick(ctx: PickContext): Host | undefined {
+    if (this.loadsDirty) this.recomputeLoads();
+    const prios = this.prios;
+    const hash = ctx.hash;
+    let x: number;
+    if (hash !== undefined) {
+      const h = mix53(hash);
+      this.scratch.hash = h;
+      x = (h % 10000) / 100;
+    } else {
+      if (this.hashed) this.scratch.hash = Math.floor(this.rand.next() * HASH_SPACE);
+      x = this.rand.next() * 100;
+    }
+    let chosen: PriorityGroup | undefined;
+    let degraded = false;
+    let last: PriorityGroup | undefined;
+    for (let i = 0; i < prios.length; i++) {
+      const p = prios[i];
+      if (p === undefined) continue;
+      if (p.healthyLoad > 0) {
+        last = p;
+        if (x < p.healthyLoad) {
+          chosen = p;
+          break;
+        }
+        x -= p.healthyLoad;
+      }
+    }
+    if (chosen === undefined) {
+      for (let i = 0; i < prios.length; i++) {
+        const p = prios[i];
+        if (p === undefined || p.degradedLoad <= 0) continue;
+        if (x < p.degradedLoad) {
+          chosen = p;
+          degraded = true;
+          break;
+        }
+        x -= p.degradedLoad;
+      }
+    }
+    if (chosen === undefined) {
+      // Float rounding left x just past the last bucket.
+      if (last === undefined) return undefined;
+      chosen = last;
+    }
+    let sub: Subset<Host>;
+    if (chosen.panic) sub = chosen.all;
+    else {
+      sub = degraded ? chosen.degraded : chosen.healthy;
+      if (this.localityWeighted) {
+        const lg = this.chooseLocality(chosen, degraded);
+        if (lg !== undefined) sub = degraded ? lg.degraded : lg.healthy;
+      }
+    }
+    return sub.pick(this.scratch, ctx.exclude);
+  }
+
+  stats(): EndpointSetStats {
+    if (this.loadsDirty) this.recomputeLoads();
+    let healthy = 0;
+    let degraded = 0;
+    for (const p of this.prios) {
+      if (p === undefined) continue;
+      healthy += p.healthyCount;
+      degraded += p.degradedCount;
+    }
+    return { healthy, degraded, total: this.map.size, panic: this.anyPanic };
+  }
+
+  /** Rebuilds pending consistent-hash tables now (tests; or before a latency-critical burst). */
+  flushRebuilds(): void {
+    if (this.rebuildTimer !== undefined) clearTimeout(this.rebuildTimer);
+    this.rebuildTimer = undefined;
+    this.runRebuilds();
+  }
+
+  /** Cancels a pending rebuild timer; the set stays usable (tables rebuild on demand). */
+  close(): void {
+    if (this.rebuildTimer !== undefined) clearTimeout(this.rebuildTimer);
+    this.rebuildTimer = undefined;
+  }
+
+  // ------------------------------------------------------------ membership
+
+  private add(e: Endpoint): Host {
+    const h = new Host(e);
+    this.map.set(e.key, h);
+    this.attach(h);
+    return h;
+  }
+
+  private update(h: Host, e: Endpoint): void {
+    const old = h.endpoint;
+    if (old === e) return;
+    if (old.priority !== e.priority || (this.localityWeighted && old.locality !== e.locality)) {
+      this.detach(h);
+      h.endpoint = e;
+      this.attach(h);
+      return;
+    }
+    h.endpoint = e;
+    const lg = h._locality;
+    if (lg !== null && lg.weight !== e.localityWeight) {
+      lg.weight = e.localityWeight;
+      h._prio!.locDirty = true;
+    }
+    this.transition(h, this.classify(h));
+    if (old.weight !== e.weight) {
+      const pg = h._prio!;
+      if (h._all !== null) pg.all.reweigh(h._all, e.weight);
+      if (h._cls !== null) (h._state === HEALTHY ? pg.healthy : pg.degraded).reweigh(h._cls, e.weight);
+      if (h._loc !== null && lg !== null) (h._state === HEALTHY ? lg.healthy : lg.degraded).reweigh(h._loc, e.weight);
+    }
+  }
+
+  private classify(h: Host): number {
+    const health = h.endpoint.health;
+    if (health === 'draining') return EXCLUDED;
+    if (h.ejected || health === 'unhealthy') return UNHEALTHY;
+    return health === 'degraded' ? DEGRADED : HEALTHY;
+  }
+
+  private attach(h: Host): void {
+    const e = h.endpoint;
+    const pg = this.priority(e.priority);
+    h._prio = pg;
+    if (this.localityWeighted) {
+      let lg = pg.localities.get(e.locality);
+      if (lg === undefined) {
+        lg = new LocalityGroup(e.locality, this.subset(), this.subset());
+        lg.listIndex = pg.locList.length;
+        pg.locList.push(lg);
+        pg.localities.set(e.locality, lg);
+      }
+      if (lg.weight !== e.localityWeight) lg.weight = e.localityWeight;
+      h._locality = lg;
+    }
+    this.transition(h, this.classify(h));
+  }
+
+  private detach(h: Host): void {
+    this.transition(h, DETACHED);
+    const pg = h._prio;
+    const lg = h._locality;
+    if (pg !== null && lg !== null && lg.hostCount === 0) {
+      const last = pg.locList.pop()!;
+      if (last !== lg) {
+        pg.locList[lg.listIndex] = last;
+        last.listIndex = lg.listIndex;
+      }
+      pg.localities.delete(lg.name);
+      pg.locDirty = true;
+    }
+    h._prio = null;
+    h._locality = null;
+  }
+
+  /** Moves a host between states, touching only the subsets whose membership changes. */
+  private transition(h: Host, to: number): void {
+    const from = h._state;
+    if (from === to) return;
+    const pg = h._prio!;
+    const lg = h._locality;
+    if (from === HEALTHY || from === DEGRADED) {
+      if (from === HEALTHY) {
+        pg.healthy.remove(h._cls!);
+        pg.healthyCount--;
+        if (lg !== null) {
+          lg.healthy.remove(h._loc!);
+          lg.healthyCount--;
+        }
+      } else {
+        pg.degraded.remove(h._cls!);
+        pg.degradedCount--;
+        if (lg !== null) {
+          lg.degraded.remove(h._loc!);
+          lg.degradedCount--;
+        }
+      }
+      h._cls = null;
+      h._loc = null;
+    }
+    if (from >= UNHEALTHY && to < UNHEALTHY) {
+      pg.all.remove(h._all!);
+      h._all = null;
+      pg.total--;
+      if (lg !== null) lg.total--;
+    }
+    if (from === DETACHED) {
+      pg.hostCount++;
+      if (lg !== null) lg.hostCount++;
+    } else if (to === DETACHED) {
+      pg.hostCount--;
+      if (lg !== null) lg.hostCount--;
+    }
+    if (to >= UNHEALTHY && from < UNHEALTHY) {
+      h._all = pg.all.add(h);
+      pg.total++;
+      if (lg !== null) lg.total++;
+    }
+    if (to === HEALTHY) {
+      h._cls = pg.healthy.add(h);
+      pg.healthyCount++;
+      if (lg !== null) {
+        h._loc = lg.healthy.add(h);
+        lg.healthyCount++;
+      }
+    } else if (to === DEGRADED) {
+      h._cls = pg.degraded.add(h);
+      pg.degradedCount++;
+      if (lg !== null) {
+        h._loc = lg.degraded.add(h);
+        lg.degradedCount++;
+      }
+    }
+    h._state = to;
+    this.loadsDirty = true;
+    pg.locDirty = true;
+  }
+
+  private subset(): Subset<Host> {
+    return createSubset<Host>(this.options, this.rand, this.scheduler);
+  }
+
+  private priority(p: number): PriorityGroup {
+    const i = p >= 0 ? Math.floor(p) : 0;
+    let pg = this.prios[i];
+    if (pg === undefined) {
+      pg = new PriorityGroup(this.subset(), this.subset(), this.subset());
+      while (this.prios.length < i) this.prios.push(undefined);
+      this.prios[i] = pg;
+    }
+    return pg;
+  }
+
+  // ------------------------------------------------------------ loads (Envoy LoadBalancerBase)
+
+  private recomputeLoads(): void {
+    this.loadsDirty = false;
+    const op = this.options.overprovisioningFactor / 100;
+    const threshold = this.options.healthyPanicThreshold;
+    const prios = this.prios;
+    let avail = 0;
+    let totalHosts = 0;
+    for (const p of prios) {
+      if (p === undefined) continue;
+      p.healthyLoad = p.total > 0 ? Math.min(100, (op * 100 * p.healthyCount) / p.total) : 0;
+      p.degradedLoad = p.total > 0 ? Math.min(100, (op * 100 * p.degradedCount) / p.total) : 0;
+      p.panic = false;
+      avail += p.healthyLoad + p.degradedLoad;
+      totalHosts += p.total;
+    }
+    const nta = Math.min(100, avail);
+    let allPanic = threshold > 0;
+    if (nta > 0) {
+      let remaining = 100;
+      for (const p of prios) {
+        if (p === undefined) continue;
+        const l = Math.min(remaining, (p.healthyLoad * 100) / nta);
+        p.healthyLoad = l;
+        remaining -= l;
+      }
+      for (const p of prios) {
+        if (p === undefined) continue;
+        const l = Math.min(remaining, (p.degradedLoad * 100) / nta);
+        p.degradedLoad = l;
+        remaining -= l;
+      }
+      for (let i = 0; i < prios.length; i++) {
+        const p = prios[i];
+        // A missing priority level has no hosts: 0% healthy, in panic (Envoy).
+        const inPanic =
+          nta < 100 &&
+          threshold > 0 &&
+          (p === undefined || p.total === 0 || (100 * (p.healthyCount + p.degradedCount)) / p.total < threshold);
+        if (p !== undefined) p.panic = inPanic;
+        if (!inPanic) allPanic = false;
+      }
+    } else {
+      for (const p of prios) {
+        if (p === undefined) continue;
+        p.healthyLoad = 0;
+        p.degradedLoad = 0;
+      }
+    }
+    // Every level in panic (including "no healthy or degraded host anywhere"): spread
+    // load over levels by host count and balance over all hosts of each (Envoy).
+    if (allPanic && totalHosts > 0) {
+      for (const p of prios) {
+        if (p === undefined) continue;
+        p.healthyLoad = (100 * p.total) / totalHosts;
+        p.degradedLoad = 0;
+        p.panic = true;
+      }
+    }
+    let anyPanic = false;
+    for (const p of prios) if (p !== undefined && p.panic && p.healthyLoad + p.degradedLoad > 0) anyPanic = true;
+    this.anyPanic = anyPanic;
+  }
+
+  /** Envoy: locality weight x locality availability (overprovisioned share of usable hosts). */
+  private chooseLocality(pg: PriorityGroup, degraded: boolean): LocalityGroup | undefined {
+    const list = pg.locList;
+    const n = list.length;
+    if (pg.locDirty) {
+      pg.locDirty = false;
+      if (pg.cumHealthy.length < n) {
+        pg.cumHealthy = new Float64Array(n * 2);
+        pg.cumDegraded = new Float64Array(n * 2);
+      }
+      const op = this.options.overprovisioningFactor / 100;
+      let sh = 0;
+      let sd = 0;
+      for (let i = 0; i < n; i++) {
+        const lg = list[i]!;
+        if (lg.total > 0) {
+          sh += lg.weight * Math.min(1, (op * lg.healthyCount) / lg.total);
+          sd += lg.weight * Math.min(1, (op * lg.degradedCount) / lg.total);
+        }
+        pg.cumHealthy[i] = sh;
+        pg.cumDegraded[i] = sd;
+      }
+    }
+    if (n === 0) return undefined;
+    const cum = degraded ? pg.cumDegraded : pg.cumHealthy;
+    const sum = cum[n - 1]!;
+    if (!(sum > 0)) return undefined;
+    const x = this.rand.next() * sum;
+    let lo = 0;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (cum[mid]! <= x) lo = mid + 1;
+      else hi = mid;
+    }
+    return list[lo];
+  }
+
+  // ------------------------------------------------------------ hash table rebuilds
+
+  private scheduleRebuild(s: HashedSubset<Host>): void {
+    this.pendingRebuilds.push(s);
+    if (this.rebuildArmed) return;
+    this.rebuildArmed = true;
+    const wait = this.lastRebuild + this.rebuildInterval - performance.now();
+    if (wait <= 0) queueMicrotask(this.runRebuilds);
+    else {
+      this.rebuildTimer = setTimeout(this.runRebuilds, wait);
+      this.rebuildTimer.unref();
+    }
+  }
+
+  private readonly runRebuilds = (): void => {
+    this.rebuildArmed = false;
+    this.rebuildTimer = undefined;
+    const list = this.pendingRebuilds;
+    if (list.length === 0) return;
+    this.pendingRebuilds = [];
+    this.lastRebuild = performance.now();
+    for (const s of list) s.rebuild();
+  };
+}

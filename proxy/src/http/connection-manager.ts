@@ -1,0 +1,619 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { ForwardAction, HashPolicy, HttpConnectionManager, RedirectAction } from '../../../config/src/index.js';
+import type { HttpFilterChain, LocalReply, RequestHeadersView, ResponseHeadersView } from '../../../filters/src/index.js';
+import type { ClusterRuntime } from '../cluster/cluster.js';
+import type { Host } from '../cluster/endpoint-set.js';
+import { hash53 } from '../cluster/hash.js';
+import type { RouteTable, CompiledRoute } from '../routing/route-table.js';
+import { rewritePath } from '../routing/route-table.js';
+import type { Snapshot } from '../snapshot.js';
+import type { Counter, Gauge, StatsStore, TimeHistogram } from '../stats/stats.js';
+import { applyHeaderOptions, firstValue, stripHopByHop, stripPseudoHeaders, type HeaderMap } from './headers.js';
+import { Flags, LocalReplies, type LocalReplySpec } from './response-flags.js';
+import { UpstreamRequest, type Downstream } from './router.js';
+import { Stream } from './stream.js';
+
+type Req = IncomingMessage | Http2ServerRequest;
+type Res = ServerResponse | Http2ServerResponse;
+
+export interface HcmStats {
+  readonly downstream_rq_total: Counter;
+  readonly downstream_rq_http1_total: Counter;
+  readonly downstream_rq_http2_total: Counter;
+  readonly downstream_rq_active: Gauge;
+  readonly downstream_rq_1xx: Counter;
+  readonly downstream_rq_2xx: Counter;
+  readonly downstream_rq_3xx: Counter;
+  readonly downstream_rq_4xx: Counter;
+  readonly downstream_rq_5xx: Counter;
+  readonly downstream_rq_completed: Counter;
+  readonly downstream_rq_rx_reset: Counter;
+  readonly downstream_rq_tx_reset: Counter;
+  readonly no_route: Counter;
+  readonly no_cluster: Counter;
+  readonly rq_direct_response: Counter;
+  readonly rq_redirect: Counter;
+  readonly downstream_rq_time: TimeHistogram;
+}
+
+export function makeHcmStats(store: StatsStore, statPrefix: string): HcmStats {
+  const s = store.httpScope(statPrefix);
+  const c = (n: string) => s.counter(n);
+  return {
+    downstream_rq_total: c('downstream_rq_total'), downstream_rq_http1_total: c('downstream_rq_http1_total'),
+    downstream_rq_http2_total: c('downstream_rq_http2_total'), downstream_rq_active: s.gauge('downstream_rq_active'),
+    downstream_rq_1xx: c('downstream_rq_1xx'), downstream_rq_2xx: c('downstream_rq_2xx'), downstream_rq_3xx: c('downstream_rq_3xx'),
+    downstream_rq_4xx: c('downstream_rq_4xx'), downstream_rq_5xx: c('downstream_rq_5xx'),
+    downstream_rq_completed: c('downstream_rq_completed'), downstream_rq_rx_reset: c('downstream_rq_rx_reset'),
+    downstream_rq_tx_reset: c('downstream_rq_tx_reset'), no_route: c('no_route'), no_cluster: c('no_cluster'),
+    rq_direct_response: c('rq_direct_response'), rq_redirect: c('rq_redirect'), downstream_rq_time: s.histogram('downstream_rq_time'),
+  };
+}
+
+/** What the connection manager needs from the rest of the proxy. */
+export interface HcmEnvironment {
+  /** The snapshot new requests start with. */
+  snapshot(): Snapshot;
+  draining(): boolean;
+  /** SPIFFE ID of the TLS peer of a socket, when mTLS verified one. */
+  peerIdentity(socket: unknown): string | undefined;
+  /** Called once per finished request (access log, tracing). Absent = nothing built. */
+  readonly onRequestDone?: (stream: Stream, req: RequestHeadersView) => void;
+}
+
+/** Requests with bodies up to this size are buffered when a retry policy could replay them. */
+const RETRY_BUFFER_LIMIT = 64 * 1024;
+const SERVER_HEADER = 'server';
+
+/**
+ * The HTTP connection manager of one filter chain: per request it normalises headers
+ * the way Envoy does, matches a route on the snapshot the request starts with, runs the
+ * filter chain, then answers locally or hands the request to the router. The object is
+ * immutable; a listener update swaps it for new requests only.
+ */
+export class ConnectionManager {
+  readonly stats: HcmStats;
+  private readonly serverName: string;
+
+  constructor(
+    readonly config: HttpConnectionManager,
+    readonly chain: HttpFilterChain,
+    /** Inline route_config compiled; undefined for RDS. */
+    private readonly inlineRoutes: RouteTable | undefined,
+    private readonly env: HcmEnvironment,
+    stats: HcmStats,
+  ) {
+    this.stats = stats;
+    this.serverName = config.serverName;
+  }
+
+  /** The request handler for node:http and node:http2 (compat API). */
+  readonly handle = (req: Req, res: Res): void => {
+    const isH2 = (req as Http2ServerRequest).stream !== undefined;
+    const socket = req.socket;
+    const scheme: 'http' | 'https' = (socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+    const s = this.stats;
+    s.downstream_rq_total.inc();
+    (isH2 ? s.downstream_rq_http2_total : s.downstream_rq_http1_total).inc();
+    s.downstream_rq_active.inc();
+
+    const headers = req.headers as HeaderMap;
+    const authority = isH2 ? firstValue(headers[':authority']) ?? firstValue(headers.host) : firstValue(headers.host);
+    const cfg = this.config;
+    let requestId = firstValue(headers['x-request-id']);
+    if (cfg.generateRequestId && (requestId === undefined || (cfg.useRemoteAddress && !cfg.preserveExternalRequestId))) {
+      requestId = randomUUID();
+      headers['x-request-id'] = requestId;
+    }
+    const stream = new Stream(
+      requestId ?? '', performance.now(), socket.remoteAddress ?? '', socket.localPort ?? 0,
+      this.env.peerIdentity(socket), req.method ?? 'GET', isH2 ? 'HTTP/2' : `HTTP/${req.httpVersion}`,
+    );
+    const view: RequestHeadersView = { method: req.method ?? 'GET', path: req.url ?? '/', authority: authority ?? '', scheme, headers };
+    const ex = new Exchange(this, req, res, stream, view, isH2);
+    if (authority === undefined || authority === '') {
+      ex.localReply(LocalReplies.missingHost, Flags.DownstreamProtocolError);
+      return;
+    }
+    if (this.env.draining() && !isH2) (res as ServerResponse).shouldKeepAlive = false;
+    ex.begin();
+  };
+
+  routeTable(snapshot: Snapshot): RouteTable | undefined {
+    if (this.inlineRoutes) return this.inlineRoutes;
+    const src = this.config.routeSource;
+    return src.kind === 'rds' ? snapshot.routes.get(src.routeConfigName) : undefined;
+  }
+
+  get environment(): HcmEnvironment {
+    return this.env;
+  }
+
+  get server(): string {
+    return this.serverName;
+  }
+}
+
+/** One request/response exchange. Implements the router's downstream side. */
+class Exchange implements Downstream {
+  private upstream: UpstreamRequest | undefined;
+  private done = false;
+  private respHeaders: HeaderMap | undefined;
+  private route: CompiledRoute | undefined;
+  private cluster: ClusterRuntime | undefined;
+
+  constructor(
+    private readonly hcm: ConnectionManager,
+    private readonly req: Req,
+    private readonly res: Res,
+    private readonly stream: Stream,
+    private readonly view: RequestHeadersView,
+    private readonly isH2: boolean,
+  ) {}
+
+  begin(): void {
+    const hcm = this.hcm;
+    const cfg = hcm.config;
+    const headers = this.view.headers;
+    stripHopByHop(headers, true);
+    if (this.isH2) {
+      stripPseudoHeaders(headers);
+      headers.host = this.view.authority;
+    }
+    // x-forwarded-for / -proto as Envoy does: only an edge proxy (use_remote_address) appends.
+    if (cfg.useRemoteAddress) {
+      if (!cfg.skipXffAppend && this.stream.downstreamAddress !== '') {
+        const xff = firstValue(headers['x-forwarded-for']);
+        headers['x-forwarded-for'] = xff ? `${xff}, ${this.stream.downstreamAddress}` : this.stream.downstreamAddress;
+      }
+      headers['x-forwarded-proto'] = this.view.scheme;
+    } else if (headers['x-forwarded-proto'] === undefined) {
+      headers['x-forwarded-proto'] = this.view.scheme;
+    }
+
+    this.res.once('close', this.onDownstreamClose);
+    const snapshot = hcm.environment.snapshot();
+    const table = hcm.routeTable(snapshot);
+    const route = table?.match(this.view);
+    if (!route) {
+      hcm.stats.no_route.inc();
+      this.localReply(LocalReplies.noRoute, Flags.NoRoute);
+      return;
+    }
+    this.route = route;
+    this.stream.routeName = route.name;
+    this.stream.virtualHostName = route.virtualHost.config.name;
+    this.stream.perFilterConfig = route.decodedPerFilterConfig;
+    const action = route.config.action;
+    let clusterName: string | undefined;
+    if (action.kind === 'route') clusterName = this.chooseCluster(action);
+    this.stream.clusterName = clusterName;
+
+    const chain = hcm.chain;
+    if (chain.hasRequestPhase) {
+      const verdict = chain.decodeHeaders(this.view, this.stream);
+      if (verdict !== undefined && typeof (verdict as Promise<unknown>).then === 'function') {
+        (verdict as Promise<LocalReply | undefined>).then(
+          (v) => this.afterFilters(v, snapshot, route),
+          () => this.afterFilters({ status: 500, body: 'filter failure', details: 'filter_failure' }, snapshot, route),
+        );
+        return;
+      }
+      this.afterFilters(verdict as LocalReply | undefined, snapshot, route);
+      return;
+    }
+    this.afterFilters(undefined, snapshot, route);
+  }
+
+  private afterFilters(verdict: LocalReply | undefined, snapshot: Snapshot, route: CompiledRoute): void {
+    if (this.done) return;
+    if (verdict) {
+      this.filterReply(verdict);
+      return;
+    }
+    const action = route.config.action;
+    if (action.kind === 'direct_response') {
+      this.hcm.stats.rq_direct_response.inc();
+      this.sendLocal(action.status, action.body ?? '', 'direct_response', undefined, route);
+      return;
+    }
+    if (action.kind === 'redirect') {
+      this.hcm.stats.rq_redirect.inc();
+      this.sendLocal(action.responseCode, '', 'redirect', { location: this.redirectLocation(action) }, route);
+      return;
+    }
+    const clusterName = this.stream.clusterName;
+    const cluster = clusterName === undefined ? undefined : snapshot.clusters.get(clusterName);
+    if (!cluster) {
+      this.hcm.stats.no_cluster.inc();
+      this.localReply(LocalReplies.noCluster, Flags.NoClusterFound);
+      return;
+    }
+    this.cluster = cluster;
+    const headers = this.view.headers;
+    for (let i = route.mutations.length - 1; i >= 0; i--) {
+      const m = route.mutations[i]!;
+      if (m.requestHeadersToAdd.length > 0 || m.requestHeadersToRemove.length > 0) applyHeaderOptions(headers, m.requestHeadersToAdd, m.requestHeadersToRemove);
+    }
+    if (action.hostRewriteLiteral !== undefined) headers.host = action.hostRewriteLiteral;
+    const path = rewritePath(route, action, this.view.path);
+    const retry = action.retryPolicy ?? route.virtualHost.config.retryPolicy;
+    const hash = action.hashPolicy.length > 0 ? this.requestHash(action.hashPolicy) : undefined;
+    const hasBody = this.requestHasBody();
+    const start = (body: Buffer | NodeJS.ReadableStream | null) => {
+      if (this.done) return;
+      this.upstream = new UpstreamRequest(cluster, action, { method: this.view.method, path, headers, body, hash }, this, retry);
+      this.upstream.start();
+    };
+    if (!hasBody) start(null);
+    else if (this.hcm.chain.wantsRequestBody) this.readBodyThroughFilters(start);
+    else if (retry && retry.numRetries > 0 && this.contentLength() <= RETRY_BUFFER_LIMIT) this.readBody(start);
+    else start(this.req as unknown as NodeJS.ReadableStream);
+  }
+
+  private chooseCluster(action: ForwardAction): string | undefined {
+    const spec = action.cluster;
+    switch (spec.kind) {
+      case 'cluster':
+        return spec.name;
+      case 'cluster_header':
+        return firstValue(this.view.headers[spec.header]);
+      case 'weighted': {
+        let pick = Math.random() * spec.totalWeight;
+        for (const c of spec.clusters) {
+          pick -= c.weight;
+          if (pick < 0) {
+            if (c.requestHeadersToAdd.length > 0 || c.requestHeadersToRemove.length > 0) {
+              applyHeaderOptions(this.view.headers, c.requestHeadersToAdd, c.requestHeadersToRemove);
+            }
+            return c.name;
+          }
+        }
+        return spec.clusters[spec.clusters.length - 1]?.name;
+      }
+    }
+  }
+
+  private requestHash(policies: readonly HashPolicy[]): number | undefined {
+    let h: number | undefined;
+    for (const p of policies) {
+      let v: string | undefined;
+      switch (p.kind) {
+        case 'header': {
+          const raw = this.view.headers[p.name];
+          v = Array.isArray(raw) ? raw.join(',') : raw;
+          break;
+        }
+        case 'source_ip':
+          v = this.stream.downstreamAddress || undefined;
+          break;
+        case 'cookie':
+          v = readCookie(firstValue(this.view.headers.cookie), p.name);
+          break;
+        case 'query_parameter': {
+          const q = this.view.path.indexOf('?');
+          v = q < 0 ? undefined : new URLSearchParams(this.view.path.slice(q + 1)).get(p.name) ?? undefined;
+          break;
+        }
+      }
+      if (v === undefined) continue;
+      // Envoy combines several policies by rotating and xoring.
+      const x = hash53(v);
+      h = h === undefined ? x : (h * 2 + x) % Number.MAX_SAFE_INTEGER;
+      if (p.terminal) break;
+    }
+    return h;
+  }
+
+  private requestHasBody(): boolean {
+    if (this.isH2) {
+      const st = (this.req as Http2ServerRequest).stream;
+      return !(st as unknown as { endAfterHeaders: boolean }).endAfterHeaders;
+    }
+    const h = (this.req as IncomingMessage).headers;
+    // Hop-by-hop headers are already cleared from the view, so read Node's own parse result.
+    const raw = (this.req as IncomingMessage).rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) {
+      const k = raw[i]!;
+      if (k.length === 17 && k.toLowerCase() === 'transfer-encoding') return true;
+    }
+    const cl = h['content-length'];
+    return cl !== undefined && cl !== '0';
+  }
+
+  private contentLength(): number {
+    const cl = this.view.headers['content-length'];
+    return cl === undefined ? Infinity : Number(firstValue(cl));
+  }
+
+  private readBody(then: (body: Buffer) => void): void {
+    const chunks: Buffer[] = [];
+    this.req.on('data', (c: Buffer) => chunks.push(c));
+    this.req.once('end', () => {
+      const body = Buffer.concat(chunks);
+      // The body is now sent with a known length: never chunked upstream.
+      this.view.headers['content-length'] = String(body.length);
+      then(body);
+    });
+  }
+
+  private readBodyThroughFilters(then: (body: Buffer) => void): void {
+    const chain = this.hcm.chain;
+    const out: Uint8Array[] = [];
+    let failed = false;
+    const feed = async (chunk: Uint8Array, end: boolean) => {
+      const r = await chain.decodeData(chunk, end, this.stream);
+      if (r === undefined) out.push(chunk);
+      else if ('status' in r) {
+        failed = true;
+        this.filterReply(r);
+      } else if (r.data) out.push(r.data);
+    };
+    let queue: Promise<void> = Promise.resolve();
+    this.req.on('data', (c: Buffer) => {
+      queue = queue.then(() => (failed ? undefined : feed(c, false)));
+    });
+    this.req.once('end', () => {
+      queue = queue.then(() => (failed ? undefined : feed(new Uint8Array(0), true))).then(() => {
+        if (failed) return;
+        const body = Buffer.concat(out);
+        this.view.headers['content-length'] = String(body.length);
+        then(body);
+      });
+    });
+  }
+
+  private redirectLocation(a: RedirectAction): string {
+    const scheme = a.httpsRedirect ? 'https' : a.schemeRedirect ?? this.view.scheme;
+    let host = a.hostRedirect ?? this.view.authority;
+    if (a.portRedirect !== undefined) host = `${host.replace(/:\d+$/, '')}:${a.portRedirect}`;
+    else if (a.httpsRedirect || a.schemeRedirect) host = host.replace(/:\d+$/, '');
+    let path = this.view.path;
+    const q = path.indexOf('?');
+    let pathOnly = q < 0 ? path : path.slice(0, q);
+    let query = q < 0 ? '' : path.slice(q);
+    if (a.pathRedirect !== undefined) {
+      const pq = a.pathRedirect.indexOf('?');
+      if (pq >= 0) {
+        pathOnly = a.pathRedirect.slice(0, pq);
+        query = a.pathRedirect.slice(pq);
+      } else pathOnly = a.pathRedirect;
+    } else if (a.prefixRewrite !== undefined && this.route) {
+      const m = this.route.config.match.path;
+      if (m.kind === 'prefix' || m.kind === 'path' || m.kind === 'path_separated_prefix') pathOnly = a.prefixRewrite + pathOnly.slice(m.value.length);
+    }
+    if (a.stripQuery) query = '';
+    path = pathOnly + query;
+    return `${scheme}://${host}${path}`;
+  }
+
+  // ---- downstream side of the router ---------------------------------------
+
+  setUpstreamHost(host: Host): void {
+    this.stream.upstreamHost = host.key;
+    this.stream.attemptCount++;
+  }
+
+  addFlag(flag: string): void {
+    this.stream.addFlag(flag);
+  }
+
+  onUpstreamHeaders(status: number, headers: HeaderMap, _host: Host, serviceTimeMs: number): void {
+    if (this.done) return;
+    const h = headers;
+    stripHopByHop(h, false);
+    // The object is undici's own, fresh per response: deleting is safe, and neither
+    // writeHead accepts undefined values (connection-specific headers are illegal in HTTP/2).
+    for (const k in h) if (h[k] === undefined) delete h[k];
+    h['x-envoy-upstream-service-time'] = String(serviceTimeMs);
+    this.setServerHeader(h);
+    const route = this.route!;
+    for (let i = route.mutations.length - 1; i >= 0; i--) {
+      const m = route.mutations[i]!;
+      if (m.responseHeadersToAdd.length > 0 || m.responseHeadersToRemove.length > 0) applyHeaderOptions(h, m.responseHeadersToAdd, m.responseHeadersToRemove);
+    }
+    const chain = this.hcm.chain;
+    if (chain.hasResponsePhase) {
+      const view: ResponseHeadersView = { status, headers: h };
+      const v = chain.encodeHeaders(view, this.stream);
+      if (v !== undefined && typeof (v as Promise<unknown>).then === 'function') {
+        (v as Promise<LocalReply | undefined>).then((r) => {
+          if (r) {
+            this.upstream?.cancel();
+            this.sendReplyDirect(r);
+          } else this.writeHead(view.status, view.headers);
+        }, () => this.sendReplyDirect({ status: 500, body: 'filter failure' }));
+        return;
+      }
+      if (v) {
+        this.upstream?.cancel();
+        this.sendReplyDirect(v as LocalReply);
+        return;
+      }
+      this.writeHead(view.status, view.headers);
+      return;
+    }
+    this.writeHead(status, h);
+  }
+
+  private writeHead(status: number, headers: HeaderMap): void {
+    this.stream.responseCode = status;
+    this.respHeaders = headers;
+    try {
+      (this.res as ServerResponse).writeHead(status, headers as Record<string, string | string[]>);
+    } catch {
+      // A header value node refuses to write (e.g. invalid characters from the upstream).
+      this.upstream?.cancel();
+      this.stream.addFlag(Flags.UpstreamProtocolError);
+      this.sendLocal(LocalReplies.protocolError.status, LocalReplies.protocolError.body, LocalReplies.protocolError.details);
+    }
+  }
+
+  onUpstreamData(chunk: Buffer): boolean {
+    if (this.done) return true;
+    this.stream.bytesSent += chunk.length;
+    return (this.res as ServerResponse).write(chunk);
+  }
+
+  onDrain(resume: () => void): void {
+    this.res.once('drain', resume);
+  }
+
+  onUpstreamEnd(trailers: HeaderMap | undefined): void {
+    if (this.done) return;
+    if (trailers) {
+      try {
+        (this.res as ServerResponse).addTrailers(trailers as Record<string, string>);
+      } catch { /* trailers the downstream protocol cannot carry are dropped */ }
+    }
+    this.res.end();
+    this.complete();
+  }
+
+  onLocalReply(spec: LocalReplySpec, flag: string, extraHeaders?: Record<string, string>): void {
+    this.localReply(spec, flag, extraHeaders);
+  }
+
+  onResetAfterHeaders(flag: string): void {
+    if (this.done) return;
+    this.stream.addFlag(flag);
+    this.hcm.stats.downstream_rq_tx_reset.inc();
+    if (this.isH2) (this.req as Http2ServerRequest).stream.close(2 /* INTERNAL_ERROR */);
+    else this.req.socket.destroy();
+    this.complete();
+  }
+
+  // ---- local replies --------------------------------------------------------
+
+  localReply(spec: LocalReplySpec, flag: string, extraHeaders?: Record<string, string>): void {
+    this.stream.addFlag(flag);
+    this.sendLocal(spec.status, spec.body, spec.details, extraHeaders);
+  }
+
+  private filterReply(r: LocalReply): void {
+    this.sendLocal(r.status, r.body ?? '', r.details ?? 'filter_local_reply', r.headers);
+  }
+
+  /** A local reply also passes through the response phase of the filter chain, like Envoy's. */
+  private sendLocal(status: number, body: string, details: string, extra?: Record<string, string>, route?: CompiledRoute): void {
+    if (this.done || this.res.headersSent) {
+      if (!this.done) this.onResetAfterHeaders(Flags.LocalReset);
+      return;
+    }
+    this.stream.responseCodeDetails = details;
+    const headers: HeaderMap = {};
+    if (body !== '') {
+      headers['content-type'] = 'text/plain';
+    }
+    headers['content-length'] = String(Buffer.byteLength(body));
+    if (extra) for (const k of Object.keys(extra)) headers[k.toLowerCase()] = extra[k];
+    this.setServerHeader(headers);
+    if (route) {
+      for (let i = route.mutations.length - 1; i >= 0; i--) {
+        const m = route.mutations[i]!;
+        if (m.responseHeadersToAdd.length > 0 || m.responseHeadersToRemove.length > 0) applyHeaderOptions(headers, m.responseHeadersToAdd, m.responseHeadersToRemove);
+      }
+    }
+    const chain = this.hcm.chain;
+    if (chain.hasResponsePhase) {
+      const view: ResponseHeadersView = { status, headers };
+      const v = chain.encodeHeaders(view, this.stream);
+      if (v !== undefined && typeof (v as Promise<unknown>).then === 'function') {
+        (v as Promise<LocalReply | undefined>).then((r) => (r ? this.sendReplyDirect(r) : this.finishLocal(view.status, view.headers, body)),
+          () => this.sendReplyDirect({ status: 500, body: 'filter failure' }));
+        return;
+      }
+      if (v) {
+        this.sendReplyDirect(v as LocalReply);
+        return;
+      }
+      this.finishLocal(view.status, view.headers, body);
+      return;
+    }
+    this.finishLocal(status, headers, body);
+  }
+
+  /** A reply produced by an encode-phase filter: written as is, without running filters again. */
+  private sendReplyDirect(r: LocalReply): void {
+    if (this.done) return;
+    if (this.res.headersSent) {
+      this.onResetAfterHeaders(Flags.LocalReset);
+      return;
+    }
+    const body = r.body ?? '';
+    const headers: HeaderMap = { 'content-length': String(Buffer.byteLength(body)) };
+    if (body !== '') headers['content-type'] = 'text/plain';
+    if (r.headers) for (const k of Object.keys(r.headers)) headers[k.toLowerCase()] = r.headers[k];
+    this.setServerHeader(headers);
+    this.finishLocal(r.status, headers, body);
+  }
+
+  private finishLocal(status: number, headers: HeaderMap, body: string): void {
+    if (this.done) return;
+    this.stream.responseCode = status;
+    // A request body we never read must not be parsed as the next request: close after replying.
+    if (!this.isH2 && this.requestHasBody() && !(this.req as IncomingMessage).complete) {
+      (this.res as ServerResponse).shouldKeepAlive = false;
+    }
+    try {
+      (this.res as ServerResponse).writeHead(status, headers as Record<string, string>);
+      if (this.view.method === 'HEAD') this.res.end();
+      else this.res.end(body);
+    } catch {
+      this.req.socket.destroy();
+    }
+    this.complete();
+  }
+
+  private setServerHeader(h: HeaderMap): void {
+    switch (this.hcm.config.serverHeaderTransformation) {
+      case 'OVERWRITE':
+        h[SERVER_HEADER] = this.hcm.server;
+        break;
+      case 'APPEND_IF_ABSENT':
+        if (h[SERVER_HEADER] === undefined) h[SERVER_HEADER] = this.hcm.server;
+        break;
+      case 'PASS_THROUGH':
+        break;
+    }
+  }
+
+  private readonly onDownstreamClose = (): void => {
+    if (this.done) return;
+    // The client went away before the response was complete.
+    this.hcm.stats.downstream_rq_rx_reset.inc();
+    this.upstream?.cancel();
+    this.complete();
+  };
+
+  private complete(): void {
+    if (this.done) return;
+    this.done = true;
+    const s = this.hcm.stats;
+    s.downstream_rq_active.dec();
+    s.downstream_rq_completed.inc();
+    const code = this.stream.responseCode;
+    if (code >= 500) s.downstream_rq_5xx.inc();
+    else if (code >= 400) s.downstream_rq_4xx.inc();
+    else if (code >= 300) s.downstream_rq_3xx.inc();
+    else if (code >= 200) s.downstream_rq_2xx.inc();
+    else s.downstream_rq_1xx.inc();
+    s.downstream_rq_time.record(performance.now() - this.stream.startTime);
+    if (this.hcm.chain.hasRequestPhase || this.hcm.chain.hasResponsePhase) this.hcm.chain.streamComplete(this.stream);
+    void this.respHeaders;
+    void this.cluster;
+    this.hcm.environment.onRequestDone?.(this.stream, this.view);
+  }
+}
+
+function readCookie(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0) continue;
+    if (part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}

@@ -1,0 +1,196 @@
+import * as http from 'node:http';
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import type { Listener } from '../../../config/src/index.js';
+import type { ConnectionManager } from './connection-manager.js';
+import type { Counter, Gauge, StatsStore } from '../stats/stats.js';
+
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+/** True when the bytes so far are a prefix of the HTTP/2 connection preface (RFC 9113 §3.4). */
+function isH2Preface(first: Buffer): boolean {
+  const n = Math.min(first.length, H2_PREFACE.length);
+  return n >= 3 && first.compare(H2_PREFACE, 0, n, 0, n) === 0;
+}
+
+/** TLS termination of a filter chain: server options, kept current by certs/ on rotation. */
+export interface DownstreamTls {
+  /** Options for tls.createServer (ALPN list decided here from the codec). */
+  serverOptions(alpn: string[]): tls.TlsOptions;
+  /** Keeps the server's context current on rotation and verifies peers. */
+  attach(server: tls.Server): void;
+}
+
+export interface ListenerStats {
+  readonly downstream_cx_total: Counter;
+  readonly downstream_cx_active: Gauge;
+  readonly downstream_cx_destroy: Counter;
+  readonly downstream_cx_http1_total: Counter;
+  readonly downstream_cx_http2_total: Counter;
+  readonly downstream_cx_ssl_total: Counter;
+}
+
+/**
+ * An HTTP listener: one TCP socket, and per connection the codec chosen as Envoy's AUTO
+ * does (HTTP/2 by its connection preface or by ALPN, else HTTP/1.1). The connection
+ * manager is looked up per request, so a listener update (new routes, new filters)
+ * takes effect for new requests without closing any connection.
+ */
+export class HttpListener {
+  private readonly server: net.Server;
+  private readonly h1: http.Server;
+  private readonly h2: http2.Http2Server;
+  private tlsServer: tls.Server | undefined;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly sessions = new Set<http2.Http2Session>();
+  private draining = false;
+  readonly stats: ListenerStats;
+
+  constructor(
+    public config: Listener,
+    private hcm: ConnectionManager,
+    store: StatsStore,
+    private tlsTermination: DownstreamTls | undefined,
+  ) {
+    const s = store.listenerScope(`${config.address.address}_${config.address.port}`);
+    this.stats = {
+      downstream_cx_total: s.counter('downstream_cx_total'), downstream_cx_active: s.gauge('downstream_cx_active'),
+      downstream_cx_destroy: s.counter('downstream_cx_destroy'), downstream_cx_http1_total: s.counter('downstream_cx_http1_total'),
+      downstream_cx_http2_total: s.counter('downstream_cx_http2_total'), downstream_cx_ssl_total: s.counter('downstream_cx_ssl_total'),
+    };
+    const limits = hcm.config.limits;
+    const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => this.hcm.handle(req, res);
+    this.h1 = http.createServer({
+      maxHeaderSize: limits.maxRequestHeadersKb * 1024,
+      keepAliveTimeout: Math.min(limits.idleTimeout, 2 ** 31 - 1),
+      headersTimeout: limits.requestHeadersTimeout > 0 ? limits.requestHeadersTimeout : 60_000,
+      requestTimeout: limits.requestTimeout,
+      noDelay: true,
+      joinDuplicateHeaders: false,
+      requireHostHeader: true,
+    }, handler);
+    this.h1.maxHeadersCount = limits.maxHeadersCount;
+    this.h1.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
+      // Malformed requests: answer 400 (431 for oversized headers) and close, like Envoy.
+      if (!socket.writable) return socket.destroy();
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+      socket.end(`HTTP/1.1 ${status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+    });
+    this.h2 = http2.createServer({
+      maxHeaderListPairs: limits.maxHeadersCount,
+      maxSendHeaderBlockLength: limits.maxRequestHeadersKb * 1024,
+      settings: { maxConcurrentStreams: Math.min(limits.maxConcurrentStreams, 2 ** 31 - 1), maxHeaderListSize: limits.maxRequestHeadersKb * 1024 },
+    }, handler);
+    this.h2.on('session', (session: http2.Http2Session) => {
+      this.sessions.add(session);
+      session.once('close', () => this.sessions.delete(session));
+      if (this.draining) session.close();
+    });
+    this.h2.setTimeout(Math.min(limits.idleTimeout, 2 ** 31 - 1));
+    if (tlsTermination) this.tlsServer = this.makeTlsServer(tlsTermination);
+    this.server = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => this.onConnection(socket));
+  }
+
+  private makeTlsServer(t: DownstreamTls): tls.Server {
+    const codec = this.hcm.config.codecType;
+    const alpn = codec === 'HTTP1' ? ['http/1.1'] : codec === 'HTTP2' ? ['h2'] : ['h2', 'http/1.1'];
+    const server = tls.createServer(t.serverOptions(alpn), (socket) => {
+      this.stats.downstream_cx_ssl_total.inc();
+      if (socket.alpnProtocol === 'h2' || (codec === 'HTTP2' && socket.alpnProtocol !== 'http/1.1')) this.toH2(socket);
+      else this.toH1(socket);
+    });
+    server.on('tlsClientError', (_err, socket) => socket.destroy());
+    t.attach(server);
+    return server;
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.config.address.port, this.config.address.address, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  get port(): number {
+    return (this.server.address() as net.AddressInfo).port;
+  }
+
+  /** Swaps the connection manager (and TLS) for requests that start from now on. */
+  update(config: Listener, hcm: ConnectionManager, tlsTermination: DownstreamTls | undefined): void {
+    this.config = config;
+    this.hcm = hcm;
+    if (tlsTermination !== this.tlsTermination) {
+      this.tlsTermination = tlsTermination;
+      this.tlsServer = tlsTermination ? this.makeTlsServer(tlsTermination) : undefined;
+    }
+  }
+
+  private onConnection(socket: net.Socket): void {
+    this.stats.downstream_cx_total.inc();
+    this.stats.downstream_cx_active.inc();
+    this.sockets.add(socket);
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      this.stats.downstream_cx_active.dec();
+      this.stats.downstream_cx_destroy.inc();
+    });
+    socket.on('error', () => undefined);
+    const codec = this.hcm.config.codecType;
+    if (!this.tlsServer && codec === 'HTTP1') return this.toH1(socket);
+    if (!this.tlsServer && codec === 'HTTP2') return this.toH2(socket);
+    // Sniff the first bytes: a TLS ClientHello, the HTTP/2 preface, or HTTP/1.x.
+    socket.once('data', (first: Buffer) => {
+      socket.pause();
+      socket.unshift(first);
+      // HTTP/2 and TLS read the unshifted bytes themselves; resuming would drop them.
+      if (this.tlsServer && first[0] === 0x16) this.tlsServer.emit('connection', socket);
+      else if (codec !== 'HTTP1' && isH2Preface(first)) this.toH2(socket);
+      else {
+        this.toH1(socket);
+        socket.resume();
+      }
+    });
+  }
+
+  private toH1(socket: net.Socket | tls.TLSSocket): void {
+    this.stats.downstream_cx_http1_total.inc();
+    this.h1.emit('connection', socket);
+  }
+
+  private toH2(socket: net.Socket | tls.TLSSocket): void {
+    this.stats.downstream_cx_http2_total.inc();
+    this.h2.emit('connection', socket);
+  }
+
+  /** Stops accepting; asks clients to go away (GOAWAY / connection: close); idle keep-alives close. */
+  drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    this.server.close();
+    for (const s of this.sessions) s.close();
+    this.h1.closeIdleConnections();
+  }
+
+  get activeConnections(): number {
+    return this.sockets.size;
+  }
+
+  /** Resolves when every connection has closed. */
+  async closed(): Promise<void> {
+    while (this.sockets.size > 0) {
+      this.h1.closeIdleConnections();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  destroy(): void {
+    this.draining = true;
+    this.server.close();
+    for (const s of this.sessions) s.destroy();
+    for (const s of this.sockets) s.destroy();
+  }
+}

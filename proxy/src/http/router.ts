@@ -1,0 +1,350 @@
+import type { Dispatcher } from 'undici';
+import type { ForwardAction, RetryPolicy } from '../../../config/src/index.js';
+import type { ClusterRuntime } from '../cluster/cluster.js';
+import type { Host } from '../cluster/endpoint-set.js';
+import { Flags, LocalReplies, type LocalReplySpec } from './response-flags.js';
+import type { HeaderMap } from './headers.js';
+
+/** What the router needs from the downstream side; implemented by the connection manager. */
+export interface Downstream {
+  /** Upstream response headers arrived and were chosen (not retried). */
+  onUpstreamHeaders(status: number, headers: HeaderMap, host: Host, serviceTimeMs: number): void;
+  /** Returns false when the downstream is applying back-pressure. */
+  onUpstreamData(chunk: Buffer): boolean;
+  /** Called once when back-pressure ends, after onUpstreamData returned false. */
+  onDrain(resume: () => void): void;
+  onUpstreamEnd(trailers: HeaderMap | undefined): void;
+  /** Failure before any response byte went downstream: answer locally. */
+  onLocalReply(spec: LocalReplySpec, flag: string, extraHeaders?: Record<string, string>): void;
+  /** Failure after the response started: the downstream stream must be reset. */
+  onResetAfterHeaders(flag: string): void;
+  addFlag(flag: string): void;
+  setUpstreamHost(host: Host): void;
+}
+
+export interface UpstreamRequestSpec {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: HeaderMap;
+  /** A Buffer can be replayed for retries; a stream cannot. */
+  readonly body: Buffer | NodeJS.ReadableStream | null;
+  readonly hash: number | undefined;
+}
+
+type FailureKind = 'connect' | 'reset' | 'protocol' | 'per_try_timeout' | 'refused';
+
+const CONNECT_ERRORS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNRESET_BEFORE_CONNECT']);
+
+function classify(err: unknown, connected: boolean): FailureKind {
+  const code = (err as { code?: string }).code ?? '';
+  if (!connected && (CONNECT_ERRORS.has(code) || code === 'ECONNRESET' || code === 'UND_ERR_SOCKET')) return 'connect';
+  if (CONNECT_ERRORS.has(code)) return 'connect';
+  if (code === 'UND_ERR_INFO' || code === 'HPE_INVALID_CONSTANT' || code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return 'protocol';
+  if (code === 'ERR_HTTP2_STREAM_ERROR' && /REFUSED_STREAM/.test(String((err as Error).message))) return 'refused';
+  return 'reset';
+}
+
+/**
+ * One attempt's undici dispatch handler. Each attempt gets its own, so callbacks of an
+ * abandoned attempt (aborted for a retry or a timeout) can never be mistaken for those
+ * of the current one.
+ */
+class Attempt implements Dispatcher.DispatchHandler {
+  controller: Dispatcher.DispatchController | undefined;
+  dead = false;
+  connected = false;
+  constructor(readonly owner: UpstreamRequest, readonly host: Host, readonly start: number) {}
+
+  abort(err: Error): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.controller?.abort(err);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.dead) controller.abort(new Error('cancelled'));
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[]>): void {
+    this.connected = true;
+    if (!this.dead && statusCode >= 200) this.owner.onHeaders(this, controller, statusCode, headers);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.dead) this.owner.onData(controller, chunk);
+  }
+
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[]>): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.owner.onEnd(this, trailers);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.owner.onError(this, err);
+  }
+}
+
+/**
+ * One proxied request towards a cluster: picks hosts, dispatches through undici, and
+ * retries per the route's retry policy with Envoy's semantics (fully jittered
+ * exponential back-off, per-try timeouts, retry circuit breaker or budget).
+ */
+export class UpstreamRequest {
+  private attempts = 0;
+  private current: Attempt | undefined;
+  private lastHost: Host | undefined;
+  private committed = false;
+  private finished = false;
+  private perTryTimer: NodeJS.Timeout | undefined;
+  private globalTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private holdsRetry = false;
+  private readonly priority: 'DEFAULT' | 'HIGH';
+
+  constructor(
+    private readonly cluster: ClusterRuntime,
+    private readonly action: ForwardAction,
+    private readonly spec: UpstreamRequestSpec,
+    private readonly down: Downstream,
+    private readonly retry: RetryPolicy | undefined,
+  ) {
+    this.priority = action.priority;
+  }
+
+  start(): void {
+    if (!this.cluster.tryAcquireRequest(this.priority)) {
+      this.cluster.stats.upstream_rq_pending_overflow.inc();
+      this.finished = true;
+      this.down.onLocalReply(LocalReplies.overflow, Flags.UpstreamOverflow, { 'x-envoy-overloaded': 'true' });
+      return;
+    }
+    this.cluster.stats.upstream_rq_active.inc();
+    if (this.action.timeout > 0) this.globalTimer = setTimeout(() => this.onGlobalTimeout(), this.action.timeout);
+    this.dispatchAttempt();
+  }
+
+  /** The downstream went away: stop everything, release the upstream stream. */
+  cancel(): void {
+    if (this.finished) return;
+    this.down.addFlag(Flags.DownstreamConnectionTermination);
+    this.cluster.stats.upstream_rq_tx_reset.inc();
+    this.endAttempt(new Error('downstream disconnected'));
+    this.finish();
+  }
+
+  private dispatchAttempt(): void {
+    const prev = this.lastHost;
+    const host = this.cluster.pick(this.spec.hash === undefined ? (prev ? { exclude: prev } : {}) : { hash: this.spec.hash, ...(prev ? { exclude: prev } : {}) });
+    if (!host) {
+      this.fail(LocalReplies.noHealthyUpstream, Flags.NoHealthyUpstream);
+      return;
+    }
+    this.lastHost = host;
+    this.down.setUpstreamHost(host);
+    this.attempts++;
+    host.activeRequests++;
+    const attempt = new Attempt(this, host, performance.now());
+    this.current = attempt;
+    this.cluster.stats.upstream_rq_total.inc();
+    const perTry = this.retry?.perTryTimeout;
+    if (perTry !== undefined && perTry > 0) this.perTryTimer = setTimeout(() => this.onPerTryTimeout(attempt), perTry);
+    try {
+      this.cluster.dispatcherFor(host).dispatch(
+        { path: this.spec.path, method: this.spec.method, headers: this.spec.headers, body: this.spec.body as Dispatcher.DispatchOptions['body'] },
+        attempt,
+      );
+    } catch {
+      // undici validates synchronously (e.g. a header value it refuses).
+      this.endAttempt(undefined);
+      this.fail(LocalReplies.protocolError, Flags.UpstreamProtocolError);
+    }
+  }
+
+  onHeaders(attempt: Attempt, controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[]>): void {
+    if (attempt !== this.current || this.finished) return;
+    this.recordStatus(statusCode);
+    if (this.shouldRetryStatus(statusCode) && this.canRetry()) {
+      this.endAttempt(new Error('retrying'));
+      this.scheduleRetry();
+      return;
+    }
+    void controller;
+    if (this.attempts > 1) this.cluster.stats.upstream_rq_retry_success.inc();
+    this.committed = true;
+    this.clearPerTry();
+    const elapsed = performance.now() - attempt.start;
+    this.cluster.stats.upstream_rq_time.record(elapsed);
+    this.down.onUpstreamHeaders(statusCode, headers, attempt.host, Math.round(elapsed));
+  }
+
+  onData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.finished) return;
+    if (!this.down.onUpstreamData(chunk)) {
+      controller.pause();
+      this.down.onDrain(() => controller.resume());
+    }
+  }
+
+  onEnd(attempt: Attempt, trailers: Record<string, string | string[]>): void {
+    if (attempt !== this.current || this.finished) return;
+    this.cluster.stats.upstream_rq_completed.inc();
+    this.endAttempt(undefined);
+    this.finish();
+    let hasTrailers = false;
+    for (const _ in trailers) { hasTrailers = true; break; }
+    this.down.onUpstreamEnd(hasTrailers ? trailers : undefined);
+  }
+
+  onError(attempt: Attempt, err: Error): void {
+    if (attempt !== this.current || this.finished) return;
+    const kind = (err as { pilotfishTimeout?: FailureKind }).pilotfishTimeout ?? classify(err, attempt.connected);
+    this.endAttempt(undefined);
+    if (this.committed) {
+      this.cluster.stats.upstream_rq_rx_reset.inc();
+      this.finish();
+      this.down.onResetAfterHeaders(Flags.UpstreamRemoteReset);
+      return;
+    }
+    if (kind === 'connect') this.cluster.stats.upstream_cx_connect_fail.inc();
+    if (kind === 'per_try_timeout') this.cluster.stats.upstream_rq_per_try_timeout.inc();
+    else this.cluster.stats.upstream_rq_rx_reset.inc();
+    if (this.shouldRetryFailure(kind) && this.canRetry()) {
+      this.scheduleRetry();
+      return;
+    }
+    if (this.attempts > 1) this.down.addFlag(Flags.UpstreamRetryLimitExceeded);
+    switch (kind) {
+      case 'connect': this.fail(LocalReplies.connectFailure, Flags.UpstreamConnectionFailure); break;
+      case 'protocol': this.fail(LocalReplies.protocolError, Flags.UpstreamProtocolError); break;
+      case 'per_try_timeout':
+        this.cluster.stats.upstream_rq_timeout.inc();
+        this.fail(LocalReplies.timeout, Flags.UpstreamRequestTimeout);
+        break;
+      default: this.fail(LocalReplies.reset, Flags.UpstreamConnectionTermination);
+    }
+  }
+
+  // ---- retries ----------------------------------------------------------------
+
+  private shouldRetryStatus(status: number): boolean {
+    const r = this.retry;
+    if (!r || r.retryOn.size === 0) return false;
+    if (r.retryOn.has('5xx') && status >= 500) return true;
+    if (r.retryOn.has('gateway-error') && (status === 502 || status === 503 || status === 504)) return true;
+    if (r.retryOn.has('retriable-4xx') && status === 409) return true;
+    if (r.retryOn.has('retriable-status-codes') && r.retriableStatusCodes.includes(status)) return true;
+    return false;
+  }
+
+  private shouldRetryFailure(kind: FailureKind): boolean {
+    const on = this.retry?.retryOn;
+    if (!on) return false;
+    if (on.has('5xx')) return true; // 5xx covers connect failures, resets and timeouts
+    switch (kind) {
+      case 'connect': return on.has('connect-failure') || on.has('reset') || on.has('gateway-error') || on.has('reset-before-request');
+      case 'per_try_timeout': return on.has('gateway-error') || on.has('reset');
+      case 'refused': return on.has('refused-stream') || on.has('reset');
+      case 'reset':
+      case 'protocol': return on.has('reset');
+    }
+  }
+
+  private canRetry(): boolean {
+    const r = this.retry;
+    if (!r) return false;
+    if (this.attempts > r.numRetries) {
+      if (r.numRetries > 0) this.cluster.stats.upstream_rq_retry_limit_exceeded.inc();
+      return false;
+    }
+    // A streamed body was consumed by the first attempt and cannot be replayed.
+    if (this.spec.body !== null && !Buffer.isBuffer(this.spec.body)) return false;
+    if (!this.holdsRetry) {
+      if (!this.cluster.tryAcquireRetry(this.priority)) {
+        this.cluster.stats.upstream_rq_retry_overflow.inc();
+        return false;
+      }
+      this.holdsRetry = true;
+    }
+    return true;
+  }
+
+  private scheduleRetry(): void {
+    this.cluster.stats.upstream_rq_retry.inc();
+    const { baseInterval, maxInterval } = this.retry!.backoff;
+    // Envoy: fully jittered exponential back-off, [0, base * 2^(n-1)) capped at max.
+    const ceiling = Math.min(maxInterval, baseInterval * 2 ** (this.attempts - 1));
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (!this.finished) this.dispatchAttempt();
+    }, Math.random() * ceiling);
+  }
+
+  // ---- timeouts -------------------------------------------------------------
+
+  private onPerTryTimeout(attempt: Attempt): void {
+    this.perTryTimer = undefined;
+    if (attempt !== this.current || this.committed || this.finished) return;
+    const err = Object.assign(new Error('per try timeout'), { pilotfishTimeout: 'per_try_timeout' as FailureKind });
+    attempt.abort(err);
+    this.onError(attempt, err);
+  }
+
+  private onGlobalTimeout(): void {
+    this.globalTimer = undefined;
+    if (this.finished) return;
+    this.cluster.stats.upstream_rq_timeout.inc();
+    this.endAttempt(new Error('route timeout'));
+    if (this.committed) {
+      this.finish();
+      this.down.onResetAfterHeaders(Flags.UpstreamRequestTimeout);
+    } else this.fail(LocalReplies.timeout, Flags.UpstreamRequestTimeout);
+  }
+
+  // ---- bookkeeping ----------------------------------------------------------
+
+  private recordStatus(status: number): void {
+    const s = this.cluster.stats;
+    if (status < 300) s.upstream_rq_2xx.inc();
+    else if (status < 400) s.upstream_rq_3xx.inc();
+    else if (status < 500) s.upstream_rq_4xx.inc();
+    else s.upstream_rq_5xx.inc();
+  }
+
+  private clearPerTry(): void {
+    if (this.perTryTimer) {
+      clearTimeout(this.perTryTimer);
+      this.perTryTimer = undefined;
+    }
+  }
+
+  /** Ends the current attempt: aborts it when `abortWith` is given, releases its host. */
+  private endAttempt(abortWith: Error | undefined): void {
+    this.clearPerTry();
+    const a = this.current;
+    if (!a) return;
+    this.current = undefined;
+    a.host.activeRequests--;
+    if (abortWith) a.abort(abortWith);
+    else a.dead = true;
+  }
+
+  private fail(spec: LocalReplySpec, flag: string): void {
+    this.finish();
+    this.down.onLocalReply(spec, flag);
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.globalTimer) clearTimeout(this.globalTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.clearPerTry();
+    if (this.holdsRetry) this.cluster.releaseRetry(this.priority);
+    this.cluster.releaseRequest(this.priority);
+    this.cluster.stats.upstream_rq_active.dec();
+  }
+}

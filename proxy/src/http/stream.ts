@@ -1,0 +1,37 @@
+import type { StreamInfo } from '../../../filters/src/index.js';
+
+/**
+ * Everything known about one request while it is proxied: the filters' StreamInfo,
+ * and what the access log and stats read at the end. One object per request.
+ */
+export class Stream implements StreamInfo {
+  routeName: string | undefined = undefined;
+  virtualHostName: string | undefined = undefined;
+  clusterName: string | undefined = undefined;
+  perFilterConfig: Readonly<Record<string, unknown>> | undefined = undefined;
+  responseCode = 0;
+  responseFlags = '';
+  responseCodeDetails = '';
+  upstreamHost: string | undefined = undefined;
+  attemptCount = 0;
+  bytesSent = 0;
+  private meta: Map<string, unknown> | undefined;
+
+  constructor(
+    readonly requestId: string,
+    readonly startTime: number,
+    readonly downstreamAddress: string,
+    readonly downstreamLocalPort: number,
+    readonly peerIdentity: string | undefined,
+    readonly method: string,
+    readonly protocol: string,
+  ) {}
+
+  get metadata(): Map<string, unknown> {
+    return (this.meta ??= new Map());
+  }
+
+  addFlag(flag: string): void {
+    this.responseFlags = this.responseFlags === '' ? flag : `${this.responseFlags},${flag}`;
+  }
+}

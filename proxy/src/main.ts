@@ -1,0 +1,57 @@
+import { ConfigError } from './server.js';
+import { UsageError } from './cli/args.js';
+import { runProxyCommand } from './cli/proxy-command.js';
+import { runExampleCommand } from './cli/example-command.js';
+import { VERSION } from './version.js';
+
+/**
+ * The `pilotfish` command line. Each subcommand lives with its module; this file only
+ * dispatches and turns errors into one line and an exit code.
+ */
+type Command = { help: string; run: (argv: string[]) => Promise<number> };
+
+const commands: Record<string, Command> = {
+  proxy: { help: 'run the proxy with an Envoy v3 bootstrap', run: runProxyCommand },
+  example: { help: 'run the bundled example: a demo upstream with pilotfish in front', run: runExampleCommand },
+  certs: { help: 'dev CA: mint a root and SPIFFE workload certificates', run: async (a) => (await import('../../certs/src/index.js')).runCertsCommand(a) },
+  controlplane: { help: 'serve xDS (SotW and Delta ADS) from a mesh YAML', run: async (a) => (await import('../../controlplane/src/index.js')).runControlPlaneCommand(a) },
+  fastpath: { help: 'eBPF fast path: status', run: async (a) => (await import('../../fastpath/src/index.js')).runFastPathCommand(a) },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  return `Usage: pilotfish <command> [options]\n\nCommands:\n${Object.entries(commands)
+    .map(([name, c]) => `  ${name.padEnd(width)}  ${c.help}`)
+    .join('\n')}\n\nRun 'pilotfish <command> --help' for a command's options.\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === 'version') {
+    process.stdout.write(`pilotfish ${VERSION}\n`);
+    return 0;
+  }
+  const cmd = commands[name];
+  if (!cmd) {
+    process.stderr.write(`pilotfish: unknown command "${name}" (see pilotfish --help)\n`);
+    return 2;
+  }
+  try {
+    return await cmd.run(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`pilotfish ${name}: ${e.message}\n`);
+      return 2;
+    }
+    if (e instanceof ConfigError) {
+      process.stderr.write(`pilotfish ${name}: invalid configuration: ${e.message.split('\n').join('\n  ')}\n`);
+      return 1;
+    }
+    process.stderr.write(`pilotfish ${name}: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+}

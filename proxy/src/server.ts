@@ -1,0 +1,346 @@
+import type { Bootstrap, Cluster, ConfigSink, Endpoint, EndpointDiff, HttpConnectionManager, Listener, RouteConfiguration, TypedExtension } from '../../config/src/index.js';
+import { Diagnostics, flattenLoadAssignment, formatProblem } from '../../config/src/index.js';
+import { buildHttpFilterChain, decodePerFilterConfig, type HttpFilterChain } from '../../filters/src/index.js';
+import {
+  decodeSecretExtension, decodeTransportSocket, DownstreamTlsProvider, peerIdentity, SecretStore, UpstreamTlsProvider,
+  type DownstreamTlsContextSpec, type UpstreamTlsContextSpec,
+} from '../../certs/src/index.js';
+import { ClusterRuntime } from './cluster/cluster.js';
+import { DnsRefresher } from './cluster/dns.js';
+import { ConnectionManager, makeHcmStats, type HcmEnvironment, type HcmStats } from './http/connection-manager.js';
+import { HttpListener } from './http/listener.js';
+import type { Logger } from './log.js';
+import { RouteTable } from './routing/route-table.js';
+import type { Snapshot } from './snapshot.js';
+import { StatsStore } from './stats/stats.js';
+import { TcpProxyListener } from './tcp/tcp-proxy.js';
+
+export type ServerState = 'PRE_INITIALIZING' | 'INITIALIZING' | 'LIVE' | 'DRAINING';
+
+type ListenerRuntime = { kind: 'http'; impl: HttpListener; version: string; lastUpdated: number } | { kind: 'tcp'; impl: TcpProxyListener; version: string; lastUpdated: number };
+
+/** Thrown by configuration entry points: the message names the offending field. */
+export class ConfigError extends Error {}
+
+/**
+ * The composition root of the data plane: it owns clusters, route tables and listeners,
+ * implements the ConfigSink that configuration sources drive, and publishes immutable
+ * Snapshots. All validation happens before anything changes, so a bad update leaves the
+ * last good configuration serving.
+ */
+export class ProxyServer implements ConfigSink {
+  readonly stats = new StatsStore();
+  readonly secrets = new SecretStore();
+  private readonly clusters = new Map<string, ClusterRuntime>();
+  private readonly dns = new Map<string, DnsRefresher>();
+  private readonly routeTables = new Map<string, RouteTable>();
+  private readonly listeners = new Map<string, ListenerRuntime>();
+  private readonly listenerConfigs = new Map<string, Listener>();
+  private current: Snapshot = { version: 0, clusters: new Map(), routes: new Map() };
+  private pendingCommit = false;
+  private state: ServerState = 'PRE_INITIALIZING';
+  private healthFailed = false;
+  readonly startTime = Date.now();
+  private readonly env: HcmEnvironment;
+  private readonly hcmStats = new Map<string, HcmStats>();
+  private readonly pendingListenerStarts: Promise<void>[] = [];
+  /** Listeners by name -> bound port (for tests and `/listeners`). */
+  readonly boundPorts = new Map<string, number>();
+  onRequestDone: HcmEnvironment['onRequestDone'];
+
+  constructor(readonly bootstrap: Bootstrap, readonly log: Logger) {
+    const self = this;
+    this.env = {
+      snapshot: () => self.current,
+      draining: () => self.state === 'DRAINING',
+      peerIdentity: (socket) => peerIdentity(socket as never)?.spiffeId,
+      get onRequestDone() {
+        return self.onRequestDone;
+      },
+    };
+  }
+
+  get snapshot(): Snapshot {
+    return this.current;
+  }
+
+  get serverState(): ServerState {
+    return this.state;
+  }
+
+  get healthCheckFailed(): boolean {
+    return this.healthFailed;
+  }
+
+  setHealthCheckFailed(failed: boolean): void {
+    this.healthFailed = failed;
+  }
+
+  /** Loads static_resources; throws ConfigError naming the field on the first invalid item. */
+  async loadStatic(): Promise<void> {
+    this.state = 'INITIALIZING';
+    const sr = this.bootstrap.staticResources;
+    sr.secrets.forEach((ext, i) => this.upsertSecretAt(ext, `static_resources.secrets[${i}]`));
+    for (const [i, c] of sr.clusters.entries()) {
+      const initial = c.type === 'STRICT_DNS' || c.type === 'LOGICAL_DNS' ? [] : c.loadAssignment ? flattenLoadAssignment(c.loadAssignment) : [];
+      this.addCluster(c, initial, `static_resources.clusters[${i}]`);
+    }
+    this.commit();
+    for (const [i, l] of sr.listeners.entries()) this.addListener(l, `static_resources.listeners[${i}]`);
+    await Promise.all(this.pendingListenerStarts.splice(0));
+    this.commit();
+  }
+
+  markLive(): void {
+    if (this.state !== 'DRAINING') this.state = 'LIVE';
+  }
+
+  // ---------------------------------------------------------------- ConfigSink
+
+  upsertCluster(cluster: Cluster, endpoints: readonly Endpoint[]): void {
+    this.addCluster(cluster, endpoints, `cluster "${cluster.name}"`);
+    this.pendingCommit = true;
+  }
+
+  removeCluster(name: string): void {
+    const c = this.clusters.get(name);
+    if (!c) return;
+    this.clusters.delete(name);
+    this.dns.get(name)?.stop();
+    this.dns.delete(name);
+    this.pendingCommit = true;
+    // Requests that already picked a host finish on their pool; close() drains them.
+    setTimeout(() => void c.close(), 5000).unref();
+  }
+
+  applyEndpointDiff(diff: EndpointDiff): void {
+    this.clusters.get(diff.cluster)?.applyDiff(diff);
+  }
+
+  upsertRouteConfiguration(config: RouteConfiguration): void {
+    const diag = new Diagnostics();
+    const table = compileRouteTable(config, diag, `route_config "${config.name}"`);
+    if (!table) throw new ConfigError(diag.errors.map(formatProblem).join('; '));
+    this.routeTables.set(config.name, table);
+    this.pendingCommit = true;
+  }
+
+  removeRouteConfiguration(name: string): void {
+    this.routeTables.delete(name);
+    this.pendingCommit = true;
+  }
+
+  upsertListener(listener: Listener): void {
+    this.addListener(listener, `listener "${listener.name}"`);
+  }
+
+  removeListener(name: string): void {
+    const l = this.listeners.get(name);
+    if (!l) return;
+    this.listeners.delete(name);
+    this.listenerConfigs.delete(name);
+    this.boundPorts.delete(name);
+    l.impl.drain();
+    void l.impl.closed();
+  }
+
+  upsertSecret(name: string, secret: TypedExtension): void {
+    this.upsertSecretAt({ ...secret, name }, `secret "${name}"`);
+  }
+
+  removeSecret(name: string): void {
+    this.secrets.remove(name);
+  }
+
+  commit(): void {
+    this.current = { version: this.current.version + 1, clusters: new Map(this.clusters), routes: new Map(this.routeTables) };
+    this.pendingCommit = false;
+  }
+
+  /** Commits if an upsert/remove happened since the last commit. */
+  flush(): void {
+    if (this.pendingCommit) this.commit();
+  }
+
+  // ---------------------------------------------------------------- building blocks
+
+  private upsertSecretAt(ext: TypedExtension, path: string): void {
+    const diag = new Diagnostics();
+    const spec = decodeSecretExtension(ext, diag, path);
+    if (!spec) throw new ConfigError(diag.errors.map(formatProblem).join('; '));
+    this.secrets.set(spec.name, spec);
+  }
+
+  private addCluster(c: Cluster, endpoints: readonly Endpoint[], path: string): void {
+    let tls: UpstreamTlsProvider | undefined;
+    if (c.transportSocket) {
+      const diag = new Diagnostics();
+      const spec = decodeTransportSocket(c.transportSocket, diag, `${path}.transport_socket`);
+      if (!spec || diag.errors.length > 0) throw new ConfigError(diag.errors.map(formatProblem).join('; '));
+      if (!('sni' in spec)) throw new ConfigError(`${path}.transport_socket: a cluster needs an UpstreamTlsContext`);
+      tls = new UpstreamTlsProvider(spec as UpstreamTlsContextSpec, this.secrets, { name: c.name });
+    }
+    const existing = this.clusters.get(c.name);
+    if (existing && existing.compatibleWith(c) && !tls) {
+      existing.updateConfig(c);
+      if (c.type !== 'EDS') this.replaceEndpoints(existing, endpoints);
+      return;
+    }
+    const runtime = new ClusterRuntime(c, endpoints, this.stats, tls);
+    this.clusters.set(c.name, runtime);
+    if (existing) setTimeout(() => void existing.close(), 5000).unref();
+    if (c.type === 'STRICT_DNS' || c.type === 'LOGICAL_DNS') {
+      this.dns.get(c.name)?.stop();
+      const r = new DnsRefresher(c, (d) => runtime.applyDiff(d), (e) => this.log.warn('dns resolution failed', { cluster: c.name, error: String(e) }));
+      this.dns.set(c.name, r);
+      void r.start().then((eps) => {
+        if (eps.length > 0) runtime.applyDiff({ cluster: c.name, added: eps, removed: [], changed: [] });
+      });
+    }
+  }
+
+  private replaceEndpoints(runtime: ClusterRuntime, endpoints: readonly Endpoint[]): void {
+    const prev = new Map<string, Endpoint>();
+    for (const h of runtime.endpoints.hosts()) prev.set(h.key, h.endpoint);
+    const next = new Map(endpoints.map((e) => [e.key, e]));
+    const added = endpoints.filter((e) => !prev.has(e.key));
+    const removed = [...prev.keys()].filter((k) => !next.has(k));
+    const changed = endpoints.filter((e) => prev.has(e.key) && JSON.stringify(prev.get(e.key)) !== JSON.stringify(e));
+    if (added.length || removed.length || changed.length) runtime.applyDiff({ cluster: runtime.name, added, removed, changed });
+  }
+
+  private addListener(l: Listener, path: string): void {
+    const chain = l.filterChains[0] ?? l.defaultFilterChain;
+    if (!chain) throw new ConfigError(`${path}.filter_chains: at least one filter chain is required`);
+    if (l.filterChains.length > 1) this.log.warn('only the first filter chain of a listener is used', { listener: l.name });
+    const existing = this.listeners.get(l.name);
+    const version = JSON.stringify(l);
+    if (existing && existing.version === version) return;
+    const fcPath = `${path}.filter_chains[0]`;
+    let tls: DownstreamTlsProvider | undefined;
+    if (chain.transportSocket) {
+      const diag = new Diagnostics();
+      const spec = decodeTransportSocket(chain.transportSocket, diag, `${fcPath}.transport_socket`);
+      if (!spec || diag.errors.length > 0) throw new ConfigError(diag.errors.map(formatProblem).join('; '));
+      if ('sni' in spec) throw new ConfigError(`${fcPath}.transport_socket: a listener needs a DownstreamTlsContext`);
+      tls = new DownstreamTlsProvider(spec as DownstreamTlsContextSpec, this.secrets, { name: l.name });
+    }
+    if (chain.network.kind === 'http') {
+      const hcm = this.buildConnectionManager(chain.network, `${fcPath}.filters[0].typed_config`);
+      if (existing && existing.kind === 'http' && sameAddress(existing.impl.config, l)) {
+        existing.impl.update(l, hcm, tls);
+        this.listeners.set(l.name, { kind: 'http', impl: existing.impl, version, lastUpdated: Date.now() });
+        return;
+      }
+      if (existing) this.removeListener(l.name);
+      const impl = new HttpListener(l, hcm, this.stats, tls);
+      this.listeners.set(l.name, { kind: 'http', impl, version, lastUpdated: Date.now() });
+      this.startListening(l, impl);
+    } else {
+      if (existing && existing.kind === 'tcp' && sameAddress(existing.impl.config, l)) {
+        existing.impl.update(l, chain.network);
+        this.listeners.set(l.name, { kind: 'tcp', impl: existing.impl, version, lastUpdated: Date.now() });
+        return;
+      }
+      if (existing) this.removeListener(l.name);
+      const impl = new TcpProxyListener(l, chain.network, () => this.current, this.stats);
+      this.listeners.set(l.name, { kind: 'tcp', impl, version, lastUpdated: Date.now() });
+      this.startListening(l, impl);
+    }
+    this.listenerConfigs.set(l.name, l);
+  }
+
+  private startListening(l: Listener, impl: HttpListener | TcpProxyListener): void {
+    const p = impl.listen().then(
+      () => {
+        this.boundPorts.set(l.name, impl.port);
+        this.log.info('listener started', { listener: l.name, address: `${l.address.address}:${impl.port}` });
+      },
+      (err: NodeJS.ErrnoException) => {
+        this.listeners.delete(l.name);
+        throw new ConfigError(`listener "${l.name}": cannot listen on ${l.address.address}:${l.address.port}: ${err.code ?? err.message}`);
+      },
+    );
+    this.pendingListenerStarts.push(p);
+  }
+
+  /** Waits for listeners added through the sink to be bound. */
+  async listenersReady(): Promise<void> {
+    await Promise.all(this.pendingListenerStarts.splice(0));
+  }
+
+  private buildConnectionManager(cfg: HttpConnectionManager, path: string): ConnectionManager {
+    const diag = new Diagnostics();
+    const chain: HttpFilterChain | undefined = buildHttpFilterChain(cfg.httpFilters, diag, `${path}.http_filters`);
+    let inline: RouteTable | undefined;
+    if (cfg.routeSource.kind === 'inline') inline = compileRouteTable(cfg.routeSource.config, diag, `${path}.route_config`);
+    for (const w of diag.warnings) this.log.warn(formatProblem(w));
+    if (!chain || diag.errors.length > 0) throw new ConfigError(diag.errors.map(formatProblem).join('; '));
+    let stats = this.hcmStats.get(cfg.statPrefix);
+    if (!stats) {
+      stats = makeHcmStats(this.stats, cfg.statPrefix);
+      this.hcmStats.set(cfg.statPrefix, stats);
+    }
+    return new ConnectionManager(cfg, chain, inline, this.env, stats);
+  }
+
+  // ---------------------------------------------------------------- admin views
+
+  clusterRuntimes(): ReadonlyMap<string, ClusterRuntime> {
+    return this.clusters;
+  }
+
+  listenerRuntimes(): ReadonlyMap<string, ListenerRuntime> {
+    return this.listeners;
+  }
+
+  routeTableList(): ReadonlyMap<string, RouteTable> {
+    return this.routeTables;
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Graceful drain: stop accepting, let in-flight requests finish, within `drainMs`. */
+  async drain(drainMs: number): Promise<void> {
+    if (this.state === 'DRAINING') return;
+    this.state = 'DRAINING';
+    this.log.info('draining listeners', { drain_time_ms: drainMs });
+    for (const l of this.listeners.values()) l.impl.drain();
+    const all = Promise.all([...this.listeners.values()].map((l) => l.impl.closed()));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all, new Promise((r) => (timer = setTimeout(r, drainMs)))]);
+    if (timer) clearTimeout(timer);
+  }
+
+  async close(): Promise<void> {
+    for (const l of this.listeners.values()) l.impl.destroy();
+    for (const d of this.dns.values()) d.stop();
+    await Promise.all([...this.clusters.values()].map((c) => c.destroy()));
+    await this.stats.shutdown();
+  }
+}
+
+function sameAddress(a: Listener, b: Listener): boolean {
+  return a.address.address === b.address.address && a.address.port === b.address.port;
+}
+
+/** Compiles a route table, decoding typed_per_filter_config through filters/. */
+export function compileRouteTable(config: RouteConfiguration, diag: Diagnostics, path: string): RouteTable | undefined {
+  const before = diag.errors.length;
+  const table = new RouteTable(config);
+  config.virtualHosts.forEach((vh, vi) => {
+    const cvh = table.virtualHosts[vi]!;
+    cvh.routes.forEach((r, ri) => {
+      const decoded: Record<string, unknown> = {};
+      for (const [name, ext] of Object.entries(r.perFilterConfig)) {
+        const inRoute = Object.hasOwn(r.config.typedPerFilterConfig, name);
+        const p = inRoute ? `${path}.virtual_hosts[${vi}].routes[${ri}].typed_per_filter_config.${name}` : `${path}.virtual_hosts[${vi}].typed_per_filter_config.${name}`;
+        const v = decodePerFilterConfig(name, ext, diag, p);
+        if (v !== undefined) decoded[name] = v;
+      }
+      if (Object.keys(decoded).length > 0) r.decodedPerFilterConfig = decoded;
+    });
+    void vh;
+  });
+  return diag.errors.length > before ? undefined : table;
+}

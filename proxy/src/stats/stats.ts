@@ -1,0 +1,206 @@
+import { metrics as otelMetrics, type Attributes, type Histogram, type Meter } from '@opentelemetry/api';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/**
+ * pilotfish's statistics, named like Envoy's (`cluster.<name>.upstream_rq_2xx`).
+ *
+ * Counters and gauges are plain numbers bumped on the request path (a property
+ * increment, no allocation, no attribute hashing) and handed to OpenTelemetry only at
+ * collection time through observable instruments. Histograms are recorded through the
+ * OTel SDK (~0.5 µs per record with a cached attribute object) since OTel has no
+ * observable histogram. `/stats` and `/stats/prometheus` both read this one store.
+ */
+export class Counter {
+  value = 0;
+  inc(n = 1): void {
+    this.value += n;
+  }
+}
+
+export class Gauge {
+  value = 0;
+  inc(): void {
+    this.value++;
+  }
+  dec(): void {
+    this.value--;
+  }
+  set(v: number): void {
+    this.value = v;
+  }
+}
+
+/** Envoy's default histogram buckets, in milliseconds. */
+const BUCKETS_MS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
+
+export class TimeHistogram {
+  count = 0;
+  sum = 0;
+  constructor(private readonly otel: Histogram, private readonly attributes: Attributes) {}
+  record(ms: number): void {
+    this.count++;
+    this.sum += ms;
+    this.otel.record(ms, this.attributes);
+  }
+}
+
+interface Family {
+  /** Prometheus metric name, e.g. envoy_cluster_upstream_rq_total. */
+  readonly promName: string;
+  readonly kind: 'counter' | 'gauge';
+  readonly series: Map<string, { attrs: Attributes; metric: Counter | Gauge }>;
+}
+
+/**
+ * A scope gives stat names a prefix and Prometheus labels, like Envoy's tag extraction:
+ * `cluster.svc1.upstream_rq_total` is `envoy_cluster_upstream_rq_total{envoy_cluster_name="svc1"}`.
+ */
+export class StatsScope {
+  constructor(
+    private readonly store: StatsStore,
+    readonly prefix: string, // e.g. "cluster.svc1."
+    readonly promPrefix: string, // e.g. "envoy_cluster_"
+    readonly attrs: Attributes,
+  ) {}
+
+  counter(name: string): Counter {
+    return this.store.metric(this, name, 'counter') as Counter;
+  }
+
+  gauge(name: string): Gauge {
+    return this.store.metric(this, name, 'gauge') as Gauge;
+  }
+
+  histogram(name: string): TimeHistogram {
+    return this.store.histogram(this, name);
+  }
+}
+
+export class StatsStore {
+  private readonly families = new Map<string, Family>();
+  /** Envoy-style flat names for /stats, in creation order. */
+  private readonly flat = new Map<string, Counter | Gauge | TimeHistogram>();
+  private readonly histograms = new Map<string, Histogram>();
+  private readonly provider: MeterProvider;
+  private readonly exporter: PrometheusExporter;
+  private readonly meter: Meter;
+  private readonly root: StatsScope;
+  /** Sources of counters owned by other modules (xDS client, TLS, filters, fast path). */
+  private readonly external: (() => Record<string, number>)[] = [];
+
+  constructor() {
+    this.exporter = new PrometheusExporter({ preventServerStart: true, prefix: '' });
+    this.provider = new MeterProvider({ readers: [this.exporter] });
+    this.meter = this.provider.getMeter('pilotfish');
+    this.root = new StatsScope(this, '', 'envoy_', {});
+    void otelMetrics; // the global API is left alone: pilotfish never installs global state
+  }
+
+  scope(prefix: string, promPrefix: string, attrs: Attributes): StatsScope {
+    return new StatsScope(this, prefix, promPrefix, attrs);
+  }
+
+  get rootScope(): StatsScope {
+    return this.root;
+  }
+
+  clusterScope(cluster: string): StatsScope {
+    return this.scope(`cluster.${cluster}.`, 'envoy_cluster_', { envoy_cluster_name: cluster });
+  }
+
+  httpScope(statPrefix: string): StatsScope {
+    return this.scope(`http.${statPrefix}.`, 'envoy_http_', { envoy_http_conn_manager_prefix: statPrefix });
+  }
+
+  listenerScope(address: string): StatsScope {
+    return this.scope(`listener.${address}.`, 'envoy_listener_', { envoy_listener_address: address });
+  }
+
+  /** Registers counters kept elsewhere; names are flat Envoy names (e.g. `control_plane.connected_state`). */
+  addExternal(source: () => Record<string, number>): void {
+    this.external.push(source);
+  }
+
+  metric(scope: StatsScope, name: string, kind: 'counter' | 'gauge'): Counter | Gauge {
+    const flatName = scope.prefix + name;
+    const existing = this.flat.get(flatName);
+    if (existing && !(existing instanceof TimeHistogram)) return existing;
+    const metric = kind === 'counter' ? new Counter() : new Gauge();
+    this.flat.set(flatName, metric);
+    const promName = sanitize(scope.promPrefix + name);
+    let family = this.families.get(promName);
+    if (!family) {
+      const series = new Map<string, { attrs: Attributes; metric: Counter | Gauge }>();
+      family = { promName, kind, series };
+      this.families.set(promName, family);
+      const observe = (result: { observe(v: number, a: Attributes): void }) => {
+        for (const s of series.values()) result.observe(s.metric.value, s.attrs);
+      };
+      if (kind === 'counter') this.meter.createObservableCounter(promName).addCallback(observe);
+      else this.meter.createObservableGauge(promName).addCallback(observe);
+    }
+    family.series.set(flatName, { attrs: scope.attrs, metric });
+    return metric;
+  }
+
+  histogram(scope: StatsScope, name: string): TimeHistogram {
+    const flatName = scope.prefix + name;
+    const existing = this.flat.get(flatName);
+    if (existing instanceof TimeHistogram) return existing;
+    const promName = sanitize(scope.promPrefix + name);
+    let h = this.histograms.get(promName);
+    if (!h) {
+      h = this.meter.createHistogram(promName, { unit: 'ms', advice: { explicitBucketBoundaries: BUCKETS_MS } });
+      this.histograms.set(promName, h);
+    }
+    const th = new TimeHistogram(h, scope.attrs);
+    this.flat.set(flatName, th);
+    return th;
+  }
+
+  /** Envoy's `/stats` text: `name: value`, sorted; histograms as count/sum. */
+  snapshot(): [string, number][] {
+    const out: [string, number][] = [];
+    for (const [name, m] of this.flat) {
+      if (m instanceof TimeHistogram) {
+        out.push([`${name}.count`, m.count], [`${name}.sum`, Math.round(m.sum * 1000) / 1000]);
+      } else out.push([name, m.value]);
+    }
+    for (const src of this.external) for (const [k, v] of Object.entries(src())) out.push([k, v]);
+    out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    return out;
+  }
+
+  /** Serves the Prometheus exposition (OpenTelemetry's serializer) plus external counters. */
+  servePrometheus(req: IncomingMessage, res: ServerResponse): void {
+    this.exporter.getMetricsRequestHandler(req, res);
+  }
+
+  registerExternalGauges(prefix: string, source: () => Record<string, number>): void {
+    // External counters also reach Prometheus, as one gauge family per name.
+    const seen = new Set<string>();
+    const refresh = () => {
+      for (const k of Object.keys(source())) {
+        if (seen.has(k)) continue;
+        seen.add(k);
+        this.meter.createObservableGauge(sanitize(prefix + k)).addCallback((r) => {
+          const v = source()[k];
+          if (v !== undefined) r.observe(v);
+        });
+      }
+    };
+    refresh();
+    this.addExternal(source);
+    setInterval(refresh, 5000).unref();
+  }
+
+  async shutdown(): Promise<void> {
+    await this.provider.shutdown().catch(() => undefined);
+  }
+}
+
+function sanitize(name: string): string {
+  return name.replace(/[^a-zA-Z0-9_:]/g, '_');
+}

@@ -1,0 +1,160 @@
+import * as net from 'node:net';
+import type { Listener, TcpProxy } from '../../../config/src/index.js';
+import type { Snapshot } from '../snapshot.js';
+import type { Counter, Gauge, StatsStore } from '../stats/stats.js';
+
+interface TcpStats {
+  readonly downstream_cx_total: Counter;
+  readonly downstream_cx_no_route: Counter;
+  readonly upstream_flush_total: Counter;
+  readonly idle_timeout: Counter;
+  readonly downstream_cx_rx_bytes_total: Counter;
+  readonly downstream_cx_tx_bytes_total: Counter;
+  readonly downstream_cx_active: Gauge;
+}
+
+/**
+ * envoy.filters.network.tcp_proxy: each accepted connection is joined to a host picked
+ * from the cluster's load balancer, with connect retries (max_connect_attempts) and an
+ * idle timeout. Bytes are piped both ways with back-pressure.
+ */
+export class TcpProxyListener {
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly stats: TcpStats;
+
+  constructor(
+    public config: Listener,
+    private proxy: TcpProxy,
+    private readonly snapshot: () => Snapshot,
+    store: StatsStore,
+  ) {
+    const s = store.scope(`tcp.${proxy.statPrefix}.`, 'envoy_tcp_', { envoy_tcp_prefix: proxy.statPrefix });
+    this.stats = {
+      downstream_cx_total: s.counter('downstream_cx_total'), downstream_cx_no_route: s.counter('downstream_cx_no_route'),
+      upstream_flush_total: s.counter('upstream_flush_total'), idle_timeout: s.counter('idle_timeout'),
+      downstream_cx_rx_bytes_total: s.counter('downstream_cx_rx_bytes_total'), downstream_cx_tx_bytes_total: s.counter('downstream_cx_tx_bytes_total'),
+      downstream_cx_active: s.gauge('downstream_cx_active'),
+    };
+    this.server = net.createServer({ noDelay: true, pauseOnConnect: true }, (socket) => this.onConnection(socket));
+  }
+
+  update(config: Listener, proxy: TcpProxy): void {
+    this.config = config;
+    this.proxy = proxy;
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.config.address.port, this.config.address.address, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  get port(): number {
+    return (this.server.address() as net.AddressInfo).port;
+  }
+
+  private clusterName(): string | undefined {
+    const c = this.proxy.cluster;
+    if (c.kind === 'cluster') return c.name;
+    if (c.kind === 'weighted') {
+      let r = Math.random() * c.totalWeight;
+      for (const w of c.clusters) if ((r -= w.weight) < 0) return w.name;
+      return c.clusters[c.clusters.length - 1]?.name;
+    }
+    return undefined;
+  }
+
+  private onConnection(down: net.Socket): void {
+    this.stats.downstream_cx_total.inc();
+    this.stats.downstream_cx_active.inc();
+    this.sockets.add(down);
+    down.on('error', () => undefined);
+    down.once('close', () => {
+      this.sockets.delete(down);
+      this.stats.downstream_cx_active.dec();
+    });
+    const proxy = this.proxy;
+    const name = this.clusterName();
+    const cluster = name === undefined ? undefined : this.snapshot().clusters.get(name);
+    if (!cluster) {
+      this.stats.downstream_cx_no_route.inc();
+      down.destroy();
+      return;
+    }
+    let attempts = 0;
+    const tryConnect = (): void => {
+      const host = cluster.pick({});
+      if (!host) {
+        cluster.stats.upstream_cx_none_healthy.inc();
+        down.destroy();
+        return;
+      }
+      attempts++;
+      host.activeRequests++;
+      cluster.stats.upstream_cx_total.inc();
+      cluster.stats.upstream_cx_active.inc();
+      const up = net.connect({ host: host.endpoint.address, port: host.endpoint.port, noDelay: true });
+      let connected = false;
+      const connectTimer = setTimeout(() => up.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), cluster.config.connectTimeout);
+      up.once('connect', () => {
+        connected = true;
+        clearTimeout(connectTimer);
+        down.pipe(up);
+        up.pipe(down);
+        down.resume();
+        const idle = proxy.idleTimeout;
+        if (idle > 0) {
+          const onIdle = () => {
+            this.stats.idle_timeout.inc();
+            up.destroy();
+            down.destroy();
+          };
+          down.setTimeout(idle, onIdle);
+          up.setTimeout(idle, onIdle);
+        }
+      });
+      up.on('error', () => undefined);
+      up.once('close', () => {
+        clearTimeout(connectTimer);
+        host.activeRequests--;
+        cluster.stats.upstream_cx_active.dec();
+        if (!connected) {
+          cluster.stats.upstream_cx_connect_fail.inc();
+          if (attempts < proxy.maxConnectAttempts && !down.destroyed) return tryConnect();
+          down.destroy();
+          return;
+        }
+        this.stats.downstream_cx_tx_bytes_total.inc(up.bytesRead);
+        this.stats.downstream_cx_rx_bytes_total.inc(up.bytesWritten);
+        // Half-close semantics: the upstream ended; finish writing to the client, then close.
+        if (!down.destroyed) down.end();
+      });
+      down.once('close', () => {
+        if (!up.destroyed) up.end();
+      });
+    };
+    tryConnect();
+  }
+
+  drain(): void {
+    this.server.close();
+  }
+
+  get activeConnections(): number {
+    return this.sockets.size;
+  }
+
+  async closed(): Promise<void> {
+    while (this.sockets.size > 0) await new Promise((r) => setTimeout(r, 50));
+  }
+
+  destroy(): void {
+    this.server.close();
+    for (const s of this.sockets) s.destroy();
+  }
+}

@@ -1,0 +1,337 @@
+/**
+ * XdsClient: wires the per-type protocol states (pure), the assembler (warming, sink
+ * calls) and the transport (gRPC). Owns the timers: does-not-exist per resource.
+ */
+import type { ConfigSink, NodeInfo } from '../../config/src/index.js';
+import { ConfigAssembler, type ExtraHandler } from './assembler.js';
+import type { BackoffPolicy } from './backoff.js';
+import { deltaInitial, deltaOnResponse, deltaOnStreamStart, deltaSetNames, type DeltaState } from './delta-state.js';
+import type { DeltaDiscoveryResponse, DiscoveryResponse, WireNode } from './protos.js';
+import { TYPE_URLS, type ResourceChanges, type ResourceEntry, type ResourceType } from './resource-type.js';
+import { clusterType, lbEndpointType, listenerType, loadAssignmentType, routeConfigurationType, secretType } from './resource-types.js';
+import { sotwInitial, sotwOnResponse, sotwOnStreamStart, sotwSetNames, type SotwState } from './sotw-state.js';
+import { XdsStats } from './stats.js';
+import { AdsTransport, type ApiType, type ServerAddress } from './transport.js';
+import type * as grpc from '@grpc/grpc-js';
+
+export interface ResourceTypeRegistration<T = unknown> {
+  readonly type: ResourceType<T>;
+  /** For types the client does not assemble itself (ECDS, ...): accepted changes, inside the response's commit. */
+  readonly onChanges?: (changes: ResourceChanges<T>) => void;
+  /** Initial subscription of an extra type: '*' (wildcard) or names. */
+  readonly subscribe?: '*' | readonly string[];
+}
+
+export type XdsLog = (level: 'debug' | 'info' | 'warn' | 'error', msg: string) => void;
+
+export interface XdsClientOptions {
+  readonly node: NodeInfo;
+  readonly servers: readonly ServerAddress[];
+  readonly apiType: ApiType;
+  readonly sink: ConfigSink;
+  /** Extra types, or replacements of built-ins by type URL (e.g. SDS with certs/' decoder). */
+  readonly resourceTypes?: readonly ResourceTypeRegistration<any>[];
+  /** Does-not-exist timeout (bootstrap `initial_fetch_timeout`, default 15s; 0 disables). */
+  readonly initialFetchTimeoutMs?: number;
+  readonly setNodeOnFirstMessageOnly?: boolean;
+  readonly backoff?: BackoffPolicy;
+  readonly credentials?: grpc.ChannelCredentials;
+  readonly log?: XdsLog;
+}
+
+type TypeState =
+  | { mode: 'sotw'; s: SotwState }
+  | { mode: 'delta'; s: DeltaState };
+
+export interface ConfigDumpEntry {
+  readonly name: string;
+  readonly version: string;
+  readonly lastUpdated: string;
+  readonly resource: Readonly<Record<string, unknown>>;
+}
+
+export interface ConfigDump {
+  readonly typeUrl: string;
+  readonly versionInfo: string;
+  readonly resources: readonly ConfigDumpEntry[];
+}
+
+/** Types whose names come from other resources; LDS and CDS are wildcard. */
+const DEPENDENT = [TYPE_URLS.route, TYPE_URLS.endpoint, TYPE_URLS.lbEndpoint, TYPE_URLS.secret];
+/** Request order on a new stream: clusters before listeners, as Envoy does. */
+const ORDER: string[] = [TYPE_URLS.cluster, TYPE_URLS.endpoint, TYPE_URLS.lbEndpoint, TYPE_URLS.secret, TYPE_URLS.listener, TYPE_URLS.route];
+
+export class XdsClient {
+  private readonly types = new Map<string, ResourceType<unknown>>();
+  private readonly states = new Map<string, TypeState>();
+  private readonly versions = new Map<string, string>();
+  private readonly updatedAt = new Map<string, Map<string, number>>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly assembler: ConfigAssembler;
+  private readonly transport: AdsTransport;
+  private readonly stat = new XdsStats();
+  private readonly log: XdsLog;
+  private readonly timeoutMs: number;
+  private initResolve!: () => void;
+  private readonly pendingInit = new Set<string>([TYPE_URLS.listener, TYPE_URLS.cluster]);
+  /** Resolves once LDS and CDS have each been answered (or timed out). */
+  readonly initialized: Promise<void>;
+
+  constructor(private readonly opts: XdsClientOptions) {
+    this.log = opts.log ?? (() => {});
+    this.timeoutMs = opts.initialFetchTimeoutMs ?? 15_000;
+    this.initialized = new Promise((r) => (this.initResolve = r));
+    const extra = new Map<string, ExtraHandler>();
+    for (const t of [listenerType, routeConfigurationType, clusterType, loadAssignmentType, lbEndpointType, secretType()]) {
+      this.types.set(t.typeUrl, t as ResourceType<unknown>);
+    }
+    const extraSubs: [string, '*' | readonly string[]][] = [];
+    for (const reg of opts.resourceTypes ?? []) {
+      this.types.set(reg.type.typeUrl, reg.type);
+      if (reg.onChanges) extra.set(reg.type.typeUrl, reg.onChanges as ExtraHandler);
+      if (reg.subscribe) extraSubs.push([reg.type.typeUrl, reg.subscribe]);
+    }
+    this.assembler = new ConfigAssembler(opts.sink, extra);
+    const delta = opts.apiType === 'DELTA_GRPC';
+    for (const url of this.types.keys()) {
+      const wildcard = url === TYPE_URLS.listener || url === TYPE_URLS.cluster;
+      this.states.set(url, delta ? { mode: 'delta', s: deltaInitial(url, wildcard) } : { mode: 'sotw', s: sotwInitial(url, wildcard) });
+    }
+    for (const [url, sub] of extraSubs) {
+      const st = this.states.get(url)!;
+      if (sub === '*') st.s = { ...st.s, wildcard: true } as never;
+      else st.s = { ...st.s, names: new Set(sub) } as never;
+    }
+    this.transport = new AdsTransport(
+      {
+        servers: opts.servers,
+        apiType: opts.apiType,
+        node: toWireNode(opts.node),
+        setNodeOnFirstMessageOnly: opts.setNodeOnFirstMessageOnly ?? true,
+        ...(opts.backoff ? { backoff: opts.backoff } : {}),
+        ...(opts.credentials ? { credentials: opts.credentials } : {}),
+      },
+      {
+        onStreamStart: (server) => this.onStreamStart(server),
+        onResponse: (res) => this.onResponse(res),
+        onStreamEnd: (err) => this.onStreamEnd(err),
+      },
+    );
+  }
+
+  start(): void {
+    this.transport.start();
+  }
+
+  stop(): void {
+    this.transport.stop();
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    this.stat.connectedState = 0;
+  }
+
+  /** Changes the names of an extra type (e.g. ECDS names the filter chains refer to). */
+  subscribe(typeUrl: string, names: Iterable<string>): void {
+    if (!this.types.has(typeUrl)) throw new Error(`xds: type ${typeUrl} is not registered`);
+    this.setNames(typeUrl, new Set(names));
+    this.assembler.flush();
+  }
+
+  stats(): Record<string, number | string> {
+    return this.stat.snapshot();
+  }
+
+  configDump(): ConfigDump[] {
+    const out: ConfigDump[] = [];
+    for (const [url, st] of this.states) {
+      const times = this.updatedAt.get(url);
+      const resources: ConfigDumpEntry[] = [];
+      for (const e of st.s.resources.values() as Iterable<ResourceEntry>) {
+        resources.push({
+          name: e.name,
+          version: e.version,
+          lastUpdated: new Date(times?.get(e.name) ?? 0).toISOString(),
+          resource: e.json,
+        });
+      }
+      out.push({ typeUrl: url, versionInfo: this.versions.get(url) ?? '', resources });
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- stream events
+
+  private onStreamStart(server: ServerAddress): void {
+    this.stat.server = `${server.address}:${server.port}`;
+    this.log('info', `xds: ADS stream to ${this.stat.server} (${this.opts.apiType})`);
+    const urls = [...ORDER.filter((u) => this.states.has(u)), ...[...this.states.keys()].filter((u) => !ORDER.includes(u))];
+    for (const url of urls) {
+      const st = this.states.get(url)!;
+      if (st.mode === 'sotw') {
+        const r = sotwOnStreamStart(st.s);
+        st.s = r.state;
+        if (r.request) this.transport.send(r.request);
+      } else {
+        const r = deltaOnStreamStart(st.s);
+        st.s = r.state;
+        if (r.request) this.transport.send(r.request);
+      }
+      this.armTimers(url);
+    }
+  }
+
+  private onStreamEnd(err: string): void {
+    if (this.stat.connectedState === 1) this.stat.reconnects++;
+    this.stat.connectedState = 0;
+    // The last good config keeps serving; only the timers pause with the stream.
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    this.log('warn', `xds: ADS stream ended: ${err}`);
+  }
+
+  private onResponse(res: DiscoveryResponse | DeltaDiscoveryResponse): void {
+    this.stat.connectedState = 1;
+    const url = res.type_url;
+    const st = this.states.get(url);
+    const type = this.types.get(url);
+    if (st === undefined || type === undefined) {
+      this.log('warn', `xds: response for unknown type ${url}`);
+      // Still answer: a server waits for the nonce before it sends more of this type.
+      if (this.opts.apiType === 'DELTA_GRPC') {
+        this.transport.send({ type_url: url, resource_names_subscribe: [], resource_names_unsubscribe: [], initial_resource_versions: {}, response_nonce: res.nonce, error_detail: { code: 12, message: `type ${url} not supported` } });
+      } else {
+        this.transport.send({ type_url: url, version_info: '', resource_names: [], response_nonce: res.nonce, error_detail: { code: 12, message: `type ${url} not supported` } });
+      }
+      return;
+    }
+    const ts = this.stat.type(type.statName);
+    ts.updateAttempt++;
+    let changes: ResourceChanges;
+    if (st.mode === 'sotw') {
+      const o = sotwOnResponse(st.s, type, res as DiscoveryResponse);
+      st.s = o.state;
+      this.transport.send(o.request);
+      if (o.kind === 'nack') return this.rejected(type, ts, o.detail);
+      changes = o.changes;
+      this.versions.set(url, (res as DiscoveryResponse).version_info);
+    } else {
+      const o = deltaOnResponse(st.s, type, res as DeltaDiscoveryResponse);
+      st.s = o.state;
+      this.transport.send(o.request);
+      if (o.kind === 'nack') return this.rejected(type, ts, o.detail);
+      changes = o.changes;
+      this.versions.set(url, o.systemVersion);
+    }
+    ts.updateSuccess++;
+    ts.versionText = this.versions.get(url) ?? '';
+    if (changes.upserted.length === 0 && changes.removed.length === 0) ts.updateEmpty++;
+    const now = Date.now();
+    let times = this.updatedAt.get(url);
+    if (times === undefined) this.updatedAt.set(url, (times = new Map()));
+    for (const e of changes.upserted) {
+      times.set(e.name, now);
+      this.clearTimer(url, e.name);
+    }
+    for (const n of changes.removed) times.delete(n);
+    this.clearTimer(url, '*');
+    this.assembler.apply([changes]);
+    this.syncDependents();
+    this.assembler.flush();
+    this.initDone(url);
+  }
+
+  private rejected(type: ResourceType<unknown>, ts: { updateRejected: number; lastError: string }, detail: string): void {
+    ts.updateRejected++;
+    ts.lastError = detail;
+    this.log('warn', `xds: rejected ${type.statName} update: ${detail}`);
+  }
+
+  // ---------------------------------------------------------------- subscriptions
+
+  private syncDependents(): void {
+    for (const url of DEPENDENT) if (this.states.has(url)) this.setNames(url, this.assembler.wanted(url));
+  }
+
+  private setNames(url: string, names: Set<string>): void {
+    const st = this.states.get(url)!;
+    let changes: ResourceChanges;
+    if (st.mode === 'sotw') {
+      const r = sotwSetNames(st.s, names);
+      if (r.state === st.s) return;
+      st.s = r.state;
+      if (r.request && this.transport.connected) this.transport.send(r.request);
+      changes = r.changes;
+    } else {
+      const r = deltaSetNames(st.s, names, this.transport.connected);
+      if (r.state === st.s) return;
+      st.s = r.state;
+      if (r.request) this.transport.send(r.request);
+      changes = r.changes;
+    }
+    if (changes.removed.length > 0) this.assembler.apply([changes]);
+    for (const n of changes.removed) this.updatedAt.get(url)?.delete(n);
+    if (this.transport.connected) this.armTimers(url);
+  }
+
+  // ---------------------------------------------------------------- timers
+
+  private armTimers(url: string): void {
+    if (this.timeoutMs <= 0) return;
+    const st = this.states.get(url)!;
+    const names = st.s.wildcard ? ['*'] : [...st.s.names];
+    for (const name of names) {
+      const key = `${url}\0${name}`;
+      if (this.timers.has(key)) continue;
+      if (name !== '*' && st.s.resources.has(name)) continue;
+      if (name === '*' && !this.pendingInit.has(url)) continue;
+      const t = setTimeout(() => this.onTimeout(url, name), this.timeoutMs);
+      t.unref?.();
+      this.timers.set(key, t);
+    }
+    for (const [key, t] of this.timers) {
+      const [u, n] = key.split('\0') as [string, string];
+      if (u === url && n !== '*' && !st.s.names.has(n)) {
+        clearTimeout(t);
+        this.timers.delete(key);
+      }
+    }
+  }
+
+  private clearTimer(url: string, name: string): void {
+    const key = `${url}\0${name}`;
+    const t = this.timers.get(key);
+    if (t !== undefined) {
+      clearTimeout(t);
+      this.timers.delete(key);
+    }
+  }
+
+  private onTimeout(url: string, name: string): void {
+    this.timers.delete(`${url}\0${name}`);
+    const type = this.types.get(url);
+    if (type) this.stat.type(type.statName).initFetchTimeout++;
+    this.log('warn', `xds: ${type?.statName ?? url} resource ${name} does not exist (initial fetch timeout)`);
+    if (name !== '*') {
+      this.assembler.markMissing(url, name);
+      this.syncDependents();
+      this.assembler.flush();
+    }
+    this.initDone(url);
+  }
+
+  private initDone(url: string): void {
+    if (this.pendingInit.delete(url) && this.pendingInit.size === 0) this.initResolve();
+  }
+}
+
+function toWireNode(n: NodeInfo): WireNode {
+  return {
+    id: n.id,
+    cluster: n.cluster,
+    metadata: { ...n.metadata },
+    ...(n.locality ? { locality: { region: n.locality.region, zone: n.locality.zone, sub_zone: n.locality.subZone } } : {}),
+    user_agent_name: 'pilotfish',
+    user_agent_version: '0.1.0',
+    client_features: [],
+  };
+}

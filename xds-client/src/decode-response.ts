@@ -1,0 +1,60 @@
+import { Diagnostics, formatProblem, type Problem } from '../../config/src/index.js';
+import { decodeResourceJson, type WireAny } from './protos.js';
+import type { ResourceEntry, ResourceType } from './resource-type.js';
+
+export interface RawResource {
+  /** Known for delta responses; SotW resources are named by their content. */
+  readonly name?: string;
+  readonly version: string;
+  readonly any: WireAny;
+}
+
+export type DecodedResources<T> =
+  | { readonly ok: true; readonly entries: ResourceEntry<T>[] }
+  | { readonly ok: false; readonly errors: readonly Problem[]; readonly detail: string };
+
+/**
+ * Decodes all resources of one response. One bad resource rejects the whole response
+ * (as Envoy does): the last good config keeps serving and the NACK says why.
+ */
+export function decodeResources<T>(type: ResourceType<T>, raws: readonly RawResource[]): DecodedResources<T> {
+  const diag = new Diagnostics();
+  const entries: ResourceEntry<T>[] = [];
+  const seen = new Set<string>();
+  raws.forEach((raw, i) => {
+    const path = `resources[${i}]`;
+    if (raw.any.type_url !== type.typeUrl) {
+      diag.error(path, `type ${raw.any.type_url} in a response for ${type.typeUrl}`);
+      return;
+    }
+    let json: Record<string, unknown>;
+    try {
+      json = decodeResourceJson(type.typeUrl, raw.any.value);
+    } catch (e) {
+      diag.error(path, `cannot decode: ${(e as Error).message}`);
+      return;
+    }
+    const name = raw.name ?? type.name(json);
+    if (name === undefined || name === '') {
+      diag.error(path, 'resource has no name');
+      return;
+    }
+    if (seen.has(name)) {
+      diag.error(path, `duplicate resource name "${name}"`);
+      return;
+    }
+    seen.add(name);
+    const before = diag.errors.length;
+    const value = type.decode(json, diag, path);
+    if (value === undefined || diag.errors.length > before) {
+      if (diag.errors.length === before) diag.error(path, `resource "${name}" is invalid`);
+      return;
+    }
+    entries.push({ name, version: raw.version, value, json: { '@type': type.typeUrl, ...json }, bytes: raw.any.value });
+  });
+  if (diag.errors.length > 0) {
+    const detail = diag.errors.slice(0, 20).map(formatProblem).join('; ') + (diag.errors.length > 20 ? `; ... ${diag.errors.length - 20} more` : '');
+    return { ok: false, errors: diag.errors, detail };
+  }
+  return { ok: true, entries };
+}

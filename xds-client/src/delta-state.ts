@@ -1,0 +1,146 @@
+/**
+ * Incremental (delta) protocol state for one type URL. Pure: no sockets, timers or
+ * clocks (cf. Envoy's xds_mux/delta_subscription_state).
+ *
+ * Rules (xds_protocol.rst, "Incremental xDS"): versions are per resource; subscribe and
+ * unsubscribe are deltas against what the server already knows on this stream; a new
+ * stream re-sends the whole subscription with `initial_resource_versions` so the server
+ * can skip what we hold; `removed_resources` deletes; every response is ACKed or NACKed
+ * by its nonce, and a NACK leaves all resource versions where they were.
+ */
+import type { DeltaDiscoveryRequest, DeltaDiscoveryResponse } from './protos.js';
+import { decodeResources } from './decode-response.js';
+import type { ResourceChanges, ResourceEntry, ResourceType } from './resource-type.js';
+import { nameMatches } from './resource-type.js';
+
+export interface DeltaState<T = unknown> {
+  readonly typeUrl: string;
+  readonly wildcard: boolean;
+  readonly names: ReadonlySet<string>;
+  readonly resources: ReadonlyMap<string, ResourceEntry<T>>;
+  /** Whether the current stream has been told about this type yet. */
+  readonly announced: boolean;
+}
+
+export type DeltaOutcome<T> =
+  | { readonly kind: 'ack'; readonly state: DeltaState<T>; readonly request: DeltaDiscoveryRequest; readonly changes: ResourceChanges<T>; readonly systemVersion: string }
+  | { readonly kind: 'nack'; readonly state: DeltaState<T>; readonly request: DeltaDiscoveryRequest; readonly detail: string };
+
+export const WILDCARD = '*';
+
+export function deltaInitial<T>(typeUrl: string, wildcard: boolean, names: Iterable<string> = []): DeltaState<T> {
+  return { typeUrl, wildcard, names: new Set(names), resources: new Map(), announced: false };
+}
+
+function request(typeUrl: string, fields: Partial<DeltaDiscoveryRequest>): DeltaDiscoveryRequest {
+  return {
+    type_url: typeUrl,
+    resource_names_subscribe: [],
+    resource_names_unsubscribe: [],
+    initial_resource_versions: {},
+    response_nonce: '',
+    ...fields,
+  };
+}
+
+export function deltaActive(s: DeltaState): boolean {
+  return s.wildcard || s.names.size > 0;
+}
+
+function subscribed(s: DeltaState, name: string): boolean {
+  if (s.wildcard) return true;
+  for (const n of s.names) if (nameMatches(n, name)) return true;
+  return false;
+}
+
+/**
+ * A new stream: the server knows nothing. Subscribe to everything again and tell it
+ * which versions we hold, so unchanged resources are not re-sent.
+ */
+export function deltaOnStreamStart<T>(s: DeltaState<T>): { state: DeltaState<T>; request?: DeltaDiscoveryRequest } {
+  if (!deltaActive(s)) return { state: { ...s, announced: false } };
+  const names = [...s.names].sort();
+  // Envoy: a wildcard-only subscription is the legacy empty list; with names it is "*".
+  const subscribe = s.wildcard ? (names.length === 0 ? [] : [WILDCARD, ...names]) : names;
+  const initial: Record<string, string> = {};
+  for (const [name, e] of s.resources) if (subscribed(s, name)) initial[name] = e.version;
+  return {
+    state: { ...s, announced: true },
+    request: request(s.typeUrl, { resource_names_subscribe: subscribe, initial_resource_versions: initial }),
+  };
+}
+
+/**
+ * Changes the explicit names. Only the difference goes on the wire; resources that are
+ * no longer subscribed are dropped from the cache and reported as removed.
+ */
+export function deltaSetNames<T>(s: DeltaState<T>, names: Iterable<string>, connected: boolean): {
+  state: DeltaState<T>;
+  request?: DeltaDiscoveryRequest;
+  changes: ResourceChanges<T>;
+} {
+  const next = new Set(names);
+  const add = [...next].filter((n) => !s.names.has(n)).sort();
+  const drop = [...s.names].filter((n) => !next.has(n)).sort();
+  const none = { typeUrl: s.typeUrl, upserted: [], removed: [] };
+  if (add.length === 0 && drop.length === 0) return { state: s, changes: none };
+  let state: DeltaState<T> = { ...s, names: next };
+  const removed: string[] = [];
+  if (!s.wildcard && drop.length > 0) {
+    const kept = new Map(s.resources);
+    for (const name of s.resources.keys()) {
+      if (!subscribed(state, name)) {
+        kept.delete(name);
+        removed.push(name);
+      }
+    }
+    state = { ...state, resources: kept };
+  }
+  const changes = { typeUrl: s.typeUrl, upserted: [], removed };
+  if (!connected) return { state, changes };
+  if (!state.announced) {
+    const started = deltaOnStreamStart(state);
+    return { state: started.state, changes, ...(started.request ? { request: started.request } : {}) };
+  }
+  return {
+    state,
+    changes,
+    request: request(s.typeUrl, { resource_names_subscribe: add, resource_names_unsubscribe: drop }),
+  };
+}
+
+export function deltaOnResponse<T>(s: DeltaState<T>, type: ResourceType<T>, res: DeltaDiscoveryResponse): DeltaOutcome<T> {
+  const present = res.resources.filter((r) => r.resource !== undefined);
+  const decoded = decodeResources(
+    type,
+    present.map((r) => ({ name: r.name, version: r.version, any: r.resource! })),
+  );
+  if (!decoded.ok) {
+    return {
+      kind: 'nack',
+      state: s,
+      detail: decoded.detail,
+      request: request(s.typeUrl, { response_nonce: res.nonce, error_detail: { code: 3, message: decoded.detail } }),
+    };
+  }
+  const resources = new Map(s.resources);
+  const upserted: ResourceEntry<T>[] = [];
+  for (const e of decoded.entries) {
+    // Late answers for names we just unsubscribed from are not ours any more.
+    if (!subscribed(s, e.name)) continue;
+    resources.set(e.name, e);
+    upserted.push(e);
+  }
+  const removed: string[] = [];
+  for (const name of res.removed_resources) {
+    if (resources.delete(name)) removed.push(name);
+  }
+  const state = { ...s, resources };
+  return {
+    kind: 'ack',
+    state,
+    systemVersion: res.system_version_info,
+    request: request(s.typeUrl, { response_nonce: res.nonce }),
+    changes: { typeUrl: s.typeUrl, upserted, removed },
+  };
+}

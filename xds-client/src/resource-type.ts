@@ -1,0 +1,63 @@
+import type { Diagnostics } from '../../config/src/index.js';
+
+/**
+ * A resource type as a plugin: its type URL and a decoder from proto3-JSON to our model.
+ * Decoders never throw; they report path-prefixed problems into `diag`, and those become
+ * the NACK's error_detail.
+ */
+export interface ResourceType<T = unknown> {
+  readonly typeUrl: string;
+  /** Stat prefix: lds, rds, cds, eds, sds, leds, ecds, ... */
+  readonly statName: string;
+  /**
+   * SotW only: every response carries the complete set (LDS, CDS), so a resource missing
+   * from a response has been removed. For RDS/EDS a response may carry a subset.
+   */
+  readonly allResourcesRequired: boolean;
+  /** The resource's name as written inside it (SotW responses carry no separate name). */
+  name(json: Readonly<Record<string, unknown>>): string | undefined;
+  decode(json: Readonly<Record<string, unknown>>, diag: Diagnostics, path: string): T | undefined;
+}
+
+/** One accepted resource as the protocol state keeps it. */
+export interface ResourceEntry<T = unknown> {
+  readonly name: string;
+  readonly version: string;
+  readonly value: T;
+  /** proto3-JSON as received, with "@type" (for /config_dump). */
+  readonly json: Readonly<Record<string, unknown>>;
+  /** The wire bytes: equal bytes mean an unchanged resource. */
+  readonly bytes: Uint8Array;
+}
+
+/** What one accepted response changed for its type. */
+export interface ResourceChanges<T = unknown> {
+  readonly typeUrl: string;
+  readonly upserted: readonly ResourceEntry<T>[];
+  readonly removed: readonly string[];
+}
+
+export const TYPE_URLS = {
+  listener: 'type.googleapis.com/envoy.config.listener.v3.Listener',
+  route: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
+  cluster: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
+  endpoint: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
+  secret: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
+  lbEndpoint: 'type.googleapis.com/envoy.config.endpoint.v3.LbEndpoint',
+  extensionConfig: 'type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig',
+} as const;
+
+/**
+ * Collection names (xdstp glob `.../*`) match every resource below them; other names
+ * match only themselves.
+ */
+export function nameMatches(subscription: string, name: string): boolean {
+  if (subscription === name) return true;
+  return subscription.endsWith('/*') && name.startsWith(subscription.slice(0, -1)) && name.length > subscription.length - 1;
+}
+
+/** The xdstp collection (`.../*`) an entry of a collection belongs to. */
+export function collectionOf(name: string): string {
+  const i = name.lastIndexOf('/');
+  return i < 0 ? name : name.slice(0, i + 1) + '*';
+}

@@ -1,0 +1,134 @@
+/**
+ * State-of-the-world protocol state for one type URL. Pure: no sockets, timers or
+ * clocks. Each function takes a state and returns the next one plus what to send.
+ *
+ * Rules (xds_protocol.rst): the version is per type and only moves on ACK; the nonce is
+ * per stream and is echoed in every request, ACK or NACK; a NACK repeats the last
+ * accepted version; a request with the current nonce may change the subscription.
+ */
+import type { DiscoveryRequest, DiscoveryResponse } from './protos.js';
+import { decodeResources } from './decode-response.js';
+import type { ResourceChanges, ResourceEntry, ResourceType } from './resource-type.js';
+import { nameMatches } from './resource-type.js';
+
+export interface SotwState<T = unknown> {
+  readonly typeUrl: string;
+  readonly wildcard: boolean;
+  readonly names: ReadonlySet<string>;
+  /** Last accepted version_info ('' before the first ACK). */
+  readonly versionInfo: string;
+  /** Nonce of the last response on the current stream ('' on a fresh stream). */
+  readonly nonce: string;
+  readonly resources: ReadonlyMap<string, ResourceEntry<T>>;
+}
+
+export type SotwOutcome<T> =
+  | { readonly kind: 'ack'; readonly state: SotwState<T>; readonly request: DiscoveryRequest; readonly changes: ResourceChanges<T> }
+  | { readonly kind: 'nack'; readonly state: SotwState<T>; readonly request: DiscoveryRequest; readonly detail: string };
+
+export function sotwInitial<T>(typeUrl: string, wildcard: boolean, names: Iterable<string> = []): SotwState<T> {
+  return { typeUrl, wildcard, names: new Set(names), versionInfo: '', nonce: '', resources: new Map() };
+}
+
+export function sotwRequest(s: SotwState, errorDetail?: string): DiscoveryRequest {
+  return {
+    type_url: s.typeUrl,
+    version_info: s.versionInfo,
+    // Legacy wildcard is an empty list; explicit names are sent sorted so that two
+    // requests for the same set are byte-identical.
+    resource_names: s.wildcard ? [] : [...s.names].sort(),
+    response_nonce: s.nonce,
+    ...(errorDetail !== undefined ? { error_detail: { code: 3 /* INVALID_ARGUMENT */, message: errorDetail } } : {}),
+  };
+}
+
+/** Whether this type has anything to ask for (wildcard, or at least one name). */
+export function sotwActive(s: SotwState): boolean {
+  return s.wildcard || s.names.size > 0;
+}
+
+/** A new stream: the nonce belongs to the old one; the version is still what we hold. */
+export function sotwOnStreamStart<T>(s: SotwState<T>): { state: SotwState<T>; request?: DiscoveryRequest } {
+  const state = { ...s, nonce: '' };
+  return sotwActive(state) ? { state, request: sotwRequest(state) } : { state };
+}
+
+/**
+ * Changes the subscribed names. Resources no longer subscribed are forgotten (and
+ * reported as removed); the request re-sends the whole name list, as SotW requires.
+ */
+export function sotwSetNames<T>(s: SotwState<T>, names: Iterable<string>): {
+  state: SotwState<T>;
+  request?: DiscoveryRequest;
+  changes: ResourceChanges<T>;
+} {
+  const next = new Set(names);
+  if (sameSet(next, s.names)) return { state: s, changes: { typeUrl: s.typeUrl, upserted: [], removed: [] } };
+  const removed: string[] = [];
+  let resources = s.resources;
+  if (!s.wildcard) {
+    const kept = new Map(s.resources);
+    for (const name of s.resources.keys()) {
+      if (![...next].some((sub) => nameMatches(sub, name))) {
+        kept.delete(name);
+        removed.push(name);
+      }
+    }
+    resources = kept;
+  }
+  const state = { ...s, names: next, resources };
+  // An empty list would read as wildcard to a legacy server; but the server must learn
+  // that we dropped the last name, and Envoy sends the empty list in that case too.
+  return { state, request: sotwRequest(state), changes: { typeUrl: s.typeUrl, upserted: [], removed } };
+}
+
+export function sotwOnResponse<T>(s: SotwState<T>, type: ResourceType<T>, res: DiscoveryResponse): SotwOutcome<T> {
+  const withNonce = { ...s, nonce: res.nonce };
+  const decoded = decodeResources(
+    type,
+    res.resources.map((any) => ({ version: res.version_info, any })),
+  );
+  if (!decoded.ok) {
+    return { kind: 'nack', state: withNonce, request: sotwRequest(withNonce, decoded.detail), detail: decoded.detail };
+  }
+  const resources = new Map(s.resources);
+  const upserted: ResourceEntry<T>[] = [];
+  const inResponse = new Set<string>();
+  for (const e of decoded.entries) {
+    // A server may send names we did not ask for (e.g. right after an unsubscribe).
+    if (!s.wildcard && ![...s.names].some((n) => nameMatches(n, e.name))) continue;
+    inResponse.add(e.name);
+    const prev = resources.get(e.name);
+    if (prev !== undefined && sameBytes(prev.bytes, e.bytes)) {
+      resources.set(e.name, { ...prev, version: e.version });
+      continue;
+    }
+    resources.set(e.name, e);
+    upserted.push(e);
+  }
+  const removed: string[] = [];
+  if (type.allResourcesRequired) {
+    for (const name of s.resources.keys()) {
+      if (!inResponse.has(name)) {
+        resources.delete(name);
+        removed.push(name);
+      }
+    }
+  }
+  const state = { ...withNonce, versionInfo: res.version_info, resources };
+  return { kind: 'ack', state, request: sotwRequest(state), changes: { typeUrl: s.typeUrl, upserted, removed } };
+}
+
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
+}
+
+/**
+ * SotW resends unchanged resources in every response; comparing content keeps an
+ * unchanged cluster from being re-pushed (and its connections from being rebuilt).
+ */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
+}
