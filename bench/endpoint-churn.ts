@@ -12,8 +12,11 @@
  *            smaller clusters: 5,000 added, then the same 5,000 removed)
  *   full     diffEndpoints(full list with one change) + apply
  *   rebuild  RING_HASH/MAGLEV: the batched table rebuild after a change (what apply defers)
- *   pick     one pick() on the steady set
+ *   pick     one pick() on the steady set; its B column is bytes allocated by
+ *            proxy/src/cluster code per pick, from V8's sampling heap profiler
+ *            (heapUsed deltas are dominated by JIT artefacts at this scale)
  */
+import { Session } from 'node:inspector/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { diffEndpoints } from '../config/src/endpoints.js';
@@ -90,7 +93,35 @@ interface Row {
   pick: { ms: number; bytes: number };
 }
 
-function benchOne(policy: LbPolicy, n: number): Row {
+const session = new Session();
+session.connect();
+
+interface SampleNode {
+  callFrame: { url: string };
+  selfSize: number;
+  children: SampleNode[];
+}
+
+/** Bytes allocated (sampled, including garbage) under frames of proxy/src/cluster. */
+async function sampledClusterBytes(run: () => void): Promise<number> {
+  await session.post('HeapProfiler.startSampling', {
+    samplingInterval: 32,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  run();
+  const { profile } = (await session.post('HeapProfiler.stopSampling')) as unknown as { profile: { head: SampleNode } };
+  let bytes = 0;
+  const walk = (node: SampleNode, ours: boolean): void => {
+    const inOurs = ours || node.callFrame.url.includes('/proxy/src/cluster/');
+    if (inOurs) bytes += node.selfSize;
+    for (const c of node.children) walk(c, inOurs);
+  };
+  walk(profile.head, false);
+  return bytes;
+}
+
+async function benchOne(policy: LbPolicy, n: number): Promise<Row> {
   const hashed = policy === 'RING_HASH' || policy === 'MAGLEV';
   const base = Array.from({ length: n }, (_, i) => endpoint(i));
   const set = new EndpointSet('bench', options(policy), base);
@@ -163,13 +194,18 @@ function benchOne(policy: LbPolicy, n: number): Row {
   const PICKS = 1000;
   let sink = 0;
   const ctx: { hash?: number } = {};
-  const pick = measure(quick ? 50 : 200, (i) => {
+  const picks = (i: number): void => {
     for (let k = 0; k < PICKS; k++) {
       if (hashed) ctx.hash = i * PICKS + k;
       const h = set.pick(ctx);
       sink += h === undefined ? 0 : 1;
     }
-  });
+  };
+  const pickRuns = quick ? 50 : 200;
+  const pick = measure(pickRuns, picks);
+  pick.bytes = (await sampledClusterBytes(() => {
+    for (let i = 0; i < pickRuns; i++) picks(i);
+  })) / PICKS;
   if (sink < 0) console.log(sink);
   set.close();
   return { policy, n, one, chg, five, full, rebuild, pick: { ms: pick.ms / PICKS, bytes: pick.bytes / PICKS } };
@@ -186,7 +222,7 @@ const rows: string[][] = [];
 const started = performance.now();
 for (const policy of POLICIES) {
   for (const n of SIZES) {
-    const r = benchOne(policy, n);
+    const r = await benchOne(policy, n);
     rows.push([
       r.policy, String(r.n), us(r.one.ms), bytes(r.one.bytes), us(r.chg.ms), bytes(r.chg.bytes), mss(r.five.ms), bytes(r.five.bytes),
       mss(r.full.ms), bytes(r.full.bytes), r.rebuild === undefined ? '-' : mss(r.rebuild), (r.pick.ms * 1e6).toFixed(0), r.pick.bytes.toFixed(1),

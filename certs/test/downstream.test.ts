@@ -16,7 +16,7 @@ t.test('good mTLS handshake over TLS 1.3 exposes the SPIFFE ID', async (t) => {
   const s = await startServer(decodeDownstream(mtlsConfig(pki)), { log: () => {} });
   t.teardown(() => s.close());
   const r = await request(s.port, good());
-  t.ok(r.ok, r.error);
+  t.ok(r.ok, r.error ?? "ok");
   t.equal(r.protocol, 'TLSv1.3');
   t.equal(r.body, 'spiffe://example.org/ns/default/sa/web');
   t.equal(s.provider.stats['ssl.handshake'], 1);
@@ -292,4 +292,36 @@ t.test('verify cache: hit on repeat peer, flushed on bundle change, TTL bounded 
   t.ok(ttl > 0, `cached (ttl ${ttl})`);
   t.ok(ttl <= untilNotAfter + 50, `ttl ${ttl} <= notAfter in ${untilNotAfter}`);
   t.ok(s.provider.verifier.remainingTtl(new X509Certificate(pki.client.certPem)) <= 600_000, 'default cap 10 min');
+});
+
+t.test('http2.createSecureServer: ALPN h2, verification, identity via req.socket and the session', async (t) => {
+  const http2 = await import('node:http2');
+  const { DownstreamTlsProvider, peerIdentity } = await import('../src/index.js');
+  const store = new SecretStore({ pollIntervalMs: 0 });
+  const provider = new DownstreamTlsProvider(decodeDownstream(mtlsConfig(pki)), store, { log: () => {} });
+  const server = http2.createSecureServer({ ...provider.serverOptions(['h2', 'http/1.1']), allowHTTP1: true }, (req, res) => {
+    res.end(`${peerIdentity(req.socket)?.spiffeId}|${peerIdentity(req.stream.session)?.spiffeId}`);
+  });
+  provider.attach(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(async () => {
+    await new Promise<void>((r) => server.close(() => r()));
+    provider.close();
+    store.close();
+  });
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  const h2get = (o: { cert?: string; key?: string }) => new Promise<string>((resolve) => {
+    const client = http2.connect(`https://localhost:${port}`, { ca: pki.root.certPem, ...o, host: '127.0.0.1' } as never);
+    client.on('error', (e) => resolve(`error ${e.message}`));
+    const req = client.request({ ':path': '/' });
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => { body += d; });
+    req.on('end', () => { client.close(); resolve(body); });
+    req.on('error', (e) => { client.destroy(); resolve(`error ${e.message}`); });
+  });
+  t.equal(await h2get({ cert: pki.client.chainPem, key: pki.client.keyPem }),
+    'spiffe://example.org/ns/default/sa/web|spiffe://example.org/ns/default/sa/web');
+  t.match(await h2get({}), /^error/);
+  t.equal(provider.stats['ssl.fail_verify_no_cert'], 1);
 });

@@ -48,7 +48,7 @@ t.test('undici Pool with connect options from the provider: mTLS 1.3 with SAN ma
   const pool = new Pool(`https://127.0.0.1:${s.port}`, { connect: { ...snap.connect } });
   t.teardown(() => pool.destroy());
   const r = await get(pool);
-  t.ok(r.ok, r.error);
+  t.ok(r.ok, r.error ?? "ok");
   t.equal(r.body, 'spiffe://example.org/ns/default/sa/web', 'the server saw our SPIFFE ID');
   t.equal(p.stats['ssl.handshake'], 1);
   t.equal(p.current(), snap, 'same snapshot while nothing changed');

@@ -12,6 +12,8 @@
  *   A xdp <ifname> <native|generic>  attach xdp_lb (a BPF link)
  *   A peer <ifname> <native|generic> attach xdp_pass (veth peers, for XDP_REDIRECT)
  *   A cgroup <path> <connect|sockmap|all>  attach the interception programs
+ *   A xsk <ifname> <queue>          start the AF_XDP forwarder on that queue
+ *   X                              forwarder counters -> OK <rx> <tx> <dropped> <no_backend>
  *   Q                              detach everything, exit
  *
  * Asynchronous lines start with "E " (ring buffer events, hex). Everything is
@@ -34,6 +36,7 @@
 
 #include "fp_abi.h"
 #include "fastpath.skel.h"
+#include "xsk_fwd.h"
 
 #define FP_MAX_LINKS 64
 #define LINE_MAX_ 1 << 20
@@ -43,6 +46,9 @@ static int links[FP_MAX_LINKS];
 static int nlinks;
 static int msg_attached_map = -1;
 static int ncpus;
+#define FP_MAX_XSK 8
+static struct xsk_fwd *xsk[FP_MAX_XSK];
+static int nxsk;
 
 static int hexval(char c)
 {
@@ -237,6 +243,26 @@ static void cmd_attach(char *args)
 		close(cg);
 		return;
 	}
+	if (!strcmp(kind, "xsk")) {
+		struct xsk_fwd_maps m = {
+			.xsks = bpf_map__fd(skel->maps.xsks), .services = bpf_map__fd(skel->maps.services),
+			.maglev = bpf_map__fd(skel->maps.maglev), .backends = bpf_map__fd(skel->maps.backends),
+			.flows = bpf_map__fd(skel->maps.flows), .rev_flows = bpf_map__fd(skel->maps.rev_flows),
+		};
+		char err[256];
+		if (nxsk == FP_MAX_XSK) {
+			printf("ERR too many AF_XDP sockets\n");
+			return;
+		}
+		xsk[nxsk] = xsk_fwd_start(target, mode ? (__u32)atoi(mode) : 0, &m, err, sizeof(err));
+		if (!xsk[nxsk]) {
+			printf("ERR %s\n", err);
+			return;
+		}
+		nxsk++;
+		printf("OK\n");
+		return;
+	}
 	printf("ERR unknown attach kind\n");
 }
 
@@ -249,8 +275,25 @@ static int on_event(void *ctx, void *data, size_t len)
 	return 0;
 }
 
+static void cmd_xsk_stats(void)
+{
+	struct xsk_fwd_stats sum = { 0 }, one;
+	for (int i = 0; i < nxsk; i++) {
+		xsk_fwd_read_stats(xsk[i], &one);
+		sum.rx += one.rx;
+		sum.tx += one.tx;
+		sum.dropped += one.dropped;
+		sum.no_backend += one.no_backend;
+	}
+	printf("OK %llu %llu %llu %llu\n", (unsigned long long)sum.rx, (unsigned long long)sum.tx,
+	       (unsigned long long)sum.dropped, (unsigned long long)sum.no_backend);
+}
+
 static void detach_all(void)
 {
+	for (int i = 0; i < nxsk; i++)
+		xsk_fwd_stop(xsk[i]);
+	nxsk = 0;
 	for (int i = 0; i < nlinks; i++)
 		close(links[i]);
 	nlinks = 0;
@@ -266,6 +309,7 @@ static int dispatch(char *line)
 	switch (line[0]) {
 	case 'U': case 'D': case 'G': cmd_map(line[0], line + 2); break;
 	case 'S': cmd_stats(); break;
+	case 'X': cmd_xsk_stats(); break;
 	case 'T': cmd_test_run(line + 2); break;
 	case 'A': cmd_attach(line + 2); break;
 	case 'Q': return 0;

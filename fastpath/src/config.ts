@@ -7,6 +7,7 @@
  *   mode: native | generic | off  XDP attach mode (default native)
  *   forward: fib | bounce         FIB lookup + redirect, or one-arm XDP_TX back to the sender
  *   flow_events: true             ring buffer of new-flow events
+ *   xsk_queues: 1                 rx queues served by the AF_XDP forwarder (when a service is `userspace`)
  *   services:                     L4 passthrough services steered in the kernel
  *     - { cluster: c, address: 198.18.0.10, port: 80, protocol: TCP, userspace: false,
  *         maglev_table_size: 65537 }
@@ -51,6 +52,8 @@ export interface FastPathConfig {
   readonly mode: 'native' | 'generic' | 'off';
   readonly forward: 'fib' | 'bounce';
   readonly flowEvents: boolean;
+  /** Queues 0..xskQueues-1 of `interface` get an AF_XDP socket when a service is `userspace`. */
+  readonly xskQueues?: number;
   readonly services: readonly FastPathService[];
   readonly interception?: FastPathInterception;
   /**
@@ -120,7 +123,7 @@ function oneOf<T extends string>(diag: Diagnostics, o: Obj, key: string, path: s
   return v as T;
 }
 
-const KNOWN = new Set(['interface', 'return_interfaces', 'redirect_peers', 'mode', 'forward', 'flow_events', 'services', 'interception']);
+const KNOWN = new Set(['interface', 'return_interfaces', 'redirect_peers', 'mode', 'forward', 'flow_events', 'services', 'interception', 'xsk_queues']);
 
 function decodeService(diag: Diagnostics, v: unknown, path: string): FastPathService | undefined {
   if (!isObj(v)) {
@@ -215,7 +218,15 @@ export function decodeFastPathConfig(ext: TypedExtension, diag: Diagnostics, pat
   if (services.length > 0 && iface === undefined && mode !== 'off') {
     diag.error(`${path}.interface`, 'is required when services are configured');
   }
+  let xskQueues = 1;
+  if (c.xsk_queues !== undefined) {
+    if (typeof c.xsk_queues !== 'number' || !Number.isInteger(c.xsk_queues) || c.xsk_queues < 1 || c.xsk_queues > 8) {
+      diag.error(`${path}.xsk_queues`, 'must be an integer in [1, 8]');
+    } else {
+      xskQueues = c.xsk_queues;
+    }
+  }
   const interception = c.interception === undefined ? undefined : decodeInterception(diag, c.interception, `${path}.interception`);
   if (diag.errors.length > before) return undefined;
-  return { interface: iface, returnInterfaces, redirectPeers, mode, forward, flowEvents, services, interception };
+  return { interface: iface, returnInterfaces, redirectPeers, mode, forward, flowEvents, xskQueues, services, interception };
 }

@@ -58,6 +58,7 @@ const RECENT_EVENTS = 256;
 export class BpfFastPath implements FastPath {
   private readonly registry: ServiceRegistry;
   private counters: bigint[] = [];
+  private xskCounters: bigint[] = [];
   private flushScheduled = false;
   private closed = false;
   private timer: NodeJS.Timeout | undefined;
@@ -120,6 +121,10 @@ export class BpfFastPath implements FastPath {
       if (!this.programs.includes('xdp_lb')) this.programs.push('xdp_lb');
       for (const peer of c.redirectPeers) await this.daemon.request(`A peer ${peer} ${xdpMode}`);
       if (c.redirectPeers.length > 0) this.programs.push('xdp_pass');
+      if (c.services.some((s) => s.userspace)) {
+        for (let q = 0; q < (c.xskQueues ?? 1); q++) await this.daemon.request(`A xsk ${c.interface} ${q}`);
+        this.programs.push('af_xdp_forwarder');
+      }
     }
     if (ic) {
       if (!existsSync(ic.cgroup)) throw new Error(`interception cgroup ${ic.cgroup} does not exist`);
@@ -176,6 +181,12 @@ export class BpfFastPath implements FastPath {
   metrics(): Record<string, number> {
     const m: Record<string, number> = {};
     COUNTERS.forEach(([, name], i) => { m[name] = Number(this.counters[i] ?? 0n); });
+    if (this.programs.includes('af_xdp_forwarder')) {
+      m.fastpath_xsk_rx_packets_total = Number(this.xskCounters[0] ?? 0n);
+      m.fastpath_xsk_tx_packets_total = Number(this.xskCounters[1] ?? 0n);
+      m['fastpath_xsk_drops_total{reason="unparsed"}'] = Number(this.xskCounters[2] ?? 0n);
+      m['fastpath_xsk_drops_total{reason="no_backend"}'] = Number(this.xskCounters[3] ?? 0n);
+    }
     m.fastpath_active = this.status().active ? 1 : 0;
     m.fastpath_services = this.config.services.length;
     m.fastpath_backends = this.registry.backendCount;
@@ -186,7 +197,11 @@ export class BpfFastPath implements FastPath {
   }
 
   private async refresh(): Promise<void> {
-    if (this.daemon.alive) this.counters = await this.daemon.counters();
+    if (!this.daemon.alive) return;
+    this.counters = await this.daemon.counters();
+    if (this.programs.includes('af_xdp_forwarder')) {
+      this.xskCounters = (await this.daemon.request('X')).trim().split(' ').map((n) => BigInt(n));
+    }
   }
 
   async sync(): Promise<void> {

@@ -22,7 +22,7 @@ import type {
   RouteConfiguration,
   TypedExtension,
 } from '../../config/src/index.js';
-import { diffEndpoints, endpointKey, flattenLoadAssignment } from '../../config/src/endpoints.js';
+import { diffEndpoints, endpointKey, flattenLoadAssignment } from '../../config/src/index.js';
 import { collectionOf, TYPE_URLS, type ResourceChanges } from './resource-type.js';
 
 interface PushedCluster {

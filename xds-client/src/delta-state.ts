@@ -12,12 +12,13 @@ import type { DeltaDiscoveryRequest, DeltaDiscoveryResponse } from './protos.js'
 import { decodeResources } from './decode-response.js';
 import type { ResourceChanges, ResourceEntry, ResourceType } from './resource-type.js';
 import { nameMatches } from './resource-type.js';
+import { PersistentMap } from './persistent-map.js';
 
 export interface DeltaState<T = unknown> {
   readonly typeUrl: string;
   readonly wildcard: boolean;
   readonly names: ReadonlySet<string>;
-  readonly resources: ReadonlyMap<string, ResourceEntry<T>>;
+  readonly resources: PersistentMap<ResourceEntry<T>>;
   /** Whether the current stream has been told about this type yet. */
   readonly announced: boolean;
 }
@@ -29,7 +30,7 @@ export type DeltaOutcome<T> =
 export const WILDCARD = '*';
 
 export function deltaInitial<T>(typeUrl: string, wildcard: boolean, names: Iterable<string> = []): DeltaState<T> {
-  return { typeUrl, wildcard, names: new Set(names), resources: new Map(), announced: false };
+  return { typeUrl, wildcard, names: new Set(names), resources: PersistentMap.empty(), announced: false };
 }
 
 function request(typeUrl: string, fields: Partial<DeltaDiscoveryRequest>): DeltaDiscoveryRequest {
@@ -87,14 +88,8 @@ export function deltaSetNames<T>(s: DeltaState<T>, names: Iterable<string>, conn
   let state: DeltaState<T> = { ...s, names: next };
   const removed: string[] = [];
   if (!s.wildcard && drop.length > 0) {
-    const kept = new Map(s.resources);
-    for (const name of s.resources.keys()) {
-      if (!subscribed(state, name)) {
-        kept.delete(name);
-        removed.push(name);
-      }
-    }
-    state = { ...state, resources: kept };
+    for (const name of s.resources.keys()) if (!subscribed(state, name)) removed.push(name);
+    state = { ...state, resources: s.resources.with([], removed) };
   }
   const changes = { typeUrl: s.typeUrl, upserted: [], removed };
   if (!connected) return { state, changes };
@@ -123,18 +118,17 @@ export function deltaOnResponse<T>(s: DeltaState<T>, type: ResourceType<T>, res:
       request: request(s.typeUrl, { response_nonce: res.nonce, error_detail: { code: 3, message: decoded.detail } }),
     };
   }
-  const resources = new Map(s.resources);
   const upserted: ResourceEntry<T>[] = [];
   for (const e of decoded.entries) {
     // Late answers for names we just unsubscribed from are not ours any more.
-    if (!subscribed(s, e.name)) continue;
-    resources.set(e.name, e);
-    upserted.push(e);
+    if (subscribed(s, e.name)) upserted.push(e);
   }
-  const removed: string[] = [];
-  for (const name of res.removed_resources) {
-    if (resources.delete(name)) removed.push(name);
-  }
+  const upsertedNames = new Set(upserted.map((e) => e.name));
+  const removed = res.removed_resources.filter((name) => s.resources.has(name) && !upsertedNames.has(name));
+  const resources = s.resources.with(
+    upserted.map((e) => [e.name, e] as const),
+    removed,
+  );
   const state = { ...s, resources };
   return {
     kind: 'ack',

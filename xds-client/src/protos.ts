@@ -8,7 +8,7 @@
  * one resource must become a NACK, not a torn-down stream.
  */
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import protobuf from 'protobufjs';
 
@@ -68,9 +68,40 @@ export function envoyRoot(): protobuf.Root {
   return r;
 }
 
+const triedPackages = new Set<string>();
+
+/**
+ * Finds a message type, loading its package on first use: Envoy's layout maps a package
+ * `envoy.extensions.filters.http.fault.v3` to the directory of the same path, so a
+ * filter config we did not preload (a real control plane sends dozens) still decodes.
+ */
 export function lookupType(name: string): protobuf.Type | undefined {
+  const full = name.replace(/^\./, '');
+  const r = envoyRoot();
+  const found = tryLookup(r, full);
+  if (found !== undefined) return found;
+  const pkg = full.slice(0, full.lastIndexOf('.'));
+  if (pkg === '' || triedPackages.has(pkg)) return undefined;
+  triedPackages.add(pkg);
+  const rel = pkg.split('.').join(path.sep);
+  for (const d of includeDirs()) {
+    const dir = path.join(d, rel);
+    if (!existsSync(dir)) continue;
+    try {
+      const files = readdirSync(dir).filter((f) => f.endsWith('.proto')).map((f) => path.join(rel, f));
+      r.loadSync(files, { keepCase: true });
+      r.resolveAll();
+    } catch {
+      return undefined;
+    }
+    break;
+  }
+  return tryLookup(r, full);
+}
+
+function tryLookup(r: protobuf.Root, full: string): protobuf.Type | undefined {
   try {
-    return envoyRoot().lookupType(name.replace(/^\./, ''));
+    return r.lookupType(full);
   } catch {
     return undefined;
   }
@@ -121,6 +152,12 @@ function fieldToJson(field: protobuf.Field, v: unknown): unknown {
   const rt = field.resolvedType;
   if (rt instanceof protobuf.Type) {
     const fn = rt.fullName;
+    if (fn === '.google.protobuf.Any') {
+      const a = v as { type_url?: string; value?: Uint8Array };
+      // A nested extension of a type nobody here knows: leave the decision (reject a
+      // required filter, skip an optional one) to the decoder, which sees only "@type".
+      if (lookupType(typeNameOf(a.type_url ?? '')) === undefined) return { '@type': a.type_url ?? '' };
+    }
     if (fn === '.google.protobuf.Value') return valueToJson(v as Record<string, unknown>);
     if (fn === '.google.protobuf.ListValue') return listToJson(v as Record<string, unknown>);
     if (WRAPPERS.has(fn)) return scalarToJson((v as { value?: unknown }).value ?? defaultScalar(fn));

@@ -10,6 +10,7 @@ import type { DiscoveryRequest, DiscoveryResponse } from './protos.js';
 import { decodeResources } from './decode-response.js';
 import type { ResourceChanges, ResourceEntry, ResourceType } from './resource-type.js';
 import { nameMatches } from './resource-type.js';
+import { PersistentMap } from './persistent-map.js';
 
 export interface SotwState<T = unknown> {
   readonly typeUrl: string;
@@ -19,7 +20,7 @@ export interface SotwState<T = unknown> {
   readonly versionInfo: string;
   /** Nonce of the last response on the current stream ('' on a fresh stream). */
   readonly nonce: string;
-  readonly resources: ReadonlyMap<string, ResourceEntry<T>>;
+  readonly resources: PersistentMap<ResourceEntry<T>>;
 }
 
 export type SotwOutcome<T> =
@@ -27,7 +28,7 @@ export type SotwOutcome<T> =
   | { readonly kind: 'nack'; readonly state: SotwState<T>; readonly request: DiscoveryRequest; readonly detail: string };
 
 export function sotwInitial<T>(typeUrl: string, wildcard: boolean, names: Iterable<string> = []): SotwState<T> {
-  return { typeUrl, wildcard, names: new Set(names), versionInfo: '', nonce: '', resources: new Map() };
+  return { typeUrl, wildcard, names: new Set(names), versionInfo: '', nonce: '', resources: PersistentMap.empty() };
 }
 
 export function sotwRequest(s: SotwState, errorDetail?: string): DiscoveryRequest {
@@ -67,14 +68,10 @@ export function sotwSetNames<T>(s: SotwState<T>, names: Iterable<string>): {
   const removed: string[] = [];
   let resources = s.resources;
   if (!s.wildcard) {
-    const kept = new Map(s.resources);
     for (const name of s.resources.keys()) {
-      if (![...next].some((sub) => nameMatches(sub, name))) {
-        kept.delete(name);
-        removed.push(name);
-      }
+      if (![...next].some((sub) => nameMatches(sub, name))) removed.push(name);
     }
-    resources = kept;
+    resources = s.resources.with([], removed);
   }
   const state = { ...s, names: next, resources };
   // An empty list would read as wildcard to a legacy server; but the server must learn
@@ -91,31 +88,26 @@ export function sotwOnResponse<T>(s: SotwState<T>, type: ResourceType<T>, res: D
   if (!decoded.ok) {
     return { kind: 'nack', state: withNonce, request: sotwRequest(withNonce, decoded.detail), detail: decoded.detail };
   }
-  const resources = new Map(s.resources);
+  const sets: [string, ResourceEntry<T>][] = [];
   const upserted: ResourceEntry<T>[] = [];
   const inResponse = new Set<string>();
   for (const e of decoded.entries) {
     // A server may send names we did not ask for (e.g. right after an unsubscribe).
     if (!s.wildcard && ![...s.names].some((n) => nameMatches(n, e.name))) continue;
     inResponse.add(e.name);
-    const prev = resources.get(e.name);
+    const prev = s.resources.get(e.name);
     if (prev !== undefined && sameBytes(prev.bytes, e.bytes)) {
-      resources.set(e.name, { ...prev, version: e.version });
+      sets.push([e.name, { ...prev, version: e.version }]);
       continue;
     }
-    resources.set(e.name, e);
+    sets.push([e.name, e]);
     upserted.push(e);
   }
   const removed: string[] = [];
   if (type.allResourcesRequired) {
-    for (const name of s.resources.keys()) {
-      if (!inResponse.has(name)) {
-        resources.delete(name);
-        removed.push(name);
-      }
-    }
+    for (const name of s.resources.keys()) if (!inResponse.has(name)) removed.push(name);
   }
-  const state = { ...withNonce, versionInfo: res.version_info, resources };
+  const state = { ...withNonce, versionInfo: res.version_info, resources: s.resources.with(sets, removed) };
   return { kind: 'ack', state, request: sotwRequest(state), changes: { typeUrl: s.typeUrl, upserted, removed } };
 }
 

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import vm from 'node:vm';
 import semver from 'semver';
 import type { Diagnostics } from '../../../config/src/validation.js';
 import type { FailurePolicy } from '../api.js';
@@ -38,8 +37,8 @@ export function sha256Hex(text: string): string {
 }
 
 /**
- * Decodes the TypedStruct value, fetches the code and verifies it: sha256, API version
- * range, and that it parses. Nothing of the module runs here. Returns undefined on error.
+ * Decodes the TypedStruct value, fetches the code and verifies it: sha256 and API version
+ * range. Nothing of the module runs (or is even parsed) here. Returns undefined on error.
  */
 export function decodeUserFilterSpec(config: Obj, diag: Diagnostics, path: string): UserFilterSpec | undefined {
   const before = diag.errors.length;
@@ -92,13 +91,8 @@ export function decodeUserFilterSpec(config: Obj, diag: Diagnostics, path: strin
     diag.error(`${path}.sha256`, `integrity check failed: expected ${sha}, got ${actual}`);
     return undefined;
   }
-  // Parse only (compiling runs nothing); the same wrapper as the worker's, so line numbers agree.
-  try {
-    new vm.Script(`(function (module, exports) {${source}\n})`, { filename: origin });
-  } catch (err) {
-    diag.error(file !== undefined ? `${path}.path` : `${path}.inline_source`, `does not compile: ${(err as Error).message}`);
-    return undefined;
-  }
+  // Parsing happens in the worker, before anything runs: compiling here would leave a
+  // Script behind in the proxy's isolate on every reload (measured: ~1 KB each, forever).
   return {
     version: version!, sha256: sha!, origin, source, apiVersionRange: range!,
     failurePolicy: fp as FailurePolicy, failureStatus, timeBudgetMs, rollbackAfterFailures,

@@ -57,7 +57,12 @@ function load(m) {
   moduleConfig = cparse(m.config === undefined ? '{}' : JSON.stringify(m.config));
 
   const wrapped = '(function (module, exports) {' + m.source + '\n})(module, module.exports);';
-  const script = new vm.Script(wrapped, { filename: m.filename });
+  let script;
+  try {
+    script = new vm.Script(wrapped, { filename: m.filename });
+  } catch (e) {
+    throw new Error('does not compile: ' + describeError(e));
+  }
   script.runInContext(context, { timeout: m.loadTimeoutMs, breakOnSigint: false });
 
   const exp = vm.runInContext('module.exports', context);

@@ -37,13 +37,12 @@ t.test('a module from a file: verified, loaded, self-tested, active; mutates and
   t.equal(stats['http.uf-file.loads_ok'], 1);
 });
 
-t.test('rejected before any code runs: bad hash, incompatible API, bad range, syntax error', async (t) => {
+t.test('rejected at config time, before any code is parsed: bad hash, incompatible API, bad range, missing file', async (t) => {
   const mgr = setup(t);
   const cases: [string, Record<string, unknown>, string, RegExp][] = [
     ['bad hash', { ...inline(tagger('1'), '1'), sha256: 'a'.repeat(64) }, 'f[0].typed_config.sha256', /integrity check failed/],
     ['incompatible api', inline(tagger('1'), '1', { api_version_range: '^2.0.0' }), 'f[0].typed_config.api_version_range', /provides 1\.0\.0/],
     ['invalid range', inline(tagger('1'), '1', { api_version_range: 'one point oh' }), 'f[0].typed_config.api_version_range', /invalid semver range/],
-    ['syntax error', inline('exports.onRequest = (req) => {', '1'), 'f[0].typed_config.inline_source', /does not compile/],
     ['missing file', { ...inline('x', '1'), inline_source: undefined, path: '/nonexistent/filter.js' }, 'f[0].typed_config.path', /cannot read/],
   ];
   for (const [what, cfg, path, msg] of cases) {
@@ -63,6 +62,7 @@ t.test('apply(): failures at load are NACKed while the previous version keeps se
   t.ok(ok.ok);
   const chain = buildHttpFilterChain([filter('uf-apply', TYPE, inline(tagger('1.0.0'), '1.0.0')), ROUTER], new Diagnostics(), 'f', { userFilters: mgr })!;
   const failures: [string, string, RegExp][] = [
+    ['syntax error', 'exports.onRequest = (req) => {', /load failed: Error: does not compile: SyntaxError/],
     ['throw at load', 'throw new Error("no config for me")', /load failed: Error: no config for me/],
     ['infinite loop at load', 'for (;;) {}', /load failed: .*timed out/],
     ['memory hog at load', 'const a = []; for (;;) a.push(new Array(1e5).fill(1));', /out of memory|timed out/],
@@ -82,6 +82,7 @@ t.test('apply(): failures at load are NACKed while the previous version keeps se
     t.equal(q.headers['x-filter-version'], '1.0.0', `${what}: previous version`);
   }
   t.ok(events.includes('1.0.4:rejected'));
+  t.notOk(events.some((e) => e.endsWith(':active') && e !== '1.0.0:active'), 'no rejected version ever served');
   t.equal(filterStats()['http.uf-apply.loads_rejected'], failures.length);
   const sameVersionOtherCode = await mgr.apply('uf-apply', { config: inline(tagger('other'), '1.0.0') });
   t.notOk(sameVersionOtherCode.ok, 'a version number cannot be reused for different code');

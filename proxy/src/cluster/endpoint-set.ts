@@ -14,7 +14,7 @@
  * absorb.
  */
 import type { Cluster, ClusterLoadAssignment, Endpoint, EndpointDiff, LbPolicy } from '../../../config/src/model.js';
-import { HASH_SPACE, mix53 } from './hash.js';
+import { HASH_SPACE, mix53Into } from './hash.js';
 import { Rng } from './lb/rng.js';
 import { createSubset, HashedSubset, PickScratch, type Entry, type HashCache, type RebuildScheduler, type Subset } from './lb/index.js';
 
@@ -215,12 +215,10 @@ export class EndpointSet {
   pick(ctx: PickContext): Host | undefined {
     if (this.loadsDirty) this.recomputeLoads();
     const prios = this.prios;
-    const hash = ctx.hash;
     let x: number;
-    if (hash !== undefined) {
-      const h = mix53(hash);
-      this.scratch.hash = h;
-      x = (h % 10000) / 100;
+    if (ctx.hash !== undefined) {
+      mix53Into(ctx, this.scratch);
+      x = (this.scratch.hash % 10000) / 100;
     } else {
       if (this.hashed) this.scratch.hash = Math.floor(this.rand.next() * HASH_SPACE);
       x = this.rand.next() * 100;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { PassThrough } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { ForwardAction, HashPolicy, HttpConnectionManager, RedirectAction } from '../../../config/src/index.js';
@@ -250,6 +251,7 @@ class Exchange implements Downstream {
     if (!hasBody) start(null);
     else if (this.hcm.chain.wantsRequestBody) this.readBodyThroughFilters(start);
     else if (retry && retry.numRetries > 0 && this.contentLength() <= RETRY_BUFFER_LIMIT) this.readBody(start);
+    else if (retry && retry.numRetries > 0 && this.view.headers['content-length'] === undefined) this.readBody(start);
     else start(this.req as unknown as NodeJS.ReadableStream);
   }
 
@@ -328,15 +330,37 @@ class Exchange implements Downstream {
     return cl === undefined ? Infinity : Number(firstValue(cl));
   }
 
-  private readBody(then: (body: Buffer) => void): void {
+  /**
+   * Buffers a request body so that retries can replay it, like Envoy's retry buffer. A
+   * body that outgrows the limit is streamed on (buffered part first) and the request
+   * simply loses its retries.
+   */
+  private readBody(then: (body: Buffer | NodeJS.ReadableStream) => void): void {
     const chunks: Buffer[] = [];
-    this.req.on('data', (c: Buffer) => chunks.push(c));
-    this.req.once('end', () => {
+    let size = 0;
+    const req = this.req;
+    const onData = (c: Buffer) => {
+      chunks.push(c);
+      size += c.length;
+      if (size > RETRY_BUFFER_LIMIT) {
+        req.off('data', onData);
+        req.off('end', onEnd);
+        req.pause();
+        const rest = new PassThrough();
+        for (const b of chunks) rest.write(b);
+        req.pipe(rest);
+        req.resume();
+        then(rest);
+      }
+    };
+    const onEnd = () => {
       const body = Buffer.concat(chunks);
       // The body is now sent with a known length: never chunked upstream.
       this.view.headers['content-length'] = String(body.length);
       then(body);
-    });
+    };
+    req.on('data', onData);
+    req.once('end', onEnd);
   }
 
   private readBodyThroughFilters(then: (body: Buffer) => void): void {
