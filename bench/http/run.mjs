@@ -3,7 +3,7 @@
 // node-http-proxy, @fastify/http-proxy and a thinnest node:http+undici baseline.
 // See bench/README.md. `node bench/http/run.mjs --help`.
 import { parseArgs } from 'node:util';
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -39,8 +39,9 @@ const HELP = `usage: node bench/http/run.mjs [options]
                           (e.g. --nice=-10 on a box shared with builds/tests; default 0)
   --wait-quiet S          before each measurement wait up to S seconds for background load on the
                           machine to drop under 15% of a core (default 5; 0 = don't wait)
-  --profile               instead of the comparison: run --profile-target under --cpu-prof with h1
-                          then h2c load (--duration each) and print self-time by function
+  --profile               instead of the comparison: run --profile-target with h1 then h2c load
+                          (--duration each, after --warmup), V8 CPU profile of the measured window
+                          only, and print self time by category and function
   --profile-target NAME   a Node target (default pilotfish)
   --pilotfish-bin PATH    pilotfish entry script (default bin/pilotfish.js), e.g. to compare two builds
   --node-arg ARG          extra node flag for pilotfish (repeatable), e.g. --node-arg=--max-semi-space-size=16
@@ -269,22 +270,23 @@ async function profile() {
   if (!TARGETS[name] || ['direct', 'nginx', 'haproxy'].includes(name)) throw new Error(`--profile-target must be a Node target`);
   const origin = await startOrigin({ dir, core: C.loadCore });
   const profDir = join(outDir, 'profiles', `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  mkdirSync(profDir, { recursive: true });
   const out = [];
   for (const scenario of ['h1', 'h2c'].filter((s) => applicable(s, name) && (!o.scenarios || scenarios.includes(s)))) {
-    const d = join(profDir, scenario);
-    mkdirSync(d, { recursive: true });
-    // --cpu-prof writes at a normal exit; the preload turns SIGTERM into process.exit().
-    const nodeArgs = ['--cpu-prof', `--cpu-prof-dir=${d}`, '--import', join(REPO, 'bench/http/lib/exit-on-sigterm.mjs')];
-    const extra = name.startsWith('pilotfish') ? { nodeArgs: [...nodeArgs, ...o['node-arg']] } : { nodeArgs };
-    const t = await startTarget(name, origin, extra);
-    if (C.warmup) await measure(scenario, t, origin, { seconds: C.warmup });
+    const file = join(profDir, `${scenario}.cpuprofile`);
+    // The preload profiles only the measured window (SIGUSR2 .. SIGTERM).
+    const nodeArgs = ['--import', join(REPO, 'bench/http/lib/window-profiler.mjs'), ...(name.startsWith('pilotfish') ? o['node-arg'] : [])];
+    const env = { ...process.env, PILOTFISH_BENCH_PROFILE: file };
+    const t = await startTarget(name, origin, { nodeArgs, env });
+    if (C.warmup) await measure(scenario, t, origin, { seconds: C.warmup, quiet: false });
+    process.kill(t.pid, 'SIGUSR2');
+    await sleep(200);
     const m = await measure(scenario, t, origin);
-    log(`${name} ${scenario} under --cpu-prof: ${m.rps.toFixed(0)} req/s, ${m.cpuUsPerReq.toFixed(1)} µs/req (profiler overhead included)`);
+    log(`${name} ${scenario} under the profiler: ${m.rps.toFixed(0)} req/s, ${m.cpuUsPerReq.toFixed(1)} µs/req (profiler overhead included)`);
     await t.proc.stop(15000);
-    const f = readdirSync(d).find((x) => x.endsWith('.cpuprofile'));
-    if (!f) { out.push(`## ${name} ${scenario}: no .cpuprofile written (did the process exit cleanly?)\n`); continue; }
-    const s = summarizeProfile(JSON.parse(readFileSync(join(d, f), 'utf8')), REPO);
-    out.push(renderProfile(`${name} — ${scenario} (${m.rps.toFixed(0)} req/s under the profiler)`, s, join(d, f)));
+    if (!existsSync(file)) { out.push(`## ${name} ${scenario}: no profile written (did the process exit cleanly?)\n`); continue; }
+    const s = summarizeProfile(JSON.parse(readFileSync(file, 'utf8')), REPO);
+    out.push(renderProfile(`${name} — ${scenario}: ${m.rps.toFixed(0)} req/s, ${m.cpuUsPerReq.toFixed(1)} µs/req under the profiler`, s, file, 30, m.cpuUsPerReq));
   }
   process.stdout.write(out.join('\n'));
 }

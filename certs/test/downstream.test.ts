@@ -315,9 +315,11 @@ t.test('http2.createSecureServer: ALPN h2, verification, identity via req.socket
     client.on('error', (e) => resolve(`error ${e.message}`));
     const req = client.request({ ':path': '/' });
     let body = '';
+    let status: number | undefined;
+    req.on('response', (h) => { status = h[':status'] as number; });
     req.setEncoding('utf8');
     req.on('data', (d: string) => { body += d; });
-    req.on('end', () => { client.close(); resolve(body); });
+    req.on('end', () => { client.close(); resolve(status === 200 ? body : `error: no response (status ${status})`); });
     req.on('error', (e) => { client.destroy(); resolve(`error ${e.message}`); });
   });
   t.equal(await h2get({ cert: pki.client.chainPem, key: pki.client.keyPem }),

@@ -16,7 +16,7 @@ function load(port: number, client: () => ClientOpts, workers = 4, max = 3000) {
   const loops = Array.from({ length: workers }, async () => {
     while (!stop && sent < max) {
       sent++;
-      const r = await request(port, client());
+      const r = await request(port, client(), 15_000);
       if (!r.ok) failures.push(r.error ?? 'unknown');
     }
   });

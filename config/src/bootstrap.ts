@@ -61,7 +61,8 @@ export function decodeBootstrap(json: unknown, diag: Diagnostics): Bootstrap | u
   r.accept('stats_config', 'stats_flush_interval', 'layered_runtime', 'cluster_manager', 'watchdogs', 'watchdog');
   r.finish();
 
-  if (!dynamicResources?.cdsConfig) checkRouteClusters(listeners, clusters, diag);
+  // Only on an otherwise valid config: a cluster that failed to decode would show up again as "unknown".
+  if (!dynamicResources?.cdsConfig && diag.errors.length === before) checkRouteClusters(listeners, clusters, diag);
   if (diag.errors.length > before) return undefined;
   return {
     node, staticResources: { listeners, clusters, secrets }, bootstrapExtensions,

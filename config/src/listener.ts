@@ -26,10 +26,12 @@ export function decodeListener(json: unknown, diag: Diagnostics, path: string): 
   const a = r.object('address');
   if (!a) diag.error(r.child('address'), 'is required');
   const address = a ? decodeAddress(a, false) : undefined;
+  const rawChains = r.get('filter_chains');
+  const chainCount = Array.isArray(rawChains) ? rawChains.length : 0;
   const filterChains = r.objects('filter_chains').map(decodeFilterChain).filter((c): c is FilterChain => c !== undefined);
   const dfc = r.object('default_filter_chain');
   const defaultFilterChain = dfc ? decodeFilterChain(dfc) : undefined;
-  if (filterChains.length === 0 && !dfc) diag.error(r.child('filter_chains'), 'at least one filter chain is required');
+  if (chainCount === 0 && !dfc) diag.error(r.child('filter_chains'), 'at least one filter chain is required');
   const listenerFilters: TypedExtension[] = [];
   for (const lf of r.objects('listener_filters')) {
     const ext = decodeTypedExtension(lf, false);

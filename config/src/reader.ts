@@ -234,8 +234,8 @@ export function parseDuration(v: unknown): number | undefined {
     const m = DURATION.exec(v.trim());
     if (!m || m[1]) return undefined; // negative durations are never meaningful in a proxy config
     const seconds = Number(m[2]);
-    const frac = m[3] ? Number(`0.${m[3]}`) : 0;
-    const ms = (seconds + frac) * 1000;
+    const nanos = m[3] ? Number(m[3].padEnd(9, '0')) : 0;
+    const ms = seconds * 1000 + nanos / 1e6;
     return Number.isFinite(ms) && seconds <= 315_576_000_000 ? ms : undefined;
   }
   if (v !== null && typeof v === 'object' && !Array.isArray(v)) {

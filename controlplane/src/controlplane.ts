@@ -27,13 +27,18 @@ export class ControlPlane {
   /**
    * Serves a new mesh. Resources are compared by content, so only what changed is pushed
    * (delta: those resources; SotW: a new response for each type that changed).
-   * Clusters and endpoints go first so that new routes never point at unknown clusters.
+   * Make before break: additions go clusters -> endpoints -> routes -> listeners so a new
+   * route never points at an unknown cluster; removals go the other way round.
    */
   setMesh(mesh: Mesh): void {
     this.mesh = mesh;
     const compiled = compileMesh(mesh);
-    for (const url of [TYPE_URLS.cluster, TYPE_URLS.endpoint, TYPE_URLS.lbEndpoint, TYPE_URLS.route, TYPE_URLS.listener]) {
-      this.server.setResources(url, compiled.get(url) ?? new Map());
+    const order = [TYPE_URLS.cluster, TYPE_URLS.endpoint, TYPE_URLS.lbEndpoint, TYPE_URLS.route, TYPE_URLS.listener];
+    for (const url of order) this.server.updateResources(url, compiled.get(url) ?? new Map());
+    for (const url of [...order].reverse()) {
+      const keep = compiled.get(url) ?? new Map();
+      const gone = [...this.server.store.resources(url).keys()].filter((n) => !keep.has(n));
+      if (gone.length > 0) this.server.updateResources(url, new Map(), gone);
     }
   }
 

@@ -107,7 +107,34 @@ class SotwStream extends Stream {
 
   onChange(change: TypeChange): void {
     const sub = this.subs.get(change.typeUrl);
-    if (sub !== undefined) this.push(change.typeUrl, sub, false);
+    if (sub === undefined) return;
+    if (sub.wildcard) {
+      this.push(change.typeUrl, sub, false);
+      return;
+    }
+    // By-name types (RDS, EDS, ...): SotW responses for them are incremental (omission
+    // means nothing), so only the subscribed resources that changed are sent.
+    const all = this.server.store.resources(change.typeUrl);
+    const changed = change.changed.filter((n) => sub.names.has(n) && all.has(n)).map((n) => all.get(n)!);
+    const version = this.server.store.version(change.typeUrl);
+    if (changed.length === 0) {
+      if (!sub.pending) sub.acked = Math.max(sub.acked, version);
+      return;
+    }
+    for (const r of changed) sub.sent.set(r.name, r.version);
+    this.send(change.typeUrl, sub, changed, version);
+  }
+
+  private send(url: string, sub: SotwSub, chosen: readonly StoredResource[], version: number): void {
+    sub.nonce = String(++this.nonceCounter);
+    sub.sentVersion = version;
+    sub.pending = true;
+    this.call.write({
+      version_info: String(version),
+      type_url: url,
+      nonce: sub.nonce,
+      resources: chosen.map((r) => ({ type_url: url, value: r.bytes })),
+    });
   }
 
   private push(url: string, sub: SotwSub, subscriptionChanged: boolean): void {
@@ -125,16 +152,8 @@ class SotwStream extends Stream {
       if (!sub.pending) sub.acked = Math.max(sub.acked, version);
       return;
     }
-    sub.nonce = String(++this.nonceCounter);
-    sub.sentVersion = version;
     sub.sent = new Map(chosen.map((r) => [r.name, r.version]));
-    sub.pending = true;
-    this.call.write({
-      version_info: String(version),
-      type_url: url,
-      nonce: sub.nonce,
-      resources: chosen.map((r) => ({ type_url: url, value: r.bytes })),
-    });
+    this.send(url, sub, chosen, version);
   }
 }
 

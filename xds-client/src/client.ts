@@ -34,6 +34,10 @@ export interface XdsClientOptions {
   /** Does-not-exist timeout (bootstrap `initial_fetch_timeout`, default 15s; 0 disables). */
   readonly initialFetchTimeoutMs?: number;
   readonly setNodeOnFirstMessageOnly?: boolean;
+  /** Subscribe to all listeners (bootstrap `lds_config`); default true. */
+  readonly listeners?: boolean;
+  /** Subscribe to all clusters (bootstrap `cds_config`); default true. */
+  readonly clusters?: boolean;
   readonly backoff?: BackoffPolicy;
   readonly credentials?: grpc.ChannelCredentials;
   readonly log?: XdsLog;
@@ -93,8 +97,11 @@ export class XdsClient {
     }
     this.assembler = new ConfigAssembler(opts.sink, extra);
     const delta = opts.apiType === 'DELTA_GRPC';
+    if (opts.listeners === false) this.pendingInit.delete(TYPE_URLS.listener);
+    if (opts.clusters === false) this.pendingInit.delete(TYPE_URLS.cluster);
+    if (this.pendingInit.size === 0) this.initResolve();
     for (const url of this.types.keys()) {
-      const wildcard = url === TYPE_URLS.listener || url === TYPE_URLS.cluster;
+      const wildcard = (url === TYPE_URLS.listener && opts.listeners !== false) || (url === TYPE_URLS.cluster && opts.clusters !== false);
       this.states.set(url, delta ? { mode: 'delta', s: deltaInitial(url, wildcard) } : { mode: 'sotw', s: sotwInitial(url, wildcard) });
     }
     for (const [url, sub] of extraSubs) {

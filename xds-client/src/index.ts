@@ -1,5 +1,6 @@
 export { XdsClient, type XdsClientOptions, type ResourceTypeRegistration, type ConfigDump, type ConfigDumpEntry, type XdsLog } from './client.js';
 export type { ApiType, ServerAddress } from './transport.js';
+export { xdsOptionsFromBootstrap, type FromBootstrapExtras } from './bootstrap.js';
 export { TYPE_URLS, nameMatches, collectionOf, type ResourceType, type ResourceEntry, type ResourceChanges } from './resource-type.js';
 export {
   listenerType,

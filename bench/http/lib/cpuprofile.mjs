@@ -53,9 +53,11 @@ export function summarizeProfile(prof, repo) {
   };
 }
 
-export function renderProfile(title, s, file, top = 30) {
-  const pct = (us) => `${((100 * us) / s.totalUs).toFixed(1)}%`;
-  const out = [`## ${title}`, '', `Profile: ${file}. Busy (non-idle) samples: ${(s.totalUs / 1e6).toFixed(2)} s; idle ${(s.idleUs / 1e6).toFixed(2)} s.`, '',
+/** `usPerReq`, when given, turns shares into µs per request (share x measured CPU/request). */
+export function renderProfile(title, s, file, top = 30, usPerReq = null) {
+  const pct = (us) => `${((100 * us) / s.totalUs).toFixed(1)}%${usPerReq ? ` (${((us / s.totalUs) * usPerReq).toFixed(1)} µs)` : ''}`;
+  const out = [`## ${title}`, '', `Profile: ${file}. Busy (non-idle) samples: ${(s.totalUs / 1e6).toFixed(2)} s; idle ${(s.idleUs / 1e6).toFixed(2)} s.` +
+    (usPerReq ? ' Self time as % of busy samples (and µs per request = share x measured CPU µs/request).' : ''), '',
     '| category | self time |', '|---|---:|'];
   for (const c of s.categories) out.push(`| ${c.cat} | ${pct(c.us)} |`);
   out.push('', `Top ${top} functions by self time:`, '', '| # | self | function | where | category |', '|---:|---:|---|---|---|');

@@ -25,9 +25,10 @@ export async function startOrigin({ dir, core }) {
 }
 
 function nodeTarget(script) {
-  return async ({ dir, core, origin, name, nodeArgs = [] }) => {
+  return async ({ dir, core, origin, name, nodeArgs = [], env }) => {
     const port = await freePort();
     const proc = startPinned({
+      env,
       core, cmd: process.execPath,
       args: [...nodeArgs, join(PROXIES, script), '--port', String(port), '--upstream-port', String(origin.h1Port)],
       logFile: join(dir, `${name}.log`),

@@ -119,6 +119,10 @@ export class Sandbox {
       w.on('message', (m: unknown) => {
         this.lastMessageAt = performance.now();
         if (typeof m === 'string') return this.onResult(m);
+        if (Array.isArray(m)) {
+          for (const r of m as string[]) this.onResult(r);
+          return;
+        }
         const msg = m as { t: string; message?: string; level?: string; line?: string } & LoadInfo;
         if (msg.t === 'loaded' && !settled) {
           settled = true;
@@ -166,7 +170,7 @@ export class Sandbox {
     const msg = `[${id},${JSON.stringify(phase)},${JSON.stringify(view)},${JSON.stringify(ctx)}]`;
     return new Promise<CallOutcome>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, sentAt: performance.now(), msg });
-      if (this.state === 'ready') this.worker!.postMessage(msg);
+      if (this.state === 'ready') this.post(msg);
       else this.queued.push(id);
       if (this.sweeper === undefined) this.startSweeper();
     });
@@ -183,6 +187,24 @@ export class Sandbox {
 
   get inFlight(): number {
     return this.pending.size;
+  }
+
+  /**
+   * Calls leave in batches: everything issued in one turn of the event loop goes as one
+   * message (under load, per-message overhead dominates the cost of a call).
+   */
+  private outbox: string[] = [];
+
+  private post(msg: string): void {
+    if (this.outbox.length === 0) queueMicrotask(() => this.flush());
+    this.outbox.push(msg);
+  }
+
+  private flush(): void {
+    const b = this.outbox;
+    this.outbox = [];
+    if (this.state !== 'ready' || this.worker === undefined || b.length === 0) return;
+    this.worker.postMessage(b.length === 1 ? b[0] : b);
   }
 
   private onResult(m: string): void {
@@ -206,7 +228,7 @@ export class Sandbox {
     this.queued = [];
     for (const id of ids) {
       const p = this.pending.get(id);
-      if (p) this.worker!.postMessage(p.msg);
+      if (p) this.post(p.msg);
     }
   }
 
@@ -242,6 +264,7 @@ export class Sandbox {
     const all = [...this.pending.values()];
     this.pending.clear();
     this.queued = [];
+    this.outbox = [];
     this.stopSweeper();
     for (const p of all) p.reject(e);
   }

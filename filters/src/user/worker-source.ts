@@ -11,10 +11,10 @@
  *
  * Protocol (main -> worker):
  *   {t:'load', source, filename, config, loadTimeoutMs}
- *   "<json [id, phase, view, ctx]>"           a call; phase 'req' | 'res'
+ *   "<json [id, phase, view, ctx]>"           a call; phase 'req' | 'res' (or an array of them)
  * worker -> main:
  *   {t:'loaded', hasRequest, hasResponse, probes} | {t:'load_error', message}
- *   "<json [id, 1, reply|null, view]>" | "<json [id, 0, message]>"
+ *   "<json [id, 1, reply|null, view]>" | "<json [id, 0, message]>"   (or an array of them)
  */
 export const WORKER_SOURCE = String.raw`
 'use strict';
@@ -80,6 +80,18 @@ function load(m) {
   return { hasRequest: onRequest !== null, hasResponse: onResponse !== null, probes };
 }
 
+// Results leave in batches: one message per turn of the worker's event loop.
+let outbox = [];
+function send(s) {
+  if (outbox.length === 0) queueMicrotask(flush);
+  outbox.push(s);
+}
+function flush() {
+  const b = outbox;
+  outbox = [];
+  parentPort.postMessage(b.length === 1 ? b[0] : b);
+}
+
 function reply(id, view, r) {
   let out;
   try {
@@ -87,7 +99,7 @@ function reply(id, view, r) {
   } catch (e) {
     out = JSON.stringify([id, 0, 'result not serialisable: ' + describeError(e)]);
   }
-  parentPort.postMessage(out);
+  send(out);
 }
 
 function call(msg) {
@@ -103,17 +115,21 @@ function call(msg) {
     const fn = args[1] === 'req' ? onRequest : onResponse;
     const r = fn === null ? undefined : fn(view, ctx);
     if (r !== null && typeof r === 'object' && typeof r.then === 'function') {
-      r.then((v) => reply(id, view, v), (e) => parentPort.postMessage(JSON.stringify([id, 0, describeError(e)])));
+      r.then((v) => reply(id, view, v), (e) => send(JSON.stringify([id, 0, describeError(e)])));
     } else {
       reply(id, view, r);
     }
   } catch (e) {
-    parentPort.postMessage(JSON.stringify([id, 0, describeError(e)]));
+    send(JSON.stringify([id, 0, describeError(e)]));
   }
 }
 
 parentPort.on('message', (m) => {
   if (typeof m === 'string') return call(m);
+  if (Array.isArray(m)) {
+    for (const c of m) call(c);
+    return;
+  }
   if (m && m.t === 'load') {
     try {
       parentPort.postMessage({ t: 'loaded', ...load(m) });

@@ -185,3 +185,15 @@ t.test('several versions at once: canary share and per-route pinning', async (t)
   await chain.decodeHeaders(q, info());
   t.equal(q.headers['x-filter-version'], '2.0.0');
 });
+
+t.test('a chain whose user filter fails to load reports it through ready and fails closed', async (t) => {
+  const mgr = setup(t);
+  const diag = new Diagnostics();
+  const chain = buildHttpFilterChain([filter('uf-never', TYPE, inline('exports.onRequest = () => {}; throw new TypeError("bad init")', '1.0.0')), ROUTER], diag, 'f', { userFilters: mgr });
+  t.same(diag.errors, [], 'the synchronous part is fine');
+  t.match(await chain!.ready, [{ path: 'f[0].typed_config', message: /rejected: load failed: TypeError: bad init/ }]);
+  t.same(await chain!.decodeHeaders(req(), info()), { status: 500, details: 'filter_failed{uf-never}' });
+  const open = buildHttpFilterChain([filter('uf-never-open', TYPE, inline('throw 1', '1.0.0', { failure_policy: 'FAIL_OPEN' })), ROUTER], diag, 'f', { userFilters: mgr });
+  await open!.ready;
+  t.equal(await open!.decodeHeaders(req(), info()), undefined);
+});

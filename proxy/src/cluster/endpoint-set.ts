@@ -14,8 +14,8 @@
  * absorb.
  */
 import type { Cluster, ClusterLoadAssignment, Endpoint, EndpointDiff, LbPolicy } from '../../../config/src/model.js';
-import { HASH_SPACE, mix53Into } from './hash.js';
-import { Rng } from './lb/rng.js';
+import { mix53Into } from './hash.js';
+import { Rng, TWO30, TWO60 } from './lb/rng.js';
 import { createSubset, HashedSubset, PickScratch, type Entry, type HashCache, type RebuildScheduler, type Subset } from './lb/index.js';
 
 const DETACHED = -1;
@@ -220,8 +220,10 @@ export class EndpointSet {
       mix53Into(ctx, this.scratch);
       x = (this.scratch.hash % 10000) / 100;
     } else {
-      if (this.hashed) this.scratch.hash = Math.floor(this.rand.next() * HASH_SPACE);
-      x = this.rand.next() * 100;
+      const r = this.rand;
+      // 23 + 30 random bits; fractions computed inline (see lb/rng.ts)
+      if (this.hashed) this.scratch.hash = (r.int30() >>> 7) * TWO30 + r.int30();
+      x = ((r.int30() * TWO30 + r.int30()) / TWO60) * 100;
     }
     let chosen: PriorityGroup | undefined;
     let degraded = false;
@@ -537,7 +539,8 @@ export class EndpointSet {
     const cum = degraded ? pg.cumDegraded : pg.cumHealthy;
     const sum = cum[n - 1]!;
     if (!(sum > 0)) return undefined;
-    const x = this.rand.next() * sum;
+    const r = this.rand;
+    const x = ((r.int30() * TWO30 + r.int30()) / TWO60) * sum;
     let lo = 0;
     let hi = n - 1;
     while (lo < hi) {

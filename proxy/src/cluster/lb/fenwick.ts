@@ -3,7 +3,7 @@
  * (find the slot where a prefix sum crosses x) in O(log n). Capacity doubles when full
  * (O(n) rebuild, amortised O(1) per slot). Integer weights keep float sums exact.
  */
-import type { Rng } from './rng.js';
+import { TWO30, TWO60, type Rng } from './rng.js';
 
 interface Total {
   readonly totalWeight: number;
@@ -46,7 +46,7 @@ export class Fenwick {
    */
   sample(rng: Rng, total: Total): number {
     // Smallest slot whose inclusive prefix sum exceeds x.
-    let x = rng.next() * total.totalWeight;
+    let x = ((rng.int30() * TWO30 + rng.int30()) / TWO60) * total.totalWeight;
     const t = this.tree;
     let pos = 0;
     for (let step = this.cap; step > 0; step >>= 1) {

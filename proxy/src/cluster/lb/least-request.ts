@@ -37,7 +37,7 @@ export class LeastRequestSubset<H extends LbHost> extends Subset<H> {
     if (this.uniform) {
       let best: H | undefined;
       for (let k = 0; k < this.choiceCount; k++) {
-        let i = Math.floor(this.rand.next() * n);
+        let i = this.rand.below(n);
         if (this.entries[i]!.host === exclude) i = (i + 1) % n;
         const h = this.entries[i]!.host;
         if (best === undefined || h.activeRequests < best.activeRequests) best = h;

@@ -32,7 +32,7 @@ export class RandomSubset<H extends LbHost> extends Subset<H> {
 
   private pickOnce(): number {
     const n = this.entries.length;
-    if (this.uniform) return Math.floor(this.rand.next() * n);
+    if (this.uniform) return this.rand.below(n);
     const i = this.tree.sample(this.rand, this);
     return i < n ? i : n - 1;
   }
@@ -44,7 +44,7 @@ export class RandomSubset<H extends LbHost> extends Subset<H> {
     if (this.entries[i]!.host !== exclude || n === 1) return this.entries[i]!.host;
     if (this.uniform) {
       // uniform over the other n-1 members
-      i = (i + 1 + Math.floor(this.rand.next() * (n - 1))) % n;
+      i = (i + 1 + this.rand.below(n - 1)) % n;
       return this.entries[i]!.host;
     }
     // A few redraws keep the weighted distribution; the cap bounds the cost when the

@@ -1,11 +1,14 @@
 /**
  * The load balancers' random source: xorshift128 over an Int32Array. Math.random called
  * through a field is not inlined by V8 and its double result is boxed (16 bytes per
- * call); here state lives in a typed array and int30() returns a small integer, so a
- * pick allocates nothing. Not for cryptography.
+ * call); here state lives in a typed array and int30()/below() return small integers,
+ * so a pick allocates nothing. For the same reason, request-path code that needs a
+ * fraction computes `(int30() * TWO30 + int30()) / TWO60` inline rather than calling
+ * next(), whose double result is boxed whenever V8 does not inline it. Not for
+ * cryptography.
  */
-const TWO30 = 1073741824;
-const TWO60 = TWO30 * TWO30;
+export const TWO30 = 1073741824;
+export const TWO60 = TWO30 * TWO30;
 
 export class Rng {
   private readonly s = new Int32Array(4);
@@ -31,7 +34,12 @@ export class Rng {
     return s[0]! >>> 2;
   }
 
-  /** Uniform double in [0, 1) with 60 random bits. */
+  /** Uniform integer in [0, n) for 0 < n <= 2^30 (a Smi: no allocation). */
+  below(n: number): number {
+    return Math.floor((this.int30() * n) / TWO30);
+  }
+
+  /** Uniform double in [0, 1) with 60 random bits (boxed when not inlined: not for picks). */
   next(): number {
     return (this.int30() * TWO30 + this.int30()) / TWO60;
   }
