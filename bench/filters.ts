@@ -13,8 +13,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { Diagnostics } from '../config/src/validation.js';
-import type { HttpFilterConfig } from '../config/src/model.js';
+import { Diagnostics } from '../config/src/index.js';
+import type { HttpFilterConfig } from '../config/src/index.js';
 import {
   buildHttpFilterChain, decodePerFilterConfig, sha256Hex, UserFilterManager,
   type HttpFilterChain, type StreamInfo,

@@ -108,7 +108,7 @@ async function main(): Promise<void> {
   })();
   const store = new SecretStore({ pollIntervalMs: 0 });
 
-  async function scenario(mode: Mode): Promise<{ mode: Mode; rate: number; cpuUs: number; errors: number; reused: number; hits: number }> {
+  async function scenario(mode: Mode, inproc: boolean): Promise<{ mode: Mode; rate: number; cpuUs: number; errors: number; reused: number; hits: number }> {
     let srv: tls.Server;
     let provider: DownstreamTlsProvider | undefined;
     const reply = (sock: tls.TLSSocket) => { sock.on('error', () => {}); sock.end('x'); };
@@ -127,11 +127,12 @@ async function main(): Promise<void> {
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', 1024, r));
     const port = (srv.address() as AddressInfo).port;
     const job = { port, mode, concurrency, ca: root.certPem, ...(mode === 'plain' ? {} : { cert: client.chainPem, key: client.keyPem }) };
-    await ask({ ...job, ms: 700 }); // warm-up: JIT, session cache, verify cache
+    const drive = (j: ClientJob) => (inproc ? runClient(j) : ask(j));
+    await drive({ ...job, ms: 700 }); // warm-up: JIT, session cache, verify cache
     const hits0 = provider?.stats['ssl.verify_cache_hit'] ?? 0;
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
-    const r = await ask({ ...job, ms: seconds * 1000 });
+    const r = await drive({ ...job, ms: seconds * 1000, concurrency: inproc ? 4 : concurrency });
     const elapsed = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     const hits = (provider?.stats['ssl.verify_cache_hit'] ?? 0) - hits0;
@@ -142,47 +143,48 @@ async function main(): Promise<void> {
 
   // Scenarios interleaved over rounds, median per scenario: the machine may be shared.
   const modes = ['plain', 'floor', 'openssl', 'nocache', 'cached', 'resumed'] as const;
-  const samples = new Map<Mode, Awaited<ReturnType<typeof scenario>>[]>();
-  for (let round = 0; round < rounds; round++) {
-    for (const m of modes) {
-      const r = await scenario(m);
-      samples.set(m, [...(samples.get(m) ?? []), r]);
+  const median = (xs: number[]) => { const a = [...xs].sort((x, y) => x - y); return a[Math.floor(a.length / 2)]!; };
+  async function table(inproc: boolean) {
+    const samples = new Map<Mode, Awaited<ReturnType<typeof scenario>>[]>();
+    for (let round = 0; round < rounds; round++) {
+      for (const m of modes) samples.set(m, [...(samples.get(m) ?? []), await scenario(m, inproc)]);
     }
+    const results = modes.map((m) => {
+      const xs = samples.get(m)!;
+      return {
+        mode: m,
+        rate: median(xs.map((x) => x.rate)),
+        cpuUs: median(xs.map((x) => x.cpuUs)),
+        errors: xs.reduce((a, x) => a + x.errors, 0),
+        reused: xs.reduce((a, x) => a + x.reused, 0),
+        hits: xs.reduce((a, x) => a + x.hits, 0),
+      };
+    });
+    const by = Object.fromEntries(results.map((r) => [r.mode, r])) as Record<Mode, (typeof results)[number]>;
+    console.log('');
+    console.log(inproc
+      ? `[A] client and server in ONE process on one core: CPU per handshake counts both ends (${rounds} rounds x ${seconds}s, medians)`
+      : `[B] server alone on one core, client forked onto the other core: server CPU per handshake (${rounds} rounds x ${seconds}s, medians, client concurrency ${concurrency})`);
+    console.log('scenario   observed hs/s   CPU µs/hs   capacity hs/s/core   errors   resumed   cache hits');
+    for (const r of results) {
+      console.log(`${r.mode.padEnd(10)} ${r.rate.toFixed(0).padStart(13)}   ${r.cpuUs.toFixed(0).padStart(9)}   ${(1e6 / r.cpuUs).toFixed(0).padStart(18)}   ${String(r.errors).padStart(6)}   ${String(r.reused).padStart(7)}   ${String(r.hits).padStart(10)}`);
+    }
+    const ratio = (a: Mode, b: Mode) => (by[a].cpuUs / by[b].cpuUs).toFixed(2);
+    console.log('ratios of CPU per handshake:');
+    console.log(`  repeat peer, full handshake (cached) / plain:   ${ratio('cached', 'plain')}x   (target <= 1.2x)`);
+    console.log(`  repeat peer, resumed / plain:                   ${ratio('resumed', 'plain')}x`);
+    console.log(`  mTLS protocol floor (no verification) / plain:  ${ratio('floor', 'plain')}x`);
+    console.log(`  cached / floor (cost of cached verification):   ${ratio('cached', 'floor')}x`);
+    console.log(`  uncached / floor:                               ${ratio('nocache', 'floor')}x`);
+    console.log(`  OpenSSL-native mTLS / floor:                    ${ratio('openssl', 'floor')}x`);
+    console.log(`  cache speed-up (uncached / cached):             ${ratio('nocache', 'cached')}x`);
+    console.log(`  resumption speed-up (full uncached / resumed):  ${ratio('nocache', 'resumed')}x   (target >= 3x)`);
+    console.log(`  resumption speed-up (full cached / resumed):    ${ratio('cached', 'resumed')}x`);
+    if (!inproc) console.log(`  observed rate, resumed / full cached:           ${(by.resumed.rate / by.cached.rate).toFixed(2)}x`);
   }
+  console.log(`TLS 1.3 handshakes, ECDSA P-256 certificates, X25519, Node ${process.version}`);
+  await table(true);
+  await table(false);
   child.kill();
   store.close();
-  const median = (xs: number[]) => { const a = [...xs].sort((x, y) => x - y); return a[Math.floor(a.length / 2)]!; };
-  const results = modes.map((m) => {
-    const xs = samples.get(m)!;
-    return {
-      mode: m,
-      rate: median(xs.map((x) => x.rate)),
-      cpuUs: median(xs.map((x) => x.cpuUs)),
-      errors: xs.reduce((a, x) => a + x.errors, 0),
-      reused: xs.reduce((a, x) => a + x.reused, 0),
-      hits: xs.reduce((a, x) => a + x.hits, 0),
-    };
-  });
-
-  const by = Object.fromEntries(results.map((r) => [r.mode, r])) as Record<Mode, (typeof results)[number]>;
-  console.log(`TLS 1.3 handshakes, ECDSA P-256, server on one core (Node ${process.version}), ${rounds} rounds x ${seconds}s per scenario (medians), client concurrency ${concurrency}`);
-  console.log('scenario   observed hs/s   server CPU µs/hs   capacity hs/s/core   errors   resumed   cache hits');
-  for (const r of results) {
-    console.log(`${r.mode.padEnd(10)} ${r.rate.toFixed(0).padStart(13)}   ${r.cpuUs.toFixed(0).padStart(16)}   ${(1e6 / r.cpuUs).toFixed(0).padStart(18)}   ${String(r.errors).padStart(6)}   ${String(r.reused).padStart(7)}   ${String(r.hits).padStart(10)}`);
-  }
-  const ratio = (a: Mode, b: Mode) => (by[a].cpuUs / by[b].cpuUs).toFixed(2);
-  console.log('');
-  console.log('ratios of server CPU per handshake:');
-  console.log(`  repeat peer, full handshake (cached) / plain:   ${ratio('cached', 'plain')}x   (target <= 1.2x)`);
-  console.log(`  repeat peer, resumed / plain:                   ${ratio('resumed', 'plain')}x`);
-  console.log(`  mTLS protocol floor (no verification) / plain:  ${ratio('floor', 'plain')}x`);
-  console.log(`  cached / floor (cost of cached verification):   ${ratio('cached', 'floor')}x`);
-  console.log(`  uncached / floor:                               ${ratio('nocache', 'floor')}x`);
-  console.log(`  OpenSSL-native mTLS / floor:                    ${ratio('openssl', 'floor')}x`);
-  console.log(`  cache speed-up (uncached / cached):             ${ratio('nocache', 'cached')}x`);
-  console.log(`  resumption speed-up (full uncached / resumed):  ${ratio('nocache', 'resumed')}x   (target >= 3x)`);
-  console.log(`  resumption speed-up (full cached / resumed):    ${ratio('cached', 'resumed')}x`);
-  console.log('observed end-to-end rates (client + server, two cores):');
-  console.log(`  resumed / full cached mTLS:                     ${(by.resumed.rate / by.cached.rate).toFixed(2)}x`);
-  console.log(`  cached mTLS / plain:                            ${(by.cached.rate / by.plain.rate).toFixed(2)}x`);
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { TARGETS, DEFAULT_TARGETS, REPO, startOrigin } from './lib/targets.mjs';
 import { stopAll, setNice } from './lib/procs.mjs';
-import { cpuSeconds, memory, systemBusySeconds } from './lib/proc.mjs';
+import { cpuSeconds, cpuSplit, memory, systemBusySeconds } from './lib/proc.mjs';
 import { wrk, h2loadThroughput, h2loadRate } from './lib/load.mjs';
 import { median } from './lib/stats.mjs';
 import { renderReport } from './lib/report.mjs';
@@ -136,7 +136,7 @@ async function waitQuiet() {
 async function measure(scenario, t, origin, { seconds = null, quiet = true } = {}) {
   const core = C.loadCore;
   const waited = quiet ? await waitQuiet() : 0;
-  const cpu0 = t.pid ? cpuSeconds(t.pid) : 0;
+  const cpu0 = t.pid ? cpuSplit(t.pid) : null;
   const ocpu0 = cpuSeconds(origin.pid);
   const sys0 = systemBusySeconds(), self0 = process.cpuUsage();
   const w0 = process.hrtime.bigint();
@@ -148,7 +148,9 @@ async function measure(scenario, t, origin, { seconds = null, quiet = true } = {
     seconds: seconds ?? C.rateDuration, core, logFile: join(dir, 'h2load.log'),
   });
   const wall = Number(process.hrtime.bigint() - w0) / 1e9;
-  const cpu = t.pid ? cpuSeconds(t.pid) - cpu0 : null;
+  const cpu1 = t.pid ? cpuSplit(t.pid) : null;
+  const cpu = cpu1 ? cpu1.user + cpu1.sys - cpu0.user - cpu0.sys : null;
+  const sysCpu = cpu1 ? cpu1.sys - cpu0.sys : null;
   const ocpu = cpuSeconds(origin.pid) - ocpu0;
   const sys1 = systemBusySeconds(), self = process.cpuUsage(self0);
   // Background load: machine busy time not spent by the target, the origin, the load
@@ -160,6 +162,7 @@ async function measure(scenario, t, origin, { seconds = null, quiet = true } = {
     wallSeconds: wall,
     proxyCpuSeconds: cpu,
     cpuUsPerReq: cpu !== null && r.requests ? (cpu * 1e6) / r.requests : null,
+    sysUsPerReq: sysCpu !== null && r.requests ? (sysCpu * 1e6) / r.requests : null,
     proxyCoreBusy: cpu !== null ? cpu / wall : null,
     originUsPerReq: r.requests ? (ocpu * 1e6) / r.requests : null,
     backgroundCores: Math.max(0, sys1.total - sys0.total - ours) / wall,
@@ -239,7 +242,7 @@ async function compare() {
       if (!rs.length) continue;
       const med = (k) => median(rs.map((r) => r[k]));
       summary[scenario][name] = {
-        rounds: rs.length, rps: med('rps'), cpuUsPerReq: med('cpuUsPerReq'), proxyCoreBusy: med('proxyCoreBusy'),
+        rounds: rs.length, rps: med('rps'), cpuUsPerReq: med('cpuUsPerReq'), sysUsPerReq: med('sysUsPerReq'), proxyCoreBusy: med('proxyCoreBusy'),
         p50: med('p50'), p99: med('p99'), originUsPerReq: med('originUsPerReq'),
         backgroundCores: med('backgroundCores'), maxBackgroundCores: Math.max(...rs.map((r) => r.backgroundCores)),
         errors: rs.reduce((a, r) => a + (r.errors ?? 0), 0),

@@ -343,7 +343,8 @@ function decodeTlsParams(v: unknown, path: string, diag: Diagnostics): TlsParams
   const minVersion = minE && minE !== 'TLS_AUTO' ? NODE_VERSION[minE]! : 'TLSv1.3';
   const maxVersion = maxE && maxE !== 'TLS_AUTO' ? NODE_VERSION[maxE]! : 'TLSv1.3';
   if (VERSION_RANK[minVersion] > VERSION_RANK[maxVersion]) {
-    diag.error(join(path, 'tls_minimum_protocol_version'), `${minE} is above tls_maximum_protocol_version ${maxE ?? 'TLSv1_3'}`);
+    diag.error(join(path, 'tls_minimum_protocol_version'),
+      `${minE ?? 'the default (TLSv1_3)'} is above tls_maximum_protocol_version ${maxE ?? 'TLSv1_3'}; set tls_minimum_protocol_version explicitly`);
   } else if (VERSION_RANK[minVersion] < 3) {
     diag.warn(join(path, 'tls_minimum_protocol_version'), `allows ${minVersion}; pilotfish defaults to TLS 1.3 only`);
   }

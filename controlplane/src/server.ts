@@ -274,7 +274,8 @@ export interface XdsServerOptions {
 
 export class XdsServer extends EventEmitter {
   readonly store = new ResourceStore();
-  private readonly grpcServer = new grpc.Server();
+  // Delta reconnects carry initial_resource_versions for every resource held: no 4 MiB cap.
+  private readonly grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 });
   private readonly streams = new Set<Stream>();
   private nextId = 0;
   private readonly log: XdsServerLog;

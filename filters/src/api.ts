@@ -5,7 +5,7 @@
  * (continue) or a LocalReply; they never throw at the proxy (a throw is caught, counted
  * and answered per the filter's failure policy).
  */
-import type { Problem } from '../../config/src/validation.js';
+import type { Problem } from '../../config/src/index.js';
 
 /** Lower-case header names, Node's IncomingHttpHeaders shape. Filters may mutate it. */
 export type HeaderMap = Record<string, string | string[] | undefined>;

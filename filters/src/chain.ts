@@ -1,6 +1,6 @@
 import { channel } from 'node:diagnostics_channel';
-import type { HttpFilterConfig, TypedExtension } from '../../config/src/model.js';
-import type { Diagnostics, Problem } from '../../config/src/validation.js';
+import type { HttpFilterConfig, TypedExtension } from '../../config/src/index.js';
+import type { Diagnostics, Problem } from '../../config/src/index.js';
 import type {
   DataResult, FilterResult, HttpFilter, HttpFilterChain, LocalReply, RequestHeadersView,
   ResponseHeadersView, RouterOptions, StreamInfo,

@@ -1,5 +1,5 @@
-import type { HttpFilterConfig } from '../../config/src/model.js';
-import type { Diagnostics } from '../../config/src/validation.js';
+import type { HttpFilterConfig } from '../../config/src/index.js';
+import type { Diagnostics } from '../../config/src/index.js';
 import type { HttpFilter } from './api.js';
 import type { Obj } from './util/fields.js';
 import type { UserFilterManager } from './user/manager.js';

@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { Diagnostics } from '../../config/src/validation.js';
+import { Diagnostics } from '../../config/src/index.js';
 import {
   buildHttpFilterChain, decodePerFilterConfig, filterStats, registerHttpFilter, FILTER_DISABLED,
   type HttpFilter, type FilterResult, type StreamInfo,

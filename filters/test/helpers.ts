@@ -1,4 +1,4 @@
-import type { HttpFilterConfig } from '../../config/src/model.js';
+import type { HttpFilterConfig } from '../../config/src/index.js';
 import type { RequestHeadersView, ResponseHeadersView, StreamInfo, HeaderMap } from '../src/index.js';
 
 export const ROUTER: HttpFilterConfig = {

@@ -48,7 +48,8 @@ export class ProxyServer implements ConfigSink {
   readonly boundPorts = new Map<string, number>();
   onRequestDone: HcmEnvironment['onRequestDone'];
 
-  constructor(readonly bootstrap: Bootstrap, readonly log: Logger) {
+  /** dryRun: build and validate everything, bind nothing (`pilotfish proxy --mode validate`). */
+  constructor(readonly bootstrap: Bootstrap, readonly log: Logger, private readonly dryRun = false) {
     const self = this;
     this.env = {
       snapshot: () => self.current,
@@ -189,7 +190,7 @@ export class ProxyServer implements ConfigSink {
     const runtime = new ClusterRuntime(c, endpoints, this.stats, tls);
     this.clusters.set(c.name, runtime);
     if (existing) setTimeout(() => void existing.close(), 5000).unref();
-    if (c.type === 'STRICT_DNS' || c.type === 'LOGICAL_DNS') {
+    if ((c.type === 'STRICT_DNS' || c.type === 'LOGICAL_DNS') && !this.dryRun) {
       this.dns.get(c.name)?.stop();
       const r = new DnsRefresher(c, (d) => runtime.applyDiff(d), (e) => this.log.warn('dns resolution failed', { cluster: c.name, error: String(e) }));
       this.dns.set(c.name, r);
@@ -251,6 +252,7 @@ export class ProxyServer implements ConfigSink {
   }
 
   private startListening(l: Listener, impl: HttpListener | TcpProxyListener): void {
+    if (this.dryRun) return;
     const p = impl.listen().then(
       () => {
         this.boundPorts.set(l.name, impl.port);

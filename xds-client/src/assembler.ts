@@ -330,10 +330,18 @@ export class ConfigAssembler {
       v.removed.set(name, old);
     }
     // Any LEDS response answers the collections we are subscribed to (possibly empty).
-    for (const coll of this.wanted(TYPE_URLS.lbEndpoint)) {
+    const wanted = this.wanted(TYPE_URLS.lbEndpoint);
+    for (const coll of wanted) {
       if (!this.ledsAnswered.has(coll)) {
         this.ledsAnswered.add(coll);
         if (!out.has(coll)) entry(coll);
+      }
+    }
+    // A collection we left must be waited for again if we ever come back to it.
+    for (const coll of [...this.leds.keys()]) {
+      if (!wanted.has(coll) && this.leds.get(coll)!.size === 0) {
+        this.leds.delete(coll);
+        this.ledsAnswered.delete(coll);
       }
     }
   }

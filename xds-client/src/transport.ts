@@ -79,6 +79,9 @@ export class AdsTransport {
     const target = `${server.address.includes(':') ? `[${server.address}]` : server.address}:${server.port}`;
     const client = new grpc.Client(target, this.opts.credentials ?? grpc.credentials.createInsecure(), {
       'grpc.keepalive_time_ms': 30_000,
+      // A state-of-the-world CDS/EDS response for a large mesh easily passes gRPC's 4 MiB default.
+      'grpc.max_receive_message_length': -1,
+      'grpc.max_send_message_length': -1,
     });
     const delta = this.opts.apiType === 'DELTA_GRPC';
     const stream = client.makeBidiStreamRequest<AnyRequest, AnyResponse>(

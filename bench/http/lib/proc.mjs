@@ -38,14 +38,20 @@ export function processTree(rootPid) {
   return out;
 }
 
-/** Total CPU seconds (user+system, all threads) of the tree. */
-export function cpuSeconds(rootPid) {
-  let ticks = 0;
+/** CPU seconds (all threads) of the tree, split into user and system. */
+export function cpuSplit(rootPid) {
+  let user = 0, sys = 0;
   for (const p of processTree(rootPid)) {
     const st = readStat(p);
-    if (st) ticks += st.utime + st.stime;
+    if (st) { user += st.utime; sys += st.stime; }
   }
-  return ticks / CLK_TCK;
+  return { user: user / CLK_TCK, sys: sys / CLK_TCK };
+}
+
+/** Total CPU seconds (user+system, all threads) of the tree. */
+export function cpuSeconds(rootPid) {
+  const { user, sys } = cpuSplit(rootPid);
+  return user + sys;
 }
 
 function statusKb(pid, key) {

@@ -1,4 +1,4 @@
-import type { Diagnostics } from '../../../config/src/validation.js';
+import type { Diagnostics } from '../../../config/src/index.js';
 import type { HttpFilter, LocalReply, RequestHeadersView, StreamInfo } from '../api.js';
 import { registerHttpFilter } from '../registry.js';
 import { countersFor } from '../stats.js';

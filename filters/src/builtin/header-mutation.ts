@@ -1,4 +1,4 @@
-import type { Diagnostics } from '../../../config/src/validation.js';
+import type { Diagnostics } from '../../../config/src/index.js';
 import type { HeaderMap, HttpFilter } from '../api.js';
 import { registerHttpFilter } from '../registry.js';
 import { arr, bool, isObj, obj, raw, str, type Obj } from '../util/fields.js';

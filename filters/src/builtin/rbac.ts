@@ -1,4 +1,4 @@
-import type { Diagnostics } from '../../../config/src/validation.js';
+import type { Diagnostics } from '../../../config/src/index.js';
 import { FILTER_DISABLED, type HttpFilter, type LocalReply, type RequestHeadersView, type StreamInfo } from '../api.js';
 import { registerHttpFilter } from '../registry.js';
 import { countersFor, type FilterCounters } from '../stats.js';

@@ -1,4 +1,4 @@
-import type { Diagnostics } from '../../../config/src/validation.js';
+import type { Diagnostics } from '../../../config/src/index.js';
 import type { RouterOptions } from '../api.js';
 import { registerHttpFilter } from '../registry.js';
 import { bool, type Obj } from '../util/fields.js';

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import semver from 'semver';
-import type { Diagnostics } from '../../../config/src/validation.js';
+import type { Diagnostics } from '../../../config/src/index.js';
 import type { FailurePolicy } from '../api.js';
 import { int, isObj, raw, str, type Obj } from '../util/fields.js';
 

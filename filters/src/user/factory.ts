@@ -1,4 +1,4 @@
-import type { Problem } from '../../../config/src/validation.js';
+import type { Problem } from '../../../config/src/index.js';
 import type { FailurePolicy, HttpFilter, RequestHeadersView, ResponseHeadersView, StreamInfo, FilterResult } from '../api.js';
 import { registerHttpFilter } from '../registry.js';
 import { isObj } from '../util/fields.js';

@@ -1,5 +1,5 @@
-import type { TypedExtension } from '../../../config/src/model.js';
-import { Diagnostics, type Problem, type Validation } from '../../../config/src/validation.js';
+import type { TypedExtension } from '../../../config/src/index.js';
+import { Diagnostics, type Problem, type Validation } from '../../../config/src/index.js';
 import type { HeaderMap, LocalReply, RequestHeadersView, ResponseHeadersView, StreamInfo } from '../api.js';
 import { countersFor, type FilterCounters } from '../stats.js';
 import { decodeUserFilterSpec, type UserFilterSpec } from './config.js';

@@ -1,5 +1,5 @@
 import { BlockList, isIP } from 'node:net';
-import type { Diagnostics } from '../../../config/src/validation.js';
+import type { Diagnostics } from '../../../config/src/index.js';
 import { int, isObj, str } from './fields.js';
 
 /** envoy.config.core.v3.CidrRange, compiled to a test over a peer address. */

@@ -1,4 +1,4 @@
-import type { Diagnostics } from '../../../config/src/validation.js';
+import type { Diagnostics } from '../../../config/src/index.js';
 
 /**
  * Readers for proto3-JSON config values as written in YAML or sent over xDS. Field names

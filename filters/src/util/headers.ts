@@ -1,4 +1,4 @@
-import type { Diagnostics } from '../../../config/src/validation.js';
+import type { Diagnostics } from '../../../config/src/index.js';
 import type { HeaderMap } from '../api.js';
 import { bool, isObj, obj, raw, str } from './fields.js';
 import type { StringTest } from './matchers.js';

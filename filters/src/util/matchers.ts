@@ -1,5 +1,5 @@
 import { RE2 } from 're2-wasm';
-import type { Diagnostics } from '../../../config/src/validation.js';
+import type { Diagnostics } from '../../../config/src/index.js';
 import { bool, isObj, raw, str, type Obj } from './fields.js';
 
 /** A compiled envoy.type.matcher.v3.StringMatcher. */

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { Diagnostics } from '../../../config/src/validation.js';
+import { Diagnostics } from '../../../config/src/index.js';
 import { buildHttpFilterChain, decodePerFilterConfig, filterStats } from '../../src/index.js';
 import { ROUTER, filter, info, req, res } from '../helpers.js';
 

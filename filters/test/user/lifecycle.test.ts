@@ -1,18 +1,16 @@
 import t from 'tap';
-import { Diagnostics } from '../../../config/src/validation.js';
+import { Diagnostics } from '../../../config/src/index.js';
 import { buildHttpFilterChain, filterStats, UserFilterManager, decodePerFilterConfig, type LocalReply } from '../../src/index.js';
 import { ROUTER, filter, info, req, res } from '../helpers.js';
 import { fromFile, inline, tagger } from './fixtures.js';
 
 const TYPE = 'pilotfish.filters.http.module';
 
-function setup(t: Tap.Test) {
+function setup(t: { teardown(fn: () => void): void }): UserFilterManager {
   const mgr = new UserFilterManager();
   t.teardown(() => mgr.close());
   return mgr;
 }
-type Tap = typeof t;
-declare namespace Tap { type Test = typeof t; }
 
 t.test('a module from a file: verified, loaded, self-tested, active; mutates and answers', async (t) => {
   const mgr = setup(t);

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { Diagnostics } from '../../../config/src/validation.js';
+import { Diagnostics } from '../../../config/src/index.js';
 import { buildHttpFilterChain, UserFilterManager } from '../../src/index.js';
 import { ROUTER, filter, info, req, res } from '../helpers.js';
 import { inline, tagger } from './fixtures.js';

@@ -86,6 +86,13 @@ export async function runProxyCommand(argv: string[]): Promise<number> {
   const log = new Logger(level);
   const bootstrap = loadBootstrapOrThrow(values.config, log);
   if (mode === 'validate') {
+    // Build everything a real start would (filter chains, route tables, TLS contexts), bind nothing.
+    const dry = new ProxyServer(bootstrap, log, true);
+    try {
+      await dry.loadStatic();
+    } finally {
+      await dry.close();
+    }
     process.stdout.write(`configuration '${values.config}' OK\n`);
     return 0;
   }

@@ -216,8 +216,9 @@ export class EndpointSet {
     if (this.loadsDirty) this.recomputeLoads();
     const prios = this.prios;
     let x: number;
-    if (ctx.hash !== undefined) {
-      mix53Into(ctx, this.scratch);
+    // The hash is read inside mix53Into only: loading a double field into a value
+    // that outlives the load boxes it (16 bytes) when V8 sees several shapes of ctx.
+    if (mix53Into(ctx, this.scratch)) {
       x = (this.scratch.hash % 10000) / 100;
     } else {
       const r = this.rand;

@@ -39,8 +39,9 @@ export function mix53(n: number): number {
  * to or returned from a call V8 does not inline are boxed (an allocation per pick);
  * fields of long-lived objects are not.
  */
-export function mix53Into(src: { readonly hash?: number }, dst: { hash: number }): void {
-  const n = src.hash ?? 0;
+export function mix53Into(src: { readonly hash?: number }, dst: { hash: number }): boolean {
+  const n = src.hash;
+  if (typeof n !== 'number') return false;
   const lo = n >>> 0;
   const hi = Math.floor(n / TWO32) >>> 0;
   let h1 = Math.imul(lo ^ 0x9e3779b9, 2654435761) ^ hi;
@@ -50,6 +51,7 @@ export function mix53Into(src: { readonly hash?: number }, dst: { hash: number }
   h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
   h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
   dst.hash = TWO32 * (2097151 & h2) + (h1 >>> 0);
+  return true;
 }
 
 export const HASH_SPACE = 2 ** 53;

@@ -1,0 +1,357 @@
+/**
+ * Fast path benchmark (not part of npm test). Two parts, each side by side in one run:
+ *
+ * 1. L4 steering on veth in network namespaces: client (wrk) -> gateway -> backend
+ *    (nginx http). Gateway targets: xdp (pilotfish xdp_lb), node-proxy (plain Node
+ *    net pipe), pilotfish (its tcp_proxy, when the CLI is built), nginx-stream, and
+ *    kernel routing without any proxy as a floor. Workloads: keep-alive
+ *    request/response (rr) and one connection per request (cps).
+ * 2. sockmap: request/response and streaming between two local processes over
+ *    loopback, with and without the sockops/sk_msg short-cut.
+ *
+ * Gateway CPU: user-space proxies = their processes' utime+stime; xdp = the kernel's
+ * BPF run time for xdp_lb (kernel.bpf_stats_enabled), which leaves out the veth
+ * driver work around it (that shows up in the machine-wide softirq column, for all).
+ *
+ *   npx tsx bench/fastpath/run.ts [--rounds 3] [--seconds 4] [--only steering|sockmap]
+ */
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, mkdirSync, rmdirSync, existsSync, rmSync } from 'node:fs';
+import { tmpdir, cpus, release } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BpfFastPath } from '../../fastpath/src/fastpath.js';
+import { ensureBuilt, xdpPassObjectPath } from '../../fastpath/src/build.js';
+import { Topology, waitLine } from '../../fastpath/test/helpers/netns.js';
+import { uniq } from '../../fastpath/test/helpers/bpf.js';
+import type { Endpoint } from '../../config/src/model.js';
+
+const args = process.argv.slice(2);
+const opt = (name: string, dflt: string): string => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? args[i + 1]! : dflt;
+};
+const ROUNDS = Number(opt('rounds', '3'));
+const SECONDS = Number(opt('seconds', '4'));
+const ONLY = opt('only', 'all');
+const CONNS = 16;
+const here = fileURLToPath(new URL('.', import.meta.url));
+const root = join(here, '..', '..');
+const log = (s: string): void => void process.stderr.write(`${s}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2) : NaN;
+};
+
+const VIP = '198.18.100.10';
+const BACKEND = '198.18.1.1';
+const tmp = mkdtempSync(join(tmpdir(), 'pf-bench-'));
+const cleanups: (() => void | Promise<void>)[] = [];
+async function cleanup(): Promise<void> {
+  for (const c of cleanups.splice(0).reverse()) {
+    try { await c(); } catch { /* best effort */ }
+  }
+  rmSync(tmp, { recursive: true, force: true });
+}
+process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
+
+function cpuTicks(pids: number[]): number {
+  let t = 0;
+  for (const pid of pids) {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      t += Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+    } catch { /* gone */ }
+  }
+  return t / 100; // seconds (USER_HZ = 100)
+}
+
+function machine(): { busy: number; softirq: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const idle = f[3]! + f[4]!;
+  return { busy: (f.reduce((a, b) => a + b, 0) - idle) / 100, softirq: f[6]! / 100 };
+}
+
+function bpfRunNs(progId: number | undefined): { ns: number; cnt: number } {
+  if (progId === undefined) return { ns: 0, cnt: 0 };
+  const j = JSON.parse(execFileSync('bpftool', ['prog', 'show', 'id', String(progId), '-j'], { encoding: 'utf8' })) as { run_time_ns?: number; run_cnt?: number };
+  return { ns: j.run_time_ns ?? 0, cnt: j.run_cnt ?? 0 };
+}
+
+function pidsOf(p: ChildProcess): number[] {
+  // `ip netns exec` and `taskset` exec in place; nginx forks a worker
+  const pids = [p.pid!];
+  try {
+    pids.push(...execFileSync('pgrep', ['-P', String(p.pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number));
+  } catch { /* no children */ }
+  return pids;
+}
+
+// ------------------------------------------------------------------ steering
+
+interface Sample { target: string; workload: string; rps: number; p50ms: number; p99ms: number; pps: number; gwCpu: number; busy: number; softirq: number; packets: number; errors: number }
+
+function parseWrk(out: string): { rps: number; p50: number; p99: number; errors: number } {
+  const toMs = (v: string): number => {
+    const m = /([\d.]+)(us|ms|s)/.exec(v);
+    if (!m) return NaN;
+    const n = Number(m[1]);
+    return m[2] === 'us' ? n / 1000 : m[2] === 's' ? n * 1000 : n;
+  };
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
+  const p50 = toMs(/^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? '');
+  const p99 = toMs(/^\s+99%\s+(\S+)/m.exec(out)?.[1] ?? '');
+  const e = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  return { rps, p50, p99, errors: (e ? e.slice(1).map(Number).reduce((a, b) => a + b, 0) : 0) + non2xx };
+}
+
+async function steering(samples: Sample[], conditions: Record<string, unknown>): Promise<void> {
+  const topo = new Topology(uniq());
+  cleanups.push(() => topo.destroy());
+  const client = topo.ns('c');
+  const gw = topo.ns('g');
+  const be = topo.ns('b');
+  topo.link(client, 'c0', '198.18.0.1/24', gw, 'g0', '198.18.0.254/24');
+  topo.link(be, 'b0', `${BACKEND}/24`, gw, 'gb', '198.18.1.254/24');
+  topo.ip(client, 'route', 'add', 'default', 'via', '198.18.0.254');
+  topo.ip(be, 'route', 'add', 'default', 'via', '198.18.1.254');
+  topo.sysctl(gw, 'net.ipv4.ip_forward=1');
+  for (const [ns, dev] of [[client, 'c0'], [be, 'b0']] as const) topo.ip(ns, 'link', 'set', 'dev', dev, 'xdpdrv', 'obj', xdpPassObjectPath(), 'sec', 'xdp');
+
+  // origin: nginx http, one worker, on the load core
+  const beConf = join(tmp, 'backend.conf');
+  writeFileSync(beConf, `worker_processes 1; pid ${tmp}/be.pid; error_log ${tmp}/be.err; daemon off;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen ${BACKEND}:8080 reuseport backlog=4096; location / { return 200 "ok\\n"; } } }\n`);
+  const origin = topo.spawn(be, 'taskset', ['-c', '1', 'nginx', '-c', beConf]);
+  await sleep(500);
+  if (origin.exitCode !== null) throw new Error('backend nginx did not start');
+
+  const pfBuilt = existsSync(join(root, 'dist', 'proxy', 'src', 'main.js'));
+  const targets = ['xdp', 'node-proxy', ...(pfBuilt ? ['pilotfish'] : []), 'nginx-stream', 'kernel-route'];
+  conditions.steeringTargets = targets;
+  if (!pfBuilt) conditions.pilotfishSkipped = 'dist/ not built (npm run build)';
+
+  const clientPackets = (): number =>
+    ['rx_packets', 'tx_packets'].reduce((n, f) => n + Number(topo.exec(client, 'cat', [`/sys/class/net/c0/statistics/${f}`]).trim()), 0);
+
+  interface Running { stop(): Promise<void>; pids(): number[]; progId?: number; url: string }
+
+  async function start(target: string): Promise<Running> {
+    const url = `http://${VIP}:80/`;
+    if (target === 'kernel-route') return { stop: async () => {}, pids: () => [], url: `http://${BACKEND}:8080/` };
+    if (target === 'xdp') {
+      const fp = await BpfFastPath.start({
+        interface: 'g0', returnInterfaces: ['gb'], redirectPeers: [], mode: 'native', forward: 'fib', flowEvents: false,
+        services: [{ cluster: 'b', address: VIP, port: 80, protocol: 'TCP', userspace: false, maglevTableSize: 65537 }],
+        launcher: ['ip', 'netns', 'exec', gw],
+      }, log);
+      const ep: Endpoint = { key: `${BACKEND}:8080`, address: BACKEND, port: 8080, hostname: '', weight: 1, priority: 0, locality: '', localityWeight: 1, health: 'healthy' };
+      fp.applyEndpointDiff({ cluster: 'b', added: [ep], removed: [], changed: [] });
+      await fp.sync();
+      const progId = Number(/prog\/xdp id (\d+)/.exec(topo.ip(gw, '-d', 'link', 'show', 'g0'))?.[1]);
+      return { stop: () => fp.close(), pids: () => [], progId, url };
+    }
+    topo.ip(gw, 'addr', 'replace', `${VIP}/32`, 'dev', 'lo');
+    let p: ChildProcess;
+    if (target === 'node-proxy') {
+      p = topo.spawn(gw, 'taskset', ['-c', '0', process.execPath, join(here, 'node-l4-proxy.mjs'), VIP, '80', BACKEND, '8080']);
+      await waitLine(p, /READY/);
+    } else if (target === 'pilotfish') {
+      const conf = join(tmp, 'pilotfish.yaml');
+      writeFileSync(conf, `node: { id: bench, cluster: bench }
+static_resources:
+  listeners:
+  - name: l4
+    address: { socket_address: { address: ${VIP}, port_value: 80 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: l4
+          cluster: backend
+  clusters:
+  - name: backend
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: backend
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: ${BACKEND}, port_value: 8080 } } } }] }]
+`);
+      p = topo.spawn(gw, 'taskset', ['-c', '0', process.execPath, join(root, 'bin', 'pilotfish.js'), 'proxy', '--config', conf]);
+      await probeTcp(topo, client, VIP, 80, p);
+    } else {
+      const conf = join(tmp, 'stream.conf');
+      writeFileSync(conf, `load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+worker_processes 1; pid ${tmp}/gw.pid; error_log ${tmp}/gw.err; daemon off;
+events { worker_connections 8192; }
+stream { server { listen ${VIP}:80 reuseport backlog=4096; proxy_pass ${BACKEND}:8080; tcp_nodelay on; } }\n`);
+      p = topo.spawn(gw, 'taskset', ['-c', '0', 'nginx', '-c', conf]);
+      await probeTcp(topo, client, VIP, 80, p);
+    }
+    return {
+      stop: async () => { p.kill('SIGTERM'); await sleep(300); if (p.exitCode === null) p.kill('SIGKILL'); topo.ip(gw, 'addr', 'del', `${VIP}/32`, 'dev', 'lo'); },
+      pids: () => pidsOf(p),
+      url,
+    };
+  }
+
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const workload of ['rr', 'cps']) {
+      for (const target of targets) {
+        const r = await start(target);
+        try {
+          const wrkArgs = ['-c', '1', 'wrk', '-t1', `-c${CONNS}`, `-d${SECONDS}s`, '--latency', ...(workload === 'cps' ? ['-H', 'Connection: close'] : []), r.url];
+          topo.exec(client, 'taskset', ['-c', '1', 'wrk', '-t1', '-c4', '-d1s', r.url]); // warm up (neighbours, JIT)
+          const pkt0 = clientPackets(), cpu0 = cpuTicks(r.pids()), m0 = machine(), b0 = bpfRunNs(r.progId);
+          const out = topo.exec(client, 'taskset', wrkArgs);
+          const pkt1 = clientPackets(), cpu1 = cpuTicks(r.pids()), m1 = machine(), b1 = bpfRunNs(r.progId);
+          const w = parseWrk(out);
+          const gwCpu = r.progId !== undefined ? (b1.ns - b0.ns) / 1e9 : cpu1 - cpu0;
+          const s: Sample = {
+            target, workload, rps: w.rps, p50ms: w.p50, p99ms: w.p99, errors: w.errors,
+            packets: pkt1 - pkt0, pps: (pkt1 - pkt0) / SECONDS, gwCpu,
+            busy: m1.busy - m0.busy, softirq: m1.softirq - m0.softirq,
+          };
+          samples.push(s);
+          log(`round ${round} ${workload} ${target}: ${s.rps.toFixed(0)} req/s, ${s.pps.toFixed(0)} pkt/s, gw cpu ${s.gwCpu.toFixed(3)}s, p50 ${s.p50ms}ms p99 ${s.p99ms}ms, errors ${s.errors}`);
+        } finally {
+          await r.stop();
+        }
+      }
+    }
+  }
+}
+
+async function probeTcp(topo: Topology, ns: string, host: string, port: number, p: ChildProcess): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    if (p.exitCode !== null) throw new Error(`target exited (${p.exitCode})`);
+    try {
+      topo.exec(ns, process.execPath, ['-e', `const s=require('net').connect(${port},'${host}',()=>{s.destroy();process.exit(0)});s.on('error',()=>process.exit(1))`]);
+      return;
+    } catch { await sleep(100); }
+  }
+  throw new Error(`${host}:${port} never accepted`);
+}
+
+// ------------------------------------------------------------------ sockmap
+
+interface SockSample { mode: string; workload: string; value: number; p50us?: number; p99us?: number }
+
+async function sockmap(samples: SockSample[], conditions: Record<string, unknown>): Promise<void> {
+  const bin = join(tmp, 'sockbench');
+  execFileSync('gcc', ['-O2', '-o', bin, join(here, 'sockbench.c'), '-lpthread']);
+  const cgRoot = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2')?.[1];
+  if (!cgRoot) throw new Error('no cgroup v2');
+  const cg = join(cgRoot, `pf-bench-${uniq()}`);
+  mkdirSync(cg);
+  cleanups.push(async () => { for (let i = 0; i < 40 && existsSync(cg); i++) { try { rmdirSync(cg); } catch { await sleep(50); } } });
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const inCg = (core: string, argv: string[]) => spawn('sh', ['-c', `echo $$ > ${cg}/cgroup.procs && exec taskset -c ${core} "$@"`, 'sh', bin, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const server = inCg('0', ['server', String(port)]);
+  cleanups.push(() => void server.kill('SIGKILL'));
+  await waitLine(server, /READY/);
+  const run = async (argv: string[]): Promise<string> => {
+    const c = inCg('1', argv);
+    return waitLine(c, /^(rr|stream) /, (SECONDS + 20) * 1000);
+  };
+  conditions.sockmap = { port, rrConns: 1, rrSizes: [64, 1024], streamChunk: 65536, serverCore: 0, clientCore: 1 };
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const mode of ['loopback', 'sockmap']) {
+      let fp: BpfFastPath | undefined;
+      if (mode === 'sockmap') {
+        fp = await BpfFastPath.start({
+          returnInterfaces: [], redirectPeers: [], mode: 'native', forward: 'fib', flowEvents: false, services: [],
+          interception: { cgroup: cg, outboundPort: port, outboundAddress: '127.0.0.1', outboundAddress6: '::1', skipPorts: [], sockmapPorts: [port], connect: false, sockmap: true },
+        }, log);
+      }
+      try {
+        for (const size of [64, 1024]) {
+          const [, rps, p50, p99] = (await run(['rr', String(port), '1', String(SECONDS), String(size)])).split(' ').map(Number);
+          samples.push({ mode, workload: `rr-${size}B`, value: rps!, p50us: p50!, p99us: p99! });
+          log(`round ${round} ${mode} rr ${size}B: ${rps} req/s p50 ${p50}us p99 ${p99}us`);
+        }
+        const [, mbs] = (await run(['stream', String(port), String(SECONDS), '65536'])).split(' ').map(Number);
+        samples.push({ mode, workload: 'stream-64KiB', value: mbs! });
+        log(`round ${round} ${mode} stream: ${mbs} MB/s`);
+        if (fp) {
+          await fp.sync();
+          const m = fp.metrics();
+          log(`  sockmap redirects ${m.fastpath_sockmap_redirects_total}, sockets ${m.fastpath_sockmap_sockets_total}`);
+          if (!m.fastpath_sockmap_redirects_total) throw new Error('sockmap mode did not redirect anything');
+        }
+      } finally {
+        await fp?.close();
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------ report
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('needs root');
+  const b = await ensureBuilt();
+  if (!b.ok) throw new Error(b.reason);
+  const statsBefore = readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8').trim();
+  writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1');
+  cleanups.push(() => writeFileSync('/proc/sys/kernel/bpf_stats_enabled', statsBefore));
+  const conditions: Record<string, unknown> = {
+    date: new Date().toISOString(), kernel: release(), cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version,
+    rounds: ROUNDS, seconds: SECONDS, wrk: { threads: 1, connections: CONNS }, gatewayCore: 0, loadCore: 1,
+    nginx: spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr.trim(),
+    note: 'veth pairs in network namespaces; XDP native on veth; tx checksum offload off on veth ends',
+  };
+  const steer: Sample[] = [];
+  const sock: SockSample[] = [];
+  try {
+    if (ONLY !== 'sockmap') await steering(steer, conditions);
+    if (ONLY !== 'steering') await sockmap(sock, conditions);
+  } finally {
+    await cleanup();
+  }
+
+  const lines: string[] = [];
+  lines.push(`# fast path benchmark — ${conditions.date}`, '', `kernel ${conditions.kernel}, ${conditions.cpus} CPUs (${conditions.cpuModel}), ${ROUNDS} rounds x ${SECONDS}s, medians`, '');
+  if (steer.length) {
+    lines.push('## L4 steering (client -> gateway -> backend, veth/netns, wrk -t1 -c16)', '');
+    lines.push('| workload | target | req/s | client pkt/s | p50 ms | p99 ms | gateway CPU s | pkt per gateway CPU-s | machine busy s | softirq s | errors |', '|---|---|---|---|---|---|---|---|---|---|---|');
+    for (const workload of ['rr', 'cps']) {
+      for (const target of [...new Set(steer.map((s) => s.target))]) {
+        const xs = steer.filter((s) => s.workload === workload && s.target === target);
+        if (!xs.length) continue;
+        const m = (f: (s: Sample) => number) => median(xs.map(f));
+        const perCpu = m((s) => (s.gwCpu > 0 ? s.packets / s.gwCpu : NaN));
+        lines.push(`| ${workload} | ${target} | ${m((s) => s.rps).toFixed(0)} | ${m((s) => s.pps).toFixed(0)} | ${m((s) => s.p50ms).toFixed(2)} | ${m((s) => s.p99ms).toFixed(2)} | ${m((s) => s.gwCpu).toFixed(3)} | ${Number.isFinite(perCpu) ? perCpu.toExponential(2) : '-'} | ${m((s) => s.busy).toFixed(2)} | ${m((s) => s.softirq).toFixed(2)} | ${m((s) => s.errors)} |`);
+      }
+    }
+    lines.push('');
+  }
+  if (sock.length) {
+    lines.push('## sockmap short-cut (two local processes, 127.0.0.1, 1 connection)', '');
+    lines.push('| workload | loopback | sockmap | ratio | loopback p50/p99 us | sockmap p50/p99 us |', '|---|---|---|---|---|---|');
+    for (const w of [...new Set(sock.map((s) => s.workload))]) {
+      const a = sock.filter((s) => s.workload === w && s.mode === 'loopback');
+      const b2 = sock.filter((s) => s.workload === w && s.mode === 'sockmap');
+      const va = median(a.map((s) => s.value)), vb = median(b2.map((s) => s.value));
+      const lat = (xs: SockSample[]) => (xs[0]?.p50us !== undefined ? `${median(xs.map((s) => s.p50us!)).toFixed(1)} / ${median(xs.map((s) => s.p99us!)).toFixed(1)}` : '-');
+      lines.push(`| ${w} | ${va.toFixed(1)} | ${vb.toFixed(1)} | ${(vb / va).toFixed(2)}x | ${lat(a)} | ${lat(b2)} |`);
+    }
+    lines.push('', 'rr rows: requests/s; stream row: MB/s written by the sender.');
+  }
+  const md = lines.join('\n');
+  process.stdout.write(md + '\n');
+  const dir = join(root, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `fastpath-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ conditions, steering: steer, sockmap: sock }, null, 2));
+}
+
+main().catch(async (e: Error) => {
+  log(`bench failed: ${e.stack ?? e.message}`);
+  await cleanup();
+  process.exit(1);
+});

@@ -1,0 +1,66 @@
+/**
+ * Cost properties that are requirements, not just nice numbers: applying a diff is
+ * proportional to the diff, and pick() does not allocate.
+ */
+import t from 'tap';
+import { Session } from 'node:inspector/promises';
+import { EndpointSet } from '../../src/cluster/endpoint-set.js';
+import { diff, ep, opts, POLICIES } from './helpers.js';
+
+t.test('one-endpoint diffs do not scale with the cluster', async (t) => {
+  for (const p of POLICIES) {
+    const big = new EndpointSet('c', opts(p), Array.from({ length: 100_000 }, (_, i) => ep(i, { weight: 1 + (i % 3) })));
+    big.pick({ hash: 1 });
+    const extra = ep(500_000);
+    const t0 = performance.now();
+    for (let i = 0; i < 2000; i++) big.apply(i % 2 === 0 ? diff({ added: [extra] }) : diff({ removed: [extra.key] }));
+    const ms = performance.now() - t0;
+    // O(log n) work: a few ms. Anything O(n) would be 2000 x 100k = seconds.
+    t.ok(ms < 1000, `${p}: 2000 one-endpoint diffs on 100k hosts took ${ms.toFixed(1)} ms`);
+    big.close();
+  }
+});
+
+t.test('pick() allocates nothing in steady state', async (t) => {
+  const session = new Session();
+  session.connect();
+  t.teardown(() => session.disconnect());
+  for (const p of POLICIES) {
+    for (const weighted of [false, true]) {
+      const s = new EndpointSet(
+        'c',
+        opts(p, { localityWeightedLb: true }),
+        Array.from({ length: 1000 }, (_, i) => ep(i, { weight: weighted ? 1 + (i % 3) : 1, locality: `z${i % 3}//`, priority: i % 7 === 0 ? 1 : 0 })),
+      );
+      const ctx: { hash?: number } = {};
+      const hashed = p === 'RING_HASH' || p === 'MAGLEV';
+      let sink = 0;
+      const run = (n: number) => {
+        for (let i = 0; i < n; i++) {
+          if (hashed) ctx.hash = i * 2654435761;
+          if (s.pick(ctx) !== undefined) sink++;
+        }
+      };
+      run(100_000);
+      await session.post('HeapProfiler.startSampling', {
+        samplingInterval: 64,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
+      const N = 200_000;
+      run(N);
+      const { profile } = await session.post('HeapProfiler.stopSampling');
+      type Node = { callFrame: { url: string }; selfSize: number; children: Node[] };
+      let bytes = 0;
+      const walk = (n: Node, ours: boolean): void => {
+        const o = ours || n.callFrame.url.includes('/proxy/src/cluster/');
+        if (o) bytes += n.selfSize;
+        if (o && n.selfSize > 100000) console.error("ALLOC", p, n.selfSize, (n as any).callFrame.functionName, n.callFrame.url.split("/").pop(), (n as any).callFrame.lineNumber);
+        for (const c of n.children) walk(c, o);
+      };
+      walk(profile.head as unknown as Node, false);
+      t.ok(bytes / N < 1, `${p}${weighted ? ' weighted' : ''}: ${(bytes / N).toFixed(2)} B/pick`);
+      t.equal(sink, N + 100_000);
+    }
+  }
+});
