@@ -128,7 +128,7 @@ async function sampledClusterBytes(run: () => void): Promise<number> {
 async function pickAllocation(policy: LbPolicy, n: number): Promise<number> {
   const hashed = policy === 'RING_HASH' || policy === 'MAGLEV';
   const set = new EndpointSet('bench', options(policy), Array.from({ length: n }, (_, i) => endpoint(i)));
-  const ctx: { hash?: number } = {};
+  const ctx = { hash: NaN, exclude: undefined }; // one shape for all policies (see PickContext)
   let sink = 0;
   const picks = (runs: number): void => {
     for (let i = 0; i < runs; i++) {
@@ -216,7 +216,7 @@ async function benchOne(policy: LbPolicy, n: number): Promise<Row> {
   // pick: steady state
   const PICKS = 1000;
   let sink = 0;
-  const ctx: { hash?: number } = {};
+  const ctx = { hash: NaN, exclude: undefined };
   const picks = (i: number): void => {
     for (let k = 0; k < PICKS; k++) {
       if (hashed) ctx.hash = i * PICKS + k;

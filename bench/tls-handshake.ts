@@ -147,7 +147,9 @@ async function main(): Promise<void> {
   async function table(inproc: boolean) {
     const samples = new Map<Mode, Awaited<ReturnType<typeof scenario>>[]>();
     for (let round = 0; round < rounds; round++) {
-      for (const m of modes) samples.set(m, [...(samples.get(m) ?? []), await scenario(m, inproc)]);
+      // Rotate the order each round so no scenario always runs right after the same one.
+      const order = modes.map((_, i) => modes[(i + round) % modes.length]!);
+      for (const m of order) samples.set(m, [...(samples.get(m) ?? []), await scenario(m, inproc)]);
     }
     const results = modes.map((m) => {
       const xs = samples.get(m)!;

@@ -22,3 +22,4 @@ export { registerHttpFilter, registeredTypeUrls, type HttpFilterFactory, type Fa
 export { ROUTER_TYPE_URL } from './builtin/router.js';
 export { UserFilterManager, defaultUserFilterManager, type AppliedVersion, type VersionState } from './user/manager.js';
 export { FILTER_API_VERSION, USER_FILTER_TYPE_URL, sha256Hex } from './user/config.js';
+export { handleUserFilterAdmin, type AdminAnswer } from './user/admin.js';

@@ -110,6 +110,11 @@ export const TARGETS = {
     describe: '@fastify/http-proxy defaults (undici via @fastify/reply-from), logger off',
     start: nodeTarget('fastify.mjs'),
   },
+  'raw-h1': {
+    h2c: false,
+    describe: 'EXPERIMENT: Node floor without node:http/undici: raw net sockets, header block forwarded as bytes, Content-Length only (bench/http/proxies/raw-h1.mjs)',
+    start: nodeTarget('raw-h1.mjs'),
+  },
   pilotfish: {
     h2c: true,
     describe: 'node bin/pilotfish.js proxy --config <Envoy bootstrap>, codec_type AUTO, HTTP/1.1 upstream',

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import semver from 'semver';
 import type { Diagnostics } from '../../../config/src/index.js';
 import type { FailurePolicy } from '../api.js';
@@ -30,6 +30,41 @@ export interface UserFilterSpec {
   /** Older good versions kept loaded for routes that pin them and for rollback. */
   readonly keepVersions: number;
   readonly moduleConfig: unknown;
+  /** Set when the version comes from a watched manifest file (see decodeUserFilterSpec). */
+  readonly manifestPath: string | undefined;
+}
+
+/**
+ * `manifest: FILE` names a JSON file holding the version-specific fields (version, sha256,
+ * path or inline_source, and any overrides); the filter config keeps the policy defaults.
+ * The manifest is watched: writing a new one (module first, then the manifest, atomically
+ * by rename) hot-swaps the filter. A module `path` in the manifest is relative to it.
+ */
+function mergeManifest(config: Obj, diag: Diagnostics, path: string): { merged: Obj; manifestPath: string | undefined } | undefined {
+  const m = raw(config, 'manifest');
+  if (m === undefined) return { merged: config, manifestPath: undefined };
+  if (typeof m !== 'string' || m === '') {
+    diag.error(`${path}.manifest`, 'must be a file path');
+    return undefined;
+  }
+  const manifestPath = resolve(m);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(manifestPath, 'utf8'));
+  } catch (err) {
+    diag.error(`${path}.manifest`, `cannot read manifest ${manifestPath}: ${(err as Error).message}`);
+    return undefined;
+  }
+  if (!isObj(parsed)) {
+    diag.error(`${path}.manifest`, `manifest ${manifestPath} must hold a JSON object`);
+    return undefined;
+  }
+  const { manifest: _m, ...base } = config;
+  const merged: Record<string, unknown> = { ...base, ...parsed };
+  if (typeof parsed.path === 'string') merged.path = resolve(dirname(manifestPath), parsed.path);
+  else if (parsed.inline_source !== undefined) delete merged.path;
+  if (typeof parsed.path === 'string') delete merged.inline_source;
+  return { merged, manifestPath };
 }
 
 export function sha256Hex(text: string): string {
@@ -40,8 +75,11 @@ export function sha256Hex(text: string): string {
  * Decodes the TypedStruct value, fetches the code and verifies it: sha256 and API version
  * range. Nothing of the module runs (or is even parsed) here. Returns undefined on error.
  */
-export function decodeUserFilterSpec(config: Obj, diag: Diagnostics, path: string): UserFilterSpec | undefined {
+export function decodeUserFilterSpec(configIn: Obj, diag: Diagnostics, path: string): UserFilterSpec | undefined {
   const before = diag.errors.length;
+  const mm = mergeManifest(configIn, diag, path);
+  if (mm === undefined) return undefined;
+  const config = mm.merged;
   const file = str(config, 'path', diag, path);
   const inline = str(config, 'inline_source', diag, path);
   const version = str(config, 'version', diag, path);
@@ -96,7 +134,7 @@ export function decodeUserFilterSpec(config: Obj, diag: Diagnostics, path: strin
   return {
     version: version!, sha256: sha!, origin, source, apiVersionRange: range!,
     failurePolicy: fp as FailurePolicy, failureStatus, timeBudgetMs, rollbackAfterFailures,
-    memoryLimitMb, loadTimeoutMs, canaryPercent, keepVersions, moduleConfig,
+    memoryLimitMb, loadTimeoutMs, canaryPercent, keepVersions, moduleConfig, manifestPath: mm.manifestPath,
   };
 }
 

@@ -71,6 +71,7 @@ registerHttpFilter({
     const spec = decodeUserFilterSpec(cfg.config, diag, path);
     if (spec === undefined) return undefined;
     const problems = ctx.userFilters.ensure(cfg.name, spec, path);
+    if (spec.manifestPath !== undefined) ctx.userFilters.watchManifest(cfg.name, spec.manifestPath, cfg.config, path);
     return new UserHttpFilter(cfg.name, ctx.userFilters.slot(cfg.name), spec, problems);
   },
   decodePerRoute(_typeUrl, config, diag, path) {

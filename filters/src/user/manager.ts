@@ -1,3 +1,4 @@
+import { unwatchFile, watchFile, type Stats } from 'node:fs';
 import type { TypedExtension } from '../../../config/src/index.js';
 import { Diagnostics, type Problem, type Validation } from '../../../config/src/index.js';
 import type { HeaderMap, LocalReply, RequestHeadersView, ResponseHeadersView, StreamInfo } from '../api.js';
@@ -430,6 +431,7 @@ function toLocalReply(r: unknown, name: string): LocalReply | undefined {
  */
 export class UserFilterManager {
   private readonly slots = new Map<string, UserFilterSlot>();
+  private readonly watchers = new Map<string, { file: string; base: Readonly<Record<string, unknown>>; stop: () => void }>();
   /** Observability hook: every lifecycle event (active, canary, rejected, rolled_back, released...). */
   onEvent: ((name: string, version: string, event: string, reason?: string) => void) | undefined;
 
@@ -459,6 +461,39 @@ export class UserFilterManager {
     return this.slot(name).apply(spec, diag, path).then((r) => (r.ok ? [] : r.errors));
   }
 
+  /**
+   * Hot swap by file: re-applies `name` whenever its manifest changes (polled stat, so an
+   * atomic rename is seen). A manifest that does not verify is rejected like any bad
+   * version: logged as an event, the current version keeps serving.
+   */
+  watchManifest(name: string, file: string, base: Readonly<Record<string, unknown>>, path: string, intervalMs = 100): void {
+    const cur = this.watchers.get(name);
+    if (cur !== undefined && cur.file === file) {
+      cur.base = base;
+      return;
+    }
+    cur?.stop();
+    const entry = {
+      file,
+      base,
+      stop: () => unwatchFile(file, onChange),
+    };
+    const onChange = (now: Stats, prev: Stats): void => {
+      if (now.mtimeMs === prev.mtimeMs && now.ino === prev.ino && now.size === prev.size) return;
+      if (now.nlink === 0) return; // removed: keep serving what we have
+      const diag = new Diagnostics();
+      const spec = decodeUserFilterSpec(entry.base, diag, path);
+      if (spec === undefined) {
+        countersFor(name).inc('loads_rejected');
+        this.onEvent?.(name, '', 'manifest_rejected', diag.errors.map((e) => `${e.path}: ${e.message}`).join('; '));
+        return;
+      }
+      void this.slot(name).apply(spec, diag, path);
+    };
+    watchFile(file, { interval: intervalMs, persistent: false }, onChange);
+    this.watchers.set(name, entry);
+  }
+
   /** Operator action: go back to the previous good version now. */
   rollback(name: string, reason = 'operator request'): boolean {
     const s = this.slots.get(name);
@@ -467,6 +502,8 @@ export class UserFilterManager {
 
   /** Unloads every version of `name` (a removed ECDS resource). */
   remove(name: string): void {
+    this.watchers.get(name)?.stop();
+    this.watchers.delete(name);
     this.slots.get(name)?.close();
     this.slots.delete(name);
   }
@@ -477,6 +514,8 @@ export class UserFilterManager {
 
   /** Terminates every worker (shutdown, tests). */
   close(): void {
+    for (const w of this.watchers.values()) w.stop();
+    this.watchers.clear();
     for (const s of this.slots.values()) s.close();
     this.slots.clear();
   }

@@ -16,7 +16,7 @@
 import type { Cluster, ClusterLoadAssignment, Endpoint, EndpointDiff, LbPolicy } from '../../../config/src/model.js';
 import { mix53Into } from './hash.js';
 import { Rng, TWO30, TWO60 } from './lb/rng.js';
-import { createSubset, HashedSubset, PickScratch, type Entry, type HashCache, type RebuildScheduler, type Subset } from './lb/index.js';
+import { createSubset, HASH, HashedSubset, type Entry, type HashCache, type RebuildScheduler, type Subset } from './lb/index.js';
 
 const DETACHED = -1;
 const EXCLUDED = 0; // draining
@@ -67,8 +67,13 @@ export interface EndpointSetOptions {
   readonly hashRebuildIntervalMs?: number;
 }
 
+/**
+ * Keep one shape for all contexts (e.g. `{ hash: NaN, exclude: undefined }`, or one
+ * reused object per caller): if V8 sees PickContexts with and without a `hash`
+ * field, reading a non-Smi hash boxes it — the only allocation pick() can incur.
+ */
 export interface PickContext {
-  /** Request hash for RING_HASH/MAGLEV (any non-negative number); random when absent. */
+  /** Request hash for RING_HASH/MAGLEV (any non-negative number); random when absent or NaN. */
   hash?: number;
   /** The previous attempt's host, for retries: avoided when another host is available. */
   exclude?: Host;
@@ -146,7 +151,7 @@ export class EndpointSet {
   private rebuildTimer: NodeJS.Timeout | undefined;
   private lastRebuild = -Infinity;
   private anyPanic = false;
-  private readonly scratch = new PickScratch();
+  private readonly scratch = new Float64Array(1);
 
   constructor(
     readonly cluster: string,
@@ -219,11 +224,11 @@ export class EndpointSet {
     // The hash is read inside mix53Into only: loading a double field into a value
     // that outlives the load boxes it (16 bytes) when V8 sees several shapes of ctx.
     if (mix53Into(ctx, this.scratch)) {
-      x = (this.scratch.hash % 10000) / 100;
+      x = (this.scratch[HASH]! % 10000) / 100;
     } else {
       const r = this.rand;
       // 23 + 30 random bits; fractions computed inline (see lb/rng.ts)
-      if (this.hashed) this.scratch.hash = (r.int30() >>> 7) * TWO30 + r.int30();
+      if (this.hashed) this.scratch[HASH] = (r.int30() >>> 7) * TWO30 + r.int30();
       x = ((r.int30() * TWO30 + r.int30()) / TWO60) * 100;
     }
     let chosen: PriorityGroup | undefined;

@@ -29,19 +29,20 @@ export function hash53(s: string, seed = 0): number {
  * ring.
  */
 export function mix53(n: number): number {
-  const out = { hash: 0.5 };
+  const out = new Float64Array(1);
   mix53Into({ hash: n }, out);
-  return out.hash;
+  return out[0]!;
 }
 
 /**
- * mix53 for the request path: reads `src.hash` and writes `dst.hash`. Doubles passed
+ * mix53 for the request path: reads `src.hash` and writes `dst[0]`; false when there
+ * is no hash (undefined or NaN). Doubles passed
  * to or returned from a call V8 does not inline are boxed (an allocation per pick);
  * fields of long-lived objects are not.
  */
-export function mix53Into(src: { readonly hash?: number }, dst: { hash: number }): boolean {
+export function mix53Into(src: { readonly hash?: number }, dst: Float64Array): boolean {
   const n = src.hash;
-  if (typeof n !== 'number') return false;
+  if (typeof n !== 'number' || n !== n) return false; // absent or NaN
   const lo = n >>> 0;
   const hi = Math.floor(n / TWO32) >>> 0;
   let h1 = Math.imul(lo ^ 0x9e3779b9, 2654435761) ^ hi;
@@ -50,7 +51,7 @@ export function mix53Into(src: { readonly hash?: number }, dst: { hash: number }
   h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
   h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
   h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
-  dst.hash = TWO32 * (2097151 & h2) + (h1 >>> 0);
+  dst[0] = TWO32 * (2097151 & h2) + (h1 >>> 0);
   return true;
 }
 

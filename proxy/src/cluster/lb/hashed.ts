@@ -6,7 +6,7 @@
  * subset (index -1) by probing onward, and fall back to hashing into the live index
  * array if a bounded probe finds nothing.
  */
-import { Subset, type Entry, type LbHost, type PickScratch, type Random } from './subset.js';
+import { HASH, Subset, type Entry, type LbHost, type PickScratch, type Random } from './subset.js';
 
 export interface RebuildScheduler {
   /** Called when `s` becomes dirty; the owner calls `s.rebuild()` later (batched). */
@@ -71,7 +71,7 @@ export abstract class HashedSubset<H extends LbHost> extends Subset<H> {
     }
     const e = this.lookup(s, exclude);
     if (e !== undefined) return e.host;
-    let i = s.hash % n;
+    let i = s[HASH]! % n;
     if (this.entries[i]!.host === exclude && n > 1) i = (i + 1) % n;
     return this.entries[i]!.host;
   }

@@ -40,5 +40,5 @@ export function createSubset<H extends LbHost>(
 }
 
 export { HashedSubset, type RebuildScheduler } from './hashed.js';
-export { Entry, HashCache, PickScratch, Subset, type LbHost, type Random } from './subset.js';
+export { Entry, HASH, HashCache, Subset, type LbHost, type PickScratch, type Random } from './subset.js';
 export { hash53, mix53 } from '../hash.js';

@@ -11,7 +11,7 @@
 import { hash53 } from '../hash.js';
 import { HashedSubset, MAX_PROBES, type RebuildScheduler } from './hashed.js';
 import { orderByHash } from './sort.js';
-import { HashCache, type Entry, type LbHost, type PickScratch, type Random } from './subset.js';
+import { HASH, HashCache, type Entry, type LbHost, type PickScratch, type Random } from './subset.js';
 
 function maglevHashes(host: LbHost): HashCache {
   let c = host.hashCache;
@@ -104,7 +104,7 @@ export class MaglevSubset<H extends LbHost> extends HashedSubset<H> {
   }
 
   protected lookup(s: PickScratch, exclude: H | undefined): Entry<H> | undefined {
-    const hash = s.hash;
+    const hash = s[HASH]!;
     const M = this.table.length;
     if (M === 0) return undefined;
     const live = this.entries.length;

@@ -12,7 +12,7 @@
 import { hash53 } from '../hash.js';
 import { HashedSubset, MAX_PROBES, type RebuildScheduler } from './hashed.js';
 import { orderByHash } from './sort.js';
-import { HashCache, type Entry, type LbHost, type PickScratch, type Random } from './subset.js';
+import { HASH, HashCache, type Entry, type LbHost, type PickScratch, type Random } from './subset.js';
 
 /** The first `points` ring hashes of a host, from its cache (extended as needed). */
 function ringHashes(host: LbHost, points: number): Float64Array {
@@ -104,7 +104,7 @@ export class RingHashSubset<H extends LbHost> extends HashedSubset<H> {
   }
 
   protected lookup(s: PickScratch, exclude: H | undefined): Entry<H> | undefined {
-    const hash = s.hash;
+    const hash = s[HASH]!;
     const pts = this.points;
     const len = pts.length;
     if (len === 0) return undefined;

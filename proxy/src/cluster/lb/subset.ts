@@ -42,14 +42,12 @@ import type { Rng } from './rng.js';
 export type Random = Rng;
 
 /**
- * Per-pick inputs that are doubles. Passing a double as an argument to a call V8 does
- * not inline boxes it (a 16-byte HeapNumber per pick); a field of a long-lived object
- * is stored unboxed and overwritten in place.
+ * Per-pick double inputs; slot 0 = the 53-bit mixed request hash. A double passed to,
+ * returned from, or stored into an object field by code V8 does not fully optimise is
+ * boxed (a 16-byte HeapNumber per pick); a typed-array slot is written in place.
  */
-export class PickScratch {
-  /** 53-bit mixed request hash (consistent-hash policies) */
-  hash = 0.5;
-}
+export type PickScratch = Float64Array;
+export const HASH = 0;
 
 /** Weights below 1 (0, NaN) would starve or poison the structures; treat them as 1. */
 export function lbWeight(w: number): number {

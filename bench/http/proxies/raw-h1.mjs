@@ -1,0 +1,71 @@
+// EXPERIMENT, not a proxy anyone should run: the floor for HTTP/1.1 proxying in Node
+// when node:http and undici are left out. Raw net.Sockets, the header block found with
+// indexOf and forwarded as bytes, Content-Length bodies only (no chunked, no upgrades,
+// no hop-by-hop rewriting), one upstream keep-alive socket per in-flight request.
+// It answers "how much of a Node proxy's CPU/request is the http machinery itself?"
+import net from 'node:net';
+import { proxyArgs } from './args.mjs';
+
+const { port, upstreamPort } = proxyArgs();
+const CRLF2 = Buffer.from('\r\n\r\n');
+const idle = [];
+
+function contentLength(head) {
+  const s = head.toString('latin1').toLowerCase();
+  const i = s.indexOf('\r\ncontent-length:');
+  if (i < 0) return 0;
+  return parseInt(s.slice(i + 17, s.indexOf('\r\n', i + 17)), 10) || 0;
+}
+
+function getUpstream() {
+  const u = idle.pop();
+  if (u) return u;
+  const s = net.connect({ port: upstreamPort, host: '127.0.0.1', noDelay: true });
+  s.buf = null;
+  s.onResponse = null;
+  s.on('data', (d) => {
+    s.buf = s.buf ? Buffer.concat([s.buf, d]) : d;
+    const end = s.buf.indexOf(CRLF2);
+    if (end < 0) return;
+    const total = end + 4 + contentLength(s.buf.subarray(0, end));
+    if (s.buf.length < total) return;
+    const msg = s.buf.length === total ? s.buf : s.buf.subarray(0, total);
+    s.buf = null;
+    const cb = s.onResponse;
+    s.onResponse = null;
+    idle.push(s);
+    cb(msg);
+  });
+  s.on('error', () => {});
+  s.on('close', () => {
+    const i = idle.indexOf(s);
+    if (i >= 0) idle.splice(i, 1);
+    if (s.onResponse) s.onResponse(null);
+  });
+  return s;
+}
+
+net.createServer({ noDelay: true }, (c) => {
+  let buf = null, busy = false;
+  const next = () => {
+    if (busy || !buf) return;
+    const end = buf.indexOf(CRLF2);
+    if (end < 0) return;
+    const total = end + 4 + contentLength(buf.subarray(0, end));
+    if (buf.length < total) return;
+    const req = buf.subarray(0, total);
+    buf = buf.length === total ? null : buf.subarray(total);
+    busy = true;
+    const u = getUpstream();
+    u.onResponse = (res) => {
+      busy = false;
+      if (!res) { c.destroy(); return; }
+      c.write(res);
+      next();
+    };
+    u.write(req);
+  };
+  c.on('data', (d) => { buf = buf ? Buffer.concat([buf, d]) : d; next(); });
+  c.on('error', () => {});
+}).listen(port, '127.0.0.1');
+process.on('SIGTERM', () => process.exit(0));
