@@ -19,8 +19,8 @@
 import { Session } from 'node:inspector/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { diffEndpoints } from '../config/src/endpoints.js';
-import type { Endpoint, EndpointDiff, LbPolicy } from '../config/src/model.js';
+import { diffEndpoints } from '../config/src/index.js';
+import type { Endpoint, EndpointDiff, LbPolicy } from '../config/src/index.js';
 import { EndpointSet, type EndpointSetOptions } from '../proxy/src/cluster/endpoint-set.js';
 
 setFlagsFromString('--expose-gc');

@@ -240,7 +240,7 @@ async function probeTcp(topo: Topology, ns: string, host: string, port: number, 
 
 // ------------------------------------------------------------------ sockmap
 
-interface SockSample { mode: string; workload: string; value: number; p50us?: number; p99us?: number }
+interface SockSample { mode: string; workload: string; value: number; p50us?: number; p99us?: number; cpu: number; perCpu: number }
 
 async function sockmap(samples: SockSample[], conditions: Record<string, unknown>): Promise<void> {
   const bin = join(tmp, 'sockbench');
@@ -271,13 +271,17 @@ async function sockmap(samples: SockSample[], conditions: Record<string, unknown
       }
       try {
         for (const size of [64, 1024]) {
-          const [, rps, p50, p99] = (await run(['rr', String(port), '1', String(SECONDS), String(size)])).split(' ').map(Number);
-          samples.push({ mode, workload: `rr-${size}B`, value: rps!, p50us: p50!, p99us: p99! });
-          log(`round ${round} ${mode} rr ${size}B: ${rps} req/s p50 ${p50}us p99 ${p99}us`);
+          const s0 = cpuTicks([server.pid!]);
+          const [, rps, p50, p99, ccpu] = (await run(['rr', String(port), '1', String(SECONDS), String(size)])).split(' ').map(Number);
+          const cpu = ccpu! + cpuTicks([server.pid!]) - s0;
+          samples.push({ mode, workload: `rr-${size}B`, value: rps!, p50us: p50!, p99us: p99!, cpu, perCpu: (rps! * SECONDS) / cpu });
+          log(`round ${round} ${mode} rr ${size}B: ${rps} req/s p50 ${p50}us p99 ${p99}us, cpu ${cpu.toFixed(2)}s`);
         }
-        const [, mbs] = (await run(['stream', String(port), String(SECONDS), '65536'])).split(' ').map(Number);
-        samples.push({ mode, workload: 'stream-64KiB', value: mbs! });
-        log(`round ${round} ${mode} stream: ${mbs} MB/s`);
+        const s0 = cpuTicks([server.pid!]);
+        const [, mbs, ccpu] = (await run(['stream', String(port), String(SECONDS), '65536'])).split(' ').map(Number);
+        const cpu = ccpu! + cpuTicks([server.pid!]) - s0;
+        samples.push({ mode, workload: 'stream-64KiB', value: mbs!, cpu, perCpu: (mbs! * SECONDS) / cpu });
+        log(`round ${round} ${mode} stream: ${mbs} MB/s, cpu ${cpu.toFixed(2)}s`);
         if (fp) {
           await fp.sync();
           const m = fp.metrics();
@@ -333,15 +337,16 @@ async function main(): Promise<void> {
   }
   if (sock.length) {
     lines.push('## sockmap short-cut (two local processes, 127.0.0.1, 1 connection)', '');
-    lines.push('| workload | loopback | sockmap | ratio | loopback p50/p99 us | sockmap p50/p99 us |', '|---|---|---|---|---|---|');
+    lines.push('| workload | loopback | sockmap | ratio | per CPU-s: loopback | per CPU-s: sockmap | ratio | loopback p50/p99 us | sockmap p50/p99 us |', '|---|---|---|---|---|---|---|---|---|');
     for (const w of [...new Set(sock.map((s) => s.workload))]) {
       const a = sock.filter((s) => s.workload === w && s.mode === 'loopback');
       const b2 = sock.filter((s) => s.workload === w && s.mode === 'sockmap');
       const va = median(a.map((s) => s.value)), vb = median(b2.map((s) => s.value));
       const lat = (xs: SockSample[]) => (xs[0]?.p50us !== undefined ? `${median(xs.map((s) => s.p50us!)).toFixed(1)} / ${median(xs.map((s) => s.p99us!)).toFixed(1)}` : '-');
-      lines.push(`| ${w} | ${va.toFixed(1)} | ${vb.toFixed(1)} | ${(vb / va).toFixed(2)}x | ${lat(a)} | ${lat(b2)} |`);
+      const ca = median(a.map((s) => s.perCpu)), cb = median(b2.map((s) => s.perCpu));
+      lines.push(`| ${w} | ${va.toFixed(1)} | ${vb.toFixed(1)} | ${(vb / va).toFixed(2)}x | ${ca.toFixed(0)} | ${cb.toFixed(0)} | ${(cb / ca).toFixed(2)}x | ${lat(a)} | ${lat(b2)} |`);
     }
-    lines.push('', 'rr rows: requests/s; stream row: MB/s written by the sender.');
+    lines.push('', 'rr rows: requests/s; stream row: MB/s written by the sender. "per CPU-s": the same work divided by client + server CPU time (user + system).');
   }
   const md = lines.join('\n');
   process.stdout.write(md + '\n');

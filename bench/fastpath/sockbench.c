@@ -4,8 +4,9 @@
  * connection: the point is the kernel path, not the event loop.
  *
  *   sockbench server PORT
- *   sockbench rr PORT CONNS SECONDS SIZE      -> "rr <req/s> <p50_us> <p99_us>"
- *   sockbench stream PORT SECONDS CHUNK        -> "stream <MB/s>"
+ *   sockbench rr PORT CONNS SECONDS SIZE      -> "rr <req/s> <p50_us> <p99_us> <cpu_s>"
+ *   sockbench stream PORT SECONDS CHUNK        -> "stream <MB/s> <cpu_s>"
+ * cpu_s is the client's own user+system time (loopback receive work runs in it too).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +26,13 @@ static double now(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double self_cpu(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
 static int full_read(int fd, char *b, size_t n)
@@ -157,7 +166,8 @@ int main(int argc, char **argv)
 			for (long j = 0; j < r[i].n; j++)
 				all[k++] = r[i].lat[j];
 		qsort(all, (size_t)total, sizeof(float), cmpf);
-		printf("rr %.0f %.1f %.1f\n", total / atof(argv[4]), total ? all[total / 2] : 0, total ? all[total * 99 / 100] : 0);
+		printf("rr %.0f %.1f %.1f %.3f\n", total / atof(argv[4]), total ? all[total / 2] : 0,
+		       total ? all[total * 99 / 100] : 0, self_cpu());
 		return 0;
 	}
 	if (argc >= 5 && !strcmp(argv[1], "stream")) {
@@ -171,7 +181,7 @@ int main(int argc, char **argv)
 		end = start + atof(argv[3]);
 		while (now() < end && full_write(fd, buf, chunk) == 0)
 			bytes += (long long)chunk;
-		printf("stream %.1f\n", bytes / (now() - start) / 1e6);
+		printf("stream %.1f %.3f\n", bytes / (now() - start) / 1e6, self_cpu());
 		close(fd);
 		return 0;
 	}

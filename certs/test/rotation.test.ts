@@ -84,7 +84,7 @@ t.test('server certificate rotation by file under load: zero failed requests, ne
   await atomicWrite(join(dir, 'tls.crt'), next.chainPem);
   await new Promise((r) => setTimeout(r, 60));
   await atomicWrite(join(dir, 'tls.key'), next.keyPem);
-  t.ok(await waitFor(() => s.provider.stats['ssl.rotation'] >= 1, 5000), 'rotation observed');
+  t.ok(await waitFor(() => s.provider.stats['ssl.rotation'] >= 1, 15_000), 'rotation observed');
   const atRotation = l.sent;
   await waitFor(() => l.sent > atRotation + 40);
   await l.stop();
@@ -161,7 +161,7 @@ t.test('trust bundle rotation: add the new root, move clients, remove the old ro
   await waitFor(() => l.sent > 30);
   // Step 1: both roots.
   await atomicWrite(bundle, oldPki.root.certPem + newRoot.certPem);
-  t.ok(await waitFor(() => s.provider.stats['ssl.rotation'] >= 1), 'bundle with both roots loaded');
+  t.ok(await waitFor(() => s.provider.stats['ssl.rotation'] >= 1, 15_000), 'bundle with both roots loaded');
   let at = l.sent;
   await waitFor(() => l.sent > at + 30);
   // Step 2: clients move to certificates from the new root.
@@ -170,7 +170,7 @@ t.test('trust bundle rotation: add the new root, move clients, remove the old ro
   await waitFor(() => l.sent > at + 30);
   // Step 3: the old root goes.
   await atomicWrite(bundle, newRoot.certPem);
-  t.ok(await waitFor(() => s.provider.stats['ssl.rotation'] >= 2), 'bundle with only the new root loaded');
+  t.ok(await waitFor(() => s.provider.stats['ssl.rotation'] >= 2, 15_000), 'bundle with only the new root loaded');
   at = l.sent;
   await waitFor(() => l.sent > at + 30);
   await l.stop();

@@ -5,6 +5,7 @@
  * that TypeScript can read and write maps without a native addon:
  *
  *   U <map> <keyhex> <valhex>      update          -> OK | ERR <why>
+ *   B <map> <hex>                  batch update: key||value repeated -> OK <n> | ERR <why>
  *   D <map> <keyhex>               delete          -> OK | ERR <why>
  *   G <map> <keyhex>               lookup          -> OK <valhex> | ERR <why>
  *   S                              counters summed over CPUs -> OK <n0> <n1> ...
@@ -39,7 +40,7 @@
 #include "xsk_fwd.h"
 
 #define FP_MAX_LINKS 64
-#define LINE_MAX_ 1 << 20
+#define LINE_MAX_ (1 << 20)
 
 static struct fastpath *skel;
 static int links[FP_MAX_LINKS];
@@ -130,6 +131,37 @@ static void cmd_map(char op, char *args)
 		reply_err(name, errno);
 	else
 		printf("OK\n");
+}
+
+/* Many updates in one line: what a Maglev table rebuild sends. */
+static void cmd_batch(char *args)
+{
+	char *name = strtok(args, " "), *hex = strtok(NULL, " ");
+	static unsigned char buf[LINE_MAX_ / 2];
+	struct bpf_map *m;
+	size_t ks, vs, n, i;
+	int len;
+
+	if (!name || !hex || !(m = map_by_name(name))) {
+		printf("ERR unknown map\n");
+		return;
+	}
+	ks = bpf_map__key_size(m);
+	vs = bpf_map__value_size(m);
+	len = unhex(hex, buf, sizeof(buf));
+	if (len < 0 || (size_t)len % (ks + vs)) {
+		printf("ERR batch length %d is not a multiple of %zu\n", len, ks + vs);
+		return;
+	}
+	n = (size_t)len / (ks + vs);
+	for (i = 0; i < n; i++) {
+		unsigned char *e = buf + i * (ks + vs);
+		if (bpf_map_update_elem(bpf_map__fd(m), e, e + ks, BPF_ANY)) {
+			printf("ERR %s entry %zu: %s\n", name, i, strerror(errno));
+			return;
+		}
+	}
+	printf("OK %zu\n", n);
 }
 
 static void cmd_stats(void)
@@ -308,6 +340,7 @@ static int dispatch(char *line)
 	line[strcspn(line, "\r\n")] = 0;
 	switch (line[0]) {
 	case 'U': case 'D': case 'G': cmd_map(line[0], line + 2); break;
+	case 'B': cmd_batch(line + 2); break;
 	case 'S': cmd_stats(); break;
 	case 'X': cmd_xsk_stats(); break;
 	case 'T': cmd_test_run(line + 2); break;

@@ -103,6 +103,15 @@ export class Daemon {
     this.fire(`U ${map} ${key.toString('hex')} ${value.toString('hex')}`);
   }
 
+  /**
+   * Many updates of one map, packed key||value; sent as lines of at most 256 KiB of
+   * hex (one syscall per entry on the other side, one reply per line).
+   */
+  updatePacked(map: string, entries: Buffer, entrySize: number): void {
+    const per = Math.max(1, Math.floor(128 * 1024 / entrySize)) * entrySize;
+    for (let i = 0; i < entries.length; i += per) this.fire(`B ${map} ${entries.subarray(i, i + per).toString('hex')}`);
+  }
+
   delete(map: string, key: Buffer): void {
     this.fire(`D ${map} ${key.toString('hex')}`);
   }

@@ -12,7 +12,7 @@ import {
 import { daemonPath, ensureBuilt } from './build.js';
 import type { FastPathConfig } from './config.js';
 import { Daemon } from './daemon.js';
-import { ServiceRegistry, type MapOp } from './services.js';
+import { ServiceRegistry, entryCount, type MapOp } from './services.js';
 
 export interface FastPathStatus {
   active: boolean;
@@ -136,12 +136,14 @@ export class BpfFastPath implements FastPath {
     }
   }
 
+  /** Ships ops in order (the order is what keeps the kernel's view consistent). */
   private send(ops: readonly MapOp[]): void {
     for (const o of ops) {
-      if (o.op === 'U') this.daemon.update(o.map, o.key, o.value!);
-      else this.daemon.delete(o.map, o.key);
+      if (o.op === 'U') this.daemon.update(o.map, o.key, o.value);
+      else if (o.op === 'D') this.daemon.delete(o.map, o.key);
+      else this.daemon.updatePacked(o.map, o.entries, o.entries.length / o.count);
     }
-    this.mapWrites += ops.length;
+    this.mapWrites += entryCount(ops);
   }
 
   private onEvent(hex: string): void {

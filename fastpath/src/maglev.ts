@@ -21,9 +21,20 @@ export function isPrime(n: number): boolean {
   return true;
 }
 
+// A rebuild after a one-endpoint diff should not re-hash every other endpoint.
+const permCache = new Map<string, { offset: number; skip: number }>();
+const PERM_CACHE_MAX = 200_000;
+
 function offsets(key: string, size: number): { offset: number; skip: number } {
-  const h = createHash('sha256').update(key).digest();
-  return { offset: h.readUInt32LE(0) % size, skip: (h.readUInt32LE(4) % (size - 1)) + 1 };
+  const id = `${size}|${key}`;
+  let p = permCache.get(id);
+  if (!p) {
+    const h = createHash('sha256').update(key).digest();
+    p = { offset: h.readUInt32LE(0) % size, skip: (h.readUInt32LE(4) % (size - 1)) + 1 };
+    if (permCache.size >= PERM_CACHE_MAX) permCache.clear();
+    permCache.set(id, p);
+  }
+  return p;
 }
 
 /**

@@ -12,11 +12,27 @@ import {
 import type { FastPathService } from './config.js';
 import { buildMaglevTable, diffTables } from './maglev.js';
 
-export interface MapOp {
-  readonly op: 'U' | 'D';
-  readonly map: 'services' | 'backends' | 'maglev';
-  readonly key: Buffer;
-  readonly value?: Buffer;
+export type MapName = 'services' | 'backends' | 'maglev';
+
+export type MapOp =
+  | { readonly op: 'U'; readonly map: MapName; readonly key: Buffer; readonly value: Buffer }
+  | { readonly op: 'D'; readonly map: MapName; readonly key: Buffer }
+  /** Many updates, packed key||value back to back (a table rebuild's changed slots). */
+  | { readonly op: 'B'; readonly map: MapName; readonly entries: Buffer; readonly count: number };
+
+/** How many map entries the ops write or delete. */
+export function entryCount(ops: readonly MapOp[], map?: MapName): number {
+  return ops.reduce((n, o) => (map && o.map !== map ? n : n + (o.op === 'B' ? o.count : 1)), 0);
+}
+
+function slotBatch(base: number, slots: readonly number[], table: Uint32Array): MapOp | undefined {
+  if (slots.length === 0) return undefined;
+  const b = Buffer.allocUnsafe(slots.length * 8);
+  slots.forEach((s, i) => {
+    b.writeUInt32LE(base + s, i * 8);
+    b.writeUInt32LE(table[s]!, i * 8 + 4);
+  });
+  return { op: 'B', map: 'maglev', entries: b, count: slots.length };
 }
 
 /** Hands out backend ids 1..MAX_BACKENDS-1 (0 means "empty slot" in the table). */
@@ -112,8 +128,8 @@ export class ServiceState {
     );
     // the array map starts zeroed, like this.table, so the first plan is a diff too
     const slots = diffTables(this.table, next);
-    const base = this.id * MAGLEV_MAX;
-    for (const s of slots) ops.push({ op: 'U', map: 'maglev', key: encodeU32(base + s), value: encodeU32(next[s]!) });
+    const batch = slotBatch(this.id * MAGLEV_MAX, slots, next);
+    if (batch) ops.push(batch);
     this.table = next;
     if (!this.written || slots.length > 0 || dropped.length > 0) {
       ops.push({ op: 'U', map: 'services', key: this.keyBytes, value: this.serviceValue() });
@@ -129,10 +145,9 @@ export class ServiceState {
   /** Everything this service wrote, undone (slots zeroed so a reused row starts clean). */
   teardown(): MapOp[] {
     const ops: MapOp[] = [{ op: 'D', map: 'services', key: this.keyBytes }];
-    const base = this.id * MAGLEV_MAX;
-    for (let s = 0; s < this.table.length; s++) {
-      if (this.table[s] !== 0) ops.push({ op: 'U', map: 'maglev', key: encodeU32(base + s), value: encodeU32(0) });
-    }
+    const empty = new Uint32Array(this.table.length);
+    const batch = slotBatch(this.id * MAGLEV_MAX, diffTables(this.table, empty), empty);
+    if (batch) ops.push(batch);
     for (const id of this.ids.values()) {
       ops.push({ op: 'D', map: 'backends', key: encodeU32(id) });
       this.alloc.give(id);
@@ -189,7 +204,7 @@ export class ServiceRegistry {
   /** Map writes for everything changed since the last call. */
   plan(): MapOp[] {
     const ops: MapOp[] = [];
-    for (const st of this.dirty) ops.push(...st.plan());
+    for (const st of this.dirty) for (const o of st.plan()) ops.push(o);
     this.dirty.clear();
     return ops;
   }

@@ -1,7 +1,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { buildMaglevTable, diffTables, isPrime } from '../src/maglev.js';
-import { ServiceRegistry } from '../src/services.js';
+import { ServiceRegistry, entryCount } from '../src/services.js';
 import { MAGLEV_MAX } from '../src/abi.js';
 import { endpoint } from './fixtures/xdp-fixtures.js';
 
@@ -52,18 +52,18 @@ t.test('a one-endpoint diff writes the slots that change, not the table', async 
   const eps = Array.from({ length: 50 }, (_, i) => endpoint(`198.18.2.${i + 1}`, 8080));
   reg.apply({ cluster: 'web', added: eps, removed: [], changed: [] });
   const initial = reg.plan();
-  t.equal(initial.filter((o) => o.map === 'maglev').length, MAGLEV_MAX, 'first plan fills the table');
-  t.equal(initial.filter((o) => o.map === 'backends').length, 50);
+  t.equal(entryCount(initial, 'maglev'), MAGLEV_MAX, 'first plan fills the table');
+  t.equal(entryCount(initial, 'backends'), 50);
 
   reg.apply({ cluster: 'web', added: [endpoint('198.18.2.200', 8080)], removed: [], changed: [] });
   const add = reg.plan();
-  const slots = add.filter((o) => o.map === 'maglev').length;
+  const slots = entryCount(add, 'maglev');
   t.ok(slots > 0 && slots < (MAGLEV_MAX / 51) * 1.5, `adding one of 51 writes ${slots} slots`);
-  t.equal(add.filter((o) => o.map === 'backends').length, 1, 'one backend entry');
+  t.equal(entryCount(add, 'backends'), 1, 'one backend entry');
 
   reg.apply({ cluster: 'web', added: [], removed: [], changed: [{ ...eps[3]!, health: 'draining' }] });
   const drain = reg.plan();
-  t.ok(drain.filter((o) => o.map === 'maglev').length < (MAGLEV_MAX / 50) * 1.5, 'draining one moves its slots only');
+  t.ok(entryCount(drain, 'maglev') < (MAGLEV_MAX / 50) * 1.5, 'draining one moves its slots only');
   t.same(drain.filter((o) => o.map === 'backends').map((o) => o.op), ['D'], 'and deletes its backend entry last');
   t.equal(drain[drain.length - 1]!.op, 'D');
 

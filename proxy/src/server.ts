@@ -44,6 +44,7 @@ export class ProxyServer implements ConfigSink {
   private readonly env: HcmEnvironment;
   private readonly hcmStats = new Map<string, HcmStats>();
   private readonly pendingListenerStarts: Promise<void>[] = [];
+  private readonly listenFailures: string[] = [];
   /** Listeners by name -> bound port (for tests and `/listeners`). */
   readonly boundPorts = new Map<string, number>();
   onRequestDone: HcmEnvironment['onRequestDone'];
@@ -89,6 +90,7 @@ export class ProxyServer implements ConfigSink {
     this.commit();
     for (const [i, l] of sr.listeners.entries()) this.addListener(l, `static_resources.listeners[${i}]`);
     await Promise.all(this.pendingListenerStarts.splice(0));
+    if (this.listenFailures.length > 0) throw new ConfigError(this.listenFailures.splice(0).join('\n'));
     this.commit();
   }
 
@@ -253,17 +255,21 @@ export class ProxyServer implements ConfigSink {
 
   private startListening(l: Listener, impl: HttpListener | TcpProxyListener): void {
     if (this.dryRun) return;
+    // Never rejects: a listener added later over xDS must not become an unhandled rejection.
     const p = impl.listen().then(
       () => {
         this.boundPorts.set(l.name, impl.port);
         this.log.info('listener started', { listener: l.name, address: `${l.address.address}:${impl.port}` });
       },
       (err: NodeJS.ErrnoException) => {
-        this.listeners.delete(l.name);
-        throw new ConfigError(`listener "${l.name}": cannot listen on ${l.address.address}:${l.address.port}: ${err.code ?? err.message}`);
+        if (this.listeners.get(l.name)?.impl === impl) this.listeners.delete(l.name);
+        this.listenerConfigs.delete(l.name);
+        const msg = `listener "${l.name}": cannot listen on ${l.address.address}:${l.address.port}: ${err.code ?? err.message}`;
+        this.listenFailures.push(msg);
+        this.log.error(msg);
       },
     );
-    this.pendingListenerStarts.push(p);
+    if (this.state !== 'LIVE') this.pendingListenerStarts.push(p);
   }
 
   /** Waits for listeners added through the sink to be bound. */

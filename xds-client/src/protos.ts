@@ -128,8 +128,12 @@ export function messageToJson(type: protobuf.Type, msg: protobuf.Message | Recor
   if (full === '.google.protobuf.Struct') return structToJson(msg);
   const out: Record<string, unknown> = {};
   const m = msg as Record<string, unknown>;
-  for (const field of type.fieldsArray) {
-    const v = m[field.name];
+  // Own properties are exactly the fields present on the wire (plus empty repeated/map
+  // containers); defaults and oneof getters live on the prototype.
+  for (const key of Object.keys(m)) {
+    const field = type.fields[key];
+    if (field === undefined) continue;
+    const v = m[key];
     if (field.map) {
       const entries = Object.entries((v ?? {}) as Record<string, unknown>);
       if (entries.length === 0) continue;
@@ -141,7 +145,7 @@ export function messageToJson(type: protobuf.Type, msg: protobuf.Message | Recor
       if (arr.length === 0) continue;
       out[field.name] = arr.map((e) => fieldToJson(field, e));
     } else {
-      if (!Object.prototype.hasOwnProperty.call(m, field.name) || v === null || v === undefined) continue;
+      if (v === null || v === undefined) continue;
       out[field.name] = fieldToJson(field, v);
     }
   }

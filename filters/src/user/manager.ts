@@ -91,6 +91,11 @@ export class UserFilterSlot {
   private readonly finalizer = new FinalizationRegistry<Pin>((pin) => this.unpinToken(pin));
   /** Last spec applied, for failure policy before any version is loaded. */
   lastSpec: UserFilterSpec | undefined;
+  /**
+   * Versions rolled back automatically ("version@sha256"). A chain rebuilt from unchanged
+   * config must not bring one back; only an explicit apply() does.
+   */
+  readonly rolledBack = new Set<string>();
 
   constructor(readonly name: string, private readonly manager: UserFilterManager) {
     this.counters = countersFor(name);
@@ -322,6 +327,7 @@ export class UserFilterSlot {
     if (this.canary?.version === v) {
       this.canary = undefined;
       this.counters.inc('rollbacks');
+      this.remember(v);
       this.event(v.spec.version, 'rolled_back', reason);
       this.good = this.good.filter((g) => g !== v);
       this.retire(v, 'rolled_back');
@@ -337,9 +343,15 @@ export class UserFilterSlot {
     target.state = 'active';
     this.good = this.good.filter((g) => g !== v);
     this.counters.inc('rollbacks');
+    this.remember(v);
     this.event(v.spec.version, 'rolled_back', `${reason}; now serving ${target.spec.version}`);
     this.retire(v, 'rolled_back');
     return true;
+  }
+
+  private remember(v: LoadedVersion): void {
+    this.rolledBack.add(`${v.spec.version}@${v.spec.sha256}`);
+    if (this.rolledBack.size > 32) this.rolledBack.delete(this.rolledBack.values().next().value!);
   }
 
   private retire(v: LoadedVersion, state: 'draining' | 'rolled_back'): void {
@@ -458,7 +470,12 @@ export class UserFilterManager {
   /** Used by chain builds: config already verified; returns the problems of the async part. */
   ensure(name: string, spec: UserFilterSpec, path: string): Promise<readonly Problem[]> {
     const diag = new Diagnostics();
-    return this.slot(name).apply(spec, diag, path).then((r) => (r.ok ? [] : r.errors));
+    const slot = this.slot(name);
+    if (slot.rolledBack.has(`${spec.version}@${spec.sha256}`) && slot.active !== undefined) {
+      // Sticky rollback: the config still names the bad version; keep serving the good one.
+      return Promise.resolve([]);
+    }
+    return slot.apply(spec, diag, path).then((r) => (r.ok ? [] : r.errors));
   }
 
   /**

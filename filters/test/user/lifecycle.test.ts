@@ -128,6 +128,14 @@ t.test('automatic rollback to the previous good version after rollback_after_fai
   t.match(mgr.describe(), [{ active_version: '1.0.0', events: [{ event: 'active' }, { event: 'active' }, { version: '2.0.0', event: 'rolled_back' }, { version: '2.0.0', event: 'released' }] }]);
   t.equal(filterStats()['http.uf-rb.rollbacks'], 1);
   t.equal(mgr.rollback('uf-rb'), false, 'nothing older to roll back to');
+  // A chain rebuilt from config that still names 2.0.0 does not bring it back.
+  const rebuilt = buildHttpFilterChain([filter('uf-rb', TYPE, inline(tagger('2.0.0'), '2.0.0', { rollback_after_failures: 3 })), ROUTER], new Diagnostics(), 'f', { userFilters: mgr })!;
+  t.same(await rebuilt.ready, []);
+  const q = req();
+  await rebuilt.decodeHeaders(q, info());
+  t.equal(q.headers['x-filter-version'], '1.0.0', 'rollback is sticky across chain rebuilds');
+  t.ok((await mgr.apply('uf-rb', { config: inline(tagger('2.0.0'), '2.0.0') })).ok, 'an explicit apply may bring it back');
+  t.match(mgr.describe(), [{ active_version: '2.0.0' }]);
 });
 
 t.test('a request keeps the version it started with; the retired version is released when it ends', async (t) => {

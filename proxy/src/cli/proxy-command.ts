@@ -1,4 +1,5 @@
 import { formatProblem, loadBootstrapFile, type Bootstrap } from '../../../config/src/index.js';
+import { XdsClient, xdsOptionsFromBootstrap } from '../../../xds-client/src/index.js';
 import { AdminServer } from '../admin/admin-server.js';
 import { isLevel, LEVELS, Logger } from '../log.js';
 import { ConfigError, ProxyServer } from '../server.js';
@@ -21,6 +22,7 @@ export interface RunningProxy {
   readonly server: ProxyServer;
   readonly admin: AdminServer | undefined;
   readonly adminPort: number | undefined;
+  readonly xds: XdsClient | undefined;
   stop(drainMs?: number): Promise<void>;
 }
 
@@ -38,7 +40,9 @@ export async function startProxy(bootstrap: Bootstrap, log: Logger, opts: { admi
   let admin: AdminServer | undefined;
   let adminPort: number | undefined;
   const drainTimeMs = opts.drainTimeMs ?? 10_000;
+  let xds: XdsClient | undefined;
   const stop = async (drainMs = drainTimeMs) => {
+    xds?.stop();
     await server.drain(drainMs);
     await server.close();
     await admin?.close();
@@ -49,8 +53,20 @@ export async function startProxy(bootstrap: Bootstrap, log: Logger, opts: { admi
     await server.close();
     throw e;
   }
+  const xdsOptions = xdsOptionsFromBootstrap(bootstrap, {
+    sink: server,
+    log: (level, msg) => log.log(level === 'warn' ? 'warning' : level, `xds: ${msg}`),
+  });
+  if (xdsOptions) {
+    const client = new XdsClient(xdsOptions);
+    xds = client;
+    server.stats.registerExternalGauges('', () => numericOnly(client.stats()));
+    client.start();
+    log.info('xds client started', { servers: xdsOptions.servers.map((s) => `${s.address}:${s.port}`), api_type: xdsOptions.apiType });
+  }
   if (bootstrap.admin) {
     admin = new AdminServer(server, log, {
+      extraConfigDump: () => (xds ? xds.configDump().map((d) => ({ '@type': 'pilotfish.xds.ResourceDump', ...d })) : []),
       address: bootstrap.admin.address.address,
       port: opts.adminPort ?? bootstrap.admin.address.port,
       drainTimeMs,
@@ -60,7 +76,7 @@ export async function startProxy(bootstrap: Bootstrap, log: Logger, opts: { admi
     log.info('admin listening', { address: `${bootstrap.admin.address.address}:${adminPort}` });
   }
   server.markLive();
-  return { server, admin, adminPort, stop };
+  return { server, admin, adminPort, xds, stop };
 }
 
 export async function runProxyCommand(argv: string[]): Promise<number> {
@@ -115,4 +131,10 @@ export async function runProxyCommand(argv: string[]): Promise<number> {
   process.once('SIGINT', () => void shutdown('SIGINT'));
   log.info('pilotfish started', { listeners: Object.fromEntries(running.server.boundPorts) });
   return new Promise<number>(() => undefined); // runs until a signal or /quitquitquit
+}
+
+function numericOnly(stats: Record<string, number | string>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(stats)) if (typeof v === 'number') out[k] = v;
+  return out;
 }

@@ -13,7 +13,7 @@
  * only picked in panic; degraded hosts are picked only for the load healthy hosts cannot
  * absorb.
  */
-import type { Cluster, ClusterLoadAssignment, Endpoint, EndpointDiff, LbPolicy } from '../../../config/src/model.js';
+import type { Cluster, ClusterLoadAssignment, Endpoint, EndpointDiff, LbPolicy } from '../../../config/src/index.js';
 import { mix53Into } from './hash.js';
 import { Rng, TWO30, TWO60 } from './lb/rng.js';
 import { createSubset, HASH, HashedSubset, type Entry, type HashCache, type RebuildScheduler, type Subset } from './lb/index.js';

@@ -4,8 +4,8 @@
  */
 import t from 'tap';
 import fc from 'fast-check';
-import { applyEndpointDiff, diffEndpoints } from '../../../config/src/endpoints.js';
-import type { Endpoint } from '../../../config/src/model.js';
+import { applyEndpointDiff, diffEndpoints } from '../../../config/src/index.js';
+import type { Endpoint } from '../../../config/src/index.js';
 import { EndpointSet, type Host } from '../../src/cluster/endpoint-set.js';
 import { ep, opts, POLICIES } from './helpers.js';
 

@@ -1,4 +1,4 @@
-import type { Endpoint, EndpointDiff, LbPolicy } from '../../../config/src/model.js';
+import type { Endpoint, EndpointDiff, LbPolicy } from '../../../config/src/index.js';
 import type { EndpointSetOptions } from '../../src/cluster/endpoint-set.js';
 
 /** Deterministic [0,1) generator so distribution tests cannot flake. */

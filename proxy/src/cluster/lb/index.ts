@@ -1,5 +1,5 @@
 /** Builds the subset implementation for a cluster's lb_policy. */
-import type { LbPolicy } from '../../../../config/src/model.js';
+import type { LbPolicy } from '../../../../config/src/index.js';
 import type { RebuildScheduler } from './hashed.js';
 import { LeastRequestSubset } from './least-request.js';
 import { MaglevSubset } from './maglev.js';

@@ -4,7 +4,7 @@
  * O(1) plus whatever the policy's structure needs (O(log n) heaps/trees, or a dirty
  * flag for hash tables).
  */
-import type { Endpoint } from '../../../../config/src/model.js';
+import type { Endpoint } from '../../../../config/src/index.js';
 
 /** What a load balancer needs of a host; `Host` in endpoint-set.ts satisfies it. */
 export interface LbHost {
