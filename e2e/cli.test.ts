@@ -69,21 +69,34 @@ t.test('bad flags and bad config: one line naming the problem, non-zero exit', a
   t.match(r.stderr, /http_filters\[0\]\.typed_config: unknown filter type/);
 });
 
-function waitForOutput(child: ChildProcess, re: RegExp, ms = 15_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${re}; got: ${buf}`)), ms);
-    const on = (d: Buffer) => {
-      buf += d.toString();
-      const m = re.exec(buf);
-      if (m) {
+/** Collects a child's output from the start, so no line is missed between two waits. */
+function outputOf(child: ChildProcess): { text: () => string; wait: (re: RegExp, ms?: number) => Promise<string> } {
+  let buf = '';
+  const waiters = new Set<() => void>();
+  const on = (d: Buffer) => {
+    buf += d.toString();
+    for (const w of waiters) w();
+  };
+  child.stdout?.on('data', on);
+  child.stderr?.on('data', on);
+  return {
+    text: () => buf,
+    wait: (re, ms = 15_000) => new Promise((resolve, reject) => {
+      const check = () => {
+        const m = re.exec(buf);
+        if (!m) return;
+        waiters.delete(check);
         clearTimeout(timer);
         resolve(m[0]);
-      }
-    };
-    child.stdout?.on('data', on);
-    child.stderr?.on('data', on);
-  });
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(new Error(`timed out waiting for ${re}; got: ${buf}`));
+      }, ms);
+      waiters.add(check);
+      check();
+    }),
+  };
 }
 
 function request(port: number, path: string): Promise<{ status: number; body: string }> {
@@ -126,9 +139,10 @@ static_resources:
 `);
   const child = spawn(process.execPath, [BIN, 'proxy', '--config', cfg, '--drain-time-s', '5'], { stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => child.kill('SIGKILL'));
-  const line = await waitForOutput(child, /"listener started","listener":"main","address":"127\.0\.0\.1:(\d+)"/);
+  const out = outputOf(child);
+  const line = await out.wait(/"listener started","listener":"main","address":"127\.0\.0\.1:(\d+)"/);
   const port = Number(/:(\d+)"$/.exec(line)![1]);
-  const adminLine = await waitForOutput(child, /"admin listening","address":"127\.0\.0\.1:(\d+)"/);
+  const adminLine = await out.wait(/"admin listening","address":"127\.0\.0\.1:(\d+)"/);
   const adminPort = Number(/:(\d+)"$/.exec(adminLine)![1]);
   t.equal((await request(port, '/')).body, 'fast');
   t.equal((await request(adminPort, '/ready')).status, 200);

@@ -6,6 +6,9 @@
  * proxy beyond building its chain.
  */
 import t from 'tap';
+
+// Long by nature; the machine is shared (2 cores), so leave room beyond tap's default.
+t.setTimeout(600_000);
 import http from 'node:http';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -94,7 +97,7 @@ t.test(`${SWAPS} hot swaps of a user filter under load: zero failed requests`, a
                 manifest: ${JSON.stringify(manifest)}
                 api_version_range: "^1.0.0"
                 failure_policy: FAIL_CLOSED
-                time_budget_ms: 2000
+                time_budget_ms: 10000
                 keep_versions: 2
           - name: envoy.filters.http.router
             typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
@@ -155,7 +158,7 @@ t.test(`${SWAPS} hot swaps of a user filter under load: zero failed requests`, a
   const t0 = Date.now();
   for (let v = 1; v <= SWAPS; v++) {
     publish(v);
-    const until = Date.now() + 15_000;
+    const until = Date.now() + 30_000;
     for (;;) {
       const r = await get();
       if (r.body === String(v)) break;

@@ -13,7 +13,7 @@
  *   A xdp <ifname> <native|generic>  attach xdp_lb (a BPF link)
  *   A peer <ifname> <native|generic> attach xdp_pass (veth peers, for XDP_REDIRECT)
  *   A cgroup <path> <connect|sockmap|all>  attach the interception programs
- *   A xsk <ifname> <queue>          start the AF_XDP forwarder on that queue
+ *   A xsk <ifname> <queue|all>      start the AF_XDP forwarder on that queue (or every rx queue)
  *   X                              forwarder counters -> OK <rx> <tx> <dropped> <no_backend>
  *   Q                              detach everything, exit
  *
@@ -221,6 +221,20 @@ static int attach_cgroup_prog(struct bpf_program *p, int cg, enum bpf_attach_typ
 	return fd < 0 ? -1 : add_link(fd);
 }
 
+/* rx queues of an interface as this netns's sysfs shows them (at least 1) */
+static int rx_queues(const char *ifname)
+{
+	char path[128];
+	int n = 0;
+	for (;;) {
+		snprintf(path, sizeof(path), "/sys/class/net/%s/queues/rx-%d", ifname, n);
+		if (access(path, F_OK))
+			break;
+		n++;
+	}
+	return n > 0 ? n : 1;
+}
+
 static void cmd_attach(char *args)
 {
 	char *kind = strtok(args, " "), *target = strtok(NULL, " "), *mode = strtok(NULL, " ");
@@ -282,17 +296,21 @@ static void cmd_attach(char *args)
 			.flows = bpf_map__fd(skel->maps.flows), .rev_flows = bpf_map__fd(skel->maps.rev_flows),
 		};
 		char err[256];
-		if (nxsk == FP_MAX_XSK) {
-			printf("ERR too many AF_XDP sockets\n");
-			return;
+		int first = mode && strcmp(mode, "all") ? atoi(mode) : 0;
+		int last = mode && !strcmp(mode, "all") ? rx_queues(target) - 1 : first;
+		for (int q = first; q <= last; q++) {
+			if (nxsk == FP_MAX_XSK) {
+				printf("ERR too many AF_XDP sockets\n");
+				return;
+			}
+			xsk[nxsk] = xsk_fwd_start(target, (__u32)q, &m, err, sizeof(err));
+			if (!xsk[nxsk]) {
+				printf("ERR %s\n", err);
+				return;
+			}
+			nxsk++;
 		}
-		xsk[nxsk] = xsk_fwd_start(target, mode ? (__u32)atoi(mode) : 0, &m, err, sizeof(err));
-		if (!xsk[nxsk]) {
-			printf("ERR %s\n", err);
-			return;
-		}
-		nxsk++;
-		printf("OK\n");
+		printf("OK %d\n", last - first + 1);
 		return;
 	}
 	printf("ERR unknown attach kind\n");

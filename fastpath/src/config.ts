@@ -7,7 +7,7 @@
  *   mode: native | generic | off  XDP attach mode (default native)
  *   forward: fib | bounce         FIB lookup + redirect, or one-arm XDP_TX back to the sender
  *   flow_events: true             ring buffer of new-flow events
- *   xsk_queues: 1                 rx queues served by the AF_XDP forwarder (when a service is `userspace`)
+ *   xsk_queues: 2                 rx queues 0..n-1 served by the AF_XDP forwarder (default: all of them)
  *   services:                     L4 passthrough services steered in the kernel
  *     - { cluster: c, address: 198.18.0.10, port: 80, protocol: TCP, userspace: false,
  *         maglev_table_size: 65537 }
@@ -52,7 +52,7 @@ export interface FastPathConfig {
   readonly mode: 'native' | 'generic' | 'off';
   readonly forward: 'fib' | 'bounce';
   readonly flowEvents: boolean;
-  /** Queues 0..xskQueues-1 of `interface` get an AF_XDP socket when a service is `userspace`. */
+  /** Queues 0..xskQueues-1 of `interface` get an AF_XDP socket when a service is `userspace`; undefined = every rx queue. */
   readonly xskQueues?: number;
   readonly services: readonly FastPathService[];
   readonly interception?: FastPathInterception;
@@ -218,7 +218,7 @@ export function decodeFastPathConfig(ext: TypedExtension, diag: Diagnostics, pat
   if (services.length > 0 && iface === undefined && mode !== 'off') {
     diag.error(`${path}.interface`, 'is required when services are configured');
   }
-  let xskQueues = 1;
+  let xskQueues: number | undefined;
   if (c.xsk_queues !== undefined) {
     if (typeof c.xsk_queues !== 'number' || !Number.isInteger(c.xsk_queues) || c.xsk_queues < 1 || c.xsk_queues > 8) {
       diag.error(`${path}.xsk_queues`, 'must be an integer in [1, 8]');

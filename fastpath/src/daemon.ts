@@ -78,6 +78,11 @@ export class Daemon {
     else p.reject(new DaemonError(p.line, line.replace(/^ERR /, '')));
   }
 
+  /** The helper's pid (launchers like `ip netns exec` exec in place, so it is the helper's own). */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   get alive(): boolean {
     return !this.exited;
   }

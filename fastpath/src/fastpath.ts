@@ -122,7 +122,8 @@ export class BpfFastPath implements FastPath {
       for (const peer of c.redirectPeers) await this.daemon.request(`A peer ${peer} ${xdpMode}`);
       if (c.redirectPeers.length > 0) this.programs.push('xdp_pass');
       if (c.services.some((s) => s.userspace)) {
-        for (let q = 0; q < (c.xskQueues ?? 1); q++) await this.daemon.request(`A xsk ${c.interface} ${q}`);
+        if (c.xskQueues === undefined) await this.daemon.request(`A xsk ${c.interface} all`);
+        else for (let q = 0; q < c.xskQueues; q++) await this.daemon.request(`A xsk ${c.interface} ${q}`);
         this.programs.push('af_xdp_forwarder');
       }
     }

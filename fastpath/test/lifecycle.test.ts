@@ -1,6 +1,8 @@
 /** startFastPath's choices, the no-op twin, the CLI, and that close() leaves nothing behind. */
 import t from 'tap';
+import { readFileSync } from 'node:fs';
 import { startFastPath, runFastPathCommand, type FastPathConfig } from '../src/index.js';
+import { BpfFastPath } from '../src/fastpath.js';
 import { bpfUnavailable, uniq } from './helpers/bpf.js';
 import { Topology } from './helpers/netns.js';
 
@@ -50,9 +52,10 @@ t.test('close() detaches; so does the helper dying', async (t) => {
 
   const fp2 = await startFastPath(cfg, () => {});
   t.ok(xdpOn());
-  const pid = topo.exec(a, 'sh', ['-c', 'pgrep -x pf-fastpathd || true']).trim().split('\n').filter(Boolean);
-  t.ok(pid.length >= 1, 'helper running');
-  for (const p of pid) process.kill(Number(p), 'SIGKILL');
+  t.ok(fp2 instanceof BpfFastPath);
+  const pid = (fp2 as BpfFastPath).daemon.pid!;
+  t.match(readFileSync(`/proc/${pid}/comm`, 'utf8'), /pf-fastpathd/, 'helper running');
+  process.kill(pid, 'SIGKILL');
   await new Promise((r) => setTimeout(r, 300));
   t.notOk(xdpOn(), 'BPF links die with their owner');
   t.equal(fp2.status().active, false);

@@ -215,7 +215,7 @@ class Chain implements HttpFilterChain {
 
   describe(): unknown {
     return {
-      filters: this.slots.map((s) => ({ name: s.filter.name, type_url: s.filter.typeUrl, ...s.filter.describe() })),
+      filters: this.slots.map((s) => ({ name: s.filter.name, type_url: s.filter.typeUrl, state: 'active', ...s.filter.describe() })),
       router: this.router,
       skipped: this.skipped,
     };

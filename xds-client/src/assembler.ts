@@ -48,6 +48,7 @@ export class ConfigAssembler {
   private readonly pushedRoutes = new Set<string>();
 
   private dirty = false;
+  private readonly errors: string[] = [];
 
   constructor(
     private readonly sink: ConfigSink,
@@ -60,7 +61,8 @@ export class ConfigAssembler {
   flush(): void {
     if (this.dirty) {
       this.dirty = false;
-      this.sink.commit();
+      this.call(() => this.sink.commit(), 'commit');
+      this.dirty = false;
     }
   }
 
@@ -98,10 +100,11 @@ export class ConfigAssembler {
         case TYPE_URLS.route:
           for (const e of ch.upserted) {
             const rc = e.value as RouteConfiguration;
-            this.routes.set(e.name, rc);
             this.unmiss(ch.typeUrl, e.name);
+            // A route configuration the sink refuses is not "known": its listener keeps waiting.
+            if (!this.call(() => this.sink.upsertRouteConfiguration(rc), `route configuration "${e.name}"`)) continue;
+            this.routes.set(e.name, rc);
             this.pushedRoutes.add(e.name);
-            this.call(() => this.sink.upsertRouteConfiguration(rc));
             for (const l of this.listenersUsingRoute(e.name)) dirtyListeners.add(l);
           }
           for (const name of ch.removed) {
@@ -122,9 +125,8 @@ export class ConfigAssembler {
         case TYPE_URLS.secret:
           for (const e of ch.upserted) {
             const s = e.value as TypedExtension;
-            this.secrets.set(e.name, s);
             this.unmiss(ch.typeUrl, e.name);
-            this.call(() => this.sink.upsertSecret(e.name, s));
+            if (this.call(() => this.sink.upsertSecret(e.name, s), `secret "${e.name}"`)) this.secrets.set(e.name, s);
           }
           for (const name of ch.removed) {
             if (this.secrets.delete(name)) this.call(() => this.sink.removeSecret(name));
@@ -219,12 +221,10 @@ export class ConfigAssembler {
       for (const rn of routeNames(l)) {
         // A route configuration that does not exist serves as an empty one (404s), as in Envoy.
         if (!this.routes.has(rn) && !this.pushedRoutes.has(rn)) {
-          this.pushedRoutes.add(rn);
-          this.call(() => this.sink.upsertRouteConfiguration(emptyRouteConfiguration(rn)));
+          if (this.call(() => this.sink.upsertRouteConfiguration(emptyRouteConfiguration(rn)), `route configuration "${rn}"`)) this.pushedRoutes.add(rn);
         }
       }
-      this.pushedListeners.set(name, l);
-      this.call(() => this.sink.upsertListener(l));
+      if (this.call(() => this.sink.upsertListener(l), `listener "${name}"`)) this.pushedListeners.set(name, l);
     }
   }
 
@@ -255,12 +255,12 @@ export class ConfigAssembler {
     if (pushed !== undefined && pushed.cluster === c) {
       const diff = diffEndpoints(c.name, pushed.endpoints, next);
       if (emptyDiff(diff)) return;
-      applyInPlace(pushed.endpoints, diff);
-      this.call(() => this.sink.applyEndpointDiff(diff));
+      if (this.call(() => this.sink.applyEndpointDiff(diff), `endpoints of cluster "${c.name}"`)) applyInPlace(pushed.endpoints, diff);
       return;
     }
-    this.pushedClusters.set(c.name, { cluster: c, endpoints: new Map(next.map((e) => [e.key, e])) });
-    this.call(() => this.sink.upsertCluster(c, next));
+    if (this.call(() => this.sink.upsertCluster(c, next), `cluster "${c.name}"`)) {
+      this.pushedClusters.set(c.name, { cluster: c, endpoints: new Map(next.map((e) => [e.key, e])) });
+    }
   }
 
   private pushLedsDiff(
@@ -284,8 +284,7 @@ export class ConfigAssembler {
     const next = flattenLoadAssignment({ ...cla, endpoints: [{ ...locality, lbEndpoints: [...upserted.values()] }] });
     const diff = diffEndpoints(cname, prev, next);
     if (emptyDiff(diff)) return;
-    applyInPlace(pushed.endpoints, diff);
-    this.call(() => this.sink.applyEndpointDiff(diff));
+    if (this.call(() => this.sink.applyEndpointDiff(diff), `endpoints of cluster "${cname}"`)) applyInPlace(pushed.endpoints, diff);
   }
 
   private endpointsFor(c: Cluster): Endpoint[] {
@@ -383,9 +382,25 @@ export class ConfigAssembler {
     this.missing.get(typeUrl)?.delete(name);
   }
 
-  private call(f: () => void): void {
+  /**
+   * Runs one sink call. A sink may still refuse what our decoders accepted (it compiles
+   * regexes, builds TLS contexts); the refusal is collected for the NACK and the
+   * resource is not recorded as pushed, so the previous version keeps serving.
+   */
+  private call(f: () => void, what = ''): boolean {
     this.dirty = true;
-    f();
+    try {
+      f();
+      return true;
+    } catch (e) {
+      this.errors.push(`${what ? what + ': ' : ''}${e instanceof Error ? e.message : String(e)}`);
+      return false;
+    }
+  }
+
+  /** Sink refusals since the last call (they turn an ACK into a NACK). */
+  takeErrors(): string[] {
+    return this.errors.splice(0);
   }
 }
 

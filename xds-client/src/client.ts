@@ -9,7 +9,7 @@ import { deltaInitial, deltaOnResponse, deltaOnStreamStart, deltaSetNames, type 
 import type { DeltaDiscoveryResponse, DiscoveryResponse, WireNode } from './protos.js';
 import { TYPE_URLS, type ResourceChanges, type ResourceEntry, type ResourceType } from './resource-type.js';
 import { clusterType, lbEndpointType, listenerType, loadAssignmentType, routeConfigurationType, secretType } from './resource-types.js';
-import { sotwInitial, sotwOnResponse, sotwOnStreamStart, sotwSetNames, type SotwState } from './sotw-state.js';
+import { sotwInitial, sotwOnResponse, sotwOnStreamStart, sotwRequest, sotwSetNames, type SotwState } from './sotw-state.js';
 import { XdsStats } from './stats.js';
 import { AdsTransport, type ApiType, type ServerAddress } from './transport.js';
 import type * as grpc from '@grpc/grpc-js';
@@ -61,7 +61,7 @@ export interface ConfigDump {
 }
 
 /** Types whose names come from other resources; LDS and CDS are wildcard. */
-const DEPENDENT = [TYPE_URLS.route, TYPE_URLS.endpoint, TYPE_URLS.lbEndpoint, TYPE_URLS.secret];
+const DEPENDENT: string[] = [TYPE_URLS.route, TYPE_URLS.endpoint, TYPE_URLS.lbEndpoint, TYPE_URLS.secret];
 /** Request order on a new stream: clusters before listeners, as Envoy does. */
 const ORDER: string[] = [TYPE_URLS.cluster, TYPE_URLS.endpoint, TYPE_URLS.lbEndpoint, TYPE_URLS.secret, TYPE_URLS.listener, TYPE_URLS.route];
 
@@ -71,6 +71,7 @@ export class XdsClient {
   private readonly versions = new Map<string, string>();
   private readonly updatedAt = new Map<string, Map<string, number>>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly explicit = new Map<string, Set<string>>();
   private readonly assembler: ConfigAssembler;
   private readonly transport: AdsTransport;
   private readonly stat = new XdsStats();
@@ -107,7 +108,10 @@ export class XdsClient {
     for (const [url, sub] of extraSubs) {
       const st = this.states.get(url)!;
       if (sub === '*') st.s = { ...st.s, wildcard: true } as never;
-      else st.s = { ...st.s, names: new Set(sub) } as never;
+      else {
+        this.explicit.set(url, new Set(sub));
+        st.s = { ...st.s, names: new Set(sub) } as never;
+      }
     }
     this.transport = new AdsTransport(
       {
@@ -137,11 +141,23 @@ export class XdsClient {
     this.stat.connectedState = 0;
   }
 
-  /** Changes the names of an extra type (e.g. ECDS names the filter chains refer to). */
+  /**
+   * Names a module wants of a type, besides those the resources themselves name: ECDS
+   * names the filter chains refer to, SDS secrets certs/ needs for a static listener.
+   * Replaces the previous explicit set for that type.
+   */
   subscribe(typeUrl: string, names: Iterable<string>): void {
     if (!this.types.has(typeUrl)) throw new Error(`xds: type ${typeUrl} is not registered`);
-    this.setNames(typeUrl, new Set(names));
+    this.explicit.set(typeUrl, new Set(names));
+    this.setNames(typeUrl, this.namesFor(typeUrl));
     this.assembler.flush();
+    for (const e of this.assembler.takeErrors()) this.log('warn', `xds: sink refused ${e}`);
+  }
+
+  private namesFor(url: string): Set<string> {
+    const out = DEPENDENT.includes(url) ? this.assembler.wanted(url) : new Set<string>();
+    for (const n of this.explicit.get(url) ?? []) out.add(n);
+    return out;
   }
 
   stats(): Record<string, number | string> {
@@ -213,22 +229,55 @@ export class XdsClient {
     }
     const ts = this.stat.type(type.statName);
     ts.updateAttempt++;
+    // Apply first, answer after: a sink that refuses what the decoders accepted turns
+    // the ACK into a NACK (and the protocol state stays at the last good version).
     let changes: ResourceChanges;
+    let ack: () => void;
+    let nack: (detail: string) => void;
     if (st.mode === 'sotw') {
-      const o = sotwOnResponse(st.s, type, res as DiscoveryResponse);
-      st.s = o.state;
-      this.transport.send(o.request);
-      if (o.kind === 'nack') return this.rejected(type, ts, o.detail);
+      const prev = st.s;
+      const o = sotwOnResponse(prev, type, res as DiscoveryResponse);
+      if (o.kind === 'nack') {
+        st.s = o.state;
+        this.transport.send(o.request);
+        return this.rejected(type, ts, o.detail);
+      }
       changes = o.changes;
-      this.versions.set(url, (res as DiscoveryResponse).version_info);
+      ack = () => {
+        st.s = o.state;
+        this.versions.set(url, (res as DiscoveryResponse).version_info);
+        this.transport.send(o.request);
+      };
+      nack = (detail) => {
+        st.s = { ...prev, nonce: res.nonce };
+        this.transport.send(sotwRequest(st.s, detail));
+      };
     } else {
-      const o = deltaOnResponse(st.s, type, res as DeltaDiscoveryResponse);
-      st.s = o.state;
-      this.transport.send(o.request);
-      if (o.kind === 'nack') return this.rejected(type, ts, o.detail);
+      const prev = st.s;
+      const o = deltaOnResponse(prev, type, res as DeltaDiscoveryResponse);
+      if (o.kind === 'nack') {
+        this.transport.send(o.request);
+        return this.rejected(type, ts, o.detail);
+      }
       changes = o.changes;
-      this.versions.set(url, o.systemVersion);
+      ack = () => {
+        st.s = o.state;
+        this.versions.set(url, o.systemVersion);
+        this.transport.send(o.request);
+      };
+      nack = (detail) => this.transport.send({ ...o.request, error_detail: { code: 3, message: detail } });
     }
+    this.assembler.apply([changes]);
+    this.syncDependents();
+    this.assembler.flush();
+    const refused = this.assembler.takeErrors();
+    if (refused.length > 0) {
+      const detail = refused.join('; ');
+      nack(detail);
+      this.rejected(type, ts, detail);
+      return;
+    }
+    ack();
     ts.updateSuccess++;
     ts.versionText = this.versions.get(url) ?? '';
     if (changes.upserted.length === 0 && changes.removed.length === 0) ts.updateEmpty++;
@@ -241,9 +290,6 @@ export class XdsClient {
     }
     for (const n of changes.removed) times.delete(n);
     this.clearTimer(url, '*');
-    this.assembler.apply([changes]);
-    this.syncDependents();
-    this.assembler.flush();
     this.initDone(url);
   }
 
@@ -256,7 +302,7 @@ export class XdsClient {
   // ---------------------------------------------------------------- subscriptions
 
   private syncDependents(): void {
-    for (const url of DEPENDENT) if (this.states.has(url)) this.setNames(url, this.assembler.wanted(url));
+    for (const url of DEPENDENT) if (this.states.has(url)) this.setNames(url, this.namesFor(url));
   }
 
   private setNames(url: string, names: Set<string>): void {
@@ -322,6 +368,7 @@ export class XdsClient {
       this.assembler.markMissing(url, name);
       this.syncDependents();
       this.assembler.flush();
+      for (const e of this.assembler.takeErrors()) this.log('warn', `xds: sink refused ${e}`);
     }
     this.initDone(url);
   }

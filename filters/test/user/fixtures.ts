@@ -2,11 +2,14 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256Hex } from '../../src/index.js';
 
-/** A `pilotfish.filters.http.module` config value for inline source. */
+/**
+ * A `pilotfish.filters.http.module` config value for inline source. Budgets are generous:
+ * tests share two cores with everything else; the tests about budgets set their own.
+ */
 export function inline(source: string, version: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     inline_source: source, sha256: sha256Hex(source), version, api_version_range: '^1.0.0',
-    time_budget_ms: 200, rollback_after_failures: 0, memory_limit_mb: 32, ...extra,
+    time_budget_ms: 5000, rollback_after_failures: 0, memory_limit_mb: 32, ...extra,
   };
 }
 

@@ -1,4 +1,7 @@
 import t from 'tap';
+
+// Long by nature; the machine is shared (2 cores), so leave room beyond tap's default.
+t.setTimeout(600_000);
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Diagnostics } from '../../../config/src/index.js';

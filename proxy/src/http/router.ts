@@ -104,6 +104,7 @@ export class UpstreamRequest {
   private retryTimer: NodeJS.Timeout | undefined;
   private holdsRetry = false;
   private readonly priority: 'DEFAULT' | 'HIGH';
+  private readonly pickContext: { hash: number; exclude: Host | undefined } = { hash: Number.NaN, exclude: undefined };
 
   constructor(
     private readonly cluster: ClusterRuntime,
@@ -137,8 +138,11 @@ export class UpstreamRequest {
   }
 
   private dispatchAttempt(): void {
-    const prev = this.lastHost;
-    const host = this.cluster.pick(this.spec.hash === undefined ? (prev ? { exclude: prev } : {}) : { hash: this.spec.hash, ...(prev ? { exclude: prev } : {}) });
+    // One context shape for every pick keeps the load balancer's hot path monomorphic and allocation-free.
+    const ctx = this.pickContext;
+    ctx.hash = this.spec.hash ?? Number.NaN;
+    ctx.exclude = this.lastHost;
+    const host = this.cluster.pick(ctx);
     if (!host) {
       this.fail(LocalReplies.noHealthyUpstream, Flags.NoHealthyUpstream);
       return;

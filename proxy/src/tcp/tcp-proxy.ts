@@ -88,7 +88,7 @@ export class TcpProxyListener {
     }
     let attempts = 0;
     const tryConnect = (): void => {
-      const host = cluster.pick({});
+      const host = cluster.pick({ hash: Number.NaN, exclude: undefined });
       if (!host) {
         cluster.stats.upstream_cx_none_healthy.inc();
         down.destroy();
