@@ -1,5 +1,6 @@
 import { formatProblem, loadBootstrapFile, type Bootstrap } from '../../../config/src/index.js';
 import { XdsClient, xdsOptionsFromBootstrap } from '../../../xds-client/src/index.js';
+import { installTelemetry } from '../../../telemetry/src/index.js';
 import { AdminServer } from '../admin/admin-server.js';
 import { isLevel, LEVELS, Logger } from '../log.js';
 import { ConfigError, ProxyServer } from '../server.js';
@@ -46,10 +47,14 @@ export async function startProxy(bootstrap: Bootstrap, log: Logger, opts: { admi
     await server.drain(drainMs);
     await server.close();
     await admin?.close();
+    await telemetry.close();
   };
+  const telemetry = await installTelemetry(bootstrap);
+  server.onRequestDone = telemetry.onRequestDone as typeof server.onRequestDone;
   try {
     await server.loadStatic();
   } catch (e) {
+    await telemetry.close();
     await server.close();
     throw e;
   }
