@@ -201,7 +201,8 @@ export function parseMesh(doc: unknown): Mesh {
     return {
       name: str(o, 'name', path),
       address: str(o, 'address', path, '0.0.0.0'),
-      port: grpc ? int(o, 'port', path, 0, 65535, 0) : int(o, 'port', path, 1, 65535),
+      // 0 lets the proxy pick a free port (tests).
+      port: grpc ? int(o, 'port', path, 0, 65535, 0) : int(o, 'port', path, 0, 65535),
       grpc,
       domains: domains.length > 0 ? domains : ['*'],
       routes,

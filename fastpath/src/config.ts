@@ -63,6 +63,11 @@ export interface FastPathConfig {
   readonly launcher?: readonly string[];
 }
 
+/** Whether a bootstrap extension is ours: by its name or by the TypedStruct's type_url. */
+export function isFastPathExtension(ext: TypedExtension): boolean {
+  return ext.name === FASTPATH_TYPE || ext.typeUrl === FASTPATH_TYPE || ext.typeUrl.endsWith(`/${FASTPATH_TYPE}`);
+}
+
 type Obj = Readonly<Record<string, unknown>>;
 
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);

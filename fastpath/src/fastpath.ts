@@ -160,7 +160,7 @@ export class BpfFastPath implements FastPath {
   status(): FastPathStatus {
     return {
       active: !this.closed && this.daemon.alive,
-      mode: `xdp-${this.config.mode}`,
+      mode: [this.config.interface ? `xdp-${this.config.mode}` : '', this.config.interception ? 'cgroup' : ''].filter(Boolean).join('+') || 'loaded',
       ...(this.closed ? { reason: 'closed' } : !this.daemon.alive ? { reason: 'helper process exited' } : {}),
       ...(this.config.interface ? { interface: this.config.interface } : {}),
       programs: [...this.programs],

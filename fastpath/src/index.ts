@@ -2,5 +2,5 @@
 export type { FastPath, FastPathStatus } from './fastpath.js';
 export { startFastPath, NoopFastPath } from './fastpath.js';
 export type { FastPathConfig, FastPathService, FastPathInterception } from './config.js';
-export { decodeFastPathConfig, FASTPATH_TYPE } from './config.js';
+export { decodeFastPathConfig, isFastPathExtension, FASTPATH_TYPE } from './config.js';
 export { runFastPathCommand } from './cli.js';

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Diagnostics } from '../../config/src/validation.js';
-import { decodeFastPathConfig } from '../src/index.js';
+import { decodeFastPathConfig, isFastPathExtension } from '../src/index.js';
 import fc from 'fast-check';
 
 const ext = (config: Record<string, unknown>) => ({ name: 'pilotfish.fastpath', typeUrl: 'pilotfish.fastpath', config });
@@ -56,4 +56,10 @@ t.test('never throws on arbitrary input', async () => {
     const r = decodeFastPathConfig(ext({ interface: 'e', services: v as never, interception: v as never }), d, P);
     if (r === undefined && d.errors.length === 0) throw new Error('undefined without an error');
   }), { numRuns: 500 });
+});
+
+t.test('recognises the extension by name or TypedStruct type_url', async (t) => {
+  t.ok(isFastPathExtension(ext({})));
+  t.ok(isFastPathExtension({ name: 'whatever', typeUrl: 'type.googleapis.com/pilotfish.fastpath', config: {} }));
+  t.notOk(isFastPathExtension({ name: 'envoy.x', typeUrl: 'type.googleapis.com/envoy.x', config: {} }));
 });

@@ -48,6 +48,8 @@ export class ProxyServer implements ConfigSink {
   /** Listeners by name -> bound port (for tests and `/listeners`). */
   readonly boundPorts = new Map<string, number>();
   onRequestDone: HcmEnvironment['onRequestDone'];
+  /** Observers of every endpoint change (the fast path's maps), as diffs. */
+  readonly endpointObservers: ((diff: EndpointDiff) => void)[] = [];
 
   /** dryRun: build and validate everything, bind nothing (`pilotfish proxy --mode validate`). */
   constructor(readonly bootstrap: Bootstrap, readonly log: Logger, private readonly dryRun = false) {
@@ -117,7 +119,20 @@ export class ProxyServer implements ConfigSink {
   }
 
   applyEndpointDiff(diff: EndpointDiff): void {
-    this.clusters.get(diff.cluster)?.applyDiff(diff);
+    const c = this.clusters.get(diff.cluster);
+    if (!c) return;
+    c.applyDiff(diff);
+    this.notifyEndpoints(diff);
+  }
+
+  private notifyEndpoints(diff: EndpointDiff): void {
+    for (const o of this.endpointObservers) {
+      try {
+        o(diff);
+      } catch (e) {
+        this.log.error('endpoint observer failed', { cluster: diff.cluster, error: String(e) });
+      }
+    }
   }
 
   upsertRouteConfiguration(config: RouteConfiguration): void {
@@ -191,13 +206,17 @@ export class ProxyServer implements ConfigSink {
     }
     const runtime = new ClusterRuntime(c, endpoints, this.stats, tls);
     this.clusters.set(c.name, runtime);
+    if (existing) {
+      const removed = [...existing.endpoints.hosts()].map((h) => h.key).filter((k) => !endpoints.some((e) => e.key === k));
+      this.notifyEndpoints({ cluster: c.name, added: endpoints, removed, changed: [] });
+    } else if (endpoints.length > 0) this.notifyEndpoints({ cluster: c.name, added: endpoints, removed: [], changed: [] });
     if (existing) setTimeout(() => void existing.close(), 5000).unref();
     if ((c.type === 'STRICT_DNS' || c.type === 'LOGICAL_DNS') && !this.dryRun) {
       this.dns.get(c.name)?.stop();
-      const r = new DnsRefresher(c, (d) => runtime.applyDiff(d), (e) => this.log.warn('dns resolution failed', { cluster: c.name, error: String(e) }));
+      const r = new DnsRefresher(c, (d) => this.applyEndpointDiff(d), (e) => this.log.warn('dns resolution failed', { cluster: c.name, error: String(e) }));
       this.dns.set(c.name, r);
       void r.start().then((eps) => {
-        if (eps.length > 0) runtime.applyDiff({ cluster: c.name, added: eps, removed: [], changed: [] });
+        if (eps.length > 0 && this.clusters.get(c.name) === runtime) this.applyEndpointDiff({ cluster: c.name, added: eps, removed: [], changed: [] });
       });
     }
   }
@@ -209,7 +228,11 @@ export class ProxyServer implements ConfigSink {
     const added = endpoints.filter((e) => !prev.has(e.key));
     const removed = [...prev.keys()].filter((k) => !next.has(k));
     const changed = endpoints.filter((e) => prev.has(e.key) && JSON.stringify(prev.get(e.key)) !== JSON.stringify(e));
-    if (added.length || removed.length || changed.length) runtime.applyDiff({ cluster: runtime.name, added, removed, changed });
+    if (added.length || removed.length || changed.length) {
+      const diff = { cluster: runtime.name, added, removed, changed };
+      runtime.applyDiff(diff);
+      this.notifyEndpoints(diff);
+    }
   }
 
   private addListener(l: Listener, path: string): void {

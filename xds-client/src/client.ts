@@ -237,19 +237,20 @@ export class XdsClient {
     if (st.mode === 'sotw') {
       const prev = st.s;
       const o = sotwOnResponse(prev, type, res as DiscoveryResponse);
+      st.s = o.state;
       if (o.kind === 'nack') {
-        st.s = o.state;
         this.transport.send(o.request);
         return this.rejected(type, ts, o.detail);
       }
       changes = o.changes;
+      // The state is adopted before applying (dependent subscriptions read it); the
+      // request is built after, so it carries any name change made meanwhile.
       ack = () => {
-        st.s = o.state;
         this.versions.set(url, (res as DiscoveryResponse).version_info);
-        this.transport.send(o.request);
+        this.transport.send(sotwRequest(st.s));
       };
       nack = (detail) => {
-        st.s = { ...prev, nonce: res.nonce };
+        st.s = { ...(st.s as SotwState), versionInfo: prev.versionInfo, resources: prev.resources };
         this.transport.send(sotwRequest(st.s, detail));
       };
     } else {
@@ -259,13 +260,16 @@ export class XdsClient {
         this.transport.send(o.request);
         return this.rejected(type, ts, o.detail);
       }
+      st.s = o.state;
       changes = o.changes;
       ack = () => {
-        st.s = o.state;
         this.versions.set(url, o.systemVersion);
         this.transport.send(o.request);
       };
-      nack = (detail) => this.transport.send({ ...o.request, error_detail: { code: 3, message: detail } });
+      nack = (detail) => {
+        st.s = { ...(st.s as DeltaState), resources: prev.resources };
+        this.transport.send({ ...o.request, error_detail: { code: 3, message: detail } });
+      };
     }
     this.assembler.apply([changes]);
     this.syncDependents();

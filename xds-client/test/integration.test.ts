@@ -163,3 +163,36 @@ t.test('does-not-exist: an EDS cluster without a ClusterLoadAssignment warms emp
   t.same(sink.endpointKeys('web'), []);
   t.equal(client.stats()['eds.init_fetch_timeout'], 1);
 });
+
+t.test('a sink that refuses a resource turns the ACK into a NACK; the rest keeps serving', async (t) => {
+  class PickySink extends RecordingSink {
+    override upsertRouteConfiguration(config: Parameters<RecordingSink['upsertRouteConfiguration']>[0]): void {
+      if (config.virtualHosts.some((v) => v.domains.includes('refuse.me'))) throw new Error('regex does not compile');
+      super.upsertRouteConfiguration(config);
+    }
+  }
+  const cp = new ControlPlane();
+  cp.setMesh(mesh([ep(1)]));
+  const port = await cp.listen(0);
+  const sink = new PickySink();
+  const client = new XdsClient({ node, servers: [{ address: '127.0.0.1', port }], apiType: 'GRPC', sink });
+  client.start();
+  t.teardown(async () => {
+    client.stop();
+    await cp.close();
+  });
+  await sink.until(() => sink.listeners.has('ingress'));
+  const nack = cp.server.waitForNack(node.id, TYPE_URLS.route);
+  cp.setMesh(parseMesh({
+    listeners: [{ name: 'ingress', address: '127.0.0.1', port: 10000, domains: ['refuse.me'], routes: [{ prefix: '/', service: 'web' }] }],
+    services: [{ name: 'web', endpoints: [ep(1)] }],
+  }));
+  const ev = await nack;
+  t.match(ev.error, /route configuration "ingress": regex does not compile/);
+  t.equal(ev.version, '1', 'NACK repeats the last accepted version');
+  t.same(sink.routes.get('ingress')?.virtualHosts[0]?.domains, ['*'], 'old routes still serving');
+  t.equal(client.stats()['rds.update_rejected'], 1);
+  cp.setMesh(mesh([ep(1)]));
+  await cp.server.waitForAck(node.id, TYPE_URLS.route, cp.server.version(TYPE_URLS.route));
+  t.equal(client.stats()['rds.update_rejected'], 1);
+});

@@ -220,7 +220,8 @@ export class Sandbox {
     this.pending.delete(id);
     if (parsed[1] === 1) p.resolve({ reply: parsed[2], view: parsed[3] });
     else p.reject(new SandboxError('thrown', String(parsed[2])));
-    if (this.pending.size === 0) this.stopSweeper();
+    // The sweeper stops itself on its next tick when nothing is pending: not restarting a
+    // timer per call keeps one-at-a-time traffic cheap.
   }
 
   private flushQueue(): void {

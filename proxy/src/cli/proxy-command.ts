@@ -1,6 +1,8 @@
 import { formatProblem, loadBootstrapFile, type Bootstrap } from '../../../config/src/index.js';
 import { XdsClient, xdsOptionsFromBootstrap } from '../../../xds-client/src/index.js';
 import { installTelemetry } from '../../../telemetry/src/index.js';
+import { Diagnostics } from '../../../config/src/index.js';
+import { decodeFastPathConfig, isFastPathExtension, startFastPath, type FastPath, type FastPathConfig } from '../../../fastpath/src/index.js';
 import { AdminServer } from '../admin/admin-server.js';
 import { isLevel, LEVELS, Logger } from '../log.js';
 import { ConfigError, ProxyServer } from '../server.js';
@@ -24,6 +26,7 @@ export interface RunningProxy {
   readonly admin: AdminServer | undefined;
   readonly adminPort: number | undefined;
   readonly xds: XdsClient | undefined;
+  readonly fastpath: FastPath | undefined;
   stop(drainMs?: number): Promise<void>;
 }
 
@@ -42,13 +45,16 @@ export async function startProxy(bootstrap: Bootstrap, log: Logger, opts: { admi
   let adminPort: number | undefined;
   const drainTimeMs = opts.drainTimeMs ?? 10_000;
   let xds: XdsClient | undefined;
+  let fastpath: FastPath | undefined;
   const stop = async (drainMs = drainTimeMs) => {
     xds?.stop();
     await server.drain(drainMs);
     await server.close();
     await admin?.close();
     await telemetry.close();
+    await fastpath?.close();
   };
+  const fastpathConfig = decodeBootstrapExtensions(bootstrap, log);
   const telemetry = await installTelemetry(bootstrap);
   server.onRequestDone = telemetry.onRequestDone as typeof server.onRequestDone;
   try {
@@ -57,6 +63,17 @@ export async function startProxy(bootstrap: Bootstrap, log: Logger, opts: { admi
     await telemetry.close();
     await server.close();
     throw e;
+  }
+  if (fastpathConfig) {
+    // The fast path says in one line why it is inactive (no privileges, no BPF, no toolchain); pilotfish runs on without it.
+    const fp = await startFastPath(fastpathConfig, (line) => log.info(line));
+    fastpath = fp;
+    server.endpointObservers.push((d) => fp.applyEndpointDiff(d));
+    for (const [name, c] of server.clusterRuntimes()) {
+      const eps = [...c.endpoints.hosts()].map((h) => h.endpoint);
+      if (eps.length > 0) fp.applyEndpointDiff({ cluster: name, added: eps, removed: [], changed: [] });
+    }
+    server.stats.registerExternalGauges('', () => fp.metrics());
   }
   const xdsOptions = xdsOptionsFromBootstrap(bootstrap, {
     sink: server,
@@ -71,6 +88,7 @@ export async function startProxy(bootstrap: Bootstrap, log: Logger, opts: { admi
   }
   if (bootstrap.admin) {
     admin = new AdminServer(server, log, {
+      extraServerInfo: () => ({ fastpath: fastpath ? fastpath.status() : { active: false, reason: 'not configured (bootstrap_extensions has no pilotfish.fastpath)' } }),
       extraConfigDump: () => (xds ? xds.configDump().map((d) => ({ '@type': 'pilotfish.xds.ResourceDump', ...d })) : []),
       address: bootstrap.admin.address.address,
       port: opts.adminPort ?? bootstrap.admin.address.port,
@@ -81,7 +99,7 @@ export async function startProxy(bootstrap: Bootstrap, log: Logger, opts: { admi
     log.info('admin listening', { address: `${bootstrap.admin.address.address}:${adminPort}` });
   }
   server.markLive();
-  return { server, admin, adminPort, xds, stop };
+  return { server, admin, adminPort, xds, fastpath, stop };
 }
 
 export async function runProxyCommand(argv: string[]): Promise<number> {
@@ -108,6 +126,7 @@ export async function runProxyCommand(argv: string[]): Promise<number> {
   const bootstrap = loadBootstrapOrThrow(values.config, log);
   if (mode === 'validate') {
     // Build everything a real start would (filter chains, route tables, TLS contexts), bind nothing.
+    decodeBootstrapExtensions(bootstrap, log);
     const dry = new ProxyServer(bootstrap, log, true);
     try {
       await dry.loadStatic();
@@ -142,4 +161,21 @@ function numericOnly(stats: Record<string, number | string>): Record<string, num
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(stats)) if (typeof v === 'number') out[k] = v;
   return out;
+}
+
+/** bootstrap_extensions: the fast path is the one pilotfish knows; others are named in a warning. */
+function decodeBootstrapExtensions(bootstrap: Bootstrap, log: Logger): FastPathConfig | undefined {
+  let config: FastPathConfig | undefined;
+  bootstrap.bootstrapExtensions.forEach((ext, i) => {
+    const path = `bootstrap_extensions[${i}]`;
+    if (!isFastPathExtension(ext)) {
+      log.warn(`config: ${path}: extension ${ext.typeUrl} is not supported by pilotfish; ignored`);
+      return;
+    }
+    const diag = new Diagnostics();
+    const c = decodeFastPathConfig(ext, diag, `${path}.typed_config.value`);
+    if (!c || diag.errors.length > 0) throw new ConfigError(diag.errors.map(formatProblem).join('\n'));
+    config = c;
+  });
+  return config;
 }

@@ -1,0 +1,124 @@
+/**
+ * The xDS client driving the real proxy (ProxyServer as the ConfigSink, in-process) from
+ * our control plane, with HTTP traffic through it while endpoints scale, drain, and the
+ * control plane goes away and comes back. Zero failed requests is the bar.
+ */
+import t from 'tap';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Diagnostics, decodeBootstrap } from '../config/src/index.js';
+import { ControlPlane, parseMesh, type MeshEndpoint } from '../controlplane/src/index.js';
+import { XdsClient, TYPE_URLS, type ApiType } from '../xds-client/src/index.js';
+import { startProxy } from '../proxy/src/cli/proxy-command.js';
+import { Logger } from '../proxy/src/log.js';
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+
+function get(port: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/', agent, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', () => resolve({ status: 0, body: '' }));
+    });
+    req.on('error', (e) => resolve({ status: 0, body: e.message }));
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+  });
+}
+
+async function upstream(t: { teardown(f: () => unknown): void }, name: string): Promise<number> {
+  const server = http.createServer((_req, res) => res.end(name));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+  return (server.address() as AddressInfo).port;
+}
+
+const until = async (pred: () => boolean | Promise<boolean>, ms = 10_000, what = 'condition') => {
+  const end = Date.now() + ms;
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
+
+for (const apiType of ['DELTA_GRPC', 'GRPC'] as ApiType[]) {
+  t.test(`${apiType}: scale, drain and lose the control plane under load without a failed request`, async (t) => {
+    const ports = [await upstream(t, 'u1'), await upstream(t, 'u2'), await upstream(t, 'u3')];
+    const ep = (i: number, extra: Partial<MeshEndpoint> = {}) => ({ address: '127.0.0.1', port: ports[i]!, zone: 'a', ...extra });
+    const mesh = (eps: Partial<MeshEndpoint>[]) =>
+      parseMesh({ listeners: [{ name: 'ingress', address: '127.0.0.1', port: 0, routes: [{ prefix: '/', service: 'web' }] }], services: [{ name: 'web', leds: apiType === 'DELTA_GRPC', endpoints: eps }] });
+
+    let cp = new ControlPlane();
+    cp.setMesh(mesh([ep(0)]));
+    const cpPort = await cp.listen(0);
+    t.teardown(() => cp.close());
+
+    const diag = new Diagnostics();
+    const bootstrap = decodeBootstrap({ node: { id: 'proxy-1', cluster: 'e2e' }, static_resources: {} }, diag)!;
+    const proxy = await startProxy(bootstrap, new Logger('error'), { drainTimeMs: 200, onQuit: () => undefined });
+    t.teardown(() => proxy.stop(0));
+    const client = new XdsClient({ node: bootstrap.node, servers: [{ address: '127.0.0.1', port: cpPort }], apiType, sink: proxy.server, backoff: { baseMs: 50, maxMs: 200 } });
+    client.start();
+    t.teardown(() => client.stop());
+
+    await until(() => proxy.server.boundPorts.has('ingress'), 10_000, 'listener');
+    const port = proxy.server.boundPorts.get('ingress')!;
+    await until(async () => (await get(port)).body === 'u1', 10_000, 'first route');
+
+    // load: 4 workers until told to stop
+    let stop = false;
+    let failures = 0;
+    let total = 0;
+    const seen = new Map<string, number>();
+    const failed: string[] = [];
+    const workers = Array.from({ length: 4 }, async () => {
+      while (!stop) {
+        const r = await get(port);
+        total++;
+        if (r.status !== 200) {
+          failures++;
+          if (failed.length < 5) failed.push(`${r.status} ${r.body.slice(0, 80)}`);
+        } else seen.set(r.body, (seen.get(r.body) ?? 0) + 1);
+      }
+    });
+    const countOf = (n: string) => seen.get(n) ?? 0;
+
+    // scale out
+    cp.setEndpoints('web', [ep(0), ep(1), ep(2)]);
+    await until(() => countOf('u2') > 5 && countOf('u3') > 5, 10_000, 'traffic on u2 and u3');
+    // drain u1 (terminating), then remove it
+    cp.setEndpoints('web', [ep(0, { terminating: true }), ep(1), ep(2)]);
+    await cp.server.waitForAck('proxy-1', apiType === 'DELTA_GRPC' ? TYPE_URLS.lbEndpoint : TYPE_URLS.endpoint);
+    await new Promise((r) => setTimeout(r, 300));
+    const u1Before = countOf('u1');
+    await new Promise((r) => setTimeout(r, 300));
+    t.equal(countOf('u1'), u1Before, 'a draining endpoint gets no new requests');
+    cp.setEndpoints('web', [ep(1), ep(2)]);
+    await new Promise((r) => setTimeout(r, 300));
+
+    // control plane gone: the last good config keeps serving
+    await cp.close();
+    const during = total;
+    await until(() => total > during + 50, 10_000, 'traffic without a control plane');
+    t.equal(client.stats()['control_plane.connected_state'], 0);
+
+    // back, with a changed mesh: the proxy resyncs
+    cp = new ControlPlane();
+    cp.setMesh(mesh([ep(2)]));
+    await cp.listen(cpPort);
+    await until(() => client.stats()['control_plane.connected_state'] === 1, 15_000, 'reconnect');
+    const u2At = countOf('u2');
+    await new Promise((r) => setTimeout(r, 500));
+    const u2Later = countOf('u2');
+    await new Promise((r) => setTimeout(r, 300));
+    t.equal(countOf('u2'), u2Later, 'after resync only u3 serves');
+    t.ok(u2Later >= u2At);
+
+    stop = true;
+    await Promise.all(workers);
+    t.equal(failures, 0, `no failed requests of ${total} (${failed.join(' | ')})`);
+    t.ok(total > 200, `${total} requests`);
+  });
+}
