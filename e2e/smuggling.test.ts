@@ -8,7 +8,9 @@ import { rawExchange, startRawUpstream, startRecordingUpstream } from '../proxy/
 
 const SMUGGLED = 'GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n';
 type Expect = 'reject' | 'safe';
-interface Case { name: string; req: string | Buffer; expect: Expect; status?: RegExp }
+// `streamed`: the body error is found after the headers were forwarded (Envoy streams
+// too); the upstream request is then reset, and still nothing past it may arrive.
+interface Case { name: string; req: string | Buffer; expect: Expect; status?: RegExp; streamed?: boolean }
 
 const h = (lines: string[], body = '') => `${lines.join('\r\n')}\r\n\r\n${body}`;
 
@@ -45,8 +47,8 @@ const cases: Case[] = [
   { name: 'chunk size with space', req: h(['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: chunked'], `5 \r\nhello\r\n0\r\n\r\n${SMUGGLED}`), expect: 'reject' },
   { name: 'chunk extension with bare LF', req: h(['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: chunked'], `5;a\nb\r\nhello\r\n0\r\n\r\n${SMUGGLED}`), expect: 'reject' },
   { name: 'chunk extension with bare CR', req: h(['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: chunked'], `5;a\rb\r\nhello\r\n0\r\n\r\n${SMUGGLED}`), expect: 'reject' },
-  { name: 'chunk data longer than size', req: h(['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: chunked'], `2\r\nhello\r\n0\r\n\r\n${SMUGGLED}`), expect: 'reject' },
-  { name: 'chunk without CRLF after data', req: h(['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: chunked'], `5\r\nhelloX0\r\n\r\n${SMUGGLED}`), expect: 'reject' },
+  { name: 'chunk data longer than size', req: h(['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: chunked'], `2\r\nhello\r\n0\r\n\r\n${SMUGGLED}`), expect: 'reject', streamed: true },
+  { name: 'chunk without CRLF after data', req: h(['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: chunked'], `5\r\nhelloX0\r\n\r\n${SMUGGLED}`), expect: 'reject', streamed: true },
   { name: 'missing Host', req: h(['GET / HTTP/1.1']), expect: 'reject' },
   { name: 'duplicate Host', req: h(['GET / HTTP/1.1', 'Host: a', 'Host: b']), expect: 'reject' },
   { name: 'empty Host', req: h(['GET / HTTP/1.1', 'Host: ']), expect: 'reject' },
@@ -55,7 +57,8 @@ const cases: Case[] = [
   { name: 'absolute-form, non-http scheme', req: h(['GET ftp://a/ HTTP/1.1', 'Host: a']), expect: 'reject' },
   { name: 'authority-form with GET', req: h(['GET a:80 HTTP/1.1', 'Host: a']), expect: 'reject' },
   { name: 'target with space', req: h(['GET /a b HTTP/1.1', 'Host: a']), expect: 'reject' },
-  { name: 'double space in request line', req: h(['GET  / HTTP/1.1', 'Host: a']), expect: 'reject' },
+  // llhttp reads the extra space as part of the separator: one unambiguous target, re-serialised canonically upstream.
+  { name: 'double space in request line', req: h(['GET  / HTTP/1.1', 'Host: a']), expect: 'safe' },
   { name: 'unknown version', req: h(['GET / HTTP/1.2', 'Host: a']), expect: 'reject', status: /^HTTP\/1\.1 (400|505)/ },
   { name: 'HTTP/0.9', req: 'GET /\r\n\r\n', expect: 'reject' },
   { name: 'invalid method chars', req: h(['G(T / HTTP/1.1', 'Host: a']), expect: 'reject' },
@@ -90,14 +93,20 @@ t.test('smuggling and malformed requests', async (t) => {
       up.reset();
       const r = await rawExchange(port, c.req, c.expect === 'reject' ? 3000 : 800);
       await new Promise((res) => setTimeout(res, 30));
-      t.notMatch(up.bytes(), /smuggled/, 'no smuggled request reached the upstream');
+      // In a `safe` case the text may legitimately travel as a body covered by its Content-Length.
+      if (c.expect === 'reject') t.notMatch(up.bytes(), /smuggled/, 'no smuggled bytes reached the upstream');
       t.ok(up.requests.every((x) => !x.includes('smuggled')), 'upstream parsed no smuggled request');
       if (c.expect === 'reject') {
         t.match(r.text, c.status ?? /^HTTP\/1\.1 400/, `refused: ${JSON.stringify(r.text.slice(0, 40))}`);
-        t.equal(up.bytes(), '', 'nothing was forwarded');
+        if (!c.streamed) t.equal(up.bytes(), '', 'nothing was forwarded');
         t.ok(r.closed, 'connection closed');
       } else {
         t.ok(up.requests.length <= 1, `at most one request forwarded (${up.requests.join(', ')})`);
+        if (c.name.startsWith('absolute-form')) {
+          t.match(r.text, /^HTTP\/1\.1 200/);
+          t.match(up.bytes(), /^GET \/x HTTP\/1\.1\r\n/, 'forwarded in origin-form');
+          t.match(up.bytes(), /\r\nhost: a\r\n/i, 'the target authority replaced Host');
+        }
       }
     });
   }

@@ -1,6 +1,6 @@
 import type { Bootstrap, Cluster, ConfigSink, Endpoint, EndpointDiff, HttpConnectionManager, Listener, RouteConfiguration, TypedExtension } from '../../config/src/index.js';
 import { Diagnostics, flattenLoadAssignment, formatProblem } from '../../config/src/index.js';
-import { buildHttpFilterChain, decodePerFilterConfig, type HttpFilterChain } from '../../filters/src/index.js';
+import { buildHttpFilterChain, decodePerFilterConfig, filterStats, type HttpFilterChain } from '../../filters/src/index.js';
 import {
   decodeSecretExtension, decodeTransportSocket, DownstreamTlsProvider, peerIdentity, SecretStore, UpstreamTlsProvider,
   type DownstreamTlsContextSpec, type UpstreamTlsContextSpec,
@@ -62,7 +62,20 @@ export class ProxyServer implements ConfigSink {
         return self.onRequestDone;
       },
     };
+    this.stats.registerExternalGauges('', () => filterStats());
+    // TLS counters per listener / cluster, Envoy's names: listener.<name>.ssl.handshake, cluster.<name>.ssl.*
+    this.stats.registerExternalGauges('', () => {
+      const out: Record<string, number> = {};
+      for (const [scope, stats] of this.tlsStats) for (const [k, v] of Object.entries(stats)) out[`${scope}.${k}`] = v as number;
+      return out;
+    });
   }
+
+  private readonly tlsLog = (level: 'info' | 'warn' | 'error', message: string): void =>
+    this.log.log(level === 'warn' ? 'warning' : level, `tls: ${message}`);
+
+  /** TLS providers' counters by stat scope ("listener.main", "cluster.backend"). */
+  private readonly tlsStats = new Map<string, object>();
 
   get snapshot(): Snapshot {
     return this.current;
@@ -196,7 +209,8 @@ export class ProxyServer implements ConfigSink {
       const spec = decodeTransportSocket(c.transportSocket, diag, `${path}.transport_socket`);
       if (!spec || diag.errors.length > 0) throw new ConfigError(diag.errors.map(formatProblem).join('; '));
       if (!('sni' in spec)) throw new ConfigError(`${path}.transport_socket: a cluster needs an UpstreamTlsContext`);
-      tls = new UpstreamTlsProvider(spec as UpstreamTlsContextSpec, this.secrets, { name: c.name });
+      tls = new UpstreamTlsProvider(spec as UpstreamTlsContextSpec, this.secrets, { name: c.name, log: this.tlsLog });
+      this.tlsStats.set(`cluster.${c.name}`, tls.stats);
     }
     const existing = this.clusters.get(c.name);
     if (existing && existing.compatibleWith(c) && !tls) {
@@ -249,7 +263,8 @@ export class ProxyServer implements ConfigSink {
       const spec = decodeTransportSocket(chain.transportSocket, diag, `${fcPath}.transport_socket`);
       if (!spec || diag.errors.length > 0) throw new ConfigError(diag.errors.map(formatProblem).join('; '));
       if ('sni' in spec) throw new ConfigError(`${fcPath}.transport_socket: a listener needs a DownstreamTlsContext`);
-      tls = new DownstreamTlsProvider(spec as DownstreamTlsContextSpec, this.secrets, { name: l.name });
+      tls = new DownstreamTlsProvider(spec as DownstreamTlsContextSpec, this.secrets, { name: l.name, log: this.tlsLog });
+      this.tlsStats.set(`listener.${l.name}`, tls.stats);
     }
     if (chain.network.kind === 'http') {
       const hcm = this.buildConnectionManager(chain.network, `${fcPath}.filters[0].typed_config`);

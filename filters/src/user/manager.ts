@@ -235,6 +235,8 @@ export class UserFilterSlot {
     if (probeFailure !== undefined) return reject(`self-test failed: ${probeFailure}`);
     v.loadedAt = Date.now();
     sandbox.onTrouble = (reason) => this.event(spec.version, 'sandbox_restart', reason);
+    // A version whose worker keeps dying cannot serve: roll back now, whatever the threshold.
+    sandbox.onDead = () => this.rollback(v, 'sandbox restarts exhausted');
     this.versions.set(spec.version, v);
     this.counters.inc('loads_ok');
     this.promote(v, spec);

@@ -75,6 +75,8 @@ export class Sandbox {
   /** Called when the sandbox crashed or hung (after in-flight calls were failed). */
   onTrouble: ((reason: string) => void) | undefined;
   onLog: ((level: string, line: string) => void) | undefined;
+  /** Called once when restarts are exhausted: every later call fails at once. */
+  onDead: (() => void) | undefined;
 
   constructor(private readonly opts: SandboxOptions) {}
 
@@ -289,6 +291,7 @@ export class Sandbox {
     if ((this.state as State) === 'closed') return; // onTrouble may have retired us
     if (this.restarts >= this.opts.maxRestarts) {
       this.state = 'dead';
+      this.onDead?.();
       return;
     }
     this.restarts++;

@@ -205,3 +205,20 @@ t.test('a chain whose user filter fails to load reports it through ready and fai
   await open!.ready;
   t.equal(await open!.decodeHeaders(req(), info()), undefined);
 });
+
+t.test('a version whose worker keeps dying is rolled back even without a failure threshold', async (t) => {
+  const mgr = setup(t);
+  const chain = buildHttpFilterChain([filter('uf-dead', TYPE, inline(tagger('1.0.0'), '1.0.0')), ROUTER], new Diagnostics(), 'f', { userFilters: mgr })!;
+  await chain.ready;
+  t.ok((await mgr.apply('uf-dead', { config: inline(tagger('2.0.0'), '2.0.0', { time_budget_ms: 300, memory_limit_mb: 16 }) })).ok);
+  // Each hog kills the worker (OOM or budget); the fourth death exhausts the 3 restarts.
+  for (let i = 0; i < 4; i++) {
+    const inf = info();
+    t.match(await chain.decodeHeaders(req({}, { 'x-hog': '1' }), inf), { status: 500 });
+    chain.streamComplete(inf);
+  }
+  const q = req();
+  await chain.decodeHeaders(q, info());
+  t.equal(q.headers['x-filter-version'], '1.0.0', 'back on the previous version');
+  t.match(mgr.describe(), [{ active_version: '1.0.0', events: [{}, {}, {}, {}, {}, {}, { version: '2.0.0', event: 'rolled_back', reason: /sandbox restarts exhausted/ }] }]);
+});

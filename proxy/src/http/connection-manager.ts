@@ -13,6 +13,7 @@ import type { Snapshot } from '../snapshot.js';
 import type { Counter, Gauge, StatsStore, TimeHistogram } from '../stats/stats.js';
 import { applyHeaderOptions, firstValue, stripHopByHop, stripPseudoHeaders, type HeaderMap } from './headers.js';
 import { Flags, LocalReplies, type LocalReplySpec } from './response-flags.js';
+import { checkHttp1Request, isValidAuthority } from './codec-guard.js';
 import { UpstreamRequest, type Downstream } from './router.js';
 import { Stream } from './stream.js';
 
@@ -100,6 +101,7 @@ export class ConnectionManager {
     (isH2 ? s.downstream_rq_http2_total : s.downstream_rq_http1_total).inc();
     s.downstream_rq_active.inc();
 
+    const malformed = isH2 ? undefined : checkHttp1Request(req as IncomingMessage);
     const headers = req.headers as HeaderMap;
     const authority = isH2 ? firstValue(headers[':authority']) ?? firstValue(headers.host) : firstValue(headers.host);
     const cfg = this.config;
@@ -114,8 +116,16 @@ export class ConnectionManager {
     );
     const view: RequestHeadersView = { method: req.method ?? 'GET', path: req.url ?? '/', authority: authority ?? '', scheme, headers };
     const ex = new Exchange(this, req, res, stream, view, isH2);
+    if (malformed !== undefined) {
+      ex.protocolError({ status: 400, body: 'Bad Request', details: malformed });
+      return;
+    }
     if (authority === undefined || authority === '') {
-      ex.localReply(LocalReplies.missingHost, Flags.DownstreamProtocolError);
+      ex.protocolError(LocalReplies.missingHost);
+      return;
+    }
+    if (!isValidAuthority(authority)) {
+      ex.protocolError({ status: 400, body: 'Bad Request', details: 'http.invalid_authority' });
       return;
     }
     if (this.env.draining() && !isH2) (res as ServerResponse).shouldKeepAlive = false;
@@ -510,6 +520,12 @@ class Exchange implements Downstream {
   }
 
   // ---- local replies --------------------------------------------------------
+
+  /** A request that must not be served: 400, and on HTTP/1.1 the connection closes, like Envoy's codec errors. */
+  protocolError(spec: LocalReplySpec): void {
+    if (!this.isH2) (this.res as ServerResponse).shouldKeepAlive = false;
+    this.localReply(spec, Flags.DownstreamProtocolError);
+  }
 
   localReply(spec: LocalReplySpec, flag: string, extraHeaders?: Record<string, string>): void {
     this.stream.addFlag(flag);
