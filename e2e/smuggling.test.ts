@@ -113,7 +113,7 @@ t.test('smuggling and malformed requests', async (t) => {
 });
 
 // Upstream responses with the same defects: 502, never passed on.
-const badResponses: { name: string; reply: string }[] = [
+const badResponses: { name: string; reply: string; afterHeaders?: boolean }[] = [
   { name: 'CL and TE', reply: 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' },
   { name: 'duplicate CL, different values', reply: 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\nhello' },
   { name: 'comma CL different', reply: 'HTTP/1.1 200 OK\r\nContent-Length: 2, 5\r\n\r\nhello' },
@@ -123,7 +123,7 @@ const badResponses: { name: string; reply: string }[] = [
   { name: 'NUL in value', reply: 'HTTP/1.1 200 OK\r\nX-A: b\x00c\r\nContent-Length: 2\r\n\r\nok' },
   { name: 'invalid name', reply: 'HTTP/1.1 200 OK\r\nX A: b\r\nContent-Length: 2\r\n\r\nok' },
   { name: 'bad status line', reply: 'HTTP/1.1 2OO OK\r\nContent-Length: 2\r\n\r\nok' },
-  { name: 'bad chunk size', reply: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n' },
+  { name: 'bad chunk size', reply: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n', afterHeaders: true },
   { name: 'TE not final chunked', reply: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\nContent-Length: 2\r\n\r\nok' },
 ];
 
@@ -138,7 +138,9 @@ t.test('malformed upstream responses become 502', async (t) => {
               - match: { prefix: "/" }
                 route: { cluster: up }`, staticCluster('up', [up.port])));
       const r = await rawExchange(proxy.port(), h(['GET / HTTP/1.1', 'Host: a', 'Connection: close']), 3000);
-      t.match(r.text, /^HTTP\/1\.1 502/, JSON.stringify(r.text.slice(0, 80)));
+      // A defect found after the headers (chunked body) resets the stream instead.
+      if (b.afterHeaders) t.ok(r.text === '' || /^HTTP\/1\.1 502/.test(r.text), JSON.stringify(r.text.slice(0, 80)));
+      else t.match(r.text, /^HTTP\/1\.1 502/, JSON.stringify(r.text.slice(0, 80)));
       t.notMatch(r.text, /X-A|hello/i, 'no part of the bad response was passed on');
     });
   }

@@ -12,7 +12,7 @@ import { XdsClient, TYPE_URLS, type ApiType } from '../xds-client/src/index.js';
 import { startProxy } from '../proxy/src/cli/proxy-command.js';
 import { Logger } from '../proxy/src/log.js';
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+let agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
 
 function get(port: number): Promise<{ status: number; body: string }> {
   return new Promise((resolve) => {
@@ -35,6 +35,19 @@ async function upstream(t: { teardown(f: () => unknown): void }, name: string): 
   return (server.address() as AddressInfo).port;
 }
 
+/** The old server's port may take a moment to be released. */
+async function listenRetrying(cp: ControlPlane, port: number): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      await cp.listen(port);
+      return;
+    } catch (e) {
+      if (i >= 40) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 const until = async (pred: () => boolean | Promise<boolean>, ms = 10_000, what = 'condition') => {
   const end = Date.now() + ms;
   while (!(await pred())) {
@@ -45,6 +58,7 @@ const until = async (pred: () => boolean | Promise<boolean>, ms = 10_000, what =
 
 for (const apiType of ['DELTA_GRPC', 'GRPC'] as ApiType[]) {
   t.test(`${apiType}: scale, drain and lose the control plane under load without a failed request`, async (t) => {
+    agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
     const ports = [await upstream(t, 'u1'), await upstream(t, 'u2'), await upstream(t, 'u3')];
     const ep = (i: number, extra: Partial<MeshEndpoint> = {}) => ({ address: '127.0.0.1', port: ports[i]!, zone: 'a', ...extra });
     const mesh = (eps: Partial<MeshEndpoint>[]) =>
@@ -83,6 +97,10 @@ for (const apiType of ['DELTA_GRPC', 'GRPC'] as ApiType[]) {
         } else seen.set(r.body, (seen.get(r.body) ?? 0) + 1);
       }
     });
+    t.teardown(() => {
+      stop = true;
+      agent.destroy();
+    });
     const countOf = (n: string) => seen.get(n) ?? 0;
 
     // scale out
@@ -107,7 +125,7 @@ for (const apiType of ['DELTA_GRPC', 'GRPC'] as ApiType[]) {
     // back, with a changed mesh: the proxy resyncs
     cp = new ControlPlane();
     cp.setMesh(mesh([ep(2)]));
-    await cp.listen(cpPort);
+    await listenRetrying(cp, cpPort);
     await until(() => client.stats()['control_plane.connected_state'] === 1, 15_000, 'reconnect');
     const u2At = countOf('u2');
     await new Promise((r) => setTimeout(r, 500));

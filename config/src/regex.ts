@@ -1,9 +1,14 @@
 import { createRequire } from 'node:module';
 
 // re2-wasm is CommonJS; RE2 gives Envoy's safe_regex semantics (linear time, no backtracking),
-// so a hostile path can never make route matching exponential.
+// so a hostile path can never make route matching exponential. Loaded on first use: its
+// WebAssembly heap costs ~17 MB of RSS, which a config without regexes should not pay.
 const require = createRequire(import.meta.url);
-const { RE2 } = require('re2-wasm') as { RE2: new (pattern: string, flags?: string) => Re2 };
+type Re2Constructor = new (pattern: string, flags?: string) => Re2;
+let RE2: Re2Constructor | undefined;
+function re2(): Re2Constructor {
+  return (RE2 ??= (require('re2-wasm') as { RE2: Re2Constructor }).RE2);
+}
 
 export interface Re2 {
   test(s: string): boolean;
@@ -14,7 +19,7 @@ export interface Re2 {
 /** Compiles an RE2 pattern; returns the error text instead of throwing. */
 export function compileRe2(pattern: string, flags = ''): Re2 | string {
   try {
-    return new RE2(pattern, `u${flags}`);
+    return new (re2())(pattern, `u${flags}`);
   } catch (e) {
     return e instanceof Error ? e.message : String(e);
   }

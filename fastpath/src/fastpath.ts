@@ -115,7 +115,7 @@ export class BpfFastPath implements FastPath {
 
     const xdpMode = c.mode === 'generic' ? 'generic' : 'native';
     if (c.interface) {
-      for (const ifname of [c.interface, ...c.returnInterfaces]) {
+      for (const ifname of new Set([c.interface, ...c.returnInterfaces])) {
         await this.daemon.request(`A xdp ${ifname} ${xdpMode}`);
       }
       if (!this.programs.includes('xdp_lb')) this.programs.push('xdp_lb');

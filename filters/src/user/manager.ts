@@ -42,8 +42,7 @@ export class LoadedVersion {
   constructor(readonly spec: UserFilterSpec, readonly sandbox: Sandbox) {}
 
   get usable(): boolean {
-    return this.state === 'active' || this.state === 'canary' || this.state === 'standby'
-      || this.state === 'draining' || this.state === 'rolled_back';
+    return this.state === 'active' || this.state === 'canary' || this.state === 'standby' || this.state === 'draining';
   }
 
   describe(): Record<string, unknown> {
@@ -321,7 +320,7 @@ export class UserFilterSlot {
   private trim(keep: number): void {
     const extra = this.good.slice(keep);
     this.good = this.good.slice(0, keep);
-    for (const v of extra) if (v !== this.active && v !== this.canary?.version) this.retire(v, 'draining');
+    for (const v of extra) if (v !== this.active && v !== this.canary?.version) this.retire(v);
   }
 
   /** Rolls `v` back to the most recent good version before it. */
@@ -332,7 +331,7 @@ export class UserFilterSlot {
       this.remember(v);
       this.event(v.spec.version, 'rolled_back', reason);
       this.good = this.good.filter((g) => g !== v);
-      this.retire(v, 'rolled_back');
+      this.retire(v);
       return true;
     }
     if (this.active !== v) return false;
@@ -347,7 +346,7 @@ export class UserFilterSlot {
     this.counters.inc('rollbacks');
     this.remember(v);
     this.event(v.spec.version, 'rolled_back', `${reason}; now serving ${target.spec.version}`);
-    this.retire(v, 'rolled_back');
+    this.retire(v);
     return true;
   }
 
@@ -356,8 +355,8 @@ export class UserFilterSlot {
     if (this.rolledBack.size > 32) this.rolledBack.delete(this.rolledBack.values().next().value!);
   }
 
-  private retire(v: LoadedVersion, state: 'draining' | 'rolled_back'): void {
-    v.state = state === 'rolled_back' ? 'rolled_back' : 'draining';
+  /** Out of rotation: released now, or when its last pinned request completes. */
+  private retire(v: LoadedVersion): void {
     if (v.inflight === 0) this.release(v);
     else v.state = 'draining';
   }

@@ -53,7 +53,8 @@ export class SandboxError extends Error {
 interface Pending {
   readonly resolve: (o: CallOutcome) => void;
   readonly reject: (e: SandboxError) => void;
-  readonly sentAt: number;
+  /** When the call was handed to the worker (re-stamped for calls queued during a restart). */
+  sentAt: number;
   readonly msg: string;
 }
 
@@ -229,9 +230,13 @@ export class Sandbox {
   private flushQueue(): void {
     const ids = this.queued;
     this.queued = [];
+    const now = performance.now();
     for (const id of ids) {
       const p = this.pending.get(id);
-      if (p) this.post(p.msg);
+      if (p) {
+        p.sentAt = now;
+        this.post(p.msg);
+      }
     }
   }
 

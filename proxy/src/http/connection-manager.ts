@@ -14,6 +14,7 @@ import type { Counter, Gauge, StatsStore, TimeHistogram } from '../stats/stats.j
 import { applyHeaderOptions, firstValue, stripHopByHop, stripPseudoHeaders, type HeaderMap } from './headers.js';
 import { Flags, LocalReplies, type LocalReplySpec } from './response-flags.js';
 import { checkHttp1Request, isValidAuthority } from './codec-guard.js';
+import { CONNECTION_EXPIRED } from './listener.js';
 import { UpstreamRequest, type Downstream } from './router.js';
 import { Stream } from './stream.js';
 
@@ -128,7 +129,7 @@ export class ConnectionManager {
       ex.protocolError({ status: 400, body: 'Bad Request', details: 'http.invalid_authority' });
       return;
     }
-    if (this.env.draining() && !isH2) (res as ServerResponse).shouldKeepAlive = false;
+    if (!isH2 && (this.env.draining() || (socket as unknown as Record<symbol, boolean>)[CONNECTION_EXPIRED] === true)) (res as ServerResponse).shouldKeepAlive = false;
     ex.begin();
   };
 

@@ -6,6 +6,13 @@ import type { Listener } from '../../../config/src/index.js';
 import type { ConnectionManager } from './connection-manager.js';
 import type { Counter, Gauge, StatsStore } from '../stats/stats.js';
 
+const H2_MAX_INVALID_FRAMES = 100;
+const H2_MAX_REJECTED_STREAMS = 100;
+const H2_MAX_OUTSTANDING_PINGS = 10;
+
+/** Set on an HTTP/1.1 socket whose max_connection_duration passed: the next response closes it. */
+export const CONNECTION_EXPIRED = Symbol('pilotfish.connectionExpired');
+
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 /** True when the bytes so far are a prefix of the HTTP/2 connection preface (RFC 9113 §3.4). */
@@ -61,11 +68,19 @@ export class HttpListener {
     };
     const limits = hcm.config.limits;
     const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => this.hcm.handle(req, res);
+    // Envoy's request_headers_timeout is off by default; node always needs one (and no
+    // longer than request_timeout). Node checks both on a timer, so its period bounds
+    // how late a slow client is cut off.
+    const requestTimeout = limits.requestTimeout;
+    let headersTimeout = limits.requestHeadersTimeout > 0 ? limits.requestHeadersTimeout : 60_000;
+    if (requestTimeout > 0) headersTimeout = Math.min(headersTimeout, requestTimeout);
+    const checkEvery = Math.max(100, Math.min(30_000, Math.floor(Math.min(headersTimeout, requestTimeout > 0 ? requestTimeout : Infinity) / 4)));
     this.h1 = http.createServer({
       maxHeaderSize: limits.maxRequestHeadersKb * 1024,
       keepAliveTimeout: Math.min(limits.idleTimeout, 2 ** 31 - 1),
-      headersTimeout: limits.requestHeadersTimeout > 0 ? limits.requestHeadersTimeout : 60_000,
-      requestTimeout: limits.requestTimeout,
+      headersTimeout,
+      requestTimeout,
+      connectionsCheckingInterval: checkEvery,
       noDelay: true,
       joinDuplicateHeaders: false,
       requireHostHeader: true,
@@ -78,16 +93,38 @@ export class HttpListener {
       socket.end(`HTTP/1.1 ${status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
     });
     this.h2 = http2.createServer({
-      maxHeaderListPairs: limits.maxHeadersCount,
+      // Pseudo-headers count towards node's limit; Envoy's max_headers_count does not count them.
+      maxHeaderListPairs: limits.maxHeadersCount + 4,
       maxSendHeaderBlockLength: limits.maxRequestHeadersKb * 1024,
-      settings: { maxConcurrentStreams: Math.min(limits.maxConcurrentStreams, 2 ** 31 - 1), maxHeaderListSize: limits.maxRequestHeadersKb * 1024 },
+      // Flood protections (Envoy: max_outbound_frames, max_consecutive_inbound_frames_with_empty_payload,
+      // reset floods as in CVE-2023-44487): a session exceeding these is torn down.
+      maxSessionInvalidFrames: H2_MAX_INVALID_FRAMES,
+      maxSessionRejectedStreams: H2_MAX_REJECTED_STREAMS,
+      maxOutstandingPings: H2_MAX_OUTSTANDING_PINGS,
+      maxSettings: 32,
+      settings: {
+        maxConcurrentStreams: Math.min(limits.maxConcurrentStreams, 2 ** 32 - 1),
+        maxHeaderListSize: limits.maxRequestHeadersKb * 1024,
+        enablePush: false,
+      },
     }, handler);
     this.h2.on('session', (session: http2.Http2Session) => {
       this.sessions.add(session);
-      session.once('close', () => this.sessions.delete(session));
+      // Idle (no open stream) for idle_timeout: GOAWAY, as Envoy's connection idle timeout.
+      const idle = Math.min(limits.idleTimeout, 2 ** 31 - 1);
+      if (idle > 0) session.setTimeout(idle, () => session.close());
+      let lifetime: NodeJS.Timeout | undefined;
+      if (limits.maxConnectionDuration) {
+        lifetime = setTimeout(() => session.close(), limits.maxConnectionDuration);
+        lifetime.unref();
+      }
+      session.once('close', () => {
+        this.sessions.delete(session);
+        if (lifetime) clearTimeout(lifetime);
+      });
+      session.on('error', () => undefined);
       if (this.draining) session.close();
     });
-    this.h2.setTimeout(Math.min(limits.idleTimeout, 2 ** 31 - 1));
     if (tlsTermination) this.tlsServer = this.makeTlsServer(tlsTermination);
     this.server = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => this.onConnection(socket));
   }
@@ -156,8 +193,27 @@ export class HttpListener {
     });
   }
 
+  /**
+   * max_connection_duration for HTTP/1.1 (HTTP/2 sessions get a GOAWAY instead): an idle
+   * connection closes at once, a busy one answers its current request with
+   * `connection: close`. The timer is unref'd and dies with the socket.
+   */
+  private expireLater(socket: net.Socket, ms: number): void {
+    const timer = setTimeout(() => {
+      (socket as unknown as Record<symbol, boolean>)[CONNECTION_EXPIRED] = true;
+      const res = (socket as unknown as { _httpMessage?: http.ServerResponse | null })._httpMessage;
+      if (!res) socket.destroy();
+      else if (!res.headersSent) res.shouldKeepAlive = false;
+      else res.once('finish', () => socket.destroySoon());
+    }, ms);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+  }
+
   private toH1(socket: net.Socket | tls.TLSSocket): void {
     this.stats.downstream_cx_http1_total.inc();
+    const maxDuration = this.hcm.config.limits.maxConnectionDuration;
+    if (maxDuration) this.expireLater(socket, maxDuration);
     this.h1.emit('connection', socket);
   }
 

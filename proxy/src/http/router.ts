@@ -37,6 +37,8 @@ const CONNECT_ERRORS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'ECONNREFUSED', 'EHOS
 
 function classify(err: unknown, connected: boolean): FailureKind {
   const code = (err as { code?: string }).code ?? '';
+  // undici's llhttp refusing a response (bad framing, bad header bytes): 502, never passed on.
+  if ((err as Error).name === 'HTTPParserError') return 'protocol';
   if (!connected && (CONNECT_ERRORS.has(code) || code === 'ECONNRESET' || code === 'UND_ERR_SOCKET')) return 'connect';
   if (CONNECT_ERRORS.has(code)) return 'connect';
   if (code === 'UND_ERR_INFO' || code === 'HPE_INVALID_CONSTANT' || code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return 'protocol';
