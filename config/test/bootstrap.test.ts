@@ -130,3 +130,58 @@ t.test('property: decoders never throw, and every problem has a path or a messag
     if (b === undefined && diag.errors.length === 0) throw new Error('bootstrap rejected without a reason');
   }), { numRuns: 500 });
 });
+
+t.test("the shape of Envoy's quick-start demo bootstrap decodes without errors", async (t) => {
+  // Envoy's docs' envoy-demo.yaml: stdout access log, host rewrite, LOGICAL_DNS cluster with upstream TLS.
+  const { b, errors, warnings } = decode(`
+static_resources:
+  listeners:
+  - name: listener_0
+    address: { socket_address: { address: 0.0.0.0, port_value: 10000 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress_http
+          access_log:
+          - name: envoy.access_loggers.stdout
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+          route_config:
+            name: local_route
+            virtual_hosts:
+            - name: local_service
+              domains: ["*"]
+              routes:
+              - match: { prefix: "/" }
+                route: { host_rewrite_literal: www.envoyproxy.io, cluster: service_envoyproxy_io }
+  clusters:
+  - name: service_envoyproxy_io
+    type: LOGICAL_DNS
+    dns_lookup_family: V4_ONLY
+    load_assignment:
+      cluster_name: service_envoyproxy_io
+      endpoints:
+      - lb_endpoints:
+        - endpoint: { address: { socket_address: { address: www.envoyproxy.io, port_value: 443 } } }
+    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        sni: www.envoyproxy.io
+admin:
+  access_log_path: /dev/null
+  address: { socket_address: { address: 0.0.0.0, port_value: 9901 } }
+`);
+  t.same(errors, []);
+  t.same(warnings, []);
+  const c = b!.staticResources.clusters[0]!;
+  t.equal(c.type, 'LOGICAL_DNS');
+  t.equal(c.dnsLookupFamily, 'V4_ONLY');
+  t.equal(c.transportSocket?.typeUrl, 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext');
+});

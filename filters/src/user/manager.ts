@@ -9,9 +9,10 @@ import { Sandbox, SandboxError, type LoadInfo } from './sandbox.js';
 /**
  * Hot-loaded user filters, by filter name. Each name holds several live versions:
  *
- *   fetched -> verified -> loading -> self_testing -> active | canary | standby
- *        \-> rejected (reason = NACK text)          -> draining -> released
- *                                                    -> rolled_back -> draining -> released
+ *   fetched -> verified -> loading -> self_testing -> active | canary | standby -> draining -> released
+ *        \-> rejected (reason = NACK text)
+ * A rollback (an event, see describe().events) takes the failing version out of rotation:
+ * it drains like any retired version.
  *
  * `active` serves by default; a `canary` takes a share of requests; `standby` versions
  * (earlier good ones, up to keep_versions) serve routes that pin them and are the
@@ -21,7 +22,7 @@ import { Sandbox, SandboxError, type LoadInfo } from './sandbox.js';
 
 export type VersionState =
   | 'loading' | 'self_testing' | 'active' | 'canary' | 'standby'
-  | 'draining' | 'released' | 'rejected' | 'rolled_back';
+  | 'draining' | 'released' | 'rejected';
 
 export interface AppliedVersion {
   readonly name: string;

@@ -30,7 +30,8 @@ export async function runExampleCommand(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const file = values.config ?? fileURLToPath(new URL('../../../../examples/front-proxy.yaml', import.meta.url).href.replace('/dist/examples/', '/examples/'));
+  // dist/proxy/src/cli/ -> repository root; the example is not compiled, so it lives outside dist/.
+  const file = values.config ?? fileURLToPath(new URL('../../../../examples/front-proxy.yaml', import.meta.url));
   const log = new Logger('info');
   const upstreams = [await startDemoUpstream('service1', 8081), await startDemoUpstream('service2', 8082)];
   const running = await startProxy(loadBootstrapOrThrow(file, log), log, { drainTimeMs: 2000 });

@@ -69,6 +69,8 @@ export interface HcmEnvironment {
 /** Requests with bodies up to this size are buffered when a retry policy could replay them. */
 const RETRY_BUFFER_LIMIT = 64 * 1024;
 const SERVER_HEADER = 'server';
+const TOO_MANY_HEADERS: LocalReplySpec = { status: 431, body: 'Request Header Fields Too Large', details: 'http1.too_many_headers' };
+const STREAM_IDLE_TIMEOUT: LocalReplySpec = { status: 408, body: 'stream timeout', details: 'stream_idle_timeout' };
 
 /**
  * The HTTP connection manager of one filter chain: per request it normalises headers
@@ -103,6 +105,12 @@ export class ConnectionManager {
     s.downstream_rq_active.inc();
 
     const malformed = isH2 ? undefined : checkHttp1Request(req as IncomingMessage);
+    if (!isH2 && req.rawHeaders.length > 2 * this.config.limits.maxHeadersCount) {
+      const ex = new Exchange(this, req, res, new Stream('', performance.now(), socket.remoteAddress ?? '', socket.localPort ?? 0, undefined, req.method ?? 'GET', `HTTP/${req.httpVersion}`),
+        { method: req.method ?? 'GET', path: req.url ?? '/', authority: '', scheme, headers: req.headers as HeaderMap }, false);
+      ex.protocolError(TOO_MANY_HEADERS);
+      return;
+    }
     const headers = req.headers as HeaderMap;
     const authority = isH2 ? firstValue(headers[':authority']) ?? firstValue(headers.host) : firstValue(headers.host);
     const cfg = this.config;
@@ -186,6 +194,11 @@ class Exchange implements Downstream {
     }
 
     this.res.once('close', this.onDownstreamClose);
+    const idle = hcm.config.limits.streamIdleTimeout;
+    if (idle > 0) {
+      if (this.isH2) (this.req as Http2ServerRequest).stream.setTimeout(idle, this.onStreamIdle);
+      else (this.res as ServerResponse).setTimeout(idle, this.onStreamIdle);
+    }
     const snapshot = hcm.environment.snapshot();
     const table = hcm.routeTable(snapshot);
     const route = table?.match(this.view);
@@ -620,6 +633,18 @@ class Exchange implements Downstream {
         break;
     }
   }
+
+  /** Envoy's stream_idle_timeout: 408 before the response started, a reset after. */
+  private readonly onStreamIdle = (): void => {
+    if (this.done) return;
+    this.upstream?.cancel();
+    if (this.res.headersSent) {
+      this.onResetAfterHeaders(Flags.StreamIdleTimeout);
+      return;
+    }
+    if (!this.isH2) (this.res as ServerResponse).shouldKeepAlive = false;
+    this.localReply(STREAM_IDLE_TIMEOUT, Flags.StreamIdleTimeout);
+  };
 
   private readonly onDownstreamClose = (): void => {
     if (this.done) return;

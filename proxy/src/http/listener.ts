@@ -85,7 +85,8 @@ export class HttpListener {
       joinDuplicateHeaders: false,
       requireHostHeader: true,
     }, handler);
-    this.h1.maxHeadersCount = limits.maxHeadersCount;
+    // Node drops headers past maxHeadersCount silently; one more lets the connection manager see the excess and answer 431 as Envoy does.
+    this.h1.maxHeadersCount = limits.maxHeadersCount + 1;
     this.h1.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
       // Malformed requests: answer 400 (431 for oversized headers) and close, like Envoy.
       if (!socket.writable) return socket.destroy();
