@@ -1,6 +1,7 @@
 /** Where the native parts live, and building them on demand (make) when they are stale. */
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -43,7 +44,10 @@ export function ensureBuilt(): Promise<{ ok: true } | { ok: false; reason: strin
   const dir = fastpathDir();
   if (isFresh(dir)) return Promise.resolve({ ok: true });
   building ??= new Promise((resolve) => {
-    execFile('make', ['-s', '-C', dir], { timeout: 120_000 }, (err, _out, stderr) => {
+    // parallel test processes may all find build/ stale: flock makes them take turns
+    const lock = join(tmpdir(), 'pilotfish-fastpath-build.lock');
+    const [cmd, argv] = existsSync('/usr/bin/flock') ? ['flock', [lock, 'make', '-s', '-C', dir]] : ['make', ['-s', '-C', dir]];
+    execFile(cmd, argv, { timeout: 120_000 }, (err, _out, stderr) => {
       building = undefined;
       if (!err) return resolve({ ok: true });
       const why = (stderr || err.message).trim().split('\n').find((l) => /error|not found|No such/i.test(l)) ?? err.message;

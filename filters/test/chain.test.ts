@@ -197,3 +197,21 @@ t.test('property: building chains from arbitrary configs never throws', async (t
   ), { numRuns: 300 });
   t.pass();
 });
+
+t.test('property: decoding arbitrary typed_per_filter_config never throws', async (t) => {
+  const types = [
+    'envoy.extensions.filters.http.rbac.v3.RBACPerRoute', 'envoy.extensions.filters.http.header_mutation.v3.HeaderMutationPerRoute',
+    'envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit', 'envoy.extensions.filters.http.fault.v3.HTTPFault',
+    'envoy.extensions.filters.http.cors.v3.CorsPolicy', 'envoy.extensions.filters.http.buffer.v3.BufferPerRoute',
+    'envoy.config.route.v3.FilterConfig', 'pilotfish.filters.http.module', 'unknown.Type',
+  ];
+  fc.assert(fc.property(
+    fc.constantFrom(...types), fc.dictionary(fc.string(), fc.jsonValue()),
+    (typeUrl, config) => {
+      const diag = new Diagnostics();
+      const v = decodePerFilterConfig('f', { name: 'f', typeUrl, config }, diag, 'r');
+      return v !== undefined || diag.errors.length > 0 || diag.warnings.length > 0 || typeUrl === 'pilotfish.filters.http.module';
+    },
+  ), { numRuns: 500 });
+  t.pass();
+});

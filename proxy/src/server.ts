@@ -322,6 +322,10 @@ export class ProxyServer implements ConfigSink {
     if (cfg.routeSource.kind === 'inline') inline = compileRouteTable(cfg.routeSource.config, diag, `${path}.route_config`);
     for (const w of diag.warnings) this.log.warn(formatProblem(w));
     if (!chain || diag.errors.length > 0) throw new ConfigError(diag.errors.map(formatProblem).join('; '));
+    // User filters load in workers; until they are ready their failure policy answers.
+    void chain.ready.then((problems) => {
+      for (const p of problems) this.log.error(`user filter failed to load: ${formatProblem(p)}`);
+    });
     let stats = this.hcmStats.get(cfg.statPrefix);
     if (!stats) {
       stats = makeHcmStats(this.stats, cfg.statPrefix);

@@ -78,7 +78,8 @@ export class AdsTransport {
     const server = this.opts.servers[this.serverIndex % this.opts.servers.length]!;
     const target = `${server.address.includes(':') ? `[${server.address}]` : server.address}:${server.port}`;
     const client = new grpc.Client(target, this.opts.credentials ?? grpc.credentials.createInsecure(), {
-      'grpc.keepalive_time_ms': 30_000,
+      // No client keepalive pings: Go servers (istiod, go-control-plane) answer pings more
+      // frequent than their enforcement policy (5 min by default) with GOAWAY too_many_pings.
       // A state-of-the-world CDS/EDS response for a large mesh easily passes gRPC's 4 MiB default.
       'grpc.max_receive_message_length': -1,
       'grpc.max_send_message_length': -1,

@@ -1,5 +1,6 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { defaultUserFilterManager, handleUserFilterAdmin } from '../../../filters/src/index.js';
 import { isLevel, LEVELS, type Logger } from '../log.js';
 import type { ProxyServer } from '../server.js';
 import { renderClusters, renderConfigDump, renderServerInfo } from './views.js';
@@ -81,11 +82,13 @@ export class AdminServer {
   }
 
   private helpText(): string {
-    return 'admin commands are:\n' + [...this.routes].map(([p, r]) => `  ${p}${r.method === 'POST' ? ' (POST)' : ''}: ${r.help}`).join('\n') + '\n';
+    return 'admin commands are:\n' + [...this.routes].map(([p, r]) => `  ${p}${r.method === 'POST' ? ' (POST)' : ''}: ${r.help}`).join('\n')
+      + '\n  /filters: hot-loaded user filters (GET); /filters/apply?name=, /filters/rollback?name= (POST)\n';
   }
 
   private dispatch(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://admin');
+    if (url.pathname === '/filters' || url.pathname.startsWith('/filters/')) return this.userFilters(req, res, url);
     const route = this.routes.get(url.pathname);
     if (!route) return this.text(res, 404, `invalid path. ${this.helpText()}`);
     if (route.method === 'POST' && req.method !== 'POST') return this.text(res, 405, 'This endpoint requires POST.\n');
@@ -95,6 +98,27 @@ export class AdminServer {
       this.log.error('admin handler failed', { path: url.pathname, error: String(e) });
       if (!res.headersSent) this.text(res, 500, 'internal error\n');
     }
+  }
+
+  /** Hot-loaded user filters: GET /filters, POST /filters/apply?name=, POST /filters/rollback?name=. */
+  private userFilters(req: http.IncomingMessage, res: http.ServerResponse, url: URL): void {
+    let body = '';
+    let size = 0;
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => {
+      size += c.length;
+      if (size > 4 * 1024 * 1024) req.destroy();
+      else body += c;
+    });
+    req.on('end', () => {
+      handleUserFilterAdmin(defaultUserFilterManager(), req.method ?? 'GET', url.pathname, url.searchParams, body).then(
+        (a) => {
+          res.writeHead(a.status, { 'content-type': a.contentType, 'cache-control': 'no-cache, max-age=0' });
+          res.end(a.body);
+        },
+        (e: unknown) => this.text(res, 500, `filter admin failed: ${String(e)}\n`),
+      );
+    });
   }
 
   private stats(res: http.ServerResponse, url: URL): void {

@@ -87,6 +87,10 @@ export class HttpListener {
     }, handler);
     // Node drops headers past maxHeadersCount silently; one more lets the connection manager see the excess and answer 431 as Envoy does.
     this.h1.maxHeadersCount = limits.maxHeadersCount + 1;
+    // Node enforces headersTimeout/requestTimeout from a timer it starts on 'listening';
+    // this server never listens itself (sockets are handed to it), so start it here.
+    // (http.Server.close stops it again.)
+    this.h1.emit('listening');
     this.h1.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
       // Malformed requests: answer 400 (431 for oversized headers) and close, like Envoy.
       if (!socket.writable) return socket.destroy();
@@ -247,6 +251,7 @@ export class HttpListener {
   destroy(): void {
     this.draining = true;
     this.server.close();
+    this.h1.close();
     for (const s of this.sessions) s.destroy();
     for (const s of this.sockets) s.destroy();
   }
