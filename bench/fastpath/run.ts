@@ -24,7 +24,7 @@ import { BpfFastPath } from '../../fastpath/src/fastpath.js';
 import { ensureBuilt, xdpPassObjectPath } from '../../fastpath/src/build.js';
 import { Topology, waitLine } from '../../fastpath/test/helpers/netns.js';
 import { uniq } from '../../fastpath/test/helpers/bpf.js';
-import type { Endpoint } from '../../config/src/model.js';
+import type { Endpoint } from '../../config/src/index.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string): string => {

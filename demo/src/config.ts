@@ -25,12 +25,12 @@ const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connectio
 const ROUTER = { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } };
 const addr = (port: number) => ({ socket_address: { address: '127.0.0.1', port_value: port } });
 
-function commonTls(c: CertFiles, peerPrefix: string): Json {
+function commonTls(c: CertFiles, matcher: Json): Json {
   return {
     tls_certificates: [{ certificate_chain: { filename: c.cert }, private_key: { filename: c.key } }],
     validation_context: {
       trusted_ca: { filename: c.ca },
-      match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { prefix: peerPrefix } }],
+      match_typed_subject_alt_names: [{ san_type: 'URI', matcher }],
     },
   };
 }
@@ -42,18 +42,18 @@ export function downstreamTls(c: CertFiles): Json {
     typed_config: {
       '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
       require_client_certificate: true,
-      common_tls_context: commonTls(c, `spiffe://${TRUST_DOMAIN}/`),
+      common_tls_context: commonTls(c, { prefix: `spiffe://${TRUST_DOMAIN}/` }),
     },
   };
 }
 
-/** mTLS client side: the server must present `peer`'s SPIFFE ID (exactly, as a prefix match of the full ID). */
+/** mTLS client side: the server must present exactly `peer`'s SPIFFE ID. */
 export function upstreamTls(c: CertFiles, peer: string): Json {
   return {
     name: 'envoy.transport_sockets.tls',
     typed_config: {
       '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
-      common_tls_context: commonTls(c, peer),
+      common_tls_context: commonTls(c, { exact: peer }),
     },
   };
 }

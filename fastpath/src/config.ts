@@ -17,8 +17,7 @@
  *       skip_ports: [22], sockmap_ports: [15001], connect: true, sockmap: true }
  */
 import { isIP } from 'node:net';
-import type { TypedExtension } from '../../config/src/model.js';
-import type { Diagnostics } from '../../config/src/validation.js';
+import type { Diagnostics, TypedExtension } from '../../config/src/index.js';
 import { isPrime } from './maglev.js';
 import { MAGLEV_MAX, MAX_SERVICES } from './abi.js';
 

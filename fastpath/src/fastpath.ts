@@ -3,7 +3,7 @@
  * programs, fed from endpoint diffs) and NoopFastPath (same interface, says why).
  */
 import { existsSync } from 'node:fs';
-import type { EndpointDiff } from '../../config/src/model.js';
+import type { EndpointDiff } from '../../config/src/index.js';
 import {
   CFG_F_EVENTS, CFG_F_FIB, CFG_F_INTERCEPT, CFG_F_SOCKMAP, COUNTERS, EV_FLOW_NEW,
   decodeEvent, decodeFlow, decodeSockAddr, encodeConfig, encodeFlowKey, encodePortKey,

@@ -4,7 +4,7 @@
  * Maglev table written, and emits only the backend entries and table slots that
  * differ. Pure (no I/O): the caller ships the ops to the kernel in order.
  */
-import type { Endpoint, EndpointDiff } from '../../config/src/model.js';
+import type { Endpoint, EndpointDiff } from '../../config/src/index.js';
 import {
   MAGLEV_MAX, MAX_BACKENDS, SVC_F_USERSPACE,
   encodeAddr, encodeService, encodeSockAddr, encodeU32,

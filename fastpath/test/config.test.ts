@@ -1,5 +1,5 @@
 import t from 'tap';
-import { Diagnostics } from '../../config/src/validation.js';
+import { Diagnostics } from '../../config/src/index.js';
 import { decodeFastPathConfig, isFastPathExtension } from '../src/index.js';
 import fc from 'fast-check';
 

@@ -157,8 +157,16 @@ export class ConnectionManager {
 }
 
 /** One request/response exchange. Implements the router's downstream side. */
+/** End of the upstream response, held while an async response filter runs. */
+interface HeldEnd {
+  readonly trailers: HeaderMap | undefined;
+}
+
 class Exchange implements Downstream {
   private upstream: UpstreamRequest | undefined;
+  /** Set while an async encodeHeaders is pending: upstream body chunks and end wait here. */
+  private held: (Buffer | HeldEnd)[] | undefined;
+  private resumeAfterHeld: (() => void) | undefined;
   private done = false;
   private respHeaders: HeaderMap | undefined;
   private route: CompiledRoute | undefined;
@@ -467,12 +475,24 @@ class Exchange implements Downstream {
       const view: ResponseHeadersView = { status, headers: h };
       const v = chain.encodeHeaders(view, this.stream);
       if (v !== undefined && typeof (v as Promise<unknown>).then === 'function') {
+        // Hold the body until the response headers are final: writing it now would send
+        // the headers implicitly, before the filter could change them.
+        this.held = [];
         (v as Promise<LocalReply | undefined>).then((r) => {
+          const held = this.held;
+          this.held = undefined;
           if (r) {
             this.upstream?.cancel();
             this.sendReplyDirect(r);
-          } else this.writeHead(view.status, view.headers);
-        }, () => this.sendReplyDirect({ status: 500, body: 'filter failure' }));
+            return;
+          }
+          this.writeHead(view.status, view.headers);
+          this.releaseHeld(held);
+        }, () => {
+          this.held = undefined;
+          this.upstream?.cancel();
+          this.sendReplyDirect({ status: 500, body: 'filter failure' });
+        });
         return;
       }
       if (v) {
@@ -501,16 +521,42 @@ class Exchange implements Downstream {
 
   onUpstreamData(chunk: Buffer): boolean {
     if (this.done) return true;
+    if (this.held) {
+      // Response headers still with an async filter: keep the chunk and pause the upstream.
+      this.held.push(chunk);
+      return false;
+    }
     this.stream.bytesSent += chunk.length;
     return (this.res as ServerResponse).write(chunk);
   }
 
   onDrain(resume: () => void): void {
-    this.res.once('drain', resume);
+    if (this.held) this.resumeAfterHeld = resume;
+    else this.res.once('drain', resume);
+  }
+
+  private releaseHeld(held: (Buffer | HeldEnd)[] | undefined): void {
+    if (!held || this.done) return;
+    for (const item of held) {
+      if (Buffer.isBuffer(item)) {
+        this.stream.bytesSent += item.length;
+        (this.res as ServerResponse).write(item);
+      } else {
+        this.onUpstreamEnd(item.trailers);
+        return;
+      }
+    }
+    const resume = this.resumeAfterHeld;
+    this.resumeAfterHeld = undefined;
+    resume?.();
   }
 
   onUpstreamEnd(trailers: HeaderMap | undefined): void {
     if (this.done) return;
+    if (this.held) {
+      this.held.push({ trailers });
+      return;
+    }
     if (trailers) {
       try {
         (this.res as ServerResponse).addTrailers(trailers as Record<string, string>);

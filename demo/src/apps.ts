@@ -1,0 +1,78 @@
+/**
+ * The three small services, in the demo's process: `frontend` answers `/` by calling
+ * every backend service through its sidecar's outbound listener; backends answer with
+ * their version. Each binds its own port on 127.0.0.1, reached only through its sidecar.
+ */
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Stats } from './stats.js';
+
+export interface App {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+function listen(server: http.Server): Promise<App> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      resolve({
+        port: (server.address() as AddressInfo).port,
+        close: () => new Promise<void>((r) => {
+          server.closeAllConnections();
+          server.close(() => r());
+        }),
+      });
+    });
+  });
+}
+
+export function startBackend(service: string, version: string, instance: string): Promise<App> {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      // A little work, so latency percentiles have something to show.
+      const delay = version === 'v2' ? 3 : 1;
+      setTimeout(() => {
+        const body = JSON.stringify({ service, version, instance, stars: version === 'v1' ? undefined : 4 });
+        res.writeHead(200, { 'content-type': 'application/json', 'x-version': version, 'x-instance': instance });
+        res.end(body);
+      }, delay + Math.random() * 3);
+    });
+  });
+  server.keepAliveTimeout = 30_000;
+  return listen(server);
+}
+
+function call(agent: http.Agent, port: number, path: string, requestId: string | undefined): Promise<{ status: number; version: string }> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent, timeout: 5000, headers: requestId ? { 'x-request-id': requestId } : {} }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, version: String(res.headers['x-version'] ?? '?') }));
+      res.on('error', () => resolve({ status: 0, version: '?' }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve({ status: 0, version: '?' }));
+  });
+}
+
+/** The frontend: fans out to `/<service>` for each backend service via the outbound port. */
+export function startFrontend(outboundPort: number, services: () => readonly string[], stats: Stats): Promise<App & { agent: http.Agent }> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+  const server = http.createServer((req, res) => {
+    req.resume();
+    const id = typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'] : undefined;
+    void Promise.all(services().map(async (svc) => {
+      const t0 = performance.now();
+      const r = await call(agent, outboundPort, `/${svc}`, id);
+      stats.record(`/${svc}`, performance.now() - t0, r.status === 200, r.version);
+      return r;
+    })).then((rs) => {
+      const ok = rs.every((r) => r.status === 200);
+      res.writeHead(ok ? 200 : 502, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ok, versions: rs.map((r) => r.version) }));
+    });
+  });
+  server.keepAliveTimeout = 30_000;
+  return listen(server).then((app) => ({ ...app, agent, close: async () => { agent.destroy(); await app.close(); } }));
+}

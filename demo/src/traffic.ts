@@ -1,0 +1,53 @@
+/** The traffic generator: `rps` requests per second to the frontend's sidecar, open loop. */
+import * as http from 'node:http';
+import type { Stats } from './stats.js';
+
+export class TrafficGenerator {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  private inFlight = 0;
+  private carry = 0;
+  private last = performance.now();
+
+  constructor(private readonly port: number, private readonly stats: Stats, public rps: number) {}
+
+  start(): void {
+    this.last = performance.now();
+    this.timer = setInterval(() => this.tick(), 20);
+  }
+
+  private tick(): void {
+    const now = performance.now();
+    this.carry += ((now - this.last) / 1000) * this.rps;
+    this.last = now;
+    while (this.carry >= 1) {
+      this.carry -= 1;
+      // Bounded concurrency: a stalled mesh shows up as lower throughput, not a pile of sockets.
+      if (this.inFlight < 64) this.one();
+    }
+  }
+
+  private one(): void {
+    this.inFlight++;
+    const t0 = performance.now();
+    const done = (ok: boolean) => {
+      this.inFlight--;
+      this.stats.record('/ (frontend)', performance.now() - t0, ok);
+    };
+    const req = http.get({ host: '127.0.0.1', port: this.port, path: '/', agent: this.agent, timeout: 10_000 }, (res) => {
+      res.resume();
+      res.on('end', () => done(res.statusCode === 200));
+      res.on('error', () => done(false));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => done(false));
+  }
+
+  /** Stops sending and waits (bounded) for requests in flight. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    const end = Date.now() + 5000;
+    while (this.inFlight > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    this.agent.destroy();
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * Process-level: `pilotfish controlplane` + `pilotfish proxy` (dynamic_resources over ADS)
+ * + three upstreams; endpoints scale and drain under load, the control plane process is
+ * killed and restarted. Zero failed requests is the bar.
+ */
+import t from 'tap';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+const mainTs = path.join(root, 'proxy/src/main.ts');
+const script = `import(${JSON.stringify(mainTs)}).then((m) => m.main(process.argv.slice(1))).then((c) => process.exit(c ?? 0))`;
+
+function pilotfish(args: string[]): { child: ChildProcess; out: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', '-e', script, '--', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  return { child, out: () => out, exited };
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+let agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+function get(port: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/', agent, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', (e) => resolve({ status: 0, body: e.message }));
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+  });
+}
+
+async function upstream(t: { teardown(f: () => unknown): void }, name: string): Promise<number> {
+  const server = http.createServer((_req, res) => res.end(name));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+  return (server.address() as net.AddressInfo).port;
+}
+
+const until = async (pred: () => boolean | Promise<boolean>, ms: number, what: string) => {
+  const end = Date.now() + ms;
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+};
+
+const dir = mkdtempSync(path.join(tmpdir(), 'pf-xds-e2e-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+
+for (const apiType of ['DELTA_GRPC', 'GRPC']) {
+  t.test(`${apiType}: proxy process follows the control plane process under load`, async (t) => {
+    agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    const ups = [await upstream(t, 'u1'), await upstream(t, 'u2'), await upstream(t, 'u3')];
+    const [cpPort, listenPort] = [await freePort(), await freePort()];
+    const meshFile = path.join(dir, `mesh-${apiType}.yaml`);
+    const writeMesh = (eps: string[]) =>
+      writeFileSync(meshFile, `listeners:\n  - {name: ingress, address: 127.0.0.1, port: ${listenPort}, routes: [{prefix: /, service: web}]}\nservices:\n  - name: web\n    leds: ${apiType === 'DELTA_GRPC'}\n    endpoints: [${eps.join(', ')}]\n`);
+    const ep = (i: number, extra = '') => `{address: 127.0.0.1, port: ${ups[i]}${extra}}`;
+    writeMesh([ep(0)]);
+    const bootstrap = path.join(dir, `bootstrap-${apiType}.yaml`);
+    writeFileSync(bootstrap, `node: {id: proxy-e2e, cluster: e2e}
+static_resources:
+  clusters:
+  - name: xds
+    type: STATIC
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+    load_assignment:
+      cluster_name: xds
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: ${cpPort}}}}}]}]
+dynamic_resources:
+  ads_config: {api_type: ${apiType}, transport_api_version: V3, grpc_services: [{envoy_grpc: {cluster_name: xds}}]}
+  lds_config: {ads: {}, resource_api_version: V3}
+  cds_config: {ads: {}, resource_api_version: V3}
+`);
+    let cp = pilotfish(['controlplane', '--config', meshFile, '--port', String(cpPort), '--address', '127.0.0.1']);
+    t.teardown(() => { cp.child.kill('SIGKILL'); });
+    await until(() => /listening \d+/.test(cp.out()), 20_000, 'control plane');
+    const proxy = pilotfish(['proxy', '--config', bootstrap, '--log-level', 'warning']);
+    t.teardown(() => { proxy.child.kill('SIGKILL'); });
+    await until(async () => (await get(listenPort)).body === 'u1', 30_000, 'proxy routing to u1');
+
+    let stop = false;
+    let failures = 0;
+    let total = 0;
+    const failed: string[] = [];
+    const seen = new Map<string, number>();
+    t.teardown(() => { stop = true; agent.destroy(); });
+    const workers = Array.from({ length: 4 }, async () => {
+      while (!stop) {
+        const r = await get(listenPort);
+        total++;
+        if (r.status !== 200) { failures++; if (failed.length < 5) failed.push(`${r.status} ${r.body.slice(0, 80)}`); }
+        else seen.set(r.body, (seen.get(r.body) ?? 0) + 1);
+      }
+    });
+    const countOf = (n: string) => seen.get(n) ?? 0;
+
+    writeMesh([ep(0), ep(1), ep(2)]);
+    await until(() => countOf('u2') > 5 && countOf('u3') > 5, 15_000, 'scale-out');
+    writeMesh([ep(0, ', terminating: true'), ep(1), ep(2)]);
+    await new Promise((r) => setTimeout(r, 1500));
+    writeMesh([ep(1), ep(2)]);
+    await new Promise((r) => setTimeout(r, 1500));
+    const u1 = countOf('u1');
+    await new Promise((r) => setTimeout(r, 500));
+    t.equal(countOf('u1'), u1, 'u1 removed');
+
+    cp.child.kill('SIGKILL');
+    await cp.exited;
+    const during = total;
+    await until(() => total > during + 100, 15_000, 'traffic without a control plane');
+
+    writeMesh([ep(2)]);
+    cp = pilotfish(['controlplane', '--config', meshFile, '--port', String(cpPort), '--address', '127.0.0.1']);
+    await until(() => /listening \d+/.test(cp.out()), 20_000, 'control plane restart');
+    await until(async () => {
+      const before = countOf('u2');
+      await new Promise((r) => setTimeout(r, 400));
+      return countOf('u2') === before;
+    }, 30_000, 'resync to u3 only');
+
+    stop = true;
+    await Promise.all(workers);
+    t.equal(failures, 0, `no failed requests of ${total} (${failed.join(' | ')})`);
+    cp.child.kill('SIGTERM');
+    proxy.child.kill('SIGTERM');
+  });
+}
