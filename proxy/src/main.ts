@@ -16,6 +16,7 @@ const commands: Record<string, Command> = {
   certs: { help: 'dev CA: mint a root and SPIFFE workload certificates', run: async (a) => (await import('../../certs/src/index.js')).runCertsCommand(a) },
   controlplane: { help: 'serve xDS (SotW and Delta ADS) from a mesh YAML', run: async (a) => (await import('../../controlplane/src/index.js')).runControlPlaneCommand(a) },
   fastpath: { help: 'eBPF fast path: status', run: async (a) => (await import('../../fastpath/src/index.js')).runFastPathCommand(a) },
+  demo: { help: 'run a whole mesh locally: control plane, services, sidecars, waypoint, mTLS, live traffic table', run: async (a) => (await import('../../demo/src/index.js')).runDemoCommand(a) },
 };
 
 function usage(): string {

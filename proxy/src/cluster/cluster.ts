@@ -2,7 +2,9 @@ import type { Dispatcher } from 'undici';
 import type { CircuitBreakerThresholds, Cluster, Endpoint, EndpointDiff } from '../../../config/src/index.js';
 import { EndpointSet, endpointSetOptions, type Host, type PickContext } from './endpoint-set.js';
 import { createHostPool, type UpstreamTls } from '../upstream/pool.js';
-import type { Counter, Gauge, StatsStore, TimeHistogram } from '../stats/stats.js';
+import type { Counter, Gauge, StatsStore, StatsScope, TimeHistogram } from '../stats/stats.js';
+import { HealthChecker, type HealthCheckStats } from './health-check.js';
+import { OutlierDetector, type OutlierStats } from './outlier.js';
 
 export interface ClusterStats {
   readonly upstream_rq_total: Counter;
@@ -19,6 +21,8 @@ export interface ClusterStats {
   readonly upstream_rq_retry_overflow: Counter;
   readonly upstream_rq_retry_limit_exceeded: Counter;
   readonly upstream_rq_pending_overflow: Counter;
+  readonly upstream_cx_overflow: Counter;
+  readonly upstream_rq_pending_total: Counter;
   readonly upstream_rq_rx_reset: Counter;
   readonly upstream_rq_tx_reset: Counter;
   readonly upstream_cx_total: Counter;
@@ -49,7 +53,8 @@ function makeStats(store: StatsStore, name: string): ClusterStats {
     upstream_rq_per_try_timeout: c('upstream_rq_per_try_timeout'), upstream_rq_retry: c('upstream_rq_retry'),
     upstream_rq_retry_success: c('upstream_rq_retry_success'), upstream_rq_retry_overflow: c('upstream_rq_retry_overflow'),
     upstream_rq_retry_limit_exceeded: c('upstream_rq_retry_limit_exceeded'),
-    upstream_rq_pending_overflow: c('upstream_rq_pending_overflow'), upstream_rq_rx_reset: c('upstream_rq_rx_reset'),
+    upstream_rq_pending_overflow: c('upstream_rq_pending_overflow'), upstream_cx_overflow: c('upstream_cx_overflow'),
+    upstream_rq_pending_total: c('upstream_rq_pending_total'), upstream_rq_rx_reset: c('upstream_rq_rx_reset'),
     upstream_rq_tx_reset: c('upstream_rq_tx_reset'), upstream_cx_total: c('upstream_cx_total'),
     upstream_cx_connect_fail: c('upstream_cx_connect_fail'), upstream_cx_destroy: c('upstream_cx_destroy'),
     upstream_cx_active: g('upstream_cx_active'), upstream_rq_active: g('upstream_rq_active'),
@@ -68,6 +73,25 @@ interface BreakerState {
   retries: number;
 }
 
+function healthCheckStats(s: StatsScope): HealthCheckStats {
+  return {
+    attempt: s.counter('health_check.attempt'), success: s.counter('health_check.success'), failure: s.counter('health_check.failure'),
+    network_failure: s.counter('health_check.network_failure'), healthy: s.gauge('health_check.healthy'),
+  };
+}
+
+function outlierStats(s: StatsScope): OutlierStats {
+  const c = (n: string) => s.counter(`outlier_detection.${n}`);
+  return {
+    ejections_active: s.gauge('outlier_detection.ejections_active'), ejections_total: c('ejections_total'),
+    ejections_enforced_total: c('ejections_enforced_total'), ejections_overflow: c('ejections_overflow'),
+    ejections_detected_consecutive_5xx: c('ejections_detected_consecutive_5xx'), ejections_enforced_consecutive_5xx: c('ejections_enforced_consecutive_5xx'),
+    ejections_detected_consecutive_gateway_failure: c('ejections_detected_consecutive_gateway_failure'),
+    ejections_enforced_consecutive_gateway_failure: c('ejections_enforced_consecutive_gateway_failure'),
+    ejections_detected_success_rate: c('ejections_detected_success_rate'), ejections_enforced_success_rate: c('ejections_enforced_success_rate'),
+  };
+}
+
 /**
  * A cluster at run time: its endpoint set and load balancer, one undici pool per host,
  * circuit breakers and stats. The object lives across config updates of the same
@@ -79,6 +103,11 @@ export class ClusterRuntime {
   private readonly breakers: { DEFAULT: BreakerState; HIGH: BreakerState };
   private closed = false;
   lastUpdated = Date.now();
+  private healthCheckers: HealthChecker[] = [];
+  /** Undefined without outlier_detection: the router's report is then one property test. */
+  outlier: OutlierDetector | undefined;
+  private readonly failedActiveHc = new WeakSet<Host>();
+  private readonly scope: StatsScope;
 
   constructor(
     public config: Cluster,
@@ -90,7 +119,54 @@ export class ClusterRuntime {
     this.stats = makeStats(store, config.name);
     this.endpoints = new EndpointSet(config.name, endpointSetOptions(config), initial);
     this.breakers = makeBreakers(config);
+    this.scope = store.clusterScope(config.name);
     this.refreshMembership();
+    this.startHealth(config);
+  }
+
+  /** Starts active health checking and outlier detection (stopped by close). */
+  private startHealth(config: Cluster): void {
+    for (const hc of config.healthChecks) {
+      const checker = new HealthChecker({
+        name: config.name,
+        hosts: () => this.endpoints.hosts(),
+        setActiveHealth: (h, ok) => {
+          if (ok) this.failedActiveHc.delete(h);
+          else this.failedActiveHc.add(h);
+          this.applyAvailability(h);
+        },
+        hadTraffic: () => this.stats.upstream_rq_total.value > 0,
+      }, hc, healthCheckStats(this.scope));
+      this.healthCheckers.push(checker);
+      checker.start();
+    }
+    if (config.outlierDetection) {
+      this.outlier = new OutlierDetector({
+        hosts: () => this.endpoints.hosts(),
+        hostCount: () => this.endpoints.stats().total,
+        setEjected: (h) => this.applyAvailability(h),
+      }, config.outlierDetection, outlierStats(this.scope));
+      this.outlier.start();
+    }
+  }
+
+  private stopHealth(): void {
+    for (const c of this.healthCheckers) c.stop();
+    this.healthCheckers = [];
+    this.outlier?.stop();
+    this.outlier = undefined;
+  }
+
+  /** A host is in the load balancer's healthy set unless active HC failed it or outlier detection ejected it. */
+  private applyAvailability(h: Host): void {
+    if (this.closed) return;
+    this.endpoints.setHostAvailability(h, !this.failedActiveHc.has(h) && !(this.outlier?.isEjected(h) ?? false));
+    this.refreshMembership();
+  }
+
+  /** An attempt's outcome for outlier detection: an HTTP status or LOCAL_ORIGIN_FAILURE. */
+  reportOutcome(host: Host, status: number): void {
+    if (this.outlier !== undefined) this.outlier.report(host, status);
   }
 
   get name(): string {
@@ -108,7 +184,23 @@ export class ClusterRuntime {
   }
 
   updateConfig(next: Cluster): void {
+    const prev = this.config;
     this.config = next;
+    if (JSON.stringify(prev.healthChecks) !== JSON.stringify(next.healthChecks)) {
+      for (const c of this.healthCheckers) c.stop();
+      this.healthCheckers = [];
+      for (const h of this.endpoints.hosts()) if (this.failedActiveHc.delete(h)) this.applyAvailability(h);
+      const od = this.outlier;
+      this.outlier = undefined;
+      this.startHealth({ ...next, outlierDetection: undefined } as Cluster);
+      this.outlier = od;
+    }
+    if (next.outlierDetection && this.outlier) this.outlier.updateConfig(next.outlierDetection);
+    else if (!next.outlierDetection && this.outlier) {
+      this.outlier.stop();
+      this.outlier = undefined;
+      for (const h of this.endpoints.hosts()) if (h.ejected) this.applyAvailability(h);
+    } else if (next.outlierDetection && !this.outlier) this.startHealth({ ...next, healthChecks: [] } as Cluster);
     const b = makeBreakers(next);
     // Keep in-flight accounting; take the new limits.
     this.breakers.DEFAULT = { ...b.DEFAULT, requests: this.breakers.DEFAULT.requests, retries: this.breakers.DEFAULT.retries };
@@ -177,6 +269,28 @@ export class ClusterRuntime {
     this.breakers[priority].requests--;
   }
 
+  /**
+   * max_connections / max_pending_requests for HTTP/1.1 upstreams, where every request
+   * in flight holds one connection: a request beyond max_connections waits for one
+   * (pending; counted in upstream_cx_overflow, as Envoy counts a connection it may not
+   * open) and beyond max_pending_requests more it is refused. Call after
+   * tryAcquireRequest. Returns false to refuse (the caller answers 503 overflow).
+   * HTTP/2 multiplexes, so only max_requests applies there (as in Envoy).
+   */
+  admitPending(priority: 'DEFAULT' | 'HIGH'): boolean {
+    if (this.config.upstreamProtocol === 'HTTP2') return true;
+    const b = this.breakers[priority];
+    const waiting = b.requests - b.limits.maxConnections;
+    if (waiting <= 0) return true;
+    this.stats.upstream_cx_overflow.inc();
+    if (waiting > b.limits.maxPendingRequests) {
+      this.stats.upstream_rq_pending_overflow.inc();
+      return false;
+    }
+    this.stats.upstream_rq_pending_total.inc();
+    return true;
+  }
+
   /** Envoy's max_retries, or the retry budget when one is configured. */
   tryAcquireRetry(priority: 'DEFAULT' | 'HIGH'): boolean {
     const b = this.breakers[priority];
@@ -208,6 +322,7 @@ export class ClusterRuntime {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.stopHealth();
     this.closed = true;
     const closing: Promise<void>[] = [];
     for (const h of this.endpoints.hosts()) {

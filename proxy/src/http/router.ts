@@ -4,6 +4,7 @@ import type { ClusterRuntime } from '../cluster/cluster.js';
 import type { Host } from '../cluster/endpoint-set.js';
 import { Flags, LocalReplies, type LocalReplySpec } from './response-flags.js';
 import type { HeaderMap } from './headers.js';
+import { LOCAL_ORIGIN_FAILURE } from '../cluster/outlier.js';
 
 /** What the router needs from the downstream side; implemented by the connection manager. */
 export interface Downstream {
@@ -30,6 +31,8 @@ export interface UpstreamRequestSpec {
   readonly body: Buffer | NodeJS.ReadableStream | null;
   readonly hash: number | undefined;
 }
+
+const OVERLOADED: Record<string, string> = { 'x-envoy-overloaded': 'true' };
 
 type FailureKind = 'connect' | 'reset' | 'protocol' | 'per_try_timeout' | 'refused';
 
@@ -122,7 +125,13 @@ export class UpstreamRequest {
     if (!this.cluster.tryAcquireRequest(this.priority)) {
       this.cluster.stats.upstream_rq_pending_overflow.inc();
       this.finished = true;
-      this.down.onLocalReply(LocalReplies.overflow, Flags.UpstreamOverflow, { 'x-envoy-overloaded': 'true' });
+      this.down.onLocalReply(LocalReplies.overflow, Flags.UpstreamOverflow, OVERLOADED);
+      return;
+    }
+    if (!this.cluster.admitPending(this.priority)) {
+      this.cluster.releaseRequest(this.priority);
+      this.finished = true;
+      this.down.onLocalReply(LocalReplies.overflow, Flags.UpstreamOverflow, OVERLOADED);
       return;
     }
     this.cluster.stats.upstream_rq_active.inc();
@@ -173,6 +182,7 @@ export class UpstreamRequest {
   onHeaders(attempt: Attempt, controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[]>): void {
     if (attempt !== this.current || this.finished) return;
     this.recordStatus(statusCode);
+    this.cluster.reportOutcome(attempt.host, statusCode);
     if (this.shouldRetryStatus(statusCode) && this.canRetry()) {
       this.endAttempt(new Error('retrying'));
       this.scheduleRetry();
@@ -208,6 +218,7 @@ export class UpstreamRequest {
   onError(attempt: Attempt, err: Error): void {
     if (attempt !== this.current || this.finished) return;
     const kind = (err as { pilotfishTimeout?: FailureKind }).pilotfishTimeout ?? classify(err, attempt.connected);
+    this.cluster.reportOutcome(attempt.host, LOCAL_ORIGIN_FAILURE);
     this.endAttempt(undefined);
     if (this.committed) {
       this.cluster.stats.upstream_rq_rx_reset.inc();
