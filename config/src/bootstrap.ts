@@ -1,4 +1,4 @@
-import type { Bootstrap, Cluster, DynamicResources, Listener, NodeInfo, RouteConfiguration, TypedExtension } from './model.js';
+import type { Bootstrap, Cluster, DynamicResources, Listener, NodeInfo, OverloadAction, OverloadManagerConfig, RouteConfiguration, TypedExtension } from './model.js';
 import { decodeAddress } from './address.js';
 import { decodeCluster } from './cluster.js';
 import { decodeListener } from './listener.js';
@@ -58,6 +58,8 @@ export function decodeBootstrap(json: unknown, diag: Diagnostics): Bootstrap | u
     const ext = decodeTypedExtension(e, true);
     if (ext) bootstrapExtensions.push(ext);
   }
+  const om = r.object('overload_manager');
+  const overloadManager = om ? decodeOverloadManager(om) : undefined;
   r.accept('stats_config', 'stats_flush_interval', 'layered_runtime', 'cluster_manager', 'watchdogs', 'watchdog');
   r.finish();
 
@@ -68,6 +70,80 @@ export function decodeBootstrap(json: unknown, diag: Diagnostics): Bootstrap | u
     node, staticResources: { listeners, clusters, secrets }, bootstrapExtensions,
     ...(admin ? { admin } : {}),
     ...(dynamicResources ? { dynamicResources } : {}),
+    ...(overloadManager ? { overloadManager } : {}),
+  };
+}
+
+const MONITOR_GLOBAL_CX = 'envoy.resource_monitors.global_downstream_max_connections';
+const MONITOR_HEAP = 'envoy.resource_monitors.fixed_heap';
+const MONITOR_LAG = 'pilotfish.resource_monitors.event_loop_lag';
+const OVERLOAD_ACTIONS = ['envoy.overload_actions.stop_accepting_requests', 'envoy.overload_actions.stop_accepting_connections', 'envoy.overload_actions.disable_http_keepalive'];
+
+/**
+ * overload_manager: resource monitors global_downstream_max_connections, fixed_heap and
+ * pilotfish's event_loop_lag (typed_config `max_lag`, a duration); actions
+ * stop_accepting_requests, stop_accepting_connections, disable_http_keepalive with
+ * threshold triggers (a scaled trigger fires at its scaling_threshold).
+ */
+function decodeOverloadManager(r: ObjectReader): OverloadManagerConfig {
+  const refreshInterval = r.duration('refresh_interval', 1000) ?? 1000;
+  let maxActiveDownstreamConnections: number | undefined;
+  let maxHeapSizeBytes: number | undefined;
+  let maxEventLoopLag: number | undefined;
+  const monitors = new Set<string>();
+  for (const m of r.objects('resource_monitors')) {
+    const name = m.requiredString('name') ?? '';
+    const tc = m.get('typed_config');
+    const any = tc === undefined ? undefined : decodeAny(tc, m.diag, m.child('typed_config'));
+    m.finish();
+    const cr = any ? ObjectReader.of(any.config, m.child('typed_config'), m.diag) : undefined;
+    if (!cr) {
+      m.diag.error(m.child('typed_config'), 'is required');
+      continue;
+    }
+    monitors.add(name);
+    if (name === MONITOR_GLOBAL_CX) maxActiveDownstreamConnections = cr.int('max_active_downstream_connections', 0, 1);
+    else if (name === MONITOR_HEAP) maxHeapSizeBytes = cr.int('max_heap_size_bytes', 0, 1);
+    else if (name === MONITOR_LAG) maxEventLoopLag = cr.duration('max_lag', 100);
+    else {
+      m.diag.warn(m.child('name'), `resource monitor ${name} is not supported by pilotfish; ignored`);
+      cr.accept(...Object.keys(any!.config));
+    }
+    cr.finish();
+  }
+  const actions: OverloadAction[] = [];
+  for (const a of r.objects('actions')) {
+    const name = a.requiredString('name') ?? '';
+    if (!OVERLOAD_ACTIONS.includes(name)) a.diag.warn(a.child('name'), `overload action ${name} is not supported by pilotfish; ignored`);
+    const triggers: { monitor: string; threshold: number }[] = [];
+    for (const tr of a.objects('triggers')) {
+      const monitor = tr.requiredString('name') ?? '';
+      if (!monitors.has(monitor)) tr.diag.error(tr.child('name'), `names no configured resource monitor`);
+      let threshold = 1;
+      const th = tr.object('threshold');
+      const sc = tr.object('scaled');
+      if (th) {
+        threshold = th.number('value', 1, 0, 1);
+        th.finish();
+      } else if (sc) {
+        threshold = sc.number('scaling_threshold', 1, 0, 1);
+        sc.accept('saturation_threshold');
+        sc.finish();
+      } else tr.diag.error(tr.path, 'needs threshold or scaled');
+      tr.finish();
+      triggers.push({ monitor, threshold });
+    }
+    a.accept('typed_config');
+    a.finish();
+    if (OVERLOAD_ACTIONS.includes(name)) actions.push({ name, triggers });
+  }
+  r.accept('buffer_factory_config', 'loadshed_points');
+  r.finish();
+  return {
+    refreshInterval, actions,
+    ...(maxActiveDownstreamConnections ? { maxActiveDownstreamConnections } : {}),
+    ...(maxHeapSizeBytes ? { maxHeapSizeBytes } : {}),
+    ...(maxEventLoopLag ? { maxEventLoopLag } : {}),
   };
 }
 

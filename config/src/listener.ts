@@ -1,4 +1,5 @@
 import type {
+  ConnectionLimit,
   FilterChain, FilterChainMatch, HttpConnectionManager, HttpFilterConfig, HttpProtocolLimits, Listener,
   TcpProxy, TypedExtension,
 } from './model.js';
@@ -10,6 +11,7 @@ import { decodeAny, decodeTypedExtension, TYPE_PREFIX } from './typed.js';
 import type { Diagnostics } from './validation.js';
 
 export const HCM_TYPE = TYPE_PREFIX + 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+export const CONNECTION_LIMIT_TYPE = TYPE_PREFIX + 'envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit';
 export const TCP_PROXY_TYPE = TYPE_PREFIX + 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
 
 /** Listener filters pilotfish understands (they only inform filter-chain matching, which it does natively). */
@@ -69,6 +71,7 @@ function decodeFilterChain(r: ObjectReader): FilterChain | undefined {
   const transportSocket = ts ? decodeTypedExtension(ts, true) : undefined;
   const filters = r.objects('filters');
   let network: HttpConnectionManager | TcpProxy | undefined;
+  let connectionLimit: ConnectionLimit | undefined;
   filters.forEach((f, i) => {
     const fname = f.string('name', '');
     const tc = f.get('typed_config');
@@ -84,6 +87,17 @@ function decodeFilterChain(r: ObjectReader): FilterChain | undefined {
       if (!last) r.diag.error(f.path, `${fname || any.typeUrl} is terminal and must be the last network filter`);
       const cr = ObjectReader.of(any.config, f.child('typed_config'), r.diag);
       if (cr) network = any.typeUrl === HCM_TYPE ? decodeHttpConnectionManager(cr) : decodeTcpProxy(cr);
+    } else if (any.typeUrl === CONNECTION_LIMIT_TYPE) {
+      const cr = ObjectReader.of(any.config, f.child('typed_config'), r.diag);
+      if (cr) {
+        const statPrefix = cr.requiredString('stat_prefix') ?? '';
+        if (!cr.has('max_connections')) cr.diag.error(cr.child('max_connections'), 'is required');
+        const maxConnections = cr.int('max_connections', 1, 1);
+        const delay = cr.duration('delay', 0) ?? 0;
+        cr.accept('runtime_enabled');
+        cr.finish();
+        connectionLimit = { statPrefix, maxConnections, delay };
+      }
     } else {
       // A network filter we would skip could be a security control (e.g. network RBAC): refuse, do not ignore.
       r.diag.error(f.path, `network filter ${any.typeUrl} is not supported by pilotfish (supported: http_connection_manager, tcp_proxy)`);
@@ -93,7 +107,7 @@ function decodeFilterChain(r: ObjectReader): FilterChain | undefined {
   r.accept('transport_socket_connect_timeout', 'metadata');
   r.finish();
   if (!network || r.diag.errors.length > before) return undefined;
-  return { name, network, ...(match ? { match } : {}), ...(transportSocket ? { transportSocket } : {}) };
+  return { name, network, ...(match ? { match } : {}), ...(transportSocket ? { transportSocket } : {}), ...(connectionLimit ? { connectionLimit } : {}) };
 }
 
 const CODECS = ['AUTO', 'HTTP1', 'HTTP2', 'HTTP3'] as const;

@@ -47,6 +47,7 @@ export interface Bootstrap {
   };
   readonly dynamicResources?: DynamicResources;
   readonly bootstrapExtensions: readonly TypedExtension[];
+  readonly overloadManager?: OverloadManagerConfig;
   /** Default drain time for graceful shutdown (pilotfish: `--drain-time-s`, Envoy's flag). */
 }
 
@@ -86,8 +87,35 @@ export interface FilterChainMatch {
   readonly destinationPort?: number;
 }
 
+/** Envoy's overload_manager (the supported monitors and actions; see proxy/src/overload/). */
+export interface OverloadManagerConfig {
+  readonly refreshInterval: Millis; // default 1s
+  /** envoy.resource_monitors.global_downstream_max_connections: max_active_downstream_connections */
+  readonly maxActiveDownstreamConnections?: number;
+  /** envoy.resource_monitors.fixed_heap: max_heap_size_bytes */
+  readonly maxHeapSizeBytes?: number;
+  /** pilotfish.resource_monitors.event_loop_lag: max_lag (pressure = observed lag / max_lag) */
+  readonly maxEventLoopLag?: Millis;
+  readonly actions: readonly OverloadAction[];
+}
+
+export interface OverloadAction {
+  /** envoy.overload_actions.stop_accepting_requests | stop_accepting_connections | disable_http_keepalive */
+  readonly name: string;
+  /** Monitor name -> pressure (0..1) at which the action fires (threshold.value, or scaled.scaling_threshold). */
+  readonly triggers: readonly { readonly monitor: string; readonly threshold: number }[];
+}
+
+/** envoy.filters.network.connection_limit on a filter chain. */
+export interface ConnectionLimit {
+  readonly statPrefix: string;
+  readonly maxConnections: number;
+  readonly delay: Millis; // 0 = close at once
+}
+
 export interface FilterChain {
   readonly name: string;
+  readonly connectionLimit?: ConnectionLimit;
   readonly match?: FilterChainMatch;
   /** `envoy.transport_sockets.tls` DownstreamTlsContext, kept raw for certs/ to decode. */
   readonly transportSocket?: TypedExtension;
@@ -175,7 +203,13 @@ export interface VirtualHost extends HeaderMutations {
   readonly routes: readonly Route[];
   readonly requireTls: 'NONE' | 'EXTERNAL_ONLY' | 'ALL';
   readonly retryPolicy?: RetryPolicy;
+  readonly hedgePolicy?: HedgePolicy;
   readonly typedPerFilterConfig: Readonly<Record<string, TypedExtension>>;
+}
+
+/** Envoy's hedge_policy (route or virtual host); only hedging on per-try timeout is supported. */
+export interface HedgePolicy {
+  readonly hedgeOnPerTryTimeout: boolean;
 }
 
 export type StringMatcher =
@@ -260,6 +294,7 @@ export interface ForwardAction {
   readonly timeout: Millis; // default 15s; 0 = none
   readonly idleTimeout?: Millis;
   readonly retryPolicy?: RetryPolicy;
+  readonly hedgePolicy?: HedgePolicy;
   readonly hashPolicy: readonly HashPolicy[];
   readonly priority: 'DEFAULT' | 'HIGH';
 }

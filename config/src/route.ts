@@ -1,6 +1,6 @@
 import type {
   ClusterSpecifier, DirectResponseAction, ForwardAction, HashPolicy, HeaderMatcher, HeaderMutations,
-  HeaderValueOption, PathMatch, QueryParameterMatcher, RedirectAction, RetryPolicy, Route,
+  HeaderValueOption, HedgePolicy, PathMatch, QueryParameterMatcher, RedirectAction, RetryPolicy, Route,
   RouteConfiguration, RouteMatch, StringMatcher, VirtualHost, WeightedCluster,
 } from './model.js';
 import { ObjectReader } from './reader.js';
@@ -52,10 +52,12 @@ function decodeVirtualHost(r: ObjectReader): VirtualHost | undefined {
   const requireTls = r.enumOf('require_tls', ['NONE', 'EXTERNAL_ONLY', 'ALL'] as const, 'NONE');
   const rp = r.object('retry_policy');
   const retryPolicy = rp ? decodeRetryPolicy(rp) : undefined;
+  const hp = r.object('hedge_policy');
+  const hedgePolicy = hp ? decodeHedgePolicy(hp) : undefined;
   const typedPerFilterConfig = decodeTypedMap(r, 'typed_per_filter_config');
   const mutations = decodeHeaderMutations(r);
   r.finish();
-  return { name, domains, routes, requireTls, ...(retryPolicy ? { retryPolicy } : {}), typedPerFilterConfig, ...mutations };
+  return { name, domains, routes, requireTls, ...(retryPolicy ? { retryPolicy } : {}), ...(hedgePolicy ? { hedgePolicy } : {}), typedPerFilterConfig, ...mutations };
 }
 
 function decodeRoute(r: ObjectReader): Route | undefined {
@@ -250,6 +252,8 @@ function decodeForwardAction(r: ObjectReader): ForwardAction | undefined {
   const idleTimeout = r.duration('idle_timeout');
   const rp = r.object('retry_policy');
   const retryPolicy = rp ? decodeRetryPolicy(rp) : undefined;
+  const hp = r.object('hedge_policy');
+  const hedgePolicy = hp ? decodeHedgePolicy(hp) : undefined;
   const hashPolicy = r.objects('hash_policy').map(decodeHashPolicy).filter((h): h is HashPolicy => h !== undefined);
   const priority = r.enumOf('priority', ['DEFAULT', 'HIGH'] as const, 'DEFAULT');
   r.accept('cluster_not_found_response_code');
@@ -262,7 +266,20 @@ function decodeForwardAction(r: ObjectReader): ForwardAction | undefined {
     ...(hostRewriteLiteral !== undefined ? { hostRewriteLiteral } : {}),
     ...(idleTimeout !== undefined ? { idleTimeout } : {}),
     ...(retryPolicy ? { retryPolicy } : {}),
+    ...(hedgePolicy ? { hedgePolicy } : {}),
   };
+}
+
+/** hedge_policy: hedge_on_per_try_timeout; initial_requests must stay 1, additional_request_chance is not supported. */
+export function decodeHedgePolicy(r: ObjectReader): HedgePolicy {
+  const hedgeOnPerTryTimeout = r.bool('hedge_on_per_try_timeout', false);
+  if (r.int('initial_requests', 1, 1) !== 1) r.diag.warn(r.child('initial_requests'), 'only 1 is supported by pilotfish; 1 is used');
+  if (r.has('additional_request_chance')) {
+    r.accept('additional_request_chance');
+    r.diag.warn(r.child('additional_request_chance'), 'not supported by pilotfish; ignored');
+  }
+  r.finish();
+  return { hedgeOnPerTryTimeout };
 }
 
 /** cluster | cluster_header | weighted_clusters, shared by routes and tcp_proxy. */

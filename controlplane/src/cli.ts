@@ -69,7 +69,7 @@ function loadMesh(file: string): Mesh {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new MeshError(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    throw new MeshError((e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message);
   }
   return parseMeshText(text);
 }

@@ -73,3 +73,11 @@ t.test('property: parseMesh only ever throws MeshError with a one-line message',
   );
   t.pass();
 });
+
+t.test('the bundled example parses and compiles', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const file = new URL('../examples/mesh.yaml', import.meta.url);
+  const res = compileMesh(parseMeshText(readFileSync(file, 'utf8')));
+  t.equal(res.get(TYPE_URLS.cluster)!.size, 3);
+  t.equal(res.get(TYPE_URLS.lbEndpoint)!.size, 2);
+});

@@ -12,10 +12,10 @@ export interface App {
   close(): Promise<void>;
 }
 
-function listen(server: http.Server): Promise<App> {
+function listen(server: http.Server, host = '127.0.0.1', port = 0): Promise<App> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(port, host, () => {
       resolve({
         port: (server.address() as AddressInfo).port,
         close: () => new Promise<void>((r) => {
@@ -27,7 +27,7 @@ function listen(server: http.Server): Promise<App> {
   });
 }
 
-export function startBackend(service: string, version: string, instance: string): Promise<App> {
+export function startBackend(service: string, version: string, instance: string, bind: { host?: string; port?: number } = {}): Promise<App> {
   const server = http.createServer((req, res) => {
     req.resume();
     req.on('end', () => {
@@ -41,7 +41,7 @@ export function startBackend(service: string, version: string, instance: string)
     });
   });
   server.keepAliveTimeout = 30_000;
-  return listen(server);
+  return listen(server, bind.host, bind.port);
 }
 
 function call(agent: http.Agent, port: number, path: string, requestId: string | undefined): Promise<{ status: number; version: string }> {
@@ -57,7 +57,7 @@ function call(agent: http.Agent, port: number, path: string, requestId: string |
 }
 
 /** The frontend: fans out to `/<service>` for each backend service via the outbound port. */
-export function startFrontend(outboundPort: number, services: () => readonly string[], stats: Stats): Promise<App & { agent: http.Agent }> {
+export function startFrontend(outboundPort: number, services: () => readonly string[], stats: Stats, bind: { host?: string; port?: number } = {}): Promise<App & { agent: http.Agent }> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
   const server = http.createServer((req, res) => {
     req.resume();
@@ -74,5 +74,5 @@ export function startFrontend(outboundPort: number, services: () => readonly str
     });
   });
   server.keepAliveTimeout = 30_000;
-  return listen(server).then((app) => ({ ...app, agent, close: async () => { agent.destroy(); await app.close(); } }));
+  return listen(server, bind.host, bind.port).then((app) => ({ ...app, agent, close: async () => { agent.destroy(); await app.close(); } }));
 }

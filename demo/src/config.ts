@@ -53,6 +53,8 @@ export function upstreamTls(c: CertFiles, peer: string): Json {
     name: 'envoy.transport_sockets.tls',
     typed_config: {
       '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+      // proxy/src/server.ts tells upstream from downstream contexts by the presence of `sni`.
+      sni: `${peer.slice(peer.lastIndexOf('/') + 1)}.demo.svc`,
       common_tls_context: commonTls(c, { exact: peer }),
     },
   };

@@ -7,7 +7,7 @@
  * change traffic within a second, make-before-break, without a failed request.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, unwatchFile, watchFile, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, unwatchFile, watchFile, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -37,7 +37,8 @@ export interface DemoSummary {
   readonly routes: Record<string, { total: number; failures: number; versions: Record<string, number> }>;
 }
 
-const DEFAULT_MESH = fileURLToPath(new URL('../mesh.yaml', import.meta.url));
+// demo/mesh.yaml from the sources (demo/src) or from the build (dist/demo/src).
+const DEFAULT_MESH = [new URL('../mesh.yaml', import.meta.url), new URL('../../../demo/mesh.yaml', import.meta.url)].map((u) => fileURLToPath(u)).find((f) => existsSync(f)) ?? 'demo/mesh.yaml';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function freePort(): Promise<number> {
@@ -258,9 +259,15 @@ export class Demo {
 
   /** Make before break: start new instances, publish; then drain and stop surplus ones. */
   private async reconcile(spec: DemoSpec): Promise<void> {
-    const want = new Map<string, { service: string; version: string; replicas: number }>();
-    for (const [svc, versions] of spec.services) for (const [v, s] of versions) want.set(clusterName(svc, v), { service: svc, version: v, replicas: s.replicas });
+    const want = new Map<string, { service: string; version: string; replicas: number; weight: number }>();
+    for (const [svc, versions] of spec.services) for (const [v, s] of versions) want.set(clusterName(svc, v), { service: svc, version: v, replicas: s.replicas, weight: s.weight });
     const live = (cluster: string) => this.instances.filter((i) => i.cluster === cluster && !i.terminating);
+    // Weights apply at once when every weighted version already has an instance; otherwise after the new ones are up.
+    if ([...want].every(([c, w]) => w.weight === 0 || live(c).length > 0)) {
+      this.spec = spec;
+      if (this.generator) this.generator.rps = spec.rps;
+      this.pushMesh();
+    }
     const starts: Promise<Instance>[] = [];
     for (const [cluster, w] of want) for (let n = live(cluster).length; n < w.replicas; n++) starts.push(this.startInstance(w.service, w.version));
     const started = await Promise.allSettled(starts);

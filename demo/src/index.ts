@@ -5,6 +5,8 @@ export { Demo, type DemoSummary, type DemoOptions } from './demo.js';
 export { parseSpec, SpecError, type DemoSpec } from './spec.js';
 
 const USAGE = `Usage: pilotfish demo [--mesh FILE] [--duration D] [--keep]
+       pilotfish demo app --service NAME [--version V] [--listen HOST:PORT] [--outbound PORT --calls a,b]
+       pilotfish demo traffic --target HOST:PORT [--rps N]
 
 Runs a whole mesh on this machine, without Docker: the pilotfish control plane, three
 services (frontend -> reviews v1/v2, ratings) each with a pilotfish sidecar process,
@@ -19,6 +21,8 @@ second. Ctrl-C stops and removes everything.
   --duration D     stop after D (e.g. 8s, 2m) and print a summary line; default: until Ctrl-C
   --keep           keep the working directory (bootstraps, certificates, access logs)
   --help, -h       this text
+
+\`demo app\` and \`demo traffic\` run one piece each, for containers (docker-compose.yml, deploy/).
 `;
 
 export function parseDuration(v: string): number | undefined {
@@ -29,6 +33,7 @@ export function parseDuration(v: string): number | undefined {
 }
 
 export async function runDemoCommand(argv: readonly string[]): Promise<number> {
+  if (argv[0] === 'app' || argv[0] === 'traffic') return (await import('./parts.js')).runPart(argv);
   let meshFile: string | undefined;
   let durationMs: number | undefined;
   let keep = false;

@@ -9,7 +9,7 @@ export class TrafficGenerator {
   private carry = 0;
   private last = performance.now();
 
-  constructor(private readonly port: number, private readonly stats: Stats, public rps: number) {}
+  constructor(private readonly port: number, private readonly stats: Stats, public rps: number, private readonly host = '127.0.0.1') {}
 
   start(): void {
     this.last = performance.now();
@@ -34,7 +34,7 @@ export class TrafficGenerator {
       this.inFlight--;
       this.stats.record('/ (frontend)', performance.now() - t0, ok);
     };
-    const req = http.get({ host: '127.0.0.1', port: this.port, path: '/', agent: this.agent, timeout: 10_000 }, (res) => {
+    const req = http.get({ host: this.host, port: this.port, path: '/', agent: this.agent, timeout: 10_000 }, (res) => {
       res.resume();
       res.on('end', () => done(res.statusCode === 200));
       res.on('error', () => done(false));

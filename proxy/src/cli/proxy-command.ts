@@ -1,5 +1,6 @@
 import { formatProblem, loadBootstrapFile, type Bootstrap } from '../../../config/src/index.js';
-import { XdsClient, xdsOptionsFromBootstrap } from '../../../xds-client/src/index.js';
+import { secretType, TYPE_URLS, XdsClient, xdsOptionsFromBootstrap } from '../../../xds-client/src/index.js';
+import { decodeSecret } from '../../../certs/src/index.js';
 import { installTelemetry } from '../../../telemetry/src/index.js';
 import { Diagnostics } from '../../../config/src/index.js';
 import { decodeFastPathConfig, isFastPathExtension, startFastPath, type FastPath, type FastPathConfig } from '../../../fastpath/src/index.js';
@@ -77,6 +78,13 @@ export async function startProxy(bootstrap: Bootstrap, log: Logger, opts: { admi
   }
   const xdsOptions = xdsOptionsFromBootstrap(bootstrap, {
     sink: server,
+    // SDS secrets are validated by certs/ while decoding, so a bad one is NACKed with its reason.
+    resourceTypes: [{
+      type: secretType((json, diag, path) => {
+        const spec = decodeSecret(json, diag, path);
+        return spec ? { name: spec.name, typeUrl: TYPE_URLS.secret, config: json } : undefined;
+      }),
+    }],
     log: (level, msg) => log.log(level === 'warn' ? 'warning' : level, `xds: ${msg}`),
   });
   if (xdsOptions) {
@@ -98,7 +106,12 @@ export async function startProxy(bootstrap: Bootstrap, log: Logger, opts: { admi
     adminPort = await admin.listen();
     log.info('admin listening', { address: `${bootstrap.admin.address.address}:${adminPort}` });
   }
-  server.markLive();
+  if (xds) {
+    // Like Envoy's init manager: LIVE once the first listeners and clusters arrived, or their fetch timed out.
+    const timeoutMs = xdsOptions?.initialFetchTimeoutMs ?? 15_000;
+    const client = xds;
+    void Promise.race([client.initialized, new Promise((r) => setTimeout(r, timeoutMs).unref())]).then(() => server.markLive());
+  } else server.markLive();
   return { server, admin, adminPort, xds, fastpath, stop };
 }
 

@@ -274,10 +274,11 @@ class Exchange implements Downstream {
     const path = rewritePath(route, action, this.view.path);
     const retry = action.retryPolicy ?? route.virtualHost.config.retryPolicy;
     const hash = action.hashPolicy.length > 0 ? this.requestHash(action.hashPolicy) : undefined;
+    const hedge = (action.hedgePolicy ?? route.virtualHost.config.hedgePolicy)?.hedgeOnPerTryTimeout === true;
     const hasBody = this.requestHasBody();
     const start = (body: Buffer | NodeJS.ReadableStream | null) => {
       if (this.done) return;
-      this.upstream = new UpstreamRequest(cluster, action, { method: this.view.method, path, headers, body, hash }, this, retry);
+      this.upstream = new UpstreamRequest(cluster, action, { method: this.view.method, path, headers, body, hash }, this, retry, hedge);
       this.upstream.start();
     };
     if (!hasBody) start(null);

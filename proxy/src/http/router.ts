@@ -42,7 +42,9 @@ function classify(err: unknown, connected: boolean): FailureKind {
   const code = (err as { code?: string }).code ?? '';
   // undici's llhttp refusing a response (bad framing, bad header bytes): 502, never passed on.
   if ((err as Error).name === 'HTTPParserError') return 'protocol';
-  if (!connected && (CONNECT_ERRORS.has(code) || code === 'ECONNRESET' || code === 'UND_ERR_SOCKET')) return 'connect';
+  // A socket error (UND_ERR_SOCKET, ECONNRESET) means a connection existed and the request
+  // may have been sent: a reset, never a connect failure, so that retry_on connect-failure
+  // cannot replay a non-idempotent request the upstream may have acted on.
   if (CONNECT_ERRORS.has(code)) return 'connect';
   if (code === 'UND_ERR_INFO' || code === 'HPE_INVALID_CONSTANT' || code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return 'protocol';
   if (code === 'ERR_HTTP2_STREAM_ERROR' && /REFUSED_STREAM/.test(String((err as Error).message))) return 'refused';
@@ -110,6 +112,8 @@ export class UpstreamRequest {
   private holdsRetry = false;
   private readonly priority: 'DEFAULT' | 'HIGH';
   private readonly pickContext: { hash: number; exclude: Host | undefined } = { hash: Number.NaN, exclude: undefined };
+  /** Attempts still running after their per-try timeout (hedging); the first usable response wins. */
+  private hedged: Attempt[] | undefined;
 
   constructor(
     private readonly cluster: ClusterRuntime,
@@ -117,6 +121,8 @@ export class UpstreamRequest {
     private readonly spec: UpstreamRequestSpec,
     private readonly down: Downstream,
     private readonly retry: RetryPolicy | undefined,
+    /** hedge_policy.hedge_on_per_try_timeout: a per-try timeout starts another attempt without cancelling this one. */
+    private readonly hedgeOnPerTryTimeout = false,
   ) {
     this.priority = action.priority;
   }
@@ -180,14 +186,31 @@ export class UpstreamRequest {
   }
 
   onHeaders(attempt: Attempt, controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[]>): void {
-    if (attempt !== this.current || this.finished) return;
+    if (this.finished) return;
+    const hedge = attempt !== this.current;
+    if (hedge && (this.hedged === undefined || !this.hedged.includes(attempt))) return;
     this.recordStatus(statusCode);
     this.cluster.reportOutcome(attempt.host, statusCode);
-    if (this.shouldRetryStatus(statusCode) && this.canRetry()) {
-      this.endAttempt(new Error('retrying'));
-      this.scheduleRetry();
-      return;
+    if (this.shouldRetryStatus(statusCode)) {
+      // While hedging, a retriable answer is dropped as long as another attempt may still do better.
+      if (this.hedged !== undefined && this.hedged.length > 0) {
+        if (hedge) this.dropHedge(attempt, new Error('hedge retriable'));
+        else this.promoteHedge(new Error('hedge retriable'));
+        return;
+      }
+      if (this.canRetry()) {
+        this.endAttempt(new Error('retrying'));
+        this.scheduleRetry();
+        return;
+      }
     }
+    if (hedge) {
+      // An earlier (hedged) attempt won: it becomes the current one, the later one is cancelled.
+      this.endAttempt(new Error('hedge lost'));
+      this.hedged!.splice(this.hedged!.indexOf(attempt), 1);
+      this.current = attempt;
+    }
+    this.abortHedges();
     void controller;
     if (this.attempts > 1) this.cluster.stats.upstream_rq_retry_success.inc();
     this.committed = true;
@@ -216,9 +239,22 @@ export class UpstreamRequest {
   }
 
   onError(attempt: Attempt, err: Error): void {
-    if (attempt !== this.current || this.finished) return;
+    if (this.finished) return;
+    if (attempt !== this.current) {
+      if (this.hedged !== undefined && this.hedged.includes(attempt)) {
+        this.cluster.reportOutcome(attempt.host, LOCAL_ORIGIN_FAILURE);
+        this.dropHedge(attempt, undefined);
+      }
+      return;
+    }
     const kind = (err as { pilotfishTimeout?: FailureKind }).pilotfishTimeout ?? classify(err, attempt.connected);
     this.cluster.reportOutcome(attempt.host, LOCAL_ORIGIN_FAILURE);
+    if (!this.committed && this.hedged !== undefined && this.hedged.length > 0) {
+      // Hedged attempts are still running: one of them may yet answer.
+      this.cluster.stats.upstream_rq_rx_reset.inc();
+      this.promoteHedge(undefined);
+      return;
+    }
     this.endAttempt(undefined);
     if (this.committed) {
       this.cluster.stats.upstream_rq_rx_reset.inc();
@@ -305,6 +341,16 @@ export class UpstreamRequest {
   private onPerTryTimeout(attempt: Attempt): void {
     this.perTryTimer = undefined;
     if (attempt !== this.current || this.committed || this.finished) return;
+    if (this.hedgeOnPerTryTimeout && this.canRetry()) {
+      // Envoy's hedge_on_per_try_timeout: keep this attempt and race a new one against it.
+      this.cluster.stats.upstream_rq_per_try_timeout.inc();
+      this.cluster.reportOutcome(attempt.host, LOCAL_ORIGIN_FAILURE);
+      (this.hedged ??= []).push(attempt);
+      this.current = undefined;
+      this.cluster.stats.upstream_rq_retry.inc();
+      this.dispatchAttempt();
+      return;
+    }
     const err = Object.assign(new Error('per try timeout'), { pilotfishTimeout: 'per_try_timeout' as FailureKind });
     attempt.abort(err);
     this.onError(attempt, err);
@@ -349,6 +395,28 @@ export class UpstreamRequest {
     else a.dead = true;
   }
 
+  /** Ends a hedged attempt that is not the current one. */
+  private dropHedge(a: Attempt, abortWith: Error | undefined): void {
+    const i = this.hedged!.indexOf(a);
+    if (i < 0) return;
+    this.hedged!.splice(i, 1);
+    a.host.activeRequests--;
+    if (abortWith) a.abort(abortWith);
+    else a.dead = true;
+  }
+
+  /** The current attempt failed while hedges run: the latest hedge becomes current. */
+  private promoteHedge(abortWith: Error | undefined): void {
+    this.endAttempt(abortWith);
+    this.current = this.hedged!.pop();
+  }
+
+  private abortHedges(): void {
+    const h = this.hedged;
+    if (h === undefined) return;
+    while (h.length > 0) this.dropHedge(h[h.length - 1]!, new Error('hedge lost'));
+  }
+
   private fail(spec: LocalReplySpec, flag: string): void {
     this.finish();
     this.down.onLocalReply(spec, flag);
@@ -357,6 +425,7 @@ export class UpstreamRequest {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    this.abortHedges();
     if (this.globalTimer) clearTimeout(this.globalTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.clearPerTry();

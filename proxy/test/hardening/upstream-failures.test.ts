@@ -122,22 +122,22 @@ t.test('outlier detection: max_ejection_percent, gateway failures, success rate,
     successRateMinimumHosts: 5, successRateRequestVolume: 10, successRateStdevFactor: 1900,
   };
   const d = new OutlierDetector({ hosts: () => hosts, hostCount: () => hosts.length, setEjected: (h, e) => (e ? ejected.add(h) : ejected.delete(h)) }, config, stats as never);
+  let now = Date.now();
   for (const h of hosts) for (let i = 0; i < 3; i++) d.report(h, 500);
   t.equal(ejected.size, 2, 'max_ejection_percent 34 of 6 hosts: two ejected, the rest refused');
   t.ok((stats as unknown as { ejections_overflow: Counter }).ejections_overflow.value > 0);
   // Ejection time grows with repeated ejections, capped at max_ejection_time.
   const h0 = hosts[0]!;
-  let now = Date.now();
-  d.tick(now + 999);
+  d.tick(now + 990);
   t.ok(ejected.has(h0), 'still ejected before base_ejection_time');
-  d.tick(now + 1000);
+  d.tick(now + 1100);
   t.notOk(ejected.has(h0), 'back after base_ejection_time x 1');
+  now = Date.now();
   for (let i = 0; i < 3; i++) d.report(h0, 500);
   t.ok(ejected.has(h0), 'ejected a second time');
-  now = Date.now();
   d.tick(now + 1500);
   t.ok(ejected.has(h0), 'the second ejection lasts longer');
-  d.tick(now + 2000);
+  d.tick(now + 2100);
   t.notOk(ejected.has(h0), 'back after 2 x base');
   t.equal(d.ejectionTime({ ejections: 5 }), 2500, 'capped at max_ejection_time');
   for (const h of [...ejected]) d.tick(Date.now() + 10_000);
@@ -196,4 +196,48 @@ t.test('retries: retriable_status_codes; non-idempotent requests retried only wh
   const p2 = await startProxyYaml(t, bootstrapYaml(rp('reset'), staticCluster('up', [(reset.address() as net.AddressInfo).port])));
   t.equal((await get(p2.port(), '/', {}, 'POST', 'x')).status, 503);
   t.equal(seen, 3, 'retry_on reset covers it explicitly: retried (Envoy does not consider the method)');
+});
+
+t.test('hedge_on_per_try_timeout: a slow first attempt keeps running, the first response wins', async (t) => {
+  // The first request to arrive is slow (400 ms), later ones are fast.
+  let n = 0;
+  const slow = await startUpstream(t, 'up', (_req, res) => {
+    const me = ++n;
+    setTimeout(() => res.writeHead(200, { 'x-upstream': `attempt${me}` }).end(String(me)), me === 1 ? 400 : 10);
+  });
+  const route = (hedge: boolean) => vhosts(`, timeout: 2s, retry_policy: { retry_on: "5xx", num_retries: 1, per_try_timeout: 0.1s }${hedge ? ', hedge_policy: { hedge_on_per_try_timeout: true }' : ''}`);
+  const hedged = await startProxyYaml(t, bootstrapYaml(route(true), staticCluster('up', [slow.port])));
+  const start = Date.now();
+  const r = await get(hedged.port(), '/');
+  t.equal(r.status, 200);
+  t.equal(r.headers['x-upstream'], 'attempt2', 'the hedge answered first');
+  t.ok(Date.now() - start < 380, 'without waiting for the slow attempt');
+  t.equal(stat(hedged, 'cluster.up.upstream_rq_per_try_timeout'), 1);
+
+  // Slow hedge, fast... the original wins when it answers first: the hedge is cancelled.
+  n = -10;
+  const r2 = await get(hedged.port(), '/');
+  t.equal(r2.status, 200);
+  await sleep(50);
+  t.equal(stat(hedged, 'cluster.up.upstream_rq_active'), 0, 'no attempt left behind');
+
+  // Without hedging, the per-try timeout cancels the first attempt and retries.
+  n = 0;
+  const plain = await startProxyYaml(t, bootstrapYaml(route(false), staticCluster('up', [slow.port])));
+  const r3 = await get(plain.port(), '/');
+  t.equal(r3.headers['x-upstream'], 'attempt2');
+});
+
+t.test('hedging: the original attempt wins when it answers before the hedge', async (t) => {
+  let n = 0;
+  const up = await startUpstream(t, 'up', (_req, res) => {
+    const me = ++n;
+    setTimeout(() => res.writeHead(200, { 'x-upstream': `attempt${me}` }).end(String(me)), me === 1 ? 150 : 1000);
+  });
+  const proxy = await startProxyYaml(t, bootstrapYaml(vhosts(`, timeout: 3s, retry_policy: { retry_on: "5xx", num_retries: 1, per_try_timeout: 0.1s }, hedge_policy: { hedge_on_per_try_timeout: true }`), staticCluster('up', [up.port])));
+  const start = Date.now();
+  const r = await get(proxy.port(), '/');
+  t.equal(r.headers['x-upstream'], 'attempt1');
+  t.ok(Date.now() - start < 900, 'the slower hedge was not awaited');
+  t.equal(n, 2, 'a hedge was sent');
 });

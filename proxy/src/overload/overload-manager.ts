@@ -1,0 +1,116 @@
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
+import type { OverloadManagerConfig } from '../../../config/src/index.js';
+
+const STOP_REQUESTS = 'envoy.overload_actions.stop_accepting_requests';
+const STOP_CONNECTIONS = 'envoy.overload_actions.stop_accepting_connections';
+const DISABLE_KEEPALIVE = 'envoy.overload_actions.disable_http_keepalive';
+const MONITOR_GLOBAL_CX = 'envoy.resource_monitors.global_downstream_max_connections';
+const MONITOR_HEAP = 'envoy.resource_monitors.fixed_heap';
+const MONITOR_LAG = 'pilotfish.resource_monitors.event_loop_lag';
+
+/**
+ * Envoy's overload manager, process-wide (as Envoy's is): resource monitors are sampled
+ * every refresh_interval into pressures (0..1+), and actions whose trigger pressure is
+ * reached switch on until it falls again. The request path only reads three booleans;
+ * the downstream connection count is kept exactly (admit/release per connection).
+ *
+ * Monitors: fixed_heap (V8 used heap / max_heap_size_bytes), global_downstream_max_connections
+ * (a hard limit: connections beyond it are closed at accept, as in Envoy), and
+ * pilotfish.resource_monitors.event_loop_lag (the worst event-loop delay seen in the
+ * last interval / max_lag): the Node analogue of a saturated worker thread.
+ */
+export class OverloadManager {
+  /** envoy.overload_actions.stop_accepting_requests: new requests get 503 + x-envoy-overloaded. */
+  shedRequests = false;
+  /** envoy.overload_actions.stop_accepting_connections: new connections are closed at accept. */
+  stopAccepting = false;
+  /** envoy.overload_actions.disable_http_keepalive: responses carry connection: close. */
+  disableKeepalive = false;
+  activeConnections = 0;
+  readonly pressure = new Map<string, number>();
+  readonly stats = { downstream_global_cx_overflow: 0, connections_refused: 0, requests_shed: 0 };
+
+  private config: OverloadManagerConfig | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private lag: IntervalHistogram | undefined;
+  private maxConnections = Infinity;
+
+  configure(config: OverloadManagerConfig | undefined): void {
+    this.stop();
+    this.config = config;
+    if (!config) return;
+    this.maxConnections = config.maxActiveDownstreamConnections ?? Infinity;
+    if (config.maxEventLoopLag !== undefined) {
+      this.lag = monitorEventLoopDelay({ resolution: 10 });
+      this.lag.enable();
+    }
+    this.timer = setInterval(() => this.refresh(), config.refreshInterval);
+    this.timer.unref();
+    this.refresh();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.lag?.disable();
+    this.lag = undefined;
+    this.config = undefined;
+    this.maxConnections = Infinity;
+    this.shedRequests = this.stopAccepting = this.disableKeepalive = false;
+    this.pressure.clear();
+  }
+
+  /** Called per accepted downstream connection; false = close it now. Pair with release(). */
+  admitConnection(): boolean {
+    if (this.stopAccepting) {
+      this.stats.connections_refused++;
+      return false;
+    }
+    if (this.activeConnections >= this.maxConnections) {
+      this.stats.downstream_global_cx_overflow++;
+      return false;
+    }
+    this.activeConnections++;
+    return true;
+  }
+
+  releaseConnection(): void {
+    this.activeConnections--;
+  }
+
+  /** Samples the monitors and recomputes the actions (exposed for tests). */
+  refresh(): void {
+    const c = this.config;
+    if (!c) return;
+    if (c.maxHeapSizeBytes !== undefined) this.pressure.set(MONITOR_HEAP, getHeapStatistics().used_heap_size / c.maxHeapSizeBytes);
+    if (c.maxActiveDownstreamConnections !== undefined) this.pressure.set(MONITOR_GLOBAL_CX, this.activeConnections / c.maxActiveDownstreamConnections);
+    if (this.lag && c.maxEventLoopLag !== undefined) {
+      // The histogram is in ns and includes the sampling resolution itself.
+      const lagMs = Math.max(0, this.lag.max / 1e6 - 10);
+      this.lag.reset();
+      this.pressure.set(MONITOR_LAG, lagMs / c.maxEventLoopLag);
+    }
+    let shed = false;
+    let stop = false;
+    let noKeepalive = false;
+    for (const a of c.actions) {
+      let on = false;
+      for (const t of a.triggers) if ((this.pressure.get(t.monitor) ?? 0) >= t.threshold) on = true;
+      if (!on) continue;
+      if (a.name === STOP_REQUESTS) shed = true;
+      else if (a.name === STOP_CONNECTIONS) stop = true;
+      else if (a.name === DISABLE_KEEPALIVE) noKeepalive = true;
+    }
+    this.shedRequests = shed;
+    this.stopAccepting = stop;
+    this.disableKeepalive = noKeepalive;
+  }
+}
+
+/**
+ * The process's overload manager. The composition root configures it from the
+ * bootstrap's overload_manager (`overloadManager.configure(bootstrap.overloadManager)`)
+ * and stops it on shutdown; unconfigured, every check is a false boolean read.
+ */
+export const overloadManager = new OverloadManager();
