@@ -46,7 +46,7 @@ export function startBackend(service: string, version: string, instance: string,
 
 function call(agent: http.Agent, port: number, path: string, requestId: string | undefined): Promise<{ status: number; version: string }> {
   return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path, agent, timeout: 5000, headers: requestId ? { 'x-request-id': requestId } : {} }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent, timeout: 15_000, headers: requestId ? { 'x-request-id': requestId } : {} }, (res) => {
       res.resume();
       res.on('end', () => resolve({ status: res.statusCode ?? 0, version: String(res.headers['x-version'] ?? '?') }));
       res.on('error', () => resolve({ status: 0, version: '?' }));

@@ -83,7 +83,7 @@ function listener(name: string, port: number, cluster: string, log: string, tls?
           '@type': HCM,
           stat_prefix: name,
           access_log: accessLog(log),
-          route_config: { virtual_hosts: [{ name, domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster, timeout: '5s', retry_policy: { retry_on: 'connect-failure,refused-stream,reset', num_retries: 2 } } }] }] },
+          route_config: { virtual_hosts: [{ name, domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster, timeout: '15s', retry_policy: { retry_on: 'connect-failure,refused-stream,reset', num_retries: 2 } } }] }] },
           http_filters: [ROUTER],
         },
       }],

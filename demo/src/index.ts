@@ -7,6 +7,7 @@ export { parseSpec, SpecError, type DemoSpec } from './spec.js';
 const USAGE = `Usage: pilotfish demo [--mesh FILE] [--duration D] [--keep]
        pilotfish demo app --service NAME [--version V] [--listen HOST:PORT] [--outbound PORT --calls a,b]
        pilotfish demo traffic --target HOST:PORT [--rps N]
+       pilotfish demo controlplane --mesh FILE --kubernetes NAMESPACE [--port 18000] [--resync-s 300]
 
 Runs a whole mesh on this machine, without Docker: the pilotfish control plane, three
 services (frontend -> reviews v1/v2, ratings) each with a pilotfish sidecar process,
@@ -22,7 +23,8 @@ second. Ctrl-C stops and removes everything.
   --keep           keep the working directory (bootstraps, certificates, access logs)
   --help, -h       this text
 
-\`demo app\` and \`demo traffic\` run one piece each, for containers (docker-compose.yml, deploy/).
+\`demo app\`, \`demo traffic\` and \`demo controlplane\` (endpoints from Kubernetes EndpointSlices)
+run one piece each, for containers (docker-compose.yml, deploy/k8s).
 `;
 
 export function parseDuration(v: string): number | undefined {
@@ -33,7 +35,7 @@ export function parseDuration(v: string): number | undefined {
 }
 
 export async function runDemoCommand(argv: readonly string[]): Promise<number> {
-  if (argv[0] === 'app' || argv[0] === 'traffic') return (await import('./parts.js')).runPart(argv);
+  if (argv[0] === 'app' || argv[0] === 'traffic' || argv[0] === 'controlplane') return (await import('./parts.js')).runPart(argv);
   let meshFile: string | undefined;
   let durationMs: number | undefined;
   let keep = false;

@@ -6,6 +6,7 @@ export class TrafficGenerator {
   private timer: NodeJS.Timeout | undefined;
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   private inFlight = 0;
+  private abandoned = false;
   private carry = 0;
   private last = performance.now();
 
@@ -32,9 +33,10 @@ export class TrafficGenerator {
     const t0 = performance.now();
     const done = (ok: boolean) => {
       this.inFlight--;
-      this.stats.record('/ (frontend)', performance.now() - t0, ok);
+      // Requests cut off by our own shutdown are not the mesh's failures.
+      if (!this.abandoned) this.stats.record('/ (frontend)', performance.now() - t0, ok);
     };
-    const req = http.get({ host: this.host, port: this.port, path: '/', agent: this.agent, timeout: 10_000 }, (res) => {
+    const req = http.get({ host: this.host, port: this.port, path: '/', agent: this.agent, timeout: 30_000 }, (res) => {
       res.resume();
       res.on('end', () => done(res.statusCode === 200));
       res.on('error', () => done(false));
@@ -46,8 +48,9 @@ export class TrafficGenerator {
   /** Stops sending and waits (bounded) for requests in flight. */
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    const end = Date.now() + 5000;
+    const end = Date.now() + 10_000;
     while (this.inFlight > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    this.abandoned = true;
     this.agent.destroy();
   }
 }

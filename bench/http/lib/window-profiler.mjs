@@ -20,10 +20,12 @@ process.on('SIGUSR2', async () => {
   await post('Profiler.setSamplingInterval', { interval });
   await post('Profiler.start');
 });
-process.on('SIGTERM', async () => {
-  try {
-    if (started && out) writeFileSync(out, JSON.stringify((await post('Profiler.stop')).profile));
-  } finally {
+// Prepended and callback-style: the in-process inspector session answers synchronously,
+// so the profile is on disk before any SIGTERM handler of the target calls process.exit().
+process.prependListener('SIGTERM', () => {
+  if (!started || !out) process.exit(0);
+  session.post('Profiler.stop', (err, res) => {
+    if (!err) writeFileSync(out, JSON.stringify(res.profile));
     process.exit(0);
-  }
+  });
 });

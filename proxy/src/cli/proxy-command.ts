@@ -1,5 +1,5 @@
 import { formatProblem, loadBootstrapFile, type Bootstrap } from '../../../config/src/index.js';
-import { secretType, TYPE_URLS, XdsClient, xdsOptionsFromBootstrap } from '../../../xds-client/src/index.js';
+import type { XdsClient } from '../../../xds-client/src/index.js';
 import { decodeSecret } from '../../../certs/src/index.js';
 import { installTelemetry } from '../../../telemetry/src/index.js';
 import { Diagnostics } from '../../../config/src/index.js';
@@ -76,19 +76,22 @@ export async function startProxy(bootstrap: Bootstrap, log: Logger, opts: { admi
     }
     server.stats.registerExternalGauges('', () => fp.metrics());
   }
-  const xdsOptions = xdsOptionsFromBootstrap(bootstrap, {
+  // grpc-js and protobufjs cost ~10 MB of RSS: loaded only when the bootstrap asks for xDS.
+  const xdsModule = bootstrap.dynamicResources?.adsConfig ? await import('../../../xds-client/src/index.js') : undefined;
+  const { secretType, TYPE_URLS } = xdsModule ?? {};
+  const xdsOptions = xdsModule?.xdsOptionsFromBootstrap(bootstrap, {
     sink: server,
     // SDS secrets are validated by certs/ while decoding, so a bad one is NACKed with its reason.
     resourceTypes: [{
-      type: secretType((json, diag, path) => {
+      type: secretType!((json, diag, path) => {
         const spec = decodeSecret(json, diag, path);
-        return spec ? { name: spec.name, typeUrl: TYPE_URLS.secret, config: json } : undefined;
+        return spec ? { name: spec.name, typeUrl: TYPE_URLS!.secret, config: json } : undefined;
       }),
     }],
     log: (level, msg) => log.log(level === 'warn' ? 'warning' : level, `xds: ${msg}`),
   });
-  if (xdsOptions) {
-    const client = new XdsClient(xdsOptions);
+  if (xdsOptions && xdsModule) {
+    const client = new xdsModule.XdsClient(xdsOptions);
     xds = client;
     server.stats.registerExternalGauges('', () => numericOnly(client.stats()));
     client.start();

@@ -126,7 +126,10 @@ export class ClusterRuntime {
 
   /** Starts active health checking and outlier detection (stopped by close). */
   private startHealth(config: Cluster): void {
-    for (const hc of config.healthChecks) {
+    for (const configured of config.healthChecks) {
+      // Probes speak plain HTTP/1.1: against a TLS upstream an HTTP check would fail every
+      // host, so there it degrades to a TCP connect check (documented limitation).
+      const hc = config.transportSocket && configured.kind.type === 'http' ? { ...configured, kind: { type: 'tcp' as const } } : configured;
       const checker = new HealthChecker({
         name: config.name,
         hosts: () => this.endpoints.hosts(),
@@ -162,6 +165,11 @@ export class ClusterRuntime {
     if (this.closed) return;
     this.endpoints.setHostAvailability(h, !this.failedActiveHc.has(h) && !(this.outlier?.isEjected(h) ?? false));
     this.refreshMembership();
+  }
+
+  /** Why a host is out of the healthy set, for /clusters (Envoy's /failed_active_hc, /failed_outlier_check). */
+  healthFlags(h: Host): { failedActiveHc: boolean; failedOutlierCheck: boolean } {
+    return { failedActiveHc: this.failedActiveHc.has(h), failedOutlierCheck: this.outlier?.isEjected(h) ?? false };
   }
 
   /** An attempt's outcome for outlier detection: an HTTP status or LOCAL_ORIGIN_FAILURE. */

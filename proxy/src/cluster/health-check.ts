@@ -34,9 +34,11 @@ interface HostState {
  * Envoy's active health checking for one `health_checks` entry: every interval (plus
  * jitter; no_traffic_interval until the cluster has traffic) each host is probed by an
  * HTTP GET (expected statuses, default 200) or a TCP connect. A host becomes unhealthy
- * after unhealthy_threshold consecutive failures and healthy again after
+ * after unhealthy_threshold consecutive network failures or timeouts, or at once on an
+ * HTTP status outside expected_statuses (as Envoy does), and healthy again after
  * healthy_threshold successes; the first check of a host decides immediately. Probes go
- * over plain HTTP/1.1 or TCP on the host's address (TLS clusters are probed in clear).
+ * over plain HTTP/1.1 or TCP on the host's address (for TLS clusters the cluster runs
+ * HTTP checks as TCP connect checks).
  */
 export class HealthChecker {
   private readonly state = new Map<Host, HostState>();
@@ -85,13 +87,15 @@ export class HealthChecker {
         this.stats.failure.inc();
         if (network) this.stats.network_failure.inc();
       }
-      this.record(host, st, ok);
+      // Envoy: an HTTP answer with a non-expected status fails the host at once; only
+      // network failures and timeouts count towards unhealthy_threshold.
+      this.record(host, st, ok, !ok && !network);
     };
     if (this.hc.kind.type === 'tcp') tcpProbe(host, this.hc.timeout, done);
     else httpProbe(host, this.hc.timeout, this.hc.kind.path, this.hc.kind.host ?? this.target.name, this.hc.kind.expectedStatuses, done);
   }
 
-  private record(host: Host, st: HostState, ok: boolean): void {
+  private record(host: Host, st: HostState, ok: boolean, immediate: boolean): void {
     if (ok) {
       st.failures = 0;
       st.successes++;
@@ -99,7 +103,7 @@ export class HealthChecker {
     } else {
       st.successes = 0;
       st.failures++;
-      if (st.healthy === undefined || (st.healthy && st.failures >= this.hc.unhealthyThreshold)) this.set(host, st, false);
+      if (st.healthy === undefined || (st.healthy && (immediate || st.failures >= this.hc.unhealthyThreshold))) this.set(host, st, false);
     }
   }
 

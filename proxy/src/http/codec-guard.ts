@@ -17,7 +17,8 @@ export function checkHttp1Request(req: IncomingMessage): string | undefined {
   let te = false;
   for (let i = 0; i < raw.length; i += 2) {
     const k = raw[i]!;
-    if (k.length === 4 && k.toLowerCase() === 'host') hosts++;
+    // The usual spellings first: toLowerCase would allocate for every request.
+    if (k.length === 4 && (k === 'Host' || k === 'host' || k.toLowerCase() === 'host')) hosts++;
     else if (k.length === 17 && k.toLowerCase() === 'transfer-encoding') te = true;
   }
   // Which Host wins differs between implementations (RFC 9112 §3.2: respond 400).

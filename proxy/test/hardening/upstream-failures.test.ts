@@ -58,7 +58,8 @@ t.test('active HTTP health checks: a failing host leaves the LB and comes back',
   aHealthy = false;
   t.ok(await until(() => stat(proxy, 'cluster.up.membership_healthy') === 1), 'a marked unhealthy');
   t.same(await spread(port, 10), { '200 b': 10 }, 'only b serves');
-  t.ok(stat(proxy, 'cluster.up.health_check.failure') >= 2);
+  // A non-expected status fails the host at once (Envoy); network failures need unhealthy_threshold.
+  t.ok(stat(proxy, 'cluster.up.health_check.failure') >= 1);
   aHealthy = true;
   t.ok(await until(() => stat(proxy, 'cluster.up.membership_healthy') === 2), 'a healthy again after healthy_threshold successes');
   t.equal(Object.keys(await spread(port, 10)).length, 2, 'a serves again');
@@ -155,7 +156,8 @@ t.test('outlier detection: max_ejection_percent, gateway failures, success rate,
 });
 
 t.test('circuit breakers: max_connections + max_pending_requests overflow with 503 and x-envoy-overloaded', async (t) => {
-  const up = await startUpstream(t, 'up', (_req, res) => setTimeout(() => res.writeHead(200).end('ok'), 300));
+  // Slow enough that all six requests are in flight together even on a loaded machine.
+  const up = await startUpstream(t, 'up', (_req, res) => setTimeout(() => res.writeHead(200).end('ok'), 1000));
   const proxy = await startProxyYaml(t, bootstrapYaml(vhosts(), staticCluster('up', [up.port], `
     circuit_breakers:
       thresholds:
@@ -203,15 +205,15 @@ t.test('hedge_on_per_try_timeout: a slow first attempt keeps running, the first 
   let n = 0;
   const slow = await startUpstream(t, 'up', (_req, res) => {
     const me = ++n;
-    setTimeout(() => res.writeHead(200, { 'x-upstream': `attempt${me}` }).end(String(me)), me === 1 ? 400 : 10);
+    setTimeout(() => res.writeHead(200, { 'x-upstream': `attempt${me}` }).end(String(me)), me === 1 ? 1500 : 10);
   });
-  const route = (hedge: boolean) => vhosts(`, timeout: 2s, retry_policy: { retry_on: "5xx", num_retries: 1, per_try_timeout: 0.1s }${hedge ? ', hedge_policy: { hedge_on_per_try_timeout: true }' : ''}`);
+  const route = (hedge: boolean) => vhosts(`, timeout: 4s, retry_policy: { retry_on: "5xx", num_retries: 1, per_try_timeout: 0.1s }${hedge ? ', hedge_policy: { hedge_on_per_try_timeout: true }' : ''}`);
   const hedged = await startProxyYaml(t, bootstrapYaml(route(true), staticCluster('up', [slow.port])));
   const start = Date.now();
   const r = await get(hedged.port(), '/');
   t.equal(r.status, 200);
   t.equal(r.headers['x-upstream'], 'attempt2', 'the hedge answered first');
-  t.ok(Date.now() - start < 380, 'without waiting for the slow attempt');
+  t.ok(Date.now() - start < 1200, 'without waiting for the slow attempt');
   t.equal(stat(hedged, 'cluster.up.upstream_rq_per_try_timeout'), 1);
 
   // Slow hedge, fast... the original wins when it answers first: the hedge is cancelled.
@@ -232,12 +234,12 @@ t.test('hedging: the original attempt wins when it answers before the hedge', as
   let n = 0;
   const up = await startUpstream(t, 'up', (_req, res) => {
     const me = ++n;
-    setTimeout(() => res.writeHead(200, { 'x-upstream': `attempt${me}` }).end(String(me)), me === 1 ? 150 : 1000);
+    setTimeout(() => res.writeHead(200, { 'x-upstream': `attempt${me}` }).end(String(me)), me === 1 ? 600 : 3000);
   });
-  const proxy = await startProxyYaml(t, bootstrapYaml(vhosts(`, timeout: 3s, retry_policy: { retry_on: "5xx", num_retries: 1, per_try_timeout: 0.1s }, hedge_policy: { hedge_on_per_try_timeout: true }`), staticCluster('up', [up.port])));
+  const proxy = await startProxyYaml(t, bootstrapYaml(vhosts(`, timeout: 5s, retry_policy: { retry_on: "5xx", num_retries: 1, per_try_timeout: 0.1s }, hedge_policy: { hedge_on_per_try_timeout: true }`), staticCluster('up', [up.port])));
   const start = Date.now();
   const r = await get(proxy.port(), '/');
   t.equal(r.headers['x-upstream'], 'attempt1');
-  t.ok(Date.now() - start < 900, 'the slower hedge was not awaited');
+  t.ok(Date.now() - start < 2500, 'the slower hedge was not awaited');
   t.equal(n, 2, 'a hedge was sent');
 });

@@ -1,0 +1,1 @@
+export { EndpointSliceWatcher, endpointsFromSlices, type SliceTarget, type EndpointSink, type WatcherOptions } from './endpointslices.js';

@@ -1,0 +1,73 @@
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+// `pilotfish demo` with its mesh file edited while it runs: the reviews split moves to v2
+// at once, ratings scales out (a new app + sidecar joins and serves) and back in (the
+// surplus instance drains and stops) — without a failed request; Ctrl-C then removes the
+// working directory (certificates, bootstraps, logs).
+const ROOT = new URL('..', import.meta.url).pathname;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const lines = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').length - 1 : 0);
+
+async function until(pred: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) return false;
+    await sleep(100);
+  }
+  return true;
+}
+
+t.test('live edits: split, scale out, scale in, Ctrl-C', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pf-demo-edit-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const mesh = join(dir, 'mesh.yaml');
+  writeFileSync(mesh, readFileSync(join(ROOT, 'demo/mesh.yaml'), 'utf8').replace('rps: 25', 'rps: 15'));
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'demo/src/bin.ts'), 'demo', '--mesh', mesh], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (out += c));
+  const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+
+  if (!(await until(() => /access logs and proxy output: (\S+)/.test(out) || child.exitCode !== null, 90_000)) || child.exitCode !== null) {
+    t.fail(`demo did not come up: ${out}`);
+    return;
+  }
+  const logs = /access logs and proxy output: (\S+)/.exec(out)![1]!;
+  const v1 = join(logs, 'reviews-v1-0.access.log');
+  const v2 = join(logs, 'reviews-v2-1.access.log');
+  t.ok(existsSync(join(logs, '..', 'certs', 'ca.pem')), 'the dev CA lives in the working directory');
+  await until(() => lines(v2) > 0, 10_000);
+  t.match(readFileSync(v2, 'utf8'), /peer=spiffe:\/\/pilotfish\.demo\/ns\/demo\/sa\/waypoint/, 'mTLS: the backend sidecar saw the waypoint\'s SPIFFE ID');
+
+  // 1. all reviews traffic to v2, ratings to two replicas
+  writeFileSync(mesh, readFileSync(mesh, 'utf8')
+    .replace('v1: { replicas: 1, weight: 80 }', 'v1: { replicas: 1, weight: 0 }')
+    .replace('v2: { replicas: 1, weight: 20 }', 'v2: { replicas: 1, weight: 100 }')
+    .replace(/ratings:\n    versions:\n      v1: \{ replicas: 1/, 'ratings:\n    versions:\n      v1: { replicas: 2'));
+  await sleep(1500); // within a second, plus requests in flight
+  const v1At = lines(v1);
+  const v2At = lines(v2);
+  t.ok(await until(() => lines(v2) >= v2At + 15, 15_000), 'v2 keeps serving');
+  t.ok(lines(v1) - v1At <= 1, `v1 gets no new requests after the split moved (${lines(v1) - v1At})`);
+  const ratings2 = join(logs, 'ratings-v1-3.access.log');
+  t.ok(await until(() => lines(ratings2) >= 5, 60_000), 'the scaled-out ratings instance joined and serves');
+
+  // 2. scale ratings back in: the surplus instance drains, leaves EDS and stops
+  writeFileSync(mesh, readFileSync(mesh, 'utf8').replace('v1: { replicas: 2', 'v1: { replicas: 1'));
+  await sleep(3000);
+  const r2 = lines(ratings2);
+  await sleep(1000);
+  t.equal(lines(ratings2), r2, 'the removed instance gets no more requests');
+
+  child.kill('SIGINT');
+  t.equal(await exited, 0, 'Ctrl-C: exit 0');
+  const line = /^summary (.*)$/m.exec(out);
+  t.ok(line, 'prints a summary');
+  if (line) t.equal((JSON.parse(line[1]!) as { failures: number }).failures, 0, 'zero failed requests through every edit');
+  t.notOk(existsSync(join(logs, '..')), 'working directory removed');
+});
