@@ -64,7 +64,7 @@ export function renderClusters(proxy: ProxyServer, json: boolean): string | Reco
         added_via_api: !proxy.bootstrap.staticResources.clusters.some((s) => s.name === name),
         host_statuses: [...c.endpoints.hosts()].map((h) => ({
           address: { socket_address: { address: h.endpoint.address, port_value: h.endpoint.port } },
-          health_status: { eds_health_status: h.endpoint.health.toUpperCase(), failed_outlier_check: h.ejected },
+          health_status: { eds_health_status: h.endpoint.health.toUpperCase(), failed_outlier_check: c.healthFlags(h).failedOutlierCheck, failed_active_health_check: c.healthFlags(h).failedActiveHc },
           weight: h.endpoint.weight,
           priority: h.endpoint.priority,
           locality: h.endpoint.locality,
@@ -83,7 +83,9 @@ export function renderClusters(proxy: ProxyServer, json: boolean): string | Reco
     }
     for (const h of c.endpoints.hosts()) {
       const k = `${name}::${h.key}`;
-      const flags = h.ejected ? '/failed_outlier_check' : h.endpoint.health === 'healthy' ? 'healthy' : `/eds_${h.endpoint.health}`;
+      const hf = c.healthFlags(h);
+      const parts = [hf.failedActiveHc ? '/failed_active_hc' : '', hf.failedOutlierCheck ? '/failed_outlier_check' : '', h.endpoint.health === 'healthy' ? '' : `/eds_${h.endpoint.health}`].filter(Boolean);
+      const flags = parts.length === 0 ? 'healthy' : parts.join('');
       lines.push(`${k}::rq_active::${h.activeRequests}`, `${k}::health_flags::${flags}`, `${k}::weight::${h.endpoint.weight}`,
         `${k}::region::${h.endpoint.locality.split('/')[0] ?? ''}`, `${k}::zone::${h.endpoint.locality.split('/')[1] ?? ''}`,
         `${k}::priority::${h.endpoint.priority}`, `${k}::hostname::${h.endpoint.hostname}`);

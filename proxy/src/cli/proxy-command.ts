@@ -1,5 +1,6 @@
 import { formatProblem, loadBootstrapFile, type Bootstrap } from '../../../config/src/index.js';
 import type { XdsClient } from '../../../xds-client/src/index.js';
+import { overloadManager } from '../overload/overload-manager.js';
 import { decodeSecret } from '../../../certs/src/index.js';
 import { installTelemetry } from '../../../telemetry/src/index.js';
 import { Diagnostics } from '../../../config/src/index.js';
@@ -54,8 +55,11 @@ export async function startProxy(bootstrap: Bootstrap, log: Logger, opts: { admi
     await admin?.close();
     await telemetry.close();
     await fastpath?.close();
+    overloadManager.stop();
   };
   const fastpathConfig = decodeBootstrapExtensions(bootstrap, log);
+  overloadManager.configure(bootstrap.overloadManager);
+  server.stats.registerExternalGauges('overload.', () => ({ ...overloadManager.stats }));
   const telemetry = await installTelemetry(bootstrap);
   server.onRequestDone = telemetry.onRequestDone as typeof server.onRequestDone;
   try {
