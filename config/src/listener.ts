@@ -1,4 +1,5 @@
 import type {
+  AccessLogConfig,
   ConnectionLimit,
   FilterChain, FilterChainMatch, HttpConnectionManager, HttpFilterConfig, HttpProtocolLimits, Listener,
   TcpProxy, TypedExtension,
@@ -193,11 +194,13 @@ export function decodeHttpConnectionManager(r: ObjectReader): HttpConnectionMana
     ...(maxConnectionDuration !== undefined ? { maxConnectionDuration } : {}),
     ...(maxStreamDuration !== undefined ? { maxStreamDuration } : {}),
   };
-  const accessLog: TypedExtension[] = [];
+  const accessLog: AccessLogConfig[] = [];
   for (const al of r.objects('access_log')) {
+    // AccessLog.filter stays raw: telemetry/ compiles it (and reports its problems by path).
+    const filter = al.get('filter');
     al.accept('filter');
     const ext = decodeTypedExtension(al, true);
-    if (ext) accessLog.push(ext);
+    if (ext) accessLog.push(filter === undefined ? ext : { ...ext, filter });
   }
   const tracingRaw = r.get('tracing');
   const out: HttpConnectionManager = {

@@ -163,9 +163,12 @@ export interface HttpConnectionManager {
   readonly serverName: string;
   readonly serverHeaderTransformation: 'OVERWRITE' | 'APPEND_IF_ABSENT' | 'PASS_THROUGH';
   readonly limits: HttpProtocolLimits;
-  readonly accessLog: readonly TypedExtension[];
+  readonly accessLog: readonly AccessLogConfig[];
   readonly tracing?: Readonly<Record<string, unknown>>;
 }
+
+/** An HCM access_log entry: the logger extension plus Envoy's AccessLog.filter, raw. */
+export type AccessLogConfig = TypedExtension & { readonly filter?: unknown };
 
 export interface TcpProxy {
   readonly kind: 'tcp';

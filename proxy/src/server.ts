@@ -48,6 +48,7 @@ export class ProxyServer implements ConfigSink {
   /** Listeners by name -> bound port (for tests and `/listeners`). */
   readonly boundPorts = new Map<string, number>();
   onRequestDone: HcmEnvironment['onRequestDone'];
+  onRequestStart: HcmEnvironment['onRequestStart'];
   /** Observers of every endpoint change (the fast path's maps), as diffs. */
   readonly endpointObservers: ((diff: EndpointDiff) => void)[] = [];
 
@@ -60,6 +61,9 @@ export class ProxyServer implements ConfigSink {
       peerIdentity: (socket) => peerIdentity(socket as never)?.spiffeId,
       get onRequestDone() {
         return self.onRequestDone;
+      },
+      get onRequestStart() {
+        return self.onRequestStart;
       },
     };
     this.stats.registerExternalGauges('', () => filterStats());
@@ -208,7 +212,7 @@ export class ProxyServer implements ConfigSink {
       const diag = new Diagnostics();
       const spec = decodeTransportSocket(c.transportSocket, diag, `${path}.transport_socket`);
       if (!spec || diag.errors.length > 0) throw new ConfigError(diag.errors.map(formatProblem).join('; '));
-      if (!('sni' in spec)) throw new ConfigError(`${path}.transport_socket: a cluster needs an UpstreamTlsContext`);
+      if (spec.kind !== 'upstream') throw new ConfigError(`${path}.transport_socket: a cluster needs an UpstreamTlsContext`);
       tls = new UpstreamTlsProvider(spec as UpstreamTlsContextSpec, this.secrets, { name: c.name, log: this.tlsLog });
       this.tlsStats.set(`cluster.${c.name}`, tls.stats);
     }
@@ -262,7 +266,7 @@ export class ProxyServer implements ConfigSink {
       const diag = new Diagnostics();
       const spec = decodeTransportSocket(chain.transportSocket, diag, `${fcPath}.transport_socket`);
       if (!spec || diag.errors.length > 0) throw new ConfigError(diag.errors.map(formatProblem).join('; '));
-      if ('sni' in spec) throw new ConfigError(`${fcPath}.transport_socket: a listener needs a DownstreamTlsContext`);
+      if (spec.kind !== 'downstream') throw new ConfigError(`${fcPath}.transport_socket: a listener needs a DownstreamTlsContext`);
       tls = new DownstreamTlsProvider(spec as DownstreamTlsContextSpec, this.secrets, { name: l.name, log: this.tlsLog });
       this.tlsStats.set(`listener.${l.name}`, tls.stats);
     }

@@ -2,13 +2,12 @@ import type { Bootstrap, HttpConnectionManager } from '../../config/src/index.js
 import { compileAccessLogs, logRequest, type AccessLogger, type AccessLogEntry } from './access-log/index.js';
 import type { LineSink } from './access-log/sink.js';
 import { decodeTracing } from './tracing/config.js';
-import { createProvider, RequestTracer, type TracerProviderHandle } from './tracing/tracer.js';
+import type { RequestTracer, TracerProviderHandle } from './tracing/tracer.js';
 import type { RequestView, StreamView } from './types.js';
 
 export type { StreamView, RequestView, LogContext } from './types.js';
 export { parseFormat, DEFAULT_FORMAT, compileAccessLogs, compileFilter, compileJsonFormat, LineSink, type AccessLogEntry, type AccessLogger } from './access-log/index.js';
 export { decodeTracing, type TracingConfig } from './tracing/config.js';
-export { RequestTracer, createProvider } from './tracing/tracer.js';
 export { extract, parseTraceparent, parseB3, formatTraceparent } from './tracing/propagation.js';
 
 type Hook = (stream: StreamView, request: RequestView) => void;
@@ -45,6 +44,9 @@ class Telemetry {
   readonly sinks = new Map<string, LineSink>();
   readonly providers = new Map<string, TracerProviderHandle>();
 
+  /** The tracing module (OpenTelemetry SDK + OTLP/gRPC exporter, ~20 MB of RSS), loaded only when a listener traces. */
+  tracing: typeof import('./tracing/tracer.js') | undefined;
+
   constructor(private readonly bootstrap: Bootstrap) {}
 
   build(hcm: HttpConnectionManager, path: string): HcmTelemetry {
@@ -54,6 +56,8 @@ class Telemetry {
     if (errors.length > 0) throw new TelemetryConfigError(errors.join('\n'));
     let tracer: RequestTracer | undefined;
     if (tracing) {
+      if (!this.tracing) throw new TelemetryConfigError(`${path}.tracing: tracing module not loaded (call loadTracing first)`);
+      const { createProvider, RequestTracer } = this.tracing;
       const key = `${tracing.collector}|${tracing.serviceName}`;
       let p = this.providers.get(key);
       if (!p) {
@@ -99,6 +103,14 @@ export function hooksFor(loggers: readonly AccessLogger[], tracer: RequestTracer
   return { onRequestStart, onRequestDone };
 }
 
+/**
+ * True when any HCM asks for tracing. Listeners delivered later over LDS may also trace:
+ * then a bootstrap without static tracing still loads the module when xDS is configured.
+ */
+function wantsTracing(bootstrap: Bootstrap): boolean {
+  return bootstrap.dynamicResources !== undefined || httpManagers(bootstrap).some(({ hcm }) => hcm.tracing !== undefined);
+}
+
 function httpManagers(bootstrap: Bootstrap): { hcm: HttpConnectionManager; path: string; port: number }[] {
   const out: { hcm: HttpConnectionManager; path: string; port: number }[] = [];
   bootstrap.staticResources.listeners.forEach((l, i) => {
@@ -118,6 +130,7 @@ function httpManagers(bootstrap: Bootstrap): { hcm: HttpConnectionManager; path:
  */
 export async function installTelemetry(bootstrap: Bootstrap): Promise<TelemetryHooks> {
   const t = new Telemetry(bootstrap);
+  if (wantsTracing(bootstrap)) t.tracing = await import('./tracing/tracer.js');
   const byPort = new Map<number, HcmTelemetry>();
   const configured: HcmTelemetry[] = [];
   try {

@@ -2,7 +2,7 @@ import { formatProblem, loadBootstrapFile, type Bootstrap } from '../../../confi
 import type { XdsClient } from '../../../xds-client/src/index.js';
 import { overloadManager } from '../overload/overload-manager.js';
 import { decodeSecret } from '../../../certs/src/index.js';
-import { installTelemetry } from '../../../telemetry/src/index.js';
+import { installTelemetry, TelemetryConfigError } from '../../../telemetry/src/index.js';
 import { Diagnostics } from '../../../config/src/index.js';
 import { decodeFastPathConfig, isFastPathExtension, startFastPath, type FastPath, type FastPathConfig } from '../../../fastpath/src/index.js';
 import { AdminServer } from '../admin/admin-server.js';
@@ -60,8 +60,10 @@ export async function startProxy(bootstrap: Bootstrap, log: Logger, opts: { admi
   const fastpathConfig = decodeBootstrapExtensions(bootstrap, log);
   overloadManager.configure(bootstrap.overloadManager);
   server.stats.registerExternalGauges('overload.', () => ({ ...overloadManager.stats }));
-  const telemetry = await installTelemetry(bootstrap);
+  const telemetry = await installTelemetryOrThrow(bootstrap);
   server.onRequestDone = telemetry.onRequestDone as typeof server.onRequestDone;
+  server.onRequestStart = telemetry.onRequestStart as typeof server.onRequestStart;
+  server.stats.registerExternalGauges('', () => telemetry.stats());
   try {
     await server.loadStatic();
   } catch (e) {
@@ -147,6 +149,7 @@ export async function runProxyCommand(argv: string[]): Promise<number> {
   if (mode === 'validate') {
     // Build everything a real start would (filter chains, route tables, TLS contexts), bind nothing.
     decodeBootstrapExtensions(bootstrap, log);
+    await (await installTelemetryOrThrow(bootstrap)).close();
     const dry = new ProxyServer(bootstrap, log, true);
     try {
       await dry.loadStatic();
@@ -198,4 +201,14 @@ function decodeBootstrapExtensions(bootstrap: Bootstrap, log: Logger): FastPathC
     config = c;
   });
   return config;
+}
+
+/** Access-log formats and tracing config are validated while telemetry is built; report them like any config error. */
+async function installTelemetryOrThrow(bootstrap: Bootstrap): ReturnType<typeof installTelemetry> {
+  try {
+    return await installTelemetry(bootstrap);
+  } catch (e) {
+    if (e instanceof TelemetryConfigError) throw new ConfigError(e.message);
+    throw e;
+  }
 }

@@ -65,6 +65,8 @@ export interface HcmEnvironment {
   peerIdentity(socket: unknown): string | undefined;
   /** Called once per finished request (access log, tracing). Absent = nothing built. */
   readonly onRequestDone?: (stream: Stream, req: RequestHeadersView) => void;
+  /** Called once per request after header normalisation, before routing; may mutate req.headers (traceparent). */
+  readonly onRequestStart?: (stream: Stream, req: RequestHeadersView) => void;
 }
 
 /** Requests with bodies up to this size are buffered when a retry policy could replay them. */
@@ -215,6 +217,7 @@ class Exchange implements Downstream {
       headers['x-forwarded-proto'] = this.view.scheme;
     }
 
+    hcm.environment.onRequestStart?.(this.stream, this.view);
     this.res.once('close', this.onDownstreamClose);
     const idle = hcm.config.limits.streamIdleTimeout;
     if (idle > 0) {
