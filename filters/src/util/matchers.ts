@@ -1,19 +1,17 @@
-import { RE2 } from 're2-wasm';
-import type { Diagnostics } from '../../../config/src/index.js';
+import { compileFullMatch, type Diagnostics } from '../../../config/src/index.js';
 import { bool, isObj, raw, str, type Obj } from './fields.js';
 
 /** A compiled envoy.type.matcher.v3.StringMatcher. */
 export type StringTest = (s: string) => boolean;
 
-/** RE2 (linear time) for safe_regex; Envoy matches the whole string. */
+/** RE2 (linear time) for safe_regex; Envoy matches the whole string. RE2 loads on first use (config/). */
 export function compileRegex(pattern: string, diag: Diagnostics, path: string): StringTest | undefined {
-  try {
-    const re = new RE2(`^(?:${pattern})$`, 'u');
-    return (s) => re.test(s);
-  } catch (err) {
-    diag.error(path, `invalid RE2 regex: ${(err as Error).message}`);
+  const re = compileFullMatch(pattern);
+  if (typeof re === 'string') {
+    diag.error(path, `invalid RE2 regex: ${re}`);
     return undefined;
   }
+  return (s) => re.test(s);
 }
 
 export function compileStringMatcher(v: unknown, diag: Diagnostics, path: string): StringTest | undefined {
