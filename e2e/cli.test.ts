@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { get } from '../proxy/test/helpers.js';
 
 // End-to-end: the real CLI (compiled, as `npx pilotfish` runs it) as a separate process.
 const BIN = new URL('../bin/pilotfish.js', import.meta.url).pathname;
@@ -99,16 +100,6 @@ function outputOf(child: ChildProcess): { text: () => string; wait: (re: RegExp,
   };
 }
 
-function request(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    }).on('error', reject);
-  });
-}
-
 t.test('serves traffic as a process and drains gracefully on SIGTERM', async (t) => {
   let release: (() => void) | undefined;
   const upstream = http.createServer((req, res) => {
@@ -144,16 +135,16 @@ static_resources:
   const port = Number(/:(\d+)"$/.exec(line)![1]);
   const adminLine = await out.wait(/"admin listening","address":"127\.0\.0\.1:(\d+)"/);
   const adminPort = Number(/:(\d+)"$/.exec(adminLine)![1]);
-  t.equal((await request(port, '/')).body, 'fast');
-  t.equal((await request(adminPort, '/ready')).status, 200);
+  t.equal((await get(port, '/')).body, 'fast');
+  t.equal((await get(adminPort, '/ready')).status, 200);
 
-  const slow = request(port, '/slow');
+  const slow = get(port, '/slow').then((r) => ({ status: r.status, body: r.body }));
   while (!release) await new Promise((r) => setTimeout(r, 10));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   child.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 300));
   // Draining: the listener no longer accepts, the in-flight request still completes.
-  await t.rejects(request(port, '/'), 'new connections are refused while draining');
+  await t.rejects(get(port, '/'), 'new connections are refused while draining');
   release();
   t.same(await slow, { status: 200, body: 'slow done' }, 'in-flight request finished during drain');
   t.equal(await exited, 0, 'exits 0 after draining');

@@ -4,6 +4,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { Listener } from '../../../config/src/index.js';
 import type { ConnectionManager } from './connection-manager.js';
+import { listenOn } from '../net/listen.js';
 import type { Counter, Gauge, StatsStore } from '../stats/stats.js';
 import { overloadManager } from '../overload/overload-manager.js';
 
@@ -171,14 +172,8 @@ export class HttpListener {
     return server;
   }
 
-  listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.config.address.port, this.config.address.address, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+  async listen(): Promise<void> {
+    await listenOn(this.server, this.config.address);
   }
 
   get port(): number {

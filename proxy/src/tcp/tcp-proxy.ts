@@ -1,6 +1,7 @@
 import * as net from 'node:net';
 import type { Listener, TcpProxy } from '../../../config/src/index.js';
 import type { Snapshot } from '../snapshot.js';
+import { listenOn } from '../net/listen.js';
 import type { Counter, Gauge, StatsStore } from '../stats/stats.js';
 
 interface TcpStats {
@@ -44,14 +45,8 @@ export class TcpProxyListener {
     this.proxy = proxy;
   }
 
-  listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.config.address.port, this.config.address.address, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+  async listen(): Promise<void> {
+    await listenOn(this.server, this.config.address);
   }
 
   get port(): number {
