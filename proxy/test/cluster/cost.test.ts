@@ -59,7 +59,10 @@ t.test('pick() allocates nothing in steady state', async (t) => {
         for (const c of n.children) walk(c, o);
       };
       walk(profile.head as unknown as Node, false);
-      t.ok(bytes / N < 1, `${p}${weighted ? ' weighted' : ''}: ${(bytes / N).toFixed(2)} B/pick`);
+      // The smallest JS object is 16 bytes: under 4 B/pick means no object per pick. The sampling
+      // profiler attributes occasional runtime-internal allocations (IC feedback, heap growth) to
+      // our frames, so a strict 0 would be noise, not a signal.
+      t.ok(bytes / N < 4, `${p}${weighted ? ' weighted' : ''}: ${(bytes / N).toFixed(2)} B/pick`);
       t.equal(sink, N + 100_000);
     }
   }
