@@ -14,6 +14,8 @@ import type { Diagnostics } from './validation.js';
 export const HCM_TYPE = TYPE_PREFIX + 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 export const CONNECTION_LIMIT_TYPE = TYPE_PREFIX + 'envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit';
 export const TCP_PROXY_TYPE = TYPE_PREFIX + 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
+/** HttpFilterConfig.typeUrl of a filter whose config comes from ECDS; `config` holds type_urls and default_config. */
+export const ECDS_FILTER_TYPE = 'pilotfish.internal.ExtensionConfigDiscovery';
 
 /** Listener filters pilotfish understands (they only inform filter-chain matching, which it does natively). */
 const KNOWN_LISTENER_FILTERS = new Set([
@@ -146,9 +148,25 @@ export function decodeHttpConnectionManager(r: ObjectReader): HttpConnectionMana
     const name = f.requiredString('name') ?? '';
     const isOptional = f.bool('is_optional', false);
     const disabled = f.bool('disabled', false);
-    if (f.has('config_discovery')) {
-      f.accept('config_discovery');
-      f.diag.error(f.child('config_discovery'), 'ECDS filter discovery is not supported yet; give typed_config');
+    const cd = f.object('config_discovery');
+    if (cd) {
+      // ECDS: the filter's config arrives over xDS by the filter's name (TypedExtensionConfig).
+      const typeUrls = cd.strings('type_urls').map((u) => u.replace(/^type\.googleapis\.com\//, ''));
+      if (typeUrls.length === 0) cd.diag.error(cd.child('type_urls'), 'at least one type URL is required');
+      const src = cd.object('config_source');
+      if (src) decodeConfigSource(src);
+      else cd.diag.error(cd.child('config_source'), 'is required');
+      const dc = cd.get('default_config');
+      const def = dc === undefined ? undefined : decodeAny(dc, cd.diag, cd.child('default_config'));
+      cd.accept('apply_default_config_without_warming');
+      cd.finish();
+      if (f.has('typed_config')) f.diag.error(f.path, 'only one of typed_config, config_discovery may be set');
+      f.finish();
+      httpFilters.push({
+        name, typeUrl: ECDS_FILTER_TYPE, disabled, isOptional,
+        config: { type_urls: typeUrls, ...(def ? { default_config: { type_url: def.typeUrl, config: def.config } } : {}) },
+      });
+      continue;
     }
     const tc = f.get('typed_config');
     f.finish();

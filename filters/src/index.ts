@@ -21,5 +21,5 @@ export { filterStats } from './stats.js';
 export { registerHttpFilter, registeredTypeUrls, type HttpFilterFactory, type FactoryContext } from './registry.js';
 export { ROUTER_TYPE_URL } from './builtin/router.js';
 export { UserFilterManager, defaultUserFilterManager, type AppliedVersion, type VersionState } from './user/manager.js';
-export { FILTER_API_VERSION, USER_FILTER_TYPE_URL, sha256Hex } from './user/config.js';
+export { FILTER_API_VERSION, USER_FILTER_TYPE_URL, sha256Hex, decodeUserFilterSpec } from './user/config.js';
 export { handleUserFilterAdmin, type AdminAnswer } from './user/admin.js';

@@ -1,5 +1,5 @@
 import type { Bootstrap, Cluster, ConfigSink, Endpoint, EndpointDiff, HttpConnectionManager, Listener, RouteConfiguration, TypedExtension } from '../../config/src/index.js';
-import { Diagnostics, flattenLoadAssignment, formatProblem } from '../../config/src/index.js';
+import { Diagnostics, ECDS_FILTER_TYPE, flattenLoadAssignment, formatProblem } from '../../config/src/index.js';
 import { buildHttpFilterChain, decodePerFilterConfig, filterStats, type HttpFilterChain } from '../../filters/src/index.js';
 import {
   decodeSecretExtension, decodeTransportSocket, DownstreamTlsProvider, peerIdentity, SecretStore, UpstreamTlsProvider,
@@ -49,6 +49,10 @@ export class ProxyServer implements ConfigSink {
   readonly boundPorts = new Map<string, number>();
   onRequestDone: HcmEnvironment['onRequestDone'];
   onRequestStart: HcmEnvironment['onRequestStart'];
+  /** Filter names whose config comes over ECDS, from every listener seen so far. */
+  readonly ecdsNames = new Set<string>();
+  /** Called when a listener names a new ECDS filter (the xDS client subscribes to it). */
+  onEcdsNames: ((names: ReadonlySet<string>) => void) | undefined;
   /** Observers of every endpoint change (the fast path's maps), as diffs. */
   readonly endpointObservers: ((diff: EndpointDiff) => void)[] = [];
 
@@ -320,6 +324,9 @@ export class ProxyServer implements ConfigSink {
   }
 
   private buildConnectionManager(cfg: HttpConnectionManager, path: string): ConnectionManager {
+    const before = this.ecdsNames.size;
+    for (const f of cfg.httpFilters) if (f.typeUrl === ECDS_FILTER_TYPE) this.ecdsNames.add(f.name);
+    if (this.ecdsNames.size !== before) this.onEcdsNames?.(this.ecdsNames);
     const diag = new Diagnostics();
     const chain: HttpFilterChain | undefined = buildHttpFilterChain(cfg.httpFilters, diag, `${path}.http_filters`);
     let inline: RouteTable | undefined;

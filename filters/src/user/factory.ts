@@ -1,4 +1,4 @@
-import type { Problem } from '../../../config/src/index.js';
+import { ECDS_FILTER_TYPE, type Problem } from '../../../config/src/index.js';
 import type { FailurePolicy, HttpFilter, RequestHeadersView, ResponseHeadersView, StreamInfo, FilterResult } from '../api.js';
 import { registerHttpFilter } from '../registry.js';
 import { isObj } from '../util/fields.js';
@@ -19,20 +19,31 @@ class UserHttpFilter implements HttpFilter {
   readonly typeUrl = USER_FILTER_TYPE_URL;
   readonly ready: Promise<readonly Problem[]>;
 
-  constructor(readonly name: string, private readonly slot: UserFilterSlot, private readonly spec: UserFilterSpec, problems: Promise<readonly Problem[]>) {
+  /**
+   * `spec` is undefined for a filter discovered over ECDS whose config has not arrived:
+   * until it does, requests are answered per `pending` (fail closed with 500, like Envoy's
+   * missing filter config, or skipped when the filter is optional).
+   */
+  constructor(
+    readonly name: string,
+    private readonly slot: UserFilterSlot,
+    private readonly spec: UserFilterSpec | undefined,
+    problems: Promise<readonly Problem[]>,
+    private readonly pending: FailurePolicy = 'FAIL_CLOSED',
+  ) {
     this.ready = problems;
   }
 
-  private get effectiveSpec(): UserFilterSpec {
+  private get effectiveSpec(): UserFilterSpec | undefined {
     return this.slot.active?.spec ?? this.spec;
   }
 
   get failurePolicy(): FailurePolicy {
-    return this.effectiveSpec.failurePolicy;
+    return this.effectiveSpec?.failurePolicy ?? this.pending;
   }
 
   get failureStatus(): number {
-    return this.effectiveSpec.failureStatus;
+    return this.effectiveSpec?.failureStatus ?? 500;
   }
 
   decodeHeaders(req: RequestHeadersView, info: StreamInfo, pr: unknown): FilterResult | Promise<FilterResult> {
@@ -76,5 +87,37 @@ registerHttpFilter({
   },
   decodePerRoute(_typeUrl, config, diag, path) {
     return decodeUserFilterPerRoute(config, diag, path);
+  },
+});
+
+/**
+ * A filter whose config is discovered over ECDS (`config_discovery`): the chain holds the
+ * manager's slot for the filter's name, and each TypedExtensionConfig the control plane
+ * sends for that name is applied to the slot (UserFilterManager.apply), so a new version
+ * swaps in without rebuilding any chain. Only pilotfish user filters can be discovered.
+ */
+registerHttpFilter({
+  kind: 'ecds',
+  typeUrl: ECDS_FILTER_TYPE,
+  create(cfg, diag, path, ctx): HttpFilter | undefined {
+    const typeUrls = Array.isArray(cfg.config['type_urls']) ? (cfg.config['type_urls'] as string[]) : [];
+    if (!typeUrls.includes(USER_FILTER_TYPE_URL)) {
+      diag.error(`${path}.config_discovery.type_urls`, `ECDS is supported for ${USER_FILTER_TYPE_URL} filters; got ${typeUrls.join(', ') || 'none'}`);
+      return undefined;
+    }
+    let spec: UserFilterSpec | undefined;
+    let problems: Promise<readonly Problem[]> = Promise.resolve([]);
+    const def = cfg.config['default_config'];
+    if (isObj(def)) {
+      if (def['type_url'] !== USER_FILTER_TYPE_URL) {
+        diag.error(`${path}.config_discovery.default_config`, `must be a ${USER_FILTER_TYPE_URL} config`);
+        return undefined;
+      }
+      spec = decodeUserFilterSpec(def['config'] as Record<string, unknown>, diag, `${path}.config_discovery.default_config`);
+      if (spec === undefined) return undefined;
+      // The default applies only until the control plane has delivered a version.
+      if (ctx.userFilters.slot(cfg.name).active === undefined) problems = ctx.userFilters.ensure(cfg.name, spec, path);
+    }
+    return new UserHttpFilter(cfg.name, ctx.userFilters.slot(cfg.name), spec, problems, cfg.isOptional ? 'FAIL_OPEN' : 'FAIL_CLOSED');
   },
 });

@@ -4,6 +4,7 @@ import { overloadManager } from '../overload/overload-manager.js';
 import { decodeSecret } from '../../../certs/src/index.js';
 import { installTelemetry, TelemetryConfigError } from '../../../telemetry/src/index.js';
 import { Diagnostics } from '../../../config/src/index.js';
+import { decodeUserFilterSpec, defaultUserFilterManager, USER_FILTER_TYPE_URL } from '../../../filters/src/index.js';
 import { decodeFastPathConfig, isFastPathExtension, startFastPath, type FastPath, type FastPathConfig } from '../../../fastpath/src/index.js';
 import { AdminServer } from '../admin/admin-server.js';
 import { isLevel, LEVELS, Logger } from '../log.js';
@@ -84,7 +85,7 @@ export async function startProxy(bootstrap: Bootstrap, log: Logger, opts: { admi
   }
   // grpc-js and protobufjs cost ~10 MB of RSS: loaded only when the bootstrap asks for xDS.
   const xdsModule = bootstrap.dynamicResources?.adsConfig ? await import('../../../xds-client/src/index.js') : undefined;
-  const { secretType, TYPE_URLS } = xdsModule ?? {};
+  const { secretType, extensionConfigType, TYPE_URLS } = xdsModule ?? {};
   const xdsOptions = xdsModule?.xdsOptionsFromBootstrap(bootstrap, {
     sink: server,
     // SDS secrets are validated by certs/ while decoding, so a bad one is NACKed with its reason.
@@ -93,14 +94,31 @@ export async function startProxy(bootstrap: Bootstrap, log: Logger, opts: { admi
         const spec = decodeSecret(json, diag, path);
         return spec ? { name: spec.name, typeUrl: TYPE_URLS!.secret, config: json } : undefined;
       }),
+    }, {
+      // ECDS: user filter versions by filter name, applied to the running chains' slots.
+      // Integrity (sha256) and API range are checked here, before any code runs: a bad one is NACKed with the reason.
+      type: extensionConfigType!((ext, diag, path) => {
+        if (ext.typeUrl !== USER_FILTER_TYPE_URL) diag.error(`${path}.typed_config`, `ECDS is supported for ${USER_FILTER_TYPE_URL}, got ${ext.typeUrl}`);
+        else decodeUserFilterSpec(ext.config, diag, `${path}.typed_config.value`);
+      }),
+      onChanges: (changes) => {
+        for (const e of changes.upserted) {
+          void defaultUserFilterManager().apply(e.name, { config: e.value.config }, `ecds "${e.name}"`).then((v) => {
+            if (!v.ok) log.error(`ecds: filter "${e.name}" rejected; the previous version keeps serving`, { errors: v.errors.map(formatProblem) });
+          });
+        }
+      },
     }],
     log: (level, msg) => log.log(level === 'warn' ? 'warning' : level, `xds: ${msg}`),
   });
   if (xdsOptions && xdsModule) {
     const client = new xdsModule.XdsClient(xdsOptions);
     xds = client;
+    const subscribeEcds = (names: ReadonlySet<string>) => client.subscribe(xdsModule.TYPE_URLS.extensionConfig, names);
+    server.onEcdsNames = subscribeEcds;
     server.stats.registerExternalGauges('', () => numericOnly(client.stats()));
     client.start();
+    if (server.ecdsNames.size > 0) subscribeEcds(server.ecdsNames);
     log.info('xds client started', { servers: xdsOptions.servers.map((s) => `${s.address}:${s.port}`), api_type: xdsOptions.apiType });
   }
   if (bootstrap.admin) {
