@@ -52,12 +52,18 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** How to run `pilotfish proxy`: the compiled CLI when we are compiled, else the sources through tsx. */
+/**
+ * How to run `pilotfish proxy`: the compiled CLI whenever it is built (also when the demo
+ * itself runs from sources, as in tests: six proxies each transpiling the tree through tsx
+ * on a cold cache took over a minute on two cores), else the sources through tsx.
+ */
 function pilotfishCommand(): string[] {
   const here = fileURLToPath(import.meta.url);
-  if (here.endsWith('.ts')) return ['--import', 'tsx', join(dirname(here), 'bin.ts')];
-  const root = join(dirname(here), '..', '..', '..');
-  return [join(root, 'bin', 'pilotfish.js')];
+  const fromSource = here.endsWith('.ts');
+  const root = join(dirname(here), '..', '..', ...(fromSource ? [] : ['..']));
+  const compiled = join(root, 'dist', 'proxy', 'src', 'main.js');
+  if (!fromSource || (existsSync(compiled) && process.env.PILOTFISH_FROM_SOURCE !== '1')) return [join(root, 'bin', 'pilotfish.js')];
+  return ['--import', 'tsx', join(dirname(here), 'bin.ts')];
 }
 
 async function until(pred: () => Promise<boolean>, ms: number, what: string): Promise<void> {
