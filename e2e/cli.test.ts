@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { get } from '../proxy/test/helpers.js';
+import { bootstrapYaml, get, staticCluster } from '../proxy/test/helpers.js';
 
 // End-to-end: the real CLI (compiled, as `npx pilotfish` runs it) as a separate process.
 const BIN = new URL('../bin/pilotfish.js', import.meta.url).pathname;
@@ -110,24 +110,10 @@ t.test('serves traffic as a process and drains gracefully on SIGTERM', async (t)
   t.teardown(() => { upstream.closeAllConnections(); upstream.close(); });
   const upPort = (upstream.address() as AddressInfo).port;
   const cfg = join(dir, 'proxy.yaml');
-  writeFileSync(cfg, `admin: { address: { socket_address: { address: 127.0.0.1, port_value: 0 } } }
-static_resources:
-  listeners:
-  - name: main
-    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress
-          route_config: { virtual_hosts: [{ name: all, domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: up } }] }] }
-          http_filters: [{ name: envoy.filters.http.router, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router } }]
-  clusters:
-  - name: up
-    connect_timeout: 1s
-    load_assignment: { cluster_name: up, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${upPort} } } } }] }] }
-`);
+  writeFileSync(cfg, bootstrapYaml(`
+            - name: all
+              domains: ["*"]
+              routes: [{ match: { prefix: "/" }, route: { cluster: up } }]`, staticCluster('up', [upPort])));
   const child = spawn(process.execPath, [BIN, 'proxy', '--config', cfg, '--drain-time-s', '5'], { stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => child.kill('SIGKILL'));
   const out = outputOf(child);

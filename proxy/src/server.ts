@@ -1,5 +1,5 @@
 import type { Bootstrap, Cluster, ConfigSink, Endpoint, EndpointDiff, HttpConnectionManager, Listener, RouteConfiguration, TypedExtension } from '../../config/src/index.js';
-import { Diagnostics, ECDS_FILTER_TYPE, flattenLoadAssignment, formatProblem } from '../../config/src/index.js';
+import { Diagnostics, diffEndpoints, ECDS_FILTER_TYPE, flattenLoadAssignment, formatProblem } from '../../config/src/index.js';
 import { buildHttpFilterChain, decodePerFilterConfig, filterStats, type HttpFilterChain } from '../../filters/src/index.js';
 import {
   decodeSecretExtension, decodeTransportSocket, DownstreamTlsProvider, peerIdentity, SecretStore, UpstreamTlsProvider,
@@ -229,7 +229,8 @@ export class ProxyServer implements ConfigSink {
     const runtime = new ClusterRuntime(c, endpoints, this.stats, tls);
     this.clusters.set(c.name, runtime);
     if (existing) {
-      const removed = [...existing.endpoints.hosts()].map((h) => h.key).filter((k) => !endpoints.some((e) => e.key === k));
+      const keep = new Set(endpoints.map((e) => e.key));
+      const removed = [...existing.endpoints.hosts()].map((h) => h.key).filter((k) => !keep.has(k));
       this.notifyEndpoints({ cluster: c.name, added: endpoints, removed, changed: [] });
     } else if (endpoints.length > 0) this.notifyEndpoints({ cluster: c.name, added: endpoints, removed: [], changed: [] });
     if (existing) setTimeout(() => void existing.close(), 5000).unref();
@@ -243,15 +244,12 @@ export class ProxyServer implements ConfigSink {
     }
   }
 
+  /** A full endpoint list for an existing cluster (static config update): applied as a diff. */
   private replaceEndpoints(runtime: ClusterRuntime, endpoints: readonly Endpoint[]): void {
     const prev = new Map<string, Endpoint>();
     for (const h of runtime.endpoints.hosts()) prev.set(h.key, h.endpoint);
-    const next = new Map(endpoints.map((e) => [e.key, e]));
-    const added = endpoints.filter((e) => !prev.has(e.key));
-    const removed = [...prev.keys()].filter((k) => !next.has(k));
-    const changed = endpoints.filter((e) => prev.has(e.key) && JSON.stringify(prev.get(e.key)) !== JSON.stringify(e));
-    if (added.length || removed.length || changed.length) {
-      const diff = { cluster: runtime.name, added, removed, changed };
+    const diff = diffEndpoints(runtime.name, prev, endpoints);
+    if (diff.added.length || diff.removed.length || diff.changed.length) {
       runtime.applyDiff(diff);
       this.notifyEndpoints(diff);
     }
