@@ -170,7 +170,7 @@ function decodeDynamicResources(r: ObjectReader, staticClusters: readonly Cluste
     else if (apiType !== 'GRPC' && apiType !== 'AGGREGATED_GRPC') ads.diag.error(ads.child('api_type'), `${apiType} is not supported; use GRPC or DELTA_GRPC`);
     const tav = ads.enumOf('transport_api_version', ['AUTO', 'V2', 'V3'] as const, 'V3');
     if (tav === 'V2') ads.diag.error(ads.child('transport_api_version'), 'only V3 is supported');
-    const grpcServices: { clusterName: string; timeout?: number }[] = [];
+    const grpcServices: { clusterName: string; timeout?: number; initialMetadata: { key: string; value: string }[] }[] = [];
     for (const g of ads.objects('grpc_services')) {
       const eg = g.object('envoy_grpc');
       if (!eg) {
@@ -189,7 +189,7 @@ function decodeDynamicResources(r: ObjectReader, staticClusters: readonly Cluste
         if (!staticClusters.some((c) => c.name === clusterName)) {
           g.diag.error(`${eg?.path}.cluster_name`, `"${clusterName}" is not a static cluster; the xDS server must be reachable without xDS`);
         }
-        grpcServices.push({ clusterName, ...(timeout !== undefined ? { timeout } : {}) });
+        grpcServices.push({ clusterName, initialMetadata: [], ...(timeout !== undefined ? { timeout } : {}) });
       }
     }
     if (grpcServices.length === 0) ads.diag.error(ads.child('grpc_services'), 'at least one grpc service is required');

@@ -170,7 +170,7 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
   return {
     name, type, lbPolicy, connectTimeout, dnsRefreshRate, dnsLookupFamily, upstreamProtocol, http2MaxConcurrentStreams,
     ringHash, maglev, leastRequest, healthyPanicThreshold, localityWeightedLb, circuitBreakers, healthChecks,
-    perConnectionBufferLimitBytes,
+    perConnectionBufferLimitBytes, cleanupInterval: 5000, transportSocketMatches: [],
     ...(loadAssignment ? { loadAssignment } : {}),
     ...(edsServiceName !== undefined ? { edsServiceName } : {}),
     ...(outlierDetection ? { outlierDetection } : {}),

@@ -50,6 +50,7 @@ export function decodeListener(json: unknown, diag: Diagnostics, path: string): 
   if (!address || diag.errors.length > before) return undefined;
   return {
     name, address, filterChains, perConnectionBufferLimitBytes, listenerFilters,
+    listenerFiltersTimeout: 15_000, continueOnListenerFiltersTimeout: false, useOriginalDst: false, bindToPort: true, trafficDirection: 'UNSPECIFIED',
     ...(defaultFilterChain ? { defaultFilterChain } : {}),
   };
 }
@@ -63,6 +64,7 @@ function decodeFilterChain(r: ObjectReader): FilterChain | undefined {
     const destinationPort = m.optionalInt('destination_port', 1, 65535);
     const transportProtocol = m.string('transport_protocol');
     match = {
+      prefixRanges: [], directSourcePrefixRanges: [], sourceType: 'ANY', sourcePrefixRanges: [], sourcePorts: [],
       serverNames: m.strings('server_names').map((s) => s.toLowerCase()),
       applicationProtocols: m.strings('application_protocols'),
       ...(transportProtocol !== undefined ? { transportProtocol } : {}),
@@ -231,6 +233,9 @@ export function decodeHttpConnectionManager(r: ObjectReader): HttpConnectionMana
     serverName: r.string('server_name', 'pilotfish'),
     serverHeaderTransformation: r.enumOf('server_header_transformation', SERVER_HEADER, 'OVERWRITE'),
     limits, accessLog,
+    normalizePath: false, mergeSlashes: false, pathWithEscapedSlashesAction: 'KEEP_UNCHANGED', stripPortMode: 'NONE',
+    forwardClientCertDetails: 'SANITIZE', setCurrentClientCertDetails: { subject: false, cert: false, chain: false, dns: false, uri: false },
+    upgradeConfigs: [], http2AllowConnect: false, internalAddressCidrs: [],
     ...(tracingRaw && typeof tracingRaw === 'object' ? { tracing: tracingRaw as Record<string, unknown> } : {}),
   };
   r.accept('delayed_close_timeout', 'normalize_path', 'merge_slashes', 'path_with_escaped_slashes_action',

@@ -7,9 +7,22 @@
 export type Millis = number;
 
 export interface SocketAddress {
+  /** IP literal or host name; for a pipe, the socket path (Linux abstract sockets start with "@"). */
   readonly address: string;
+  /** 0 for a pipe. */
   readonly port: number;
   readonly protocol: 'TCP' | 'UDP';
+  /**
+   * Set when the Envoy address was `pipe` (a Unix domain socket): `address` is then its
+   * path and `port` 0. Listeners listen on it, endpoints and xDS/SDS clusters connect to it.
+   */
+  readonly pipe?: { readonly path: string; readonly mode: number };
+}
+
+/** envoy.config.core.v3.CidrRange. */
+export interface CidrRange {
+  readonly addressPrefix: string;
+  readonly prefixLen: number;
 }
 
 export interface Locality {
@@ -62,7 +75,7 @@ export interface DynamicResources {
     readonly apiType: 'GRPC' | 'DELTA_GRPC';
     readonly transportApiVersion: 'V3';
     /** Clusters (from static_resources) that reach the management server, in failover order. */
-    readonly grpcServices: readonly { readonly clusterName: string; readonly timeout?: Millis }[];
+    readonly grpcServices: readonly { readonly clusterName: string; readonly timeout?: Millis; readonly initialMetadata: readonly { readonly key: string; readonly value: string }[] }[];
     readonly setNodeOnFirstMessageOnly: boolean;
   };
   readonly ldsConfig?: ConfigSource;
@@ -72,20 +85,58 @@ export interface DynamicResources {
 // ---------------------------------------------------------------- listeners
 
 export interface Listener {
+  /** As configured; when absent Envoy names the listener itself (pilotfish: "<address>_<port>"). */
   readonly name: string;
   readonly address: SocketAddress;
   readonly filterChains: readonly FilterChain[];
   readonly defaultFilterChain?: FilterChain;
+  /** The newer `filter_chain_matcher` (a destination-port/IP, SNI, ALPN tree naming chains); replaces filter_chain_match when set. */
+  readonly filterChainMatcher?: FilterChainMatcherNode;
   readonly perConnectionBufferLimitBytes: number;
+  /** tls_inspector, http_inspector, original_dst (known types only; others were reported). */
   readonly listenerFilters: readonly TypedExtension[];
+  /** listener_filters_timeout, default 15 s; 0 = none. */
+  readonly listenerFiltersTimeout: Millis;
+  readonly continueOnListenerFiltersTimeout: boolean;
+  /** Hand a connection to the listener bound to its original destination (Istio's virtualOutbound). */
+  readonly useOriginalDst: boolean;
+  /** false: not bound to a socket; only reachable by use_original_dst hand-off (default true). */
+  readonly bindToPort: boolean;
+  readonly trafficDirection: 'UNSPECIFIED' | 'INBOUND' | 'OUTBOUND';
+  readonly statPrefix?: string;
 }
 
+/** envoy.config.listener.v3.FilterChainMatch, every criterion of Envoy's selection order. */
 export interface FilterChainMatch {
+  readonly destinationPort?: number;
+  readonly prefixRanges: readonly CidrRange[];
+  readonly directSourcePrefixRanges: readonly CidrRange[];
+  readonly sourceType: 'ANY' | 'SAME_IP_OR_LOOPBACK' | 'EXTERNAL';
+  readonly sourcePrefixRanges: readonly CidrRange[];
+  readonly sourcePorts: readonly number[];
+  /** Lower-cased; "*.example.com" matches any name under example.com (longest suffix wins, exact names first). */
   readonly serverNames: readonly string[];
   readonly transportProtocol?: string;
   readonly applicationProtocols: readonly string[];
-  readonly destinationPort?: number;
 }
+
+/** Inputs of `filter_chain_matcher` pilotfish evaluates (Envoy's network matching inputs). */
+export type NetworkMatchInput =
+  | 'destination_port' | 'destination_ip' | 'source_ip' | 'source_port' | 'direct_source_ip' | 'source_type'
+  | 'server_name' | 'transport_protocol' | 'application_protocol';
+
+/** One node of a decoded `filter_chain_matcher`: a chain by name, or a map lookup on one input. */
+export type FilterChainMatcherNode =
+  | { readonly kind: 'chain'; readonly name: string }
+  | {
+    readonly kind: 'tree';
+    readonly input: NetworkMatchInput;
+    /** exact_match_map: value -> node. */
+    readonly exact: ReadonlyMap<string, FilterChainMatcherNode>;
+    /** prefix_match_map (longest prefix wins), or for IP inputs an ip_range_match given as CIDR -> node. */
+    readonly prefix: ReadonlyMap<string, FilterChainMatcherNode>;
+    readonly onNoMatch?: FilterChainMatcherNode;
+  };
 
 /** Envoy's overload_manager (the supported monitors and actions; see proxy/src/overload/). */
 export interface OverloadManagerConfig {
@@ -149,6 +200,50 @@ export interface HttpProtocolLimits {
   readonly maxConcurrentStreams: number; // http2_protocol_options, default 2147483647
 }
 
+/** forward_client_cert_details (XFCC handling). */
+export type ForwardClientCertDetails = 'SANITIZE' | 'FORWARD_ONLY' | 'APPEND_FORWARD' | 'SANITIZE_SET' | 'ALWAYS_FORWARD_ONLY';
+
+/** set_current_client_cert_details: which fields of the peer certificate go into XFCC (By and Hash always). */
+export interface ClientCertDetails {
+  readonly subject: boolean;
+  readonly cert: boolean;
+  readonly chain: boolean;
+  readonly dns: boolean;
+  readonly uri: boolean;
+}
+
+/** local_reply_config: mappers (first match rewrites status/body/headers) and a body format. */
+export interface LocalReplyConfig {
+  readonly mappers: readonly LocalReplyMapper[];
+  /** SubstitutionFormatString: text_format / json_format, raw (telemetry/ compiles it with the access-log formatter). */
+  readonly bodyFormat?: SubstitutionFormat;
+}
+
+export interface LocalReplyMapper {
+  /** AccessLogFilter, raw (telemetry/ compiles it). */
+  readonly filter: unknown;
+  readonly statusCode?: number;
+  readonly body?: string;
+  readonly bodyFormatOverride?: SubstitutionFormat;
+  readonly headersToAdd: readonly HeaderValueOption[];
+}
+
+export interface SubstitutionFormat {
+  readonly text?: string;
+  readonly json?: Readonly<Record<string, unknown>>;
+  readonly contentType?: string;
+  readonly omitEmptyValues: boolean;
+}
+
+/** upgrade_configs entry (HCM or route level). */
+export interface UpgradeConfig {
+  /** Lower-cased: "websocket", "connect", ... */
+  readonly upgradeType: string;
+  readonly enabled: boolean;
+  /** Route level only: connect_config present (terminate CONNECT and proxy the payload as TCP). */
+  readonly connectConfig?: { readonly allowPost: boolean };
+}
+
 export interface HttpConnectionManager {
   readonly kind: 'http';
   readonly statPrefix: string;
@@ -165,6 +260,21 @@ export interface HttpConnectionManager {
   readonly limits: HttpProtocolLimits;
   readonly accessLog: readonly AccessLogConfig[];
   readonly tracing?: Readonly<Record<string, unknown>>;
+  // Path handling before routing and RBAC, with Envoy's semantics.
+  readonly normalizePath: boolean;
+  readonly mergeSlashes: boolean;
+  readonly pathWithEscapedSlashesAction: 'KEEP_UNCHANGED' | 'REJECT_REQUEST' | 'UNESCAPE_AND_REDIRECT' | 'UNESCAPE_AND_FORWARD';
+  readonly stripPortMode: 'NONE' | 'MATCHING' | 'ANY';
+  readonly forwardClientCertDetails: ForwardClientCertDetails;
+  readonly setCurrentClientCertDetails: ClientCertDetails;
+  readonly localReplyConfig?: LocalReplyConfig;
+  /** `via` header value appended to requests and responses. */
+  readonly via?: string;
+  readonly upgradeConfigs: readonly UpgradeConfig[];
+  /** http2_protocol_options.allow_connect (extended CONNECT, RFC 8441). */
+  readonly http2AllowConnect: boolean;
+  /** internal_address_config CIDRs (x-envoy-internal); empty = RFC 1918 + loopback as Envoy's default. */
+  readonly internalAddressCidrs: readonly CidrRange[];
 }
 
 /** An HCM access_log entry: the logger extension plus Envoy's AccessLog.filter, raw. */
@@ -239,6 +349,7 @@ export interface QueryParameterMatcher {
 }
 
 export type PathMatch =
+  | { readonly kind: 'connect_matcher' }
   | { readonly kind: 'prefix'; readonly value: string }
   | { readonly kind: 'path'; readonly value: string }
   | { readonly kind: 'path_separated_prefix'; readonly value: string }
@@ -300,6 +411,11 @@ export interface ForwardAction {
   readonly hedgePolicy?: HedgePolicy;
   readonly hashPolicy: readonly HashPolicy[];
   readonly priority: 'DEFAULT' | 'HIGH';
+  readonly upgradeConfigs: readonly UpgradeConfig[];
+  /** max_stream_duration.max_stream_duration (overrides the HCM's). */
+  readonly maxStreamDuration?: Millis;
+  /** max_stream_duration.grpc_timeout_header_max: honour grpc-timeout up to this (0 = unbounded). */
+  readonly grpcTimeoutHeaderMax?: Millis;
 }
 
 export interface RedirectAction {
@@ -329,8 +445,9 @@ export interface Route extends HeaderMutations {
 
 // ---------------------------------------------------------------- clusters
 
-export type DiscoveryType = 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'EDS';
-export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RING_HASH' | 'MAGLEV' | 'RANDOM';
+export type DiscoveryType = 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'EDS' | 'ORIGINAL_DST';
+/** CLUSTER_PROVIDED: the ORIGINAL_DST cluster picks its own host (the original destination). */
+export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RING_HASH' | 'MAGLEV' | 'RANDOM' | 'CLUSTER_PROVIDED';
 export type EnvoyHealthStatus = 'UNKNOWN' | 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'TIMEOUT' | 'DEGRADED';
 
 export interface LbEndpoint {
@@ -416,6 +533,30 @@ export interface Cluster {
   readonly transportSocket?: TypedExtension;
   readonly maxRequestsPerConnection?: number;
   readonly perConnectionBufferLimitBytes: number;
+  /** ORIGINAL_DST clusters: original_dst_lb_config. */
+  readonly originalDst?: { readonly useHttpHeader: boolean; readonly httpHeaderName: string; readonly upstreamPortOverride?: number };
+  /** ORIGINAL_DST: how long an unused host is kept (cleanup_interval, default 5 s). */
+  readonly cleanupInterval: Millis;
+  /**
+   * transport_socket_matches, in order: the first whose `match` is a subset of an
+   * endpoint's `envoy.transport_socket_match` metadata gives that endpoint's transport
+   * socket; none matching -> `transportSocket` (Istio's tlsMode: istio selects mTLS).
+   */
+  readonly transportSocketMatches: readonly TransportSocketMatch[];
+  readonly upstreamConnectionOptions?: { readonly tcpKeepalive?: TcpKeepalive };
+}
+
+export interface TransportSocketMatch {
+  readonly name: string;
+  readonly match: Readonly<Record<string, unknown>>;
+  /** undefined = raw_buffer (plaintext). */
+  readonly transportSocket?: TypedExtension;
+}
+
+export interface TcpKeepalive {
+  readonly probes?: number;
+  readonly time?: Millis;
+  readonly interval?: Millis;
 }
 
 // ---------------------------------------------------------------- endpoint sets
@@ -442,6 +583,8 @@ export interface Endpoint {
    * draining  - terminating: no new requests, in-flight ones finish (Envoy DRAINING)
    */
   readonly health: 'healthy' | 'degraded' | 'unhealthy' | 'draining';
+  /** metadata.filter_metadata["envoy.transport_socket_match"], for the cluster's transport_socket_matches. */
+  readonly transportSocketMatch?: Readonly<Record<string, unknown>>;
 }
 
 /** An incremental change to one cluster's endpoints, keyed by Endpoint.key. */

@@ -260,7 +260,7 @@ function decodeForwardAction(r: ObjectReader): ForwardAction | undefined {
   r.finish();
   if (!cluster || r.diag.errors.length > before) return undefined;
   return {
-    kind: 'route', cluster, autoHostRewrite, timeout, hashPolicy, priority,
+    kind: 'route', cluster, autoHostRewrite, timeout, hashPolicy, priority, upgradeConfigs: [],
     ...(prefixRewrite !== undefined ? { prefixRewrite } : {}),
     ...(regexRewrite ? { regexRewrite } : {}),
     ...(hostRewriteLiteral !== undefined ? { hostRewriteLiteral } : {}),

@@ -22,6 +22,7 @@ export function createSubset<H extends LbHost>(
 ): Subset<H> {
   switch (p.lbPolicy) {
     case 'ROUND_ROBIN':
+    case 'CLUSTER_PROVIDED': // ORIGINAL_DST picks by the original destination before the LB is asked
       return new RoundRobinSubset<H>(rand);
     case 'LEAST_REQUEST':
       return new LeastRequestSubset<H>(rand, Math.max(2, p.leastRequest.choiceCount | 0));
