@@ -1,0 +1,50 @@
+import type * as net from 'node:net';
+
+/**
+ * What the listener learned about a downstream connection before handing it to a filter
+ * chain: addresses (the local one restored to the original destination when the
+ * connection was intercepted), what the listener filters sniffed, and which chain took
+ * it. One object per connection, attached to the socket (and to the TLS socket over it)
+ * under a symbol, so request-path code reads it without a lookup table.
+ */
+export interface ConnectionInfo {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  /** The address the connection arrived at: the listener's socket address. */
+  readonly localAddress: string;
+  readonly localPort: number;
+  /**
+   * Where the client meant to go, when the connection was intercepted (iptables REDIRECT
+   * via SO_ORIGINAL_DST, or the fast path's cgroup hook) and an `original_dst` listener
+   * filter restored it. Envoy calls this the downstream local address after restoration.
+   */
+  readonly originalDst?: { readonly address: string; readonly port: number };
+  /** tls_inspector: SNI of the ClientHello, lower-cased. */
+  readonly serverName?: string;
+  /** "tls" or "raw_buffer" (tls_inspector), as filter_chain_match.transport_protocol names them. */
+  readonly transportProtocol: string;
+  /** ALPN offered by the client (tls_inspector) or sniffed by http_inspector ("http/1.1", "h2c"). */
+  readonly applicationProtocols: readonly string[];
+  /** The name of the filter chain that took the connection ("" when unnamed). */
+  readonly filterChainName: string;
+}
+
+const INFO = Symbol('pilotfish.connectionInfo');
+
+export function setConnectionInfo(socket: net.Socket, info: ConnectionInfo): void {
+  (socket as unknown as Record<symbol, ConnectionInfo>)[INFO] = info;
+}
+
+/** The info the listener attached, or undefined for sockets no listener saw (tests, internal). */
+export function connectionInfo(socket: net.Socket | undefined | null): ConnectionInfo | undefined {
+  if (!socket) return undefined;
+  return (socket as unknown as Record<symbol, ConnectionInfo | undefined>)[INFO];
+}
+
+/**
+ * The destination a connection was meant for: the restored original destination, else
+ * the local address it arrived at. ORIGINAL_DST clusters and `use_original_dst` use this.
+ */
+export function effectiveDestination(info: ConnectionInfo): { readonly address: string; readonly port: number } {
+  return info.originalDst ?? { address: info.localAddress, port: info.localPort };
+}
