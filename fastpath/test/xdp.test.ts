@@ -1,7 +1,9 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { BpfFastPath } from '../src/fastpath.js';
 import type { FastPathConfig } from '../src/config.js';
-import { bpfUnavailable } from './helpers/bpf.js';
+import { bpfUnavailable, uniq } from './helpers/bpf.js';
+import { Topology } from './helpers/netns.js';
+import { until } from '../../test-support/wait.js';
 import { buildPacket, parsePacket } from './helpers/packets.js';
 import { CLIENT_MAC, ENDPOINTS, FIXTURES, GW_MAC, SERVICES, endpoint, type Verdict } from './fixtures/xdp-fixtures.js';
 
@@ -11,8 +13,8 @@ const config = (forward: 'fib' | 'bounce'): FastPathConfig => ({
   returnInterfaces: [], redirectPeers: [], mode: 'native', forward, flowEvents: true, services: SERVICES,
 });
 
-async function start(t: { teardown(fn: () => unknown): void }, forward: 'fib' | 'bounce' = 'bounce'): Promise<BpfFastPath> {
-  const fp = await BpfFastPath.start(config(forward), () => {});
+async function start(t: { teardown(fn: () => unknown): void }, forward: 'fib' | 'bounce' = 'bounce', launcher?: string[]): Promise<BpfFastPath> {
+  const fp = await BpfFastPath.start({ ...config(forward), ...(launcher ? { launcher } : {}) }, () => {});
   t.teardown(() => fp.close());
   for (const [cluster, eps] of Object.entries(ENDPOINTS)) fp.applyEndpointDiff({ cluster, added: eps, removed: [], changed: [] });
   await fp.sync();
@@ -46,8 +48,7 @@ if (why) {
     t.equal(m.fastpath_flows_created_total, 5);
     t.equal(m.fastpath_map_errors_total, 0);
     // flow events reach TypeScript through the ring buffer
-    const deadline = Date.now() + 2000;
-    while (fp.recentEvents.length < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await until('five flow events from the ring buffer', () => fp.recentEvents.length >= 5, { state: () => fp.recentEvents.length });
     t.equal(fp.recentEvents.length, 5, 'one flow event per new flow');
     t.match(fp.recentEvents[0]!.key, { src: '198.18.0.1', dst: '198.18.0.10', sport: 40000, dport: 80, proto: 6 });
   });
@@ -74,12 +75,39 @@ if (why) {
     t.match(flow, { backend: { address: '198.18.1.1', port: 8080 } }, 'flow entry readable from TypeScript');
   });
 
+  // BPF_PROG_TEST_RUN's FIB lookup runs in the network namespace of the process that
+  // calls it (the helper), through that namespace's loopback. So the helper runs in a
+  // namespace this test builds, with forwarding on and exactly the routes it assumes;
+  // the host's own routes and sysctls (container engines set ip_forward=1) play no part.
+  const NEIGH_MAC = '02:00:00:00:00:99';
+  async function fibNamespace(t: Test, withRoute: boolean): Promise<string[]> {
+    const topo = new Topology(uniq());
+    t.teardown(() => topo.destroy());
+    const gw = topo.ns('fib');
+    topo.sysctl(gw, 'net.ipv4.ip_forward=1');
+    if (withRoute) {
+      topo.link(gw, 'b0', '198.18.1.254/24', topo.ns('fibb'), 'b1', '198.18.1.253/24');
+      topo.ip(gw, 'neigh', 'replace', '198.18.1.1', 'lladdr', NEIGH_MAC, 'dev', 'b0', 'nud', 'permanent');
+    }
+    return ['ip', 'netns', 'exec', gw];
+  }
+  const toVip = () => buildPacket({ family: 4, proto: 'TCP', src: '198.18.0.1', dst: '198.18.0.10', sport: 40000, dport: 80 });
+
   t.test('fib mode: rewritten packets without a route go to the stack', async (t) => {
-    const fp = await start(t, 'fib');
-    const out = await fp.daemon.testRun(buildPacket({ family: 4, proto: 'TCP', src: '198.18.0.1', dst: '198.18.0.10', sport: 40000, dport: 80 }));
+    const fp = await start(t, 'fib', await fibNamespace(t, false));
+    const out = await fp.daemon.testRun(toVip());
     t.equal(VERDICTS[out.verdict], 'PASS');
     t.match(parsePacket(out.packet), { dst: '198.18.1.1', dport: 8080, ipChecksumOk: true, l4ChecksumOk: true });
     await fp.sync();
     t.equal(fp.metrics()['fastpath_pass_reason_total{reason="fib_miss"}'], 1);
+  });
+
+  t.test('fib mode: with a route and a neighbour, rewritten packets are redirected there', async (t) => {
+    const fp = await start(t, 'fib', await fibNamespace(t, true));
+    const out = await fp.daemon.testRun(toVip());
+    t.equal(VERDICTS[out.verdict], 'REDIRECT');
+    t.match(parsePacket(out.packet), { dstMac: NEIGH_MAC, dst: '198.18.1.1', dport: 8080, ipChecksumOk: true, l4ChecksumOk: true });
+    await fp.sync();
+    t.notOk(fp.metrics()['fastpath_pass_reason_total{reason="fib_miss"}'], 'no fib miss');
   });
 }
