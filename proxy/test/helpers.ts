@@ -1,4 +1,5 @@
 import * as http from 'node:http';
+import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { Diagnostics, decodeBootstrap, formatProblem } from '../../config/src/index.js';
@@ -86,7 +87,25 @@ export function get(port: number, path: string, headers: Record<string, string> 
   });
 }
 
-export function staticCluster(name: string, ports: number[], extra = ''): string {
+/** An upstream host: a port on 127.0.0.1, or an explicit address. */
+export type HostSpec = number | { readonly address: string; readonly port: number };
+
+/**
+ * An address where a TCP connect is refused for as long as the test runs. "Listen on
+ * port 0, close, reuse the port" is not that: under parallel load another process can
+ * take the freed port. Here a listener this test owns holds 127.0.0.1:P (so nobody can
+ * bind P on the wildcard address either), and the host is P on another loopback
+ * address, where nothing listens and no self-connect can happen (the source is 127.0.0.1).
+ */
+export async function refusedHost(t: Scope): Promise<{ address: string; port: number }> {
+  const holder = net.createServer((s) => s.destroy());
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => holder.close(() => r())));
+  const rnd = () => 1 + Math.floor(Math.random() * 254);
+  return { address: `127.${rnd()}.${rnd()}.${rnd()}`, port: (holder.address() as AddressInfo).port };
+}
+
+export function staticCluster(name: string, ports: HostSpec[], extra = ''): string {
   return `
   - name: ${name}
     type: STATIC
@@ -96,7 +115,8 @@ ${extra}
       cluster_name: ${name}
       endpoints:
       - lb_endpoints:
-${ports.map((p) => `        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${p} } } }`).join('\n')}`;
+${ports.map((p) => (typeof p === 'number' ? { address: '127.0.0.1', port: p } : p))
+    .map((h) => `        - endpoint: { address: { socket_address: { address: ${h.address}, port_value: ${h.port} } } }`).join('\n')}`;
 }
 
 /** A bootstrap with one HTTP listener on port 0 and the given route_config virtual hosts and clusters. */

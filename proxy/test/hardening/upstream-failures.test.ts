@@ -1,6 +1,7 @@
 import t from 'tap';
 import * as net from 'node:net';
-import { bootstrapYaml, get, startProxyYaml, startUpstream, staticCluster } from '../helpers.js';
+import { bootstrapYaml, get, refusedHost, startProxyYaml, startUpstream, staticCluster } from '../helpers.js';
+import { until } from '../../../test-support/wait.js';
 import { OutlierDetector } from '../../src/cluster/outlier.js';
 import { Counter, Gauge } from '../../src/stats/stats.js';
 import type { Host } from '../../src/cluster/endpoint-set.js';
@@ -11,8 +12,6 @@ const vhosts = (routeExtra = '') => `
               routes:
               - match: { prefix: "/" }
                 route: { cluster: up${routeExtra} }`;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function stat(proxy: { server: { stats: { snapshot(): [string, number][] } } }, name: string): number {
   return proxy.server.stats.snapshot().find(([k]) => k === name)?.[1] ?? 0;
@@ -26,15 +25,6 @@ async function spread(port: number, n: number, path = '/'): Promise<Record<strin
     out[k] = (out[k] ?? 0) + 1;
   }
   return out;
-}
-
-async function until(cond: () => boolean | Promise<boolean>, ms = 5000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return true;
-    await sleep(50);
-  }
-  return false;
 }
 
 t.test('active HTTP health checks: a failing host leaves the LB and comes back', async (t) => {
@@ -53,25 +43,22 @@ t.test('active HTTP health checks: a failing host leaves the LB and comes back',
       healthy_threshold: 2
       http_health_check: { path: /healthz }`)));
   const port = proxy.port();
-  t.ok(await until(async () => Object.keys(await spread(port, 4)).length === 2), 'both hosts serve while healthy');
+  await until('both hosts to serve while healthy', async () => Object.keys(await spread(port, 4)).length === 2);
   t.ok(a.requests.some((r) => r.url === '/healthz' && r.headers['user-agent'] === 'Envoy/HC'), 'probes carry Envoy/HC');
   aHealthy = false;
-  t.ok(await until(() => stat(proxy, 'cluster.up.membership_healthy') === 1), 'a marked unhealthy');
+  await until('a marked unhealthy', () => stat(proxy, 'cluster.up.membership_healthy') === 1);
   t.same(await spread(port, 10), { '200 b': 10 }, 'only b serves');
   // A non-expected status fails the host at once (Envoy); network failures need unhealthy_threshold.
   t.ok(stat(proxy, 'cluster.up.health_check.failure') >= 1);
   aHealthy = true;
-  t.ok(await until(() => stat(proxy, 'cluster.up.membership_healthy') === 2), 'a healthy again after healthy_threshold successes');
+  await until('a healthy again after healthy_threshold successes', () => stat(proxy, 'cluster.up.membership_healthy') === 2);
   t.equal(Object.keys(await spread(port, 10)).length, 2, 'a serves again');
 });
 
 t.test('TCP health check and the panic threshold', async (t) => {
   const b = await startUpstream(t, 'b', (_req, res) => res.writeHead(200, { 'x-upstream': 'b' }).end('b'));
-  // A port with nothing listening: TCP connect fails.
-  const dead = net.createServer();
-  await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
-  const deadPort = (dead.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => dead.close(() => r()));
+  // An address with nothing listening, held so for the whole test: TCP connect fails.
+  const dead = await refusedHost(t);
   const hc = `
     health_checks:
     - timeout: 0.2s
@@ -80,14 +67,14 @@ t.test('TCP health check and the panic threshold', async (t) => {
       unhealthy_threshold: 1
       healthy_threshold: 1
       tcp_health_check: {}`;
-  const proxy = await startProxyYaml(t, bootstrapYaml(vhosts(), staticCluster('up', [deadPort, b.port], hc)));
-  t.ok(await until(() => stat(proxy, 'cluster.up.membership_healthy') === 1), 'the dead host is unhealthy');
+  const proxy = await startProxyYaml(t, bootstrapYaml(vhosts(), staticCluster('up', [dead, b.port], hc)));
+  await until('the dead host to be marked unhealthy', () => stat(proxy, 'cluster.up.membership_healthy') === 1, { state: () => stat(proxy, 'cluster.up.membership_healthy') });
   t.same(await spread(proxy.port(), 6), { '200 b': 6 }, 'no request goes to the dead host');
 
   // Same hosts with healthy_panic_threshold 60: 50% healthy is panic, traffic spreads to all.
-  const panic = await startProxyYaml(t, bootstrapYaml(vhosts(), staticCluster('up', [deadPort, b.port], `${hc}
+  const panic = await startProxyYaml(t, bootstrapYaml(vhosts(), staticCluster('up', [dead, b.port], `${hc}
     common_lb_config: { healthy_panic_threshold: { value: 60 } }`)));
-  t.ok(await until(() => stat(panic, 'cluster.up.membership_healthy') === 1));
+  await until('the dead host to be marked unhealthy (panic proxy)', () => stat(panic, 'cluster.up.membership_healthy') === 1);
   const s = await spread(panic.port(), 20);
   t.ok((s['503 '] ?? 0) > 0 && (s['200 b'] ?? 0) > 0, `in panic the unhealthy host gets traffic too (${JSON.stringify(s)})`);
 });
@@ -108,7 +95,7 @@ t.test('outlier detection: consecutive 5xx ejects, the host returns after the ej
   t.equal(stat(proxy, 'cluster.up.outlier_detection.ejections_active'), 1);
   t.same(await spread(port, 10), { '200 b': 10 }, 'the ejected host gets no traffic');
   aFails = false;
-  t.ok(await until(() => stat(proxy, 'cluster.up.outlier_detection.ejections_active') === 0, 3000), 'returns after base_ejection_time');
+  await until('the ejected host to return after base_ejection_time', () => stat(proxy, 'cluster.up.outlier_detection.ejections_active') === 0);
   t.equal(Object.keys(await spread(port, 10)).length, 2, 'both hosts serve again');
   t.ok(a.requests.length >= 3);
 });
@@ -156,14 +143,26 @@ t.test('outlier detection: max_ejection_percent, gateway failures, success rate,
 });
 
 t.test('circuit breakers: max_connections + max_pending_requests overflow with 503 and x-envoy-overloaded', async (t) => {
-  // Slow enough that all six requests are in flight together even on a loaded machine.
-  const up = await startUpstream(t, 'up', (_req, res) => setTimeout(() => res.writeHead(200).end('ok'), 1000));
+  // The upstream holds every response until the test has seen the overflow, so all six
+  // requests are in flight together however slow the machine is.
+  const held: (() => void)[] = [];
+  let release = false;
+  const up = await startUpstream(t, 'up', (_req, res) => {
+    const answer = () => res.writeHead(200).end('ok');
+    if (release) answer();
+    else held.push(answer);
+  });
   const proxy = await startProxyYaml(t, bootstrapYaml(vhosts(), staticCluster('up', [up.port], `
     circuit_breakers:
       thresholds:
       - { max_connections: 2, max_pending_requests: 1, max_requests: 100 }`)));
   const port = proxy.port();
-  const rs = await Promise.all([0, 1, 2, 3, 4, 5].map(() => get(port, '/')));
+  const done: number[] = [];
+  const inflight = [0, 1, 2, 3, 4, 5].map(() => get(port, '/').then((r) => { done.push(r.status); return r; }));
+  await until('two requests held upstream and three overflowed', () => held.length === 2 && done.length === 3, { state: () => ({ held: held.length, done }) });
+  release = true;
+  for (const answer of held.splice(0)) answer();
+  const rs = await Promise.all(inflight);
   const ok = rs.filter((r) => r.status === 200).length;
   const over = rs.filter((r) => r.status === 503 && r.headers['x-envoy-overloaded'] === 'true').length;
   t.equal(ok, 3, '2 connections + 1 pending served');
@@ -201,27 +200,27 @@ t.test('retries: retriable_status_codes; non-idempotent requests retried only wh
 });
 
 t.test('hedge_on_per_try_timeout: a slow first attempt keeps running, the first response wins', async (t) => {
-  // The first request to arrive is slow (400 ms), later ones are fast.
+  // The first request to arrive is slow (5 s), later ones are fast: far apart, so that a
+  // loaded machine cannot blur which one answered.
   let n = 0;
   const slow = await startUpstream(t, 'up', (_req, res) => {
     const me = ++n;
-    setTimeout(() => res.writeHead(200, { 'x-upstream': `attempt${me}` }).end(String(me)), me === 1 ? 1500 : 10);
+    setTimeout(() => res.writeHead(200, { 'x-upstream': `attempt${me}` }).end(String(me)), me === 1 ? 5000 : 10).unref();
   });
-  const route = (hedge: boolean) => vhosts(`, timeout: 4s, retry_policy: { retry_on: "5xx", num_retries: 1, per_try_timeout: 0.1s }${hedge ? ', hedge_policy: { hedge_on_per_try_timeout: true }' : ''}`);
+  const route = (hedge: boolean) => vhosts(`, timeout: 15s, retry_policy: { retry_on: "5xx", num_retries: 1, per_try_timeout: 0.1s }${hedge ? ', hedge_policy: { hedge_on_per_try_timeout: true }' : ''}`);
   const hedged = await startProxyYaml(t, bootstrapYaml(route(true), staticCluster('up', [slow.port])));
   const start = Date.now();
   const r = await get(hedged.port(), '/');
   t.equal(r.status, 200);
   t.equal(r.headers['x-upstream'], 'attempt2', 'the hedge answered first');
-  t.ok(Date.now() - start < 1200, 'without waiting for the slow attempt');
+  t.ok(Date.now() - start < 4000, 'without waiting for the slow attempt');
   t.equal(stat(hedged, 'cluster.up.upstream_rq_per_try_timeout'), 1);
 
   // Slow hedge, fast... the original wins when it answers first: the hedge is cancelled.
   n = -10;
   const r2 = await get(hedged.port(), '/');
   t.equal(r2.status, 200);
-  await sleep(50);
-  t.equal(stat(hedged, 'cluster.up.upstream_rq_active'), 0, 'no attempt left behind');
+  await until('no attempt left behind', () => stat(hedged, 'cluster.up.upstream_rq_active') === 0, { state: () => stat(hedged, 'cluster.up.upstream_rq_active') });
 
   // Without hedging, the per-try timeout cancels the first attempt and retries.
   n = 0;
@@ -234,12 +233,12 @@ t.test('hedging: the original attempt wins when it answers before the hedge', as
   let n = 0;
   const up = await startUpstream(t, 'up', (_req, res) => {
     const me = ++n;
-    setTimeout(() => res.writeHead(200, { 'x-upstream': `attempt${me}` }).end(String(me)), me === 1 ? 600 : 3000);
+    setTimeout(() => res.writeHead(200, { 'x-upstream': `attempt${me}` }).end(String(me)), me === 1 ? 600 : 8000).unref();
   });
-  const proxy = await startProxyYaml(t, bootstrapYaml(vhosts(`, timeout: 5s, retry_policy: { retry_on: "5xx", num_retries: 1, per_try_timeout: 0.1s }, hedge_policy: { hedge_on_per_try_timeout: true }`), staticCluster('up', [up.port])));
+  const proxy = await startProxyYaml(t, bootstrapYaml(vhosts(`, timeout: 15s, retry_policy: { retry_on: "5xx", num_retries: 1, per_try_timeout: 0.1s }, hedge_policy: { hedge_on_per_try_timeout: true }`), staticCluster('up', [up.port])));
   const start = Date.now();
   const r = await get(proxy.port(), '/');
   t.equal(r.headers['x-upstream'], 'attempt1');
-  t.ok(Date.now() - start < 2500, 'the slower hedge was not awaited');
+  t.ok(Date.now() - start < 6000, 'the slower hedge was not awaited');
   t.equal(n, 2, 'a hedge was sent');
 });
