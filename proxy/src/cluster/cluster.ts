@@ -1,7 +1,9 @@
 import type { Dispatcher } from 'undici';
-import type { CircuitBreakerThresholds, Cluster, Endpoint, EndpointDiff } from '../../../config/src/index.js';
+import type { CircuitBreakerThresholds, Cluster, Endpoint, EndpointDiff, TypedExtension } from '../../../config/src/index.js';
 import { EndpointSet, endpointSetOptions, type Host, type PickContext } from './endpoint-set.js';
-import { createHostPool, type UpstreamTls } from '../upstream/pool.js';
+import { createHostPool, keepaliveWarnings, type UpstreamTls } from '../upstream/pool.js';
+import { TransportSelector, type CompiledTransportMatch, type TlsSource, type TransportChoice } from '../upstream/transport-match.js';
+import { OriginalDstHosts, originalDstConfigOf, type OwnListeners } from './original-dst.js';
 import type { Counter, Gauge, StatsStore, StatsScope, TimeHistogram } from '../stats/stats.js';
 import { HealthChecker, type HealthCheckStats } from './health-check.js';
 import { OutlierDetector, type OutlierStats } from './outlier.js';
@@ -92,6 +94,20 @@ function outlierStats(s: StatsScope): OutlierStats {
   };
 }
 
+/** What a cluster needs from the composition root beyond its config (all optional). */
+export interface ClusterRuntimeOptions {
+  /**
+   * Builds upstream TLS material for a transport_socket_matches entry (server.ts: the
+   * same decodeTransportSocket + UpstreamTlsProvider it uses for `transport_socket`).
+   * Without it, a match that carries a transport socket is a configuration error.
+   */
+  readonly upstreamTls?: (ext: TypedExtension, path: string) => TlsSource & { close?(): void };
+  /** ORIGINAL_DST loop protection: the proxy's listener addresses (see original-dst.ts). */
+  readonly ownListeners?: OwnListeners;
+  /** One-line configuration warnings (e.g. tcp_keepalive fields Node cannot set). */
+  readonly warn?: (message: string) => void;
+}
+
 /**
  * A cluster at run time: its endpoint set and load balancer, one undici pool per host,
  * circuit breakers and stats. The object lives across config updates of the same
@@ -108,20 +124,59 @@ export class ClusterRuntime {
   outlier: OutlierDetector | undefined;
   private readonly failedActiveHc = new WeakSet<Host>();
   private readonly scope: StatsScope;
+  /** Which transport socket each host uses (transport_socket_matches). */
+  private readonly transport: TransportSelector;
+  private readonly ownedTls: { close?(): void }[] = [];
+  /** ORIGINAL_DST clusters: hosts created on demand from original destinations. */
+  readonly originalDst: OriginalDstHosts | undefined;
 
   constructor(
     public config: Cluster,
     initial: readonly Endpoint[],
     store: StatsStore,
     /** Upstream TLS material (certs/ UpstreamTlsProvider); pools are rebuilt only when its version changes. */
-    private readonly tls: { current(): { version: number; connect: object } | undefined } | undefined = undefined,
+    tls: TlsSource | undefined = undefined,
+    options: ClusterRuntimeOptions = {},
   ) {
     this.stats = makeStats(store, config.name);
-    this.endpoints = new EndpointSet(config.name, endpointSetOptions(config), initial);
-    this.breakers = makeBreakers(config);
     this.scope = store.clusterScope(config.name);
+    this.transport = new TransportSelector(tls, this.compileMatches(config, options));
+    this.endpoints = new EndpointSet(config.name, endpointSetOptions(config), config.type === 'ORIGINAL_DST' ? [] : initial);
+    this.breakers = makeBreakers(config);
+    if (config.type === 'ORIGINAL_DST') {
+      this.originalDst = new OriginalDstHosts(config.name, originalDstConfigOf(config), {
+        original_dst_host_invalid: this.scope.counter('original_dst_host_invalid'),
+        original_dst_loop_refused: this.scope.counter('original_dst_loop_refused'),
+      }, {
+        onAdded: () => this.refreshMembership(),
+        onRemoved: (h) => {
+          this.retireHost(h);
+          this.refreshMembership();
+        },
+      }, options.ownListeners);
+    }
+    const warn = options.warn ?? ((m: string) => process.emitWarning(m));
+    for (const w of keepaliveWarnings(config)) warn(`cluster ${config.name}: ${w}`);
     this.refreshMembership();
     this.startHealth(config);
+  }
+
+  private compileMatches(config: Cluster, options: ClusterRuntimeOptions): CompiledTransportMatch[] {
+    return config.transportSocketMatches.map((m, i) => {
+      let tls: (TlsSource & { close?(): void }) | undefined;
+      if (m.transportSocket !== undefined) {
+        const path = `cluster ${config.name}.transport_socket_matches[${i}].transport_socket`;
+        if (options.upstreamTls === undefined) throw new Error(`${path}: no upstream TLS builder was given to the cluster`);
+        tls = options.upstreamTls(m.transportSocket, path);
+        this.ownedTls.push(tls);
+      }
+      return { match: m.match, choice: { name: m.name, tls } };
+    });
+  }
+
+  /** The transport socket a host's connections use (for /clusters and tests). */
+  transportFor(h: Host): TransportChoice {
+    return this.transport.select(h.endpoint);
   }
 
   /** Starts active health checking and outlier detection (stopped by close). */
@@ -129,7 +184,8 @@ export class ClusterRuntime {
     for (const configured of config.healthChecks) {
       // Probes speak plain HTTP/1.1: against a TLS upstream an HTTP check would fail every
       // host, so there it degrades to a TCP connect check (documented limitation).
-      const hc = config.transportSocket && configured.kind.type === 'http' ? { ...configured, kind: { type: 'tcp' as const } } : configured;
+      const anyTls = config.transportSocket !== undefined || config.transportSocketMatches.some((m) => m.transportSocket !== undefined);
+      const hc = anyTls && configured.kind.type === 'http' ? { ...configured, kind: { type: 'tcp' as const } } : configured;
       const checker = new HealthChecker({
         name: config.name,
         hosts: () => this.endpoints.hosts(),
@@ -188,7 +244,10 @@ export class ClusterRuntime {
       && a.type === next.type && JSON.stringify(a.transportSocket) === JSON.stringify(next.transportSocket)
       && a.healthyPanicThreshold === next.healthyPanicThreshold && a.localityWeightedLb === next.localityWeightedLb
       && JSON.stringify(a.ringHash) === JSON.stringify(next.ringHash) && a.maglev.tableSize === next.maglev.tableSize
-      && a.leastRequest.choiceCount === next.leastRequest.choiceCount && a.maxRequestsPerConnection === next.maxRequestsPerConnection;
+      && a.leastRequest.choiceCount === next.leastRequest.choiceCount && a.maxRequestsPerConnection === next.maxRequestsPerConnection
+      && JSON.stringify(a.transportSocketMatches) === JSON.stringify(next.transportSocketMatches)
+      && JSON.stringify(a.originalDst) === JSON.stringify(next.originalDst) && a.cleanupInterval === next.cleanupInterval
+      && JSON.stringify(a.upstreamConnectionOptions) === JSON.stringify(next.upstreamConnectionOptions);
   }
 
   updateConfig(next: Cluster): void {
@@ -218,6 +277,8 @@ export class ClusterRuntime {
 
   /** Applies an endpoint diff; cost proportional to the diff. Pools of removed hosts drain. */
   applyDiff(diff: EndpointDiff): void {
+    // ORIGINAL_DST has no configured endpoints: its hosts come from requests only.
+    if (this.originalDst !== undefined) return;
     const { removed } = this.endpoints.apply(diff);
     for (const h of removed) this.retireHost(h);
     this.stats.update_success.inc();
@@ -225,32 +286,53 @@ export class ClusterRuntime {
     this.lastUpdated = Date.now();
   }
 
+  /**
+   * A host for a new request or connection. ORIGINAL_DST clusters read `ctx.connection`
+   * (the downstream ConnectionInfo) and, with use_http_header, `ctx.headers`; the TCP
+   * proxy passes `{ hash: NaN, exclude: undefined, connection: connectionInfo(socket), headers: undefined }`.
+   */
   pick(ctx: PickContext): Host | undefined {
-    const h = this.endpoints.pick(ctx);
+    const od = this.originalDst;
+    const h = od !== undefined ? od.pick(ctx) : this.endpoints.pick(ctx);
     if (!h) this.stats.upstream_cx_none_healthy.inc();
     return h;
   }
 
-  /** The host's dispatcher, created on first use. */
+  /**
+   * The host's dispatcher, created on first use. Its transport socket is chosen when
+   * the host is first used or its endpoint changed (transport_socket_matches), not per
+   * request; a host whose choice changes gets a new pool and the old one drains.
+   */
   dispatcherFor(host: Host): Dispatcher {
     let d = host.upstream as Dispatcher | undefined;
-    let tlsOptions: UpstreamTls;
-    if (this.tls) {
-      const snap = this.tls.current();
-      tlsOptions = snap ? (snap.connect as Record<string, unknown>) : { rejectUnauthorized: true, ca: [] };
-      const version = snap?.version ?? -1;
-      if (d !== undefined && poolVersions.get(d) !== version) {
-        // Rotated certificates or trust: new connections use the new material; the old pool drains.
+    let choice = host.transport as TransportChoice | undefined;
+    if (choice === undefined || host.transportEndpoint !== host.endpoint) {
+      const next = this.transport.select(host.endpoint);
+      host.transportEndpoint = host.endpoint;
+      if (choice !== undefined && next !== choice && d !== undefined) {
         d.close().catch(() => undefined);
         d = undefined;
       }
-      if (d === undefined) {
-        d = this.newPool(host, tlsOptions);
-        poolVersions.set(d, version);
-      }
+      choice = next;
+      host.transport = next;
+    }
+    const src = choice.tls;
+    if (src === undefined) {
+      if (d === undefined) d = this.newPool(host, undefined);
       return d;
     }
-    if (d === undefined) d = this.newPool(host, undefined);
+    const snap = src.current();
+    const tlsOptions: UpstreamTls = snap ? (snap.connect as Record<string, unknown>) : { rejectUnauthorized: true, ca: [] };
+    const version = snap?.version ?? -1;
+    if (d !== undefined && poolVersions.get(d) !== version) {
+      // Rotated certificates or trust: new connections use the new material; the old pool drains.
+      d.close().catch(() => undefined);
+      d = undefined;
+    }
+    if (d === undefined) {
+      d = this.newPool(host, tlsOptions);
+      poolVersions.set(d, version);
+    }
     return d;
   }
 
@@ -315,7 +397,7 @@ export class ClusterRuntime {
 
   refreshMembership(): void {
     const s = this.endpoints.stats();
-    this.stats.membership_total.set(s.total);
+    this.stats.membership_total.set(s.total + (this.originalDst?.size ?? 0));
     this.stats.membership_healthy.set(s.healthy);
     this.stats.membership_degraded.set(s.degraded);
   }
@@ -332,8 +414,10 @@ export class ClusterRuntime {
     if (this.closed) return;
     this.stopHealth();
     this.closed = true;
+    this.originalDst?.close();
+    for (const t of this.ownedTls) t.close?.();
     const closing: Promise<void>[] = [];
-    for (const h of this.endpoints.hosts()) {
+    for (const h of this.allHosts()) {
       const d = h.upstream as Dispatcher | undefined;
       if (d) closing.push(d.close().catch(() => undefined));
       h.upstream = undefined;
@@ -342,9 +426,16 @@ export class ClusterRuntime {
     await Promise.all(closing);
   }
 
+  /** Configured hosts and, for ORIGINAL_DST, the hosts created from original destinations. */
+  allHosts(): Host[] {
+    const out = [...this.endpoints.hosts()];
+    if (this.originalDst !== undefined) out.push(...this.originalDst.hosts());
+    return out;
+  }
+
   /** Forcefully resets every upstream connection (shutdown after the drain time). */
   async destroy(): Promise<void> {
-    for (const h of this.endpoints.hosts()) {
+    for (const h of this.allHosts()) {
       const d = h.upstream as Dispatcher | undefined;
       if (d) await d.destroy().catch(() => undefined);
       h.upstream = undefined;

@@ -17,6 +17,7 @@ import type { Cluster, ClusterLoadAssignment, Endpoint, EndpointDiff, LbPolicy }
 import { mix53Into } from './hash.js';
 import { Rng, TWO30, TWO60 } from './lb/rng.js';
 import { createSubset, HASH, HashedSubset, type Entry, type HashCache, type RebuildScheduler, type Subset } from './lb/index.js';
+import type { ConnectionInfo } from '../net/connection-info.js';
 
 const DETACHED = -1;
 const EXCLUDED = 0; // draining
@@ -31,6 +32,11 @@ export class Host {
   upstream: unknown = undefined;
   /** RING_HASH/MAGLEV hashes of the key, kept across table rebuilds. */
   hashCache: HashCache | undefined = undefined;
+  /** ORIGINAL_DST: picked since the last cleanup sweep (Envoy's used_ bit). */
+  used = false;
+  /** The transport socket chosen for this host (upstream/transport-match.ts), and for which endpoint version. */
+  transport: unknown = undefined;
+  transportEndpoint: Endpoint | undefined = undefined;
 
   /** @internal */ _state = DETACHED;
   /** @internal */ _prio: PriorityGroup | null = null;
@@ -77,6 +83,14 @@ export interface PickContext {
   hash?: number;
   /** The previous attempt's host, for retries: avoided when another host is available. */
   exclude?: Host;
+  /**
+   * ORIGINAL_DST clusters: the downstream connection (its restored original destination
+   * is the upstream host). Other clusters ignore it. Set it (or undefined) on every
+   * context a caller reuses, to keep the one shape.
+   */
+  connection?: ConnectionInfo | undefined;
+  /** ORIGINAL_DST with use_http_header: the request headers (x-envoy-original-dst-host). */
+  headers?: Readonly<Record<string, string | string[] | undefined>> | undefined;
 }
 
 export interface EndpointSetStats {

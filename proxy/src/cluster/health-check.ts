@@ -2,6 +2,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import type { HealthCheck } from '../../../config/src/index.js';
 import type { Host } from './endpoint-set.js';
+import { endpointConnectOptions, isPipeEndpoint, pipePath } from '../upstream/address.js';
 import type { Counter, Gauge } from '../stats/stats.js';
 
 /** What a health checker needs from its cluster. */
@@ -118,7 +119,7 @@ export class HealthChecker {
 }
 
 function tcpProbe(host: Host, timeout: number, done: (ok: boolean, network: boolean) => void): void {
-  const s = net.connect({ host: host.endpoint.address, port: host.endpoint.port });
+  const s = net.connect(endpointConnectOptions(host.endpoint));
   const timer = setTimeout(() => finish(false), timeout);
   let finished = false;
   function finish(ok: boolean): void {
@@ -142,7 +143,8 @@ function httpProbe(host: Host, timeout: number, path: string, authority: string,
     done(ok, network);
   };
   const req = http.request({
-    host: host.endpoint.address, port: host.endpoint.port, path, method: 'GET', agent: false,
+    ...(isPipeEndpoint(host.endpoint) ? { socketPath: pipePath(host.endpoint.address) } : { host: host.endpoint.address, port: host.endpoint.port }),
+    path, method: 'GET', agent: false,
     headers: { host: authority, 'user-agent': 'Envoy/HC', connection: 'close' },
   }, (res) => {
     const code = res.statusCode ?? 0;

@@ -18,6 +18,7 @@ import { CONNECTION_EXPIRED } from './listener.js';
 import { overloadManager } from '../overload/overload-manager.js';
 import { UpstreamRequest, type Downstream } from './router.js';
 import { Stream } from './stream.js';
+import { connectionInfo } from '../net/connection-info.js';
 
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
@@ -295,7 +296,7 @@ class Exchange implements Downstream {
     const hasBody = this.requestHasBody();
     const start = (body: Buffer | NodeJS.ReadableStream | null) => {
       if (this.done) return;
-      this.upstream = new UpstreamRequest(cluster, action, { method: this.view.method, path, headers, body, hash }, this, retry, hedge);
+      this.upstream = new UpstreamRequest(cluster, action, { method: this.view.method, path, headers, body, hash, connection: connectionInfo(this.req.socket) }, this, retry, hedge);
       this.upstream.start();
     };
     if (!hasBody) start(null);

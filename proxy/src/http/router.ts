@@ -5,6 +5,7 @@ import type { Host } from '../cluster/endpoint-set.js';
 import { Flags, LocalReplies, type LocalReplySpec } from './response-flags.js';
 import type { HeaderMap } from './headers.js';
 import { LOCAL_ORIGIN_FAILURE } from '../cluster/outlier.js';
+import type { ConnectionInfo } from '../net/connection-info.js';
 
 /** What the router needs from the downstream side; implemented by the connection manager. */
 export interface Downstream {
@@ -30,6 +31,8 @@ export interface UpstreamRequestSpec {
   /** A Buffer can be replayed for retries; a stream cannot. */
   readonly body: Buffer | NodeJS.ReadableStream | null;
   readonly hash: number | undefined;
+  /** The downstream connection (ORIGINAL_DST clusters route to its original destination). */
+  readonly connection?: ConnectionInfo | undefined;
 }
 
 const OVERLOADED: Record<string, string> = { 'x-envoy-overloaded': 'true' };
@@ -111,7 +114,7 @@ export class UpstreamRequest {
   private retryTimer: NodeJS.Timeout | undefined;
   private holdsRetry = false;
   private readonly priority: 'DEFAULT' | 'HIGH';
-  private readonly pickContext: { hash: number; exclude: Host | undefined } = { hash: Number.NaN, exclude: undefined };
+  private readonly pickContext: { hash: number; exclude: Host | undefined; connection: ConnectionInfo | undefined; headers: HeaderMap | undefined } = { hash: Number.NaN, exclude: undefined, connection: undefined, headers: undefined };
   /** Attempts still running after their per-try timeout (hedging); the first usable response wins. */
   private hedged: Attempt[] | undefined;
 
@@ -159,6 +162,8 @@ export class UpstreamRequest {
     const ctx = this.pickContext;
     ctx.hash = this.spec.hash ?? Number.NaN;
     ctx.exclude = this.lastHost;
+    ctx.connection = this.spec.connection;
+    ctx.headers = this.spec.headers;
     const host = this.cluster.pick(ctx);
     if (!host) {
       this.fail(LocalReplies.noHealthyUpstream, Flags.NoHealthyUpstream);

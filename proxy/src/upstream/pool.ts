@@ -1,6 +1,7 @@
 import { Client, Pool, type Dispatcher } from 'undici';
 import type { Cluster } from '../../../config/src/index.js';
 import type { Host } from '../cluster/endpoint-set.js';
+import { isPipeEndpoint, pipePath } from './address.js';
 
 /** TLS options for undici's connector (from certs/ UpstreamTlsContext), or undefined for cleartext. */
 export type UpstreamTls = Record<string, unknown> | undefined;
@@ -12,9 +13,17 @@ export type UpstreamTls = Record<string, unknown> | undefined;
  */
 export function createHostPool(cluster: Cluster, host: Host, tls: UpstreamTls, onConnect: () => void, onDisconnect: (err: unknown) => void): Dispatcher {
   const e = host.endpoint;
+  const pipe = isPipeEndpoint(e);
   const hostPart = e.address.includes(':') ? `[${e.address}]` : e.address;
-  const origin = `${tls ? 'https' : 'http'}://${hostPart}:${e.port}`;
-  const connect = { timeout: cluster.connectTimeout, ...(tls ?? {}) };
+  // A pipe endpoint: undici connects to `socketPath`; the origin only names the pool
+  // (requests carry their own Host header).
+  const origin = pipe ? `${tls ? 'https' : 'http'}://localhost` : `${tls ? 'https' : 'http'}://${hostPart}:${e.port}`;
+  const connect = {
+    timeout: cluster.connectTimeout,
+    ...(pipe ? { socketPath: pipePath(e.address) } : {}),
+    ...keepaliveOptions(cluster),
+    ...(tls ?? {}),
+  };
   // The proxy enforces route and per-try timeouts itself; undici's own limits would
   // fire with the wrong response flags.
   const common = {
@@ -44,4 +53,28 @@ export function createHostPool(cluster: Cluster, host: Host, tls: UpstreamTls, o
   d.on('disconnect', (_origin: unknown, _targets: unknown, err: unknown) => onDisconnect(err));
   d.on('connectionError', (_origin: unknown, _targets: unknown, err: unknown) => onDisconnect(err));
   return d;
+}
+
+/**
+ * upstream_connection_options.tcp_keepalive -> undici's connector, which calls
+ * socket.setKeepAlive(true, keepAliveInitialDelay) on every new connection. Only the
+ * idle time can be set from Node 20 (0 keeps the OS default, as Envoy does for an unset
+ * field); keepalive_probes and keepalive_interval need setsockopt(TCP_KEEPCNT /
+ * TCP_KEEPINTVL), which Node does not expose: they stay at the OS defaults
+ * (keepaliveWarnings says so). Without tcp_keepalive undici's default applies
+ * (keep-alive after 60 s idle; Envoy sets no SO_KEEPALIVE then).
+ */
+export function keepaliveOptions(cluster: Cluster): { keepAlive?: boolean; keepAliveInitialDelay?: number } {
+  const k = cluster.upstreamConnectionOptions?.tcpKeepalive;
+  if (k === undefined) return {};
+  return { keepAlive: true, keepAliveInitialDelay: k.time ?? 0 };
+}
+
+/** One line per tcp_keepalive field the runtime cannot apply. */
+export function keepaliveWarnings(cluster: Cluster): string[] {
+  const k = cluster.upstreamConnectionOptions?.tcpKeepalive;
+  const out: string[] = [];
+  if (k?.probes !== undefined) out.push('upstream_connection_options.tcp_keepalive.keepalive_probes is not supported on Node 20 (the OS default applies)');
+  if (k?.interval !== undefined) out.push('upstream_connection_options.tcp_keepalive.keepalive_interval is not supported on Node 20 (the OS default applies)');
+  return out;
 }
