@@ -1,4 +1,4 @@
-import type { Bootstrap, Cluster, ConfigSink, Endpoint, EndpointDiff, HttpConnectionManager, Listener, RouteConfiguration, TypedExtension } from '../../config/src/index.js';
+import type { Bootstrap, Cluster, ConfigSink, Endpoint, EndpointDiff, FilterChain, HttpConnectionManager, Listener, RouteConfiguration, TcpProxy, TypedExtension } from '../../config/src/index.js';
 import { Diagnostics, diffEndpoints, ECDS_FILTER_TYPE, flattenLoadAssignment, formatProblem } from '../../config/src/index.js';
 import { buildHttpFilterChain, decodePerFilterConfig, filterStats, type HttpFilterChain } from '../../filters/src/index.js';
 import {
@@ -8,16 +8,20 @@ import {
 import { ClusterRuntime } from './cluster/cluster.js';
 import { DnsRefresher } from './cluster/dns.js';
 import { ConnectionManager, makeHcmStats, type HcmEnvironment, type HcmStats } from './http/connection-manager.js';
-import { HttpListener } from './http/listener.js';
+import { HttpChain } from './http/listener.js';
+import type { ChainRuntime } from './listener/network-listener.js';
+import { NetworkListener } from './listener/network-listener.js';
+import { readOriginalDst } from './net/original-dst.js';
+import { overloadManager } from './overload/overload-manager.js';
 import type { Logger } from './log.js';
 import { RouteTable } from './routing/route-table.js';
 import type { Snapshot } from './snapshot.js';
 import { StatsStore } from './stats/stats.js';
-import { TcpProxyListener } from './tcp/tcp-proxy.js';
+import { TcpProxyChain } from './tcp/tcp-proxy.js';
 
 export type ServerState = 'PRE_INITIALIZING' | 'INITIALIZING' | 'LIVE' | 'DRAINING';
 
-type ListenerRuntime = { kind: 'http'; impl: HttpListener; version: string; lastUpdated: number } | { kind: 'tcp'; impl: TcpProxyListener; version: string; lastUpdated: number };
+type ListenerRuntime = { impl: NetworkListener; version: string; lastUpdated: number };
 
 /** Thrown by configuration entry points: the message names the offending field. */
 export class ConfigError extends Error {}
@@ -179,6 +183,7 @@ export class ProxyServer implements ConfigSink {
     this.listeners.delete(name);
     this.listenerConfigs.delete(name);
     this.boundPorts.delete(name);
+    this.reindexListeners();
     l.impl.drain();
     void l.impl.closed();
   }
@@ -256,13 +261,64 @@ export class ProxyServer implements ConfigSink {
   }
 
   private addListener(l: Listener, path: string): void {
-    const chain = l.filterChains[0] ?? l.defaultFilterChain;
-    if (!chain) throw new ConfigError(`${path}.filter_chains: at least one filter chain is required`);
-    if (l.filterChains.length > 1) this.log.warn('only the first filter chain of a listener is used', { listener: l.name });
+    if (l.filterChains.length === 0 && !l.defaultFilterChain) throw new ConfigError(`${path}.filter_chains: at least one filter chain is required`);
     const existing = this.listeners.get(l.name);
-    const version = JSON.stringify(l);
+    const version = JSON.stringify(l, mapsAsObjects);
     if (existing && existing.version === version) return;
-    const fcPath = `${path}.filter_chains[0]`;
+    const reuse = existing && sameAddress(existing.impl.config, l) ? existing.impl : undefined;
+    // Build every chain first: a chain that fails leaves the listener as it was.
+    const previous = reuse ? reuse.allChains() : [];
+    const specs = l.filterChains.map((c, i) => this.prepareChain(l, c, `${path}.filter_chains[${i}]`));
+    const defSpec = l.defaultFilterChain ? this.prepareChain(l, l.defaultFilterChain, `${path}.default_filter_chain`) : undefined;
+    const stats = reuse?.stats;
+    const used = new Set<ChainRuntime>();
+    const realize = (spec: PreparedChain, index: number, listenerStats: NetworkListener['stats']): ChainRuntime => {
+      // A chain keeps its handler (and its connections) across updates when its name (or, unnamed, its place) and kind match.
+      const old = previous.find((p) => !used.has(p) && p.handler.kind === spec.chain.network.kind && (spec.chain.name !== '' ? p.name === spec.chain.name : previous.indexOf(p) === index));
+      if (old) used.add(old);
+      if (spec.kind === 'http') {
+        if (old && old.handler instanceof HttpChain) {
+          old.handler.update(spec.hcm, spec.tls);
+          return { name: spec.chain.name, handler: old.handler, ...(spec.chain.connectionLimit ? { connectionLimit: spec.chain.connectionLimit } : {}) };
+        }
+        return { name: spec.chain.name, handler: new HttpChain(spec.hcm, listenerStats, spec.tls), ...(spec.chain.connectionLimit ? { connectionLimit: spec.chain.connectionLimit } : {}) };
+      }
+      if (old && old.handler instanceof TcpProxyChain) {
+        old.handler.update(spec.proxy);
+        return { name: spec.chain.name, handler: old.handler, ...(spec.chain.connectionLimit ? { connectionLimit: spec.chain.connectionLimit } : {}) };
+      }
+      return { name: spec.chain.name, handler: new TcpProxyChain(spec.proxy, () => this.current, this.stats), ...(spec.chain.connectionLimit ? { connectionLimit: spec.chain.connectionLimit } : {}) };
+    };
+    const deps = {
+      stats: this.stats,
+      overload: overloadManager,
+      findListener: (address: string, port: number) => this.listenerFor(address, port),
+      readOriginalDst,
+    };
+    if (reuse && stats) {
+      const chains = specs.map((sp, i) => realize(sp, i, stats));
+      const def = defSpec ? realize(defSpec, -1, stats) : undefined;
+      reuse.update(l, chains, def);
+      // Chains that are gone drain: their connections finish, new ones go to the new chains.
+      for (const p of previous) if (!used.has(p)) p.handler.drain();
+      this.listeners.set(l.name, { impl: reuse, version, lastUpdated: Date.now() });
+      this.listenerConfigs.set(l.name, l);
+      this.reindexListeners();
+      return;
+    }
+    if (existing) this.removeListener(l.name);
+    const impl = new NetworkListener(l, [], undefined, deps);
+    const chains = specs.map((sp, i) => realize(sp, i, impl.stats));
+    const def = defSpec ? realize(defSpec, -1, impl.stats) : undefined;
+    impl.update(l, chains, def);
+    this.listeners.set(l.name, { impl, version, lastUpdated: Date.now() });
+    this.listenerConfigs.set(l.name, l);
+    this.reindexListeners();
+    this.startListening(l, impl);
+  }
+
+  /** Validates and builds what one filter chain needs (connection manager, TLS), without touching the running listener. */
+  private prepareChain(l: Listener, chain: FilterChain, fcPath: string): PreparedChain {
     let tls: DownstreamTlsProvider | undefined;
     if (chain.transportSocket) {
       const diag = new Diagnostics();
@@ -270,40 +326,41 @@ export class ProxyServer implements ConfigSink {
       if (!spec || diag.errors.length > 0) throw new ConfigError(diag.errors.map(formatProblem).join('; '));
       if (spec.kind !== 'downstream') throw new ConfigError(`${fcPath}.transport_socket: a listener needs a DownstreamTlsContext`);
       tls = new DownstreamTlsProvider(spec as DownstreamTlsContextSpec, this.secrets, { name: l.name, log: this.tlsLog });
-      this.tlsStats.set(`listener.${l.name}`, tls.stats);
+      // Envoy's TLS stats are per listener; a listener with several TLS chains reports the first one's here.
+      if (!this.tlsStats.has(`listener.${l.name}`) || fcPath.endsWith('filter_chains[0]')) this.tlsStats.set(`listener.${l.name}`, tls.stats);
     }
     if (chain.network.kind === 'http') {
       const hcm = this.buildConnectionManager(chain.network, `${fcPath}.filters[0].typed_config`);
-      if (existing && existing.kind === 'http' && sameAddress(existing.impl.config, l)) {
-        existing.impl.update(l, hcm, tls);
-        this.listeners.set(l.name, { kind: 'http', impl: existing.impl, version, lastUpdated: Date.now() });
-        return;
-      }
-      if (existing) this.removeListener(l.name);
-      const impl = new HttpListener(l, hcm, this.stats, tls);
-      this.listeners.set(l.name, { kind: 'http', impl, version, lastUpdated: Date.now() });
-      this.startListening(l, impl);
-    } else {
-      if (existing && existing.kind === 'tcp' && sameAddress(existing.impl.config, l)) {
-        existing.impl.update(l, chain.network);
-        this.listeners.set(l.name, { kind: 'tcp', impl: existing.impl, version, lastUpdated: Date.now() });
-        return;
-      }
-      if (existing) this.removeListener(l.name);
-      const impl = new TcpProxyListener(l, chain.network, () => this.current, this.stats);
-      this.listeners.set(l.name, { kind: 'tcp', impl, version, lastUpdated: Date.now() });
-      this.startListening(l, impl);
+      return { kind: 'http', chain, hcm, tls };
     }
-    this.listenerConfigs.set(l.name, l);
+    if (tls) throw new ConfigError(`${fcPath}.transport_socket: TLS termination in front of tcp_proxy is not supported by pilotfish`);
+    return { kind: 'tcp', chain, proxy: chain.network };
   }
 
-  private startListening(l: Listener, impl: HttpListener | TcpProxyListener): void {
-    if (this.dryRun) return;
+  /** use_original_dst: the listener for an address:port — the one bound to that IP, else the wildcard one on that port. */
+  private listenerFor(address: string, port: number): NetworkListener | undefined {
+    const a = address.replace(/^::ffff:/, '');
+    return this.listenerIndex.get(`${a}:${port}`) ?? this.listenerIndex.get(`0.0.0.0:${port}`) ?? this.listenerIndex.get(`:::${port}`);
+  }
+
+  private readonly listenerIndex = new Map<string, NetworkListener>();
+
+  private reindexListeners(): void {
+    this.listenerIndex.clear();
+    for (const { impl } of this.listeners.values()) {
+      const a = impl.config.address;
+      if (a.pipe) continue;
+      this.listenerIndex.set(`${a.address}:${a.port}`, impl);
+    }
+  }
+
+  private startListening(l: Listener, impl: NetworkListener): void {
+    if (this.dryRun || !impl.bound) return;
     // Never rejects: a listener added later over xDS must not become an unhandled rejection.
     const p = impl.listen().then(
       () => {
         this.boundPorts.set(l.name, impl.port);
-        this.log.info('listener started', { listener: l.name, address: `${l.address.address}:${impl.port}` });
+        this.log.info('listener started', { listener: l.name, address: l.address.pipe ? l.address.address : `${l.address.address}:${impl.port}` });
       },
       (err: NodeJS.ErrnoException) => {
         if (this.listeners.get(l.name)?.impl === impl) this.listeners.delete(l.name);
@@ -380,8 +437,17 @@ export class ProxyServer implements ConfigSink {
 }
 
 function sameAddress(a: Listener, b: Listener): boolean {
-  return a.address.address === b.address.address && a.address.port === b.address.port;
+  return a.address.address === b.address.address && a.address.port === b.address.port && a.bindToPort === b.bindToPort;
 }
+
+/** JSON.stringify replacer: the filter_chain_matcher tree holds Maps, which would otherwise all print as {}. */
+function mapsAsObjects(_key: string, value: unknown): unknown {
+  return value instanceof Map ? Object.fromEntries(value) : value;
+}
+
+type PreparedChain =
+  | { readonly kind: 'http'; readonly chain: FilterChain; readonly hcm: ConnectionManager; readonly tls: DownstreamTlsProvider | undefined }
+  | { readonly kind: 'tcp'; readonly chain: FilterChain; readonly proxy: TcpProxy };
 
 /** Compiles a route table, decoding typed_per_filter_config through filters/. */
 export function compileRouteTable(config: RouteConfiguration, diag: Diagnostics, path: string): RouteTable | undefined {

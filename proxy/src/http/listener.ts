@@ -2,11 +2,10 @@ import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import type { Listener } from '../../../config/src/index.js';
 import type { ConnectionManager } from './connection-manager.js';
-import { listenOn } from '../net/listen.js';
-import type { Counter, Gauge, StatsStore } from '../stats/stats.js';
-import { overloadManager } from '../overload/overload-manager.js';
+import { connectionInfo, setConnectionInfo, type ConnectionInfo } from '../net/connection-info.js';
+import type { ChainHandler } from '../listener/chain-handler.js';
+import type { ListenerStats } from '../listener/network-listener.js';
 
 const H2_MAX_INVALID_FRAMES = 100;
 const CLIENT_ERROR_LINGER_MS = 1000;
@@ -17,16 +16,6 @@ const H2_MAX_OUTSTANDING_PINGS = 10;
 export const CONNECTION_EXPIRED = Symbol('pilotfish.connectionExpired');
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-
-function makeLimitStats(store: StatsStore, config: Listener): { limited_connections: Counter; active_connections: Gauge } | undefined {
-  const limit = (config.filterChains[0] ?? config.defaultFilterChain)?.connectionLimit;
-  if (!limit) return undefined;
-  const s = store.rootScope;
-  return {
-    limited_connections: s.counter(`connection_limit.${limit.statPrefix}.limited_connections`),
-    active_connections: s.gauge(`connection_limit.${limit.statPrefix}.active_connections`),
-  };
-}
 
 /** True when the bytes so far are a prefix of the HTTP/2 connection preface (RFC 9113 §3.4). */
 function isH2Preface(first: Buffer): boolean {
@@ -42,49 +31,26 @@ export interface DownstreamTls {
   attach(server: tls.Server): void;
 }
 
-export interface ListenerStats {
-  readonly downstream_cx_total: Counter;
-  readonly downstream_cx_active: Gauge;
-  readonly downstream_cx_destroy: Counter;
-  readonly downstream_cx_http1_total: Counter;
-  readonly downstream_cx_http2_total: Counter;
-  readonly downstream_cx_ssl_total: Counter;
-  readonly downstream_cx_overload_reject: Counter;
-  readonly downstream_global_cx_overflow: Counter;
-}
-
 /**
- * An HTTP listener: one TCP socket, and per connection the codec chosen as Envoy's AUTO
- * does (HTTP/2 by its connection preface or by ALPN, else HTTP/1.1). The connection
+ * The HTTP connection manager of one filter chain, as the listener hands it connections:
+ * per connection the codec chosen as Envoy's AUTO does (HTTP/2 by its connection preface
+ * or by ALPN, else HTTP/1.1), over the chain's TLS when it has one. The connection
  * manager is looked up per request, so a listener update (new routes, new filters)
  * takes effect for new requests without closing any connection.
  */
-export class HttpListener {
-  private readonly server: net.Server;
+export class HttpChain implements ChainHandler {
+  readonly kind = 'http';
   private readonly h1: http.Server;
   private readonly h2: http2.Http2Server;
   private tlsServer: tls.Server | undefined;
-  private readonly sockets = new Set<net.Socket>();
   private readonly sessions = new Set<http2.Http2Session>();
   private draining = false;
-  readonly stats: ListenerStats;
-  private limitStats: { limited_connections: Counter; active_connections: Gauge } | undefined;
 
   constructor(
-    public config: Listener,
     private hcm: ConnectionManager,
-    private readonly storeRef: StatsStore,
+    private readonly stats: ListenerStats,
     private tlsTermination: DownstreamTls | undefined,
   ) {
-    const store = storeRef;
-    const s = store.listenerScope(`${config.address.address}_${config.address.port}`);
-    this.stats = {
-      downstream_cx_total: s.counter('downstream_cx_total'), downstream_cx_active: s.gauge('downstream_cx_active'),
-      downstream_cx_destroy: s.counter('downstream_cx_destroy'), downstream_cx_http1_total: s.counter('downstream_cx_http1_total'),
-      downstream_cx_http2_total: s.counter('downstream_cx_http2_total'), downstream_cx_ssl_total: s.counter('downstream_cx_ssl_total'),
-      downstream_cx_overload_reject: s.counter('downstream_cx_overload_reject'), downstream_global_cx_overflow: s.counter('downstream_global_cx_overflow'),
-    };
-    this.limitStats = makeLimitStats(store, config);
     const limits = hcm.config.limits;
     const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => this.hcm.handle(req, res);
     // Envoy's request_headers_timeout is off by default; node always needs one (and no
@@ -156,7 +122,10 @@ export class HttpListener {
       if (this.draining) session.close();
     });
     if (tlsTermination) this.tlsServer = this.makeTlsServer(tlsTermination);
-    this.server = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => this.onConnection(socket));
+  }
+
+  get connectionManager(): ConnectionManager {
+    return this.hcm;
   }
 
   private makeTlsServer(t: DownstreamTls): tls.Server {
@@ -164,6 +133,9 @@ export class HttpListener {
     const alpn = codec === 'HTTP1' ? ['http/1.1'] : codec === 'HTTP2' ? ['h2'] : ['h2', 'http/1.1'];
     const server = tls.createServer(t.serverOptions(alpn), (socket) => {
       this.stats.downstream_cx_ssl_total.inc();
+      // The listener attached what it knows to the TCP socket; requests read it from the TLS one.
+      const info = connectionInfo((socket as unknown as { _parent?: net.Socket })._parent);
+      if (info) setConnectionInfo(socket, info);
       if (socket.alpnProtocol === 'h2' || (codec === 'HTTP2' && socket.alpnProtocol !== 'http/1.1')) this.toH2(socket);
       else this.toH1(socket);
     });
@@ -172,63 +144,27 @@ export class HttpListener {
     return server;
   }
 
-  async listen(): Promise<void> {
-    await listenOn(this.server, this.config.address);
-  }
-
-  get port(): number {
-    return (this.server.address() as net.AddressInfo).port;
-  }
-
   /** Swaps the connection manager (and TLS) for requests that start from now on. */
-  update(config: Listener, hcm: ConnectionManager, tlsTermination: DownstreamTls | undefined): void {
-    this.config = config;
+  update(hcm: ConnectionManager, tlsTermination: DownstreamTls | undefined): void {
     this.hcm = hcm;
-    const prevLimit = this.limitStats;
-    this.limitStats = makeLimitStats(this.storeRef, config);
-    // Connections already counted stay counted in the gauge they were admitted under.
-    if (prevLimit && this.limitStats && prevLimit.active_connections !== this.limitStats.active_connections) this.limitStats.active_connections.set(prevLimit.active_connections.value);
     if (tlsTermination !== this.tlsTermination) {
       this.tlsTermination = tlsTermination;
       this.tlsServer = tlsTermination ? this.makeTlsServer(tlsTermination) : undefined;
     }
   }
 
-  private onConnection(socket: net.Socket): void {
-    // Overload manager first (global limit, stop_accepting_connections), then the
-    // filter chain's connection_limit filter, as Envoy orders them.
-    if (!overloadManager.admitConnection()) {
-      (overloadManager.stopAccepting ? this.stats.downstream_cx_overload_reject : this.stats.downstream_global_cx_overflow).inc();
-      socket.on('error', () => undefined);
+  accept(socket: net.Socket, _info: ConnectionInfo): void {
+    if (this.draining) {
       socket.destroy();
       return;
     }
-    socket.once('close', () => overloadManager.releaseConnection());
-    const limit = (this.config.filterChains[0] ?? this.config.defaultFilterChain)?.connectionLimit;
-    if (limit && this.limitStats) {
-      const ls = this.limitStats;
-      if (ls.active_connections.value >= limit.maxConnections) {
-        ls.limited_connections.inc();
-        socket.on('error', () => undefined);
-        // Envoy's connection_limit: close, after `delay` when configured (slows reconnect storms).
-        if (limit.delay > 0) setTimeout(() => socket.destroy(), limit.delay).unref();
-        else socket.destroy();
-        return;
-      }
-      ls.active_connections.inc();
-      socket.once('close', () => ls.active_connections.dec());
-    }
-    this.stats.downstream_cx_total.inc();
-    this.stats.downstream_cx_active.inc();
-    this.sockets.add(socket);
-    socket.once('close', () => {
-      this.sockets.delete(socket);
-      this.stats.downstream_cx_active.dec();
-      this.stats.downstream_cx_destroy.inc();
-    });
-    socket.on('error', () => undefined);
+    socket.setNoDelay(true);
     const codec = this.hcm.config.codecType;
-    if (!this.tlsServer && codec === 'HTTP1') return this.toH1(socket);
+    if (!this.tlsServer && codec === 'HTTP1') {
+      this.toH1(socket);
+      socket.resume();
+      return;
+    }
     if (!this.tlsServer && codec === 'HTTP2') return this.toH2(socket);
     // Sniff the first bytes: a TLS ClientHello, the HTTP/2 preface, or HTTP/1.x.
     socket.once('data', (first: Buffer) => {
@@ -242,6 +178,7 @@ export class HttpListener {
         socket.resume();
       }
     });
+    socket.resume();
   }
 
   /**
@@ -273,32 +210,21 @@ export class HttpListener {
     this.h2.emit('connection', socket);
   }
 
-  /** Stops accepting; asks clients to go away (GOAWAY / connection: close); idle keep-alives close. */
+  /** Asks clients to go away (GOAWAY / connection: close); idle keep-alives close. */
   drain(): void {
     if (this.draining) return;
     this.draining = true;
-    this.server.close();
     for (const s of this.sessions) s.close();
     this.h1.closeIdleConnections();
   }
 
-  get activeConnections(): number {
-    return this.sockets.size;
-  }
-
-  /** Resolves when every connection has closed. */
-  async closed(): Promise<void> {
-    while (this.sockets.size > 0) {
-      this.h1.closeIdleConnections();
-      await new Promise((r) => setTimeout(r, 50));
-    }
+  closeIdle(): void {
+    this.h1.closeIdleConnections();
   }
 
   destroy(): void {
     this.draining = true;
-    this.server.close();
     this.h1.close();
     for (const s of this.sessions) s.destroy();
-    for (const s of this.sockets) s.destroy();
   }
 }

@@ -1,7 +1,10 @@
 import * as net from 'node:net';
-import type { Listener, TcpProxy } from '../../../config/src/index.js';
+import type { TcpProxy } from '../../../config/src/index.js';
+import type { PickContext } from '../cluster/endpoint-set.js';
+import type { ChainHandler } from '../listener/chain-handler.js';
+import type { ConnectionInfo } from '../net/connection-info.js';
 import type { Snapshot } from '../snapshot.js';
-import { listenOn } from '../net/listen.js';
+import { endpointConnectOptions } from '../upstream/address.js';
 import type { Counter, Gauge, StatsStore } from '../stats/stats.js';
 
 interface TcpStats {
@@ -19,13 +22,13 @@ interface TcpStats {
  * from the cluster's load balancer, with connect retries (max_connect_attempts) and an
  * idle timeout. Bytes are piped both ways with back-pressure.
  */
-export class TcpProxyListener {
-  private readonly server: net.Server;
+export class TcpProxyChain implements ChainHandler {
+  readonly kind = 'tcp';
   private readonly sockets = new Set<net.Socket>();
   private readonly stats: TcpStats;
+  private draining = false;
 
   constructor(
-    public config: Listener,
     private proxy: TcpProxy,
     private readonly snapshot: () => Snapshot,
     store: StatsStore,
@@ -37,20 +40,10 @@ export class TcpProxyListener {
       downstream_cx_rx_bytes_total: s.counter('downstream_cx_rx_bytes_total'), downstream_cx_tx_bytes_total: s.counter('downstream_cx_tx_bytes_total'),
       downstream_cx_active: s.gauge('downstream_cx_active'),
     };
-    this.server = net.createServer({ noDelay: true, pauseOnConnect: true }, (socket) => this.onConnection(socket));
   }
 
-  update(config: Listener, proxy: TcpProxy): void {
-    this.config = config;
+  update(proxy: TcpProxy): void {
     this.proxy = proxy;
-  }
-
-  async listen(): Promise<void> {
-    await listenOn(this.server, this.config.address);
-  }
-
-  get port(): number {
-    return (this.server.address() as net.AddressInfo).port;
   }
 
   private clusterName(): string | undefined {
@@ -64,7 +57,12 @@ export class TcpProxyListener {
     return undefined;
   }
 
-  private onConnection(down: net.Socket): void {
+  accept(down: net.Socket, info: ConnectionInfo): void {
+    if (this.draining) {
+      down.destroy();
+      return;
+    }
+    down.pause();
     this.stats.downstream_cx_total.inc();
     this.stats.downstream_cx_active.inc();
     this.sockets.add(down);
@@ -83,7 +81,9 @@ export class TcpProxyListener {
     }
     let attempts = 0;
     const tryConnect = (): void => {
-      const host = cluster.pick({ hash: Number.NaN, exclude: undefined });
+      // One context per connection; ORIGINAL_DST clusters read the connection's original destination from it.
+      const ctx: PickContext = { hash: Number.NaN, exclude: undefined, connection: info, headers: undefined };
+      const host = cluster.pick(ctx);
       if (!host) {
         cluster.stats.upstream_cx_none_healthy.inc();
         down.destroy();
@@ -93,7 +93,7 @@ export class TcpProxyListener {
       host.activeRequests++;
       cluster.stats.upstream_cx_total.inc();
       cluster.stats.upstream_cx_active.inc();
-      const up = net.connect({ host: host.endpoint.address, port: host.endpoint.port, noDelay: true });
+      const up = net.connect({ ...endpointConnectOptions(host.endpoint), noDelay: true });
       let connected = false;
       const connectTimer = setTimeout(() => up.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), cluster.config.connectTimeout);
       up.once('connect', () => {
@@ -137,19 +137,15 @@ export class TcpProxyListener {
   }
 
   drain(): void {
-    this.server.close();
+    this.draining = true;
   }
 
-  get activeConnections(): number {
-    return this.sockets.size;
-  }
-
-  async closed(): Promise<void> {
-    while (this.sockets.size > 0) await new Promise((r) => setTimeout(r, 50));
+  closeIdle(): void {
+    // A TCP connection is never idle in the HTTP sense: it ends when either side closes or idle_timeout fires.
   }
 
   destroy(): void {
-    this.server.close();
+    this.draining = true;
     for (const s of this.sockets) s.destroy();
   }
 }
