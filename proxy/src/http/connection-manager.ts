@@ -19,6 +19,7 @@ import { overloadManager } from '../overload/overload-manager.js';
 import { UpstreamRequest, type Downstream } from './router.js';
 import { Stream } from './stream.js';
 import { connectionInfo } from '../net/connection-info.js';
+import { pathOptionsActive, stripFragment, transformPath } from './path-normalize.js';
 
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
@@ -40,6 +41,8 @@ export interface HcmStats {
   readonly no_cluster: Counter;
   readonly rq_direct_response: Counter;
   readonly rq_redirect: Counter;
+  readonly downstream_rq_failed_path_normalization: Counter;
+  readonly downstream_rq_redirected_with_normalized_path: Counter;
   readonly downstream_rq_time: TimeHistogram;
 }
 
@@ -54,6 +57,8 @@ export function makeHcmStats(store: StatsStore, statPrefix: string): HcmStats {
     downstream_rq_completed: c('downstream_rq_completed'), downstream_rq_rx_reset: c('downstream_rq_rx_reset'),
     downstream_rq_tx_reset: c('downstream_rq_tx_reset'), no_route: c('no_route'), no_cluster: c('no_cluster'),
     rq_direct_response: c('rq_direct_response'), rq_redirect: c('rq_redirect'), downstream_rq_time: s.histogram('downstream_rq_time'),
+    downstream_rq_failed_path_normalization: c('downstream_rq_failed_path_normalization'),
+    downstream_rq_redirected_with_normalized_path: c('downstream_rq_redirected_with_normalized_path'),
   };
 }
 
@@ -77,6 +82,8 @@ const OVERLOADED_REPLY: LocalReplySpec = { status: 503, body: 'envoy overloaded'
 const OVERLOADED_HEADERS: Record<string, string> = { 'x-envoy-overloaded': 'true' };
 const TOO_MANY_HEADERS: LocalReplySpec = { status: 431, body: 'Request Header Fields Too Large', details: 'http1.too_many_headers' };
 const STREAM_IDLE_TIMEOUT: LocalReplySpec = { status: 408, body: 'stream timeout', details: 'stream_idle_timeout' };
+const PATH_REJECTED: LocalReplySpec = { status: 400, body: '', details: 'path_normalization_failed' };
+const PATH_NOT_RELATIVE: LocalReplySpec = { status: 404, body: '', details: 'absolute_path_rejected' };
 
 /**
  * The HTTP connection manager of one filter chain: per request it normalises headers
@@ -87,6 +94,12 @@ const STREAM_IDLE_TIMEOUT: LocalReplySpec = { status: 408, body: 'stream timeout
 export class ConnectionManager {
   readonly stats: HcmStats;
   private readonly serverName: string;
+  /** Any of normalize_path, merge_slashes, path_with_escaped_slashes_action is on (else: nothing runs). */
+  private readonly pathOps: boolean;
+  /** strip_matching_host_port / strip_any_host_port. */
+  private readonly stripPort: 'NONE' | 'MATCHING' | 'ANY';
+  /** The `via` value, or undefined. */
+  readonly via: string | undefined;
 
   constructor(
     readonly config: HttpConnectionManager,
@@ -98,6 +111,9 @@ export class ConnectionManager {
   ) {
     this.stats = stats;
     this.serverName = config.serverName;
+    this.pathOps = pathOptionsActive(config);
+    this.stripPort = config.stripPortMode ?? 'NONE';
+    this.via = config.via !== undefined && config.via !== '' ? config.via : undefined;
   }
 
   /** The request handler for node:http and node:http2 (compat API). */
@@ -149,6 +165,8 @@ export class ConnectionManager {
       ex.protocolError({ status: 400, body: 'Bad Request', details: 'http.invalid_authority' });
       return;
     }
+    // Before routing and before any filter, so RBAC, the route and the upstream see one path.
+    if (!this.pathTransforms(view, ex, socket.localPort)) return;
     if (!isH2 && (this.env.draining() || overloadManager.disableKeepalive || (socket as unknown as Record<symbol, boolean>)[CONNECTION_EXPIRED] === true)) (res as ServerResponse).shouldKeepAlive = false;
     if (overloadManager.shedRequests) {
       overloadManager.stats.requests_shed++;
@@ -157,6 +175,50 @@ export class ConnectionManager {
     }
     ex.begin();
   };
+
+  /**
+   * Envoy's path and host normalisation (conn_manager_utility.cc): the fragment is dropped,
+   * the configured path options run (a 400 or 307 ends the request here), the port is
+   * stripped from the host. Returns false when a reply was sent. Off: one indexOf.
+   */
+  private pathTransforms(view: RequestHeadersView, ex: Exchange, localPort: number | undefined): boolean {
+    let path = view.path;
+    if (path.indexOf('#') >= 0) path = view.path = stripFragment(path);
+    if (this.pathOps) {
+      // Only origin-form paths are normalised; "*" (OPTIONS) and CONNECT authority-form are not paths.
+      if (path.charCodeAt(0) !== 47 /* / */ && view.method !== 'CONNECT' && path !== '*') {
+        ex.localReplyNoFlag(PATH_NOT_RELATIVE);
+        return false;
+      }
+      if (path !== '*' && view.method !== 'CONNECT') {
+        const v = transformPath(path, this.config);
+        if (v.action === 'reject') {
+          this.stats.downstream_rq_failed_path_normalization.inc();
+          ex.localReplyNoFlag(PATH_REJECTED);
+          return false;
+        }
+        view.path = v.path;
+        if (v.action === 'redirect') {
+          this.stats.downstream_rq_redirected_with_normalized_path.inc();
+          ex.localReplyNoFlag({ status: 307, body: '', details: 'path_normalization_failed' }, { location: v.path });
+          return false;
+        }
+      }
+    }
+    if (this.stripPort !== 'NONE' && view.method !== 'CONNECT') {
+      const a = view.authority;
+      const colon = a.lastIndexOf(':');
+      if (colon > 0 && a.indexOf(']', colon) < 0) {
+        if (this.stripPort === 'ANY' || Number(a.slice(colon + 1)) === localPort) {
+          const host = a.slice(0, colon);
+          view.authority = host;
+          if (view.headers.host !== undefined) view.headers.host = host;
+          if (view.headers[':authority'] !== undefined) view.headers[':authority'] = host;
+        }
+      }
+    }
+    return true;
+  }
 
   routeTable(snapshot: Snapshot): RouteTable | undefined {
     if (this.inlineRoutes) return this.inlineRoutes;
@@ -217,6 +279,7 @@ class Exchange implements Downstream {
     } else if (headers['x-forwarded-proto'] === undefined) {
       headers['x-forwarded-proto'] = this.view.scheme;
     }
+    if (hcm.via !== undefined) appendVia(headers, hcm.via);
 
     hcm.environment.onRequestStart?.(this.stream, this.view);
     this.res.once('close', this.onDownstreamClose);
@@ -606,6 +669,11 @@ class Exchange implements Downstream {
     this.localReply(spec, Flags.DownstreamProtocolError);
   }
 
+  /** A local reply Envoy sends without a response flag (path normalisation). */
+  localReplyNoFlag(spec: LocalReplySpec, extraHeaders?: Record<string, string>): void {
+    this.sendLocal(spec.status, spec.body, spec.details, extraHeaders);
+  }
+
   localReply(spec: LocalReplySpec, flag: string, extraHeaders?: Record<string, string>): void {
     this.stream.addFlag(flag);
     this.sendLocal(spec.status, spec.body, spec.details, extraHeaders);
@@ -687,6 +755,8 @@ class Exchange implements Downstream {
   }
 
   private setServerHeader(h: HeaderMap): void {
+    // Every response passes here (upstream and local): Envoy's mutateResponseHeaders adds via.
+    if (this.hcm.via !== undefined) appendVia(h, this.hcm.via);
     switch (this.hcm.config.serverHeaderTransformation) {
       case 'OVERWRITE':
         h[SERVER_HEADER] = this.hcm.server;
@@ -737,6 +807,12 @@ class Exchange implements Downstream {
     void this.cluster;
     this.hcm.environment.onRequestDone?.(this.stream, this.view);
   }
+}
+
+/** Envoy's Utility::appendVia: "<existing>, <via>". */
+function appendVia(h: HeaderMap, via: string): void {
+  const cur = h.via;
+  h.via = cur === undefined ? via : `${Array.isArray(cur) ? cur.join(', ') : cur}, ${via}`;
 }
 
 function readCookie(header: string | undefined, name: string): string | undefined {
