@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev gcc-multilib make iproute2 openssl
+APT_PACKAGES=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev gcc-multilib make iproute2 iptables openssl
   ethtool util-linux wrk nghttp2-client nginx-light libnginx-mod-stream haproxy docker-compose curl)
 
 missing=()

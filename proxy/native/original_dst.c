@@ -7,7 +7,8 @@
  *       getsockopt(SOL_IP, SO_ORIGINAL_DST) (or SOL_IPV6, IP6T_SO_ORIGINAL_DST for
  *       native IPv6 sockets): where the client meant to go before iptables REDIRECT
  *       (conntrack), or before pilotfish's cgroup connect hook (its cgroup/getsockopt
- *       program answers the same call). null when the connection was not redirected.
+ *       program answers the same call). null when the connection was not redirected
+ *       (no answer, or the answer is the socket's own local address).
  *   socketCookie(fd) -> bigint | null   SO_COOKIE, the kernel's id of the socket.
  *
  * Plain C against node_api.h (N-API 8): one binary works across Node versions, and
@@ -87,6 +88,22 @@ static napi_value null_value(napi_env env)
 	return n;
 }
 
+/*
+ * Once the nat table is in use, conntrack tracks every connection, and SO_ORIGINAL_DST
+ * then answers for unredirected ones too: with the address they arrived at. That is no
+ * restoration, so it is reported like a miss.
+ */
+static int same_as_local4(const struct sockaddr_storage *local, const struct sockaddr_in *dst)
+{
+	if (local->ss_family == AF_INET) {
+		const struct sockaddr_in *l = (const struct sockaddr_in *)local;
+		return l->sin_port == dst->sin_port && l->sin_addr.s_addr == dst->sin_addr.s_addr;
+	} else {
+		const struct sockaddr_in6 *l = (const struct sockaddr_in6 *)local;
+		return l->sin6_port == dst->sin_port && !memcmp(&l->sin6_addr.s6_addr[12], &dst->sin_addr, 4);
+	}
+}
+
 static napi_value original_dst(napi_env env, napi_callback_info info)
 {
 	struct sockaddr_storage local;
@@ -116,6 +133,8 @@ static napi_value original_dst(napi_env env, napi_callback_info info)
 			return is_miss(errno) ? null_value(env) : throw_errno(env, "getsockopt(SO_ORIGINAL_DST)", errno);
 		if (dst.sin_family != AF_INET || !inet_ntop(AF_INET, &dst.sin_addr, text, sizeof(text)))
 			return null_value(env);
+		if (same_as_local4(&local, &dst))
+			return null_value(env);
 		return result(env, text, ntohs(dst.sin_port), 4);
 	} else {
 		struct sockaddr_in6 dst;
@@ -124,6 +143,9 @@ static napi_value original_dst(napi_env env, napi_callback_info info)
 		if (getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &dst, &dl))
 			return is_miss(errno) ? null_value(env) : throw_errno(env, "getsockopt(IP6T_SO_ORIGINAL_DST)", errno);
 		if (dst.sin6_family != AF_INET6 || !inet_ntop(AF_INET6, &dst.sin6_addr, text, sizeof(text)))
+			return null_value(env);
+		if (dst.sin6_port == ((struct sockaddr_in6 *)&local)->sin6_port &&
+		    IN6_ARE_ADDR_EQUAL(&dst.sin6_addr, &((struct sockaddr_in6 *)&local)->sin6_addr))
 			return null_value(env);
 		return result(env, text, ntohs(dst.sin6_port), 6);
 	}
