@@ -19,6 +19,9 @@ import { overloadManager } from '../overload/overload-manager.js';
 import { UpstreamRequest, type Downstream } from './router.js';
 import { Stream } from './stream.js';
 import { connectionInfo } from '../net/connection-info.js';
+import { applyXfcc } from './xfcc.js';
+import type { TLSSocket } from 'node:tls';
+import type { ClientCertDetails, ForwardClientCertDetails } from '../../../config/src/index.js';
 import { pathOptionsActive, stripFragment, transformPath } from './path-normalize.js';
 
 type Req = IncomingMessage | Http2ServerRequest;
@@ -82,6 +85,7 @@ const OVERLOADED_REPLY: LocalReplySpec = { status: 503, body: 'envoy overloaded'
 const OVERLOADED_HEADERS: Record<string, string> = { 'x-envoy-overloaded': 'true' };
 const TOO_MANY_HEADERS: LocalReplySpec = { status: 431, body: 'Request Header Fields Too Large', details: 'http1.too_many_headers' };
 const STREAM_IDLE_TIMEOUT: LocalReplySpec = { status: 408, body: 'stream timeout', details: 'stream_idle_timeout' };
+const NO_CERT_DETAILS: ClientCertDetails = { subject: false, cert: false, chain: false, dns: false, uri: false };
 const PATH_REJECTED: LocalReplySpec = { status: 400, body: '', details: 'path_normalization_failed' };
 const PATH_NOT_RELATIVE: LocalReplySpec = { status: 404, body: '', details: 'absolute_path_rejected' };
 
@@ -100,6 +104,8 @@ export class ConnectionManager {
   private readonly stripPort: 'NONE' | 'MATCHING' | 'ANY';
   /** The `via` value, or undefined. */
   readonly via: string | undefined;
+  readonly xfccMode: ForwardClientCertDetails;
+  readonly xfccDetails: ClientCertDetails;
 
   constructor(
     readonly config: HttpConnectionManager,
@@ -114,6 +120,8 @@ export class ConnectionManager {
     this.pathOps = pathOptionsActive(config);
     this.stripPort = config.stripPortMode ?? 'NONE';
     this.via = config.via !== undefined && config.via !== '' ? config.via : undefined;
+    this.xfccMode = config.forwardClientCertDetails ?? 'SANITIZE';
+    this.xfccDetails = config.setCurrentClientCertDetails ?? NO_CERT_DETAILS;
   }
 
   /** The request handler for node:http and node:http2 (compat API). */
@@ -280,6 +288,14 @@ class Exchange implements Downstream {
       headers['x-forwarded-proto'] = this.view.scheme;
     }
     if (hcm.via !== undefined) appendVia(headers, hcm.via);
+    if (hcm.xfccMode === 'SANITIZE') {
+      if (headers['x-forwarded-client-cert'] !== undefined) headers['x-forwarded-client-cert'] = undefined;
+    } else if (hcm.xfccMode !== 'ALWAYS_FORWARD_ONLY') {
+      // One object per connection: the HTTP/2 session, or the HTTP/1.1 socket.
+      const session = this.isH2 ? (this.req as Http2ServerRequest).stream.session : undefined;
+      const tls = (session ? session.socket : this.req.socket) as TLSSocket;
+      applyXfcc(headers, hcm.xfccMode, hcm.xfccDetails, session ?? this.req.socket, tls);
+    }
 
     hcm.environment.onRequestStart?.(this.stream, this.view);
     this.res.once('close', this.onDownstreamClose);
