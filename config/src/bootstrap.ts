@@ -4,6 +4,7 @@ import { decodeCluster } from './cluster.js';
 import { decodeListener } from './listener.js';
 import { ObjectReader } from './reader.js';
 import { decodeConfigSource } from './source.js';
+import { checkStaticSds } from './sds.js';
 import { decodeAny, decodeTypedExtension } from './typed.js';
 import type { Diagnostics } from './validation.js';
 
@@ -27,11 +28,18 @@ export function decodeBootstrap(json: unknown, diag: Diagnostics): Bootstrap | u
   const listeners: Listener[] = [];
   const clusters: Cluster[] = [];
   const secrets: TypedExtension[] = [];
+  // Every cluster name written down, decoded or not: references to a refused cluster must not
+  // be reported again as "unknown" (the refusal is the root cause).
+  const listedClusters = new Set<string>();
   const sr = r.object('static_resources');
   if (sr) {
     for (const { value, path } of sr.array('listeners')) {
       const l = decodeListener(value, diag, path);
       if (l) listeners.push(l);
+    }
+    for (const { value } of sr.array('clusters')) {
+      const n = value !== null && typeof value === 'object' ? (value as Record<string, unknown>)['name'] : undefined;
+      if (typeof n === 'string') listedClusters.add(n);
     }
     for (const { value, path } of sr.array('clusters')) {
       const c = decodeCluster(value, diag, path);
@@ -51,7 +59,10 @@ export function decodeBootstrap(json: unknown, diag: Diagnostics): Bootstrap | u
 
   let dynamicResources: DynamicResources | undefined;
   const dr = r.object('dynamic_resources');
-  if (dr) dynamicResources = decodeDynamicResources(dr, clusters);
+  if (dr) dynamicResources = decodeDynamicResources(dr, listedClusters);
+  checkStaticSds(r.raw['static_resources'] ?? r.raw['staticResources'], {
+    listedClusters, staticSecrets: new Set(secrets.map((s) => s.name)), adsConfigured: dynamicResources?.adsConfig !== undefined,
+  }, diag);
 
   const bootstrapExtensions: TypedExtension[] = [];
   for (const e of r.objects('bootstrap_extensions')) {
@@ -160,11 +171,11 @@ function decodeNode(r: ObjectReader | undefined): NodeInfo {
   return { id, cluster, metadata, ...(locality ? { locality } : {}) };
 }
 
-function decodeDynamicResources(r: ObjectReader, staticClusters: readonly Cluster[]): DynamicResources {
+function decodeDynamicResources(r: ObjectReader, listedClusters: ReadonlySet<string>): DynamicResources {
   let adsConfig: DynamicResources['adsConfig'];
   const ads = r.object('ads_config');
   if (ads) {
-    const apiType = ads.enumOf('api_type', ['DEPRECATED_AND_UNAVAILABLE_DO_NOT_USE', 'REST', 'GRPC', 'DELTA_GRPC', 'AGGREGATED_GRPC', 'AGGREGATED_DELTA_GRPC'] as const, 'GRPC');
+    const apiType = ads.enumOf('api_type', [null, 'REST', 'GRPC', 'DELTA_GRPC', 'AGGREGATED_GRPC', 'AGGREGATED_DELTA_GRPC'] as const, 'GRPC');
     let api: 'GRPC' | 'DELTA_GRPC' = 'GRPC';
     if (apiType === 'DELTA_GRPC' || apiType === 'AGGREGATED_DELTA_GRPC') api = 'DELTA_GRPC';
     else if (apiType !== 'GRPC' && apiType !== 'AGGREGATED_GRPC') ads.diag.error(ads.child('api_type'), `${apiType} is not supported; use GRPC or DELTA_GRPC`);
@@ -180,16 +191,16 @@ function decodeDynamicResources(r: ObjectReader, staticClusters: readonly Cluste
         } else g.diag.error(g.child('envoy_grpc'), 'is required');
       }
       const clusterName = eg?.requiredString('cluster_name');
-      eg?.accept('authority', 'retry_policy');
+      // authority, retry_policy, max_receive_message_length...: reported by finish().
       eg?.finish();
       const timeout = g.duration('timeout');
-      g.accept('initial_metadata', 'retry_policy');
+      const initialMetadata = decodeInitialMetadata(g);
       g.finish();
       if (clusterName) {
-        if (!staticClusters.some((c) => c.name === clusterName)) {
+        if (!listedClusters.has(clusterName)) {
           g.diag.error(`${eg?.path}.cluster_name`, `"${clusterName}" is not a static cluster; the xDS server must be reachable without xDS`);
         }
-        grpcServices.push({ clusterName, initialMetadata: [], ...(timeout !== undefined ? { timeout } : {}) });
+        grpcServices.push({ clusterName, initialMetadata, ...(timeout !== undefined ? { timeout } : {}) });
       }
     }
     if (grpcServices.length === 0) ads.diag.error(ads.child('grpc_services'), 'at least one grpc service is required');
@@ -208,6 +219,28 @@ function decodeDynamicResources(r: ObjectReader, staticClusters: readonly Cluste
   return { ...(adsConfig ? { adsConfig } : {}), ...(ldsConfig ? { ldsConfig } : {}), ...(cdsConfig ? { cdsConfig } : {}) };
 }
 
+/** GrpcService.initial_metadata: HeaderValues sent with every stream (Consul/Istio put tokens here). */
+function decodeInitialMetadata(g: ObjectReader): { key: string; value: string }[] {
+  const out: { key: string; value: string }[] = [];
+  for (const h of g.objects('initial_metadata')) {
+    const key = h.requiredString('key');
+    const value = h.has('raw_value') ? Buffer.from(h.string('raw_value', ''), 'base64').toString('utf8') : h.string('value', '');
+    h.finish();
+    if (key === undefined || key === '') continue;
+    // gRPC metadata keys are lower-case HTTP/2 header names; "-bin" keys carry base64 binary values.
+    if (!/^[0-9a-z_.-]+$/.test(key.toLowerCase()) || key.startsWith(':') || key.toLowerCase().startsWith('grpc-')) {
+      h.diag.error(h.child('key'), `"${key}" is not a valid gRPC metadata key`);
+      continue;
+    }
+    if (/[\r\n\0]/.test(value)) {
+      h.diag.error(h.child('value'), 'must not contain CR, LF or NUL');
+      continue;
+    }
+    out.push({ key: key.toLowerCase(), value });
+  }
+  return out;
+}
+
 function checkUnique(names: readonly string[], path: string, what: string, diag: Diagnostics): void {
   const seen = new Set<string>();
   names.forEach((n, i) => {
@@ -219,8 +252,9 @@ function checkUnique(names: readonly string[], path: string, what: string, diag:
 function checkUniqueAddresses(listeners: readonly Listener[], diag: Diagnostics): void {
   const seen = new Map<string, string>();
   listeners.forEach((l, i) => {
-    if (l.address.port === 0) return;
-    const key = `${l.address.address}:${l.address.port}`;
+    if (l.address.port === 0 && !l.address.pipe) return;
+    if (!l.bindToPort) return; // not bound: reached only by use_original_dst hand-off
+    const key = l.address.pipe ? l.address.pipe.path : `${l.address.address}:${l.address.port}`;
     const prev = seen.get(key);
     if (prev !== undefined) diag.error(`static_resources.listeners[${i}].address`, `${key} is already used by listener "${prev}"`);
     seen.set(key, l.name);

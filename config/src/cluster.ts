@@ -1,15 +1,16 @@
 import type {
-  CircuitBreakerThresholds, Cluster, ClusterLoadAssignment, HealthCheck, LbEndpoint, LocalityLbEndpoints,
-  OutlierDetection,
+  CircuitBreakerThresholds, Cluster, ClusterLoadAssignment, DiscoveryType, HealthCheck, LbEndpoint, LbPolicy, LocalityLbEndpoints,
+  OutlierDetection, TcpKeepalive, TransportSocketMatch,
 } from './model.js';
 import { decodeAddress } from './address.js';
 import { ObjectReader } from './reader.js';
-import { decodeAny, decodeTypedExtension, TYPE_PREFIX } from './typed.js';
+import { decodeAny, TYPE_PREFIX } from './typed.js';
+import { decodeTransportSocketExt } from './well-known.js';
 import type { Diagnostics } from './validation.js';
 
-// Enum value lists indexed by their proto number ("_n" marks numbers Envoy retired).
+// Enum value lists indexed by their proto number (null marks numbers Envoy retired).
 const DISCOVERY_TYPES = ['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'EDS', 'ORIGINAL_DST'] as const;
-const LB_POLICIES = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RING_HASH', 'RANDOM', '_4', 'MAGLEV', 'CLUSTER_PROVIDED', 'LOAD_BALANCING_POLICY_CONFIG'] as const;
+const LB_POLICIES = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RING_HASH', 'RANDOM', null, 'MAGLEV', 'CLUSTER_PROVIDED', 'LOAD_BALANCING_POLICY_CONFIG'] as const;
 const DNS_FAMILIES = ['AUTO', 'V4_ONLY', 'V6_ONLY', 'V4_PREFERRED', 'ALL'] as const;
 const HEALTH = ['UNKNOWN', 'HEALTHY', 'UNHEALTHY', 'DRAINING', 'TIMEOUT', 'DEGRADED'] as const;
 const HTTP_PROTOCOL_OPTIONS = TYPE_PREFIX + 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
@@ -23,14 +24,8 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
     r.accept('cluster_type');
     diag.error(r.child('cluster_type'), 'custom cluster types are not supported by pilotfish');
   }
-  const rawType = r.enumOf('type', DISCOVERY_TYPES, 'STATIC');
-  if (rawType === 'ORIGINAL_DST') diag.error(r.child('type'), 'ORIGINAL_DST is not supported by pilotfish');
-  const type = rawType === 'ORIGINAL_DST' ? 'STATIC' : rawType;
-  const lbPolicyRaw = r.enumOf('lb_policy', LB_POLICIES, 'ROUND_ROBIN');
-  if (lbPolicyRaw === '_4' || lbPolicyRaw === 'CLUSTER_PROVIDED' || lbPolicyRaw === 'LOAD_BALANCING_POLICY_CONFIG') {
-    diag.error(r.child('lb_policy'), `${lbPolicyRaw} is not supported by pilotfish; use ROUND_ROBIN, LEAST_REQUEST, RING_HASH, MAGLEV or RANDOM`);
-  }
-  const lbPolicy = (['ROUND_ROBIN', 'LEAST_REQUEST', 'RING_HASH', 'RANDOM', 'MAGLEV'] as const).find((p) => p === lbPolicyRaw) ?? 'ROUND_ROBIN';
+  const type = r.enumOf('type', DISCOVERY_TYPES, 'STATIC');
+  const lbPolicy = decodeLbPolicy(r, type);
   const connectTimeout = r.duration('connect_timeout', 5000);
   if (connectTimeout <= 0) diag.error(r.child('connect_timeout'), 'must be greater than 0');
 
@@ -49,10 +44,16 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
   if ((type === 'STATIC' || type === 'STRICT_DNS' || type === 'LOGICAL_DNS') && !la) {
     diag.error(r.child('load_assignment'), `is required for a ${type} cluster`);
   }
+  if (type === 'ORIGINAL_DST' && la) diag.error(r.child('load_assignment'), 'ORIGINAL_DST clusters must have no load assignment (hosts are the original destinations)');
   if (type === 'LOGICAL_DNS' && loadAssignment) {
     const n = loadAssignment.endpoints.reduce((a, l) => a + l.lbEndpoints.length, 0);
     if (n !== 1) diag.error(r.child('load_assignment'), `a LOGICAL_DNS cluster takes exactly one endpoint, got ${n}`);
   }
+  const odc = r.object('original_dst_lb_config');
+  const originalDst = odc ? decodeOriginalDstLbConfig(odc) : type === 'ORIGINAL_DST' ? { useHttpHeader: false, httpHeaderName: 'x-envoy-original-dst-host' } : undefined;
+  if (odc && type !== 'ORIGINAL_DST') diag.error(r.child('original_dst_lb_config'), 'only applies to an ORIGINAL_DST cluster');
+  const cleanupInterval = r.duration('cleanup_interval', 5000);
+  if (cleanupInterval <= 0) diag.error(r.child('cleanup_interval'), 'must be greater than 0');
 
   const dnsRefreshRate = r.duration('dns_refresh_rate', 5000);
   const dnsLookupFamily = r.enumOf('dns_lookup_family', DNS_FAMILIES, 'AUTO');
@@ -162,21 +163,103 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
   const od = r.object('outlier_detection');
   const outlierDetection = od ? decodeOutlierDetection(od) : undefined;
   const ts = r.object('transport_socket');
-  const transportSocket = ts ? decodeTypedExtension(ts, true) : undefined;
+  const transportSocket = ts ? decodeTransportSocketExt(ts, 'upstream') : undefined;
+  const transportSocketMatches = r.objects('transport_socket_matches').map(decodeTransportSocketMatch);
   const perConnectionBufferLimitBytes = r.int('per_connection_buffer_limit_bytes', 1024 * 1024, 1, 0xffffffff);
-  r.accept('upstream_connection_options', 'metadata', 'close_connections_on_host_health_failure', 'ignore_health_on_host_removal');
+  const uco = r.object('upstream_connection_options');
+  const upstreamConnectionOptions = uco ? decodeUpstreamConnectionOptions(uco) : undefined;
+  // Accepted without effect (safe): metadata is opaque to the data path (filter_metadata for
+  // other filters; Istio labels clusters with it).
+  r.accept('metadata');
   r.finish();
   if (diag.errors.length > before) return undefined;
   return {
     name, type, lbPolicy, connectTimeout, dnsRefreshRate, dnsLookupFamily, upstreamProtocol, http2MaxConcurrentStreams,
     ringHash, maglev, leastRequest, healthyPanicThreshold, localityWeightedLb, circuitBreakers, healthChecks,
-    perConnectionBufferLimitBytes, cleanupInterval: 5000, transportSocketMatches: [],
+    perConnectionBufferLimitBytes, cleanupInterval, transportSocketMatches,
+    ...(originalDst ? { originalDst } : {}),
+    ...(upstreamConnectionOptions ? { upstreamConnectionOptions } : {}),
     ...(loadAssignment ? { loadAssignment } : {}),
     ...(edsServiceName !== undefined ? { edsServiceName } : {}),
     ...(outlierDetection ? { outlierDetection } : {}),
     ...(transportSocket ? { transportSocket } : {}),
     ...(maxRequestsPerConnection !== undefined ? { maxRequestsPerConnection } : {}),
   };
+}
+
+/**
+ * lb_policy with Envoy's pairing rules: ORIGINAL_DST takes only CLUSTER_PROVIDED (implied when
+ * absent: Envoy would refuse its ROUND_ROBIN default, so nothing else could be meant), and
+ * CLUSTER_PROVIDED belongs to ORIGINAL_DST only.
+ */
+function decodeLbPolicy(r: ObjectReader, type: DiscoveryType): LbPolicy {
+  const given = r.has('lb_policy');
+  const raw = r.enumOf('lb_policy', LB_POLICIES, type === 'ORIGINAL_DST' ? 'CLUSTER_PROVIDED' : 'ROUND_ROBIN');
+  if (type === 'ORIGINAL_DST') {
+    if (given && raw !== 'CLUSTER_PROVIDED') {
+      r.diag.error(r.child('lb_policy'), `${raw} is not valid for an ORIGINAL_DST cluster; only CLUSTER_PROVIDED is allowed`);
+    }
+    return 'CLUSTER_PROVIDED';
+  }
+  if (raw === 'CLUSTER_PROVIDED') {
+    r.diag.error(r.child('lb_policy'), `CLUSTER_PROVIDED is only valid for an ORIGINAL_DST cluster, not ${type}`);
+    return 'ROUND_ROBIN';
+  }
+  if (raw === 'LOAD_BALANCING_POLICY_CONFIG') {
+    r.diag.error(r.child('lb_policy'), 'LOAD_BALANCING_POLICY_CONFIG (load_balancing_policy) is not supported by pilotfish; use ROUND_ROBIN, LEAST_REQUEST, RING_HASH, MAGLEV or RANDOM');
+    return 'ROUND_ROBIN';
+  }
+  return raw;
+}
+
+function decodeOriginalDstLbConfig(r: ObjectReader): NonNullable<Cluster['originalDst']> {
+  const useHttpHeader = r.bool('use_http_header', false);
+  const headerGiven = r.string('http_header_name');
+  if (!useHttpHeader && headerGiven !== undefined && headerGiven !== '') {
+    r.diag.error(r.child('http_header_name'), 'is set but use_http_header is false; set use_http_header to true to use it');
+  }
+  const upstreamPortOverride = r.optionalInt('upstream_port_override', 0, 65535);
+  // metadata_key (host from dynamic metadata) is reported by finish().
+  r.finish();
+  return {
+    useHttpHeader,
+    httpHeaderName: headerGiven !== undefined && headerGiven !== '' ? headerGiven.toLowerCase() : 'x-envoy-original-dst-host',
+    ...(upstreamPortOverride !== undefined ? { upstreamPortOverride } : {}),
+  };
+}
+
+function decodeTransportSocketMatch(r: ObjectReader): TransportSocketMatch {
+  const name = r.requiredString('name') ?? '';
+  const m = r.get('match');
+  let match: Record<string, unknown> = {};
+  if (m !== undefined) {
+    if (m !== null && typeof m === 'object' && !Array.isArray(m)) match = m as Record<string, unknown>;
+    else r.diag.error(r.child('match'), 'expected an object (a Struct of metadata to match)');
+  }
+  const ts = r.object('transport_socket');
+  const transportSocket = ts ? decodeTransportSocketExt(ts, 'upstream') : undefined;
+  r.finish();
+  return { name, match, ...(transportSocket ? { transportSocket } : {}) };
+}
+
+function decodeUpstreamConnectionOptions(r: ObjectReader): NonNullable<Cluster['upstreamConnectionOptions']> {
+  const k = r.object('tcp_keepalive');
+  let tcpKeepalive: TcpKeepalive | undefined;
+  if (k) {
+    // Envoy's TcpKeepalive: UInt32Values in seconds.
+    const probes = k.optionalInt('keepalive_probes', 0, 0xffffffff);
+    const time = k.optionalInt('keepalive_time', 0, 0x7fffffff);
+    const interval = k.optionalInt('keepalive_interval', 0, 0x7fffffff);
+    k.finish();
+    tcpKeepalive = {
+      ...(probes !== undefined ? { probes } : {}),
+      ...(time !== undefined ? { time: time * 1000 } : {}),
+      ...(interval !== undefined ? { interval: interval * 1000 } : {}),
+    };
+  }
+  // set_local_interface_name_on_upstream_connections, happy_eyeballs_config: reported by finish().
+  r.finish();
+  return tcpKeepalive ? { tcpKeepalive } : {};
 }
 
 function isPrime(n: number): boolean {
@@ -369,7 +452,7 @@ export function decodeLbEndpoint(r: ObjectReader, allowHostnames: boolean): LbEn
   const md = r.get('metadata');
   r.finish();
   if (!address) return undefined;
-  if (address.port === 0) {
+  if (address.port === 0 && !address.pipe) {
     r.diag.error(`${a?.path}.socket_address.port_value`, 'is required and must be greater than 0');
     return undefined;
   }

@@ -4,6 +4,32 @@
  */
 import type { ClusterLoadAssignment, Endpoint, EndpointDiff, EnvoyHealthStatus } from './model.js';
 
+const TRANSPORT_SOCKET_MATCH = 'envoy.transport_socket_match';
+
+/** metadata.filter_metadata["envoy.transport_socket_match"] of an endpoint (snake or camel case), if an object. */
+export function transportSocketMatchOf(metadata: Readonly<Record<string, unknown>>): Readonly<Record<string, unknown>> | undefined {
+  const fm = metadata['filter_metadata'] ?? metadata['filterMetadata'];
+  if (fm === null || typeof fm !== 'object' || Array.isArray(fm)) return undefined;
+  const m = (fm as Record<string, unknown>)[TRANSPORT_SOCKET_MATCH];
+  return m !== null && typeof m === 'object' && !Array.isArray(m) ? (m as Record<string, unknown>) : undefined;
+}
+
+/** Structural equality of JSON values (metadata Structs), key order ignored. */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    return a.length === bb.length && a.every((x, i) => sameJson(x, bb[i]));
+  }
+  const ao = a as Record<string, unknown>;
+  const bo = b as Record<string, unknown>;
+  const ak = Object.keys(ao);
+  if (ak.length !== Object.keys(bo).length) return false;
+  return ak.every((k) => Object.hasOwn(bo, k) && sameJson(ao[k], bo[k]));
+}
+
 /** "1.2.3.4:80", "[::1]:80" (an address containing ':' is IPv6 and gets brackets). */
 export function endpointKey(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
@@ -41,9 +67,10 @@ export function flattenLoadAssignment(cla: ClusterLoadAssignment): Endpoint[] {
     const locality = localityKey(group.locality);
     const localityWeight = group.loadBalancingWeight ?? 1;
     for (const lb of group.lbEndpoints) {
-      const key = endpointKey(lb.address.address, lb.address.port);
+      const key = lb.address.pipe ? `unix:${lb.address.pipe.path}` : endpointKey(lb.address.address, lb.address.port);
       if (seen.has(key)) continue;
       seen.add(key);
+      const transportSocketMatch = transportSocketMatchOf(lb.metadata);
       out.push({
         key,
         address: lb.address.address,
@@ -54,6 +81,8 @@ export function flattenLoadAssignment(cla: ClusterLoadAssignment): Endpoint[] {
         locality,
         localityWeight,
         health: healthFromEnvoy(lb.healthStatus),
+        ...(transportSocketMatch ? { transportSocketMatch } : {}),
+        ...(lb.address.pipe ? { pipe: true as const } : {}),
       });
     }
   }
@@ -70,7 +99,9 @@ export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
     a.priority === b.priority &&
     a.locality === b.locality &&
     a.localityWeight === b.localityWeight &&
-    a.health === b.health
+    a.health === b.health &&
+    a.pipe === b.pipe &&
+    sameJson(a.transportSocketMatch, b.transportSocketMatch)
   );
 }
 

@@ -585,6 +585,8 @@ export interface Endpoint {
   readonly health: 'healthy' | 'degraded' | 'unhealthy' | 'draining';
   /** metadata.filter_metadata["envoy.transport_socket_match"], for the cluster's transport_socket_matches. */
   readonly transportSocketMatch?: Readonly<Record<string, unknown>>;
+  /** A Unix domain socket endpoint (Envoy `pipe`): `address` is the path, `port` 0, `key` "unix:<path>". */
+  readonly pipe?: true;
 }
 
 /** An incremental change to one cluster's endpoints, keyed by Endpoint.key. */

@@ -132,13 +132,18 @@ export class ObjectReader {
     return ms;
   }
 
-  /** An enum by name (or by its number, as proto3 JSON permits). */
-  enumOf<E extends string>(name: string, values: readonly E[], fallback: E): E {
+  /**
+   * An enum by name (or by its number, as proto3 JSON permits). `values` lists the names in
+   * proto number order; `null` marks a number Envoy retired (so it is never offered in the
+   * error text nor accepted). Names match case-insensitively, as Envoy's YAML loader does
+   * (`lb_policy: round_robin`).
+   */
+  enumOf<E extends string>(name: string, values: readonly (E | null)[], fallback: E): E {
     const v = this.get(name);
     if (v === undefined) return fallback;
-    if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < values.length) return values[v] as E;
-    if (typeof v === 'string' && (values as readonly string[]).includes(v)) return v as E;
-    this.diag.error(this.child(name), `expected one of ${values.join(', ')}, got ${describe(v)}`);
+    const found = enumValue(v, values);
+    if (found !== undefined) return found;
+    this.diag.error(this.child(name), `expected one of ${values.filter((x) => x !== null).join(', ')}, got ${describe(v)}`);
     return fallback;
   }
 
@@ -206,6 +211,14 @@ export class ObjectReader {
     if (camel !== name && Object.hasOwn(this.raw, camel)) return camel;
     return undefined;
   }
+}
+
+/** Resolves an enum value given by name (any case) or number against `values` (see enumOf); undefined if invalid. */
+export function enumValue<E extends string>(v: unknown, values: readonly (E | null)[]): E | undefined {
+  if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < values.length) return values[v] ?? undefined;
+  if (typeof v !== 'string') return undefined;
+  const upper = v.toUpperCase();
+  return values.find((x): x is E => x !== null && x.toUpperCase() === upper);
 }
 
 export function snakeToCamel(s: string): string {

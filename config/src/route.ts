@@ -1,8 +1,9 @@
 import type {
   ClusterSpecifier, DirectResponseAction, ForwardAction, HashPolicy, HeaderMatcher, HeaderMutations,
   HeaderValueOption, HedgePolicy, PathMatch, QueryParameterMatcher, RedirectAction, RetryPolicy, Route,
-  RouteConfiguration, RouteMatch, StringMatcher, VirtualHost, WeightedCluster,
+  RouteConfiguration, RouteMatch, StringMatcher, UpgradeConfig, VirtualHost, WeightedCluster,
 } from './model.js';
+import { decodeUpgradeConfig } from './upgrade.js';
 import { ObjectReader } from './reader.js';
 import { compileFullMatch, compileRe2 } from './regex.js';
 import { decodeTypedMap } from './typed.js';
@@ -103,6 +104,10 @@ export function decodeRouteMatch(r: ObjectReader): RouteMatch {
     const re = r.object('safe_regex');
     const regex = re ? decodeRegexMatcher(re) : undefined;
     path = { kind: 'safe_regex', regex: regex ?? '' };
+  } else if (which === 'connect_matcher') {
+    // An empty message: matches CONNECT requests (and only them).
+    r.object('connect_matcher')?.finish();
+    path = { kind: 'connect_matcher' };
   } else if (which !== undefined) {
     r.accept(which);
     r.diag.error(r.child(which), 'not supported by pilotfish');
@@ -256,11 +261,22 @@ function decodeForwardAction(r: ObjectReader): ForwardAction | undefined {
   const hedgePolicy = hp ? decodeHedgePolicy(hp) : undefined;
   const hashPolicy = r.objects('hash_policy').map(decodeHashPolicy).filter((h): h is HashPolicy => h !== undefined);
   const priority = r.enumOf('priority', ['DEFAULT', 'HIGH'] as const, 'DEFAULT');
-  r.accept('cluster_not_found_response_code');
+  const upgradeConfigs = r.objects('upgrade_configs').map((u) => decodeUpgradeConfig(u, true)).filter((u): u is UpgradeConfig => u !== undefined);
+  let maxStreamDuration: number | undefined;
+  let grpcTimeoutHeaderMax: number | undefined;
+  const msd = r.object('max_stream_duration');
+  if (msd) {
+    maxStreamDuration = msd.duration('max_stream_duration');
+    grpcTimeoutHeaderMax = msd.duration('grpc_timeout_header_max');
+    // grpc_timeout_header_offset: reported by finish().
+    msd.finish();
+  }
   r.finish();
   if (!cluster || r.diag.errors.length > before) return undefined;
   return {
-    kind: 'route', cluster, autoHostRewrite, timeout, hashPolicy, priority, upgradeConfigs: [],
+    kind: 'route', cluster, autoHostRewrite, timeout, hashPolicy, priority, upgradeConfigs,
+    ...(maxStreamDuration !== undefined ? { maxStreamDuration } : {}),
+    ...(grpcTimeoutHeaderMax !== undefined ? { grpcTimeoutHeaderMax } : {}),
     ...(prefixRewrite !== undefined ? { prefixRewrite } : {}),
     ...(regexRewrite ? { regexRewrite } : {}),
     ...(hostRewriteLiteral !== undefined ? { hostRewriteLiteral } : {}),
