@@ -6,6 +6,7 @@
  *              everything else to the stack untouched
  *   xdp_pass   for veth peers: native XDP_REDIRECT into a veth needs XDP on the peer
  *   connect4/6 sidecar interception without iptables (original destination kept)
+ *   getsockopt answers SO_ORIGINAL_DST for those connections, as conntrack does for REDIRECT
  *   sockops / sk_msg   local socket short-cut through a sockhash
  */
 #include <linux/bpf.h>
@@ -506,4 +507,96 @@ int fp_sk_msg(struct sk_msg_md *msg)
 	if (bpf_msg_redirect_hash(msg, &sock_pairs, &peer, BPF_F_INGRESS) == SK_PASS)
 		count(FP_CNT_SOCKMAP_REDIRECT, 1);
 	return SK_PASS;
+}
+
+/* ------------------------------------------------------------ getsockopt */
+
+#define SOL_IP_ 0
+#define SOL_IPV6_ 41
+#define SO_ORIGINAL_DST_ 80 /* also IP6T_SO_ORIGINAL_DST */
+#define ENOENT_ 2
+#define ENOPROTOOPT_ 92
+#define PAGE_SIZE_ 4096
+
+/* struct sockaddr_in / sockaddr_in6 as user space reads them (no libc headers here). */
+struct sockaddr_in_ {
+	__u16 family;
+	__u16 port;
+	__u32 addr;
+	__u8 zero[8];
+};
+struct sockaddr_in6_ {
+	__u16 family;
+	__u16 port;
+	__u32 flowinfo;
+	__u32 addr[4];
+	__u32 scope_id;
+};
+
+/*
+ * SO_ORIGINAL_DST for connections connect4/6 redirected: the same call the proxy makes
+ * for iptables REDIRECT. Runs after the kernel's own answer and steps in only when
+ * conntrack had none (ENOENT; ENOPROTOOPT when nf_conntrack is not loaded at all), so a
+ * REDIRECTed connection keeps conntrack's answer. The accepted socket's peer is the app
+ * socket's local address:port, the key sockops filed the original destination under.
+ * Runs for getsockopt calls of processes whose *socket* is in the attached cgroup (an
+ * accepted socket inherits the listener's cgroup): the proxy's listener must be created
+ * inside it or below it.
+ */
+SEC("cgroup/getsockopt")
+int fp_getsockopt(struct bpf_sockopt *ctx)
+{
+	struct bpf_sock *sk = ctx->sk;
+	struct fp_sockaddr peer = {};
+	struct fp_sockaddr *orig;
+	__u32 r6[4];
+	int level = ctx->level;
+
+	if (ctx->optname != SO_ORIGINAL_DST_ || (level != SOL_IP_ && level != SOL_IPV6_))
+		goto out;
+	if (ctx->retval != -ENOENT_ && ctx->retval != -ENOPROTOOPT_)
+		goto out;
+	if (!sk || sk->protocol != IPPROTO_TCP || (sk->family != AF_INET && sk->family != AF_INET6))
+		goto out;
+	r6[0] = sk->dst_ip6[0];
+	r6[1] = sk->dst_ip6[1];
+	r6[2] = sk->dst_ip6[2];
+	r6[3] = sk->dst_ip6[3];
+	sock_addr(peer.addr, &peer.family, sk->family, sk->dst_ip4, r6);
+	peer.port = sk->dst_port;
+	peer.proto = IPPROTO_TCP;
+	orig = bpf_map_lookup_elem(&orig_dst, &peer);
+	if (!orig)
+		goto out;
+
+	if (level == SOL_IP_ && orig->family == FP_FAMILY_V4) {
+		struct sockaddr_in_ *sin = ctx->optval;
+		if ((void *)(sin + 1) > ctx->optval_end)
+			goto out; /* the caller's buffer is too small: leave the kernel's error */
+		sin->family = AF_INET;
+		sin->port = orig->port;
+		__builtin_memcpy(&sin->addr, orig->addr, 4);
+		__builtin_memset(sin->zero, 0, sizeof(sin->zero));
+		ctx->optlen = sizeof(*sin);
+	} else if (level == SOL_IPV6_ && orig->family == FP_FAMILY_V6) {
+		struct sockaddr_in6_ *sin6 = ctx->optval;
+		if ((void *)(sin6 + 1) > ctx->optval_end)
+			goto out;
+		sin6->family = AF_INET6;
+		sin6->port = orig->port;
+		sin6->flowinfo = 0;
+		__builtin_memcpy(sin6->addr, orig->addr, 16);
+		sin6->scope_id = 0;
+		ctx->optlen = sizeof(*sin6);
+	} else {
+		goto out; /* asked in the other family's terms: as the kernel, no answer */
+	}
+	ctx->retval = 0;
+	count(FP_CNT_ORIG_DST_SOCKOPT, 1);
+	return 1;
+out:
+	/* kernels before 6.5 fail options longer than a page that a program leaves as they are */
+	if (ctx->optlen > PAGE_SIZE_)
+		ctx->optlen = 0;
+	return 1;
 }

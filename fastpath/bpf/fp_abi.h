@@ -120,6 +120,7 @@ enum fp_counter {
 	FP_CNT_SOCKMAP_ADD,
 	FP_CNT_SOCKMAP_REDIRECT,
 	FP_CNT_EVENTS_LOST,
+	FP_CNT_ORIG_DST_SOCKOPT, /* SO_ORIGINAL_DST answered by cgroup/getsockopt */
 	FP_CNT__MAX
 };
 

@@ -13,6 +13,7 @@
  *   A xdp <ifname> <native|generic>  attach xdp_lb (a BPF link)
  *   A peer <ifname> <native|generic> attach xdp_pass (veth peers, for XDP_REDIRECT)
  *   A cgroup <path> <connect|sockmap|all>  attach the interception programs
+ *                                  (connect: connect4/6 + getsockopt for SO_ORIGINAL_DST)
  *   A xsk <ifname> <queue|all>      start the AF_XDP forwarder on that queue (or every rx queue)
  *   X                              forwarder counters -> OK <rx> <tx> <dropped> <no_backend>
  *   Q                              detach everything, exit
@@ -274,6 +275,8 @@ static void cmd_attach(char *args)
 		if (all || !strcmp(mode, "connect")) {
 			err = err ?: attach_cgroup_prog(skel->progs.fp_connect4, cg, BPF_CGROUP_INET4_CONNECT);
 			err = err ?: attach_cgroup_prog(skel->progs.fp_connect6, cg, BPF_CGROUP_INET6_CONNECT);
+			/* SO_ORIGINAL_DST for what connect4/6 redirected; the proxy's sockets must be in this cgroup */
+			err = err ?: attach_cgroup_prog(skel->progs.fp_getsockopt, cg, BPF_CGROUP_GETSOCKOPT);
 		}
 		err = err ?: attach_cgroup_prog(skel->progs.fp_sockops, cg, BPF_CGROUP_SOCK_OPS);
 		if (!err && (all || !strcmp(mode, "sockmap")) && msg_attached_map < 0) {

@@ -61,6 +61,7 @@ export const COUNTERS = [
   ['FP_CNT_SOCKMAP_ADD', 'fastpath_sockmap_sockets_total'],
   ['FP_CNT_SOCKMAP_REDIRECT', 'fastpath_sockmap_redirects_total'],
   ['FP_CNT_EVENTS_LOST', 'fastpath_events_lost_total'],
+  ['FP_CNT_ORIG_DST_SOCKOPT', 'fastpath_orig_dst_sockopt_total'],
 ] as const;
 export const COUNTER_COUNT = COUNTERS.length;
 

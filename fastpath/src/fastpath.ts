@@ -131,7 +131,7 @@ export class BpfFastPath implements FastPath {
       if (!existsSync(ic.cgroup)) throw new Error(`interception cgroup ${ic.cgroup} does not exist`);
       const what = ic.connect && ic.sockmap ? 'all' : ic.connect ? 'connect' : 'sockmap';
       await this.daemon.request(`A cgroup ${ic.cgroup} ${what}`);
-      if (ic.connect) this.programs.push('connect4', 'connect6');
+      if (ic.connect) this.programs.push('connect4', 'connect6', 'getsockopt');
       this.programs.push('sockops');
       if (ic.sockmap) this.programs.push('sk_msg');
     }

@@ -65,7 +65,7 @@ if (why) {
     };
     const fp = await BpfFastPath.start(config, (l) => t.comment(l));
     t.teardown(() => fp.close());
-    t.same(fp.status().programs, ['connect4', 'connect6', 'sockops', 'sk_msg']);
+    t.same(fp.status().programs, ['connect4', 'connect6', 'getsockopt', 'sockops', 'sk_msg']);
 
     const proxy = launch('intercept-proxy.mjs', [String(PORT)]);
     await waitLine(proxy, /^READY/);
