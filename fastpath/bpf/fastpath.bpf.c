@@ -441,10 +441,32 @@ int fp_sockops(struct bpf_sock_ops *skops)
 	__u32 op = skops->op, l6[4], r6[4];
 	__u8 rf;
 
-	if (op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+	if (op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB &&
+	    op != BPF_SOCK_OPS_STATE_CB)
 		return 1;
 	if (skops->family != AF_INET && skops->family != AF_INET6)
 		return 1;
+	if (op == BPF_SOCK_OPS_STATE_CB) {
+		/*
+		 * An intercepted app socket closed: forget its original destination, so that a
+		 * later connection from the same address:port (not necessarily redirected) is not
+		 * answered with it by cgroup/getsockopt. Only sockets that filed one asked for this
+		 * callback. TCP_CLOSE comes after the proxy's side closed too (or on a reset), so
+		 * the proxy has long read it.
+		 */
+		struct fp_sockaddr local = {};
+		if (skops->args[1] != BPF_TCP_CLOSE)
+			return 1;
+		l6[0] = skops->local_ip6[0];
+		l6[1] = skops->local_ip6[1];
+		l6[2] = skops->local_ip6[2];
+		l6[3] = skops->local_ip6[3];
+		sock_addr(local.addr, &local.family, skops->family, skops->local_ip4, l6);
+		local.port = bpf_htons((__u16)skops->local_port);
+		local.proto = IPPROTO_TCP;
+		bpf_map_delete_elem(&orig_dst, &local);
+		return 1;
+	}
 	cfg = get_config();
 	if (!cfg)
 		return 1;
@@ -472,6 +494,7 @@ int fp_sockops(struct bpf_sock_ops *skops)
 			local.proto = IPPROTO_TCP;
 			bpf_map_update_elem(&orig_dst, &local, orig, BPF_ANY);
 			bpf_map_delete_elem(&cookie_dst, &cookie);
+			bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 		}
 	}
 

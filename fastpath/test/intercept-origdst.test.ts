@@ -71,13 +71,13 @@ if (why) {
     await waitLine(listener, /^READY$/, 20_000);
     await fp.excludeProcess(listener.pid!);
 
-    const connect = async (host: string, port: number): Promise<{ accept: Record<string, unknown>; got: string }> => {
+    const connect = async (host: string, port: number): Promise<{ local: number; accept: Record<string, unknown>; got: string }> => {
       const c = client(inCgroup, host, port, procs);
       const first = await waitLine(c, /^(LOCAL|ERROR)/);
       if (first.startsWith('ERROR')) throw new Error(`connect ${host}:${port}: ${first}`);
       const line = await waitLine(listener, new RegExp(`^ACCEPT ${first.split(' ')[1]} `));
       const got = (await waitLine(c, /^GOT /)).slice(4);
-      return { accept: JSON.parse(line.slice(line.indexOf('{'))) as Record<string, unknown>, got };
+      return { local: Number(first.split(' ')[1]), accept: JSON.parse(line.slice(line.indexOf('{'))) as Record<string, unknown>, got };
     };
 
     const v4 = await connect('198.18.0.77', 7002);
@@ -97,6 +97,13 @@ if (why) {
     const m = fp.metrics();
     t.equal(m.fastpath_connect_redirects_total, 2, 'two connections redirected');
     t.equal(m.fastpath_orig_dst_sockopt_total, 2, 'both answered by cgroup/getsockopt, the direct one not');
-    t.same(await fp.originalDestination('127.0.0.1', 1), undefined, 'the helper round trip still answers (unknown socket)');
+
+    // both sides have closed: the entry is gone, so a later socket reusing 127.0.0.1:<port> gets no stale answer
+    let left: unknown = 'still there';
+    for (let i = 0; i < 40 && left !== undefined; i++) {
+      left = await fp.originalDestination('127.0.0.1', v4.local);
+      if (left !== undefined) await new Promise((r) => setTimeout(r, 50));
+    }
+    t.equal(left, undefined, `orig_dst entry of the closed app socket 127.0.0.1:${v4.local} removed`);
   });
 }
