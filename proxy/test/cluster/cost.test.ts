@@ -6,6 +6,9 @@ import t from 'tap';
 import { Session } from 'node:inspector/promises';
 import { EndpointSet } from '../../src/cluster/endpoint-set.js';
 import { diff, ep, opts, POLICIES } from './helpers.js';
+import { OriginalDstHosts } from '../../src/cluster/original-dst.js';
+import type { ConnectionInfo } from '../../src/net/connection-info.js';
+import type { Counter } from '../../src/stats/stats.js';
 
 t.test('one-endpoint diffs do not scale with the cluster', async (t) => {
   for (const p of POLICIES) {
@@ -66,4 +69,46 @@ t.test('pick() allocates nothing in steady state', async (t) => {
       t.equal(sink, N + 100_000);
     }
   }
+});
+
+t.test('ORIGINAL_DST pick() allocates nothing once the host exists (connection and header)', async (t) => {
+  const session = new Session();
+  session.connect();
+  t.teardown(() => session.disconnect());
+  const counter = () => ({ value: 0, inc() { this.value++; } }) as unknown as Counter;
+  const hosts = new OriginalDstHosts('c', { useHttpHeader: true, httpHeaderName: '', cleanupInterval: 60_000 },
+    { original_dst_host_invalid: counter(), original_dst_loop_refused: counter() }, { onAdded: () => {}, onRemoved: () => {} }, undefined);
+  t.teardown(() => hosts.close());
+  const conns: ConnectionInfo[] = Array.from({ length: 64 }, (_, i) => ({
+    remoteAddress: '10.1.0.1', remotePort: 30000 + i, localAddress: '127.0.0.1', localPort: 15001,
+    originalDst: { address: `10.2.0.${i % 16}`, port: 8000 + (i % 4) }, transportProtocol: 'raw_buffer', applicationProtocols: [], filterChainName: '',
+  }));
+  const headers = Array.from({ length: 16 }, (_, i) => ({ 'x-envoy-original-dst-host': `10.3.0.${i}:80` }));
+  // the router's context shape (proxy/src/http/router.ts)
+  const ctx: { hash: number; exclude: undefined; connection: ConnectionInfo | undefined; headers: Record<string, string> | undefined } =
+    { hash: NaN, exclude: undefined, connection: undefined, headers: undefined };
+  let sink = 0;
+  const run = (n: number) => {
+    for (let i = 0; i < n; i++) {
+      ctx.connection = conns[i & 63];
+      ctx.headers = (i & 1) === 0 ? headers[(i >> 1) & 15] : undefined;
+      if (hosts.pick(ctx) !== undefined) sink++;
+    }
+  };
+  run(100_000);
+  t.equal(hosts.size, 8 + 16, 'connections of odd i: 8 destinations; 16 header values');
+  await session.post('HeapProfiler.startSampling', { samplingInterval: 64, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  const N = 200_000;
+  run(N);
+  const { profile } = await session.post('HeapProfiler.stopSampling');
+  type Node = { callFrame: { url: string }; selfSize: number; children: Node[] };
+  let bytes = 0;
+  const walk = (n: Node, ours: boolean): void => {
+    const o = ours || n.callFrame.url.includes('/proxy/src/cluster/');
+    if (o) bytes += n.selfSize;
+    for (const c of n.children) walk(c, o);
+  };
+  walk(profile.head as unknown as Node, false);
+  t.ok(bytes / N < 4, `ORIGINAL_DST: ${(bytes / N).toFixed(2)} B/pick`);
+  t.equal(sink, N + 100_000);
 });
