@@ -69,7 +69,8 @@ function decodeSocketAddress(sa: ObjectReader, allowHostname: boolean): SocketAd
   const named = sa.string('named_port');
   if (named !== undefined) sa.diag.error(sa.child('named_port'), 'named ports are not supported; use port_value');
   const port = sa.int('port_value', 0, 0, 65535);
-  // ipv4_compat: pilotfish listens dual-stack on "::" as Node does by default, which is what it asks for.
+  // Accepted without effect (safe): ipv4_compat asks for a dual-stack socket on "::", which
+  // is how Node listens on "::" anyway.
   sa.accept('ipv4_compat');
   if (sa.has('resolver_name')) {
     sa.accept('resolver_name');

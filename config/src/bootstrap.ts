@@ -20,7 +20,11 @@ export function decodeBootstrap(json: unknown, diag: Diagnostics): Bootstrap | u
     const addr = ar.object('address');
     if (!addr) diag.error(ar.child('address'), 'is required');
     const address = addr ? decodeAddress(addr, false) : undefined;
-    ar.accept('access_log', 'access_log_path', 'profile_path', 'socket_options', 'ignore_global_conn_limit');
+    // Accepted without effect (safe): profile_path is where Envoy's /cpuprofiler writes, an
+    // endpoint pilotfish's admin does not have; access_log_path /dev/null is "no admin log",
+    // which is what pilotfish does. Any other admin field is reported by finish().
+    ar.accept('profile_path');
+    if (ar.raw['access_log_path'] === '/dev/null' || ar.raw['accessLogPath'] === '/dev/null') ar.accept('access_log_path');
     ar.finish();
     if (address) admin = { address };
   }
@@ -71,7 +75,8 @@ export function decodeBootstrap(json: unknown, diag: Diagnostics): Bootstrap | u
   }
   const om = r.object('overload_manager');
   const overloadManager = om ? decodeOverloadManager(om) : undefined;
-  r.accept('stats_config', 'stats_flush_interval', 'layered_runtime', 'cluster_manager', 'watchdogs', 'watchdog');
+  // stats_config, stats_flush_interval, layered_runtime, cluster_manager, watchdogs: not
+  // implemented, so finish() reports each one given (one line each, nothing inside them).
   r.finish();
 
   // Only on an otherwise valid config: a cluster that failed to decode would show up again as "unknown".
@@ -138,17 +143,22 @@ function decodeOverloadManager(r: ObjectReader): OverloadManagerConfig {
         th.finish();
       } else if (sc) {
         threshold = sc.number('scaling_threshold', 1, 0, 1);
-        sc.accept('saturation_threshold');
+        if (sc.has('saturation_threshold')) {
+          sc.accept('saturation_threshold');
+          sc.diag.warn(sc.child('saturation_threshold'), 'not supported by pilotfish; ignored (a scaled trigger fires fully at scaling_threshold)');
+        }
         sc.finish();
       } else tr.diag.error(tr.path, 'needs threshold or scaled');
       tr.finish();
       triggers.push({ monitor, threshold });
     }
+    // Accepted without effect (safe): the supported actions take no config; an unsupported
+    // action was reported above, its typed_config with it.
     a.accept('typed_config');
     a.finish();
     if (OVERLOAD_ACTIONS.includes(name)) actions.push({ name, triggers });
   }
-  r.accept('buffer_factory_config', 'loadshed_points');
+  // buffer_factory_config, loadshed_points: reported by finish().
   r.finish();
   return {
     refreshInterval, actions,
@@ -166,6 +176,8 @@ function decodeNode(r: ObjectReader | undefined): NodeInfo {
   const loc = r.object('locality');
   const locality = loc ? { region: loc.string('region', ''), zone: loc.string('zone', ''), subZone: loc.string('sub_zone', '') } : undefined;
   loc?.finish();
+  // Accepted without effect (safe): Envoy itself overwrites these with its own build facts
+  // before sending the node to the management server; a bootstrap cannot set them.
   r.accept('user_agent_name', 'user_agent_version', 'user_agent_build_version', 'extensions', 'client_features');
   r.finish();
   return { id, cluster, metadata, ...(locality ? { locality } : {}) };
@@ -205,7 +217,9 @@ function decodeDynamicResources(r: ObjectReader, listedClusters: ReadonlySet<str
     }
     if (grpcServices.length === 0) ads.diag.error(ads.child('grpc_services'), 'at least one grpc service is required');
     const setNodeOnFirstMessageOnly = ads.bool('set_node_on_first_message_only', false);
-    ads.accept('rate_limit_settings', 'refresh_delay', 'request_timeout', 'config_validators');
+    // Accepted without effect (safe): refresh_delay and request_timeout apply to REST polling
+    // only, and api_type is GRPC here. rate_limit_settings, config_validators: reported by finish().
+    ads.accept('refresh_delay', 'request_timeout');
     ads.finish();
     adsConfig = { apiType: api, transportApiVersion: 'V3', grpcServices, setNodeOnFirstMessageOnly };
   }
@@ -214,7 +228,12 @@ function decodeDynamicResources(r: ObjectReader, listedClusters: ReadonlySet<str
   const ldsConfig = lds ? decodeConfigSource(lds) : undefined;
   const cdsConfig = cds ? decodeConfigSource(cds) : undefined;
   if ((ldsConfig || cdsConfig) && !adsConfig) r.diag.error(r.child('ads_config'), 'lds_config/cds_config use ADS, so ads_config is required');
-  r.accept('lds_resources_locator', 'cds_resources_locator');
+  for (const f of ['lds_resources_locator', 'cds_resources_locator']) {
+    if (!r.has(f)) continue;
+    r.accept(f);
+    // Ignoring a locator would silently run without the listeners/clusters it names.
+    r.diag.error(r.child(f), 'xdstp:// resource locators are not supported by pilotfish; use lds_config/cds_config with ads');
+  }
   r.finish();
   return { ...(adsConfig ? { adsConfig } : {}), ...(ldsConfig ? { ldsConfig } : {}), ...(cdsConfig ? { cdsConfig } : {}) };
 }

@@ -4,6 +4,7 @@ import type {
 } from './model.js';
 import { decodeAddress } from './address.js';
 import { ObjectReader } from './reader.js';
+import { decodeConfigSource } from './source.js';
 import { decodeAny, TYPE_PREFIX } from './typed.js';
 import { decodeTransportSocketExt } from './well-known.js';
 import type { Diagnostics } from './validation.js';
@@ -24,7 +25,10 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
     r.accept('cluster_type');
     diag.error(r.child('cluster_type'), 'custom cluster types are not supported by pilotfish');
   }
+  const beforeType = diag.errors.length;
   const type = r.enumOf('type', DISCOVERY_TYPES, 'STATIC');
+  // A refused type must not also produce the STATIC fallback's complaints (root cause once).
+  const typeKnown = diag.errors.length === beforeType && !r.has('cluster_type');
   const lbPolicy = decodeLbPolicy(r, type);
   const connectTimeout = r.duration('connect_timeout', 5000);
   if (connectTimeout <= 0) diag.error(r.child('connect_timeout'), 'must be greater than 0');
@@ -34,19 +38,21 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
   if (eds) {
     const sn = eds.string('service_name');
     if (sn) edsServiceName = sn;
-    eds.accept('eds_config');
+    const ec = eds.object('eds_config');
+    if (ec) decodeConfigSource(ec);
     eds.finish();
   }
-  if (type === 'EDS' && !eds) diag.error(r.child('eds_cluster_config'), 'is required for an EDS cluster');
+  if (typeKnown && type === 'EDS' && !eds) diag.error(r.child('eds_cluster_config'), 'is required for an EDS cluster');
 
   const la = r.object('load_assignment');
   const loadAssignment = la ? decodeLoadAssignmentReader(la, type === 'STRICT_DNS' || type === 'LOGICAL_DNS') : undefined;
-  if ((type === 'STATIC' || type === 'STRICT_DNS' || type === 'LOGICAL_DNS') && !la) {
+  if (typeKnown && (type === 'STATIC' || type === 'STRICT_DNS' || type === 'LOGICAL_DNS') && !la) {
     diag.error(r.child('load_assignment'), `is required for a ${type} cluster`);
   }
   if (type === 'ORIGINAL_DST' && la) diag.error(r.child('load_assignment'), 'ORIGINAL_DST clusters must have no load assignment (hosts are the original destinations)');
-  if (type === 'LOGICAL_DNS' && loadAssignment) {
-    const n = loadAssignment.endpoints.reduce((a, l) => a + l.lbEndpoints.length, 0);
+  if (type === 'LOGICAL_DNS' && la) {
+    // Counted as written: an endpoint refused for its own reasons must not read as "got 0".
+    const n = rawEndpointCount(la.raw);
     if (n !== 1) diag.error(r.child('load_assignment'), `a LOGICAL_DNS cluster takes exactly one endpoint, got ${n}`);
   }
   const odc = r.object('original_dst_lb_config');
@@ -57,7 +63,8 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
 
   const dnsRefreshRate = r.duration('dns_refresh_rate', 5000);
   const dnsLookupFamily = r.enumOf('dns_lookup_family', DNS_FAMILIES, 'AUTO');
-  r.accept('respect_dns_ttl', 'dns_resolvers', 'use_tcp_for_dns_lookups', 'alt_stat_name');
+  // respect_dns_ttl, dns_resolvers, use_tcp_for_dns_lookups, typed_dns_resolver_config,
+  // alt_stat_name: reported by finish() (the system resolver refreshes at dns_refresh_rate).
 
   // Upstream protocol: the v3 way (typed_extension_protocol_options) or the deprecated field.
   let upstreamProtocol: Cluster['upstreamProtocol'] = 'HTTP1';
@@ -67,10 +74,10 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
   if (h2) {
     upstreamProtocol = 'HTTP2';
     http2MaxConcurrentStreams = h2.int('max_concurrent_streams', http2MaxConcurrentStreams, 1, 2147483647);
-    h2.accept('initial_stream_window_size', 'initial_connection_window_size', 'connection_keepalive');
     h2.finish();
   }
-  r.accept('http_protocol_options');
+  // HTTP/1 options: each field inside is reported (an empty object selects nothing pilotfish lacks).
+  r.object('http_protocol_options')?.finish();
   const tepo = r.object('typed_extension_protocol_options');
   if (tepo) {
     for (const key of Object.keys(tepo.raw)) {
@@ -86,22 +93,31 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
       const which = o.oneof(['explicit_http_config', 'use_downstream_protocol_config', 'auto_config'], false);
       if (which === 'explicit_http_config') {
         const e = o.object('explicit_http_config');
-        if (e?.has('http2_protocol_options')) {
+        const proto = e?.oneof(['http_protocol_options', 'http2_protocol_options', 'http3_protocol_options'], true, 'a protocol,');
+        if (proto === 'http2_protocol_options') {
           upstreamProtocol = 'HTTP2';
-          const h = e.object('http2_protocol_options');
+          const h = e?.object('http2_protocol_options');
           if (h) {
             http2MaxConcurrentStreams = h.int('max_concurrent_streams', http2MaxConcurrentStreams, 1, 2147483647);
-            h.accept('initial_stream_window_size', 'initial_connection_window_size', 'connection_keepalive');
             h.finish();
           }
-        } else if (e?.has('http3_protocol_options')) {
-          e.accept('http3_protocol_options');
-          diag.error(`${e.path}.http3_protocol_options`, 'HTTP/3 upstreams are not supported by pilotfish');
+        } else if (proto === 'http3_protocol_options') {
+          e?.accept('http3_protocol_options');
+          diag.error(`${e?.path}.http3_protocol_options`, 'HTTP/3 upstreams are not supported by pilotfish');
+        } else if (proto === 'http_protocol_options') {
+          upstreamProtocol = 'HTTP1';
+          e?.object('http_protocol_options')?.finish();
         }
-        e?.accept('http_protocol_options');
         e?.finish();
       } else if (which === 'use_downstream_protocol_config') {
-        o.accept('use_downstream_protocol_config');
+        const u = o.object('use_downstream_protocol_config');
+        const h = u?.object('http2_protocol_options');
+        if (h) {
+          http2MaxConcurrentStreams = h.int('max_concurrent_streams', http2MaxConcurrentStreams, 1, 2147483647);
+          h.finish();
+        }
+        u?.object('http_protocol_options')?.finish();
+        u?.finish();
         upstreamProtocol = 'USE_DOWNSTREAM';
       } else if (which === 'auto_config') {
         o.accept('auto_config');
@@ -110,7 +126,7 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
       const common = o.object('common_http_protocol_options');
       if (common) {
         maxRequestsPerConnection = common.optionalInt('max_requests_per_connection', 1) ?? maxRequestsPerConnection;
-        common.accept('idle_timeout');
+        // idle_timeout and the rest: reported by finish().
         common.finish();
       }
       o.finish();
@@ -124,7 +140,9 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
     ringHash.minimumRingSize = rh.int('minimum_ring_size', 1024, 1, 8 * 1024 * 1024);
     ringHash.maximumRingSize = rh.int('maximum_ring_size', 8 * 1024 * 1024, 1, 8 * 1024 * 1024);
     if (ringHash.maximumRingSize < ringHash.minimumRingSize) diag.error(rh.child('maximum_ring_size'), 'must not be less than minimum_ring_size');
-    rh.accept('hash_function');
+    // XX_HASH is what pilotfish hashes with; MURMUR_HASH_2 would place hosts differently.
+    const hf = rh.enumOf('hash_function', ['XX_HASH', 'MURMUR_HASH_2'] as const, 'XX_HASH');
+    if (hf !== 'XX_HASH') rh.diag.warn(rh.child('hash_function'), `${hf} is not supported by pilotfish; XX_HASH is used`);
     rh.finish();
   }
   const mg = r.object('maglev_lb_config');
@@ -138,7 +156,7 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
   const leastRequest = { choiceCount: 2 };
   if (lr) {
     leastRequest.choiceCount = lr.int('choice_count', 2, 2, 100);
-    lr.accept('active_request_bias');
+    // active_request_bias, slow_start_config: reported by finish().
     lr.finish();
   }
   let healthyPanicThreshold = 50;
@@ -154,7 +172,7 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
       clc.accept('locality_weighted_lb_config');
       localityWeightedLb = true;
     }
-    clc.accept('zone_aware_lb_config', 'update_merge_window', 'ignore_new_hosts_until_first_hc');
+    // zone_aware_lb_config, update_merge_window, ignore_new_hosts_until_first_hc, ...: reported by finish().
     clc.finish();
   }
 
@@ -262,6 +280,15 @@ function decodeUpstreamConnectionOptions(r: ObjectReader): NonNullable<Cluster['
   return tcpKeepalive ? { tcpKeepalive } : {};
 }
 
+function rawEndpointCount(cla: Readonly<Record<string, unknown>>): number {
+  const eps = cla['endpoints'];
+  if (!Array.isArray(eps)) return 0;
+  return eps.reduce((a: number, l: unknown) => {
+    const lbe = l !== null && typeof l === 'object' ? ((l as Record<string, unknown>)['lb_endpoints'] ?? (l as Record<string, unknown>)['lbEndpoints']) : undefined;
+    return a + (Array.isArray(lbe) ? lbe.length : 0);
+  }, 0);
+}
+
 function isPrime(n: number): boolean {
   if (n < 2) return false;
   for (let i = 2; i * i <= n; i++) if (n % i === 0) return false;
@@ -293,10 +320,10 @@ function decodeCircuitBreakers(r: ObjectReader): CircuitBreakerThresholds[] {
         maxRetries: t.int('max_retries', 3),
         ...(retryBudget ? { retryBudget } : {}),
       });
-      t.accept('track_remaining', 'max_connection_pools');
+      // track_remaining, max_connection_pools: reported by finish().
       t.finish();
     }
-    cb.accept('per_host_thresholds');
+    // per_host_thresholds: reported by finish() (only cluster-wide limits are enforced).
     cb.finish();
   }
   for (const priority of ['DEFAULT', 'HIGH'] as const) {
@@ -335,7 +362,7 @@ function decodeHealthCheck(r: ObjectReader): HealthCheck | undefined {
         expectedStatuses.push([start, end]);
       }
       if (expectedStatuses.length === 0) expectedStatuses.push([200, 201]);
-      h.accept('codec_client_type', 'request_headers_to_add', 'request_headers_to_remove', 'retriable_statuses', 'service_name_matcher');
+      // codec_client_type, request_headers_to_add/remove, retriable_statuses, service_name_matcher: reported by finish().
       h.finish();
       kind = { type: 'http', path, expectedStatuses, ...(host !== undefined ? { host } : {}) };
     }
@@ -351,7 +378,8 @@ function decodeHealthCheck(r: ObjectReader): HealthCheck | undefined {
     r.accept(which);
     r.diag.error(r.child(which), 'not supported by pilotfish; use http_health_check or tcp_health_check');
   }
-  r.accept('event_log_path', 'always_log_health_check_failures', 'reuse_connection', 'initial_jitter', 'interval_jitter_percent');
+  // event_log_path, always_log_health_check_failures, reuse_connection, initial_jitter,
+  // interval_jitter_percent, ...: reported by finish().
   r.finish();
   if (!kind || timeout === undefined || interval === undefined || r.diag.errors.length > before) return undefined;
   return { timeout, interval, intervalJitter, unhealthyThreshold, healthyThreshold, noTrafficInterval, kind };
@@ -373,7 +401,7 @@ function decodeOutlierDetection(r: ObjectReader): OutlierDetection {
     successRateRequestVolume: r.int('success_rate_request_volume', 100),
     successRateStdevFactor: r.int('success_rate_stdev_factor', 1900),
   };
-  r.accept('split_external_local_origin_errors', 'max_ejection_time_jitter');
+  // split_external_local_origin_errors, max_ejection_time_jitter, failure_percentage_*, ...: reported by finish().
   r.finish();
   return od;
 }
@@ -399,7 +427,8 @@ function decodeLoadAssignmentReader(r: ObjectReader, allowHostnames: boolean): C
     const leds = l.object('leds_cluster_locality_config');
     if (leds) {
       ledsCollectionName = leds.requiredString('leds_collection_name');
-      leds.accept('leds_config');
+      const lc = leds.object('leds_config');
+      if (lc) decodeConfigSource(lc);
       leds.finish();
     }
     const lbEndpoints: LbEndpoint[] = [];
@@ -407,7 +436,9 @@ function decodeLoadAssignmentReader(r: ObjectReader, allowHostnames: boolean): C
       const ep = decodeLbEndpoint(e, allowHostnames);
       if (ep) lbEndpoints.push(ep);
     }
-    l.accept('proximity', 'metadata');
+    // Accepted without effect (safe): locality metadata is opaque to the data path.
+    // proximity: reported by finish().
+    l.accept('metadata');
     l.finish();
     endpoints.push({
       locality, lbEndpoints, priority,
@@ -424,10 +455,10 @@ function decodeLoadAssignmentReader(r: ObjectReader, allowHostnames: boolean): C
   const policy = r.object('policy');
   if (policy) {
     overprovisioningFactor = policy.int('overprovisioning_factor', 140, 1);
-    policy.accept('drop_overloads', 'endpoint_stale_after', 'weighted_priority_health');
+    // drop_overloads, endpoint_stale_after, weighted_priority_health: reported by finish().
     policy.finish();
   }
-  r.accept('named_endpoints');
+  // named_endpoints: reported by finish().
   r.finish();
   return { clusterName, endpoints, overprovisioningFactor };
 }
@@ -445,7 +476,7 @@ export function decodeLbEndpoint(r: ObjectReader, allowHostnames: boolean): LbEn
   if (!a) e.diag.error(e.child('address'), 'is required');
   const address = a ? decodeAddress(a, allowHostnames) : undefined;
   const hostname = e.string('hostname', '');
-  e.accept('health_check_config', 'additional_addresses');
+  // health_check_config, additional_addresses: reported by finish().
   e.finish();
   const healthStatus = r.enumOf('health_status', HEALTH, 'UNKNOWN');
   const loadBalancingWeight = r.int('load_balancing_weight', 1, 1);

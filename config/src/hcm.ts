@@ -7,13 +7,11 @@ import { ObjectReader } from './reader.js';
 import { decodeHeaderValueOption, decodeRouteConfiguration } from './route.js';
 import { decodeConfigSource } from './source.js';
 import { decodeUpgradeConfig } from './upgrade.js';
-import { decodeAny, decodeTypedExtension, TYPE_PREFIX, typeName } from './typed.js';
-import { resolveExtension, wellKnownType } from './well-known.js';
+import { decodeAny, decodeTypedExtension } from './typed.js';
+import { resolveExtension } from './well-known.js';
 
 /** HttpFilterConfig.typeUrl of a filter whose config comes from ECDS; `config` holds type_urls and default_config. */
 export const ECDS_FILTER_TYPE = 'pilotfish.internal.ExtensionConfigDiscovery';
-const ROUTER_NAME = 'envoy.filters.http.router';
-const ROUTER_TYPE = wellKnownType('http_filter', ROUTER_NAME) ?? TYPE_PREFIX + 'envoy.extensions.filters.http.router.v3.Router';
 
 const CODECS = ['AUTO', 'HTTP1', 'HTTP2', 'HTTP3'] as const;
 const SERVER_HEADER = ['OVERWRITE', 'APPEND_IF_ABSENT', 'PASS_THROUGH'] as const;
@@ -184,15 +182,10 @@ function decodeHttpFilters(r: ObjectReader): HttpFilterConfig[] {
     f.finish();
     if (ext) httpFilters.push({ name, typeUrl: ext.typeUrl, config: ext.config, disabled, isOptional });
   }
-  const path = r.child('http_filters');
-  if (listed.length === 0 && !r.diag.errors.some((e) => e.path.startsWith(path))) {
-    r.diag.error(path, `is empty; the last HTTP filter must be ${ROUTER_NAME}`);
-  } else if (httpFilters.length === listed.length && httpFilters.length > 0) {
-    const last = httpFilters[httpFilters.length - 1]!;
-    if (typeName(last.typeUrl) !== typeName(ROUTER_TYPE)) {
-      r.diag.error(`${path}[${listed.length - 1}]`, `the last HTTP filter must be ${ROUTER_NAME}, not "${last.name}"`);
-    }
-  }
+  // Order and terminal-filter rules need the filter registry, so filters/ checks them when it
+  // builds the chain: an unknown type, "the last http filter must be the terminal router, not
+  // X", and an empty list (which Envoy accepts and then never routes; pilotfish warns and
+  // assumes a lone router). Checking here too would report follow-ons of those root causes.
   return httpFilters;
 }
 

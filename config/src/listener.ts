@@ -55,13 +55,17 @@ export function decodeListener(json: unknown, diag: Diagnostics, path: string): 
   let filterChainMatcher: FilterChainMatcherNode | undefined;
   const fcm = r.object('filter_chain_matcher');
   if (fcm) {
+    // Names as written, so that a chain refused for its own reasons is not reported again as missing.
     const names = new Set<string>();
-    const all = [...filterChains, ...(defaultFilterChain ? [defaultFilterChain] : [])];
-    all.forEach((c, i) => {
-      if (c.name === '') return;
-      if (names.has(c.name)) diag.error(`${r.child('filter_chains')}[${i}].name`, `duplicate filter chain name "${c.name}"`);
-      names.add(c.name);
+    const raws = Array.isArray(rawChains) ? rawChains : [];
+    raws.forEach((c, i) => {
+      const n = c !== null && typeof c === 'object' ? (c as Record<string, unknown>)['name'] : undefined;
+      if (typeof n !== 'string' || n === '') return;
+      if (names.has(n)) diag.error(`${r.child('filter_chains')}[${i}].name`, `duplicate filter chain name "${n}"`);
+      names.add(n);
     });
+    const dn = dfc?.raw['name'];
+    if (typeof dn === 'string' && dn !== '') names.add(dn);
     filterChainMatcher = decodeFilterChainMatcher(fcm, names);
     // With a matcher, Envoy selects chains by name only and ignores filter_chain_match: say so.
     if (Array.isArray(rawChains)) {

@@ -20,7 +20,7 @@ export function decodeRouteConfiguration(json: unknown, diag: Diagnostics, path:
   const virtualHosts = r.objects('virtual_hosts').map(decodeVirtualHost).filter((v): v is VirtualHost => v !== undefined);
   const mutations = decodeHeaderMutations(r);
   const validateClusters = r.bool('validate_clusters', false);
-  r.accept('most_specific_header_mutations_wins');
+  // most_specific_header_mutations_wins, request_mirror_policies, ...: reported by finish().
   r.finish();
   checkDuplicateDomains(virtualHosts, diag, path);
   if (diag.errors.length > before) return undefined;
@@ -84,7 +84,8 @@ function decodeRoute(r: ObjectReader): Route | undefined {
   }
   const typedPerFilterConfig = decodeTypedMap(r, 'typed_per_filter_config');
   const mutations = decodeHeaderMutations(r);
-  r.accept('metadata', 'decorator');
+  // Accepted without effect (safe): route metadata is opaque to the data path. decorator: reported by finish().
+  r.accept('metadata');
   r.finish();
   if (!match || !action || r.diag.errors.length > before) return undefined;
   return { name, match, action, typedPerFilterConfig, ...mutations };
@@ -122,6 +123,8 @@ export function decodeRouteMatch(r: ObjectReader): RouteMatch {
   if (rf) {
     const dv = rf.object('default_value');
     runtimeFraction = dv ? decodeFractionalPercent(dv) : 1;
+    // Accepted without effect (safe): pilotfish has no runtime layer, so default_value applies,
+    // which is exactly Envoy's behaviour while the runtime key is unset.
     rf.accept('runtime_key');
     rf.finish();
   }
@@ -140,6 +143,7 @@ export function decodeFractionalPercent(r: ObjectReader): number {
 
 function decodeRegexMatcher(r: ObjectReader): string | undefined {
   const regex = r.requiredString('regex');
+  // Accepted without effect (safe): google_re2 is deprecated and only carries a program-size limit; RE2 is always used.
   r.accept('google_re2');
   r.finish();
   if (regex === undefined) return undefined;
@@ -318,11 +322,12 @@ export function decodeClusterSpecifier(r: ObjectReader, allowHeader: boolean): C
       const name = c.requiredString('name');
       const weight = c.int('weight', 0, 0, 0xffffffff);
       const mutations = decodeHeaderMutations(c);
-      c.accept('typed_per_filter_config', 'metadata_match');
+      // typed_per_filter_config, metadata_match (subsets), host_rewrite_literal: reported by finish().
       c.finish();
       if (name) clusters.push({ name, weight, ...mutations });
     }
     const declaredTotal = w.optionalInt('total_weight', 1);
+    // Accepted without effect (safe): no runtime layer, so the configured weights apply, as in Envoy without overrides.
     w.accept('runtime_key_prefix');
     w.finish();
     if (clusters.length === 0) {
@@ -377,6 +382,7 @@ export function decodeRetryPolicy(r: ObjectReader): RetryPolicy {
   const hostSelectionRetryMaxAttempts = r.int('host_selection_retry_max_attempts', 1, 1, 100);
   const retryHostPredicates = r.objects('retry_host_predicate').map((p) => {
     const n = p.string('name', '');
+    // Accepted without effect (safe): the supported predicates (previous_hosts...) have empty configs.
     p.accept('typed_config');
     p.finish();
     return n;
@@ -396,7 +402,7 @@ function decodeHashPolicy(r: ObjectReader): HashPolicy | undefined {
   if (which === 'header') {
     const h = r.object('header');
     const name = h?.requiredString('header_name');
-    h?.accept('regex_rewrite');
+    // regex_rewrite: reported by finish().
     h?.finish();
     if (name) out = { kind: 'header', name: name.toLowerCase(), terminal };
   } else if (which === 'cookie') {
@@ -404,7 +410,7 @@ function decodeHashPolicy(r: ObjectReader): HashPolicy | undefined {
     const name = c?.requiredString('name');
     const ttl = c?.duration('ttl');
     const path = c?.string('path');
-    c?.accept('attributes');
+    // attributes: reported by finish().
     c?.finish();
     if (name) out = { kind: 'cookie', name, terminal, ...(ttl !== undefined ? { ttl } : {}), ...(path !== undefined ? { path } : {}) };
   } else if (which === 'connection_properties') {
@@ -491,15 +497,16 @@ export function decodeHeaderValueOption(r: ObjectReader): HeaderValueOption | un
   const h = r.object('header');
   if (!h) r.diag.error(r.child('header'), 'is required');
   const key = h?.requiredString('key');
-  const value = h?.string('value', '') ?? '';
-  h?.accept('raw_value');
+  // raw_value (bytes, base64 in JSON) wins over value, as in Envoy.
+  const value = h?.has('raw_value') ? Buffer.from(h.string('raw_value', ''), 'base64').toString('utf8') : h?.string('value', '') ?? '';
+  h?.accept('value');
   h?.finish();
   let appendAction: HeaderValueOption['appendAction'] = r.enumOf('append_action', APPEND_ACTIONS, 'APPEND_IF_EXISTS_OR_ADD');
   if (r.has('append')) {
     // Deprecated BoolValue: false means overwrite.
     appendAction = r.bool('append', true) ? 'APPEND_IF_EXISTS_OR_ADD' : 'OVERWRITE_IF_EXISTS_OR_ADD';
   }
-  r.accept('keep_empty_value');
+  // keep_empty_value: reported by finish().
   r.finish();
   if (!key) return undefined;
   const lower = key.toLowerCase();

@@ -7,7 +7,7 @@ export function decodeConfigSource(r: ObjectReader): ConfigSource | undefined {
   const initialFetchTimeout = r.duration('initial_fetch_timeout', 15_000);
   const version = r.enumOf('resource_api_version', ['AUTO', 'V2', 'V3'] as const, 'V3');
   if (version === 'V2') r.diag.error(r.child('resource_api_version'), 'only V3 is supported');
-  r.accept('authorities');
+  // authorities (xdstp federation): reported by finish().
   if (which !== undefined && which !== 'ads') {
     r.accept(which);
     r.diag.error(r.child(which), 'pilotfish takes dynamic resources over ADS only; use "ads: {}"');
