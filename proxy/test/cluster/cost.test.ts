@@ -11,17 +11,42 @@ import type { ConnectionInfo } from '../../src/net/connection-info.js';
 import type { Counter } from '../../src/stats/stats.js';
 
 t.test('one-endpoint diffs do not scale with the cluster', async (t) => {
+  // "Flat" is a ratio, not a wall-clock figure. The reference is measured on the same
+  // set at the same time: one pass over its 100k hosts, the least an O(n) diff would
+  // do. A one-endpoint diff must cost a small fraction of that pass (measured ~2%).
+  // Both touch the same big structures, so load and cache pressure from other work on
+  // a shared machine move them together. (A 10-host baseline does not: the tiny set
+  // stays in L1 while the big one is evicted, and that ratio swung 5x-220x here.)
+  // Each figure is the best of interleaved rounds, so a burst of load hits neither alone.
+  const DIFFS = 2000;
+  const extra = ep(500_000);
+  const diffs = (s: EndpointSet) => {
+    const t0 = performance.now();
+    for (let i = 0; i < DIFFS; i++) s.apply(i % 2 === 0 ? diff({ added: [extra] }) : diff({ removed: [extra.key] }));
+    return (performance.now() - t0) / DIFFS;
+  };
+  let sink = 0;
+  const pass = (s: EndpointSet) => {
+    const t0 = performance.now();
+    for (let k = 0; k < 5; k++) for (const h of s.hosts()) sink += h.endpoint.weight;
+    return (performance.now() - t0) / 5;
+  };
   for (const p of POLICIES) {
     const big = new EndpointSet('c', opts(p), Array.from({ length: 100_000 }, (_, i) => ep(i, { weight: 1 + (i % 3) })));
     big.pick({ hash: 1 });
-    const extra = ep(500_000);
-    const t0 = performance.now();
-    for (let i = 0; i < 2000; i++) big.apply(i % 2 === 0 ? diff({ added: [extra] }) : diff({ removed: [extra.key] }));
-    const ms = performance.now() - t0;
-    // O(log n) work: a few ms. Anything O(n) would be 2000 x 100k = seconds.
-    t.ok(ms < 1000, `${p}: 2000 one-endpoint diffs on 100k hosts took ${ms.toFixed(1)} ms`);
+    diffs(big); // warm the code paths (and the JIT) before measuring
+    pass(big);
+    let diffMs = Infinity;
+    let passMs = Infinity;
+    for (let round = 0; round < 7; round++) {
+      diffMs = Math.min(diffMs, diffs(big));
+      passMs = Math.min(passMs, pass(big));
+    }
+    const ratio = diffMs / passMs;
+    t.ok(ratio < 0.1, `${p}: a one-endpoint diff on 100k hosts takes ${(diffMs * 1000).toFixed(1)} us, ${(ratio * 100).toFixed(1)}% of one pass over the hosts (${passMs.toFixed(2)} ms)`);
     big.close();
   }
+  t.ok(sink > 0);
 });
 
 t.test('pick() allocates nothing in steady state', async (t) => {
