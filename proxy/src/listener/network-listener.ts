@@ -47,9 +47,9 @@ export interface ListenerDeps {
   readonly readOriginalDst: (socket: net.Socket) => { readonly address: string; readonly port: number } | undefined;
 }
 
-const TLS_INSPECTOR = /(\.|^)envoy\.extensions\.filters\.listener\.tls_inspector\.v3\.TlsInspector$/;
-const HTTP_INSPECTOR = /(\.|^)envoy\.extensions\.filters\.listener\.http_inspector\.v3\.HttpInspector$/;
-const ORIGINAL_DST = /(\.|^)envoy\.extensions\.filters\.listener\.original_dst\.v3\.OriginalDst$/;
+const TLS_INSPECTOR = /(^|[./])envoy\.extensions\.filters\.listener\.tls_inspector\.v3\.TlsInspector$/;
+const HTTP_INSPECTOR = /(^|[./])envoy\.extensions\.filters\.listener\.http_inspector\.v3\.HttpInspector$/;
+const ORIGINAL_DST = /(^|[./])envoy\.extensions\.filters\.listener\.original_dst\.v3\.OriginalDst$/;
 
 interface ListenerFilterSet {
   readonly tls: boolean;
@@ -182,7 +182,8 @@ export class NetworkListener {
     this.stats.downstream_cx_active.inc();
     this.sockets.add(socket);
     socket.once('close', () => {
-      this.sockets.delete(socket);
+      // A connection handed to another listener is no longer ours to count.
+      if (!this.sockets.delete(socket)) return;
       this.stats.downstream_cx_active.dec();
       this.stats.downstream_cx_destroy.inc();
     });

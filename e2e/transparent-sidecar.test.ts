@@ -1,0 +1,173 @@
+import t from 'tap';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { until } from '../test-support/wait.js';
+import { sidecarConfig } from './fixtures/transparent-sidecar.js';
+
+// A sidecar as Istio runs one: the pod's traffic is intercepted by the nat rules Istio's
+// init container writes (iptables REDIRECT to 15001 outbound, 15006 inbound), the proxy
+// runs as uid 1337, and routing follows the original destination: virtualOutbound hands
+// each connection to the per-port listener of where the app meant to go (bind_to_port:
+// false), unknown destinations go through the ORIGINAL_DST PassthroughCluster, and
+// inbound connections are picked by destination port on a virtualInbound listener.
+// Two namespaces joined by a veth pair, addresses in 198.18.0.0/15 only.
+
+const BIN = new URL('../bin/pilotfish.js', import.meta.url).pathname;
+const isRoot = process.getuid?.() === 0;
+const hasIptables = (() => {
+  try {
+    execFileSync('iptables', ['-V'], { stdio: 'pipe' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const skip = !isRoot ? 'needs root for network namespaces and iptables' : !hasIptables ? 'iptables is not installed (scripts/setup.sh installs it)' : false;
+
+const POD = '198.18.10.1';
+const EXT = '198.18.10.2';
+const PROXY_UID = 1337;
+
+const sh = (...args: string[]): string => execFileSync(args[0]!, args.slice(1), { stdio: 'pipe' }).toString();
+
+/** Runs a short node script inside a namespace and returns what it printed. */
+function nodeIn(ns: string, script: string): string {
+  return execFileSync('ip', ['netns', 'exec', ns, process.execPath, '--input-type=module', '-e', script], { stdio: 'pipe', timeout: 20_000 }).toString();
+}
+
+/** Servers outside the pod: two services and one destination no listener knows. */
+const EXTERNAL_SERVERS = `
+import http from 'node:http'; import net from 'node:net';
+const h = (name) => http.createServer((req, res) => { res.setHeader('x-served-by', name); res.end(name + ' ' + req.url); });
+h('svc-a').listen(7001, '${EXT}');
+net.createServer((s) => { s.once('data', (d) => s.end('svc-b:' + d)); }).listen(7002, '${EXT}');
+h('unknown-7003').listen(7003, '${EXT}');
+console.log('ready');
+`;
+
+/** The application inside the pod: an HTTP server the inbound side routes to. */
+const POD_APP = `
+import http from 'node:http';
+http.createServer((req, res) => { res.end('app ' + req.url + ' from ' + req.socket.remoteAddress); }).listen(8080, '0.0.0.0');
+console.log('ready');
+`;
+
+/** The nat rules Istio's init container writes (istio-iptables), reduced to what this pod needs. */
+function istioIptables(ns: string): void {
+  const ipt = (...args: string[]) => sh('ip', 'netns', 'exec', ns, 'iptables', '-t', 'nat', ...args);
+  for (const c of ['ISTIO_INBOUND', 'ISTIO_REDIRECT', 'ISTIO_IN_REDIRECT', 'ISTIO_OUTPUT']) ipt('-N', c);
+  ipt('-A', 'ISTIO_INBOUND', '-p', 'tcp', '--dport', '15008', '-j', 'RETURN');
+  ipt('-A', 'ISTIO_INBOUND', '-p', 'tcp', '--dport', '15090', '-j', 'RETURN');
+  ipt('-A', 'ISTIO_INBOUND', '-p', 'tcp', '--dport', '15021', '-j', 'RETURN');
+  ipt('-A', 'ISTIO_INBOUND', '-p', 'tcp', '--dport', '15020', '-j', 'RETURN');
+  ipt('-A', 'ISTIO_INBOUND', '-p', 'tcp', '-j', 'ISTIO_IN_REDIRECT');
+  ipt('-A', 'ISTIO_IN_REDIRECT', '-p', 'tcp', '-j', 'REDIRECT', '--to-ports', '15006');
+  ipt('-A', 'ISTIO_REDIRECT', '-p', 'tcp', '-j', 'REDIRECT', '--to-ports', '15001');
+  ipt('-A', 'ISTIO_OUTPUT', '-s', '127.0.0.6/32', '-o', 'lo', '-j', 'RETURN');
+  ipt('-A', 'ISTIO_OUTPUT', '-m', 'owner', '--uid-owner', String(PROXY_UID), '-j', 'RETURN');
+  ipt('-A', 'ISTIO_OUTPUT', '-d', '127.0.0.1/32', '-j', 'RETURN');
+  ipt('-A', 'ISTIO_OUTPUT', '-j', 'ISTIO_REDIRECT');
+  ipt('-A', 'PREROUTING', '-p', 'tcp', '-j', 'ISTIO_INBOUND');
+  ipt('-A', 'OUTPUT', '-p', 'tcp', '-j', 'ISTIO_OUTPUT');
+}
+
+function spawnIn(ns: string, args: string[], label: string, t: { teardown(fn: () => void): void }): { child: ChildProcess; output: () => string } {
+  const child = spawn('ip', ['netns', 'exec', ns, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
+  void label;
+  return { child, output: () => out };
+}
+
+t.test('transparent sidecar under Istio iptables interception', { skip }, async (t) => {
+  const id = `${process.pid.toString(36)}${Math.floor(Math.random() * 1e4).toString(36)}`;
+  const pod = `pf-pod-${id}`;
+  const ext = `pf-ext-${id}`;
+  t.teardown(() => {
+    for (const ns of [pod, ext]) {
+      try {
+        sh('ip', 'netns', 'del', ns);
+      } catch {
+        // already gone
+      }
+    }
+  });
+  sh('ip', 'netns', 'add', pod);
+  sh('ip', 'netns', 'add', ext);
+  for (const ns of [pod, ext]) sh('ip', '-n', ns, 'link', 'set', 'lo', 'up');
+  sh('ip', '-n', pod, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ext);
+  sh('ip', '-n', pod, 'addr', 'add', `${POD}/24`, 'dev', 'eth0');
+  sh('ip', '-n', ext, 'addr', 'add', `${EXT}/24`, 'dev', 'eth0');
+  sh('ip', '-n', pod, 'link', 'set', 'eth0', 'up');
+  sh('ip', '-n', ext, 'link', 'set', 'eth0', 'up');
+  istioIptables(pod);
+
+  const dir = mkdtempSync(join(tmpdir(), 'pf-transparent-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  chmodSync(dir, 0o755);
+  const cfg = join(dir, 'sidecar.yaml');
+  writeFileSync(cfg, sidecarConfig(EXT), { mode: 0o644 });
+  const extScript = join(dir, 'ext.mjs');
+  const appScript = join(dir, 'app.mjs');
+  writeFileSync(extScript, EXTERNAL_SERVERS, { mode: 0o644 });
+  writeFileSync(appScript, POD_APP, { mode: 0o644 });
+
+  const servers = spawnIn(ext, [process.execPath, extScript], 'ext', t);
+  const app = spawnIn(pod, [process.execPath, appScript], 'app', t);
+  const proxy = spawnIn(pod, ['setpriv', `--reuid=${PROXY_UID}`, `--regid=${PROXY_UID}`, '--clear-groups', process.execPath, BIN, 'proxy', '--config', cfg, '--drain-time-s', '1'], 'proxy', t);
+  await until('the servers outside and inside the pod', () => servers.output().includes('ready') && app.output().includes('ready'), { timeoutMs: 30_000, state: () => servers.output() + app.output() });
+  const admin = (path: string): string => sh('ip', 'netns', 'exec', pod, 'curl', '-s', '--max-time', '5', `http://127.0.0.1:15000${path}`);
+  await until('the sidecar to be LIVE', () => admin('/ready').includes('LIVE'), { timeoutMs: 60_000 }).catch((err: Error) => {
+    throw new Error(`${err.message}; proxy output: ${proxy.output().slice(-2000)}`);
+  });
+
+  t.teardown(() => {
+    if (!t.passing()) t.comment(`proxy output:\n${proxy.output().slice(-3000)}`);
+  });
+
+  await t.test('outbound HTTP to a known service: handed to its per-port listener, routed by the HTTP chain', async (t) => {
+    const out = sh('ip', 'netns', 'exec', pod, 'curl', '-s', '-i', '--max-time', '5', `http://${EXT}:7001/hello`);
+    t.match(out, /x-pilotfish-chain: outbound-7001/i, `went through the 0.0.0.0_7001 listener's HTTP chain:\n${out}`);
+    t.match(out, /svc-a \/hello/);
+  });
+
+  await t.test('outbound TCP to an IP-specific listener (bind_to_port: false)', async (t) => {
+    const out = nodeIn(pod, `import net from 'node:net'; const s = net.connect(7002, '${EXT}', () => s.write('ping')); let b=''; s.on('data', (d) => b += d); s.on('close', () => console.log(b));`);
+    t.equal(out.trim(), 'svc-b:ping');
+    const stats = admin('/stats');
+    t.match(stats, /tcp\.outbound\|7002\|\|svc-b\.default\.svc\.cluster\.local\.downstream_cx_total: [1-9]/, 'counted by the 7002 listener\'s tcp_proxy');
+  });
+
+  await t.test('a destination no listener knows goes through PassthroughCluster to where the app meant', async (t) => {
+    const out = sh('ip', 'netns', 'exec', pod, 'curl', '-s', '-i', '--max-time', '5', `http://${EXT}:7003/x`);
+    t.match(out, /unknown-7003 \/x/);
+    t.notMatch(out, /x-pilotfish-chain/i, 'not routed by an HTTP chain');
+    t.match(admin('/stats'), /cluster\.PassthroughCluster\.upstream_cx_total: [1-9]/, 'PassthroughCluster carried it');
+  });
+
+  await t.test('outbound HTTP to the 7001 listener on another IP also lands on 0.0.0.0_7001 (wildcard listener)', async (t) => {
+    // 198.18.10.3 is not assigned anywhere: the per-port listener routes by port, its cluster knows the real endpoint.
+    sh('ip', '-n', pod, 'route', 'add', '198.18.10.3/32', 'dev', 'eth0');
+    const out = sh('ip', 'netns', 'exec', pod, 'curl', '-s', '-i', '--max-time', '5', 'http://198.18.10.3:7001/vip');
+    t.match(out, /x-pilotfish-chain: outbound-7001/i);
+    t.match(out, /svc-a \/vip/);
+  });
+
+  await t.test('inbound: picked by destination port on virtualInbound, delivered to the app', async (t) => {
+    const out = sh('ip', 'netns', 'exec', ext, 'curl', '-s', '-i', '--max-time', '5', `http://${POD}:8080/in`);
+    t.match(out, /x-pilotfish-chain: inbound-8080/i, `went through the inbound 8080 chain:\n${out}`);
+    t.match(out, /app \/in from 127\.0\.0\.1/, 'the app sees the sidecar as its peer');
+  });
+
+  await t.test('the proxy never saw its own traffic again (no loop), and counted the hand-offs', async (t) => {
+    const stats = admin('/stats');
+    t.match(stats, /listener\.0\.0\.0\.0_15001\.downstream_cx_original_dst_handoff: [1-9]/);
+    t.notMatch(stats, /no_filter_chain_match: [1-9]/);
+  });
+});
