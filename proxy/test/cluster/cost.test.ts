@@ -100,7 +100,7 @@ t.test('ORIGINAL_DST pick() allocates nothing once the host exists (connection a
   const session = new Session();
   session.connect();
   t.teardown(() => session.disconnect());
-  const counter = () => ({ value: 0, inc() { this.value++; } }) as unknown as Counter;
+  const counter = (): Counter => { const c = { value: 0, inc() { c.value++; } }; return c as unknown as Counter; };
   const hosts = new OriginalDstHosts('c', { useHttpHeader: true, httpHeaderName: '', cleanupInterval: 60_000 },
     { original_dst_host_invalid: counter(), original_dst_loop_refused: counter() }, { onAdded: () => {}, onRemoved: () => {} }, undefined);
   t.teardown(() => hosts.close());
