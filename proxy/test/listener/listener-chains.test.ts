@@ -1,0 +1,120 @@
+import t from 'tap';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { issueWorkload, mintRoot } from '../../../certs/src/index.js';
+import { startProxyYaml, startUpstream, staticCluster } from '../helpers.js';
+
+// Filter chains chosen per connection on one listener: TLS chains by SNI, each with its
+// own certificate (tls_inspector), and a plaintext chain beside them; and a listener on
+// a Unix pipe, as Istio's bootstrap and Envoy's examples write them.
+
+function hcm(prefix: string, cluster: string): string {
+  return `
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ${prefix}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes: [{ match: { prefix: "/" }, route: { cluster: ${cluster} } }]`;
+}
+
+function tlsSocket(dir: string, name: string): string {
+  return `
+      transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          common_tls_context:
+            tls_certificates: [{ certificate_chain: { filename: ${join(dir, `${name}.crt`)} }, private_key: { filename: ${join(dir, `${name}.key`)} } }]`;
+}
+
+function get(opts: https.RequestOptions & { tls?: boolean }): Promise<{ body: string; cert?: string }> {
+  return new Promise((resolve, reject) => {
+    const mod = opts.tls ? https : http;
+    const req = mod.get({ agent: false, ...opts }, (res) => {
+      const cert = opts.tls ? (res.socket as TLSSocket).getPeerCertificate().subjectaltname : undefined;
+      let b = '';
+      res.on('data', (c) => (b += c));
+      res.on('end', () => resolve({ body: b, ...(cert ? { cert } : {}) }));
+    });
+    req.on('error', reject);
+  });
+}
+
+t.test('TLS filter chains chosen by SNI, each with its own certificate, beside a plaintext chain', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pf-sni-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const ca = await mintRoot({ trustDomain: 'example.org' });
+  for (const [name, dns] of [['api', 'api.example.com'], ['wild', '*.example.com']] as const) {
+    const leaf = await issueWorkload({ ca, dns: [dns], spiffeId: `spiffe://example.org/ns/default/sa/${name}` });
+    writeFileSync(join(dir, `${name}.crt`), leaf.chainPem);
+    writeFileSync(join(dir, `${name}.key`), leaf.keyPem);
+  }
+  const ups = await Promise.all(['api', 'wild', 'plain'].map((n) => startUpstream(t, n, (_req, res) => res.end(n))));
+  const p = await startProxyYaml(t, `
+admin: { address: { socket_address: { address: 127.0.0.1, port_value: 0 } } }
+static_resources:
+  listeners:
+  - address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    listener_filters:
+    - name: envoy.filters.listener.tls_inspector
+      typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector }
+    filter_chains:
+    - name: api
+      filter_chain_match: { server_names: [api.example.com] }${tlsSocket(dir, 'api')}
+      filters:${hcm('api', 'api')}
+    - name: wild
+      filter_chain_match: { server_names: ["*.example.com"] }${tlsSocket(dir, 'wild')}
+      filters:${hcm('wild', 'wild')}
+    - name: plain
+      filter_chain_match: { transport_protocol: raw_buffer }
+      filters:${hcm('plain', 'plain')}
+  clusters:
+${staticCluster('api', [ups[0]!.port])}
+${staticCluster('wild', [ups[1]!.port])}
+${staticCluster('plain', [ups[2]!.port])}
+`);
+  const port = p.port();
+  const api = await get({ tls: true, host: '127.0.0.1', port, servername: 'api.example.com', ca: ca.certPem, path: '/' });
+  t.equal(api.body, 'api');
+  t.match(api.cert, /DNS:api\.example\.com/, 'the api chain presents its own certificate');
+  t.match(api.cert, /sa\/api/);
+  const other = await get({ tls: true, host: '127.0.0.1', port, servername: 'shop.example.com', ca: ca.certPem, path: '/' });
+  t.equal(other.body, 'wild');
+  t.match(other.cert, /DNS:\*\.example\.com/, 'the wildcard chain presents the wildcard certificate');
+  t.equal((await get({ host: '127.0.0.1', port, path: '/' })).body, 'plain', 'plaintext goes to the raw_buffer chain');
+  // A TLS client with a name no chain serves: no chain matches, the connection is closed.
+  await t.rejects(get({ tls: true, host: '127.0.0.1', port, servername: 'example.net', ca: ca.certPem, path: '/' }));
+  const stats = await get({ host: '127.0.0.1', port: p.adminPort!, path: '/stats?filter=no_filter_chain_match' });
+  t.match(stats.body, /no_filter_chain_match: 1/, 'the refused connection is counted');
+});
+
+t.test('a listener on a Unix pipe', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pf-pipe-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'proxy.sock');
+  writeFileSync(path, 'stale'); // a leftover file from an earlier run must not stop the bind
+  const up = await startUpstream(t, 'up', (_req, res) => res.end('over a pipe'));
+  await startProxyYaml(t, `
+static_resources:
+  listeners:
+  - name: uds
+    address: { pipe: { path: ${path}, mode: 384 } }
+    filter_chains:
+    - filters:${hcm('uds', 'up')}
+  clusters:
+${staticCluster('up', [up.port])}
+`);
+  t.equal((await get({ socketPath: path, path: '/' })).body, 'over a pipe');
+  t.equal(statSync(path).mode & 0o777, 0o600, 'pipe.mode (384 = 0600) applied to the socket file');
+});
