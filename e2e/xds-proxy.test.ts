@@ -11,6 +11,7 @@ import { ControlPlane, parseMesh, type MeshEndpoint } from '../controlplane/src/
 import { XdsClient, TYPE_URLS, type ApiType } from '../xds-client/src/index.js';
 import { startProxy } from '../proxy/src/cli/proxy-command.js';
 import { Logger } from '../proxy/src/log.js';
+import { until as waitUntil } from '../test-support/wait.js';
 
 let agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
 
@@ -48,13 +49,7 @@ async function listenRetrying(cp: ControlPlane, port: number): Promise<void> {
   }
 }
 
-const until = async (pred: () => boolean | Promise<boolean>, ms = 10_000, what = 'condition') => {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
+const until = (pred: () => boolean | Promise<boolean>, _ms: number, what: string) => waitUntil(what, pred);
 
 for (const apiType of ['DELTA_GRPC', 'GRPC'] as ApiType[]) {
   t.test(`${apiType}: scale, drain and lose the control plane under load without a failed request`, async (t) => {
@@ -87,10 +82,18 @@ for (const apiType of ['DELTA_GRPC', 'GRPC'] as ApiType[]) {
     let total = 0;
     const seen = new Map<string, number>();
     const failed: string[] = [];
-    const workers = Array.from({ length: 4 }, async () => {
+    // Requests completed per worker: windows are counted in requests, not milliseconds,
+    // so a slow machine only makes them longer.
+    const done = [0, 0, 0, 0];
+    const everyWorker = async (n: number, what: string) => {
+      const mark = [...done];
+      await until(() => done.every((d, w) => d >= mark[w]! + n), 0, `${n} more requests from every worker (${what})`);
+    };
+    const workers = done.map(async (_, w) => {
       while (!stop) {
         const r = await get(port);
         total++;
+        done[w]!++;
         if (r.status !== 200) {
           failures++;
           if (failed.length < 5) failed.push(`${r.status} ${r.body.slice(0, 80)}`);
@@ -108,13 +111,15 @@ for (const apiType of ['DELTA_GRPC', 'GRPC'] as ApiType[]) {
     await until(() => countOf('u2') > 5 && countOf('u3') > 5, 10_000, 'traffic on u2 and u3');
     // drain u1 (terminating), then remove it
     cp.setEndpoints('web', [ep(0, { terminating: true }), ep(1), ep(2)]);
-    await cp.server.waitForAck('proxy-1', apiType === 'DELTA_GRPC' ? TYPE_URLS.lbEndpoint : TYPE_URLS.endpoint);
-    await new Promise((r) => setTimeout(r, 300));
+    const epType = apiType === 'DELTA_GRPC' ? TYPE_URLS.lbEndpoint : TYPE_URLS.endpoint;
+    await cp.server.waitForAck('proxy-1', epType, undefined, 30_000);
+    // requests sent before the ACK may still land on u1: let each worker finish one more
+    await everyWorker(2, 'requests in flight at the drain have finished');
     const u1Before = countOf('u1');
-    await new Promise((r) => setTimeout(r, 300));
+    await everyWorker(10, 'a window of traffic after the drain');
     t.equal(countOf('u1'), u1Before, 'a draining endpoint gets no new requests');
     cp.setEndpoints('web', [ep(1), ep(2)]);
-    await new Promise((r) => setTimeout(r, 300));
+    await cp.server.waitForAck('proxy-1', epType, undefined, 30_000);
 
     // control plane gone: the last good config keeps serving
     await cp.close();
@@ -128,9 +133,10 @@ for (const apiType of ['DELTA_GRPC', 'GRPC'] as ApiType[]) {
     await listenRetrying(cp, cpPort);
     await until(() => client.stats()['control_plane.connected_state'] === 1, 15_000, 'reconnect');
     const u2At = countOf('u2');
-    await new Promise((r) => setTimeout(r, 500));
+    await cp.server.waitForAck('proxy-1', epType, undefined, 30_000);
+    await everyWorker(2, 'requests in flight at the resync have finished');
     const u2Later = countOf('u2');
-    await new Promise((r) => setTimeout(r, 300));
+    await everyWorker(10, 'a window of traffic after the resync');
     t.equal(countOf('u2'), u2Later, 'after resync only u3 serves');
     t.ok(u2Later >= u2At);
 

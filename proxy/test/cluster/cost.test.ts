@@ -13,7 +13,7 @@ import type { Counter } from '../../src/stats/stats.js';
 t.test('one-endpoint diffs do not scale with the cluster', async (t) => {
   // "Flat" is a ratio, not a wall-clock figure. The reference is measured on the same
   // set at the same time: one pass over its 100k hosts, the least an O(n) diff would
-  // do. A one-endpoint diff must cost a small fraction of that pass (measured ~2%).
+  // do. A one-endpoint diff must cost a small fraction of that pass (measured 0.3-1%).
   // Both touch the same big structures, so load and cache pressure from other work on
   // a shared machine move them together. (A 10-host baseline does not: the tiny set
   // stays in L1 while the big one is evicted, and that ratio swung 5x-220x here.)
