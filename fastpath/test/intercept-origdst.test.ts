@@ -3,7 +3,9 @@
  * attached cgroup (and its own netns) connects to 198.18.0.77:7002 / [2001:2::77]:7002,
  * connect4/6 send it to the outbound listener, and the listener's readOriginalDst — the
  * same call that serves iptables REDIRECT (proxy/test/net/original-dst.test.ts) — returns
- * the address the app asked for, served by cgroup/getsockopt from the orig_dst map.
+ * the address the app asked for, served by cgroup/getsockopt from the orig_dst map. Also
+ * a dual-stack listener (v4-mapped, SOL_IP), a direct connection (no answer), and a
+ * listener created outside the cgroup (no answer: the program runs for the socket's cgroup).
  */
 import t from 'tap';
 import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
@@ -71,7 +73,9 @@ if (why) {
     await waitLine(listener, /^READY$/, 20_000);
     await fp.excludeProcess(listener.pid!);
 
+    let listening = listener;
     const connect = async (host: string, port: number): Promise<{ local: number; accept: Record<string, unknown>; got: string }> => {
+      const listener = listening;
       const c = client(inCgroup, host, port, procs);
       const first = await waitLine(c, /^(LOCAL|ERROR)/);
       if (first.startsWith('ERROR')) throw new Error(`connect ${host}:${port}: ${first}`);
@@ -93,10 +97,31 @@ if (why) {
     const direct = await connect('127.0.0.1', PORT);
     t.equal(direct.accept.orig, null, 'readOriginalDst: undefined for a connection nobody redirected');
 
+    // a dual-stack listener ([::]:PORT): the IPv4 connection arrives v4-mapped and is asked with SOL_IP
+    listener.kill('SIGKILL');
+    await new Promise((r) => listener.once('exit', r));
+    listening = spawn(inCgroup[0]!, [...inCgroup.slice(1), ...listenerArgs([`[::]:${PORT}`])], { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO });
+    procs.push(listening);
+    await waitLine(listening, /^READY$/, 20_000);
+    await fp.excludeProcess(listening.pid!);
+    const mapped = await connect('198.18.0.78', 7003);
+    t.match(mapped.accept, { local: `::ffff:127.0.0.1:${PORT}` }, 'the app landed on the dual-stack listener, v4-mapped');
+    t.same(mapped.accept.orig, { address: '198.18.0.78', port: 7003 }, 'readOriginalDst: 198.18.0.78:7003');
+
+    // the documented requirement: a listener created outside the attached cgroup gets no answer
+    listening.kill('SIGKILL');
+    await new Promise((r) => listening.once('exit', r));
+    listening = spawn('nsenter', [`--net=/run/netns/${ns}`, ...listenerArgs([`127.0.0.1:${PORT}`])], { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO });
+    procs.push(listening);
+    await waitLine(listening, /^READY$/, 20_000);
+    const outside = await connect('198.18.0.79', 7004);
+    t.match(outside.accept, { local: `127.0.0.1:${PORT}` }, 'redirected to the listener outside the cgroup');
+    t.equal(outside.accept.orig, null, 'its socket is not in the cgroup: the getsockopt program does not run for it');
+
     await fp.sync();
     const m = fp.metrics();
-    t.equal(m.fastpath_connect_redirects_total, 2, 'two connections redirected');
-    t.equal(m.fastpath_orig_dst_sockopt_total, 2, 'both answered by cgroup/getsockopt, the direct one not');
+    t.equal(m.fastpath_connect_redirects_total, 4, 'four connections redirected');
+    t.equal(m.fastpath_orig_dst_sockopt_total, 3, 'three answered by cgroup/getsockopt: not the direct one, not outside the cgroup');
 
     // both sides have closed: the entry is gone, so a later socket reusing 127.0.0.1:<port> gets no stale answer
     let left: unknown = 'still there';
