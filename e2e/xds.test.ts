@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { until as waitUntil } from '../test-support/wait.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const mainTs = path.join(root, 'proxy/src/main.ts');
@@ -54,13 +55,8 @@ async function upstream(t: { teardown(f: () => unknown): void }, name: string): 
   return (server.address() as net.AddressInfo).port;
 }
 
-const until = async (pred: () => boolean | Promise<boolean>, ms: number, what: string) => {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-};
+// Deadlines here are generous floors: the shared helper never waits less than 30 s.
+const until = (pred: () => boolean | Promise<boolean>, ms: number, what: string) => waitUntil(what, pred, { timeoutMs: Math.max(ms, 30_000), intervalMs: 50 });
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pf-xds-e2e-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -116,16 +112,22 @@ dynamic_resources:
       }
     });
     const countOf = (n: string) => seen.get(n) ?? 0;
+    // True once `name` got nothing during the next n completed requests: windows are
+    // counted in requests, so a slow machine only makes them longer.
+    const quietFor = async (name: string, n: number) => {
+      const before = countOf(name);
+      const mark = total;
+      await waitUntil(`${n} more requests through the proxy`, () => total >= mark + n);
+      return countOf(name) === before;
+    };
 
     writeMesh([ep(0), ep(1), ep(2)]);
     await until(() => countOf('u2') > 5 && countOf('u3') > 5, 15_000, 'scale-out');
     writeMesh([ep(0, ', terminating: true'), ep(1), ep(2)]);
-    await new Promise((r) => setTimeout(r, 1500));
+    await until(() => quietFor('u1', 40), 60_000, 'the draining u1 to get no new requests');
     writeMesh([ep(1), ep(2)]);
-    await new Promise((r) => setTimeout(r, 1500));
-    const u1 = countOf('u1');
-    await new Promise((r) => setTimeout(r, 500));
-    t.equal(countOf('u1'), u1, 'u1 removed');
+    await until(async () => countOf('u2') > 0 && (await quietFor('u1', 40)), 60_000, 'u1 removed');
+    t.ok(await quietFor('u1', 80), 'u1 removed: no request reaches it');
 
     cp.child.kill('SIGKILL');
     await cp.exited;
@@ -135,11 +137,8 @@ dynamic_resources:
     writeMesh([ep(2)]);
     cp = pilotfish(['controlplane', '--config', meshFile, '--port', String(cpPort), '--address', '127.0.0.1']);
     await until(() => /listening \d+/.test(cp.out()), 20_000, 'control plane restart');
-    await until(async () => {
-      const before = countOf('u2');
-      await new Promise((r) => setTimeout(r, 400));
-      return countOf('u2') === before;
-    }, 30_000, 'resync to u3 only');
+    await until(() => quietFor('u2', 40), 60_000, 'resync to u3 only');
+    t.ok(await quietFor('u2', 80), 'after the resync only u3 serves');
 
     stop = true;
     await Promise.all(workers);
