@@ -11,7 +11,7 @@ import { ConnectionManager, makeHcmStats, type HcmEnvironment, type HcmStats } f
 import { HttpChain } from './http/listener.js';
 import type { ChainRuntime } from './listener/network-listener.js';
 import { NetworkListener } from './listener/network-listener.js';
-import { readOriginalDst } from './net/original-dst.js';
+import { readOriginalDst, warnIfOriginalDstUnavailable } from './net/original-dst.js';
 import { overloadManager } from './overload/overload-manager.js';
 import type { Logger } from './log.js';
 import { RouteTable } from './routing/route-table.js';
@@ -262,6 +262,10 @@ export class ProxyServer implements ConfigSink {
 
   private addListener(l: Listener, path: string): void {
     if (l.filterChains.length === 0 && !l.defaultFilterChain) throw new ConfigError(`${path}.filter_chains: at least one filter chain is required`);
+    if (l.listenerFilters.some((f) => f.typeUrl.endsWith('.original_dst.v3.OriginalDst'))) {
+      // Once per process: without the addon, intercepted connections cannot be routed by where they were going.
+      warnIfOriginalDstUnavailable((line) => this.log.warn(line));
+    }
     const existing = this.listeners.get(l.name);
     const version = JSON.stringify(l, mapsAsObjects);
     if (existing && existing.version === version) return;

@@ -130,7 +130,14 @@ export async function startProxy(bootstrap: Bootstrap, log: Logger, opts: { admi
       drainTimeMs,
       quit: opts.onQuit ?? (() => void stop().then(() => process.exit(0))),
     });
-    adminPort = await admin.listen();
+    try {
+      adminPort = await admin.listen();
+    } catch (e) {
+      // Like any listener that cannot bind: the proxy does not start (it used to run on without its admin endpoint).
+      const err = e as NodeJS.ErrnoException;
+      await stop(0).catch(() => undefined);
+      throw new ConfigError(`admin.address: cannot listen on ${bootstrap.admin.address.address}:${opts.adminPort ?? bootstrap.admin.address.port}: ${err.code ?? err.message}`);
+    }
     log.info('admin listening', { address: `${bootstrap.admin.address.address}:${adminPort}` });
   }
   if (xds) {
