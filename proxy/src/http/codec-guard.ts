@@ -26,10 +26,21 @@ export function checkHttp1Request(req: IncomingMessage): string | undefined {
   // RFC 9112 §6.1: TE in an HTTP/1.0 message means faulty framing.
   if (te && req.httpVersion === '1.0') return 'http1.transfer_encoding_in_http10';
   const url = req.url ?? '';
+  if (req.method === 'CONNECT') return connectTarget(req, url);
   if (url.charCodeAt(0) !== 47 /* / */) {
     if (url === '*') return req.method === 'OPTIONS' ? undefined : 'http1.invalid_url';
     return absoluteForm(req, url);
   }
+  return undefined;
+}
+
+/**
+ * CONNECT's authority-form target (RFC 9112 §3.2.3) is the authority: it replaces Host,
+ * as Envoy's codec makes it :authority, and the request has no path.
+ */
+function connectTarget(req: IncomingMessage, url: string): string | undefined {
+  if (!/:\d{1,5}$/.test(url) || url.includes('@') || !isValidAuthority(url)) return 'http1.invalid_url';
+  req.headers.host = url;
   return undefined;
 }
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { PassThrough } from 'node:stream';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { ForwardAction, HashPolicy, HttpConnectionManager, RedirectAction } from '../../../config/src/index.js';
 import type { HttpFilterChain, LocalReply, RequestHeadersView, ResponseHeadersView } from '../../../filters/src/index.js';
@@ -20,6 +21,7 @@ import { UpstreamRequest, type Downstream } from './router.js';
 import { Stream } from './stream.js';
 import { connectionInfo } from '../net/connection-info.js';
 import { applyXfcc } from './xfcc.js';
+import { connectTermination, responseHead, Tunnel, upgradeAllowed, type TunnelOwner } from './upgrade.js';
 import type { TLSSocket } from 'node:tls';
 import type { ClientCertDetails, ForwardClientCertDetails } from '../../../config/src/index.js';
 import { pathOptionsActive, stripFragment, transformPath } from './path-normalize.js';
@@ -44,6 +46,9 @@ export interface HcmStats {
   readonly no_cluster: Counter;
   readonly rq_direct_response: Counter;
   readonly rq_redirect: Counter;
+  readonly downstream_cx_upgrades_total: Counter;
+  readonly downstream_cx_upgrades_active: Gauge;
+  readonly downstream_rq_ws_on_non_ws_route: Counter;
   readonly downstream_rq_failed_path_normalization: Counter;
   readonly downstream_rq_redirected_with_normalized_path: Counter;
   readonly downstream_rq_time: TimeHistogram;
@@ -61,6 +66,8 @@ export function makeHcmStats(store: StatsStore, statPrefix: string): HcmStats {
     downstream_rq_tx_reset: c('downstream_rq_tx_reset'), no_route: c('no_route'), no_cluster: c('no_cluster'),
     rq_direct_response: c('rq_direct_response'), rq_redirect: c('rq_redirect'), downstream_rq_time: s.histogram('downstream_rq_time'),
     downstream_rq_failed_path_normalization: c('downstream_rq_failed_path_normalization'),
+    downstream_cx_upgrades_total: c('downstream_cx_upgrades_total'), downstream_cx_upgrades_active: s.gauge('downstream_cx_upgrades_active'),
+    downstream_rq_ws_on_non_ws_route: c('downstream_rq_ws_on_non_ws_route'),
     downstream_rq_redirected_with_normalized_path: c('downstream_rq_redirected_with_normalized_path'),
   };
 }
@@ -86,6 +93,8 @@ const OVERLOADED_HEADERS: Record<string, string> = { 'x-envoy-overloaded': 'true
 const TOO_MANY_HEADERS: LocalReplySpec = { status: 431, body: 'Request Header Fields Too Large', details: 'http1.too_many_headers' };
 const STREAM_IDLE_TIMEOUT: LocalReplySpec = { status: 408, body: 'stream timeout', details: 'stream_idle_timeout' };
 const NO_CERT_DETAILS: ClientCertDetails = { subject: false, cert: false, chain: false, dns: false, uri: false };
+const UPGRADE_FAILED: LocalReplySpec = { status: 403, body: '', details: 'upgrade_failed' };
+const CONNECT_PROXYING: LocalReplySpec = { status: 501, body: 'CONNECT is terminated only (route upgrade_configs connect_config)', details: 'connect_proxying_unsupported' };
 const PATH_REJECTED: LocalReplySpec = { status: 400, body: '', details: 'path_normalization_failed' };
 const PATH_NOT_RELATIVE: LocalReplySpec = { status: 404, body: '', details: 'absolute_path_rejected' };
 
@@ -124,8 +133,26 @@ export class ConnectionManager {
     this.xfccDetails = config.setCurrentClientCertDetails ?? NO_CERT_DETAILS;
   }
 
-  /** The request handler for node:http and node:http2 (compat API). */
-  readonly handle = (req: Req, res: Res): void => {
+  /**
+   * http.Server 'upgrade' and 'connect' events: the socket is node's no more. A response
+   * object is attached to it, so that local replies (404, 403, filters) are written as
+   * usual; a tunnel takes the socket over once the upstream answers.
+   */
+  readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket as import('node:net').Socket);
+    // Node's server no longer manages this socket: close it after a local reply.
+    res.once('finish', () => (socket as import('node:net').Socket).destroySoon());
+    socket.on('error', () => undefined);
+    this.handle(req, res, head);
+  };
+
+  /**
+   * The request handler for node:http and node:http2 (compat API). `upgradeHead` is set
+   * (possibly empty) for HTTP/1.1 upgrade and CONNECT requests from handleUpgrade.
+   */
+  readonly handle = (req: Req, res: Res, upgradeHead?: Buffer): void => {
     const isH2 = (req as Http2ServerRequest).stream !== undefined;
     const socket = req.socket;
     const scheme: 'http' | 'https' = (socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
@@ -155,6 +182,7 @@ export class ConnectionManager {
     );
     const view: RequestHeadersView = { method: req.method ?? 'GET', path: req.url ?? '/', authority: authority ?? '', scheme, headers };
     const ex = new Exchange(this, req, res, stream, view, isH2);
+    if (upgradeHead !== undefined || view.method === 'CONNECT') this.markUpgrade(ex, view, headers, upgradeHead, isH2);
     if (malformed !== undefined) {
       ex.protocolError({ status: 400, body: 'Bad Request', details: malformed });
       return;
@@ -183,6 +211,29 @@ export class ConnectionManager {
     }
     ex.begin();
   };
+
+  /** An upgrade or CONNECT: what the tunnel will need, read before hop-by-hop headers go. */
+  private markUpgrade(ex: Exchange, view: RequestHeadersView, headers: HeaderMap, head: Buffer | undefined, isH2: boolean): void {
+    if (view.method === 'CONNECT') {
+      const protocol = isH2 ? firstValue(headers[':protocol']) : undefined;
+      if (protocol !== undefined) {
+        // RFC 8441 extended CONNECT: Envoy turns it into the HTTP/1.1 upgrade it stands for (GET).
+        ex.upgrade = { type: protocol.toLowerCase(), value: protocol, head: Buffer.alloc(0) };
+        view.method = 'GET';
+        return;
+      }
+      ex.upgrade = { type: 'connect', value: 'CONNECT', head: head ?? Buffer.alloc(0) };
+      view.path = '';
+      return;
+    }
+    const value = firstValue(headers.upgrade) ?? '';
+    // Envoy's codec ignores an h2c upgrade: the request is served as a plain HTTP/1.1 one.
+    if (value.toLowerCase() === 'h2c' || value === '') {
+      ex.upgrade = undefined;
+      return;
+    }
+    ex.upgrade = { type: value.toLowerCase(), value, head: head ?? Buffer.alloc(0) };
+  }
 
   /**
    * Envoy's path and host normalisation (conn_manager_utility.cc): the fragment is dropped,
@@ -258,6 +309,9 @@ class Exchange implements Downstream {
   private respHeaders: HeaderMap | undefined;
   private route: CompiledRoute | undefined;
   private cluster: ClusterRuntime | undefined;
+  /** Set for upgrade and CONNECT requests (undefined for every other request). */
+  upgrade: { readonly type: string; readonly value: string; readonly head: Buffer } | undefined = undefined;
+  private tunnel: Tunnel | undefined;
 
   constructor(
     private readonly hcm: ConnectionManager,
@@ -312,6 +366,7 @@ class Exchange implements Downstream {
       this.localReply(LocalReplies.noRoute, Flags.NoRoute);
       return;
     }
+    if (this.upgrade !== undefined && !this.upgradeAccepted(route)) return;
     this.route = route;
     this.stream.routeName = route.name;
     this.stream.virtualHostName = route.virtualHost.config.name;
@@ -369,6 +424,10 @@ class Exchange implements Downstream {
     }
     if (action.hostRewriteLiteral !== undefined) headers.host = action.hostRewriteLiteral;
     const path = rewritePath(route, action, this.view.path);
+    if (this.upgrade !== undefined) {
+      this.startTunnel(cluster, action, path);
+      return;
+    }
     const retry = action.retryPolicy ?? route.virtualHost.config.retryPolicy;
     const hash = action.hashPolicy.length > 0 ? this.requestHash(action.hashPolicy) : undefined;
     const hedge = (action.hedgePolicy ?? route.virtualHost.config.hedgePolicy)?.hedgeOnPerTryTimeout === true;
@@ -384,6 +443,81 @@ class Exchange implements Downstream {
     else if (retry && retry.numRetries > 0 && this.view.headers['content-length'] === undefined) this.readBody(start);
     else start(this.req as unknown as NodeJS.ReadableStream);
   }
+
+  /** Envoy's upgrade rules: not allowed -> 403 (before the filters run); CONNECT must be terminated here. */
+  private upgradeAccepted(route: CompiledRoute): boolean {
+    const up = this.upgrade!;
+    const action = route.config.action;
+    const routeUpgrades = action.kind === 'route' ? action.upgradeConfigs : undefined;
+    if (!upgradeAllowed(this.hcm.config.upgradeConfigs ?? [], routeUpgrades, up.type)) {
+      this.hcm.stats.downstream_rq_ws_on_non_ws_route.inc();
+      this.sendLocal(UPGRADE_FAILED.status, UPGRADE_FAILED.body, UPGRADE_FAILED.details);
+      return false;
+    }
+    if (up.type === 'connect' && action.kind === 'route' && !connectTermination(routeUpgrades)) {
+      this.sendLocal(CONNECT_PROXYING.status, CONNECT_PROXYING.body, CONNECT_PROXYING.details);
+      return false;
+    }
+    return true;
+  }
+
+  /** Upgrade / CONNECT: a raw connection to a host of the cluster replaces the undici request. */
+  private startTunnel(cluster: ClusterRuntime, action: ForwardAction, path: string): void {
+    const up = this.upgrade!;
+    const s = this.hcm.stats;
+    // The tunnel reports the end (with byte counts) itself.
+    this.res.off('close', this.onDownstreamClose);
+    s.downstream_cx_upgrades_total.inc();
+    s.downstream_cx_upgrades_active.inc();
+    const down: Duplex = this.isH2 ? (this.req as Http2ServerRequest).stream : this.req.socket as unknown as Duplex;
+    // The tunnel manages its own idle timer from here on.
+    if (this.isH2) (this.req as Http2ServerRequest).stream.setTimeout(0);
+    else (this.req.socket as import('node:net').Socket).setTimeout(0);
+    const idle = action.idleTimeout ?? this.hcm.config.limits.streamIdleTimeout;
+    const hash = action.hashPolicy.length > 0 ? this.requestHash(action.hashPolicy) : undefined;
+    this.tunnel = new Tunnel(cluster, {
+      mode: up.type === 'connect' ? 'connect' : 'upgrade',
+      method: this.view.method, path, headers: this.view.headers, upgrade: up.value, head: up.head, idleTimeout: idle,
+      pick: { hash: hash ?? Number.NaN, exclude: undefined, connection: undefined, headers: this.view.headers },
+    }, down, this.tunnelOwner);
+    this.tunnel.start();
+  }
+
+  private readonly tunnelOwner: TunnelOwner = {
+    tunnelLocalReply: (spec, flag) => {
+      this.hcm.stats.downstream_cx_upgrades_active.dec();
+      this.localReply(spec, flag);
+    },
+    tunnelResponseHead: (status, headers) => {
+      this.setServerHeader(headers);
+      const route = this.route!;
+      for (let i = route.mutations.length - 1; i >= 0; i--) {
+        const m = route.mutations[i]!;
+        if (m.responseHeadersToAdd.length > 0 || m.responseHeadersToRemove.length > 0) applyHeaderOptions(headers, m.responseHeadersToAdd, m.responseHeadersToRemove);
+      }
+      this.stream.responseCode = status;
+      this.respHeaders = headers;
+      if (this.isH2) {
+        // HTTP/2 has no 101 and no connection-specific headers: an accepted upgrade is a 200.
+        headers.connection = undefined;
+        headers.upgrade = undefined;
+        for (const k in headers) if (headers[k] === undefined) delete headers[k];
+        (this.res as Http2ServerResponse).writeHead(status === 101 ? 200 : status, headers as Record<string, string>);
+        return;
+      }
+      const socket = this.req.socket as import('node:net').Socket;
+      (this.res as ServerResponse).detachSocket(socket);
+      socket.write(responseHead(status, headers));
+    },
+    setUpstreamHost: (host) => this.setUpstreamHost(host),
+    tunnelDone: (fromDown, toDown, flag) => {
+      this.hcm.stats.downstream_cx_upgrades_active.dec();
+      if (flag !== undefined) this.stream.addFlag(flag);
+      this.stream.bytesReceived += fromDown;
+      this.stream.bytesSent += toDown;
+      this.complete();
+    },
+  };
 
   private chooseCluster(action: ForwardAction): string | undefined {
     const spec = action.cluster;

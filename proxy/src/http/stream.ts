@@ -15,6 +15,7 @@ export class Stream implements StreamInfo {
   upstreamHost: string | undefined = undefined;
   attemptCount = 0;
   bytesSent = 0;
+  bytesReceived = 0;
   private meta: Map<string, unknown> | undefined;
 
   constructor(

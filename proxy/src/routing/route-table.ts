@@ -14,6 +14,8 @@ export interface RouteRequest {
 export interface CompiledVirtualHost {
   readonly config: VirtualHost;
   readonly routes: readonly CompiledRoute[];
+  /** connect_matcher routes, in order: the only ones a CONNECT request (no :path) can match. */
+  readonly connectRoutes: readonly CompiledRoute[];
 }
 
 export interface CompiledRoute {
@@ -104,15 +106,23 @@ export class RouteTable {
       const v = req.headers[name];
       return Array.isArray(v) ? v.join(',') : v;
     };
-    for (const r of vh.routes) if (r.matches(req, pathOnly, lookup, query)) return r;
+    // CONNECT without a path (HTTP/1.1, or HTTP/2 without :protocol) is matched by connect_matcher
+    // routes only; Envoy's path matchers never see it. Path requests never match connect routes.
+    const routes = pathOnly === '' && req.method === 'CONNECT' ? vh.connectRoutes : vh.routes;
+    for (const r of routes) if (r.matches(req, pathOnly, lookup, query)) return r;
     return undefined;
   }
 }
 
 function compileVirtualHost(vh: VirtualHost, rc: RouteConfiguration): CompiledVirtualHost {
   const routes: CompiledRoute[] = [];
-  const cvh: CompiledVirtualHost = { config: vh, routes };
-  vh.routes.forEach((r, i) => routes.push(compileRoute(r, i, cvh, rc)));
+  const connectRoutes: CompiledRoute[] = [];
+  const cvh: CompiledVirtualHost = { config: vh, routes, connectRoutes };
+  vh.routes.forEach((r, i) => {
+    const c = compileRoute(r, i, cvh, rc);
+    routes.push(c);
+    if (r.match.path.kind === 'connect_matcher') connectRoutes.push(c);
+  });
   return cvh;
 }
 
@@ -122,6 +132,10 @@ function compileRoute(route: Route, index: number, vh: CompiledVirtualHost, rc: 
   let pathTest: (p: string) => boolean;
   const p = m.path;
   switch (p.kind) {
+    case 'connect_matcher':
+      // Reached through connectRoutes, whose requests have no path.
+      pathTest = (x) => x === '';
+      break;
     case 'prefix': {
       const want = cs ? p.value : p.value.toLowerCase();
       pathTest = want === '/' || want === '' ? () => true : cs ? (x) => x.startsWith(want) : (x) => x.toLowerCase().startsWith(want);

@@ -1,0 +1,166 @@
+import t from 'tap';
+import { createHash, randomBytes } from 'node:crypto';
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import { bootstrapYaml, get, startProxyYaml, staticCluster } from '../helpers.js';
+import { acceptKey, connectWs, startEchoServer, startTcpEcho } from './ws.js';
+
+function routes(wsRoute = '') {
+  return `
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: { connect_matcher: {} }
+                route: { cluster: echo, upgrade_configs: [{ upgrade_type: CONNECT, connect_config: {} }] }
+              - match: { prefix: "/off" }
+                route: { cluster: ws, upgrade_configs: [{ upgrade_type: websocket, enabled: false }] }
+              - match: { prefix: "/" }
+                route: { cluster: ws${wsRoute} }
+                response_headers_to_add: [{ header: { key: x-route, value: ws } }]`;
+}
+
+async function stats(adminPort: number | undefined): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${adminPort}/stats`)).text();
+}
+
+async function waitFor(cond: () => Promise<boolean> | boolean, what: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+t.test('WebSocket over HTTP/1.1: handshake, messages both ways, close, stats', async (t) => {
+  const echo = await startEchoServer();
+  t.teardown(() => echo.close());
+  const tcp = await startTcpEcho();
+  t.teardown(() => tcp.close());
+  const p = await startProxyYaml(t, bootstrapYaml(routes(), staticCluster('ws', [echo.port]) + staticCluster('echo', [tcp.port]),
+    '          upgrade_configs: [{ upgrade_type: websocket }, { upgrade_type: CONNECT }]\n          via: pilotfish-test'));
+  const ws = await connectWs(p.port(), '/chat?room=1');
+  t.equal(ws.status, 101, 'switching protocols');
+  t.equal(ws.headers['sec-websocket-accept'], acceptKey(ws.key), 'accept key computed by the upstream for our key');
+  t.equal(ws.headers.upgrade, 'websocket');
+  t.equal(ws.headers['x-upstream'], 'echo', 'upstream headers relayed');
+  t.equal(ws.headers['x-route'], 'ws', 'route response headers applied to the 101');
+  t.equal(ws.headers.via, 'pilotfish-test', 'via on the response');
+  const hs = echo.handshakes.at(-1)!;
+  t.equal(hs.upgrade, 'websocket', 'upstream got the upgrade');
+  t.equal(hs['sec-websocket-key'], ws.key);
+  t.equal(hs.via, 'pilotfish-test', 'via on the request');
+  t.match(hs['x-request-id'], /^[0-9a-f-]{36}$/);
+
+  t.equal((await ws.next()).payload.toString(), 'welcome', 'server-initiated message');
+  ws.send('hello');
+  t.equal((await ws.next()).payload.toString(), 'hello', 'echo');
+  const big = randomBytes(4 * 1024 * 1024);
+  ws.send(big);
+  const back = await ws.next();
+  t.equal(back.opcode, 2);
+  t.equal(createHash('sha256').update(back.payload).digest('hex'), createHash('sha256').update(big).digest('hex'), '4 MiB binary message intact');
+  await waitFor(async () => /downstream_cx_upgrades_active: 1\b/.test(await stats(p.adminPort)), 'active upgrade gauge');
+  const closeFrame = await ws.close();
+  t.equal(closeFrame?.payload.readUInt16BE(0), 1000, 'close handshake relayed');
+  await waitFor(async () => /downstream_cx_upgrades_active: 0\b/.test(await stats(p.adminPort)), 'upgrade gauge back to 0');
+  const s = await stats(p.adminPort);
+  t.match(s, /http\.ingress\.downstream_cx_upgrades_total: 1\b/);
+});
+
+t.test('back-pressure: a reader that stops reading stops the writer', async (t) => {
+  const echo = await startEchoServer();
+  t.teardown(() => echo.close());
+  const p = await startProxyYaml(t, bootstrapYaml(routes(), staticCluster('ws', [echo.port]) + staticCluster('echo', [echo.port]),
+    '          upgrade_configs: [{ upgrade_type: websocket }]'));
+  echo.paused = true;
+  const ws = await connectWs(p.port());
+  t.equal(ws.status, 101);
+  t.equal((await ws.next()).payload.toString(), 'welcome');
+  const total = 64 * 1024 * 1024;
+  const chunk = randomBytes(1024 * 1024);
+  for (let i = 0; i < total / chunk.length; i++) ws.send(chunk);
+  await new Promise((r) => setTimeout(r, 1000));
+  // Kernel buffers on three sockets hold a few MiB; without back-pressure the proxy would take it all.
+  t.ok(ws.socket.writableLength > total / 2, `client still holds ${(ws.socket.writableLength / 2 ** 20).toFixed(1)} MiB: the proxy did not buffer the stream`);
+  for (const s of echo.sockets) s.resume();
+  let got = 0;
+  while (got < total / chunk.length) {
+    const f = await ws.next();
+    if (f.opcode === 2) got++;
+  }
+  t.equal(got, 64, 'every message arrived after the reader resumed');
+  ws.socket.destroy();
+});
+
+t.test('upgrades not configured are refused with 403 as Envoy; route overrides', async (t) => {
+  const echo = await startEchoServer();
+  t.teardown(() => echo.close());
+  const off = await startProxyYaml(t, bootstrapYaml(routes(), staticCluster('ws', [echo.port]) + staticCluster('echo', [echo.port])));
+  let ws = await connectWs(off.port());
+  t.equal(ws.status, 403, 'no upgrade_configs on the HCM: 403');
+  ws.socket.destroy();
+  t.match(await stats(off.adminPort), /downstream_rq_ws_on_non_ws_route: 1\b/);
+  t.equal((await get(off.port(), '/plain')).status, 426, 'plain requests on the same listener still proxied');
+
+  const on = await startProxyYaml(t, bootstrapYaml(routes(), staticCluster('ws', [echo.port]) + staticCluster('echo', [echo.port]),
+    '          upgrade_configs: [{ upgrade_type: websocket }]'));
+  ws = await connectWs(on.port(), '/off/x');
+  t.equal(ws.status, 403, 'route disables it');
+  ws.socket.destroy();
+
+  const hcmOff = await startProxyYaml(t, bootstrapYaml(routes(', upgrade_configs: [{ upgrade_type: websocket }]'), staticCluster('ws', [echo.port]) + staticCluster('echo', [echo.port]),
+    '          upgrade_configs: [{ upgrade_type: websocket, enabled: false }]'));
+  ws = await connectWs(hcmOff.port(), '/x');
+  t.equal(ws.status, 101, 'HCM lists it disabled, the route enables it');
+  ws.socket.destroy();
+  ws = await connectWs(hcmOff.port(), '/off/x');
+  t.equal(ws.status, 403, 'disabled on both');
+  ws.socket.destroy();
+  const other = await connectWs(hcmOff.port(), '/x', { upgrade: 'websocket' });
+  other.socket.destroy();
+});
+
+t.test('terminated CONNECT over HTTP/1.1 and h2c to a TCP echo', async (t) => {
+  const tcp = await startTcpEcho();
+  t.teardown(() => tcp.close());
+  const p = await startProxyYaml(t, bootstrapYaml(routes(), staticCluster('ws', [tcp.port]) + staticCluster('echo', [tcp.port]),
+    '          upgrade_configs: [{ upgrade_type: CONNECT }]'));
+  // HTTP/1.1
+  const s = net.connect(p.port(), '127.0.0.1');
+  s.write('CONNECT backend.test:7000 HTTP/1.1\r\nhost: backend.test:7000\r\n\r\nearly');
+  let got = '';
+  s.setEncoding('latin1');
+  s.on('data', (c: string) => (got += c));
+  await waitFor(() => got.includes('early'), 'CONNECT 200 and the early bytes echoed');
+  t.match(got, /^HTTP\/1\.1 200 /, '200 once the upstream connection is up');
+  t.ok(got.endsWith('\r\n\r\nearly'), 'bytes sent with the CONNECT head reach the upstream');
+  s.write('ping');
+  await waitFor(() => got.endsWith('ping'), 'echo');
+  s.end();
+  await new Promise((r) => s.once('close', r));
+
+  // h2c (prior knowledge): CONNECT is a stream
+  const session = http2.connect(`http://127.0.0.1:${p.port()}`);
+  t.teardown(() => session.close());
+  const st = session.request({ ':method': 'CONNECT', ':authority': 'backend.test:7000' });
+  const status = await new Promise<number>((r) => st.once('response', (h) => r(Number(h[':status']))));
+  t.equal(status, 200, 'h2 CONNECT answered 200');
+  let h2got = '';
+  st.setEncoding('latin1');
+  st.on('data', (c: string) => (h2got += c));
+  st.write('over h2');
+  await waitFor(() => h2got === 'over h2', 'h2 tunnel echo');
+  t.pass('h2 tunnel echoes');
+  st.close();
+
+  // A plain request is not CONNECT-matched; a CONNECT without the HCM enabling it is refused.
+  const off = await startProxyYaml(t, bootstrapYaml(routes(), staticCluster('ws', [tcp.port]) + staticCluster('echo', [tcp.port])));
+  const s2 = net.connect(off.port(), '127.0.0.1');
+  s2.write('CONNECT backend.test:7000 HTTP/1.1\r\nhost: backend.test:7000\r\n\r\n');
+  let r2 = '';
+  s2.setEncoding('latin1');
+  s2.on('data', (c: string) => (r2 += c));
+  await waitFor(() => r2.includes('\r\n\r\n'), 'reply');
+  t.match(r2, /^HTTP\/1\.1 403 /, 'CONNECT not enabled: 403 as Envoy');
+  s2.destroy();
+});
