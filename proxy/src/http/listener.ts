@@ -72,6 +72,9 @@ export class HttpChain implements ChainHandler {
     }, handler);
     // Node drops headers past maxHeadersCount silently; one more lets the connection manager see the excess and answer 431 as Envoy does.
     this.h1.maxHeadersCount = limits.maxHeadersCount + 1;
+    // Upgrades (WebSocket) and CONNECT leave node's HTTP/1.1 parser: the connection manager routes and tunnels them.
+    this.h1.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.hcm.handleUpgrade(req, socket, head));
+    this.h1.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.hcm.handleUpgrade(req, socket, head));
     // Node enforces headersTimeout/requestTimeout from a timer it starts on 'listening';
     // this server never listens itself (sockets are handed to it), so start it here.
     // (http.Server.close stops it again.)
@@ -102,8 +105,12 @@ export class HttpChain implements ChainHandler {
         maxConcurrentStreams: Math.min(limits.maxConcurrentStreams, 2 ** 32 - 1),
         maxHeaderListSize: limits.maxRequestHeadersKb * 1024,
         enablePush: false,
+        // http2_protocol_options.allow_connect: RFC 8441 extended CONNECT (WebSocket over HTTP/2).
+        enableConnectProtocol: hcm.config.http2AllowConnect === true,
       },
     }, handler);
+    // node's compat API emits CONNECT streams (plain and RFC 8441) as 'connect', answering 405 when unheard.
+    this.h2.on('connect', handler);
     this.h2.on('session', (session: http2.Http2Session) => {
       this.sessions.add(session);
       // Idle (no open stream) for idle_timeout: GOAWAY, as Envoy's connection idle timeout.
