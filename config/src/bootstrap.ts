@@ -24,6 +24,7 @@ export function decodeBootstrap(json: unknown, diag: Diagnostics): Bootstrap | u
     // endpoint pilotfish's admin does not have; access_log_path /dev/null is "no admin log",
     // which is what pilotfish does. Any other admin field is reported by finish().
     ar.accept('profile_path');
+    if (isDevNullAccessLog(ar.raw['access_log'] ?? ar.raw['accessLog'])) ar.accept('access_log');
     if (ar.raw['access_log_path'] === '/dev/null' || ar.raw['accessLogPath'] === '/dev/null') ar.accept('access_log_path');
     ar.finish();
     if (address) admin = { address };
@@ -236,6 +237,18 @@ function decodeDynamicResources(r: ObjectReader, listedClusters: ReadonlySet<str
   }
   r.finish();
   return { ...(adsConfig ? { adsConfig } : {}), ...(ldsConfig ? { ldsConfig } : {}), ...(cdsConfig ? { cdsConfig } : {}) };
+}
+
+/** Admin access logs that all write to /dev/null (Istio's shape): the same as no admin log. */
+function isDevNullAccessLog(v: unknown): boolean {
+  if (!Array.isArray(v) || v.length === 0) return false;
+  return v.every((e) => {
+    const tc = e !== null && typeof e === 'object' ? ((e as Record<string, unknown>)['typed_config'] ?? (e as Record<string, unknown>)['typedConfig']) : undefined;
+    if (tc === null || typeof tc !== 'object') return false;
+    const o = tc as Record<string, unknown>;
+    return typeof o['@type'] === 'string' && o['@type'].endsWith('.FileAccessLog') && o['path'] === '/dev/null'
+      && Object.keys(e as object).every((k) => k === 'name' || k === 'typed_config' || k === 'typedConfig');
+  });
 }
 
 /** GrpcService.initial_metadata: HeaderValues sent with every stream (Consul/Istio put tokens here). */

@@ -46,8 +46,10 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
 
   const la = r.object('load_assignment');
   const loadAssignment = la ? decodeLoadAssignmentReader(la, type === 'STRICT_DNS' || type === 'LOGICAL_DNS') : undefined;
-  if (typeKnown && (type === 'STATIC' || type === 'STRICT_DNS' || type === 'LOGICAL_DNS') && !la) {
-    diag.error(r.child('load_assignment'), `is required for a ${type} cluster`);
+  // Envoy takes STATIC and STRICT_DNS clusters without endpoints (Istio's BlackHoleCluster):
+  // they have no hosts and answer 503. LOGICAL_DNS needs its one host.
+  if (typeKnown && type === 'LOGICAL_DNS' && !la) {
+    diag.error(r.child('load_assignment'), 'is required for a LOGICAL_DNS cluster (exactly one endpoint)');
   }
   if (type === 'ORIGINAL_DST' && la) diag.error(r.child('load_assignment'), 'ORIGINAL_DST clusters must have no load assignment (hosts are the original destinations)');
   if (type === 'LOGICAL_DNS' && la) {

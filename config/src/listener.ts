@@ -190,7 +190,7 @@ function decodeFilterChain(r: ObjectReader): FilterChain | undefined {
       }
     } else {
       // A network filter we would skip could be a security control (e.g. network RBAC): refuse, do not ignore.
-      r.diag.error(f.path, `network filter ${typeName(any.typeUrl)} is not supported by pilotfish (supported: http_connection_manager, tcp_proxy, connection_limit)`);
+      r.diag.error(f.path, `network filter "${fname}" (${typeName(any.typeUrl)}) is not supported by pilotfish (supported: http_connection_manager, tcp_proxy, connection_limit)`);
     }
   });
   const errorsInFilters = r.diag.errors.length > before;

@@ -158,6 +158,9 @@ export class ObjectReader {
     const v = this.get(name);
     if (v === undefined) return [];
     if (!Array.isArray(v)) {
+      // Envoy's JSON/YAML loader takes a lone object where a list of them is expected (Consul's
+      // bootstrap writes `grpc_services: {...}`); a scalar is still wrong.
+      if (typeof v === 'object') return [{ value: v, path: this.child(name) }];
       this.diag.error(this.child(name), `expected a list, got ${describe(v)}`);
       return [];
     }

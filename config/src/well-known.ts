@@ -67,11 +67,11 @@ const TABLES: Record<ExtensionSlot, Record<string, string>> = {
 };
 
 const WHAT: Record<ExtensionSlot, string> = {
-  http_filter: 'HTTP filter',
-  network_filter: 'network filter',
-  listener_filter: 'listener filter',
-  upstream_transport_socket: 'transport socket',
-  downstream_transport_socket: 'transport socket',
+  http_filter: 'an HTTP filter',
+  network_filter: 'a network filter',
+  listener_filter: 'a listener filter',
+  upstream_transport_socket: 'a transport socket',
+  downstream_transport_socket: 'a transport socket',
 };
 
 /** The type URL Envoy would resolve `name` to in `slot`, if pilotfish implements it. */
@@ -91,7 +91,10 @@ export function wellKnownNames(slot: ExtensionSlot): string[] {
  */
 export function resolveExtension(r: ObjectReader, slot: ExtensionSlot): { name: string; typeUrl: string; config: Record<string, unknown> } | undefined {
   const name = r.string('name', '');
-  const tc = r.get('typed_config');
+  let tc = r.get('typed_config');
+  // `typed_config: {}` (no "@type", as v2-era examples write it) names nothing: Envoy then
+  // resolves the extension by its name, exactly as when typed_config is absent.
+  if (tc !== null && typeof tc === 'object' && !Array.isArray(tc) && Object.keys(tc).length === 0) tc = undefined;
   if (tc !== undefined) {
     const any = decodeAny(tc, r.diag, r.child('typed_config'));
     return any ? { name: name || any.typeUrl.slice(any.typeUrl.lastIndexOf('/') + 1), ...any } : undefined;
@@ -99,8 +102,8 @@ export function resolveExtension(r: ObjectReader, slot: ExtensionSlot): { name: 
   const typeUrl = wellKnownType(slot, name);
   if (typeUrl === undefined) {
     r.diag.error(r.child('typed_config'), name === ''
-      ? `is required (a ${WHAT[slot]} without a name)`
-      : `is required: "${name}" is not a ${WHAT[slot]} pilotfish knows by name`);
+      ? `is required (${WHAT[slot]} without a name)`
+      : `is required: "${name}" is not ${WHAT[slot]} pilotfish knows by name`);
     return undefined;
   }
   return { name, typeUrl, config: {} };
