@@ -315,7 +315,8 @@ export class XdsServer extends EventEmitter {
 
   private attach(s: Stream, call: grpc.ServerDuplexStream<unknown, unknown>): void {
     this.streams.add(s);
-    this.emit('connect', s.id);
+    // The stream's request metadata (GrpcService.initial_metadata of the client) goes with it.
+    this.emit('connect', s.id, call.metadata.getMap());
     const done = (): void => {
       if (this.streams.delete(s)) this.emit('disconnect', { id: s.id, node: s.node });
     };
@@ -328,10 +329,11 @@ export class XdsServer extends EventEmitter {
     call.on('cancelled', done);
   }
 
-  /** Binds `host:port` (port 0 picks one) and returns the port. */
+  /** Binds `host:port` (port 0 picks one) and returns the port; a host "unix:<path>" binds that Unix socket (port ignored). */
   listen(port = 0, host = '127.0.0.1'): Promise<number> {
+    const target = host.startsWith('unix:') ? host : `${host.includes(':') ? `[${host}]` : host}:${port}`;
     return new Promise((resolve, reject) => {
-      this.grpcServer.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => {
+      this.grpcServer.bindAsync(target, grpc.ServerCredentials.createInsecure(), (err, p) => {
         if (err) reject(err);
         else resolve(p);
       });

@@ -1,7 +1,7 @@
 /** From a decoded bootstrap to XdsClient options: the servers, API type and timeouts. */
 import { flattenLoadAssignment, type Bootstrap, type Cluster, type ConfigSink } from '../../config/src/index.js';
 import type { ResourceTypeRegistration, XdsClientOptions, XdsLog } from './client.js';
-import type { ServerAddress } from './transport.js';
+import { metadataProblem, type ServerAddress } from './transport.js';
 
 export interface FromBootstrapExtras {
   readonly sink: ConfigSink;
@@ -29,7 +29,11 @@ export function xdsOptionsFromBootstrap(b: Bootstrap, extras: FromBootstrapExtra
     if (c === undefined) {
       throw new Error(`dynamic_resources.ads_config.grpc_services[${i}].envoy_grpc.cluster_name: no static cluster "${g.clusterName}"`);
     }
-    servers.push(...resolve(c));
+    g.initialMetadata.forEach((m, j) => {
+      const why = metadataProblem(m.key);
+      if (why !== undefined) throw new Error(`dynamic_resources.ads_config.grpc_services[${i}].initial_metadata[${j}]: ${why}`);
+    });
+    servers.push(...resolve(c).map((s) => (g.initialMetadata.length > 0 ? { ...s, initialMetadata: g.initialMetadata } : s)));
   });
   if (servers.length === 0) throw new Error('dynamic_resources.ads_config.grpc_services: the management-server clusters have no endpoints');
   const timeouts = [dr.ldsConfig?.initialFetchTimeout, dr.cdsConfig?.initialFetchTimeout].filter((x): x is number => x !== undefined);

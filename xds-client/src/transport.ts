@@ -4,12 +4,49 @@
  * It knows nothing of the protocol: it moves already-built messages in and out.
  */
 import * as grpc from '@grpc/grpc-js';
+import { isIP } from 'node:net';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
 import { codecs, DELTA_METHOD, SOTW_METHOD, type DeltaDiscoveryRequest, type DeltaDiscoveryResponse, type DiscoveryRequest, type DiscoveryResponse, type WireNode } from './protos.js';
 
 export interface ServerAddress {
+  /** IP or host name; for a pipe (port 0) the socket path, "@name" for a Linux abstract socket. */
   readonly address: string;
   readonly port: number;
+  /** GrpcService.initial_metadata: sent with every stream to this server (tokens, cluster ids). */
+  readonly initialMetadata?: readonly { readonly key: string; readonly value: string }[];
+}
+
+/**
+ * The grpc-js target for a management server. A pipe endpoint (Istio's bootstrap reaches
+ * pilot-agent over ./etc/istio/proxy/XDS) becomes `unix:<path>`; grpc-js has no
+ * `unix-abstract:` resolver, so an abstract socket "@name" is `unix:` with the leading
+ * NUL byte that Node's net.connect treats as abstract.
+ */
+export function grpcTarget(server: ServerAddress): string {
+  if (server.port === 0 && isIP(server.address) === 0) {
+    return server.address.startsWith('@') ? `unix:\0${server.address.slice(1)}` : `unix:${server.address}`;
+  }
+  return `${server.address.includes(':') ? `[${server.address}]` : server.address}:${server.port}`;
+}
+
+/** initial_metadata as gRPC metadata (keys lower-cased, as HTTP/2 requires). */
+export function initialMetadata(server: ServerAddress): grpc.Metadata {
+  const md = new grpc.Metadata();
+  for (const { key, value } of server.initialMetadata ?? []) {
+    const k = key.toLowerCase();
+    // Checked when the options are built (metadataProblem); never throw in the reconnect loop.
+    if (metadataProblem(k) !== undefined) continue;
+    md.add(k, k.endsWith('-bin') ? Buffer.from(value) : value);
+  }
+  return md;
+}
+
+/** Why a gRPC metadata key is unusable, or undefined (grpc-js would throw on it). */
+export function metadataProblem(key: string): string | undefined {
+  const k = key.toLowerCase();
+  if (!/^[0-9a-z_.-]+$/.test(k)) return `metadata key "${key}" has characters gRPC does not allow`;
+  if (k.startsWith('grpc-')) return `metadata key "${key}" is reserved by gRPC`;
+  return undefined;
 }
 
 export type ApiType = 'GRPC' | 'DELTA_GRPC';
@@ -76,7 +113,7 @@ export class AdsTransport {
   private connect(): void {
     if (this.stopped) return;
     const server = this.opts.servers[this.serverIndex % this.opts.servers.length]!;
-    const target = `${server.address.includes(':') ? `[${server.address}]` : server.address}:${server.port}`;
+    const target = grpcTarget(server);
     const client = new grpc.Client(target, this.opts.credentials ?? grpc.credentials.createInsecure(), {
       // No client keepalive pings: Go servers (istiod, go-control-plane) answer pings more
       // frequent than their enforcement policy (5 min by default) with GOAWAY too_many_pings.
@@ -89,6 +126,7 @@ export class AdsTransport {
       delta ? DELTA_METHOD : SOTW_METHOD,
       (v) => (delta ? codecs.deltaRequest.encode(v as DeltaDiscoveryRequest) : codecs.request.encode(v as DiscoveryRequest)),
       (b) => (delta ? codecs.deltaResponse.decode(b) : codecs.response.decode(b)),
+      initialMetadata(server),
     );
     this.client = client;
     this.stream = stream;
