@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { bootstrapYaml, get, staticCluster } from '../proxy/test/helpers.js';
+import { until } from '../test-support/wait.js';
 
 // End-to-end: the real CLI (compiled, as `npx pilotfish` runs it) as a separate process.
 const BIN = new URL('../bin/pilotfish.js', import.meta.url).pathname;
@@ -82,7 +83,7 @@ function outputOf(child: ChildProcess): { text: () => string; wait: (re: RegExp,
   child.stderr?.on('data', on);
   return {
     text: () => buf,
-    wait: (re, ms = 15_000) => new Promise((resolve, reject) => {
+    wait: (re, ms = 60_000) => new Promise((resolve, reject) => {
       const check = () => {
         const m = re.exec(buf);
         if (!m) return;
@@ -125,13 +126,14 @@ t.test('serves traffic as a process and drains gracefully on SIGTERM', async (t)
   t.equal((await get(adminPort, '/ready')).status, 200);
 
   const slow = get(port, '/slow').then((r) => ({ status: r.status, body: r.body }));
-  while (!release) await new Promise((r) => setTimeout(r, 10));
+  await until('the slow request to reach the upstream', () => release !== undefined);
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   child.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 300));
-  // Draining: the listener no longer accepts, the in-flight request still completes.
-  await t.rejects(get(port, '/'), 'new connections are refused while draining');
-  release();
+  // Draining: the listener stops accepting (once the process has handled the signal),
+  // the in-flight request still completes.
+  await until('the listener to refuse new connections after SIGTERM', () => get(port, '/').then(() => false, () => true));
+  t.pass('new connections are refused while draining');
+  release!();
   t.same(await slow, { status: 200, body: 'slow done' }, 'in-flight request finished during drain');
   t.equal(await exited, 0, 'exits 0 after draining');
 });

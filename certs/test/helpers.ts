@@ -6,6 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Diagnostics } from '../../config/src/validation.js';
+import { DEFAULT_WAIT_MS, eventually } from '../../test-support/wait.js';
 import {
   decodeDownstreamTlsContext,
   DownstreamTlsProvider,
@@ -165,16 +166,9 @@ export async function writeFiles(dir: string, files: Record<string, string>): Pr
   await Promise.all(Object.entries(files).map(([n, c]) => writeFile(join(dir, n), c)));
 }
 
-export function waitFor(pred: () => boolean, timeoutMs = 5000, stepMs = 20): Promise<boolean> {
-  return new Promise((resolve) => {
-    const start = Date.now();
-    const tick = () => {
-      if (pred()) return resolve(true);
-      if (Date.now() - start > timeoutMs) return resolve(false);
-      setTimeout(tick, stepMs);
-    };
-    tick();
-  });
+/** True once `pred` holds (polled; the deadline is generous for a loaded machine). */
+export function waitFor(pred: () => boolean, timeoutMs = DEFAULT_WAIT_MS, stepMs = 20): Promise<boolean> {
+  return eventually(pred, { timeoutMs: Math.max(timeoutMs, DEFAULT_WAIT_MS), intervalMs: stepMs });
 }
 
 export { issueWorkload, mintRoot };

@@ -6,18 +6,19 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { XdsClient } from '../../xds-client/src/index.js';
 import { RecordingSink } from '../../xds-client/test/helpers.js';
+import { until } from '../../test-support/wait.js';
 
 const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '../src/cli.ts');
 const script = `import(${JSON.stringify(cli)}).then((m) => m.runControlPlaneCommand(process.argv.slice(1))).then((c) => process.exit(c))`;
 
-function run(args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; out: string; err: string }> } {
+function run(args: string[]): { child: ChildProcess; err: () => string; done: Promise<{ code: number | null; out: string; err: string }> } {
   const child = spawn(process.execPath, ['--import', 'tsx', '-e', script, '--', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (err += d));
   const done = new Promise<{ code: number | null; out: string; err: string }>((resolve) => child.on('exit', (code) => resolve({ code, out, err })));
-  return { child, done };
+  return { child, err: () => err, done };
 }
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pf-cp-'));
@@ -51,7 +52,7 @@ t.test('serves the file and pushes only what an edit changed', async (t) => {
     p.child.kill('SIGTERM');
   });
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('control plane did not start')), 20_000);
+    const timer = setTimeout(() => reject(new Error('control plane did not start')), 60_000);
     p.child.stdout!.on('data', (d: Buffer) => {
       const m = /listening (\d+)/.exec(d.toString());
       if (m) {
@@ -69,7 +70,7 @@ t.test('serves the file and pushes only what an edit changed', async (t) => {
   const edsBefore = client.stats()['eds.update_success'] as number;
   const cdsBefore = client.stats()['cds.update_success'] as number;
   writeFileSync(f, yaml('{address: 10.0.0.1, port: 80}, {address: 10.0.0.2, port: 80}'));
-  await sink.until(() => sink.endpointKeys('web').length === 2, 10_000);
+  await sink.until(() => sink.endpointKeys('web').length === 2);
   t.same(sink.ops().slice(before), ['applyEndpointDiff', 'commit']);
   t.equal(client.stats()['eds.update_success'], edsBefore + 1, 'one EDS response');
   t.equal(client.stats()['cds.update_success'], cdsBefore, 'no CDS response');
@@ -78,7 +79,7 @@ t.test('serves the file and pushes only what an edit changed', async (t) => {
 
   // a bad edit keeps the last good mesh serving
   writeFileSync(f, 'services: [{name: web, lb: nope}]\n');
-  await new Promise((r) => setTimeout(r, 1000));
+  await until('the control plane to report the bad edit', () => /keeping the last good mesh/.test(p.err()), { state: () => p.err() });
   t.same(sink.endpointKeys('web'), ['10.0.0.1:80', '10.0.0.2:80']);
   p.child.kill('SIGTERM');
   const r = await p.done;

@@ -1,6 +1,7 @@
 import type { ConfigSink, Cluster, Endpoint, EndpointDiff, Listener, RouteConfiguration, TypedExtension } from '../../config/src/index.js';
 import { encodeJson } from '../src/protos.js';
 import { TYPE_URLS } from '../src/resource-type.js';
+import { DEFAULT_WAIT_MS } from '../../test-support/wait.js';
 
 export const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 export const ROUTER = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
@@ -135,12 +136,15 @@ export class RecordingSink implements ConfigSink {
   endpointKeys(cluster: string): string[] {
     return [...(this.clusters.get(cluster)?.endpoints.keys() ?? [])].sort();
   }
-  /** Resolves when `pred` holds after some commit (bounded by `timeoutMs`). */
-  async until(pred: () => boolean, timeoutMs = 10_000): Promise<void> {
+  /**
+   * Resolves when `pred` holds after some commit (bounded by `timeoutMs`, generous for a
+   * loaded machine: it only bounds how long a real failure takes to report).
+   */
+  async until(pred: () => boolean, timeoutMs = DEFAULT_WAIT_MS): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!pred()) {
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error('timed out waiting for sink state');
+      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for sink state (ops so far: ${this.ops().slice(-8).join(', ')}; clusters: ${[...this.clusters.keys()].join(', ')})`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.min(left, 200));
         this.waiters.push(() => {
