@@ -8,12 +8,17 @@
  *   connect4/6 sidecar interception without iptables (original destination kept)
  *   getsockopt answers SO_ORIGINAL_DST for those connections, as conntrack does for REDIRECT
  *   sockops / sk_msg   local socket short-cut through a sockhash
+ *   observation (same connect4/6 + sockops, and sendmsg4/6): every TCP connect, accept
+ *              and close of the observed cgroup with its outcome, bytes, retransmits and
+ *              smoothed RTT, UDP connects and datagrams; per-destination aggregates in
+ *              dest_stats, per-connection events in conn_events (see observe_* below)
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <linux/socket.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 
 #include "fp_abi.h"
 #include "maps.h"
@@ -218,6 +223,23 @@ static __always_inline int parse(struct xdp_md *ctx, struct pkt *p)
 	return -1;
 }
 
+/* Per-service and per-backend steering counters (client -> backend direction). */
+static __always_inline void lb_count(__u32 sid, __u32 bid, __u64 len, __u64 new_flow)
+{
+	struct fp_lb_stats *st = bpf_map_lookup_elem(&svc_stats, &sid);
+	if (st) {
+		st->packets++;
+		st->bytes += len;
+		st->flows += new_flow;
+	}
+	st = bpf_map_lookup_elem(&be_stats, &bid);
+	if (st) {
+		st->packets++;
+		st->bytes += len;
+		st->flows += new_flow;
+	}
+}
+
 SEC("xdp")
 int xdp_lb(struct xdp_md *ctx)
 {
@@ -263,6 +285,7 @@ int xdp_lb(struct xdp_md *ctx)
 	flow = bpf_map_lookup_elem(&flows, &p.key);
 	if (flow) {
 		count(FP_CNT_FLOW_HIT, 1);
+		lb_count(flow->service_id, flow->backend_id, (__u64)((long)ctx->data_end - (long)ctx->data), 0);
 		rewrite(&p, &flow->backend, 1);
 		return forward(ctx, &p, cfg);
 	}
@@ -304,6 +327,7 @@ int xdp_lb(struct xdp_md *ctx)
 		bpf_map_update_elem(&rev_flows, &rk, &vip, BPF_ANY);
 
 		count(FP_CNT_FLOW_NEW, 1);
+		lb_count(svc->id, bid, (__u64)((long)ctx->data_end - (long)ctx->data), 1);
 		emit(cfg, FP_EV_FLOW_NEW, &p.key, bid, svc->id);
 		rewrite(&p, &nf.backend, 1);
 		return forward(ctx, &p, cfg);
@@ -339,27 +363,183 @@ static __always_inline int redirect_connect(struct bpf_sock_addr *ctx, struct fp
 	return 1;
 }
 
+/* ---------------------------------------------------------- observation */
+
+#define SOCK_DGRAM_ 2
+#define TCP_SYN_SENT_ 2
+#define TCP_CLOSE_ 7
+#define EPIPE_ 32
+#define ECONNRESET_ 104
+#define ETIMEDOUT_ 110
+#define ECONNREFUSED_ 111
+
+/* The one field of struct sock we read; CO-RE finds its offset in this kernel's BTF. */
+struct sock___fp {
+	int sk_err;
+} __attribute__((preserve_access_index));
+
+/* Find-or-create a destination's aggregates (an LRU map: a flood of destinations evicts the coldest). */
+static __always_inline struct fp_dest_stats *dest_entry(const struct fp_dest_key *k)
+{
+	struct fp_dest_stats *st = bpf_map_lookup_elem(&dest_stats, k);
+	if (st)
+		return st;
+	{
+		struct fp_dest_stats zero = {};
+		bpf_map_update_elem(&dest_stats, k, &zero, BPF_NOEXIST);
+	}
+	return bpf_map_lookup_elem(&dest_stats, k);
+}
+
+static __always_inline struct fp_conn_event *conn_event(struct fp_config *cfg)
+{
+	struct fp_conn_event *ev;
+
+	if (!(cfg->flags & FP_CFG_F_CONN_EVENTS))
+		return NULL;
+	ev = bpf_ringbuf_reserve(&conn_events, sizeof(*ev), 0);
+	if (!ev) {
+		count(FP_CNT_CONN_EVENTS_LOST, 1);
+		return NULL;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev));
+	count(FP_CNT_CONN_EVENTS, 1);
+	return ev;
+}
+
+/*
+ * connect() of an observed process: remember what it asked for, who asked (connect
+ * runs in the caller's context, the sockops callbacks mostly do not), and when,
+ * under the socket cookie; a UDP connect is counted and reported at once.
+ */
+static __always_inline void observe_connect(struct bpf_sock_addr *ctx, struct fp_config *cfg,
+					    const struct fp_sockaddr *dst, __u32 type, __u8 flags)
+{
+	struct fp_dest_key dk = {};
+
+	if (type == SOCK_STREAM_) {
+		struct fp_conn c = {};
+		__u64 cookie = bpf_get_socket_cookie(ctx);
+		__builtin_memcpy(&c.orig, dst, sizeof(c.orig));
+		c.tgid = bpf_get_current_pid_tgid() >> 32;
+		c.start_ns = bpf_ktime_get_ns();
+		bpf_get_current_comm(c.comm, sizeof(c.comm));
+		c.dir = FP_DIR_OUTBOUND;
+		c.flags = flags;
+		bpf_map_update_elem(&conns, &cookie, &c, BPF_ANY);
+		return;
+	}
+	if (type != SOCK_DGRAM_)
+		return;
+	__builtin_memcpy(&dk.addr, dst, sizeof(dk.addr));
+	dk.addr.proto = IPPROTO_UDP;
+	dk.dir = FP_DIR_OUTBOUND;
+	{
+		struct fp_dest_stats *st = dest_entry(&dk);
+		struct fp_conn_event *ev;
+		if (st)
+			__sync_fetch_and_add(&st->udp_connects, 1);
+		ev = conn_event(cfg);
+		if (ev) {
+			ev->ts_ns = bpf_ktime_get_ns();
+			ev->cookie = bpf_get_socket_cookie(ctx);
+			__builtin_memcpy(ev->key.dst, dst->addr, 16);
+			ev->key.dport = dst->port;
+			ev->key.family = dst->family;
+			ev->key.proto = IPPROTO_UDP;
+			__builtin_memcpy(&ev->orig, &dk.addr, sizeof(ev->orig));
+			ev->tgid = bpf_get_current_pid_tgid() >> 32;
+			bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+			ev->type = FP_EV_UDP_CONNECT;
+			ev->dir = FP_DIR_OUTBOUND;
+			ev->flags = flags;
+			bpf_ringbuf_submit(ev, 0);
+		}
+	}
+}
+
+/* An unconnected UDP datagram (sendto): counted per destination, no event (that would be per packet). */
+static __always_inline void observe_sendmsg(const struct fp_sockaddr *dst)
+{
+	struct fp_dest_key dk = {};
+	struct fp_dest_stats *st;
+
+	__builtin_memcpy(&dk.addr, dst, sizeof(dk.addr));
+	dk.dir = FP_DIR_OUTBOUND;
+	st = dest_entry(&dk);
+	if (st)
+		__sync_fetch_and_add(&st->udp_datagrams, 1);
+}
+
+SEC("cgroup/sendmsg4")
+int fp_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	struct fp_config *cfg = get_config();
+	struct fp_sockaddr d = {};
+	__u32 ip = ctx->user_ip4;
+
+	if (!cfg || !(cfg->flags & FP_CFG_F_OBSERVE) || ctx->type != SOCK_DGRAM_)
+		return 1;
+	__builtin_memcpy(d.addr, &ip, 4);
+	d.port = (__u16)ctx->user_port;
+	d.family = FP_FAMILY_V4;
+	d.proto = IPPROTO_UDP;
+	observe_sendmsg(&d);
+	return 1;
+}
+
+SEC("cgroup/sendmsg6")
+int fp_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	struct fp_config *cfg = get_config();
+	struct fp_sockaddr d = {};
+	__u32 ip[4];
+
+	if (!cfg || !(cfg->flags & FP_CFG_F_OBSERVE) || ctx->type != SOCK_DGRAM_)
+		return 1;
+	ip[0] = ctx->user_ip6[0];
+	ip[1] = ctx->user_ip6[1];
+	ip[2] = ctx->user_ip6[2];
+	ip[3] = ctx->user_ip6[3];
+	if (ip[0] == 0 && ip[1] == 0 && ip[2] == bpf_htonl(0xffff)) {
+		__builtin_memcpy(d.addr, &ip[3], 4);
+		d.family = FP_FAMILY_V4;
+	} else {
+		__builtin_memcpy(d.addr, ip, 16);
+		d.family = FP_FAMILY_V6;
+	}
+	d.port = (__u16)ctx->user_port;
+	d.proto = IPPROTO_UDP;
+	observe_sendmsg(&d);
+	return 1;
+}
+
 SEC("cgroup/connect4")
 int fp_connect4(struct bpf_sock_addr *ctx)
 {
 	struct fp_config *cfg = get_config();
 	struct fp_sockaddr orig = {};
 	__u32 ip = ctx->user_ip4;
+	__u8 flags = 0;
 
-	if (!cfg || !(cfg->flags & FP_CFG_F_INTERCEPT) || ctx->type != SOCK_STREAM_)
-		return 1;
-	if ((bpf_ntohl(ip) >> 24) == 127 || is_proxy())
+	if (!cfg || !(cfg->flags & (FP_CFG_F_INTERCEPT | FP_CFG_F_OBSERVE)))
 		return 1;
 	__builtin_memcpy(orig.addr, &ip, 4);
 	orig.port = (__u16)ctx->user_port;
 	orig.family = FP_FAMILY_V4;
-	orig.proto = IPPROTO_TCP;
-	if (redirect_connect(ctx, cfg, &orig)) {
+	orig.proto = ctx->type == SOCK_STREAM_ ? IPPROTO_TCP : IPPROTO_UDP;
+	if (is_proxy())
+		flags |= FP_CONN_F_PROXY;
+	if ((cfg->flags & FP_CFG_F_INTERCEPT) && ctx->type == SOCK_STREAM_ && (bpf_ntohl(ip) >> 24) != 127 &&
+	    !(flags & FP_CONN_F_PROXY) && redirect_connect(ctx, cfg, &orig)) {
 		__u32 to;
 		__builtin_memcpy(&to, cfg->outbound_addr4, 4);
 		ctx->user_ip4 = to;
 		ctx->user_port = cfg->outbound_port;
+		flags |= FP_CONN_F_REDIRECTED;
 	}
+	if (cfg->flags & FP_CFG_F_OBSERVE)
+		observe_connect(ctx, cfg, &orig, ctx->type, flags);
 	return 1;
 }
 
@@ -369,24 +549,31 @@ int fp_connect6(struct bpf_sock_addr *ctx)
 	struct fp_config *cfg = get_config();
 	struct fp_sockaddr orig = {};
 	__u32 ip[4];
+	__u8 flags = 0;
+	int mapped, lo;
 
-	if (!cfg || !(cfg->flags & FP_CFG_F_INTERCEPT) || ctx->type != SOCK_STREAM_)
+	if (!cfg || !(cfg->flags & (FP_CFG_F_INTERCEPT | FP_CFG_F_OBSERVE)))
 		return 1;
 	ip[0] = ctx->user_ip6[0];
 	ip[1] = ctx->user_ip6[1];
 	ip[2] = ctx->user_ip6[2];
 	ip[3] = ctx->user_ip6[3];
-	if ((ip[0] | ip[1] | ip[2]) == 0 && ip[3] == bpf_htonl(1))
-		return 1; /* ::1 */
-	if (ip[0] == 0 && ip[1] == 0 && ip[2] == bpf_htonl(0xffff))
-		return 1; /* v4-mapped: connect4 rules do not apply here, leave it alone */
-	if (is_proxy())
-		return 1;
-	__builtin_memcpy(orig.addr, ip, 16);
+	lo = (ip[0] | ip[1] | ip[2]) == 0 && ip[3] == bpf_htonl(1); /* ::1 */
+	mapped = ip[0] == 0 && ip[1] == 0 && ip[2] == bpf_htonl(0xffff);
+	if (mapped) {
+		/* observed as the IPv4 destination it is; connect4 rules do not apply here, so no redirect */
+		__builtin_memcpy(orig.addr, &ip[3], 4);
+		orig.family = FP_FAMILY_V4;
+	} else {
+		__builtin_memcpy(orig.addr, ip, 16);
+		orig.family = FP_FAMILY_V6;
+	}
 	orig.port = (__u16)ctx->user_port;
-	orig.family = FP_FAMILY_V6;
-	orig.proto = IPPROTO_TCP;
-	if (redirect_connect(ctx, cfg, &orig)) {
+	orig.proto = ctx->type == SOCK_STREAM_ ? IPPROTO_TCP : IPPROTO_UDP;
+	if (is_proxy())
+		flags |= FP_CONN_F_PROXY;
+	if ((cfg->flags & FP_CFG_F_INTERCEPT) && ctx->type == SOCK_STREAM_ && !lo && !mapped &&
+	    !(flags & FP_CONN_F_PROXY) && redirect_connect(ctx, cfg, &orig)) {
 		__u32 to[4];
 		__builtin_memcpy(to, cfg->outbound_addr6, 16);
 		ctx->user_ip6[0] = to[0];
@@ -394,7 +581,10 @@ int fp_connect6(struct bpf_sock_addr *ctx)
 		ctx->user_ip6[2] = to[2];
 		ctx->user_ip6[3] = to[3];
 		ctx->user_port = cfg->outbound_port;
+		flags |= FP_CONN_F_REDIRECTED;
 	}
+	if (cfg->flags & FP_CFG_F_OBSERVE)
+		observe_connect(ctx, cfg, &orig, ctx->type, flags);
 	return 1;
 }
 
@@ -433,6 +623,176 @@ static __always_inline int is_loopback(const __u8 addr[16], __u8 family)
 	return (w[0] | w[1] | w[2]) == 0 && w[3] == bpf_htonl(1);
 }
 
+/* Where a connection's aggregates go: what the app asked for (outbound), or our own service port (inbound). */
+static __always_inline void dest_key_of(struct fp_dest_key *dk, const struct fp_flow_key *key, const struct fp_conn *c)
+{
+	dk->dir = c->dir;
+	if (c->dir == FP_DIR_OUTBOUND && c->orig.family) {
+		__builtin_memcpy(&dk->addr, &c->orig, sizeof(dk->addr));
+	} else if (c->dir == FP_DIR_OUTBOUND) {
+		__builtin_memcpy(dk->addr.addr, key->dst, 16);
+		dk->addr.port = key->dport;
+		dk->addr.family = key->family;
+	} else {
+		__builtin_memcpy(dk->addr.addr, key->src, 16);
+		dk->addr.port = key->sport;
+		dk->addr.family = key->family;
+	}
+	dk->addr.proto = IPPROTO_TCP;
+}
+
+static __always_inline __u8 outcome_of(__u32 err, __u32 old_state)
+{
+	if (err == ECONNREFUSED_)
+		return FP_OUT_REFUSED;
+	if (err == ECONNRESET_ || err == EPIPE_)
+		return FP_OUT_RESET;
+	if (err == ETIMEDOUT_)
+		return FP_OUT_TIMEOUT;
+	if (err)
+		return FP_OUT_ERROR;
+	return old_state == TCP_SYN_SENT_ ? FP_OUT_ABORTED : FP_OUT_OK;
+}
+
+static __always_inline void fill_event(struct fp_conn_event *ev, __u32 type, __u64 cookie, const struct fp_flow_key *key,
+				       const struct fp_conn *c)
+{
+	ev->ts_ns = bpf_ktime_get_ns();
+	ev->cookie = cookie;
+	__builtin_memcpy(&ev->key, key, sizeof(ev->key));
+	ev->key.proto = IPPROTO_TCP;
+	__builtin_memcpy(&ev->orig, &c->orig, sizeof(ev->orig));
+	ev->tgid = c->tgid;
+	__builtin_memcpy(ev->comm, c->comm, sizeof(ev->comm));
+	ev->type = type;
+	ev->dir = c->dir;
+	ev->flags = c->flags;
+}
+
+#define OBSERVE_CB_FLAGS (BPF_SOCK_OPS_STATE_CB_FLAG | BPF_SOCK_OPS_RETRANS_CB_FLAG)
+
+/*
+ * Connection telemetry from the socket's own callbacks: they run only for sockets of
+ * the cgroups this program is attached to (the pod), whatever process or softirq the
+ * kernel is in. No per-packet work: connect, established, each retransmission, close.
+ */
+static __always_inline void observe_sockops(struct bpf_sock_ops *skops, struct fp_config *cfg, __u32 op,
+					    const struct fp_flow_key *key)
+{
+	__u64 cookie = bpf_get_socket_cookie(skops);
+	struct fp_conn *c = bpf_map_lookup_elem(&conns, &cookie);
+	struct fp_dest_key dk = {};
+	struct fp_dest_stats *st;
+	struct fp_conn_event *ev;
+
+	if (op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) {
+		struct fp_conn nc = {};
+		/* the proxy's side of an intercepted connection mirrors the app's: counted once, there */
+		if ((cfg->flags & FP_CFG_F_INTERCEPT) && key->sport == cfg->outbound_port)
+			return;
+		nc.start_ns = bpf_ktime_get_ns();
+		nc.dir = FP_DIR_INBOUND;
+		bpf_map_update_elem(&conns, &cookie, &nc, BPF_ANY);
+		c = bpf_map_lookup_elem(&conns, &cookie);
+		if (!c)
+			return;
+		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | OBSERVE_CB_FLAGS);
+		dest_key_of(&dk, key, c);
+		st = dest_entry(&dk);
+		if (st) {
+			__sync_fetch_and_add(&st->opened, 1);
+			__sync_fetch_and_add(&st->established, 1);
+		}
+		ev = conn_event(cfg);
+		if (ev) {
+			fill_event(ev, FP_EV_CONN_OPEN, cookie, key, c);
+			ev->srtt_us = skops->srtt_us >> 3;
+			bpf_ringbuf_submit(ev, 0);
+		}
+		return;
+	}
+	if (op == BPF_SOCK_OPS_TCP_CONNECT_CB) {
+		if (!c) {
+			count(FP_CNT_CONN_UNTRACKED, 1);
+			return;
+		}
+		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | OBSERVE_CB_FLAGS);
+		dest_key_of(&dk, key, c);
+		st = dest_entry(&dk);
+		if (st)
+			__sync_fetch_and_add(&st->opened, 1);
+		return;
+	}
+	if (!c)
+		return; /* not observed (no connect seen): nothing to say */
+	dest_key_of(&dk, key, c);
+	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
+		st = dest_entry(&dk);
+		if (st)
+			__sync_fetch_and_add(&st->established, 1);
+		ev = conn_event(cfg);
+		if (ev) {
+			fill_event(ev, FP_EV_CONN_OPEN, cookie, key, c);
+			ev->srtt_us = skops->srtt_us >> 3;
+			bpf_ringbuf_submit(ev, 0);
+		}
+		return;
+	}
+	if (op == BPF_SOCK_OPS_RETRANS_CB) {
+		st = dest_entry(&dk);
+		if (st)
+			__sync_fetch_and_add(&st->retransmits, 1);
+		return;
+	}
+	if (op == BPF_SOCK_OPS_STATE_CB && skops->args[1] == BPF_TCP_CLOSE) {
+		__u32 err = 0, old = skops->args[0], srtt = skops->srtt_us >> 3;
+		__u64 sent = skops->bytes_acked, recvd = skops->bytes_received;
+		struct bpf_sock *sk = skops->sk;
+		__u8 outcome;
+
+		if (sk) {
+			/* sk_err is set before tcp_done() moves the socket to CLOSE: it says why */
+			struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+			if (tp)
+				err = (__u32)((struct sock___fp *)tp)->sk_err;
+		}
+		outcome = outcome_of(err, old);
+		st = dest_entry(&dk);
+		if (st) {
+			if (outcome == FP_OUT_OK || outcome == FP_OUT_ABORTED)
+				__sync_fetch_and_add(&st->closed_ok, 1);
+			else if (outcome == FP_OUT_REFUSED)
+				__sync_fetch_and_add(&st->refused, 1);
+			else if (outcome == FP_OUT_RESET)
+				__sync_fetch_and_add(&st->reset, 1);
+			else if (outcome == FP_OUT_TIMEOUT)
+				__sync_fetch_and_add(&st->timeout, 1);
+			else
+				__sync_fetch_and_add(&st->other_err, 1);
+			__sync_fetch_and_add(&st->bytes_sent, sent);
+			__sync_fetch_and_add(&st->bytes_received, recvd);
+			if (old != TCP_SYN_SENT_ && srtt) {
+				__sync_fetch_and_add(&st->srtt_sum_us, srtt);
+				__sync_fetch_and_add(&st->srtt_samples, 1);
+			}
+		}
+		ev = conn_event(cfg);
+		if (ev) {
+			fill_event(ev, FP_EV_CONN_CLOSE, cookie, key, c);
+			ev->duration_ns = ev->ts_ns - c->start_ns;
+			ev->bytes_sent = sent;
+			ev->bytes_received = recvd;
+			ev->srtt_us = srtt;
+			ev->retrans = skops->total_retrans;
+			ev->outcome = outcome;
+			ev->old_state = (__u8)old;
+			ev->err = err;
+			bpf_ringbuf_submit(ev, 0);
+		}
+		bpf_map_delete_elem(&conns, &cookie);
+	}
+}
+
 SEC("sockops")
 int fp_sockops(struct bpf_sock_ops *skops)
 {
@@ -442,31 +802,10 @@ int fp_sockops(struct bpf_sock_ops *skops)
 	__u8 rf;
 
 	if (op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB &&
-	    op != BPF_SOCK_OPS_STATE_CB)
+	    op != BPF_SOCK_OPS_STATE_CB && op != BPF_SOCK_OPS_TCP_CONNECT_CB && op != BPF_SOCK_OPS_RETRANS_CB)
 		return 1;
 	if (skops->family != AF_INET && skops->family != AF_INET6)
 		return 1;
-	if (op == BPF_SOCK_OPS_STATE_CB) {
-		/*
-		 * An intercepted app socket closed: forget its original destination, so that a
-		 * later connection from the same address:port (not necessarily redirected) is not
-		 * answered with it by cgroup/getsockopt. Only sockets that filed one asked for this
-		 * callback. TCP_CLOSE comes after the proxy's side closed too (or on a reset), so
-		 * the proxy has long read it.
-		 */
-		struct fp_sockaddr local = {};
-		if (skops->args[1] != BPF_TCP_CLOSE)
-			return 1;
-		l6[0] = skops->local_ip6[0];
-		l6[1] = skops->local_ip6[1];
-		l6[2] = skops->local_ip6[2];
-		l6[3] = skops->local_ip6[3];
-		sock_addr(local.addr, &local.family, skops->family, skops->local_ip4, l6);
-		local.port = bpf_htons((__u16)skops->local_port);
-		local.proto = IPPROTO_TCP;
-		bpf_map_delete_elem(&orig_dst, &local);
-		return 1;
-	}
 	cfg = get_config();
 	if (!cfg)
 		return 1;
@@ -482,6 +821,30 @@ int fp_sockops(struct bpf_sock_ops *skops)
 	sock_addr(key.dst, &rf, skops->family, skops->remote_ip4, r6);
 	key.sport = bpf_htons((__u16)skops->local_port);
 	key.dport = remote_port(skops->remote_port);
+
+	if (cfg->flags & FP_CFG_F_OBSERVE)
+		observe_sockops(skops, cfg, op, &key);
+
+	if (op == BPF_SOCK_OPS_STATE_CB) {
+		/*
+		 * An intercepted app socket closed: forget its original destination, so that a
+		 * later connection from the same address:port (not necessarily redirected) is not
+		 * answered with it by cgroup/getsockopt. Only sockets that filed one asked for this
+		 * callback. TCP_CLOSE comes after the proxy's side closed too (or on a reset), so
+		 * the proxy has long read it.
+		 */
+		struct fp_sockaddr local = {};
+		if (skops->args[1] != BPF_TCP_CLOSE)
+			return 1;
+		__builtin_memcpy(local.addr, key.src, 16);
+		local.port = key.sport;
+		local.family = key.family;
+		local.proto = IPPROTO_TCP;
+		bpf_map_delete_elem(&orig_dst, &local);
+		return 1;
+	}
+	if (op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+		return 1;
 
 	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && (cfg->flags & FP_CFG_F_INTERCEPT)) {
 		__u64 cookie = bpf_get_socket_cookie(skops);

@@ -23,6 +23,9 @@
 #define FP_SOCK_ENTRIES 16384
 #define FP_XSK_ENTRIES 64
 #define FP_EVENTS_BYTES (256 * 1024)
+#define FP_CONN_ENTRIES 65536        /* live observed sockets (LRU: a lost close cannot leak) */
+#define FP_DEST_ENTRIES 4096         /* per-destination aggregates (LRU) */
+#define FP_CONN_EVENTS_BYTES (256 * 1024)
 
 #define FP_FAMILY_V4 4
 #define FP_FAMILY_V6 6
@@ -35,10 +38,33 @@
 #define FP_CFG_F_EVENTS 0x2     /* emit flow events into the ring buffer */
 #define FP_CFG_F_INTERCEPT 0x4  /* cgroup connect4/6 interception is on */
 #define FP_CFG_F_SOCKMAP 0x8    /* sockops/sk_msg short-cut is on */
+#define FP_CFG_F_OBSERVE 0x10   /* connection telemetry for the observed cgroup */
+#define FP_CFG_F_CONN_EVENTS 0x20 /* ... with per-connection events in conn_events */
 
 /* fp_event.type */
 #define FP_EV_FLOW_NEW 1
 #define FP_EV_CONNECT_REDIRECT 2
+/* fp_conn_event.type */
+#define FP_EV_CONN_OPEN 3   /* TCP established (connect or accept) */
+#define FP_EV_CONN_CLOSE 4  /* TCP closed (or failed to connect), with outcome and totals */
+#define FP_EV_UDP_CONNECT 5 /* connect() of a UDP socket (resolvers do this) */
+
+/* fp_conn_event.dir, fp_dest_key.dir */
+#define FP_DIR_OUTBOUND 1
+#define FP_DIR_INBOUND 2
+
+/* fp_conn_event.outcome: from sk_err when the socket reached TCP_CLOSE */
+#define FP_OUT_NONE 0     /* still open (open events) */
+#define FP_OUT_OK 1       /* closed without an error */
+#define FP_OUT_REFUSED 2  /* RST in answer to our SYN (ECONNREFUSED) */
+#define FP_OUT_RESET 3    /* RST on an established connection (ECONNRESET / EPIPE) */
+#define FP_OUT_TIMEOUT 4  /* retransmissions exhausted (ETIMEDOUT) */
+#define FP_OUT_ERROR 5    /* another error (EHOSTUNREACH from ICMP, ...) */
+#define FP_OUT_ABORTED 6  /* closed by the application before it connected */
+
+/* fp_conn.flags, fp_conn_event.flags */
+#define FP_CONN_F_PROXY 0x1     /* opened by one of pilotfish's own processes */
+#define FP_CONN_F_REDIRECTED 0x2 /* connect4/6 sent it to the proxy: orig is where it meant to go */
 
 /* An address and port: service VIPs, backends, original destinations. */
 struct fp_sockaddr {
@@ -96,6 +122,72 @@ struct fp_event {
 	__u32 pad;
 };
 
+/* Value of the conns map (key: socket cookie): what connect() knew, for the sockops callbacks. */
+struct fp_conn {
+	struct fp_sockaddr orig; /* destination the application asked for (family 0: unknown) */
+	__u32 tgid;              /* 0 for accepted sockets (accept runs in softirq) */
+	__u64 start_ns;
+	char comm[16];
+	__u8 dir;                /* FP_DIR_* */
+	__u8 flags;              /* FP_CONN_F_* */
+	__u16 pad;
+	__u32 pad2;
+};
+
+/* Ring buffer record of conn_events. */
+struct fp_conn_event {
+	__u64 ts_ns;
+	__u64 duration_ns;       /* close: since connect()/accept */
+	__u64 bytes_sent;        /* bytes_acked */
+	__u64 bytes_received;
+	__u64 cookie;
+	struct fp_flow_key key;  /* local -> remote as the socket sees it */
+	struct fp_sockaddr orig; /* what connect() asked for (family 0: not seen) */
+	__u32 tgid;
+	char comm[16];
+	__u32 srtt_us;
+	__u32 retrans;           /* total_retrans */
+	__u32 type;              /* FP_EV_CONN_* / FP_EV_UDP_CONNECT */
+	__u8 dir;
+	__u8 outcome;            /* FP_OUT_* */
+	__u8 flags;              /* FP_CONN_F_* */
+	__u8 old_state;          /* TCP state before CLOSE (SYN_SENT = 2: never connected) */
+	__u32 err;               /* sk_err at close */
+	__u32 pad;
+};
+
+/* Key of dest_stats: a destination (outbound: where the application meant to go) or a local service port (inbound). */
+struct fp_dest_key {
+	struct fp_sockaddr addr;
+	__u8 dir;
+	__u8 pad[3];
+};
+
+/* Value of dest_stats: bounded per-destination aggregates that TypeScript folds into per-service metrics. */
+struct fp_dest_stats {
+	__u64 opened;       /* connect() issued (outbound) / accepted (inbound) */
+	__u64 established;
+	__u64 closed_ok;
+	__u64 refused;
+	__u64 reset;
+	__u64 timeout;
+	__u64 other_err;
+	__u64 bytes_sent;
+	__u64 bytes_received;
+	__u64 retransmits;
+	__u64 srtt_sum_us;  /* over closed connections */
+	__u64 srtt_samples;
+	__u64 udp_connects;
+	__u64 udp_datagrams; /* unconnected sendmsg */
+};
+
+/* Value of svc_stats / be_stats (per-CPU arrays by service id / backend id): XDP steering per service and backend. */
+struct fp_lb_stats {
+	__u64 packets;
+	__u64 bytes;
+	__u64 flows;
+};
+
 /* Per-CPU counters: index into the counters map. Order is ABI. */
 enum fp_counter {
 	FP_CNT_RX_PACKETS = 0,
@@ -121,6 +213,9 @@ enum fp_counter {
 	FP_CNT_SOCKMAP_REDIRECT,
 	FP_CNT_EVENTS_LOST,
 	FP_CNT_ORIG_DST_SOCKOPT, /* SO_ORIGINAL_DST answered by cgroup/getsockopt */
+	FP_CNT_CONN_EVENTS,      /* connection events written to conn_events */
+	FP_CNT_CONN_EVENTS_LOST, /* ... and those dropped because the ring was full */
+	FP_CNT_CONN_UNTRACKED,   /* sockops saw a socket without state (started before attach, LRU eviction) */
 	FP_CNT__MAX
 };
 

@@ -123,6 +123,44 @@ struct {
 	__type(value, __u64);
 } sock_pairs SEC(".maps");
 
+/* socket cookie -> what connect()/accept knew: observed sockets until they close. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FP_CONN_ENTRIES);
+	__type(key, __u64);
+	__type(value, struct fp_conn);
+} conns SEC(".maps");
+
+/* destination -> aggregates: the metrics side, bounded, no per-connection cardinality. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FP_DEST_ENTRIES);
+	__type(key, struct fp_dest_key);
+	__type(value, struct fp_dest_stats);
+} dest_stats SEC(".maps");
+
+/* Connection events, separate from the XDP flow events so one cannot starve the other. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, FP_CONN_EVENTS_BYTES);
+} conn_events SEC(".maps");
+
+/* service id -> packets/bytes/flows steered by xdp_lb (client -> backend direction). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FP_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct fp_lb_stats);
+} svc_stats SEC(".maps");
+
+/* backend id -> the same; zeroed by TypeScript when an id is handed out again. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FP_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct fp_lb_stats);
+} be_stats SEC(".maps");
+
 static __always_inline void count(__u32 idx, __u64 n)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &idx);

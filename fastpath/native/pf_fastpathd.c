@@ -14,11 +14,16 @@
  *   A peer <ifname> <native|generic> attach xdp_pass (veth peers, for XDP_REDIRECT)
  *   A cgroup <path> <connect|sockmap|all>  attach the interception programs
  *                                  (connect: connect4/6 + getsockopt for SO_ORIGINAL_DST)
+ *   A cgroup <path> observe        connection telemetry: connect4/6 + sockops + sendmsg4/6
+ *                                  (a program already attached to that cgroup is not attached twice)
+ *   M <map>                        dump a map -> OK <n> <keyhex>:<valhex> ... (per-CPU values summed
+ *                                  as u64 fields; all-zero array entries left out)
+ *   Z <map> <keyhex>               zero one entry of a per-CPU map on every CPU
  *   A xsk <ifname> <queue|all>      start the AF_XDP forwarder on that queue (or every rx queue)
  *   X                              forwarder counters -> OK <rx> <tx> <dropped> <no_backend>
  *   Q                              detach everything, exit
  *
- * Asynchronous lines start with "E " (ring buffer events, hex). Everything is
+ * Asynchronous lines start with "E " (XDP flow events, hex) or "F " (connection events, hex). Everything is
  * attached as a BPF link or to maps owned by this process, so if the process dies
  * (also by SIGKILL) the kernel detaches it all: nothing outlives its owner.
  */
@@ -32,6 +37,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <linux/if_link.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -181,6 +187,92 @@ static void cmd_stats(void)
 	putchar('\n');
 }
 
+static int all_zero(const unsigned char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return 0;
+	return 1;
+}
+
+static int is_percpu(struct bpf_map *m)
+{
+	enum bpf_map_type t = bpf_map__type(m);
+	return t == BPF_MAP_TYPE_PERCPU_ARRAY || t == BPF_MAP_TYPE_PERCPU_HASH || t == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+}
+
+/* Every entry of a (bounded) map in one line: what the metrics of dest_stats/svc_stats/be_stats read. */
+static void cmd_dump(char *args)
+{
+	char *name = strtok(args, " ");
+	static unsigned char key[256], next[256], val[4096 * 8], sum[4096];
+	struct bpf_map *m;
+	size_t ks, vs, stride;
+	int fd, n = 0, first = 1, percpu;
+
+	if (!name || !(m = map_by_name(name))) {
+		printf("ERR unknown map\n");
+		return;
+	}
+	ks = bpf_map__key_size(m);
+	vs = bpf_map__value_size(m);
+	percpu = is_percpu(m);
+	stride = (vs + 7) & ~(size_t)7;
+	if (ks > sizeof(key) || vs > sizeof(sum) || (percpu && (vs % 8 || stride * (size_t)ncpus > sizeof(val)))) {
+		printf("ERR map too wide to dump\n");
+		return;
+	}
+	fd = bpf_map__fd(m);
+	/* count first so the reply can say how many; then print (the map may change in between: fine) */
+	printf("OK");
+	while (bpf_map_get_next_key(fd, first ? NULL : key, next) == 0) {
+		first = 0;
+		memcpy(key, next, ks);
+		if (bpf_map_lookup_elem(fd, key, val))
+			continue;
+		if (percpu) {
+			memset(sum, 0, vs);
+			for (int c = 0; c < ncpus; c++)
+				for (size_t f = 0; f < vs / 8; f++)
+					((__u64 *)sum)[f] += ((__u64 *)(val + (size_t)c * stride))[f];
+		} else {
+			memcpy(sum, val, vs);
+		}
+		if ((bpf_map__type(m) == BPF_MAP_TYPE_ARRAY || bpf_map__type(m) == BPF_MAP_TYPE_PERCPU_ARRAY) && all_zero(sum, vs))
+			continue;
+		putchar(' ');
+		puthex(key, ks);
+		putchar(':');
+		puthex(sum, vs);
+		n++;
+	}
+	putchar('\n');
+	(void)n;
+}
+
+static void cmd_zero(char *args)
+{
+	char *name = strtok(args, " "), *khex = strtok(NULL, " ");
+	static unsigned char key[256], val[4096 * 8];
+	struct bpf_map *m;
+	size_t vs;
+
+	if (!name || !khex || !(m = map_by_name(name)) || !is_percpu(m)) {
+		printf("ERR unknown per-CPU map\n");
+		return;
+	}
+	vs = ((size_t)bpf_map__value_size(m) + 7) & ~(size_t)7;
+	if (unhex(khex, key, sizeof(key)) != (int)bpf_map__key_size(m) || vs * (size_t)ncpus > sizeof(val)) {
+		printf("ERR key size\n");
+		return;
+	}
+	memset(val, 0, vs * (size_t)ncpus);
+	if (bpf_map_update_elem(bpf_map__fd(m), key, val, BPF_ANY))
+		reply_err(name, errno);
+	else
+		printf("OK\n");
+}
+
 static void cmd_test_run(char *args)
 {
 	static unsigned char in[9216], out[9216 + 512];
@@ -216,10 +308,30 @@ static int add_link(int fd)
 	return 0;
 }
 
+/* (program, cgroup) pairs already linked: interception and observation share programs and often the cgroup */
+static struct { int prog; enum bpf_attach_type type; ino_t ino; } attached[FP_MAX_LINKS];
+static int nattached;
+
 static int attach_cgroup_prog(struct bpf_program *p, int cg, enum bpf_attach_type type)
 {
-	int fd = bpf_link_create(bpf_program__fd(p), cg, type, NULL);
-	return fd < 0 ? -1 : add_link(fd);
+	struct stat st;
+	int fd;
+
+	if (fstat(cg, &st))
+		return -1;
+	for (int i = 0; i < nattached; i++)
+		if (attached[i].prog == bpf_program__fd(p) && attached[i].type == type && attached[i].ino == st.st_ino)
+			return 0;
+	fd = bpf_link_create(bpf_program__fd(p), cg, type, NULL);
+	if (fd < 0 || add_link(fd))
+		return -1;
+	if (nattached < FP_MAX_LINKS) {
+		attached[nattached].prog = bpf_program__fd(p);
+		attached[nattached].type = type;
+		attached[nattached].ino = st.st_ino;
+		nattached++;
+	}
+	return 0;
 }
 
 /* rx queues of an interface as this netns's sysfs shows them (at least 1) */
@@ -270,6 +382,19 @@ static void cmd_attach(char *args)
 
 		if (cg < 0) {
 			reply_err(target, errno);
+			return;
+		}
+		if (mode && !strcmp(mode, "observe")) {
+			err = err ?: attach_cgroup_prog(skel->progs.fp_connect4, cg, BPF_CGROUP_INET4_CONNECT);
+			err = err ?: attach_cgroup_prog(skel->progs.fp_connect6, cg, BPF_CGROUP_INET6_CONNECT);
+			err = err ?: attach_cgroup_prog(skel->progs.fp_sendmsg4, cg, BPF_CGROUP_UDP4_SENDMSG);
+			err = err ?: attach_cgroup_prog(skel->progs.fp_sendmsg6, cg, BPF_CGROUP_UDP6_SENDMSG);
+			err = err ?: attach_cgroup_prog(skel->progs.fp_sockops, cg, BPF_CGROUP_SOCK_OPS);
+			if (err)
+				reply_err("attach observe", errno);
+			else
+				printf("OK\n");
+			close(cg);
 			return;
 		}
 		if (all || !strcmp(mode, "connect")) {
@@ -328,6 +453,15 @@ static int on_event(void *ctx, void *data, size_t len)
 	return 0;
 }
 
+static int on_conn_event(void *ctx, void *data, size_t len)
+{
+	(void)ctx;
+	printf("F ");
+	puthex(data, len);
+	putchar('\n');
+	return 0;
+}
+
 static void cmd_xsk_stats(void)
 {
 	struct xsk_fwd_stats sum = { 0 }, one;
@@ -364,6 +498,8 @@ static int dispatch(char *line)
 	case 'B': cmd_batch(line + 2); break;
 	case 'S': cmd_stats(); break;
 	case 'X': cmd_xsk_stats(); break;
+	case 'M': cmd_dump(line + 2); break;
+	case 'Z': cmd_zero(line + 2); break;
 	case 'T': cmd_test_run(line + 2); break;
 	case 'A': cmd_attach(line + 2); break;
 	case 'Q': return 0;
@@ -398,6 +534,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_event, NULL, NULL);
+	if (rb && ring_buffer__add(rb, bpf_map__fd(skel->maps.conn_events), on_conn_event, NULL)) {
+		printf("FAIL ring buffer: %s\n", strerror(errno));
+		return 2;
+	}
 	printf("READY %d %d\n", FP_ABI_VERSION, ncpus);
 	fflush(stdout);
 

@@ -21,8 +21,31 @@ export const CFG_F_EVENTS = 0x2;
 export const CFG_F_INTERCEPT = 0x4;
 export const CFG_F_SOCKMAP = 0x8;
 
+export const CFG_F_OBSERVE = 0x10;
+export const CFG_F_CONN_EVENTS = 0x20;
+
 export const EV_FLOW_NEW = 1;
 export const EV_CONNECT_REDIRECT = 2;
+export const EV_CONN_OPEN = 3;
+export const EV_CONN_CLOSE = 4;
+export const EV_UDP_CONNECT = 5;
+
+export const DIR_OUTBOUND = 1;
+export const DIR_INBOUND = 2;
+
+/** fp_conn_event.outcome, by value. */
+export const OUTCOMES = ['open', 'ok', 'refused', 'reset', 'timeout', 'error', 'aborted'] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+export const OUT_NONE = 0;
+export const OUT_OK = 1;
+export const OUT_REFUSED = 2;
+export const OUT_RESET = 3;
+export const OUT_TIMEOUT = 4;
+export const OUT_ERROR = 5;
+export const OUT_ABORTED = 6;
+
+export const CONN_F_PROXY = 0x1;
+export const CONN_F_REDIRECTED = 0x2;
 
 /** Struct layouts: size and field offsets, as in fp_abi.h. */
 export const LAYOUT = {
@@ -32,7 +55,22 @@ export const LAYOUT = {
   fp_flow: { size: 40, backend: 0, backend_id: 20, service_id: 24, created_ns: 32 },
   fp_config: { size: 32, flags: 0, outbound_port: 4, outbound_addr4: 8, outbound_addr6: 12 },
   fp_event: { size: 64, ts_ns: 0, key: 8, type: 48, backend_id: 52, service_id: 56 },
+  fp_conn: { size: 56, orig: 0, tgid: 20, start_ns: 24, comm: 32, dir: 48, flags: 49 },
+  fp_conn_event: {
+    size: 144, ts_ns: 0, duration_ns: 8, bytes_sent: 16, bytes_received: 24, cookie: 32, key: 40, orig: 80,
+    tgid: 100, comm: 104, srtt_us: 120, retrans: 124, type: 128, dir: 132, outcome: 133, flags: 134, old_state: 135, err: 136,
+  },
+  fp_dest_key: { size: 24, addr: 0, dir: 20 },
+  fp_dest_stats: { size: 112, opened: 0, udp_datagrams: 104 },
+  fp_lb_stats: { size: 24, packets: 0, bytes: 8, flows: 16 },
 } as const;
+
+/** struct fp_dest_stats, field by field (all __u64, in order). */
+export const DEST_STATS_FIELDS = [
+  'opened', 'established', 'closedOk', 'refused', 'reset', 'timeout', 'otherErr', 'bytesSent', 'bytesReceived',
+  'retransmits', 'srttSumUs', 'srttSamples', 'udpConnects', 'udpDatagrams',
+] as const;
+export type DestStats = Record<(typeof DEST_STATS_FIELDS)[number], number>;
 
 /**
  * enum fp_counter, in order, with the metric each becomes. Labels ride in the name
@@ -62,6 +100,9 @@ export const COUNTERS = [
   ['FP_CNT_SOCKMAP_REDIRECT', 'fastpath_sockmap_redirects_total'],
   ['FP_CNT_EVENTS_LOST', 'fastpath_events_lost_total'],
   ['FP_CNT_ORIG_DST_SOCKOPT', 'fastpath_orig_dst_sockopt_total'],
+  ['FP_CNT_CONN_EVENTS', 'fastpath_conn_events_total'],
+  ['FP_CNT_CONN_EVENTS_LOST', 'fastpath_conn_events_lost_total'],
+  ['FP_CNT_CONN_UNTRACKED', 'fastpath_conn_untracked_total'],
 ] as const;
 export const COUNTER_COUNT = COUNTERS.length;
 
@@ -252,4 +293,82 @@ export function decodeEvent(b: Buffer): FlowEvent {
     backendId: b.readUInt32LE(L.backend_id),
     serviceId: b.readUInt32LE(L.service_id),
   };
+}
+
+/** One connection event as the kernel reported it (fp_conn_event). */
+export interface ConnEvent {
+  readonly tsNs: bigint;
+  readonly durationNs: bigint;
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+  readonly cookie: bigint;
+  readonly key: FlowKey;
+  /** What connect() asked for (undefined: not seen, e.g. accepted sockets). */
+  readonly orig: { address: string; port: number } | undefined;
+  readonly tgid: number;
+  readonly comm: string;
+  readonly srttUs: number;
+  readonly retrans: number;
+  readonly type: number;
+  readonly dir: number;
+  readonly outcome: Outcome;
+  readonly flags: number;
+  readonly oldState: number;
+  readonly err: number;
+}
+
+export function decodeConnEvent(b: Buffer): ConnEvent {
+  const L = LAYOUT.fp_conn_event;
+  if (b.length < L.size) throw new Error(`connection event of ${b.length} bytes, want ${L.size}`);
+  const orig = decodeSockAddr(b.subarray(L.orig, L.orig + LAYOUT.fp_sockaddr.size));
+  const comm = b.subarray(L.comm, L.comm + 16);
+  const nul = comm.indexOf(0);
+  return {
+    tsNs: b.readBigUInt64LE(L.ts_ns),
+    durationNs: b.readBigUInt64LE(L.duration_ns),
+    bytesSent: Number(b.readBigUInt64LE(L.bytes_sent)),
+    bytesReceived: Number(b.readBigUInt64LE(L.bytes_received)),
+    cookie: b.readBigUInt64LE(L.cookie),
+    key: decodeFlowKey(b.subarray(L.key, L.key + LAYOUT.fp_flow_key.size)),
+    orig: orig.family === FAMILY_V4 || orig.family === FAMILY_V6 ? { address: orig.address, port: orig.port } : undefined,
+    tgid: b.readUInt32LE(L.tgid),
+    comm: comm.subarray(0, nul < 0 ? 16 : nul).toString('latin1'),
+    srttUs: b.readUInt32LE(L.srtt_us),
+    retrans: b.readUInt32LE(L.retrans),
+    type: b.readUInt32LE(L.type),
+    dir: b.readUInt8(L.dir),
+    outcome: OUTCOMES[b.readUInt8(L.outcome)] ?? 'error',
+    flags: b.readUInt8(L.flags),
+    oldState: b.readUInt8(L.old_state),
+    err: b.readUInt32LE(L.err),
+  };
+}
+
+/** A dest_stats key: the destination (or, inbound, the local service port) and the direction. */
+export function decodeDestKey(b: Buffer): { address: string; port: number; proto: 'TCP' | 'UDP'; dir: number } {
+  const a = decodeSockAddr(b.subarray(0, LAYOUT.fp_sockaddr.size));
+  return { address: a.address, port: a.port, proto: a.proto === IPPROTO_UDP ? 'UDP' : 'TCP', dir: b.readUInt8(LAYOUT.fp_dest_key.dir) };
+}
+
+export function decodeDestStats(b: Buffer): DestStats {
+  const out = {} as DestStats;
+  DEST_STATS_FIELDS.forEach((f, i) => { out[f] = Number(b.readBigUInt64LE(i * 8)); });
+  return out;
+}
+
+export function decodeLbStats(b: Buffer): { packets: number; bytes: number; flows: number } {
+  const L = LAYOUT.fp_lb_stats;
+  return { packets: Number(b.readBigUInt64LE(L.packets)), bytes: Number(b.readBigUInt64LE(L.bytes)), flows: Number(b.readBigUInt64LE(L.flows)) };
+}
+
+/** Parses the helper's `M <map>` answer into key/value buffers. */
+export function parseDump(answer: string): { key: Buffer; value: Buffer }[] {
+  const out: { key: Buffer; value: Buffer }[] = [];
+  for (const part of answer.trim().split(' ')) {
+    if (!part) continue;
+    const i = part.indexOf(':');
+    if (i < 0) continue;
+    out.push({ key: Buffer.from(part.slice(0, i), 'hex'), value: Buffer.from(part.slice(i + 1), 'hex') });
+  }
+  return out;
 }
