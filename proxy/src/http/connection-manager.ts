@@ -3,7 +3,7 @@ import { PassThrough } from 'node:stream';
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import type { ForwardAction, HashPolicy, HttpConnectionManager, RedirectAction } from '../../../config/src/index.js';
+import type { ForwardAction, HashPolicy, HeaderValueOption, HttpConnectionManager, RedirectAction } from '../../../config/src/index.js';
 import type { HttpFilterChain, LocalReply, RequestHeadersView, ResponseHeadersView } from '../../../filters/src/index.js';
 import type { ClusterRuntime } from '../cluster/cluster.js';
 import type { Host } from '../cluster/endpoint-set.js';
@@ -21,6 +21,7 @@ import { UpstreamRequest, type Downstream } from './router.js';
 import { Stream } from './stream.js';
 import { connectionInfo } from '../net/connection-info.js';
 import { applyXfcc } from './xfcc.js';
+import { LocalReplyRewriter } from './local-reply.js';
 import { connectTermination, responseHead, Tunnel, upgradeAllowed, type TunnelOwner } from './upgrade.js';
 import type { TLSSocket } from 'node:tls';
 import type { ClientCertDetails, ForwardClientCertDetails } from '../../../config/src/index.js';
@@ -115,6 +116,8 @@ export class ConnectionManager {
   readonly via: string | undefined;
   readonly xfccMode: ForwardClientCertDetails;
   readonly xfccDetails: ClientCertDetails;
+  /** local_reply_config compiled; undefined when not configured (local replies then cost nothing extra). */
+  readonly localReplyRewriter: LocalReplyRewriter | undefined;
 
   constructor(
     readonly config: HttpConnectionManager,
@@ -131,6 +134,7 @@ export class ConnectionManager {
     this.via = config.via !== undefined && config.via !== '' ? config.via : undefined;
     this.xfccMode = config.forwardClientCertDetails ?? 'SANITIZE';
     this.xfccDetails = config.setCurrentClientCertDetails ?? NO_CERT_DETAILS;
+    this.localReplyRewriter = config.localReplyConfig ? LocalReplyRewriter.compile(config.localReplyConfig) : undefined;
   }
 
   /**
@@ -840,12 +844,24 @@ class Exchange implements Downstream {
       return;
     }
     this.stream.responseCodeDetails = details;
+    let contentType = 'text/plain';
+    const lr = this.hcm.localReplyRewriter;
+    let lrHeaders: readonly HeaderValueOption[] | undefined;
+    if (lr !== undefined) {
+      this.stream.responseCode = status;
+      const o = lr.rewrite({ stream: this.stream, request: this.view, endTime: performance.now() }, status, body);
+      status = o.status;
+      body = o.body;
+      if (o.contentType !== undefined) contentType = o.contentType;
+      lrHeaders = o.headersToAdd;
+    }
     const headers: HeaderMap = {};
     if (body !== '') {
-      headers['content-type'] = 'text/plain';
+      headers['content-type'] = contentType;
     }
     headers['content-length'] = String(Buffer.byteLength(body));
     if (extra) for (const k of Object.keys(extra)) headers[k.toLowerCase()] = extra[k];
+    if (lrHeaders !== undefined && lrHeaders.length > 0) applyHeaderOptions(headers, lrHeaders, []);
     this.setServerHeader(headers);
     if (route) {
       for (let i = route.mutations.length - 1; i >= 0; i--) {
