@@ -1,10 +1,11 @@
 import t from 'tap';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { until } from '../test-support/wait.js';
 import { sidecarConfig } from './fixtures/transparent-sidecar.js';
+import { bpfUnavailable } from '../fastpath/test/helpers/bpf.js';
 
 // A sidecar as Istio runs one: the pod's traffic is intercepted by the nat rules Istio's
 // init container writes (iptables REDIRECT to 15001 outbound, 15006 inbound), the proxy
@@ -170,4 +171,97 @@ t.test('transparent sidecar under Istio iptables interception', { skip }, async 
     t.match(stats, /listener\.0\.0\.0\.0_15001\.downstream_cx_original_dst_handoff: [1-9]/);
     t.notMatch(stats, /no_filter_chain_match: [1-9]/);
   });
+});
+
+/** The cgroup v2 hierarchy's mount point, where the test makes the pod's cgroup. */
+function cgroup2Root(): string | undefined {
+  for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
+    const [, dir, type] = line.split(' ');
+    if (type === 'cgroup2' && dir) return dir;
+  }
+  return undefined;
+}
+
+const fastpathSkip = !isRoot ? 'needs root for BPF and namespaces' : ((await bpfUnavailable()) ?? (cgroup2Root() ? false : 'no cgroup v2 hierarchy mounted'));
+
+t.test('transparent sidecar under the fast path\'s cgroup interception (no iptables)', { skip: fastpathSkip }, async (t) => {
+  const id = `${process.pid.toString(36)}${Math.floor(Math.random() * 1e4).toString(36)}`;
+  const pod = `pf-fpod-${id}`;
+  const ext = `pf-fext-${id}`;
+  const cg = `${cgroup2Root()}/pf-pod-${id}`;
+  mkdirSync(cg);
+  t.teardown(async () => {
+    for (const ns of [pod, ext]) {
+      try {
+        sh('ip', 'netns', 'del', ns);
+      } catch {
+        // already gone
+      }
+    }
+    // A cgroup can only be removed once its processes are gone (killed by the spawns' teardowns).
+    for (let i = 0; i < 100 && existsSync(cg); i++) {
+      try {
+        rmdirSync(cg);
+      } catch {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  });
+  sh('ip', 'netns', 'add', pod);
+  sh('ip', 'netns', 'add', ext);
+  for (const ns of [pod, ext]) sh('ip', '-n', ns, 'link', 'set', 'lo', 'up');
+  sh('ip', '-n', pod, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ext);
+  sh('ip', '-n', pod, 'addr', 'add', `${POD}/24`, 'dev', 'eth0');
+  sh('ip', '-n', ext, 'addr', 'add', `${EXT}/24`, 'dev', 'eth0');
+  sh('ip', '-n', pod, 'link', 'set', 'eth0', 'up');
+  sh('ip', '-n', ext, 'link', 'set', 'eth0', 'up');
+
+  const dir = mkdtempSync(join(tmpdir(), 'pf-transparent-fp-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const cfg = join(dir, 'sidecar.yaml');
+  // The pod's cgroup is intercepted: the app's connect() goes to 127.0.0.1:15001 and the
+  // proxy (same cgroup, excluded by pid) reads the original destination with the same
+  // SO_ORIGINAL_DST call, answered by the fast path's cgroup/getsockopt program.
+  writeFileSync(cfg, `
+bootstrap_extensions:
+- name: pilotfish.fastpath
+  typed_config:
+    "@type": type.googleapis.com/xds.type.v3.TypedStruct
+    type_url: pilotfish.fastpath
+    value:
+      interception: { cgroup: ${cg}, outbound_port: 15001, outbound_address: 127.0.0.1, connect: true, sockmap: false, skip_ports: [15000] }
+${sidecarConfig(EXT)}`);
+  const extScript = join(dir, 'ext.mjs');
+  writeFileSync(extScript, EXTERNAL_SERVERS);
+  const servers = spawnIn(ext, [process.execPath, extScript], 'ext', t);
+  // In the cgroup and the netns before a line of node runs (nsenter: `ip netns exec` remounts /sys and hides cgroups).
+  const inPod = (args: string[]) => ['sh', '-c', `echo $$ > ${cg}/cgroup.procs && exec nsenter --net=/run/netns/${pod} "$@"`, 'sh', ...args];
+  const proxyCmd = inPod([process.execPath, BIN, 'proxy', '--config', cfg, '--drain-time-s', '1']);
+  const proxy = spawn(proxyCmd[0]!, proxyCmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let proxyOut = '';
+  proxy.stdout.on('data', (d) => (proxyOut += d));
+  proxy.stderr.on('data', (d) => (proxyOut += d));
+  t.teardown(() => {
+    if (!t.passing()) t.comment(`proxy output:\n${proxyOut.slice(-3000)}`);
+    proxy.kill('SIGKILL');
+  });
+  const appRun = (args: string[]): string => {
+    const cmd = inPod(args);
+    return execFileSync(cmd[0]!, cmd.slice(1), { stdio: 'pipe', timeout: 20_000 }).toString();
+  };
+  await until('the servers outside the pod', () => servers.output().includes('ready'), { timeoutMs: 30_000, state: () => servers.output() });
+  const admin = (path: string): string => sh('ip', 'netns', 'exec', pod, 'curl', '-s', '--max-time', '5', `http://127.0.0.1:15000${path}`);
+  await until('the sidecar to be LIVE with the fast path attached', () => admin('/ready').includes('LIVE') && /"active":\s*true/.test(admin('/server_info')), { timeoutMs: 60_000, state: () => proxyOut.slice(-500) });
+
+  const http = appRun(['curl', '-s', '-i', '--max-time', '5', `http://${EXT}:7001/fp`]);
+  t.match(http, /x-pilotfish-chain: outbound-7001/i, `the app's HTTP call went through the 7001 listener:\n${http}`);
+  t.match(http, /svc-a \/fp/);
+  const tcp = appRun([process.execPath, '--input-type=module', '-e', `import net from 'node:net'; const s = net.connect(7002, '${EXT}', () => s.write('ping')); let b=''; s.on('data', (d) => b += d); s.on('close', () => console.log(b));`]);
+  t.equal(tcp.trim(), 'svc-b:ping');
+  const unknown = appRun(['curl', '-s', '-i', '--max-time', '5', `http://${EXT}:7003/fp`]);
+  t.match(unknown, /unknown-7003 \/fp/);
+  const stats = admin('/stats');
+  t.match(stats, /listener\.0\.0\.0\.0_15001\.downstream_cx_original_dst_handoff: [2-9]/, 'virtualOutbound handed the known destinations on');
+  t.match(stats, /cluster\.PassthroughCluster\.upstream_cx_total: [1-9]/, 'the unknown one went through PassthroughCluster');
+  t.match(stats, /fastpath_orig_dst_sockopt_total: [1-9]/, 'answered by the fast path\'s getsockopt program');
 });
