@@ -32,6 +32,9 @@ function decodePolicy(c: Obj, diag: Diagnostics, path: string): CorsPolicy {
     .filter((x): x is StringTest => x !== undefined);
   const maxAge = str(c, 'max_age', diag, path);
   if (maxAge !== undefined && !/^\d+$/.test(maxAge)) diag.error(`${path}.max_age`, 'must be a number of seconds');
+  // Envoy's CorsFilter::isOriginAllowed: a matcher that matches the literal "*" (Envoy's
+  // example writes `safe_regex: "\\*"`) allows every origin.
+  if (origins.some((test) => test('*'))) origins.splice(0, origins.length, () => true);
   return {
     origins,
     allowMethods: str(c, 'allow_methods', diag, path),

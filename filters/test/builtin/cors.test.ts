@@ -50,3 +50,17 @@ t.test('disallowed origin: no headers; preflight refused when not forwarded', as
 t.test('no policy on the route: the filter does nothing', async (t) => {
   t.equal(chain.decodeHeaders(req({ method: 'OPTIONS' }, { origin: 'https://app.example.com', 'access-control-request-method': 'POST' }), info()), undefined);
 });
+
+t.test('an origin matcher that matches "*" allows any origin, as Envoy\'s example config relies on', async (t) => {
+  const d = new Diagnostics();
+  for (const matcher of [{ safe_regex: { regex: '\\*' } }, { exact: '*' }, { prefix: '*' }]) {
+    const star = decodePerFilterConfig('cors', {
+      name: 'cors', typeUrl: 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy',
+      config: { allow_origin_string_match: [matcher], allow_methods: 'GET', forward_not_matching_preflights: true },
+    }, d, 'vh.typed_per_filter_config.cors');
+    const i = info({ perFilterConfig: { cors: star } });
+    const r = chain.decodeHeaders(req({ method: 'OPTIONS' }, { origin: 'https://anything.example', 'access-control-request-method': 'GET' }), i);
+    t.match(r, { status: 200, headers: { 'access-control-allow-origin': 'https://anything.example' } }, `${JSON.stringify(matcher)}: preflight answered, not forwarded`);
+  }
+  t.same(d.errors, []);
+});
