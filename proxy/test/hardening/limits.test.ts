@@ -3,6 +3,7 @@ import * as net from 'node:net';
 import * as http2 from 'node:http2';
 import { bootstrapYaml, get, startProxyYaml, startUpstream, staticCluster } from '../helpers.js';
 import { rawExchange } from './raw.js';
+import { until } from '../../../test-support/wait.js';
 
 const vhosts = `
             - name: all
@@ -112,12 +113,14 @@ t.test('slowloris: many one-byte-at-a-time connections do not stop other clients
   let closedByProxy = 0;
   let ended = 0;
   let gotData = 0;
+  let connected = 0;
   for (let i = 0; i < N; i++) {
     const s = net.connect(port, '127.0.0.1');
     s.on('error', () => undefined);
     s.on('close', () => closedByProxy++);
     s.on('end', () => ended++);
     s.on('data', () => gotData++);
+    s.on('connect', () => connected++);
     slow.push(s);
   }
   let pos = 0;
@@ -126,7 +129,7 @@ t.test('slowloris: many one-byte-at-a-time connections do not stop other clients
     for (const s of slow) if (!s.destroyed) s.write(b);
   }, 50);
   t.teardown(() => { clearInterval(drip); for (const s of slow) s.destroy(); });
-  await new Promise((r) => setTimeout(r, 300));
+  await until(`all ${N} slow connections to be open`, () => connected === N, { state: () => connected });
   const lat: number[] = [];
   for (let i = 0; i < 20; i++) {
     const s = performance.now();
@@ -136,7 +139,7 @@ t.test('slowloris: many one-byte-at-a-time connections do not stop other clients
   }
   lat.sort((a, b) => a - b);
   t.ok(lat[lat.length - 1]! < 1000, `good clients served promptly (max ${lat[lat.length - 1]!.toFixed(1)} ms)`);
-  await new Promise((r) => setTimeout(r, 2200));
+  await until('request_headers_timeout to cut off every slow connection', () => closedByProxy === N, { state: () => ({ closedByProxy, ended, gotData, pos }) });
   t.equal(closedByProxy, N, `every slow connection was cut off by request_headers_timeout (${closedByProxy}/${N} ended ${ended} data ${gotData} pos ${pos})`);
 });
 
@@ -174,7 +177,6 @@ t.test('HTTP/2 rapid reset (CVE-2023-44487): the flooding session is cut off, ot
   await new Promise((r) => attacker.once('remoteSettings', r));
   let goaway = false;
   attacker.on('goaway', () => (goaway = true));
-  const closed = new Promise<void>((r) => attacker.once('close', () => r()));
   let sent = 0;
   for (let i = 0; i < 20000 && !attacker.closed && !attacker.destroyed && !goaway; i++) {
     try {
@@ -185,7 +187,7 @@ t.test('HTTP/2 rapid reset (CVE-2023-44487): the flooding session is cut off, ot
     } catch { break; }
     if (i % 500 === 0) await new Promise((r) => setImmediate(r));
   }
-  await Promise.race([closed, new Promise((r) => setTimeout(r, 3000))]);
+  await until('the flooding session to be closed', () => goaway || attacker.closed || attacker.destroyed);
   t.ok(goaway || attacker.closed || attacker.destroyed, `the flooding session was closed (after ${sent} resets)`);
   t.ok(upstreamSeen < sent, `not every reset stream reached the upstream (${upstreamSeen} of ${sent})`);
   const r = await get(proxy.port(), '/');
