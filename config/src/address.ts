@@ -1,3 +1,4 @@
+import { ENUMS } from './enums.js';
 import { isIP } from 'node:net';
 import type { CidrRange, SocketAddress } from './model.js';
 import type { ObjectReader } from './reader.js';
@@ -34,14 +35,19 @@ export function decodeAddress(r: ObjectReader, allowHostname: boolean): SocketAd
     r.finish();
     return undefined;
   }
+  const before = r.diag.errors.length;
   if (which === 'pipe') {
     const p = r.object('pipe');
     r.finish();
+    if (!p && r.diag.errors.length === before) r.diag.error(r.child('pipe'), 'must not be null');
     return p ? decodePipe(p) : undefined;
   }
   const sa = which === 'socket_address' ? r.object('socket_address') : undefined;
   r.finish();
-  if (!sa) return undefined;
+  if (!sa) {
+    if (which !== undefined && r.diag.errors.length === before) r.diag.error(r.child(which), 'must not be null');
+    return undefined;
+  }
   return decodeSocketAddress(sa, allowHostname);
 }
 
@@ -65,7 +71,7 @@ function decodePipe(p: ObjectReader): SocketAddress | undefined {
 
 function decodeSocketAddress(sa: ObjectReader, allowHostname: boolean): SocketAddress | undefined {
   const address = sa.requiredString('address');
-  const protocol = sa.enumOf('protocol', ['TCP', 'UDP'] as const, 'TCP');
+  const protocol = sa.enumOf('protocol', ENUMS['core.SocketAddress.Protocol'], 'TCP');
   const named = sa.string('named_port');
   if (named !== undefined) sa.diag.error(sa.child('named_port'), 'named ports are not supported; use port_value');
   const port = sa.int('port_value', 0, 0, 65535);
@@ -96,10 +102,11 @@ function decodeSocketAddress(sa: ObjectReader, allowHostname: boolean): SocketAd
  * and 128 for IPv6. Absent prefix_len is 0, as proto3 reads it.
  */
 export function decodeCidrRange(r: ObjectReader): CidrRange | undefined {
+  const before = r.diag.errors.length;
   const addressPrefix = r.requiredString('address_prefix');
   const prefixLen = r.int('prefix_len', 0, 0, 128);
   r.finish();
-  if (addressPrefix === undefined || addressPrefix === '') return undefined;
+  if (addressPrefix === undefined || addressPrefix === '' || r.diag.errors.length > before) return undefined;
   const family = isIP(addressPrefix);
   if (family === 0) {
     r.diag.error(r.child('address_prefix'), `expected an IP address, got "${addressPrefix}"`);

@@ -1,3 +1,4 @@
+import { ENUMS } from './enums.js';
 import type { Bootstrap, Cluster, DynamicResources, Listener, NodeInfo, OverloadAction, OverloadManagerConfig, RouteConfiguration, TypedExtension } from './model.js';
 import { decodeAddress } from './address.js';
 import { decodeCluster } from './cluster.js';
@@ -188,11 +189,11 @@ function decodeDynamicResources(r: ObjectReader, listedClusters: ReadonlySet<str
   let adsConfig: DynamicResources['adsConfig'];
   const ads = r.object('ads_config');
   if (ads) {
-    const apiType = ads.enumOf('api_type', [null, 'REST', 'GRPC', 'DELTA_GRPC', 'AGGREGATED_GRPC', 'AGGREGATED_DELTA_GRPC'] as const, 'GRPC');
+    const apiType = ads.enumOf('api_type', ENUMS['core.ApiConfigSource.ApiType'], 'GRPC');
     let api: 'GRPC' | 'DELTA_GRPC' = 'GRPC';
     if (apiType === 'DELTA_GRPC' || apiType === 'AGGREGATED_DELTA_GRPC') api = 'DELTA_GRPC';
     else if (apiType !== 'GRPC' && apiType !== 'AGGREGATED_GRPC') ads.diag.error(ads.child('api_type'), `${apiType} is not supported; use GRPC or DELTA_GRPC`);
-    const tav = ads.enumOf('transport_api_version', ['AUTO', 'V2', 'V3'] as const, 'V3');
+    const tav = ads.enumOf('transport_api_version', ENUMS['core.ApiVersion'], 'V3');
     if (tav === 'V2') ads.diag.error(ads.child('transport_api_version'), 'only V3 is supported');
     const grpcServices: { clusterName: string; timeout?: number; initialMetadata: { key: string; value: string }[] }[] = [];
     for (const g of ads.objects('grpc_services')) {

@@ -1,9 +1,10 @@
+import { ENUMS } from './enums.js';
 import type { CidrRange, FilterChainMatch, FilterChainMatcherNode, NetworkMatchInput } from './model.js';
 import { decodeCidrRange } from './address.js';
 import { ObjectReader } from './reader.js';
 import { decodeAny, TYPE_PREFIX } from './typed.js';
 
-const SOURCE_TYPES = ['ANY', 'SAME_IP_OR_LOOPBACK', 'EXTERNAL'] as const;
+const SOURCE_TYPES = ENUMS['listener.FilterChainMatch.ConnectionSourceType'];
 
 function cidrs(r: ObjectReader, field: string): CidrRange[] {
   const out: CidrRange[] = [];

@@ -1,3 +1,4 @@
+import { ENUMS } from './enums.js';
 import type {
   CircuitBreakerThresholds, Cluster, ClusterLoadAssignment, DiscoveryType, HealthCheck, LbEndpoint, LbPolicy, LocalityLbEndpoints,
   OutlierDetection, TcpKeepalive, TransportSocketMatch,
@@ -10,10 +11,10 @@ import { decodeTransportSocketExt } from './well-known.js';
 import type { Diagnostics } from './validation.js';
 
 // Enum value lists indexed by their proto number (null marks numbers Envoy retired).
-const DISCOVERY_TYPES = ['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'EDS', 'ORIGINAL_DST'] as const;
-const LB_POLICIES = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RING_HASH', 'RANDOM', null, 'MAGLEV', 'CLUSTER_PROVIDED', 'LOAD_BALANCING_POLICY_CONFIG'] as const;
-const DNS_FAMILIES = ['AUTO', 'V4_ONLY', 'V6_ONLY', 'V4_PREFERRED', 'ALL'] as const;
-const HEALTH = ['UNKNOWN', 'HEALTHY', 'UNHEALTHY', 'DRAINING', 'TIMEOUT', 'DEGRADED'] as const;
+const DISCOVERY_TYPES = ENUMS['cluster.Cluster.DiscoveryType'];
+const LB_POLICIES = ENUMS['cluster.Cluster.LbPolicy'];
+const DNS_FAMILIES = ENUMS['cluster.Cluster.DnsLookupFamily'];
+const HEALTH = ENUMS['core.HealthStatus'];
 const HTTP_PROTOCOL_OPTIONS = TYPE_PREFIX + 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
 export function decodeCluster(json: unknown, diag: Diagnostics, path: string): Cluster | undefined {
@@ -143,7 +144,7 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
     ringHash.maximumRingSize = rh.int('maximum_ring_size', 8 * 1024 * 1024, 1, 8 * 1024 * 1024);
     if (ringHash.maximumRingSize < ringHash.minimumRingSize) diag.error(rh.child('maximum_ring_size'), 'must not be less than minimum_ring_size');
     // XX_HASH is what pilotfish hashes with; MURMUR_HASH_2 would place hosts differently.
-    const hf = rh.enumOf('hash_function', ['XX_HASH', 'MURMUR_HASH_2'] as const, 'XX_HASH');
+    const hf = rh.enumOf('hash_function', ENUMS['cluster.Cluster.RingHashLbConfig.HashFunction'], 'XX_HASH');
     if (hf !== 'XX_HASH') rh.diag.warn(rh.child('hash_function'), `${hf} is not supported by pilotfish; XX_HASH is used`);
     rh.finish();
   }
@@ -302,7 +303,7 @@ function decodeCircuitBreakers(r: ObjectReader): CircuitBreakerThresholds[] {
   const out: CircuitBreakerThresholds[] = [];
   if (cb) {
     for (const t of cb.objects('thresholds')) {
-      const priority = t.enumOf('priority', ['DEFAULT', 'HIGH'] as const, 'DEFAULT');
+      const priority = t.enumOf('priority', ENUMS['core.RoutingPriority'], 'DEFAULT');
       if (out.some((o) => o.priority === priority)) t.diag.error(t.child('priority'), `thresholds for ${priority} given twice`);
       let retryBudget: CircuitBreakerThresholds['retryBudget'];
       const rb = t.object('retry_budget');

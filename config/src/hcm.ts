@@ -1,3 +1,4 @@
+import { ENUMS } from './enums.js';
 import type {
   AccessLogConfig, CidrRange, ClientCertDetails, HeaderValueOption, HttpConnectionManager, HttpFilterConfig,
   HttpProtocolLimits, LocalReplyConfig, LocalReplyMapper, SubstitutionFormat, UpgradeConfig,
@@ -13,10 +14,10 @@ import { resolveExtension } from './well-known.js';
 /** HttpFilterConfig.typeUrl of a filter whose config comes from ECDS; `config` holds type_urls and default_config. */
 export const ECDS_FILTER_TYPE = 'pilotfish.internal.ExtensionConfigDiscovery';
 
-const CODECS = ['AUTO', 'HTTP1', 'HTTP2', 'HTTP3'] as const;
-const SERVER_HEADER = ['OVERWRITE', 'APPEND_IF_ABSENT', 'PASS_THROUGH'] as const;
-const ESCAPED_SLASHES = ['IMPLEMENTATION_SPECIFIC_DEFAULT', 'KEEP_UNCHANGED', 'REJECT_REQUEST', 'UNESCAPE_AND_REDIRECT', 'UNESCAPE_AND_FORWARD'] as const;
-const XFCC = ['SANITIZE', 'FORWARD_ONLY', 'APPEND_FORWARD', 'SANITIZE_SET', 'ALWAYS_FORWARD_ONLY'] as const;
+const CODECS = ENUMS['hcm.CodecType'];
+const SERVER_HEADER = ENUMS['hcm.ServerHeaderTransformation'];
+const ESCAPED_SLASHES = ENUMS['hcm.PathWithEscapedSlashesAction'];
+const XFCC = ENUMS['hcm.ForwardClientCertDetails'];
 
 /**
  * Fields of the HCM that pilotfish accepts without acting on them, and why that is safe:

@@ -1,3 +1,4 @@
+import { ENUMS } from './enums.js';
 import type {
   ConnectionLimit, FilterChain, FilterChainMatch, FilterChainMatcherNode, HttpConnectionManager, Listener, SocketAddress,
   TcpProxy, TypedExtension,
@@ -19,7 +20,7 @@ export const TCP_PROXY_TYPE = TYPE_PREFIX + 'envoy.extensions.filters.network.tc
 
 /** Listener filters pilotfish implements (inspection feeds filter-chain matching; original_dst restores the destination). */
 const KNOWN_LISTENER_FILTERS = new Set([TLS_INSPECTOR_TYPE, HTTP_INSPECTOR_TYPE, ORIGINAL_DST_TYPE]);
-const TRAFFIC_DIRECTIONS = ['UNSPECIFIED', 'INBOUND', 'OUTBOUND'] as const;
+const TRAFFIC_DIRECTIONS = ENUMS['core.TrafficDirection'];
 
 /** Envoy's name for an unnamed listener; pilotfish: "<address>_<port>", or the pipe path. */
 export function generatedListenerName(a: SocketAddress): string {

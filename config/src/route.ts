@@ -1,3 +1,4 @@
+import { ENUMS } from './enums.js';
 import type {
   ClusterSpecifier, DirectResponseAction, ForwardAction, HashPolicy, HeaderMatcher, HeaderMutations,
   HeaderValueOption, HedgePolicy, PathMatch, QueryParameterMatcher, RedirectAction, RetryPolicy, Route,
@@ -50,7 +51,7 @@ function decodeVirtualHost(r: ObjectReader): VirtualHost | undefined {
     }
   });
   const routes = r.objects('routes').map(decodeRoute).filter((x): x is Route => x !== undefined);
-  const requireTls = r.enumOf('require_tls', ['NONE', 'EXTERNAL_ONLY', 'ALL'] as const, 'NONE');
+  const requireTls = r.enumOf('require_tls', ENUMS['route.VirtualHost.TlsRequirementType'], 'NONE');
   const rp = r.object('retry_policy');
   const retryPolicy = rp ? decodeRetryPolicy(rp) : undefined;
   const hp = r.object('hedge_policy');
@@ -135,7 +136,7 @@ export function decodeRouteMatch(r: ObjectReader): RouteMatch {
 /** envoy.type.v3.FractionalPercent -> fraction in [0, 1]. */
 export function decodeFractionalPercent(r: ObjectReader): number {
   const numerator = r.int('numerator', 0);
-  const denom = r.enumOf('denominator', ['HUNDRED', 'TEN_THOUSAND', 'MILLION'] as const, 'HUNDRED');
+  const denom = r.enumOf('denominator', ENUMS['type.FractionalPercent.DenominatorType'], 'HUNDRED');
   r.finish();
   const d = denom === 'HUNDRED' ? 100 : denom === 'TEN_THOUSAND' ? 10_000 : 1_000_000;
   return Math.min(1, numerator / d);
@@ -264,7 +265,7 @@ function decodeForwardAction(r: ObjectReader): ForwardAction | undefined {
   const hp = r.object('hedge_policy');
   const hedgePolicy = hp ? decodeHedgePolicy(hp) : undefined;
   const hashPolicy = r.objects('hash_policy').map(decodeHashPolicy).filter((h): h is HashPolicy => h !== undefined);
-  const priority = r.enumOf('priority', ['DEFAULT', 'HIGH'] as const, 'DEFAULT');
+  const priority = r.enumOf('priority', ENUMS['core.RoutingPriority'], 'DEFAULT');
   const upgradeConfigs = r.objects('upgrade_configs').map((u) => decodeUpgradeConfig(u, true)).filter((u): u is UpgradeConfig => u !== undefined);
   let maxStreamDuration: number | undefined;
   let grpcTimeoutHeaderMax: number | undefined;
@@ -431,7 +432,7 @@ function decodeHashPolicy(r: ObjectReader): HashPolicy | undefined {
   return out;
 }
 
-const REDIRECT_CODES = ['MOVED_PERMANENTLY', 'FOUND', 'SEE_OTHER', 'TEMPORARY_REDIRECT', 'PERMANENT_REDIRECT'] as const;
+const REDIRECT_CODES = ENUMS['route.RedirectAction.RedirectResponseCode'];
 const REDIRECT_STATUS = { MOVED_PERMANENTLY: 301, FOUND: 302, SEE_OTHER: 303, TEMPORARY_REDIRECT: 307, PERMANENT_REDIRECT: 308 } as const;
 
 function decodeRedirect(r: ObjectReader): RedirectAction {
@@ -491,7 +492,7 @@ export function decodeDataSource(r: ObjectReader): string | undefined {
   return out;
 }
 
-const APPEND_ACTIONS = ['APPEND_IF_EXISTS_OR_ADD', 'ADD_IF_ABSENT', 'OVERWRITE_IF_EXISTS_OR_ADD', 'OVERWRITE_IF_EXISTS'] as const;
+const APPEND_ACTIONS = ENUMS['core.HeaderValueOption.HeaderAppendAction'];
 
 export function decodeHeaderValueOption(r: ObjectReader): HeaderValueOption | undefined {
   const h = r.object('header');

@@ -1,3 +1,4 @@
+import { ENUMS } from './enums.js';
 import type { ConfigSource } from './model.js';
 import type { ObjectReader } from './reader.js';
 
@@ -5,7 +6,7 @@ import type { ObjectReader } from './reader.js';
 export function decodeConfigSource(r: ObjectReader): ConfigSource | undefined {
   const which = r.oneof(['ads', 'api_config_source', 'path_config_source', 'self', 'path'], true, 'a config source,');
   const initialFetchTimeout = r.duration('initial_fetch_timeout', 15_000);
-  const version = r.enumOf('resource_api_version', ['AUTO', 'V2', 'V3'] as const, 'V3');
+  const version = r.enumOf('resource_api_version', ENUMS['core.ApiVersion'], 'V3');
   if (version === 'V2') r.diag.error(r.child('resource_api_version'), 'only V3 is supported');
   // authorities (xdstp federation): reported by finish().
   if (which !== undefined && which !== 'ads') {
