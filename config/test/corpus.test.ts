@@ -20,7 +20,9 @@ interface Case {
 }
 
 const table: Record<string, Case> = {
-  'envoy-demo.yaml': {},
+  // Known runtime gap (telemetry's AccessLog.filter compiler has no header_filter yet): the
+  // decoder accepts the demo, the local-reply builder refuses it. Update when it lands.
+  'envoy-demo.yaml': { cli: /local_reply_config\.mappers\[0\]\.filter\.header_filter: access log filter not supported by pilotfish/ },
   'front-proxy.yaml': { warnings: [`layered_runtime: ${ignored}`] },
   'tls-sni.yaml': {},
   'tls-upstream.yaml': {},
@@ -98,7 +100,7 @@ t.test('pilotfish proxy --mode validate agrees', async (t) => {
       t.equal(res.code, 1, `${name}: refused`);
       for (const e of want.errors) t.ok(res.stderr.includes(e), `${name}: names "${e.slice(0, 80)}..."`);
     } else if (want.cli) {
-      t.equal(res.code, 1, `${name}: refused by a runtime builder`);
+      t.equal(res.code, 1, `${name}: refused by a runtime builder, not the decoder`);
       t.match(res.stderr, want.cli, `${name}: ${want.cli}`);
     } else if (name === 'istio-transparent.yaml') {
       // The runtime for transport_socket_matches is being built now; the decoder must not be what refuses it.
