@@ -217,6 +217,7 @@ export class UserFilterSlot {
       maxRestarts: 3,
     });
     const v = new LoadedVersion(spec, sandbox);
+    sandbox.onLog = (level, line, dropped) => this.manager.onLog?.(this.name, spec.version, level, line, dropped);
     const reject = (reason: string): Validation<AppliedVersion> => {
       sandbox.close();
       v.state = 'rejected';
@@ -448,6 +449,8 @@ export class UserFilterManager {
   private readonly watchers = new Map<string, { file: string; base: Readonly<Record<string, unknown>>; stop: () => void }>();
   /** Observability hook: every lifecycle event (active, canary, rejected, rolled_back, released...). */
   onEvent: ((name: string, version: string, event: string, reason?: string) => void) | undefined;
+  /** A module's console output (level: log, info, warn, error, debug), rate-limited per version; `dropped` lines were suppressed before this one. */
+  onLog: ((name: string, version: string, level: string, line: string, dropped: number) => void) | undefined;
 
   slot(name: string): UserFilterSlot {
     let s = this.slots.get(name);

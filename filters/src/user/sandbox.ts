@@ -75,7 +75,8 @@ export class Sandbox {
   crashes = 0;
   /** Called when the sandbox crashed or hung (after in-flight calls were failed). */
   onTrouble: ((reason: string) => void) | undefined;
-  onLog: ((level: string, line: string) => void) | undefined;
+  /** console output of the module (rate-limited in the worker; `dropped` lines were not sent since the last one). */
+  onLog: ((level: string, line: string, dropped: number) => void) | undefined;
   /** Called once when restarts are exhausted: every later call fails at once. */
   onDead: (() => void) | undefined;
 
@@ -126,7 +127,7 @@ export class Sandbox {
           for (const r of m as string[]) this.onResult(r);
           return;
         }
-        const msg = m as { t: string; message?: string; level?: string; line?: string } & LoadInfo;
+        const msg = m as { t: string; message?: string; level?: string; line?: string; dropped?: number } & LoadInfo;
         if (msg.t === 'loaded' && !settled) {
           settled = true;
           clearTimeout(timer);
@@ -141,7 +142,7 @@ export class Sandbox {
         } else if (msg.t === 'load_error') {
           fail(`load failed: ${msg.message ?? 'unknown error'}`);
         } else if (msg.t === 'log') {
-          this.onLog?.(msg.level ?? 'log', msg.line ?? '');
+          this.onLog?.(msg.level ?? 'log', msg.line ?? '', msg.dropped ?? 0);
         }
       });
       w.on('error', (err: Error & { code?: string }) => {

@@ -13,7 +13,7 @@
  *   {t:'load', source, filename, config, loadTimeoutMs}
  *   "<json [id, phase, view, ctx]>"           a call; phase 'req' | 'res' (or an array of them)
  * worker -> main:
- *   {t:'loaded', hasRequest, hasResponse, probes} | {t:'load_error', message}
+ *   {t:'loaded', hasRequest, hasResponse, probes} | {t:'load_error', message} | {t:'log', level, line, dropped}
  *   "<json [id, 1, reply|null, view]>" | "<json [id, 0, message]>"   (or an array of them)
  */
 export const WORKER_SOURCE = String.raw`
@@ -31,11 +31,20 @@ function describeError(e) {
 }
 
 function load(m) {
-  let logs = 0;
+  // console output reaches the proxy's log, rate-limited here so a filter logging on every
+  // call cannot flood the main thread with messages: LOG_PER_SECOND lines per second, the
+  // rest counted and reported with the next line that gets through.
+  const LOG_PER_SECOND = 20;
+  let windowStart = 0, inWindow = 0, dropped = 0;
   const log = (level) => (...args) => {
-    if (logs++ < 100) {
-      try { parentPort.postMessage({ t: 'log', level, line: args.map((a) => typeof a === 'string' ? a : JSON.stringify(a)).join(' ') }); } catch {}
-    }
+    const now = Date.now();
+    if (now - windowStart >= 1000) { windowStart = now; inWindow = 0; }
+    if (inWindow >= LOG_PER_SECOND) { dropped++; return; }
+    inWindow++;
+    let line;
+    try { line = args.map((a) => typeof a === 'string' ? a : JSON.stringify(a)).join(' '); } catch { line = '(unprintable)'; }
+    if (line.length > 2048) line = line.slice(0, 2048) + '…';
+    try { parentPort.postMessage({ t: 'log', level, line, dropped }); dropped = 0; } catch {}
   };
   const context = vm.createContext({}, {
     name: m.filename,

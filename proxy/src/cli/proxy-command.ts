@@ -58,6 +58,13 @@ export async function startProxy(bootstrap: Bootstrap, log: Logger, opts: { admi
     await fastpath?.close();
     overloadManager.stop();
   };
+  // User filters' lifecycle events and console output go to the proxy's log, with the filter's name and version.
+  const userFilters = defaultUserFilterManager();
+  userFilters.onEvent = (name, version, event, reason) => log.info(`user filter ${event}`, { filter: name, version, ...(reason ? { reason } : {}) });
+  userFilters.onLog = (name, version, level, line, dropped) => {
+    const lvl = level === 'error' ? 'error' : level === 'warn' ? 'warning' : level === 'debug' ? 'debug' : 'info';
+    log.log(lvl, `user filter console: ${line}`, { filter: name, version, ...(dropped > 0 ? { dropped_lines: dropped } : {}) });
+  };
   const fastpathConfig = decodeBootstrapExtensions(bootstrap, log);
   overloadManager.configure(bootstrap.overloadManager);
   server.stats.registerExternalGauges('overload.', () => ({ ...overloadManager.stats }));
