@@ -50,6 +50,7 @@ export interface HcmStats {
   readonly downstream_cx_upgrades_total: Counter;
   readonly downstream_cx_upgrades_active: Gauge;
   readonly downstream_rq_ws_on_non_ws_route: Counter;
+  readonly downstream_rq_max_duration_reached: Counter;
   readonly downstream_rq_failed_path_normalization: Counter;
   readonly downstream_rq_redirected_with_normalized_path: Counter;
   readonly downstream_rq_time: TimeHistogram;
@@ -69,6 +70,7 @@ export function makeHcmStats(store: StatsStore, statPrefix: string): HcmStats {
     downstream_rq_failed_path_normalization: c('downstream_rq_failed_path_normalization'),
     downstream_cx_upgrades_total: c('downstream_cx_upgrades_total'), downstream_cx_upgrades_active: s.gauge('downstream_cx_upgrades_active'),
     downstream_rq_ws_on_non_ws_route: c('downstream_rq_ws_on_non_ws_route'),
+    downstream_rq_max_duration_reached: c('downstream_rq_max_duration_reached'),
     downstream_rq_redirected_with_normalized_path: c('downstream_rq_redirected_with_normalized_path'),
   };
 }
@@ -94,6 +96,7 @@ const OVERLOADED_HEADERS: Record<string, string> = { 'x-envoy-overloaded': 'true
 const TOO_MANY_HEADERS: LocalReplySpec = { status: 431, body: 'Request Header Fields Too Large', details: 'http1.too_many_headers' };
 const STREAM_IDLE_TIMEOUT: LocalReplySpec = { status: 408, body: 'stream timeout', details: 'stream_idle_timeout' };
 const NO_CERT_DETAILS: ClientCertDetails = { subject: false, cert: false, chain: false, dns: false, uri: false };
+const MAX_DURATION: LocalReplySpec = { status: 408, body: 'downstream duration timeout', details: 'max_duration_timeout' };
 const UPGRADE_FAILED: LocalReplySpec = { status: 403, body: '', details: 'upgrade_failed' };
 const CONNECT_PROXYING: LocalReplySpec = { status: 501, body: 'CONNECT is terminated only (route upgrade_configs connect_config)', details: 'connect_proxying_unsupported' };
 const PATH_REJECTED: LocalReplySpec = { status: 400, body: '', details: 'path_normalization_failed' };
@@ -316,6 +319,8 @@ class Exchange implements Downstream {
   /** Set for upgrade and CONNECT requests (undefined for every other request). */
   upgrade: { readonly type: string; readonly value: string; readonly head: Buffer } | undefined = undefined;
   private tunnel: Tunnel | undefined;
+  /** max_stream_duration (HCM, or the route's / grpc-timeout once routed). */
+  private durationTimer: NodeJS.Timeout | undefined = undefined;
 
   constructor(
     private readonly hcm: ConnectionManager,
@@ -362,6 +367,8 @@ class Exchange implements Downstream {
       if (this.isH2) (this.req as Http2ServerRequest).stream.setTimeout(idle, this.onStreamIdle);
       else (this.res as ServerResponse).setTimeout(idle, this.onStreamIdle);
     }
+    const maxDuration = hcm.config.limits.maxStreamDuration;
+    if (maxDuration !== undefined && maxDuration > 0) this.durationTimer = setTimeout(this.onMaxDuration, maxDuration);
     const snapshot = hcm.environment.snapshot();
     const table = hcm.routeTable(snapshot);
     const route = table?.match(this.view);
@@ -379,6 +386,7 @@ class Exchange implements Downstream {
     let clusterName: string | undefined;
     if (action.kind === 'route') clusterName = this.chooseCluster(action);
     this.stream.clusterName = clusterName;
+    if (action.kind === 'route' && (action.maxStreamDuration !== undefined || action.grpcTimeoutHeaderMax !== undefined)) this.refreshDuration(action);
 
     const chain = hcm.chain;
     if (chain.hasRequestPhase) {
@@ -447,6 +455,51 @@ class Exchange implements Downstream {
     else if (retry && retry.numRetries > 0 && this.view.headers['content-length'] === undefined) this.readBody(start);
     else start(this.req as unknown as NodeJS.ReadableStream);
   }
+
+  /**
+   * The route's max_stream_duration, as Envoy's refreshDurationTimeout: grpc-timeout
+   * (capped by grpc_timeout_header_max, when that is set and the header present), else
+   * the route's max_stream_duration (0 disables), else the HCM's; minus the time used.
+   */
+  private refreshDuration(action: ForwardAction): void {
+    let timeout: number | undefined;
+    const grpc = action.grpcTimeoutHeaderMax !== undefined ? parseGrpcTimeout(firstValue(this.view.headers['grpc-timeout'])) : undefined;
+    if (grpc === undefined) {
+      if (action.maxStreamDuration !== undefined) timeout = action.maxStreamDuration > 0 ? action.maxStreamDuration : undefined;
+      else {
+        const hcmMax = this.hcm.config.limits.maxStreamDuration;
+        timeout = hcmMax !== undefined && hcmMax > 0 ? hcmMax : undefined;
+      }
+    } else {
+      timeout = grpc;
+      const cap = action.grpcTimeoutHeaderMax!;
+      if (cap > 0 && timeout > cap) timeout = cap;
+    }
+    if (this.durationTimer !== undefined) clearTimeout(this.durationTimer);
+    this.durationTimer = undefined;
+    if (timeout === undefined) return;
+    const left = Math.max(0, timeout - (performance.now() - this.stream.startTime));
+    this.durationTimer = setTimeout(this.onMaxDuration, left);
+  }
+
+  /** Envoy's onStreamMaxDurationReached: 408 before the response started, a reset after (DT). */
+  private readonly onMaxDuration = (): void => {
+    this.durationTimer = undefined;
+    if (this.done) return;
+    this.hcm.stats.downstream_rq_max_duration_reached.inc();
+    this.stream.addFlag(Flags.DurationTimeout);
+    if (this.tunnel !== undefined) {
+      this.tunnel.abort(Flags.DurationTimeout);
+      return;
+    }
+    this.upstream?.cancel(Flags.DurationTimeout);
+    if (this.res.headersSent) {
+      this.onResetAfterHeaders(Flags.DurationTimeout);
+      return;
+    }
+    if (!this.isH2) (this.res as ServerResponse).shouldKeepAlive = false;
+    this.sendLocal(MAX_DURATION.status, MAX_DURATION.body, MAX_DURATION.details);
+  };
 
   /** Envoy's upgrade rules: not allowed -> 403 (before the filters run); CONNECT must be terminated here. */
   private upgradeAccepted(route: CompiledRoute): boolean {
@@ -958,6 +1011,7 @@ class Exchange implements Downstream {
   private complete(): void {
     if (this.done) return;
     this.done = true;
+    if (this.durationTimer !== undefined) clearTimeout(this.durationTimer);
     const s = this.hcm.stats;
     s.downstream_rq_active.dec();
     s.downstream_rq_completed.inc();
@@ -972,6 +1026,22 @@ class Exchange implements Downstream {
     void this.respHeaders;
     void this.cluster;
     this.hcm.environment.onRequestDone?.(this.stream, this.view);
+  }
+}
+
+/** grpc-timeout (gRPC over HTTP/2: 1-8 digits and a unit H M S m u n) in ms; undefined when absent or malformed. */
+export function parseGrpcTimeout(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(\d{1,8})([HMSmun])$/.exec(v);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  switch (m[2]) {
+    case 'H': return n * 3_600_000;
+    case 'M': return n * 60_000;
+    case 'S': return n * 1000;
+    case 'm': return n;
+    case 'u': return Math.ceil(n / 1000);
+    default: return Math.ceil(n / 1_000_000);
   }
 }
 

@@ -33,6 +33,8 @@ export class Stream implements StreamInfo {
   }
 
   addFlag(flag: string): void {
+    // Failure paths may report the same cause twice (a timeout cancels the upstream, then replies).
+    if (flag === '' || this.responseFlags === flag || this.responseFlags.split(',').includes(flag)) return;
     this.responseFlags = this.responseFlags === '' ? flag : `${this.responseFlags},${flag}`;
   }
 }

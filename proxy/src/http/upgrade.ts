@@ -76,6 +76,7 @@ export class Tunnel {
   private toDown = 0;
   private connectTimer: NodeJS.Timeout | undefined;
   private host: Host | undefined;
+  private spliced = false;
 
   constructor(
     private readonly cluster: ClusterRuntime,
@@ -121,6 +122,12 @@ export class Tunnel {
     sock.once(tlsOpts ? 'secureConnect' : 'connect', () => this.onConnected());
     // The client may hang up while we connect.
     this.down.once('close', this.onDownClose);
+  }
+
+  /** Ends the tunnel from outside (max_stream_duration). */
+  abort(flag: string): void {
+    if (!this.done && this.upstream !== undefined && this.connectTimer === undefined && this.spliced) this.finish(flag, true);
+    else if (!this.done) this.fail({ status: 408, body: 'downstream duration timeout', details: 'max_duration_timeout' }, flag);
   }
 
   private readonly onDownClose = (): void => {
@@ -199,6 +206,7 @@ export class Tunnel {
   /** Both heads are done: bytes flow both ways until either side ends. */
   private splice(rest: Buffer, responseOnly = false): void {
     if (this.done) return;
+    this.spliced = true;
     const up = this.upstream!;
     const down = this.down;
     if (rest.length > 0) {
