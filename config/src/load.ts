@@ -9,7 +9,8 @@ import { Diagnostics, type Validation } from './validation.js';
 export function parseConfigText(text: string, format: 'yaml' | 'json', diag: Diagnostics): unknown {
   try {
     if (format === 'json') return JSON.parse(text) as unknown;
-    return parseYaml(text, { prettyErrors: true, uniqueKeys: true, maxAliasCount: 100 }) as unknown;
+    // merge: `<<: *anchor` merge keys, which Envoy's YAML loader (yaml-cpp) honours.
+    return parseYaml(text, { prettyErrors: true, uniqueKeys: true, maxAliasCount: 100, merge: true }) as unknown;
   } catch (e) {
     const msg = e instanceof Error ? e.message.split('\n')[0] ?? String(e) : String(e);
     diag.error('', `cannot parse ${format.toUpperCase()}: ${msg}`);
