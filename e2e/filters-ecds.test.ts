@@ -12,6 +12,7 @@ import { TYPE_URLS } from '../xds-client/src/index.js';
 import { startProxy } from '../proxy/src/cli/proxy-command.js';
 import { Logger } from '../proxy/src/log.js';
 import { get } from '../proxy/test/helpers.js';
+import { until as waitUntil } from '../test-support/wait.js';
 
 const source = (tag: string) => `exports.onRequest = (req) => ({ status: 200, body: ${JSON.stringify(tag)} });\n`;
 const ecdsResource = (tag: string, sha = sha256Hex(source(tag))) => ({
@@ -23,12 +24,7 @@ const ecdsResource = (tag: string, sha = sha256Hex(source(tag))) => ({
   },
 });
 
-const until = async (pred: () => Promise<boolean>, what: string, ms = 15_000) => {
-  for (const end = Date.now() + ms; !(await pred());) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
+const until = (pred: () => Promise<boolean>, what: string) => waitUntil(what, pred, { intervalMs: 50 });
 
 t.test('a user filter delivered over ECDS, swapped, and a bad version NACKed', async (t) => {
   const cp = new ControlPlane();

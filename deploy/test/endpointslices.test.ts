@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { ControlPlane, loadAssignmentJson, parseMesh } from '../../controlplane/src/index.js';
 import { EndpointSliceWatcher, endpointsFromSlices } from '../src/index.js';
+import { until as waitUntil } from '../../test-support/wait.js';
 
 // A real HTTP server playing the Kubernetes API with recorded responses: the list of
 // EndpointSlices, then a watch stream of MODIFIED / ADDED / BOOKMARK / DELETED events.
@@ -53,13 +54,8 @@ function kubeconfig(port: number): KubeConfig {
   return kc;
 }
 
-const until = async (pred: () => boolean, what: string, ms = 5000) => {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
+// Deadlines only bound how long a real failure takes to report: generous for a loaded machine.
+const until = (pred: () => boolean, what: string, _ms?: number) => waitUntil(what, pred, { intervalMs: 20 });
 
 const health = (cp: ControlPlane, svc: string) => {
   const cla = loadAssignmentJson(cp.current.services.find((s) => s.name === svc)!) as { endpoints: { lb_endpoints: { endpoint: { address: { socket_address: { address: string } } }; health_status: string }[] }[] };

@@ -5,6 +5,7 @@ import { Diagnostics } from '../../../config/src/index.js';
 import { buildHttpFilterChain, handleUserFilterAdmin, sha256Hex, UserFilterManager, type HttpFilterChain } from '../../src/index.js';
 import { ROUTER, filter, info, req } from '../helpers.js';
 import { inline, tagger } from './fixtures.js';
+import { until } from '../../../test-support/wait.js';
 
 async function servedVersion(chain: HttpFilterChain): Promise<unknown> {
   const q = req();
@@ -14,14 +15,6 @@ async function servedVersion(chain: HttpFilterChain): Promise<unknown> {
   return r ?? q.headers['x-filter-version'];
 }
 
-async function until(what: string, cond: () => Promise<boolean>, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 t.test('a watched manifest hot-swaps the module; a manifest that does not verify is rejected', async (t) => {
   const mgr = new UserFilterManager();
