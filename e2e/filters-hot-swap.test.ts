@@ -15,12 +15,13 @@ import { createHash } from 'node:crypto';
 import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { until } from '../test-support/wait.js';
 
 const MAIN = new URL('../proxy/src/main.ts', import.meta.url).href;
 const SWAPS = 100;
 const CLIENTS = 8;
 
-function waitForOutput(child: ChildProcess, re: RegExp, ms = 30_000): Promise<RegExpExecArray> {
+function waitForOutput(child: ChildProcess, re: RegExp, ms = 60_000): Promise<RegExpExecArray> {
   return new Promise((resolve, reject) => {
     let buf = '';
     const timer = setTimeout(() => reject(new Error(`timed out waiting for ${re}; got: ${buf}`)), ms);
@@ -129,11 +130,7 @@ t.test(`${SWAPS} hot swaps of a user filter under load: zero failed requests`, a
     });
 
   // The chain loads the first version asynchronously after the listener starts.
-  const deadline = Date.now() + 15_000;
-  while ((await get().catch(() => ({ status: 0, body: '' }))).body !== '0') {
-    if (Date.now() > deadline) throw new Error('version 0 never served');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await until('version 0 to serve', async () => (await get()).body === '0', { intervalMs: 50 });
 
   let ok = 0;
   const failures: string[] = [];
@@ -158,17 +155,16 @@ t.test(`${SWAPS} hot swaps of a user filter under load: zero failed requests`, a
   const t0 = Date.now();
   for (let v = 1; v <= SWAPS; v++) {
     publish(v);
-    const until = Date.now() + 30_000;
-    for (;;) {
+    let last = '';
+    await until(`version ${v} to serve`, async () => {
       const r = await get();
-      if (r.body === String(v)) break;
-      if (Date.now() > until) throw new Error(`version ${v} never served (last: ${r.status} ${r.body})`);
-      await new Promise((res) => setTimeout(res, 20));
-    }
+      last = `${r.status} ${r.body}`;
+      return r.body === String(v);
+    }, { intervalMs: 20, state: () => last });
   }
   const swapMs = (Date.now() - t0) / SWAPS;
-  // A little more traffic on the last version, then stop.
-  await new Promise((r) => setTimeout(r, 200));
+  // Traffic from the load clients on the last version, then stop.
+  await until('a load client served by the last version', () => seen.has(String(SWAPS)), { state: () => [...seen].slice(-3) });
   running = false;
   await Promise.all(load);
 
@@ -181,10 +177,7 @@ t.test(`${SWAPS} hot swaps of a user filter under load: zero failed requests`, a
   // A version with a response phase: the proxy must hold the upstream body until an async
   // encodeHeaders settles, or the header the filter sets would be lost.
   publish(SWAPS + 1, true);
-  for (const until = Date.now() + 15_000; (await get()).body !== String(SWAPS + 1);) {
-    if (Date.now() > until) throw new Error('response-phase version never served');
-    await new Promise((res) => setTimeout(res, 20));
-  }
+  await until('the response-phase version to serve', async () => (await get()).body === String(SWAPS + 1), { intervalMs: 20 });
   const rp = await get();
   t.equal(rp.version, rp.body, 'request and response phase ran on the same version');
 

@@ -5,6 +5,7 @@ import { startFastPath, runFastPathCommand, type FastPathConfig } from '../src/i
 import { BpfFastPath } from '../src/fastpath.js';
 import { bpfUnavailable, uniq } from './helpers/bpf.js';
 import { Topology } from './helpers/netns.js';
+import { until } from '../../test-support/wait.js';
 
 const base: FastPathConfig = { returnInterfaces: [], redirectPeers: [], mode: 'native', forward: 'fib', flowEvents: false, services: [] };
 
@@ -56,7 +57,8 @@ t.test('close() detaches; so does the helper dying', async (t) => {
   const pid = (fp2 as BpfFastPath).daemon.pid!;
   t.match(readFileSync(`/proc/${pid}/comm`, 'utf8'), /pf-fastpathd/, 'helper running');
   process.kill(pid, 'SIGKILL');
-  await new Promise((r) => setTimeout(r, 300));
+  // the link goes when the kernel has reaped the helper and closed its fds
+  await until('the XDP link to go with the killed helper', () => !xdpOn() && !fp2.status().active, { intervalMs: 50 });
   t.notOk(xdpOn(), 'BPF links die with their owner');
   t.equal(fp2.status().active, false);
   t.match(fp2.status().reason, /exited/);
