@@ -6,11 +6,12 @@ import {
   type DownstreamTlsContextSpec, type UpstreamTlsContextSpec,
 } from '../../certs/src/index.js';
 import { ClusterRuntime } from './cluster/cluster.js';
+import { upstreamTlsBuilder } from './upstream/tls-builder.js';
 import { DnsRefresher } from './cluster/dns.js';
 import { ConnectionManager, makeHcmStats, type HcmEnvironment, type HcmStats } from './http/connection-manager.js';
 import { HttpChain } from './http/listener.js';
 import type { ChainRuntime } from './listener/network-listener.js';
-import { NetworkListener } from './listener/network-listener.js';
+import { listenerStatName, NetworkListener } from './listener/network-listener.js';
 import { readOriginalDst, warnIfOriginalDstUnavailable } from './net/original-dst.js';
 import { overloadManager } from './overload/overload-manager.js';
 import type { Logger } from './log.js';
@@ -231,7 +232,22 @@ export class ProxyServer implements ConfigSink {
       if (c.type !== 'EDS') this.replaceEndpoints(existing, endpoints);
       return;
     }
-    const runtime = new ClusterRuntime(c, endpoints, this.stats, tls);
+    // transport_socket_matches TLS, ORIGINAL_DST loop protection, config warnings (upstream engineer's edit).
+    const buildTls = upstreamTlsBuilder(this.secrets, { log: this.tlsLog });
+    const runtime = new ClusterRuntime(c, endpoints, this.stats, tls, {
+      upstreamTls: (ext, p, matchName) => {
+        let provider: UpstreamTlsProvider;
+        try {
+          provider = buildTls(ext, p);
+        } catch (e) {
+          throw new ConfigError((e as Error).message);
+        }
+        this.tlsStats.set(`cluster.${c.name}.${matchName}`, provider.stats);
+        return provider;
+      },
+      ownListeners: () => [...this.listenerConfigs.values()].filter((l) => l.bindToPort).map((l) => l.address),
+      warn: (m) => this.log.warn(m),
+    });
     this.clusters.set(c.name, runtime);
     if (existing) {
       const keep = new Set(endpoints.map((e) => e.key));
@@ -330,8 +346,9 @@ export class ProxyServer implements ConfigSink {
       if (!spec || diag.errors.length > 0) throw new ConfigError(diag.errors.map(formatProblem).join('; '));
       if (spec.kind !== 'downstream') throw new ConfigError(`${fcPath}.transport_socket: a listener needs a DownstreamTlsContext`);
       tls = new DownstreamTlsProvider(spec as DownstreamTlsContextSpec, this.secrets, { name: l.name, log: this.tlsLog });
-      // Envoy's TLS stats are per listener; a listener with several TLS chains reports the first one's here.
-      if (!this.tlsStats.has(`listener.${l.name}`) || fcPath.endsWith('filter_chains[0]')) this.tlsStats.set(`listener.${l.name}`, tls.stats);
+      // Envoy's TLS stats are per listener (listener.<address>.ssl.*); a listener with several TLS chains reports the first one's here.
+      const scope = `listener.${listenerStatName(l)}`;
+      if (!this.tlsStats.has(scope) || fcPath.endsWith('filter_chains[0]')) this.tlsStats.set(scope, tls.stats);
     }
     if (chain.network.kind === 'http') {
       const hcm = this.buildConnectionManager(chain.network, `${fcPath}.filters[0].typed_config`);

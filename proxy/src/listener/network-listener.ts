@@ -375,10 +375,14 @@ export class NetworkListener {
   }
 }
 
-function makeListenerStats(store: StatsStore, config: Listener): ListenerStats {
-  // Envoy scopes listener stats by address ("0.0.0.0_15001"), or by stat_prefix when set.
+/** Envoy scopes listener stats by address ("0.0.0.0_15001"), or by stat_prefix when set. */
+export function listenerStatName(config: Listener): string {
   const a = config.address;
-  const s = store.listenerScope(config.statPrefix ?? (a.pipe ? a.pipe.path : `${a.address}_${a.port}`));
+  return config.statPrefix ?? (a.pipe ? a.pipe.path : `${a.address}_${a.port}`);
+}
+
+function makeListenerStats(store: StatsStore, config: Listener): ListenerStats {
+  const s = store.listenerScope(listenerStatName(config));
   return {
     downstream_cx_total: s.counter('downstream_cx_total'), downstream_cx_active: s.gauge('downstream_cx_active'),
     downstream_cx_destroy: s.counter('downstream_cx_destroy'), downstream_cx_http1_total: s.counter('downstream_cx_http1_total'),

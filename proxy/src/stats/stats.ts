@@ -178,7 +178,7 @@ export class StatsStore {
   servePrometheus(_req: IncomingMessage, res: ServerResponse): void {
     this.exporter.collect().then(
       ({ resourceMetrics }) => {
-        const text = this.serializer.serialize(resourceMetrics) + this.renderHistograms();
+        const text = this.serializer.serialize(resourceMetrics) + this.renderHistograms() + this.renderExternals();
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
         res.end(text);
       },
@@ -216,27 +216,57 @@ export class StatsStore {
     return out;
   }
 
+  /**
+   * Counters kept by other modules (TLS providers, filters, the xDS client, the fast path,
+   * telemetry), read at scrape time: `/stats` shows them under their Envoy names, and the
+   * Prometheus exposition renders them with Envoy's tag extraction, so names that appear
+   * after start (a listener added over LDS) are exported too.
+   */
   registerExternalGauges(prefix: string, source: () => Record<string, number>): void {
-    // External counters also reach Prometheus, as one gauge family per name.
-    const seen = new Set<string>();
-    const refresh = () => {
-      for (const k of Object.keys(source())) {
-        if (seen.has(k)) continue;
-        seen.add(k);
-        this.meter.createObservableGauge(sanitize(prefix + k)).addCallback((r) => {
-          const v = source()[k];
-          if (v !== undefined) r.observe(v);
-        });
+    this.addExternal(prefix === '' ? source : () => {
+      const out: Record<string, number> = {};
+      for (const [k, v] of Object.entries(source())) out[prefix + k] = v;
+      return out;
+    });
+  }
+
+  private renderExternals(): string {
+    const families = new Map<string, string[]>();
+    for (const src of this.external) {
+      for (const [k, v] of Object.entries(src())) {
+        if (typeof v !== 'number' || !Number.isFinite(v)) continue;
+        const { name, labels } = extractTags(k);
+        const lines = families.get(name) ?? [];
+        lines.push(`${name}${labels} ${v}`);
+        families.set(name, lines);
       }
-    };
-    refresh();
-    this.addExternal(source);
-    setInterval(refresh, 5000).unref();
+    }
+    let out = '';
+    // Untyped: these sources mix counters and gauges, and say nothing about which is which.
+    for (const [name, lines] of families) out += `# TYPE ${name} untyped\n${lines.join('\n')}\n`;
+    return out;
   }
 
   async shutdown(): Promise<void> {
     await this.provider.shutdown().catch(() => undefined);
   }
+}
+
+/**
+ * Envoy's default tag extraction for the scopes external counters use:
+ * `listener.<address>.<stat>` -> `envoy_listener_<stat>{envoy_listener_address="<address>"}`,
+ * `cluster.<name>.<stat>` -> `envoy_cluster_<stat>{envoy_cluster_name="<name>"}`; the rest
+ * keep their name with `envoy_`-free sanitising (pilotfish's own counters).
+ */
+export function extractTags(flat: string): { name: string; labels: string } {
+  // Cluster names contain dots (outbound|9080||reviews.default.svc.cluster.local): the stat is the known suffix.
+  const m = /^(listener|cluster)\.(.+?)\.(ssl\..+|[a-z_]+)$/.exec(flat);
+  if (m) {
+    const [, kind, scope, stat] = m as unknown as [string, 'listener' | 'cluster', string, string];
+    const label = kind === 'listener' ? 'envoy_listener_address' : 'envoy_cluster_name';
+    return { name: sanitize(`envoy_${kind}_${stat}`), labels: `{${label}="${scope.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"}` };
+  }
+  return { name: sanitize(flat), labels: '' };
 }
 
 function sanitize(name: string): string {

@@ -97,6 +97,14 @@ ${staticCluster('plain', [ups[2]!.port])}
   await t.rejects(get({ tls: true, host: '127.0.0.1', port, servername: 'example.net', ca: ca.certPem, path: '/' }));
   const stats = await get({ host: '127.0.0.1', port: p.adminPort!, path: '/stats?filter=no_filter_chain_match' });
   t.match(stats.body, /no_filter_chain_match: 1/, 'the refused connection is counted');
+  // TLS counters: in /stats under Envoy's names, and in the Prometheus exposition with Envoy's tags.
+  const all = (await get({ host: '127.0.0.1', port: p.adminPort!, path: '/stats' })).body;
+  t.match(all, /listener\.127\.0\.0\.1_\d+\.downstream_cx_ssl_total: 2/, 'two TLS connections were served');
+  t.match(all, /listener\.127\.0\.0\.1_\d+\.ssl\.handshake: [1-9]/);
+  const prom = (await get({ host: '127.0.0.1', port: p.adminPort!, path: '/stats/prometheus' })).body;
+  t.match(prom, /envoy_listener_ssl_handshake\{envoy_listener_address="127\.0\.0\.1_\d+"\} [1-9]/, 'ssl.handshake reaches Prometheus');
+  t.match(prom, /envoy_listener_downstream_cx_ssl_total\{envoy_listener_address="127\.0\.0\.1_\d+"[^}]*\} 2/);
+  t.match(prom, /envoy_listener_no_filter_chain_match(_total)?\{[^}]*\} 1/);
 });
 
 t.test('a listener on a Unix pipe', async (t) => {
