@@ -101,7 +101,7 @@ export interface ClusterRuntimeOptions {
    * same decodeTransportSocket + UpstreamTlsProvider it uses for `transport_socket`).
    * Without it, a match that carries a transport socket is a configuration error.
    */
-  readonly upstreamTls?: (ext: TypedExtension, path: string) => TlsSource & { close?(): void };
+  readonly upstreamTls?: (ext: TypedExtension, path: string, matchName: string) => TlsSource & { close?(): void };
   /** ORIGINAL_DST loop protection: the proxy's listener addresses (see original-dst.ts). */
   readonly ownListeners?: OwnListeners;
   /** One-line configuration warnings (e.g. tcp_keepalive fields Node cannot set). */
@@ -167,7 +167,7 @@ export class ClusterRuntime {
       if (m.transportSocket !== undefined) {
         const path = `cluster ${config.name}.transport_socket_matches[${i}].transport_socket`;
         if (options.upstreamTls === undefined) throw new Error(`${path}: no upstream TLS builder was given to the cluster`);
-        tls = options.upstreamTls(m.transportSocket, path);
+        tls = options.upstreamTls(m.transportSocket, path, m.name);
         this.ownedTls.push(tls);
       }
       return { match: m.match, choice: { name: m.name, tls } };
