@@ -22,8 +22,9 @@ export function decodeBootstrap(json: unknown, diag: Diagnostics): Bootstrap | u
     if (!addr) diag.error(ar.child('address'), 'is required');
     const address = addr ? decodeAddress(addr, false) : undefined;
     // Accepted without effect (safe): profile_path is where Envoy's /cpuprofiler writes, an
-    // endpoint pilotfish's admin does not have; access_log_path /dev/null is "no admin log",
-    // which is what pilotfish does. Any other admin field is reported by finish().
+    // endpoint pilotfish's admin does not have; an admin access log to /dev/null (access_log_path,
+    // or file loggers in access_log, Istio's shape) is "no admin log", which is what pilotfish
+    // does. Any other admin field is reported by finish().
     ar.accept('profile_path');
     if (isDevNullAccessLog(ar.raw['access_log'] ?? ar.raw['accessLog'])) ar.accept('access_log');
     if (ar.raw['access_log_path'] === '/dev/null' || ar.raw['accessLogPath'] === '/dev/null') ar.accept('access_log_path');

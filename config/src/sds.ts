@@ -1,3 +1,4 @@
+import { ENUMS } from './enums.js';
 import { ObjectReader } from './reader.js';
 import type { Diagnostics } from './validation.js';
 
@@ -59,14 +60,17 @@ function checkSource(v: unknown, secret: string, path: string, ctx: SdsContext, 
   const r = ObjectReader.of(v, path, diag);
   if (!r) return;
   const which = r.oneof(['ads', 'api_config_source', 'path_config_source', 'path', 'self'], true, 'a config source,');
-  // The rest of ConfigSource (initial_fetch_timeout, resource_api_version, authorities) is
-  // the xDS client's business; nothing here is ignored that the ADS path would honour.
-  r.accept('initial_fetch_timeout', 'resource_api_version', 'authorities');
+  const version = r.enumOf('resource_api_version', ENUMS['core.ApiVersion'], 'V3');
+  if (version === 'V2') r.diag.error(r.child('resource_api_version'), 'only V3 is supported');
   const fetchedOverAds = ctx.staticSecrets.has(secret) || ctx.adsConfigured;
   if (which === 'ads') {
+    // initial_fetch_timeout, authorities: reported by finish() (secret warming follows the ADS
+    // client's does-not-exist timer, not a per-secret timeout).
     r.accept('ads');
     if (!fetchedOverAds) diag.error(r.child('ads'), `SDS secret "${secret}" needs dynamic_resources.ads_config (or a static secret of that name)`);
   } else if (which === 'api_config_source') {
+    // The whole source is reported as not used below, so its parts are not reported one by one.
+    r.accept('initial_fetch_timeout', 'authorities');
     const a = r.object('api_config_source');
     const before = diag.errors.length;
     const names: string[] = [];

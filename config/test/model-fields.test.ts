@@ -126,3 +126,77 @@ static_resources:
   t.same(udp.errors, ['static_resources.listeners[0]: UDP listeners are not supported by pilotfish']);
   t.same(udp.warnings, []);
 });
+
+const minimal = (clusters: string, extra = '') => `
+static_resources:
+  clusters:
+${clusters}
+${extra}`;
+
+t.test('root causes are reported once, never with follow-ons derived from them', async (t) => {
+  // The xDS cluster's address is refused: no second error saying it is not a static cluster.
+  const xds = decode(minimal(`  - name: xds
+    load_assignment: { endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: xds.example, port_value: 1 } } } }] }] }`,
+  'dynamic_resources: { ads_config: { grpc_services: [{ envoy_grpc: { cluster_name: xds } }] } }'));
+  t.same(xds.errors, ['static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address: expected an IP address, got "xds.example" (use a STRICT_DNS or LOGICAL_DNS cluster for host names)']);
+  // A refused discovery type does not fall back to STATIC's rules.
+  const type = decode(minimal('  - { name: c, type: CUSTOM_TYPE, eds_cluster_config: { eds_config: { ads: {} } } }'));
+  t.same(type.errors, ['static_resources.clusters[0].type: expected one of STATIC, STRICT_DNS, LOGICAL_DNS, EDS, ORIGINAL_DST, got "CUSTOM_TYPE"']);
+  // A LOGICAL_DNS endpoint refused for its own reason is not counted as "got 0".
+  const logical = decode(minimal(`  - name: c
+    type: LOGICAL_DNS
+    load_assignment: { endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "bad host", port_value: 80 } } } }] }] }`));
+  t.equal(logical.errors.length, 1);
+  t.match(logical.errors[0], /socket_address\.address: "bad host" is neither an IP address nor a host name/);
+  // A chain refused for its own reason is not reported again as missing by the matcher.
+  const chain = decode(fixture.replace('stat_prefix: t, cluster: od }', 'cluster: od }'));
+  t.same(chain.errors, ['static_resources.listeners[0].filter_chains[1].filters[0].typed_config.stat_prefix: is required']);
+});
+
+t.test('extensions by name: known names resolve, unknown ones are one error naming them', async (t) => {
+  const l = (filter: string) => decode(`
+static_resources:
+  listeners:
+  - address: { socket_address: { address: 127.0.0.1, port_value: 1 } }
+    filter_chains: [{ filters: [${filter}] }]`);
+  t.same(l('{ name: envoy.filters.network.redis_proxy }').errors, [
+    'static_resources.listeners[0].filter_chains[0].filters[0].typed_config: is required: "envoy.filters.network.redis_proxy" is not a network filter pilotfish knows by name',
+  ]);
+  t.match(l('{ name: envoy.tcp_proxy, typed_config: {} }').errors, ['static_resources.listeners[0].filter_chains[0].filters[0].typed_config.stat_prefix: is required'],
+    'deprecated name with `typed_config: {}` resolves to tcp_proxy (whose own fields are then checked)');
+});
+
+t.test('ignored top-level objects are one warning each, nothing from inside them', async (t) => {
+  const { errors, warnings } = decode(minimal('  - { name: c }', `layered_runtime: { layers: [{ name: x, static_layer: { a: 1 }, bogus: 2 }] }
+stats_config: { stats_tags: [{ tag_name: t, regex: "x" }] }
+watchdogs: { main_thread_watchdog: { miss_timeout: 1s } }
+cluster_manager: { local_cluster_name: c }`));
+  t.same(errors, []);
+  t.same(warnings, ['layered_runtime', 'stats_config', 'watchdogs', 'cluster_manager'].map((f) => `${f}: not supported by pilotfish; ignored`));
+});
+
+t.test('enums in any case; a lone object where a list is expected (Consul)', async (t) => {
+  const { b, errors } = decode(minimal(`  - { name: x, type: strict_dns, lb_policy: least_request, dns_lookup_family: v4_only,
+      load_assignment: { endpoints: { lb_endpoints: { endpoint: { address: { socket_address: { address: x_y, port_value: 1 } } } } } } }`,
+  'dynamic_resources: { ads_config: { api_type: delta_grpc, grpc_services: { envoy_grpc: { cluster_name: x } } } }'));
+  t.same(errors, []);
+  const c = b!.staticResources.clusters[0]!;
+  t.same([c.type, c.lbPolicy, c.dnsLookupFamily], ['STRICT_DNS', 'LEAST_REQUEST', 'V4_ONLY']);
+  t.equal(b!.dynamicResources?.adsConfig?.apiType, 'DELTA_GRPC');
+  t.equal(c.loadAssignment?.endpoints[0]?.lbEndpoints[0]?.address.address, 'x_y');
+});
+
+t.test('SDS over ADS needs ads_config (or a static secret of that name)', async (t) => {
+  const tls = (extra: string) => decode(`
+static_resources:
+  clusters:
+  - name: c
+    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        common_tls_context: { tls_certificate_sds_secret_configs: [{ name: cert, sds_config: { ads: {} } }] }
+${extra}`);
+  t.same(tls('').errors, ['static_resources.clusters[0].transport_socket.typed_config.common_tls_context.tls_certificate_sds_secret_configs[0].sds_config.ads: SDS secret "cert" needs dynamic_resources.ads_config (or a static secret of that name)']);
+  t.same(tls('  secrets: [{ name: cert, tls_certificate: { certificate_chain: { inline_string: x }, private_key: { inline_string: y } } }]').errors, []);
+});
