@@ -189,7 +189,13 @@ export class ConnectionManager {
     );
     const view: RequestHeadersView = { method: req.method ?? 'GET', path: req.url ?? '/', authority: authority ?? '', scheme, headers };
     const ex = new Exchange(this, req, res, stream, view, isH2);
-    if (upgradeHead !== undefined || view.method === 'CONNECT') this.markUpgrade(ex, view, headers, upgradeHead, isH2);
+    if (upgradeHead !== undefined || view.method === 'CONNECT') {
+      if (!this.markUpgrade(ex, view, headers, upgradeHead, isH2)) {
+        // node handed the socket over as an upgrade: a body can no longer be read as one.
+        ex.protocolError({ status: 400, body: 'Bad Request', details: 'http1.h2c_upgrade_with_body' });
+        return;
+      }
+    }
     if (malformed !== undefined) {
       ex.protocolError({ status: 400, body: 'Bad Request', details: malformed });
       return;
@@ -220,26 +226,28 @@ export class ConnectionManager {
   };
 
   /** An upgrade or CONNECT: what the tunnel will need, read before hop-by-hop headers go. */
-  private markUpgrade(ex: Exchange, view: RequestHeadersView, headers: HeaderMap, head: Buffer | undefined, isH2: boolean): void {
+  private markUpgrade(ex: Exchange, view: RequestHeadersView, headers: HeaderMap, head: Buffer | undefined, isH2: boolean): boolean {
     if (view.method === 'CONNECT') {
       const protocol = isH2 ? firstValue(headers[':protocol']) : undefined;
       if (protocol !== undefined) {
         // RFC 8441 extended CONNECT: Envoy turns it into the HTTP/1.1 upgrade it stands for (GET).
         ex.upgrade = { type: protocol.toLowerCase(), value: protocol, head: Buffer.alloc(0) };
         view.method = 'GET';
-        return;
+        return true;
       }
       ex.upgrade = { type: 'connect', value: 'CONNECT', head: head ?? Buffer.alloc(0) };
       view.path = '';
-      return;
+      return true;
     }
     const value = firstValue(headers.upgrade) ?? '';
     // Envoy's codec ignores an h2c upgrade: the request is served as a plain HTTP/1.1 one.
     if (value.toLowerCase() === 'h2c' || value === '') {
       ex.upgrade = undefined;
-      return;
+      const cl = headers['content-length'];
+      return (cl === undefined || cl === '0') && headers['transfer-encoding'] === undefined;
     }
     ex.upgrade = { type: value.toLowerCase(), value, head: head ?? Buffer.alloc(0) };
+    return true;
   }
 
   /**

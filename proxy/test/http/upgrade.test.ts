@@ -164,3 +164,44 @@ t.test('terminated CONNECT over HTTP/1.1 and h2c to a TCP echo', async (t) => {
   t.match(r2, /^HTTP\/1\.1 403 /, 'CONNECT not enabled: 403 as Envoy');
   s2.destroy();
 });
+
+t.test('tunnel idle timeout (route idle_timeout); h2c upgrade requests are plain requests', async (t) => {
+  const echo = await startEchoServer();
+  t.teardown(() => echo.close());
+  const p = await startProxyYaml(t, bootstrapYaml(routes(', idle_timeout: 0.4s'), staticCluster('ws', [echo.port]) + staticCluster('echo', [echo.port]),
+    '          upgrade_configs: [{ upgrade_type: websocket }]'));
+  const ws = await connectWs(p.port());
+  t.equal(ws.status, 101);
+  t.equal((await ws.next()).payload.toString(), 'welcome');
+  // Traffic keeps it open past the timeout...
+  for (let i = 0; i < 6; i++) {
+    await new Promise((r) => setTimeout(r, 150));
+    ws.send(`keepalive ${i}`);
+    t.equal((await ws.next()).payload.toString(), `keepalive ${i}`);
+  }
+  // ...silence closes it.
+  const start = performance.now();
+  await new Promise((r) => ws.socket.once('close', r));
+  const idle = performance.now() - start;
+  t.ok(idle >= 350 && idle < 1500, `closed after ${idle.toFixed(0)} ms of silence`);
+
+  const r = await new Promise<string>((resolve, reject) => {
+    const s = net.connect(p.port(), '127.0.0.1', () => s.write('GET /plain HTTP/1.1\r\nhost: x\r\nconnection: Upgrade, HTTP2-Settings\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAAQAAP__\r\n\r\n'));
+    let d = '';
+    s.setEncoding('latin1');
+    s.on('data', (c: string) => (d += c));
+    s.on('end', () => resolve(d));
+    s.on('error', reject);
+  });
+  t.match(r, /^HTTP\/1\.1 426 /, 'h2c upgrade ignored as Envoy: proxied as a plain request (the echo server answers 426)');
+  t.notMatch(r, /upgrade: h2c/i);
+  const withBody = await new Promise<string>((resolve, reject) => {
+    const s = net.connect(p.port(), '127.0.0.1', () => s.write('POST /plain HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: h2c\r\ncontent-length: 3\r\n\r\nabc'));
+    let d = '';
+    s.setEncoding('latin1');
+    s.on('data', (c: string) => (d += c));
+    s.on('end', () => resolve(d));
+    s.on('error', reject);
+  });
+  t.match(withBody, /^HTTP\/1\.1 400 /, 'h2c upgrade with a body: 400 (node no longer parses the body)');
+});
