@@ -3,6 +3,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { eventually } from '../test-support/wait.js';
 
 // The proxy process with the fast path configured through bootstrap_extensions, in a
 // network namespace of its own (veth pair, 198.18.0.0/15 addresses only).
@@ -10,7 +11,8 @@ const BIN = new URL('../bin/pilotfish.js', import.meta.url).pathname;
 const isRoot = process.getuid?.() === 0;
 
 t.test('pilotfish proxy attaches the fast path and reports it in /server_info and /stats', { skip: isRoot ? false : 'needs root to create network namespaces and load BPF' }, async (t) => {
-  const ns = `pf-e2e-${process.pid}`;
+  // pid + random: a namespace left by a killed earlier run (same pid reused) never collides
+  const ns = `pf-e2e-${process.pid.toString(36)}${Math.floor(Math.random() * 36 ** 4).toString(36)}`;
   const sh = (...args: string[]) => execFileSync(args[0]!, args.slice(1), { stdio: 'pipe' }).toString();
   t.teardown(() => {
     try { sh('ip', 'netns', 'del', ns); } catch { /* already gone */ }
@@ -55,13 +57,10 @@ static_resources:
   t.teardown(() => { child.kill('SIGKILL'); });
   const curl = (path: string) => sh('ip', 'netns', 'exec', ns, 'curl', '-s', '--max-time', '3', `http://127.0.0.1:19901${path}`);
   let info: { fastpath?: { active: boolean; mode: string; reason?: string } } = {};
-  for (const until = Date.now() + 30_000; Date.now() < until;) {
-    try {
-      info = JSON.parse(curl('/server_info')) as typeof info;
-      if (info.fastpath) break;
-    } catch { /* not up yet */ }
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await eventually(() => {
+    info = JSON.parse(curl('/server_info')) as typeof info; // throws while the proxy starts
+    return info.fastpath;
+  }, { timeoutMs: 60_000, intervalMs: 200 });
   t.ok(info.fastpath?.active, `fast path active (${JSON.stringify(info.fastpath)}; log: ${out.slice(-400)})`);
   t.match(info.fastpath?.mode ?? '', /^xdp-/, 'attached with XDP');
   const stats = curl('/stats');

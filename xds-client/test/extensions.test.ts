@@ -3,6 +3,7 @@ import { ControlPlane, parseMesh } from '../../controlplane/src/index.js';
 import type { TypedExtension } from '../../config/src/index.js';
 import { XdsClient, TYPE_URLS, extensionConfigType, secretType, type ResourceChanges } from '../src/index.js';
 import { RecordingSink } from './helpers.js';
+import { until } from '../../test-support/wait.js';
 
 const node = { id: 'ext', cluster: 'c', metadata: {} };
 const UPSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
@@ -103,8 +104,8 @@ t.test('DELTA_GRPC resume: a restarted control plane with the same content sends
   t.teardown(() => cp2.close());
   cp2.setMesh(mesh);
   await cp2.listen(port);
-  await cp2.server.waitForAck(node.id, TYPE_URLS.cluster, 1, 10_000).catch(() => {});
-  await new Promise((r) => setTimeout(r, 300));
+  await cp2.server.waitForAck(node.id, TYPE_URLS.cluster, 1, 30_000).catch(() => {});
+  await until('the client to reconnect and be answered', () => (client.stats()['cds.update_attempt'] as number) > attempts, { state: () => client.stats() });
   t.ok((client.stats()['cds.update_attempt'] as number) > attempts, 'reconnected and got answered');
   t.equal(sink.calls.length, n, 'initial_resource_versions: nothing re-pushed to the sink');
 });

@@ -2,6 +2,7 @@ import t from 'tap';
 import { ControlPlane, parseMesh, type MeshEndpoint } from '../../controlplane/src/index.js';
 import { XdsClient, TYPE_URLS, type ApiType } from '../src/index.js';
 import { RecordingSink } from './helpers.js';
+import { until } from '../../test-support/wait.js';
 
 const node = { id: 'node-1', cluster: 'test', metadata: {} };
 
@@ -95,7 +96,7 @@ for (const apiType of ['GRPC', 'DELTA_GRPC'] as const) {
     const { cp, port, sink, client } = await setup(t, apiType);
     await sink.until(() => sink.clusters.has('web') && sink.listeners.has('ingress'));
     await cp.close();
-    await new Promise((r) => setTimeout(r, 300));
+    await until('the client to see the control plane gone', () => client.stats()['control_plane.connected_state'] === 0);
     t.equal(client.stats()['control_plane.connected_state'], 0);
     t.ok(sink.clusters.has('web') && sink.listeners.has('ingress'), 'still serving while the control plane is gone');
     const cp2 = new ControlPlane();
