@@ -367,7 +367,12 @@ static __always_inline int redirect_connect(struct bpf_sock_addr *ctx, struct fp
 
 #define SOCK_DGRAM_ 2
 #define TCP_SYN_SENT_ 2
+#define TCP_FIN_WAIT2_ 5
+#define TCP_TIME_WAIT_ 6
 #define TCP_CLOSE_ 7
+#define TCP_CLOSE_WAIT_ 8
+#define TCP_LAST_ACK_ 9
+#define TCP_CLOSING_ 11
 #define EPIPE_ 32
 #define ECONNRESET_ 104
 #define ETIMEDOUT_ 110
@@ -747,6 +752,19 @@ static __always_inline void observe_sockops(struct bpf_sock_ops *skops, struct f
 	if (op == BPF_SOCK_OPS_STATE_CB && skops->args[1] == BPF_TCP_CLOSE) {
 		__u32 err = 0, old = skops->args[0], srtt = skops->srtt_us >> 3;
 		__u64 sent = skops->bytes_acked, recvd = skops->bytes_received;
+		/*
+		 * bytes_acked/bytes_received count sequence space: our SYN and FIN, the peer's FIN.
+		 * Report payload, as an application (and Envoy's BYTES_SENT) counts it: the SYN
+		 * was acked once connected; our FIN was acked, and the peer's received, in the
+		 * states the socket closes from after a clean shutdown.
+		 */
+		if (sent && old != TCP_SYN_SENT_)
+			sent--;
+		if (sent && (old == TCP_FIN_WAIT2_ || old == TCP_TIME_WAIT_ || old == TCP_LAST_ACK_ || old == TCP_CLOSING_))
+			sent--;
+		if (recvd && (old == TCP_FIN_WAIT2_ || old == TCP_TIME_WAIT_ || old == TCP_CLOSE_WAIT_ || old == TCP_LAST_ACK_ ||
+			      old == TCP_CLOSING_))
+			recvd--;
 		struct bpf_sock *sk = skops->sk;
 		__u8 outcome;
 

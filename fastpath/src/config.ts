@@ -15,11 +15,17 @@
  *     { cgroup: /sys/fs/cgroup/unified/app, outbound_port: 15001,
  *       outbound_address: 127.0.0.1, outbound_address6: "::1",
  *       skip_ports: [22], sockmap_ports: [15001], connect: true, sockmap: true }
+ *   observe:                      connection telemetry of the pod, from the kernel (off when absent)
+ *     { cgroup: /sys/fs/cgroup/unified/pod,   cgroup v2 dir holding the workload (and, ideally, pilotfish)
+ *       workload: reviews-v1,                 label on metrics and flow records (default: the cgroup's basename)
+ *       events: true,                         per-connection events (/flows, flow_log); false: metrics only
+ *       flow_log: { path: /dev/stdout, format: "..." } }   flow records, Envoy's format language
  */
 import { isIP } from 'node:net';
 import type { Diagnostics, TypedExtension } from '../../config/src/index.js';
 import { isPrime } from './maglev.js';
 import { MAGLEV_MAX, MAX_SERVICES } from './abi.js';
+import { parseFlowFormat } from '../../telemetry/src/flow-records.js';
 
 export const FASTPATH_TYPE = 'pilotfish.fastpath';
 
@@ -44,6 +50,13 @@ export interface FastPathInterception {
   readonly sockmap: boolean;
 }
 
+export interface FastPathObserve {
+  readonly cgroup: string;
+  readonly workload: string;
+  readonly events: boolean;
+  readonly flowLog?: { readonly path: string; readonly format?: string };
+}
+
 export interface FastPathConfig {
   readonly interface?: string;
   readonly returnInterfaces: readonly string[];
@@ -55,6 +68,7 @@ export interface FastPathConfig {
   readonly xskQueues?: number;
   readonly services: readonly FastPathService[];
   readonly interception?: FastPathInterception;
+  readonly observe?: FastPathObserve;
   /**
    * Not from YAML: a command prefix for the privileged helper, e.g.
    * ['ip', 'netns', 'exec', 'gw'] in tests; empty means run it directly.
@@ -127,7 +141,7 @@ function oneOf<T extends string>(diag: Diagnostics, o: Obj, key: string, path: s
   return v as T;
 }
 
-const KNOWN = new Set(['interface', 'return_interfaces', 'redirect_peers', 'mode', 'forward', 'flow_events', 'services', 'interception', 'xsk_queues']);
+const KNOWN = new Set(['interface', 'return_interfaces', 'redirect_peers', 'mode', 'forward', 'flow_events', 'services', 'interception', 'xsk_queues', 'observe']);
 
 function decodeService(diag: Diagnostics, v: unknown, path: string): FastPathService | undefined {
   if (!isObj(v)) {
@@ -184,6 +198,43 @@ function decodeInterception(diag: Diagnostics, v: unknown, path: string): FastPa
   };
 }
 
+const OBSERVE_KNOWN = new Set(['cgroup', 'workload', 'events', 'flow_log']);
+
+function decodeObserve(diag: Diagnostics, v: unknown, path: string): FastPathObserve | undefined {
+  if (!isObj(v)) {
+    diag.error(path, 'must be an object');
+    return undefined;
+  }
+  const before = diag.errors.length;
+  for (const k of Object.keys(v)) if (!OBSERVE_KNOWN.has(k)) diag.warn(`${path}.${k}`, 'unknown field, ignored');
+  const cgroup = str(diag, v, 'cgroup', path);
+  if (v.cgroup === undefined) diag.error(`${path}.cgroup`, 'is required (the cgroup v2 directory of the pod)');
+  const workload = str(diag, v, 'workload', path);
+  if (workload !== undefined && !/^[A-Za-z0-9_.:\-/]{1,128}$/.test(workload)) {
+    diag.error(`${path}.workload`, 'must be 1-128 characters of [A-Za-z0-9_.:/-]');
+  }
+  const events = bool(diag, v, 'events', path, true);
+  let flowLog: FastPathObserve['flowLog'];
+  if (v.flow_log !== undefined) {
+    const fl = v.flow_log;
+    if (!isObj(fl)) diag.error(`${path}.flow_log`, 'must be an object');
+    else {
+      const p = str(diag, fl, 'path', `${path}.flow_log`);
+      if (fl.path === undefined) diag.error(`${path}.flow_log.path`, 'is required');
+      const format = str(diag, fl, 'format', `${path}.flow_log`);
+      if (format !== undefined) {
+        const f = parseFlowFormat(format);
+        if (!f.ok) diag.error(`${path}.flow_log.format`, f.error);
+      }
+      if (p !== undefined) flowLog = format === undefined ? { path: p } : { path: p, format };
+      if (!events) diag.error(`${path}.flow_log`, 'needs events: true (flow records are per-connection events)');
+    }
+  }
+  if (diag.errors.length > before || cgroup === undefined) return undefined;
+  const base = cgroup.replace(/\/+$/, '').split('/').pop() || 'pod';
+  return { cgroup, workload: workload ?? base, events, ...(flowLog ? { flowLog } : {}) };
+}
+
 /**
  * Decodes the extension's TypedStruct value. Problems go to `diag` under `path`
  * (e.g. `bootstrap_extensions[0].typed_config.value`); returns undefined when any
@@ -231,6 +282,7 @@ export function decodeFastPathConfig(ext: TypedExtension, diag: Diagnostics, pat
     }
   }
   const interception = c.interception === undefined ? undefined : decodeInterception(diag, c.interception, `${path}.interception`);
+  const observe = c.observe === undefined ? undefined : decodeObserve(diag, c.observe, `${path}.observe`);
   if (diag.errors.length > before) return undefined;
-  return { interface: iface, returnInterfaces, redirectPeers, mode, forward, flowEvents, xskQueues, services, interception };
+  return { interface: iface, returnInterfaces, redirectPeers, mode, forward, flowEvents, xskQueues, services, interception, ...(observe ? { observe } : {}) };
 }

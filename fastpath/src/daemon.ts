@@ -1,7 +1,8 @@
 /**
  * The Node half of the bridge: spawns native/pf_fastpathd.c and speaks its line
  * protocol. Requests are answered in order, so a FIFO of callbacks is the whole
- * state machine; "E " lines are ring-buffer events and arrive any time.
+ * state machine; "E " (XDP flow) and "F " (connection) lines are ring-buffer events
+ * and arrive any time.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -11,6 +12,8 @@ export interface DaemonOptions {
   readonly binary: string;
   readonly launcher?: readonly string[];
   readonly onEvent?: (hex: string) => void;
+  /** connection events (conn_events ring), hex */
+  readonly onConnEvent?: (hex: string) => void;
   readonly startTimeoutMs?: number;
 }
 
@@ -69,6 +72,10 @@ export class Daemon {
   private onLine(line: string): void {
     if (line.startsWith('E ')) {
       this.opts.onEvent?.(line.slice(2));
+      return;
+    }
+    if (line.startsWith('F ')) {
+      this.opts.onConnEvent?.(line.slice(2));
       return;
     }
     if (line === 'BYE') return;

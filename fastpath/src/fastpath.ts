@@ -5,10 +5,12 @@
 import { existsSync } from 'node:fs';
 import type { EndpointDiff } from '../../config/src/index.js';
 import {
-  CFG_F_EVENTS, CFG_F_FIB, CFG_F_INTERCEPT, CFG_F_SOCKMAP, COUNTERS, EV_FLOW_NEW,
-  decodeEvent, decodeFlow, decodeSockAddr, encodeConfig, encodeFlowKey, encodePortKey,
-  encodeSockAddr, encodeU32, type FlowEvent, type FlowKey, type FlowValue,
+  CFG_F_CONN_EVENTS, CFG_F_EVENTS, CFG_F_FIB, CFG_F_INTERCEPT, CFG_F_OBSERVE, CFG_F_SOCKMAP, COUNTERS, EV_FLOW_NEW,
+  decodeConnEvent, decodeDestKey, decodeDestStats, decodeEvent, decodeFlow, decodeLbStats, decodeSockAddr, encodeConfig,
+  encodeFlowKey, encodePortKey, encodeSockAddr, encodeU32, parseDump, type FlowEvent, type FlowKey, type FlowValue,
 } from './abi.js';
+import { FlowObserver, type FlowRecord, type Resolver } from './observe.js';
+import { FlowLog } from '../../telemetry/src/flow-records.js';
 import { daemonPath, ensureBuilt } from './build.js';
 import type { FastPathConfig } from './config.js';
 import { Daemon } from './daemon.js';
@@ -32,6 +34,14 @@ export interface FastPath {
   sync(): Promise<void>;
   /** SO_ORIGINAL_DST equivalent: the destination an intercepted app socket (its local address:port) asked for. */
   originalDestination(appAddress: string, appPort: number): Promise<{ address: string; port: number } | undefined>;
+  /**
+   * Live flow records of the observed cgroup (observe in the config); undefined when
+   * observation is off. Per-connection events flow from the kernel only while someone
+   * is subscribed; call the returned function to stop.
+   */
+  subscribeFlows(fn: (r: FlowRecord) => void): (() => void) | undefined;
+  /** Names destinations the endpoint sets do not know (e.g. the routing table's virtual hosts). */
+  setResolver(r: Resolver): void;
   /** detaches and removes everything it created */
   close(): Promise<void>;
 }
@@ -49,6 +59,10 @@ export class NoopFastPath implements FastPath {
   async originalDestination(): Promise<undefined> {
     return undefined;
   }
+  subscribeFlows(): undefined {
+    return undefined;
+  }
+  setResolver(): void {}
   async close(): Promise<void> {}
 }
 
@@ -67,9 +81,20 @@ export class BpfFastPath implements FastPath {
   /** Most recent flow events, newest last (for `fastpath status` and tests). */
   readonly recentEvents: FlowEvent[] = [];
   private readonly programs: string[] = [];
+  private resolver: Resolver | undefined;
+  /** connection telemetry (config.observe) */
+  readonly observer: FlowObserver | undefined;
+  private lbStats: Record<string, number> = {};
+  private configFlags = 0;
+  private flowLog: FlowLog | undefined;
+  private connEventsOn = false;
 
   private constructor(private readonly config: FastPathConfig, readonly daemon: Daemon, private readonly log: (l: string) => void) {
     this.registry = new ServiceRegistry(config.services);
+    if (config.observe) {
+      this.observer = new FlowObserver(config.observe.workload, (a, p, proto) => this.resolver?.(a, p, proto));
+      for (const s of config.services) this.observer.index.addVip(s.cluster, s.address, s.port);
+    }
   }
 
   /** Loads, configures and attaches; throws with a one-line reason if any step fails. */
@@ -79,6 +104,7 @@ export class BpfFastPath implements FastPath {
       binary: daemonPath(),
       launcher: config.launcher,
       onEvent: (hex) => fp?.onEvent(hex),
+      onConnEvent: (hex) => fp?.onConnEvent(hex),
     });
     fp = new BpfFastPath(config, daemon, log);
     try {
@@ -86,6 +112,16 @@ export class BpfFastPath implements FastPath {
     } catch (e) {
       await daemon.close();
       throw e;
+    }
+    const fl = config.observe?.flowLog;
+    if (fl) {
+      try {
+        fp.flowLog = FlowLog.open(fl.path, fl.format);
+        await fp.subscribeFlowsReady(fp.flowLog.write);
+      } catch (e) {
+        await daemon.close();
+        throw e;
+      }
     }
     fp.timer = setInterval(() => void fp!.refresh().catch(() => {}), METRICS_INTERVAL_MS);
     fp.timer.unref();
@@ -100,12 +136,9 @@ export class BpfFastPath implements FastPath {
     if (c.flowEvents) flags |= CFG_F_EVENTS;
     if (ic?.connect) flags |= CFG_F_INTERCEPT;
     if (ic?.sockmap) flags |= CFG_F_SOCKMAP;
-    await this.daemon.request(`U config ${encodeU32(0).toString('hex')} ${encodeConfig({
-      flags,
-      outboundPort: ic?.outboundPort ?? 0,
-      outboundAddr4: ic?.outboundAddress ?? '127.0.0.1',
-      outboundAddr6: ic?.outboundAddress6 ?? '::1',
-    }).toString('hex')}`);
+    if (c.observe) flags |= CFG_F_OBSERVE;
+    this.configFlags = flags;
+    await this.writeConfig();
     // never intercept the proxy itself (its upstream connections would loop back to it)
     await this.daemon.request(`U proxy_pids ${encodeU32(process.pid).toString('hex')} ${encodeU32(1).toString('hex')}`);
     for (const p of ic?.skipPorts ?? []) await this.daemon.request(`U skip_ports ${encodePortKey(p).toString('hex')} ${encodeU32(1).toString('hex')}`);
@@ -135,6 +168,67 @@ export class BpfFastPath implements FastPath {
       this.programs.push('sockops');
       if (ic.sockmap) this.programs.push('sk_msg');
     }
+    const ob = c.observe;
+    if (ob) {
+      if (!existsSync(ob.cgroup)) throw new Error(`observe cgroup ${ob.cgroup} does not exist`);
+      // connect4/6 and sockops are shared with interception; the helper links each to a cgroup once
+      await this.daemon.request(`A cgroup ${ob.cgroup} observe`);
+      this.programs.push('observe');
+    }
+  }
+
+  private writeConfig(): Promise<string> {
+    const ic = this.config.interception;
+    const flags = this.configFlags | (this.connEventsOn ? CFG_F_CONN_EVENTS : 0);
+    return this.daemon.request(`U config ${encodeU32(0).toString('hex')} ${encodeConfig({
+      flags,
+      outboundPort: ic?.outboundPort ?? 0,
+      outboundAddr4: ic?.outboundAddress ?? '127.0.0.1',
+      outboundAddr6: ic?.outboundAddress6 ?? '::1',
+    }).toString('hex')}`);
+  }
+
+  /**
+   * Per-connection events cost a ring-buffer record and a line each: the kernel writes
+   * them only while someone reads them (/flows, a flow log). Resolves once the kernel
+   * has the new setting.
+   */
+  private async setConnEvents(on: boolean): Promise<void> {
+    if (this.connEventsOn === on || this.closed || !this.daemon.alive) return;
+    this.connEventsOn = on;
+    await this.writeConfig().catch((e: Error) => this.log(`fastpath: ${e.message}`));
+  }
+
+  subscribeFlows(fn: (r: FlowRecord) => void): (() => void) | undefined {
+    const ob = this.observer;
+    if (!ob || !this.config.observe?.events) return undefined;
+    const off = ob.subscribe(fn);
+    void this.setConnEvents(true);
+    return () => {
+      off();
+      if (ob.subscriberCount === 0) void this.setConnEvents(false);
+    };
+  }
+
+  /** Like subscribeFlows, resolving once the kernel emits events (tests, the flow log at start). */
+  async subscribeFlowsReady(fn: (r: FlowRecord) => void): Promise<(() => void) | undefined> {
+    const off = this.subscribeFlows(fn);
+    if (off) await this.writeConfig();
+    return off;
+  }
+
+  setResolver(r: Resolver): void {
+    this.resolver = r;
+  }
+
+  private onConnEvent(hex: string): void {
+    const ob = this.observer;
+    if (!ob || ob.subscriberCount === 0) return;
+    try {
+      ob.onEvent(decodeConnEvent(Buffer.from(hex, 'hex')));
+    } catch (e) {
+      this.log(`fastpath: bad connection event: ${(e as Error).message}`);
+    }
   }
 
   /** Ships ops in order (the order is what keeps the kernel's view consistent). */
@@ -142,6 +236,7 @@ export class BpfFastPath implements FastPath {
     for (const o of ops) {
       if (o.op === 'U') this.daemon.update(o.map, o.key, o.value);
       else if (o.op === 'D') this.daemon.delete(o.map, o.key);
+      else if (o.op === 'Z') this.daemon.fire(`Z ${o.map} ${o.key.toString('hex')}`);
       else this.daemon.updatePacked(o.map, o.entries, o.entries.length / o.count);
     }
     this.mapWrites += entryCount(ops);
@@ -168,7 +263,9 @@ export class BpfFastPath implements FastPath {
   }
 
   applyEndpointDiff(diff: EndpointDiff): void {
-    if (this.closed || !this.registry.apply(diff)) return;
+    if (this.closed) return;
+    this.observer?.index.apply(diff);
+    if (!this.registry.apply(diff)) return;
     // a burst of diffs (one EDS push) costs one table rebuild per service
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -196,15 +293,56 @@ export class BpfFastPath implements FastPath {
     m.fastpath_map_writes_total = this.mapWrites;
     m.fastpath_map_errors_total = this.daemon.errors;
     m.fastpath_events_total = this.eventsSeen;
+    Object.assign(m, this.lbStats);
+    if (this.observer) Object.assign(m, this.observer.metrics());
+    if (this.flowLog) {
+      m.fastpath_flow_log_written_total = this.flowLog.stats.written;
+      m.fastpath_flow_log_dropped_total = this.flowLog.stats.dropped;
+    }
     return m;
   }
 
   private async refresh(): Promise<void> {
     if (!this.daemon.alive) return;
     this.counters = await this.daemon.counters();
+    if (this.observer) {
+      const rows = parseDump(await this.daemon.request('M dest_stats'));
+      this.observer.updateDestStats(rows.map((r) => ({ key: r.key.toString('hex'), dest: decodeDestKey(r.key), stats: decodeDestStats(r.value) })));
+    }
+    if (this.config.services.length > 0) await this.refreshLbStats();
     if (this.programs.includes('af_xdp_forwarder')) {
       this.xskCounters = (await this.daemon.request('X')).trim().split(' ').map((n) => BigInt(n));
     }
+  }
+
+  /** Per-service and per-backend steering counters, labelled by cluster, VIP and endpoint. */
+  private async refreshLbStats(): Promise<void> {
+    const m: Record<string, number> = {};
+    const q = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
+    const svcLabel = new Map<number, string>();
+    const beLabel = new Map<number, string>();
+    for (const st of this.registry.all) {
+      const sl = `service="${q(st.spec.cluster)}",vip="${q(`${st.spec.address}:${st.spec.port}/${st.spec.protocol}`)}"`;
+      svcLabel.set(st.id, sl);
+      for (const [key, id] of st.ids) beLabel.set(id, `${sl},backend="${q(key)}"`);
+    }
+    for (const { key, value } of parseDump(await this.daemon.request('M svc_stats'))) {
+      const l = svcLabel.get(key.readUInt32LE(0));
+      if (!l) continue;
+      const s = decodeLbStats(value);
+      m[`fastpath_service_packets_total{${l}}`] = s.packets;
+      m[`fastpath_service_bytes_total{${l}}`] = s.bytes;
+      m[`fastpath_service_flows_total{${l}}`] = s.flows;
+    }
+    for (const { key, value } of parseDump(await this.daemon.request('M be_stats'))) {
+      const l = beLabel.get(key.readUInt32LE(0));
+      if (!l) continue; // a backend no longer in any table: its series ends
+      const s = decodeLbStats(value);
+      m[`fastpath_backend_packets_total{${l}}`] = s.packets;
+      m[`fastpath_backend_bytes_total{${l}}`] = s.bytes;
+      m[`fastpath_backend_flows_total{${l}}`] = s.flows;
+    }
+    this.lbStats = m;
   }
 
   async sync(): Promise<void> {
@@ -245,6 +383,7 @@ export class BpfFastPath implements FastPath {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     await this.daemon.close();
+    await this.flowLog?.close();
     this.log('fastpath: detached');
   }
 }
@@ -257,7 +396,7 @@ export function preflight(config: FastPathConfig | undefined): string | undefine
   if (typeof process.getuid === 'function' && process.getuid() !== 0 && !config.launcher) {
     return 'needs root (CAP_BPF + CAP_NET_ADMIN) to load BPF programs';
   }
-  if (!config.interface && !config.interception) return 'nothing to do: no interface and no interception configured';
+  if (!config.interface && !config.interception && !config.observe) return 'nothing to do: no interface, interception or observe configured';
   return undefined;
 }
 

@@ -4,3 +4,7 @@ export { startFastPath, NoopFastPath } from './fastpath.js';
 export type { FastPathConfig, FastPathService, FastPathInterception } from './config.js';
 export { decodeFastPathConfig, isFastPathExtension, FASTPATH_TYPE } from './config.js';
 export { runFastPathCommand } from './cli.js';
+export type { FastPathObserve } from './config.js';
+export type { FlowRecord, Resolver } from './observe.js';
+export { parseFlowFilter, matchesFilter } from './observe.js';
+export { serveFlows, flowsAdminRoute } from './flows-endpoint.js';

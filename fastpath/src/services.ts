@@ -12,13 +12,15 @@ import {
 import type { FastPathService } from './config.js';
 import { buildMaglevTable, diffTables } from './maglev.js';
 
-export type MapName = 'services' | 'backends' | 'maglev';
+export type MapName = 'services' | 'backends' | 'maglev' | 'be_stats';
 
 export type MapOp =
   | { readonly op: 'U'; readonly map: MapName; readonly key: Buffer; readonly value: Buffer }
   | { readonly op: 'D'; readonly map: MapName; readonly key: Buffer }
   /** Many updates, packed key||value back to back (a table rebuild's changed slots). */
-  | { readonly op: 'B'; readonly map: MapName; readonly entries: Buffer; readonly count: number };
+  | { readonly op: 'B'; readonly map: MapName; readonly entries: Buffer; readonly count: number }
+  /** Zero a per-CPU entry on every CPU (a reused backend id's counters start again). */
+  | { readonly op: 'Z'; readonly map: MapName; readonly key: Buffer };
 
 /** How many map entries the ops write or delete. */
 export function entryCount(ops: readonly MapOp[], map?: MapName): number {
@@ -119,6 +121,7 @@ export class ServiceState {
       }
       // keys are "address:port", so a known key never needs its backend entry rewritten
       if (fresh) {
+        ops.push({ op: 'Z', map: 'be_stats', key: encodeU32(id!) });
         ops.push({ op: 'U', map: 'backends', key: encodeU32(id!), value: encodeSockAddr({ address: e.address, port: e.port }) });
       }
     }
