@@ -153,6 +153,12 @@ function escapeChar(c: number, out: string[]): void {
 export function normalizePath(path: string): string | undefined {
   const q = path.indexOf('?');
   const end = q < 0 ? path.length : q;
+  if (isCanonical(path, end)) return path;
+  return canonicalize(path, q, end);
+}
+
+/** The full canonicalization (exported for the test that checks the fast path against it). */
+export function canonicalize(path: string, q = path.indexOf('?'), end = q < 0 ? path.length : q): string | undefined {
   const out: string[] = [];
   // Output as an array of single characters, so "back up to the previous slash" is a length change.
   if (end === 0 || !isSlash(path.charCodeAt(0))) out.push('/');
@@ -229,6 +235,25 @@ export function normalizePath(path: string): string | undefined {
   if (!ok) return undefined;
   const p = out.join('');
   return q < 0 ? p : p + path.slice(q);
+}
+
+/**
+ * The common case, checked without building anything: starts with "/", and has no
+ * character canonicalization would touch (no escape, backslash, character to escape,
+ * and no segment starting with a dot).
+ */
+function isCanonical(path: string, end: number): boolean {
+  if (end === 0 || path.charCodeAt(0) !== 0x2f) return false;
+  let prev = 0x2f;
+  for (let i = 1; i < end; i++) {
+    const c = path.charCodeAt(i);
+    if (c >= 0x80) return false;
+    if (LOOKUP[c]! & SPECIAL) {
+      if (c !== 0x2e || prev === 0x2f) return false;
+    }
+    prev = c;
+  }
+  return true;
 }
 
 /** Output ends with "/": drop the last segment, never above the root. */

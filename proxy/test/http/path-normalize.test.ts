@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { mergeSlashes, normalizePath, stripFragment, transformPath, unescapeSlashes } from '../../src/http/path-normalize.js';
+import { canonicalize, mergeSlashes, normalizePath, stripFragment, transformPath, unescapeSlashes } from '../../src/http/path-normalize.js';
 
 // Cases from Envoy's test/common/http/path_utility_test.cc, plus the bypass attempts.
 t.test('normalize_path: Envoy table', async (t) => {
@@ -94,4 +94,12 @@ t.test('merge_slashes and unescape properties', async (t) => {
     if (vp.includes('//') || /(^|\/)\.\.?(\/|$)/.test(vp) || /%2f|%5c|%2e/i.test(vp)) throw new Error(`bypass shape survived: ${p} -> ${v.path}`);
   }), { numRuns: 5000 });
   t.pass('properties hold');
+});
+
+t.test('the no-allocation fast path agrees with the full canonicalization', async (t) => {
+  const chars = fc.constantFrom('/', '.', 'a', 'b', '-', '_', '~', '%41', '%2e', '?', '\\', ' ', 'x.y', '..', '/.');
+  fc.assert(fc.property(fc.array(chars, { maxLength: 16 }).map((a) => a.join('')), (p) => {
+    if (normalizePath(p) !== canonicalize(p)) throw new Error(`fast path differs for ${JSON.stringify(p)}`);
+  }), { numRuns: 5000 });
+  t.pass('same result');
 });
