@@ -59,7 +59,12 @@ export function decodeBootstrap(json: unknown, diag: Diagnostics): Bootstrap | u
       if (o && name) secrets.push({ name, typeUrl: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret', config: o.raw as Record<string, unknown> });
     }
     sr.finish();
-    checkUnique(listeners.map((l) => l.name), 'static_resources.listeners', 'listener', diag);
+    // Names as written: an unnamed listener's generated "<address>_<port>" name can only repeat
+    // when its address does, which checkUniqueAddresses reports as the root cause.
+    checkUnique(sr.array('listeners').map(({ value }) => {
+      const n = value !== null && typeof value === 'object' ? (value as Record<string, unknown>)['name'] : undefined;
+      return typeof n === 'string' && n !== '' ? n : undefined;
+    }), 'static_resources.listeners', 'listener', diag);
     checkUnique(clusters.map((c) => c.name), 'static_resources.clusters', 'cluster', diag);
     checkUniqueAddresses(listeners, diag);
   }
@@ -275,9 +280,10 @@ function decodeInitialMetadata(g: ObjectReader): { key: string; value: string }[
   return out;
 }
 
-function checkUnique(names: readonly string[], path: string, what: string, diag: Diagnostics): void {
+function checkUnique(names: readonly (string | undefined)[], path: string, what: string, diag: Diagnostics): void {
   const seen = new Set<string>();
   names.forEach((n, i) => {
+    if (n === undefined) return;
     if (seen.has(n)) diag.error(`${path}[${i}].name`, `duplicate ${what} name "${n}"`);
     seen.add(n);
   });

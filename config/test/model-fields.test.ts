@@ -200,3 +200,14 @@ ${extra}`);
   t.same(tls('').errors, ['static_resources.clusters[0].transport_socket.typed_config.common_tls_context.tls_certificate_sds_secret_configs[0].sds_config.ads: SDS secret "cert" needs dynamic_resources.ads_config (or a static secret of that name)']);
   t.same(tls('  secrets: [{ name: cert, tls_certificate: { certificate_chain: { inline_string: x }, private_key: { inline_string: y } } }]').errors, []);
 });
+
+t.test('two unnamed listeners on one address: the address is the one error', async (t) => {
+  const tcp = '{ filters: [{ name: envoy.filters.network.tcp_proxy, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: s, cluster: c } }] }';
+  const { errors } = decode(`
+static_resources:
+  listeners:
+  - { address: { socket_address: { address: 127.0.0.1, port_value: 9 } }, filter_chains: [${tcp}] }
+  - { address: { socket_address: { address: 127.0.0.1, port_value: 9 } }, filter_chains: [${tcp}] }
+  clusters: [{ name: c }]`);
+  t.same(errors, ['static_resources.listeners[1].address: 127.0.0.1:9 is already used by listener "127.0.0.1_9"']);
+});
