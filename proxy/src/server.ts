@@ -245,7 +245,9 @@ export class ProxyServer implements ConfigSink {
         this.tlsStats.set(`cluster.${c.name}.${matchName}`, provider.stats);
         return provider;
       },
-      ownListeners: () => [...this.listenerConfigs.values()].filter((l) => l.bindToPort).map((l) => l.address),
+      // Bound ports, not configured ones: a listener on port 0 is reachable on the port it got.
+      ownListeners: () => [...this.listenerConfigs.values()].filter((l) => l.bindToPort)
+        .map((l) => ({ address: l.address.address, port: this.boundPorts.get(l.name) ?? l.address.port })),
       warn: (m) => this.log.warn(m),
     });
     this.clusters.set(c.name, runtime);
