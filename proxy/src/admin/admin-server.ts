@@ -14,6 +14,14 @@ export interface AdminOptions {
   /** Extra /config_dump sections and /server_info fields from other modules. */
   readonly extraConfigDump?: () => unknown[];
   readonly extraServerInfo?: () => Record<string, unknown>;
+  /** GET paths other modules add (e.g. the fast path's /flows), listed in /help like the built-in ones. */
+  readonly extraRoutes?: readonly AdminRoute[];
+}
+
+export interface AdminRoute {
+  readonly path: string;
+  readonly help: string;
+  readonly handler: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => void;
 }
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => void;
@@ -75,6 +83,7 @@ export class AdminServer {
       }
       this.text(res, 200, `active loggers:\n  pilotfish: ${log.level}\n`);
     });
+    for (const r of opts.extraRoutes ?? []) if (!this.routes.has(r.path)) this.add(r.path, 'GET', r.help, r.handler);
   }
 
   private add(path: string, method: 'GET' | 'POST', help: string, handler: Handler): void {

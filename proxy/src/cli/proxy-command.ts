@@ -5,7 +5,7 @@ import { decodeSecret } from '../../../certs/src/index.js';
 import { installTelemetry, TelemetryConfigError } from '../../../telemetry/src/index.js';
 import { Diagnostics } from '../../../config/src/index.js';
 import { decodeUserFilterSpec, defaultUserFilterManager, USER_FILTER_TYPE_URL } from '../../../filters/src/index.js';
-import { decodeFastPathConfig, isFastPathExtension, startFastPath, type FastPath, type FastPathConfig } from '../../../fastpath/src/index.js';
+import { decodeFastPathConfig, flowsAdminRoute, isFastPathExtension, startFastPath, type FastPath, type FastPathConfig } from '../../../fastpath/src/index.js';
 import { AdminServer } from '../admin/admin-server.js';
 import { isLevel, LEVELS, Logger } from '../log.js';
 import { ConfigError, ProxyServer } from '../server.js';
@@ -131,6 +131,7 @@ export async function startProxy(bootstrap: Bootstrap, log: Logger, opts: { admi
   if (bootstrap.admin) {
     admin = new AdminServer(server, log, {
       extraServerInfo: () => ({ fastpath: fastpath ? fastpath.status() : { active: false, reason: 'not configured (bootstrap_extensions has no pilotfish.fastpath)' } }),
+      extraRoutes: fastpath ? [flowsAdminRoute(fastpath)] : [],
       extraConfigDump: () => (xds ? xds.configDump().map((d) => ({ '@type': 'pilotfish.xds.ResourceDump', ...d })) : []),
       address: bootstrap.admin.address.address,
       port: opts.adminPort ?? bootstrap.admin.address.port,
