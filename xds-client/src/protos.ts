@@ -1,6 +1,6 @@
 /**
- * Envoy's v3 API protos, loaded once from the copies that @grpc/grpc-js-xds ships (no
- * hand-copied .proto files), plus conversions between wire messages and the
+ * Envoy's v3 API protos, loaded once from xds-client/protos/ (vendored by
+ * scripts/vendor-envoy-protos.mjs; PROVENANCE.md there says from where), plus conversions between wire messages and the
  * proto3-JSON-ish objects config/'s decoders read.
  *
  * We use protobufjs directly (the library @grpc/proto-loader wraps) because we need the
@@ -10,6 +10,7 @@
 import { createRequire } from 'node:module';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 
 const require = createRequire(import.meta.url);
@@ -32,9 +33,17 @@ const PROTO_FILES = [
   'udpa/type/v1/typed_struct.proto',
 ];
 
+/** xds-client/protos, from the sources (xds-client/src) or the compiled output (dist/xds-client/src). */
+function protosDir(): string {
+  const candidates = [new URL('../protos', import.meta.url), new URL('../../../xds-client/protos', import.meta.url)].map((u) => fileURLToPath(u));
+  const found = candidates.find((d) => existsSync(path.join(d, 'envoy-api')));
+  if (found === undefined) throw new Error(`Envoy's protos are missing (looked in ${candidates.join(', ')}); run node scripts/vendor-envoy-protos.mjs`);
+  return found;
+}
+
 function includeDirs(): string[] {
-  const pkg = path.dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
-  const dirs = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(pkg, 'deps', d));
+  const base = protosDir();
+  const dirs = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(base, d));
   // google/protobuf/descriptor.proto (for validate/annotations options) ships with protobufjs.
   dirs.push(path.dirname(require.resolve('protobufjs/package.json')));
   return dirs;
