@@ -170,3 +170,14 @@ t.test('parseHostPort: Envoy IP:port syntax only (property)', async (t) => {
   t.equal(parseHostPort('1.2.3.4:'), undefined);
   t.equal(parseHostPort('localhost:80'), undefined, 'no names');
 });
+
+t.test('IPv6 destinations, from the connection and from the header', async (t) => {
+  const six = await nameServer('six', { host: '::1' });
+  const { c } = runtime({ originalDst: { useHttpHeader: true, httpHeaderName: '' } });
+  t.teardown(async () => { await c.close(); await six.close(); });
+  const viaConn = c.pick(ctx(conn({ address: '::1', port: six.port })))!;
+  t.equal(viaConn.endpoint.key, `[::1]:${six.port}`);
+  t.equal(await get(c.dispatcherFor(viaConn)), 'six');
+  const viaHeader = c.pick(ctx(undefined, { 'x-envoy-original-dst-host': `[::1]:${six.port}` }))!;
+  t.equal(viaHeader, viaConn, 'the same host either way');
+});
