@@ -1,6 +1,6 @@
 /** Mesh description -> Envoy v3 resources (proto3-JSON, snake_case, Any as "@type"). */
 import { TYPE_URLS } from '../../xds-client/src/index.js';
-import type { Mesh, MeshEndpoint, MeshListener, MeshService } from './mesh.js';
+import { clusterTransportSocket, listenerTransportSocket, type Mesh, type MeshEndpoint, type MeshListener, type MeshService } from './mesh.js';
 
 export const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 export const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
@@ -122,11 +122,14 @@ export function compileMesh(mesh: Mesh): ResourceSet {
     [TYPE_URLS.lbEndpoint, new Map()],
   ]);
   for (const l of mesh.listeners) {
-    out.get(TYPE_URLS.listener)!.set(l.name, listenerJson(l));
+    const tls = listenerTransportSocket(mesh, l);
+    const lj = listenerJson(l);
+    out.get(TYPE_URLS.listener)!.set(l.name, tls ? { ...lj, filter_chains: (lj.filter_chains as Json[]).map((fc) => ({ ...fc, transport_socket: tls })) } : lj);
     out.get(TYPE_URLS.route)!.set(l.name, routeConfigurationJson(l));
   }
   for (const s of mesh.services) {
-    out.get(TYPE_URLS.cluster)!.set(s.name, clusterJson(s));
+    const tls = clusterTransportSocket(mesh, s);
+    out.get(TYPE_URLS.cluster)!.set(s.name, tls ? { ...clusterJson(s), transport_socket: tls } : clusterJson(s));
     out.get(TYPE_URLS.endpoint)!.set(s.name, loadAssignmentJson(s));
     for (const [n, j] of ledsResources(s)) out.get(TYPE_URLS.lbEndpoint)!.set(n, j);
   }

@@ -19,6 +19,18 @@
  *       leds: false              # true: endpoints as individual LEDS resources (delta clients)
  *       endpoints:               # EndpointSlice-like
  *         - {address: 10.0.0.1, port: 8080, zone: a, weight: 1, ready: true, serving: true, terminating: false}
+ *       peer: spiffe://example.org/ns/default/sa/web   # mTLS: the SPIFFE ID its endpoints must present
+ *       tls: true                # false: plaintext to this service even when the mesh has `tls`
+ *   tls:                         # optional: mTLS between the proxies this control plane configures
+ *     certificate: /certs/waypoint.chain.crt      # files on the proxy's filesystem (not ours)
+ *     private_key: /certs/waypoint.key
+ *     ca: /certs/root.crt
+ *     trust_domain: example.org  # listeners accept client certificates with any ID in it
+ *
+ * With `tls`, every listener except gRPC API listeners (and those with `tls: false`)
+ * requires a client certificate from `ca` whose URI SAN is in `trust_domain`, and every
+ * cluster connects with mTLS, checking the endpoint's URI SAN: exactly `peer` when set,
+ * else any ID in the trust domain.
  *
  * Errors are one line and name the field: `services[0].endpoints[2].port: must be 1..65535`.
  */
@@ -41,6 +53,10 @@ export interface MeshService {
   readonly protocol: 'http1' | 'http2';
   readonly leds: boolean;
   readonly endpoints: readonly MeshEndpoint[];
+  /** mTLS to this service's endpoints when the mesh has `tls` (default true). */
+  readonly tls?: boolean;
+  /** The SPIFFE ID its endpoints must present (mTLS); unset: any in the trust domain. */
+  readonly peer?: string;
 }
 
 export interface MeshRoute {
@@ -56,11 +72,22 @@ export interface MeshListener {
   readonly grpc: boolean;
   readonly domains: readonly string[];
   readonly routes: readonly MeshRoute[];
+  /** Requires mesh client certificates when the mesh has `tls` (default true). */
+  readonly tls?: boolean;
+}
+
+/** mTLS material for the proxies: file names as the proxy sees them. */
+export interface MeshTls {
+  readonly certificate: string;
+  readonly privateKey: string;
+  readonly ca: string;
+  readonly trustDomain: string;
 }
 
 export interface Mesh {
   readonly listeners: readonly MeshListener[];
   readonly services: readonly MeshService[];
+  readonly tls?: MeshTls;
 }
 
 export class MeshError extends Error {}
@@ -139,13 +166,25 @@ export function parseEndpoint(v: unknown, path: string): MeshEndpoint {
   };
 }
 
+const SPIFFE_ID = /^spiffe:\/\/[a-z0-9._-]+(\/[A-Za-z0-9._~%!$&'()*+,;=:@-]+)+$/;
+
+function parseTls(v: unknown): MeshTls {
+  const path = '(mesh).tls';
+  const o = obj(v, path);
+  only(o, path, ['certificate', 'private_key', 'ca', 'trust_domain']);
+  const trustDomain = str(o, 'trust_domain', path);
+  if (!/^[a-z0-9._-]+$/.test(trustDomain)) fail(`${path}.trust_domain`, 'must be a SPIFFE trust domain (lower-case letters, digits, ".", "-", "_")');
+  return { certificate: str(o, 'certificate', path), privateKey: str(o, 'private_key', path), ca: str(o, 'ca', path), trustDomain };
+}
+
 export function parseMesh(doc: unknown): Mesh {
   const root = obj(doc ?? {}, '(mesh)');
-  only(root, '(mesh)', ['listeners', 'services']);
+  only(root, '(mesh)', ['listeners', 'services', 'tls']);
+  const tls = root.tls === undefined || root.tls === null ? undefined : parseTls(root.tls);
   const services = list(root, 'services', '(mesh)').map((sv, i): MeshService => {
     const path = `services[${i}]`;
     const o = obj(sv, path);
-    only(o, path, ['name', 'lb', 'connect_timeout', 'protocol', 'leds', 'endpoints']);
+    only(o, path, ['name', 'lb', 'connect_timeout', 'protocol', 'leds', 'endpoints', 'tls', 'peer']);
     const lbName = str(o, 'lb', path, 'round_robin');
     const lb = (LB as Record<string, MeshService['lb']>)[lbName];
     if (lb === undefined) fail(`${path}.lb`, `must be one of ${Object.keys(LB).join(', ')}`);
@@ -158,6 +197,7 @@ export function parseMesh(doc: unknown): Mesh {
       protocol,
       leds: bool(o, 'leds', path, false),
       endpoints: list(o, 'endpoints', path).map((e, j) => parseEndpoint(e, `${path}.endpoints[${j}]`)),
+      ...tlsFields(o, path, tls),
     };
   });
   const names = new Set<string>();
@@ -168,7 +208,7 @@ export function parseMesh(doc: unknown): Mesh {
   const listeners = list(root, 'listeners', '(mesh)').map((lv, i): MeshListener => {
     const path = `listeners[${i}]`;
     const o = obj(lv, path);
-    only(o, path, ['name', 'address', 'port', 'grpc', 'domains', 'routes']);
+    only(o, path, ['name', 'address', 'port', 'grpc', 'domains', 'routes', 'tls']);
     const grpc = bool(o, 'grpc', path, false);
     const routes = list(o, 'routes', path).map((rv, j): MeshRoute => {
       const rp = `${path}.routes[${j}]`;
@@ -206,6 +246,7 @@ export function parseMesh(doc: unknown): Mesh {
       grpc,
       domains: domains.length > 0 ? domains : ['*'],
       routes,
+      ...(o.tls !== undefined ? { tls: bool(o, 'tls', path, true) } : {}),
     };
   });
   const lnames = new Set<string>();
@@ -213,7 +254,54 @@ export function parseMesh(doc: unknown): Mesh {
     if (lnames.has(l.name)) fail(`listeners[${i}].name`, `duplicate listener "${l.name}"`);
     lnames.add(l.name);
   });
-  return { listeners, services };
+  return { listeners, services, ...(tls ? { tls } : {}) };
+}
+
+function tlsFields(o: Obj, path: string, tls: MeshTls | undefined): { tls?: boolean; peer?: string } {
+  const out: { tls?: boolean; peer?: string } = {};
+  if (o.tls !== undefined) out.tls = bool(o, 'tls', path, true);
+  if (o.peer !== undefined) {
+    const peer = str(o, 'peer', path);
+    if (!SPIFFE_ID.test(peer)) fail(`${path}.peer`, 'must be a SPIFFE ID like spiffe://example.org/ns/default/sa/web');
+    if (tls && !peer.startsWith(`spiffe://${tls.trustDomain}/`)) fail(`${path}.peer`, `is not in the mesh trust domain ${tls.trustDomain}`);
+    out.peer = peer;
+  }
+  return out;
+}
+
+const TLS_SOCKET = 'envoy.transport_sockets.tls';
+
+function commonTls(t: MeshTls, san: { exact: string } | { prefix: string }): Record<string, unknown> {
+  return {
+    tls_certificates: [{ certificate_chain: { filename: t.certificate }, private_key: { filename: t.privateKey } }],
+    validation_context: { trusted_ca: { filename: t.ca }, match_typed_subject_alt_names: [{ san_type: 'URI', matcher: san }] },
+  };
+}
+
+/** The listener side of mesh mTLS (a filter chain's transport_socket), or undefined for plaintext. */
+export function listenerTransportSocket(mesh: Mesh, l: MeshListener): Record<string, unknown> | undefined {
+  if (!mesh.tls || l.grpc || l.tls === false) return undefined;
+  return {
+    name: TLS_SOCKET,
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+      require_client_certificate: true,
+      common_tls_context: commonTls(mesh.tls, { prefix: `spiffe://${mesh.tls.trustDomain}/` }),
+    },
+  };
+}
+
+/** The cluster side of mesh mTLS (a cluster's transport_socket), or undefined for plaintext. */
+export function clusterTransportSocket(mesh: Mesh, s: MeshService): Record<string, unknown> | undefined {
+  if (!mesh.tls || s.tls === false) return undefined;
+  return {
+    name: TLS_SOCKET,
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+      sni: s.name,
+      common_tls_context: commonTls(mesh.tls, s.peer !== undefined ? { exact: s.peer } : { prefix: `spiffe://${mesh.tls.trustDomain}/` }),
+    },
+  };
 }
 
 export function parseMeshText(text: string): Mesh {

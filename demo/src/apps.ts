@@ -65,12 +65,15 @@ export function startFrontend(outboundPort: number, services: () => readonly str
     void Promise.all(services().map(async (svc) => {
       const t0 = performance.now();
       const r = await call(agent, outboundPort, `/${svc}`, id);
-      stats.record(`/${svc}`, performance.now() - t0, r.status === 200, r.version);
-      return r;
+      const ms = performance.now() - t0;
+      stats.record(`/${svc}`, ms, r.status === 200, r.version);
+      return { ...r, ms };
     })).then((rs) => {
       const ok = rs.every((r) => r.status === 200);
       res.writeHead(ok ? 200 : 502, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ ok, versions: rs.map((r) => r.version) }));
+      // `calls` lets a generator in another container show the version split (demo traffic).
+      const calls = Object.fromEntries(services().map((svc, i) => [`/${svc}`, { status: rs[i]!.status, version: rs[i]!.version, ms: Math.round(rs[i]!.ms * 10) / 10 }]));
+      res.end(JSON.stringify({ ok, versions: rs.map((r) => r.version), calls }));
     });
   });
   server.keepAliveTimeout = 30_000;

@@ -2,12 +2,14 @@
  * The demo's pieces as separate processes, for containers (docker-compose.yml, deploy/):
  *   pilotfish demo app --service reviews --version v1 [--listen 0.0.0.0:9080]
  *   pilotfish demo app --service frontend --outbound 15001 --calls reviews,ratings [--listen 0.0.0.0:9080]
- *   pilotfish demo traffic --target host:port [--rps 25]
+ *   pilotfish demo traffic --target host:port [--rps 25] [--wait-s 120] [--every-s 5]
+ *     (starts once the target answers 200; a table and a `traffic-summary {json}` line every 5s)
  *   pilotfish demo controlplane --mesh mesh.yaml --kubernetes NAMESPACE [--port 18000]
  *     (the control plane with endpoints from EndpointSlices: each mesh service follows the
  *      Kubernetes Service of the same name, port named `http` or the first)
  * Each runs until SIGINT/SIGTERM.
  */
+import * as http from 'node:http';
 import { parseArgs } from 'node:util';
 import { startBackend, startFrontend } from './apps.js';
 import { Stats } from './stats.js';
@@ -29,6 +31,27 @@ function untilSignal(): Promise<void> {
   });
 }
 
+/** Polls `GET /` until a 200 (true), the deadline or `stop` (false). */
+async function firstOk(host: string, port: number, ms: number, stop: Promise<void>): Promise<boolean> {
+  let stopping = false;
+  void stop.then(() => (stopping = true));
+  const end = Date.now() + ms;
+  while (!stopping && Date.now() < end) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const req = http.get({ host, port, path: '/', timeout: 2000, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode === 200));
+        res.on('error', () => resolve(false));
+      });
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(false));
+    });
+    if (ok) return true;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return false;
+}
+
 export async function runPart(argv: readonly string[]): Promise<number> {
   const [part, ...rest] = argv;
   const { values } = parseArgs({
@@ -36,6 +59,7 @@ export async function runPart(argv: readonly string[]): Promise<number> {
     options: {
       service: { type: 'string' }, version: { type: 'string', default: 'v1' }, listen: { type: 'string', default: '0.0.0.0:9080' },
       outbound: { type: 'string' }, mesh: { type: 'string' }, kubernetes: { type: 'string' }, port: { type: 'string', default: '18000' }, 'resync-s': { type: 'string', default: '300' }, calls: { type: 'string', default: 'reviews,ratings' }, target: { type: 'string' }, rps: { type: 'string', default: '25' },
+      'wait-s': { type: 'string', default: '120' }, 'every-s': { type: 'string', default: '5' },
     },
     strict: true,
   });
@@ -54,13 +78,32 @@ export async function runPart(argv: readonly string[]): Promise<number> {
   if (part === 'traffic') {
     if (!values.target) throw new Error('--target HOST:PORT is required');
     const target = hostPort(values.target, '--target');
+    const host = target.host === '0.0.0.0' ? '127.0.0.1' : target.host;
+    const stopped = untilSignal();
+    // Engines differ in how they order start-up (podman-compose ignores health conditions):
+    // count from the first answer through the whole mesh, not from container start.
+    const waitS = Number(values['wait-s']);
+    process.stdout.write(`traffic: waiting up to ${waitS}s for ${values.target} to answer 200 through the mesh\n`);
+    if (!(await firstOk(host, target.port, waitS * 1000, stopped))) {
+      process.stdout.write(`traffic: ${values.target} did not answer 200 within ${waitS}s\n`);
+      return 1;
+    }
     const stats = new Stats();
-    const gen = new TrafficGenerator(target.port, stats, Number(values.rps), target.host === '0.0.0.0' ? '127.0.0.1' : target.host);
+    const gen = new TrafficGenerator(target.port, stats, Number(values.rps), host, true);
     gen.start();
-    const t = setInterval(() => process.stdout.write(`${renderTable(stats.rows(), `traffic -> ${values.target}`)}\n\n`), 5000);
-    await untilSignal();
+    const t0 = Date.now();
+    const report = (): void => {
+      const rows = stats.rows();
+      process.stdout.write(`${renderTable(rows, `traffic -> ${values.target} (${Math.round((Date.now() - t0) / 1000)}s)`)}\n`);
+      // One machine-readable line per table (e2e/containers.test.ts reads the last one).
+      const routes = Object.fromEntries(rows.map((r) => [r.route, { total: r.total, failures: r.failures, versions: r.versions }]));
+      process.stdout.write(`traffic-summary ${JSON.stringify({ seconds: Math.round((Date.now() - t0) / 1000), routes })}\n\n`);
+    };
+    const t = setInterval(report, Number(values['every-s']) * 1000);
+    await stopped;
     clearInterval(t);
     await gen.stop();
+    report();
     return 0;
   }
   if (part === 'controlplane') {

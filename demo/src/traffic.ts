@@ -10,7 +10,11 @@ export class TrafficGenerator {
   private carry = 0;
   private last = performance.now();
 
-  constructor(private readonly port: number, private readonly stats: Stats, public rps: number, private readonly host = '127.0.0.1') {}
+  /**
+   * `perRoute`: also record each backend call the frontend reports in its body (`calls`),
+   * for a generator that does not share the frontend's process (containers).
+   */
+  constructor(private readonly port: number, private readonly stats: Stats, public rps: number, private readonly host = '127.0.0.1', private readonly perRoute = false) {}
 
   start(): void {
     this.last = performance.now();
@@ -37,12 +41,27 @@ export class TrafficGenerator {
       if (!this.abandoned) this.stats.record('/ (frontend)', performance.now() - t0, ok);
     };
     const req = http.get({ host: this.host, port: this.port, path: '/', agent: this.agent, timeout: 30_000 }, (res) => {
-      res.resume();
-      res.on('end', () => done(res.statusCode === 200));
+      const chunks: Buffer[] = [];
+      if (this.perRoute) res.on('data', (c: Buffer) => chunks.push(c));
+      else res.resume();
+      res.on('end', () => {
+        done(res.statusCode === 200);
+        if (this.perRoute && !this.abandoned) this.recordCalls(Buffer.concat(chunks).toString());
+      });
       res.on('error', () => done(false));
     });
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', () => done(false));
+  }
+
+  private recordCalls(body: string): void {
+    let calls: Record<string, { status?: number; version?: string; ms?: number }> | undefined;
+    try {
+      calls = (JSON.parse(body) as { calls?: typeof calls }).calls;
+    } catch {
+      return; // not the demo frontend's answer: the route row already counts it
+    }
+    for (const [route, c] of Object.entries(calls ?? {})) this.stats.record(route, c.ms ?? 0, c.status === 200, c.version);
   }
 
   /** Stops sending and waits (bounded) for requests in flight. */
