@@ -397,8 +397,10 @@ export class ClusterRuntime {
 
   refreshMembership(): void {
     const s = this.endpoints.stats();
-    this.stats.membership_total.set(s.total + (this.originalDst?.size ?? 0));
-    this.stats.membership_healthy.set(s.healthy);
+    // ORIGINAL_DST hosts are healthy while they exist (Envoy creates them HEALTHY).
+    const od = this.originalDst?.size ?? 0;
+    this.stats.membership_total.set(s.total + od);
+    this.stats.membership_healthy.set(s.healthy + od);
     this.stats.membership_degraded.set(s.degraded);
   }
 

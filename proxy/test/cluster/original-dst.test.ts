@@ -57,6 +57,7 @@ t.test('requests go to the connection\'s original destination; one host and pool
   t.equal(c.dispatcherFor(ha), c.dispatcherFor(ha), 'one pool per host');
   t.equal(c.originalDst!.size, 2);
   t.equal(c.stats.membership_total.value, 2);
+  t.equal(c.stats.membership_healthy.value, 2);
   t.equal(c.pick(ctx(conn({ address: '::ffff:127.0.0.1', port: a.port }))), ha, 'a v4-mapped address is the same host');
   t.equal(c.originalDst!.size, 2);
   t.same(a.seen, ['GET /x host=app.example']);
