@@ -8,7 +8,7 @@ import { ObjectReader } from './reader.js';
 import { decodeHeaderValueOption, decodeRouteConfiguration } from './route.js';
 import { decodeConfigSource } from './source.js';
 import { decodeUpgradeConfig } from './upgrade.js';
-import { decodeAny, decodeTypedExtension } from './typed.js';
+import { decodeAny } from './typed.js';
 import { resolveExtension } from './well-known.js';
 
 /** HttpFilterConfig.typeUrl of a filter whose config comes from ECDS; `config` holds type_urls and default_config. */
@@ -89,7 +89,8 @@ export function decodeHttpConnectionManager(r: ObjectReader): HttpConnectionMana
   for (const al of r.objects('access_log')) {
     // AccessLog.filter stays raw: telemetry/ compiles it (and reports its problems by path).
     const filter = al.get('filter');
-    const ext = decodeTypedExtension(al, true);
+    const ext = resolveExtension(al, 'access_logger');
+    al.finish();
     if (ext) accessLog.push(filter === undefined ? ext : { ...ext, filter });
   }
   const tracingRaw = r.get('tracing');

@@ -9,7 +9,7 @@ import { decodeAny, TYPE_PREFIX } from './typed.js';
  * deprecated aliases. A name that is not here and comes without typed_config is an error
  * naming the extension: pilotfish cannot tell what it is.
  */
-export type ExtensionSlot = 'http_filter' | 'network_filter' | 'listener_filter' | 'upstream_transport_socket' | 'downstream_transport_socket';
+export type ExtensionSlot = 'http_filter' | 'network_filter' | 'listener_filter' | 'upstream_transport_socket' | 'downstream_transport_socket' | 'access_logger';
 
 const T = (s: string) => TYPE_PREFIX + s;
 
@@ -51,6 +51,13 @@ const LISTENER_FILTERS: Record<string, string> = {
   'envoy.listener.original_dst': ORIGINAL_DST_TYPE,
 };
 
+const ACCESS_LOGGERS: Record<string, string> = {
+  'envoy.access_loggers.stdout': T('envoy.extensions.access_loggers.stream.v3.StdoutAccessLog'),
+  'envoy.access_loggers.stderr': T('envoy.extensions.access_loggers.stream.v3.StderrAccessLog'),
+  'envoy.access_loggers.file': T('envoy.extensions.access_loggers.file.v3.FileAccessLog'),
+  'envoy.file_access_log': T('envoy.extensions.access_loggers.file.v3.FileAccessLog'),
+};
+
 const TRANSPORT_SOCKETS = (tls: string): Record<string, string> => ({
   'envoy.transport_sockets.tls': tls,
   tls,
@@ -64,6 +71,7 @@ const TABLES: Record<ExtensionSlot, Record<string, string>> = {
   listener_filter: LISTENER_FILTERS,
   upstream_transport_socket: TRANSPORT_SOCKETS(UPSTREAM_TLS_TYPE),
   downstream_transport_socket: TRANSPORT_SOCKETS(DOWNSTREAM_TLS_TYPE),
+  access_logger: ACCESS_LOGGERS,
 };
 
 const WHAT: Record<ExtensionSlot, string> = {
@@ -72,6 +80,7 @@ const WHAT: Record<ExtensionSlot, string> = {
   listener_filter: 'a listener filter',
   upstream_transport_socket: 'a transport socket',
   downstream_transport_socket: 'a transport socket',
+  access_logger: 'an access logger',
 };
 
 /** The type URL Envoy would resolve `name` to in `slot`, if pilotfish implements it. */
