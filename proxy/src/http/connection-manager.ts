@@ -98,7 +98,6 @@ const STREAM_IDLE_TIMEOUT: LocalReplySpec = { status: 408, body: 'stream timeout
 const NO_CERT_DETAILS: ClientCertDetails = { subject: false, cert: false, chain: false, dns: false, uri: false };
 const MAX_DURATION: LocalReplySpec = { status: 408, body: 'downstream duration timeout', details: 'max_duration_timeout' };
 const UPGRADE_FAILED: LocalReplySpec = { status: 403, body: '', details: 'upgrade_failed' };
-const CONNECT_PROXYING: LocalReplySpec = { status: 501, body: 'CONNECT is terminated only (route upgrade_configs connect_config)', details: 'connect_proxying_unsupported' };
 const PATH_REJECTED: LocalReplySpec = { status: 400, body: '', details: 'path_normalization_failed' };
 const PATH_NOT_RELATIVE: LocalReplySpec = { status: 404, body: '', details: 'absolute_path_rejected' };
 
@@ -519,10 +518,6 @@ class Exchange implements Downstream {
       this.sendLocal(UPGRADE_FAILED.status, UPGRADE_FAILED.body, UPGRADE_FAILED.details);
       return false;
     }
-    if (up.type === 'connect' && action.kind === 'route' && !connectTermination(routeUpgrades)) {
-      this.sendLocal(CONNECT_PROXYING.status, CONNECT_PROXYING.body, CONNECT_PROXYING.details);
-      return false;
-    }
     return true;
   }
 
@@ -541,8 +536,9 @@ class Exchange implements Downstream {
     const idle = action.idleTimeout ?? this.hcm.config.limits.streamIdleTimeout;
     const hash = action.hashPolicy.length > 0 ? this.requestHash(action.hashPolicy) : undefined;
     this.tunnel = new Tunnel(cluster, {
-      mode: up.type === 'connect' ? 'connect' : 'upgrade',
-      method: this.view.method, path, headers: this.view.headers, upgrade: up.value, head: up.head, idleTimeout: idle,
+      // CONNECT is terminated here with connect_config, else passed on to the upstream (Envoy's default).
+      mode: up.type !== 'connect' ? 'upgrade' : connectTermination(action.upgradeConfigs) ? 'connect' : 'connect-proxy',
+      method: this.view.method, path: up.type === 'connect' ? this.view.authority : path, headers: this.view.headers, upgrade: up.value, head: up.head, idleTimeout: idle,
       pick: { hash: hash ?? Number.NaN, exclude: undefined, connection: undefined, headers: this.view.headers },
     }, down, this.tunnelOwner);
     this.tunnel.start();

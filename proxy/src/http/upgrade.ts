@@ -56,7 +56,8 @@ export interface TunnelOwner {
 }
 
 export interface TunnelSpec {
-  readonly mode: 'upgrade' | 'connect';
+  /** upgrade: HTTP/1.1 Upgrade; connect: terminate CONNECT here; connect-proxy: send CONNECT on to the upstream. */
+  readonly mode: 'upgrade' | 'connect' | 'connect-proxy';
   readonly method: string;
   readonly path: string;
   /** Request headers after the HCM's processing (hop-by-hop already removed). */
@@ -159,7 +160,7 @@ export class Tunnel {
       this.splice(Buffer.alloc(0));
       return;
     }
-    up.write(requestHead(this.spec));
+    up.write(this.spec.mode === 'connect-proxy' ? connectHead(this.spec) : requestHead(this.spec));
     if (this.spec.head.length > 0) {
       this.fromDown += this.spec.head.length;
       up.write(this.spec.head);
@@ -178,7 +179,13 @@ export class Tunnel {
       const parsed = parseResponseHead(buf.subarray(0, end).toString('latin1'));
       if (!parsed) return bad();
       const rest = buf.subarray(end + 4);
-      if (parsed.status === 101) {
+      if (this.spec.mode === 'connect-proxy' && parsed.status >= 200 && parsed.status < 300) {
+        // The upstream proxy established the tunnel.
+        this.owner.tunnelResponseHead(parsed.status, parsed.headers);
+        this.splice(rest);
+        return;
+      }
+      if (this.spec.mode === 'upgrade' && parsed.status === 101) {
         // Upgrade and Connection are what make it a 101: kept, the rest is processed as any response.
         const h = parsed.headers;
         h.connection = 'Upgrade';
@@ -275,6 +282,18 @@ export function requestHead(spec: Pick<TunnelSpec, 'method' | 'path' | 'headers'
   return `${s}connection: Upgrade\r\nupgrade: ${spec.upgrade}\r\n\r\n`;
 }
 
+/** CONNECT passed on to an upstream that terminates it: authority-form target, Host the same. */
+export function connectHead(spec: Pick<TunnelSpec, 'path' | 'headers'>): string {
+  let s = `CONNECT ${spec.path} HTTP/1.1\r\n`;
+  for (const k in spec.headers) {
+    const v = spec.headers[k];
+    if (v === undefined || k === 'connection' || k === 'upgrade' || k.charCodeAt(0) === 58) continue;
+    if (Array.isArray(v)) for (const x of v) s += `${k}: ${x}\r\n`;
+    else s += `${k}: ${v}\r\n`;
+  }
+  return `${s}\r\n`;
+}
+
 /** Serialises a response head for a raw HTTP/1.1 socket. */
 export function responseHead(status: number, headers: HeaderMap): string {
   let s = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Unknown'}\r\n`;
@@ -287,7 +306,7 @@ export function responseHead(status: number, headers: HeaderMap): string {
   return `${s}\r\n`;
 }
 
-const STATUS_TEXT: Record<number, string> = { 101: 'Switching Protocols', 200: 'OK' };
+const STATUS_TEXT: Record<number, string> = { 101: 'Switching Protocols', 200: 'OK', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 407: 'Proxy Authentication Required', 502: 'Bad Gateway', 503: 'Service Unavailable' };
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 

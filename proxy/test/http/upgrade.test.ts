@@ -1,6 +1,7 @@
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import * as http2 from 'node:http2';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import { bootstrapYaml, get, startProxyYaml, staticCluster } from '../helpers.js';
 import { acceptKey, connectWs, startEchoServer, startTcpEcho } from './ws.js';
@@ -204,4 +205,64 @@ t.test('tunnel idle timeout (route idle_timeout); h2c upgrade requests are plain
     s.on('error', reject);
   });
   t.match(withBody, /^HTTP\/1\.1 400 /, 'h2c upgrade with a body: 400 (node no longer parses the body)');
+});
+
+t.test('CONNECT without connect_config is passed on to the upstream (h1 and h2 downstream)', async (t) => {
+  const tcp = await startTcpEcho();
+  t.teardown(() => tcp.close());
+  // The upstream: an HTTP CONNECT proxy that tunnels to the TCP echo, or refuses.
+  const seen: string[] = [];
+  const upstreamProxy = http.createServer((_q, s) => s.end());
+  upstreamProxy.on('connect', (req: http.IncomingMessage, sock: net.Socket, head: Buffer) => {
+    seen.push(`${req.method} ${req.url} host=${req.headers.host}`);
+    sock.on('error', () => undefined);
+    if (req.url?.startsWith('denied')) return sock.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 6\r\n\r\ndenied');
+    const out = net.connect(tcp.port, '127.0.0.1', () => {
+      sock.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length > 0) out.write(head);
+      out.pipe(sock).pipe(out);
+    });
+    out.on('error', () => sock.destroy());
+  });
+  await new Promise<void>((r) => upstreamProxy.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => { upstreamProxy.closeAllConnections(); upstreamProxy.close(() => r()); }));
+  const cproxyPort = (upstreamProxy.address() as net.AddressInfo).port;
+  const p = await startProxyYaml(t, bootstrapYaml(`
+            - name: proxied
+              domains: ["proxied.test:7000", "denied.test:1"]
+              routes: [{ match: { connect_matcher: {} }, route: { cluster: cproxy } }]`, staticCluster('cproxy', [cproxyPort]),
+    '          upgrade_configs: [{ upgrade_type: CONNECT }]'));
+  const s = net.connect(p.port(), '127.0.0.1');
+  s.write('CONNECT proxied.test:7000 HTTP/1.1\r\nhost: proxied.test:7000\r\n\r\n');
+  let got = '';
+  s.setEncoding('latin1');
+  s.on('data', (c: string) => (got += c));
+  await waitFor(() => got.includes('\r\n\r\n'), 'CONNECT response');
+  t.match(got, /^HTTP\/1\.1 200 /, 'the upstream proxy\'s 200 relayed');
+  t.equal(seen.at(-1), 'CONNECT proxied.test:7000 host=proxied.test:7000', 'CONNECT sent on with its authority');
+  s.write('through two proxies');
+  await waitFor(() => got.endsWith('through two proxies'), 'echo through both');
+  t.pass('payload tunnelled');
+  s.destroy();
+
+  const d = net.connect(p.port(), '127.0.0.1');
+  d.write('CONNECT denied.test:1 HTTP/1.1\r\nhost: denied.test:1\r\n\r\n');
+  let dg = '';
+  d.setEncoding('latin1');
+  d.on('data', (c: string) => (dg += c));
+  await waitFor(() => dg.endsWith('denied'), 'refusal');
+  t.match(dg, /^HTTP\/1\.1 403 /, 'a refusal is relayed as the final response');
+  d.destroy();
+
+  const session = http2.connect(`http://127.0.0.1:${p.port()}`);
+  t.teardown(() => session.close());
+  const st = session.request({ ':method': 'CONNECT', ':authority': 'proxied.test:7000' });
+  t.equal(Number((await new Promise<http2.IncomingHttpHeaders>((r) => st.once('response', r)))[':status']), 200, 'h2 CONNECT passed on, 200');
+  let h2 = '';
+  st.setEncoding('latin1');
+  st.on('data', (c: string) => (h2 += c));
+  st.write('h2 in, h1 out');
+  await waitFor(() => h2 === 'h2 in, h1 out', 'h2 echo');
+  t.pass('h2 CONNECT tunnelled through the upstream proxy');
+  st.close();
 });
