@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Diagnostics, parseConfigText, decodeBootstrap } from '../../config/src/index.js';
 import { ControlPlane, parseMesh } from '../../controlplane/src/index.js';
-import { TYPE_URLS, XdsClient, xdsOptionsFromBootstrap } from '../src/index.js';
+import { secretType, TYPE_URLS, XdsClient, xdsOptionsFromBootstrap } from '../src/index.js';
 import { grpcTarget } from '../src/transport.js';
 import { RecordingSink } from './helpers.js';
 
@@ -116,4 +116,33 @@ t.test('an initial_metadata key gRPC refuses is a one-line error naming the fiel
   const broken = { ...b, dynamicResources: { ...b.dynamicResources!, adsConfig: { ...ads, grpcServices: [{ ...ads.grpcServices[0]!, initialMetadata: [{ key: 'grpc-timeout', value: '1S' }] }] } } };
   t.throws(() => xdsOptionsFromBootstrap(broken, { sink: new RecordingSink() }),
     /^dynamic_resources\.ads_config\.grpc_services\[0\]\.initial_metadata\[0\]: metadata key "grpc-timeout" is reserved by gRPC$/);
+});
+
+t.test('an SDS-only stream over a pipe (Istio\'s sds-grpc to pilot-agent): secrets by name, nothing else', async (t) => {
+  const sock = path.join(dir, 'sds.sock');
+  const cp = new ControlPlane();
+  await cp.listen(0, `unix:${sock}`);
+  t.teardown(() => cp.close());
+  cp.server.setResources(TYPE_URLS.secret, {
+    default: { name: 'default', tls_certificate: { certificate_chain: { inline_string: 'CHAIN' }, private_key: { inline_string: 'KEY' } } },
+    ROOTCA: { name: 'ROOTCA', validation_context: { trusted_ca: { inline_string: 'ROOT' } } },
+    other: { name: 'other', validation_context: { trusted_ca: { inline_string: 'NOT ASKED FOR' } } },
+  });
+  const sink = new RecordingSink();
+  const client = new XdsClient({
+    node: { id: 'sds-node', cluster: 'c', metadata: {} },
+    servers: [{ address: sock, port: 0 }],
+    apiType: 'GRPC',
+    sink,
+    listeners: false,
+    clusters: false,
+    resourceTypes: [{ type: secretType(), subscribe: ['default', 'ROOTCA'] }],
+    backoff: { baseMs: 50, maxMs: 200 },
+  });
+  client.start();
+  t.teardown(() => client.stop());
+  await sink.until(() => sink.secrets.has('default') && sink.secrets.has('ROOTCA'));
+  await cp.server.waitForAck('sds-node', TYPE_URLS.secret);
+  t.same([...sink.secrets.keys()].sort(), ['ROOTCA', 'default'], 'only the subscribed secrets');
+  t.notOk(sink.ops().includes('upsertCluster') || sink.ops().includes('upsertListener'), 'no LDS/CDS on this stream');
 });
