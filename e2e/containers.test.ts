@@ -124,7 +124,7 @@ t.test('image and compose mesh in podman', { skip }, async (t) => {
     t.comment(`image size ${mb.toFixed(0)} MB`);
     const base = JSON.parse(run('podman', ['image', 'inspect', 'docker.io/library/node:20-bookworm-slim']).stdout)[0] as { Size: number };
     t.ok(inspect.Size - base.Size < 150e6, `pilotfish adds ${((inspect.Size - base.Size) / 1e6).toFixed(0)} MB to its base (production dependencies only)`);
-    const inImage = (args: string[], extra: string[] = []) => run('podman', ['run', '--rm', '--network', 'none', ...extra, TAG, ...args], { timeoutMs: 60_000 });
+    const inImage = (args: string[], extra: string[] = []) => run('podman', ['run', '--rm', '--network', 'none', '--no-healthcheck', ...extra, TAG, ...args], { timeoutMs: 60_000 });
     t.equal(inImage([], ['--entrypoint', 'id']).stdout.trim().startsWith('uid=1000(node)'), true, 'uid 1000');
     for (const cmd of [['proxy', '--help'], ['controlplane', '--help'], ['demo', '--help'], ['certs', '--help'], ['fastpath', '--help'], ['example', '--help']]) {
       const r = inImage(cmd);

