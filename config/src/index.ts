@@ -6,7 +6,11 @@ export { decodeListener, decodeHttpConnectionManager, decodeTcpProxy, HCM_TYPE, 
 export { decodeCluster, decodeClusterLoadAssignment, decodeLbEndpoint } from './cluster.js';
 export { decodeRouteConfiguration, decodeStringMatcher, decodeFractionalPercent, decodeDataSource, DEFAULT_ROUTE_TIMEOUT_MS } from './route.js';
 export { decodeAny, decodeTypedExtension, typeName, TYPE_PREFIX } from './typed.js';
-export { ObjectReader, parseDuration } from './reader.js';
+export { ObjectReader, parseDuration, enumValue } from './reader.js';
+export { ENUMS } from './enums.js';
+export { wellKnownType, wellKnownNames, type ExtensionSlot } from './well-known.js';
+export { decodeCidrRange, classifyHost } from './address.js';
+export { generatedListenerName } from './listener.js';
 export { compileRe2, compileFullMatch, type Re2 } from './regex.js';
 export { loadBootstrapFile, parseConfigText } from './load.js';
 export * from './endpoints.js';
