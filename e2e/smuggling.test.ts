@@ -1,6 +1,6 @@
 import t from 'tap';
 import { bootstrapYaml, startProxyYaml, staticCluster } from '../proxy/test/helpers.js';
-import { rawExchange, startRawUpstream, startRecordingUpstream } from '../proxy/test/hardening/raw.js';
+import { completeResponse, rawExchange, startRawUpstream, startRecordingUpstream } from '../proxy/test/hardening/raw.js';
 import { cases, h } from '../proxy/test/hardening/smuggling-cases.js';
 
 // Requests two HTTP/1.1 parsers could read differently: pilotfish must refuse each with
@@ -27,7 +27,8 @@ t.test('smuggling and malformed requests', async (t) => {
   for (const c of cases) {
     await t.test(c.name, async (t) => {
       up.reset();
-      const r = await rawExchange(port, c.req, c.expect === 'reject' ? 3000 : 800);
+      // refused: the proxy answers and closes; safe: the exchange ends with a complete response
+      const r = await rawExchange(port, c.req, 10_000, c.expect === 'reject' ? undefined : completeResponse);
       await new Promise((res) => setTimeout(res, 30));
       // In a `safe` case the text may legitimately travel as a body covered by its Content-Length.
       if (c.expect === 'reject') t.notMatch(up.bytes(), /smuggled/, 'no smuggled bytes reached the upstream');
@@ -73,7 +74,7 @@ t.test('malformed upstream responses become 502', async (t) => {
               routes:
               - match: { prefix: "/" }
                 route: { cluster: up }`, staticCluster('up', [up.port])));
-      const r = await rawExchange(proxy.port(), h(['GET / HTTP/1.1', 'Host: a', 'Connection: close']), 3000);
+      const r = await rawExchange(proxy.port(), h(['GET / HTTP/1.1', 'Host: a', 'Connection: close']));
       // A defect found after the headers (chunked body) resets the stream instead.
       if (b.afterHeaders) t.ok(r.text === '' || /^HTTP\/1\.1 502/.test(r.text), JSON.stringify(r.text.slice(0, 80)));
       else t.match(r.text, /^HTTP\/1\.1 502/, JSON.stringify(r.text.slice(0, 80)));

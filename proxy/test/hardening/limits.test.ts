@@ -177,6 +177,8 @@ t.test('HTTP/2 rapid reset (CVE-2023-44487): the flooding session is cut off, ot
   await new Promise((r) => attacker.once('remoteSettings', r));
   let goaway = false;
   attacker.on('goaway', () => (goaway = true));
+  let sessionClosed = false;
+  attacker.once('close', () => (sessionClosed = true));
   let sent = 0;
   for (let i = 0; i < 20000 && !attacker.closed && !attacker.destroyed && !goaway; i++) {
     try {
@@ -187,9 +189,9 @@ t.test('HTTP/2 rapid reset (CVE-2023-44487): the flooding session is cut off, ot
     } catch { break; }
     if (i % 500 === 0) await new Promise((r) => setImmediate(r));
   }
-  await until('the flooding session to be closed', () => goaway || attacker.closed || attacker.destroyed);
+  await until('the flooding session to be closed', () => sessionClosed || ((goaway || attacker.closed) && attacker.destroyed));
   t.ok(goaway || attacker.closed || attacker.destroyed, `the flooding session was closed (after ${sent} resets)`);
   t.ok(upstreamSeen < sent, `not every reset stream reached the upstream (${upstreamSeen} of ${sent})`);
   const r = await get(proxy.port(), '/');
-  t.equal(r.status, 200, 'other clients are served');
+  t.equal(r.status, 200, `other clients are served (${r.status} ${r.headers['x-envoy-overloaded'] ? 'overloaded ' : ''}${r.body.slice(0, 80)})`);
 });

@@ -3,8 +3,28 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Scope } from '../helpers.js';
 
-/** Sends raw bytes, collects everything until the peer closes (or `ms` passes). */
-export function rawExchange(port: number, data: string | Buffer | (string | Buffer)[], ms = 1500): Promise<{ text: string; closed: boolean }> {
+/**
+ * True once `text` holds at least one complete HTTP/1.1 response (head plus the body its
+ * Content-Length or chunked framing announces).
+ */
+export function completeResponse(text: string): boolean {
+  const end = text.indexOf('\r\n\r\n');
+  if (end < 0) return false;
+  const head = text.slice(0, end);
+  const body = text.slice(end + 4);
+  if (/^HTTP\/1\.1 (1\d\d|204|304)/.test(head)) return true;
+  const cl = /\r\ncontent-length:\s*(\d+)/i.exec(head);
+  if (cl) return body.length >= Number(cl[1]);
+  if (/\r\ntransfer-encoding:\s*chunked/i.test(head)) return /(^|\r\n)0\r\n\r\n/.test(body);
+  return false; // delimited by close
+}
+
+/**
+ * Sends raw bytes, collects everything until the peer closes, `done(text)` says the
+ * exchange is complete, or `ms` passes. `ms` only bounds a peer that neither closes nor
+ * completes: keep it generous (a loaded machine answers late, not never).
+ */
+export function rawExchange(port: number, data: string | Buffer | (string | Buffer)[], ms = 10_000, done?: (text: string) => boolean): Promise<{ text: string; closed: boolean }> {
   return new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
@@ -15,7 +35,10 @@ export function rawExchange(port: number, data: string | Buffer | (string | Buff
       resolve({ text: Buffer.concat(chunks).toString('latin1'), closed });
     };
     const timer = setTimeout(finish, ms);
-    s.on('data', (c) => chunks.push(c));
+    s.on('data', (c) => {
+      chunks.push(c);
+      if (done?.(Buffer.concat(chunks).toString('latin1'))) finish();
+    });
     s.on('error', () => undefined);
     s.on('close', () => { closed = true; finish(); });
     s.on('end', () => { closed = true; finish(); });
