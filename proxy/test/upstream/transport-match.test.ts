@@ -163,3 +163,18 @@ t.test('labelsMatch: Envoy metadataLabelMatch semantics', async (t) => {
   }));
   fc.assert(fc.property(fc.jsonValue(), fc.jsonValue(), (a, b) => valueEqual(a, b) === valueEqual(b, a)));
 });
+
+t.test('cluster transport_socket (mTLS) is the default; a match can turn one endpoint plaintext', async (t) => {
+  const tlsUp = await mtlsServer();
+  const plain = await nameServer('plain', { host: '127.0.0.1' });
+  const secrets = new SecretStore({ pollIntervalMs: 0 });
+  const build = upstreamTlsBuilder(secrets, { log: () => {} });
+  const defaultTls = build(istioMtls(), 'cluster mixed.transport_socket');
+  const eps = [endpoint('127.0.0.1', tlsUp.port), endpoint('127.0.0.1', plain.port, { transportSocketMatch: { tlsMode: 'disabled' } })];
+  const c = new ClusterRuntime(clusterOf({ name: 'mixed', transportSocket: istioMtls(), transportSocketMatches: [{ name: 'plaintext', match: { tlsMode: 'disabled' } }] }),
+    eps, new StatsStore(), defaultTls, { upstreamTls: build });
+  t.teardown(async () => { await c.destroy(); await c.close(); defaultTls.close(); secrets.close(); await tlsUp.close(); await plain.close(); });
+  t.same(await get(c.dispatcherFor(c.endpoints.get(eps[0]!.key)!)), { ok: true, body: 'mtls URI:spiffe://cluster.local/ns/default/sa/productpage' });
+  t.same(await get(c.dispatcherFor(c.endpoints.get(eps[1]!.key)!)), { ok: true, body: 'plain' });
+  t.equal(c.transportFor(c.endpoints.get(eps[0]!.key)!).name, 'default');
+});
