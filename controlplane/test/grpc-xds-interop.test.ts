@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as xds from '@grpc/grpc-js-xds';
 import { ControlPlane, parseMesh } from '../src/index.js';
 import { TYPE_URLS } from '../../xds-client/src/index.js';
+import { until } from '../../test-support/wait.js';
 
 const METHOD = '/pilotfish.test.Echo/Echo';
 const id = (b: Buffer) => b;
@@ -64,10 +65,7 @@ t.test('grpc-js-xds routes a real RPC through our control plane', async (t) => {
   const v = cp.setEndpoints('echo', [{ address: '127.0.0.1', port: b.port, zone: 'z' }]);
   await cp.server.waitForAck('grpc-js-xds-client', TYPE_URLS.endpoint, v);
   let got = '';
-  for (let i = 0; i < 50 && got !== 'b:again'; i++) {
-    got = await call(client, 'again');
-    if (got !== 'b:again') await new Promise((r) => setTimeout(r, 100));
-  }
+  await until('grpc-js-xds to route to the new backend', async () => (got = await call(client, 'again')) === 'b:again', { intervalMs: 100, state: () => got });
   t.equal(got, 'b:again');
 
   // A resource grpc-js-xds must reject: it NACKs with the nonce, and keeps routing.

@@ -25,11 +25,12 @@ class Raw<Req, Res> {
   send(r: Req): void {
     this.stream.write(r);
   }
-  next(timeoutMs = 5000): Promise<Res> {
+  /** The next response; the deadline only bounds how long a failure takes to report. */
+  next(timeoutMs = 30_000): Promise<Res> {
     const q = this.queue.shift();
     if (q) return Promise.resolve(q);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no response')), timeoutMs);
+      const timer = setTimeout(() => reject(new Error(`no response from the control plane within ${timeoutMs} ms`)), timeoutMs);
       this.waiters.push((r) => {
         clearTimeout(timer);
         resolve(r);

@@ -9,6 +9,7 @@ import { Diagnostics, decodeRouteConfiguration, endpointKey } from '../../config
 import { issueWorkload, mintRoot } from '../../certs/src/index.js';
 import type { Host } from '../src/cluster/endpoint-set.js';
 import { bootstrapYaml, get, startProxyYaml, startUpstream, staticCluster } from './helpers.js';
+import { until } from '../../test-support/wait.js';
 
 t.test('a request keeps the route snapshot it started with; new requests see the new one', async (t) => {
   const hold: (() => void)[] = [];
@@ -38,7 +39,7 @@ virtual_hosts: [{ name: v, domains: ["*"], routes: [{ match: { prefix: "/" }, ro
   p.server.upsertRouteConfiguration(routeTo('a'));
   p.server.commit();
   const inflight = get(p.port(), '/', { host: 'x' });
-  while (hold.length === 0) await new Promise((r) => setTimeout(r, 5));
+  await until('the first request to reach the upstream', () => hold.length > 0, { intervalMs: 5 });
   p.server.upsertRouteConfiguration(routeTo('b'));
   p.server.commit();
   t.equal((await get(p.port(), '/', { host: 'x' })).body, 'from b', 'new request uses the new snapshot');

@@ -2,6 +2,7 @@ import t from 'tap';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { bootstrapYaml, get, startProxyYaml, startUpstream, staticCluster } from './helpers.js';
+import { until } from '../../test-support/wait.js';
 
 t.test('routes by virtual host and path, rewrites, direct responses and redirects', async (t) => {
   const a = await startUpstream(t, 'a');
@@ -162,7 +163,7 @@ t.test('circuit breaker max_requests answers 503 with x-envoy-overloaded', async
               routes: [{ match: { prefix: "/" }, route: { cluster: c } }]`,
   staticCluster('c', [up.port], '    circuit_breakers: { thresholds: [{ max_requests: 1 }] }')));
   const first = get(p.port(), '/', { host: 'x' });
-  while (hold.length === 0) await new Promise((r) => setTimeout(r, 5));
+  await until('the first request to reach the upstream', () => hold.length > 0, { intervalMs: 5 });
   const second = await get(p.port(), '/', { host: 'x' });
   t.equal(second.status, 503);
   t.equal(second.headers['x-envoy-overloaded'], 'true');

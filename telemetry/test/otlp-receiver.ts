@@ -5,6 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
+import { DEFAULT_WAIT_MS } from '../../test-support/wait.js';
 
 const require = createRequire(import.meta.url);
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -85,7 +86,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   return {
     port,
     spans,
-    async waitFor(n, timeoutMs = 10_000) {
+    async waitFor(n, timeoutMs = DEFAULT_WAIT_MS) {
       const deadline = Date.now() + timeoutMs;
       while (spans.length < n) {
         if (Date.now() > deadline) throw new Error(`expected ${n} spans, got ${spans.length}`);
