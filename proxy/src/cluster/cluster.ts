@@ -162,6 +162,16 @@ export class ClusterRuntime {
   }
 
   private compileMatches(config: Cluster, options: ClusterRuntimeOptions): CompiledTransportMatch[] {
+    try {
+      return this.compileEach(config, options);
+    } catch (e) {
+      // A later match failed: release the TLS material (SDS subscriptions) the earlier ones took.
+      for (const t of this.ownedTls.splice(0)) t.close?.();
+      throw e;
+    }
+  }
+
+  private compileEach(config: Cluster, options: ClusterRuntimeOptions): CompiledTransportMatch[] {
     return config.transportSocketMatches.map((m, i) => {
       let tls: (TlsSource & { close?(): void }) | undefined;
       if (m.transportSocket !== undefined) {
