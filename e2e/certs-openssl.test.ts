@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { issueWorkload, mintRoot } from '../certs/src/index.js';
 import { captureLogs, decodeDownstream, makePki, mtlsConfig, startServer, tmpDir, writeFiles, type Pki, type TestServer } from '../certs/test/helpers.js';
 
-function sClient(args: string[], timeoutMs = 8000): Promise<{ code: number | null; out: string }> {
+function sClient(args: string[], timeoutMs = 30_000): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
     const p = spawn('openssl', ['s_client', '-brief', '-ign_eof', '-verify_return_error', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
