@@ -13,7 +13,11 @@
  * BPF run time for xdp_lb (kernel.bpf_stats_enabled), which leaves out the veth
  * driver work around it (that shows up in the machine-wide softirq column, for all).
  *
- *   npx tsx bench/fastpath/run.ts [--rounds 3] [--seconds 4] [--only steering|sockmap]
+ * 3. observe: connection telemetry overhead on a connection-heavy workload (one
+ *    connection per exchange on loopback, in a cgroup): off, observe (aggregates only),
+ *    observe + events (a /flows subscriber reading every connection), same run.
+ *
+ *   npx tsx bench/fastpath/run.ts [--rounds 3] [--seconds 4] [--only steering|sockmap|observe] [--rate N]
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, mkdirSync, rmdirSync, existsSync, rmSync } from 'node:fs';
@@ -26,7 +30,23 @@ import { Topology, waitLine } from '../../fastpath/test/helpers/netns.js';
 import { uniq } from '../../fastpath/test/helpers/bpf.js';
 import type { Endpoint } from '../../config/src/index.js';
 
+const USAGE = `Usage: npx tsx bench/fastpath/run.ts [options]   (as root)
+
+Fast path benchmarks, side by side in one run; markdown to stdout, progress to stderr,
+JSON to bench/results/fastpath-<date>.json.
+
+Options:
+  --rounds N      rounds per target, alternating (default 3)
+  --seconds N     seconds per measurement (default 4)
+  --only PART     steering | sockmap | observe (default: all three)
+  --rate N        observe: connections/s to pace the workload at (default 0 = as fast as it goes)
+  -h, --help      this help
+`;
 const args = process.argv.slice(2);
+if (args.includes('--help') || args.includes('-h')) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 const opt = (name: string, dflt: string): string => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 && args[i + 1] ? args[i + 1]! : dflt;
@@ -34,6 +54,11 @@ const opt = (name: string, dflt: string): string => {
 const ROUNDS = Number(opt('rounds', '3'));
 const SECONDS = Number(opt('seconds', '4'));
 const ONLY = opt('only', 'all');
+const RATE = Number(opt('rate', '0'));
+if (!['all', 'steering', 'sockmap', 'observe'].includes(ONLY) || !(ROUNDS >= 1) || !(SECONDS > 0) || !(RATE >= 0)) {
+  process.stderr.write(`bad arguments: ${args.join(' ')}\n${USAGE}`);
+  process.exit(2);
+}
 const CONNS = 16;
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = join(here, '..', '..');
@@ -46,15 +71,35 @@ const median = (xs: number[]): number => {
 
 const VIP = '198.18.100.10';
 const BACKEND = '198.18.1.1';
-const tmp = mkdtempSync(join(tmpdir(), 'pf-bench-'));
+const RUN_ID = uniq();
+const tmp = mkdtempSync(join(tmpdir(), `pf-bench-${RUN_ID}-`));
+// what the run made, undone in reverse order: at the end, on failure, and on a signal
 const cleanups: (() => void | Promise<void>)[] = [];
-async function cleanup(): Promise<void> {
-  for (const c of cleanups.splice(0).reverse()) {
-    try { await c(); } catch { /* best effort */ }
-  }
-  rmSync(tmp, { recursive: true, force: true });
+let stopping = false;
+let cleaning: Promise<void> | undefined;
+/** Idempotent: a signal and the failure it causes in the main flow both wait for the same cleanup. */
+function cleanup(): Promise<void> {
+  stopping = true;
+  cleaning ??= (async () => {
+    for (const c of cleanups.splice(0).reverse()) {
+      try { await c(); } catch { /* best effort */ }
+    }
+    rmSync(tmp, { recursive: true, force: true });
+  })();
+  return cleaning;
 }
-process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
+/** Registers an undo step; once stopping, something created late is undone at once. */
+function onCleanup(c: () => void | Promise<void>): void {
+  if (stopping) void Promise.resolve().then(c).catch(() => {});
+  else cleanups.push(c);
+}
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    log(`bench: ${sig}, cleaning up`);
+    void cleanup().then(() => process.exit(130));
+  });
+}
+log(`bench: run ${RUN_ID}, namespaces pf*-${RUN_ID}, temp ${tmp}`);
 
 function cpuTicks(pids: number[]): number {
   let t = 0;
@@ -109,7 +154,7 @@ function parseWrk(out: string): { rps: number; p50: number; p99: number; errors:
 
 async function steering(samples: Sample[], conditions: Record<string, unknown>): Promise<void> {
   const topo = new Topology(uniq());
-  cleanups.push(() => topo.destroy());
+  onCleanup(() => topo.destroy());
   const client = topo.ns('c');
   const gw = topo.ns('g');
   const be = topo.ns('b');
@@ -249,11 +294,11 @@ async function sockmap(samples: SockSample[], conditions: Record<string, unknown
   if (!cgRoot) throw new Error('no cgroup v2');
   const cg = join(cgRoot, `pf-bench-${uniq()}`);
   mkdirSync(cg);
-  cleanups.push(async () => { for (let i = 0; i < 40 && existsSync(cg); i++) { try { rmdirSync(cg); } catch { await sleep(50); } } });
+  onCleanup(async () => { for (let i = 0; i < 40 && existsSync(cg); i++) { try { rmdirSync(cg); } catch { await sleep(50); } } });
   const port = 20000 + Math.floor(Math.random() * 20000);
   const inCg = (core: string, argv: string[]) => spawn('sh', ['-c', `echo $$ > ${cg}/cgroup.procs && exec taskset -c ${core} "$@"`, 'sh', bin, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
   const server = inCg('0', ['server', String(port)]);
-  cleanups.push(() => void server.kill('SIGKILL'));
+  onCleanup(() => void server.kill('SIGKILL'));
   await waitLine(server, /READY/);
   const run = async (argv: string[]): Promise<string> => {
     const c = inCg('1', argv);
@@ -295,6 +340,98 @@ async function sockmap(samples: SockSample[], conditions: Record<string, unknown
   }
 }
 
+// ------------------------------------------------------------------ observe
+
+interface ObsSample { mode: string; round: number; cps: number; conns: number; failed: number; cpu: number; helperCpu: number; nodeCpu: number; bpfNs: number; bpfRuns: number; events: number; lost: number }
+
+/** BPF run time of the observation programs, from the helper that loaded them (kernel.bpf_stats_enabled). */
+async function observeProgNs(fp: BpfFastPath | undefined): Promise<{ ns: number; cnt: number }> {
+  if (!fp) return { ns: 0, cnt: 0 };
+  const f = (await fp.daemon.request('P')).trim().split(' ');
+  let ns = 0, cnt = 0;
+  for (let i = 0; i + 2 < f.length; i += 3) {
+    if (!['fp_sockops', 'fp_connect4', 'fp_connect6', 'fp_sendmsg4', 'fp_sendmsg6'].includes(f[i]!)) continue;
+    ns += Number(f[i + 1]);
+    cnt += Number(f[i + 2]);
+  }
+  return { ns, cnt };
+}
+
+async function observe(samples: ObsSample[], conditions: Record<string, unknown>): Promise<void> {
+  const bin = join(tmp, 'sockbench');
+  execFileSync('gcc', ['-O2', '-o', bin, join(here, 'sockbench.c'), '-lpthread']);
+  const cgRoot = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2')?.[1];
+  if (!cgRoot) throw new Error('no cgroup v2');
+  const cg = join(cgRoot, `pf-bench-obs-${RUN_ID}`);
+  mkdirSync(cg);
+  onCleanup(async () => { for (let i = 0; i < 40 && existsSync(cg); i++) { try { rmdirSync(cg); } catch { await sleep(50); } } });
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const inCg = (core: string, argv: string[]) => spawn('sh', ['-c', `echo $$ > ${cg}/cgroup.procs && exec taskset -c ${core} "$@"`, 'sh', bin, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const server = inCg('0', ['cserver', String(port)]);
+  onCleanup(() => void server.kill('SIGKILL'));
+  await waitLine(server, /READY/);
+  conditions.observe = { port, rate: RATE || 'max', serverCore: 0, clientCore: 1, workload: 'connect, 1 byte each way, server closes; one client thread' };
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const mode of ['off', 'observe', 'observe+events']) {
+      let fp: BpfFastPath | undefined;
+      let events = 0;
+      let off: (() => void) | undefined;
+      if (mode !== 'off') {
+        fp = await BpfFastPath.start({
+          returnInterfaces: [], redirectPeers: [], mode: 'native', forward: 'fib', flowEvents: false, services: [],
+          observe: { cgroup: cg, workload: 'bench', events: mode === 'observe+events' },
+        }, log);
+        if (mode === 'observe+events') off = await fp.subscribeFlowsReady(() => { events++; });
+      }
+      try {
+        const s0 = cpuTicks([server.pid!]);
+        const h0 = fp?.daemon.pid ? cpuTicks([fp.daemon.pid]) : 0;
+        const b0 = await observeProgNs(fp);
+        const n0 = process.cpuUsage();
+        const c = inCg('1', ['cps', String(port), String(SECONDS), String(RATE)]);
+        const [, cps, failed, ccpu] = (await waitLine(c, /^cps /, (SECONDS + 20) * 1000)).split(' ').map(Number);
+        await sleep(300); // let the last events arrive
+        const n1 = process.cpuUsage(n0);
+        const b1 = await observeProgNs(fp);
+        const helperCpu = fp?.daemon.pid ? cpuTicks([fp.daemon.pid]) - h0 : 0;
+        await fp?.sync();
+        const m = fp?.metrics() ?? {};
+        const sample: ObsSample = {
+          mode, round, cps: cps!, conns: cps! * SECONDS, failed: failed!, cpu: ccpu! + cpuTicks([server.pid!]) - s0, helperCpu,
+          nodeCpu: mode === 'off' ? 0 : (n1.user + n1.system) / 1e6, bpfNs: b1.ns - b0.ns, bpfRuns: b1.cnt - b0.cnt,
+          events, lost: m.fastpath_conn_events_lost_total ?? 0,
+        };
+        samples.push(sample);
+        log(`round ${round} ${mode}: ${cps} conn/s, workload cpu ${sample.cpu.toFixed(2)}s, helper ${helperCpu.toFixed(2)}s, node ${sample.nodeCpu.toFixed(2)}s, bpf ${(sample.bpfNs / 1e6).toFixed(1)}ms/${sample.bpfRuns} runs, events ${events}, lost ${sample.lost}`);
+      } finally {
+        off?.();
+        await fp?.close();
+      }
+    }
+  }
+}
+
+function observeReport(obs: ObsSample[]): string[] {
+  const lines = ['## connection telemetry overhead (loopback, one connection per exchange, in a cgroup)', ''];
+  lines.push('| mode | conn/s | workload CPU us/conn | BPF ns/conn | helper CPU us/conn | pilotfish (node) CPU us/conn | total CPU us/conn | overhead vs off | CPU at 10k conn/s (of one core) | events | lost |', '|---|---|---|---|---|---|---|---|---|---|---|');
+  const per = (xs: ObsSample[], f: (s: ObsSample) => number) => median(xs.map((s) => (s.conns > 0 ? f(s) / s.conns : NaN)));
+  const off = obs.filter((s) => s.mode === 'off');
+  const baseTotal = per(off, (s) => s.cpu) * 1e6;
+  for (const mode of ['off', 'observe', 'observe+events']) {
+    const xs = obs.filter((s) => s.mode === mode);
+    if (!xs.length) continue;
+    const wl = per(xs, (s) => s.cpu) * 1e6;
+    const bpf = per(xs, (s) => s.bpfNs);
+    const helper = per(xs, (s) => s.helperCpu) * 1e6;
+    const node = per(xs, (s) => s.nodeCpu) * 1e6;
+    const total = wl + helper + node;
+    const extra = total - baseTotal;
+    lines.push(`| ${mode} | ${median(xs.map((s) => s.cps)).toFixed(0)} | ${wl.toFixed(1)} | ${bpf.toFixed(0)} | ${helper.toFixed(2)} | ${node.toFixed(2)} | ${total.toFixed(1)} | ${mode === 'off' ? '-' : `${((extra / baseTotal) * 100).toFixed(1)}%`} | ${mode === 'off' ? '-' : `${((extra * 1e4) / 1e6 * 100).toFixed(1)}%`} | ${median(xs.map((s) => s.events))} | ${median(xs.map((s) => s.lost))} |`);
+  }
+  lines.push('', 'Workload CPU = client + server user+system time (it includes the BPF programs, which run in their syscalls and softirqs); BPF ns/conn from kernel.bpf_stats_enabled for connect4/6, sendmsg4/6 and sockops; helper and pilotfish CPU are the extra processes. "CPU at 10k conn/s" = (total - off) us/conn x 10,000/s, as a share of one core.');
+  return lines;
+}
+
 // ------------------------------------------------------------------ report
 
 async function main(): Promise<void> {
@@ -303,7 +440,7 @@ async function main(): Promise<void> {
   if (!b.ok) throw new Error(b.reason);
   const statsBefore = readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8').trim();
   writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1');
-  cleanups.push(() => writeFileSync('/proc/sys/kernel/bpf_stats_enabled', statsBefore));
+  onCleanup(() => writeFileSync('/proc/sys/kernel/bpf_stats_enabled', statsBefore));
   const conditions: Record<string, unknown> = {
     date: new Date().toISOString(), kernel: release(), cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version,
     rounds: ROUNDS, seconds: SECONDS, wrk: { threads: 1, connections: CONNS }, gatewayCore: 0, loadCore: 1,
@@ -312,9 +449,11 @@ async function main(): Promise<void> {
   };
   const steer: Sample[] = [];
   const sock: SockSample[] = [];
+  const obs: ObsSample[] = [];
   try {
-    if (ONLY !== 'sockmap') await steering(steer, conditions);
-    if (ONLY !== 'steering') await sockmap(sock, conditions);
+    if (ONLY === 'all' || ONLY === 'steering') await steering(steer, conditions);
+    if (ONLY === 'all' || ONLY === 'sockmap') await sockmap(sock, conditions);
+    if (ONLY === 'all' || ONLY === 'observe') await observe(obs, conditions);
   } finally {
     await cleanup();
   }
@@ -348,14 +487,16 @@ async function main(): Promise<void> {
     }
     lines.push('', 'rr rows: requests/s; stream row: MB/s written by the sender. "per CPU-s": the same work divided by client + server CPU time (user + system).');
   }
+  if (obs.length) lines.push('', ...observeReport(obs));
   const md = lines.join('\n');
   process.stdout.write(md + '\n');
   const dir = join(root, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, `fastpath-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ conditions, steering: steer, sockmap: sock }, null, 2));
+  writeFileSync(join(dir, `fastpath-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ conditions, steering: steer, sockmap: sock, observe: obs }, null, 2));
 }
 
-main().catch(async (e: Error) => {
+// a finished run exits even if a child's pipe or a timer would keep the loop alive
+main().then(() => process.exit(0), async (e: Error) => {
   log(`bench failed: ${e.stack ?? e.message}`);
   await cleanup();
   process.exit(1);

@@ -6,6 +6,10 @@
  *   sockbench server PORT
  *   sockbench rr PORT CONNS SECONDS SIZE      -> "rr <req/s> <p50_us> <p99_us> <cpu_s>"
  *   sockbench stream PORT SECONDS CHUNK        -> "stream <MB/s> <cpu_s>"
+ *   sockbench cserver PORT                     the peer of cps
+ *   sockbench cps PORT SECONDS RATE            -> "cps <conn/s> <failed> <cpu_s>"
+ *       one connection per exchange (connect, 1 byte each way, the server closes first so
+ *       TIME_WAIT stays on its side); RATE connections/s paced, 0 = as fast as possible
  * cpu_s is the client's own user+system time (loopback receive work runs in it too).
  */
 #define _GNU_SOURCE
@@ -59,7 +63,7 @@ static int full_write(int fd, const char *b, size_t n)
 	return 0;
 }
 
-/* first byte: 'E' + 4-byte size -> echo messages of that size; 'S' -> sink */
+/* first byte: 'E' + 4-byte size -> echo messages of that size; 'S' -> sink; 'C' -> one byte back, close */
 static void *serve(void *arg)
 {
 	int fd = (int)(long)arg, one = 1;
@@ -72,6 +76,8 @@ static void *serve(void *arg)
 		if (mode == 'E' && full_read(fd, (char *)&size, 4) == 0 && size <= sizeof(buf)) {
 			while (full_read(fd, buf, size) == 0 && full_write(fd, buf, size) == 0)
 				;
+		} else if (mode == 'C') {
+			full_write(fd, "c", 1);
 		} else if (mode == 'S') {
 			while (read(fd, buf, sizeof(buf)) > 0)
 				;
@@ -126,6 +132,28 @@ static int cmpf(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
+	if (argc >= 3 && !strcmp(argv[1], "cserver")) {
+		/* the cps peer: one thread, accept -> 1 byte each way -> close (no thread per connection) */
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(argv[2])) };
+		int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+		char b;
+		inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+		setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1024)) {
+			perror("listen");
+			return 1;
+		}
+		printf("READY\n");
+		fflush(stdout);
+		for (;;) {
+			int fd = accept(l, NULL, NULL);
+			if (fd < 0)
+				continue;
+			if (read(fd, &b, 1) == 1)
+				full_write(fd, "c", 1);
+			close(fd);
+		}
+	}
 	if (argc >= 3 && !strcmp(argv[1], "server")) {
 		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(argv[2])) };
 		int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
@@ -185,6 +213,36 @@ int main(int argc, char **argv)
 		close(fd);
 		return 0;
 	}
-	fprintf(stderr, "usage: sockbench server PORT | rr PORT CONNS SECONDS SIZE | stream PORT SECONDS CHUNK\n");
+	if (argc >= 5 && !strcmp(argv[1], "cps")) {
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(argv[2])) };
+		double secs = atof(argv[3]), rate = atof(argv[4]), start, end, next;
+		long n = 0, failed = 0;
+		char b;
+		inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+		start = now();
+		end = start + secs;
+		next = start;
+		while (now() < end) {
+			int fd = socket(AF_INET, SOCK_STREAM, 0);
+			if (connect(fd, (struct sockaddr *)&a, sizeof(a)) || full_write(fd, "C", 1) || full_read(fd, &b, 1))
+				failed++;
+			else
+				n++;
+			while (read(fd, &b, 1) > 0) /* until the server's FIN */
+				;
+			close(fd);
+			if (rate > 0) {
+				next += 1.0 / rate;
+				double d = next - now();
+				if (d > 0) {
+					struct timespec ts = { (time_t)d, (long)((d - (double)(time_t)d) * 1e9) };
+					nanosleep(&ts, NULL);
+				}
+			}
+		}
+		printf("cps %.0f %ld %.3f\n", n / (now() - start), failed, self_cpu());
+		return 0;
+	}
+	fprintf(stderr, "usage: sockbench server PORT | cserver PORT | rr PORT CONNS SECONDS SIZE | stream PORT SECONDS CHUNK | cps PORT SECONDS RATE\n");
 	return 2;
 }

@@ -443,7 +443,7 @@ static __always_inline void observe_connect(struct bpf_sock_addr *ctx, struct fp
 		struct fp_dest_stats *st = dest_entry(&dk);
 		struct fp_conn_event *ev;
 		if (st)
-			__sync_fetch_and_add(&st->udp_connects, 1);
+			st->udp_connects += 1;
 		ev = conn_event(cfg);
 		if (ev) {
 			ev->ts_ns = bpf_ktime_get_ns();
@@ -473,7 +473,7 @@ static __always_inline void observe_sendmsg(const struct fp_sockaddr *dst)
 	dk.dir = FP_DIR_OUTBOUND;
 	st = dest_entry(&dk);
 	if (st)
-		__sync_fetch_and_add(&st->udp_datagrams, 1);
+		st->udp_datagrams += 1;
 }
 
 SEC("cgroup/sendmsg4")
@@ -705,8 +705,8 @@ static __always_inline void observe_sockops(struct bpf_sock_ops *skops, struct f
 		dest_key_of(&dk, key, c);
 		st = dest_entry(&dk);
 		if (st) {
-			__sync_fetch_and_add(&st->opened, 1);
-			__sync_fetch_and_add(&st->established, 1);
+			st->opened += 1;
+			st->established += 1;
 		}
 		ev = conn_event(cfg);
 		if (ev) {
@@ -725,7 +725,7 @@ static __always_inline void observe_sockops(struct bpf_sock_ops *skops, struct f
 		dest_key_of(&dk, key, c);
 		st = dest_entry(&dk);
 		if (st)
-			__sync_fetch_and_add(&st->opened, 1);
+			st->opened += 1;
 		return;
 	}
 	if (!c)
@@ -734,7 +734,7 @@ static __always_inline void observe_sockops(struct bpf_sock_ops *skops, struct f
 	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
 		st = dest_entry(&dk);
 		if (st)
-			__sync_fetch_and_add(&st->established, 1);
+			st->established += 1;
 		ev = conn_event(cfg);
 		if (ev) {
 			fill_event(ev, FP_EV_CONN_OPEN, cookie, key, c);
@@ -746,7 +746,7 @@ static __always_inline void observe_sockops(struct bpf_sock_ops *skops, struct f
 	if (op == BPF_SOCK_OPS_RETRANS_CB) {
 		st = dest_entry(&dk);
 		if (st)
-			__sync_fetch_and_add(&st->retransmits, 1);
+			st->retransmits += 1;
 		return;
 	}
 	if (op == BPF_SOCK_OPS_STATE_CB && skops->args[1] == BPF_TCP_CLOSE) {
@@ -778,20 +778,20 @@ static __always_inline void observe_sockops(struct bpf_sock_ops *skops, struct f
 		st = dest_entry(&dk);
 		if (st) {
 			if (outcome == FP_OUT_OK || outcome == FP_OUT_ABORTED)
-				__sync_fetch_and_add(&st->closed_ok, 1);
+				st->closed_ok += 1;
 			else if (outcome == FP_OUT_REFUSED)
-				__sync_fetch_and_add(&st->refused, 1);
+				st->refused += 1;
 			else if (outcome == FP_OUT_RESET)
-				__sync_fetch_and_add(&st->reset, 1);
+				st->reset += 1;
 			else if (outcome == FP_OUT_TIMEOUT)
-				__sync_fetch_and_add(&st->timeout, 1);
+				st->timeout += 1;
 			else
-				__sync_fetch_and_add(&st->other_err, 1);
-			__sync_fetch_and_add(&st->bytes_sent, sent);
-			__sync_fetch_and_add(&st->bytes_received, recvd);
+				st->other_err += 1;
+			st->bytes_sent += sent;
+			st->bytes_received += recvd;
 			if (old != TCP_SYN_SENT_ && srtt) {
-				__sync_fetch_and_add(&st->srtt_sum_us, srtt);
-				__sync_fetch_and_add(&st->srtt_samples, 1);
+				st->srtt_sum_us += srtt;
+				st->srtt_samples += 1;
 			}
 		}
 		ev = conn_event(cfg);
@@ -821,6 +821,9 @@ int fp_sockops(struct bpf_sock_ops *skops)
 
 	if (op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB &&
 	    op != BPF_SOCK_OPS_STATE_CB && op != BPF_SOCK_OPS_TCP_CONNECT_CB && op != BPF_SOCK_OPS_RETRANS_CB)
+		return 1;
+	/* the state callback fires on every transition; only the last one matters, so leave the others cheaply */
+	if (op == BPF_SOCK_OPS_STATE_CB && skops->args[1] != BPF_TCP_CLOSE)
 		return 1;
 	if (skops->family != AF_INET && skops->family != AF_INET6)
 		return 1;

@@ -131,9 +131,10 @@ struct {
 	__type(value, struct fp_conn);
 } conns SEC(".maps");
 
-/* destination -> aggregates: the metrics side, bounded, no per-connection cardinality. */
+/* destination -> aggregates: the metrics side, bounded, no per-connection cardinality.
+ * Per-CPU: plain increments instead of atomics on a line both CPUs write; the helper sums. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
 	__uint(max_entries, FP_DEST_ENTRIES);
 	__type(key, struct fp_dest_key);
 	__type(value, struct fp_dest_stats);

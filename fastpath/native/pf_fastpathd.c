@@ -19,6 +19,7 @@
  *   M <map>                        dump a map -> OK <n> <keyhex>:<valhex> ... (per-CPU values summed
  *                                  as u64 fields; all-zero array entries left out)
  *   Z <map> <keyhex>               zero one entry of a per-CPU map on every CPU
+ *   P                              per program: OK <name> <run_time_ns> <run_cnt> ... (kernel.bpf_stats_enabled)
  *   A xsk <ifname> <queue|all>      start the AF_XDP forwarder on that queue (or every rx queue)
  *   X                              forwarder counters -> OK <rx> <tx> <dropped> <no_backend>
  *   Q                              detach everything, exit
@@ -273,6 +274,22 @@ static void cmd_zero(char *args)
 		printf("OK\n");
 }
 
+static void cmd_prog_stats(void)
+{
+	struct bpf_program *p;
+
+	printf("OK");
+	bpf_object__for_each_program(p, skel->obj) {
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+		if (bpf_obj_get_info_by_fd(bpf_program__fd(p), &info, &len))
+			continue;
+		printf(" %s %llu %llu", bpf_program__name(p), (unsigned long long)info.run_time_ns,
+		       (unsigned long long)info.run_cnt);
+	}
+	putchar('\n');
+}
+
 static void cmd_test_run(char *args)
 {
 	static unsigned char in[9216], out[9216 + 512];
@@ -500,6 +517,7 @@ static int dispatch(char *line)
 	case 'X': cmd_xsk_stats(); break;
 	case 'M': cmd_dump(line + 2); break;
 	case 'Z': cmd_zero(line + 2); break;
+	case 'P': cmd_prog_stats(); break;
 	case 'T': cmd_test_run(line + 2); break;
 	case 'A': cmd_attach(line + 2); break;
 	case 'Q': return 0;
