@@ -257,13 +257,14 @@ export class ConnectionManager {
   private pathTransforms(view: RequestHeadersView, ex: Exchange, localPort: number | undefined): boolean {
     let path = view.path;
     if (path.indexOf('#') >= 0) path = view.path = stripFragment(path);
+    // Envoy serves relative paths only: anything else but "*" (OPTIONS) and CONNECT's authority is a 404.
+    const relative = path.charCodeAt(0) === 47 /* / */;
+    if (!relative && path !== '*' && !(view.method === 'CONNECT' && path === '')) {
+      ex.localReplyNoFlag(PATH_NOT_RELATIVE);
+      return false;
+    }
     if (this.pathOps) {
-      // Only origin-form paths are normalised; "*" (OPTIONS) and CONNECT authority-form are not paths.
-      if (path.charCodeAt(0) !== 47 /* / */ && view.method !== 'CONNECT' && path !== '*') {
-        ex.localReplyNoFlag(PATH_NOT_RELATIVE);
-        return false;
-      }
-      if (path !== '*' && view.method !== 'CONNECT') {
+      if (relative) {
         const v = transformPath(path, this.config);
         if (v.action === 'reject') {
           this.stats.downstream_rq_failed_path_normalization.inc();

@@ -109,3 +109,20 @@ t.test('normalised path reaches the upstream; redirects, rejects and invalid pat
   t.match(stats, /http\.ingress\.downstream_rq_failed_path_normalization: 2/);
   t.match(stats, /http\.ingress\.downstream_rq_redirected_with_normalized_path: 2/);
 });
+
+t.test('a non-relative :path never reaches routing (nghttp2 resets it; the HCM would answer 404)', async (t) => {
+  const app = await startUpstream(t, 'app');
+  const p = await startProxyPatched(t, bootstrapYaml(ROUTES, staticCluster('app', [app.port]), '', RBAC), OFF);
+  const { connect } = await import('node:http2');
+  const session = connect(`http://127.0.0.1:${p.port()}`);
+  session.on('error', () => undefined);
+  t.teardown(() => session.close());
+  const outcome = await new Promise<string>((resolve) => {
+    const s = session.request({ ':path': 'admin', ':authority': 'x' });
+    s.on('response', (h) => resolve(String(h[':status'])));
+    s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+    s.resume();
+  });
+  t.match(outcome, /^(404|ERR_HTTP2_STREAM_ERROR)$/, `refused (${outcome})`);
+  t.equal(app.requests.length, 0, 'never reached the upstream');
+});
