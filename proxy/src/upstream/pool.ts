@@ -1,3 +1,4 @@
+import type * as net from 'node:net';
 import { Client, Pool, type Dispatcher } from 'undici';
 import type { Cluster } from '../../../config/src/index.js';
 import type { Host } from '../cluster/endpoint-set.js';
@@ -68,6 +69,12 @@ export function keepaliveOptions(cluster: Cluster): { keepAlive?: boolean; keepA
   const k = cluster.upstreamConnectionOptions?.tcpKeepalive;
   if (k === undefined) return {};
   return { keepAlive: true, keepAliveInitialDelay: k.time ?? 0 };
+}
+
+/** tcp_keepalive on a socket the caller opened itself (the TCP proxy's upstream connection). */
+export function applyTcpKeepalive(socket: net.Socket, cluster: Cluster): void {
+  const k = cluster.upstreamConnectionOptions?.tcpKeepalive;
+  if (k !== undefined) socket.setKeepAlive(true, k.time ?? 0);
 }
 
 /** One line per tcp_keepalive field the runtime cannot apply. */

@@ -16,6 +16,7 @@ import type { HealthCheck } from '../../../config/src/index.js';
 import { ClusterRuntime } from '../../src/cluster/cluster.js';
 import { StatsStore } from '../../src/stats/stats.js';
 import { endpointConnectOptions, isPipeEndpoint } from '../../src/upstream/address.js';
+import { applyTcpKeepalive } from '../../src/upstream/pool.js';
 import { clusterOf, endpoint, nameServer } from './helpers.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pilotfish-pipe-'));
@@ -93,6 +94,26 @@ t.test('endpointConnectOptions: raw connections (the TCP proxy) to pipe and IP e
   t.same(endpointConnectOptions(endpoint('10.0.0.1', 80)), { host: '10.0.0.1', port: 80 });
 });
 
+/** The keepalive timer of the established connection to `port`, in seconds, as ss reports it. */
+function keepaliveSeconds(port: number): { secs: number; line: string } {
+  const out = execFileSync('ss', ['-tnoH', 'state', 'established', `( dport = :${port} )`]).toString();
+  // iproute2 print_ms_timer: [<m>min][<s>sec | <s>.]<ms>ms, e.g. "59sec", "1min59sec", "6.948ms" (6.948 s)
+  const m = /timer:\(keepalive,(?:(\d+)min)?(?:(\d+)(sec|\.))?(?:(\d+)ms)?,/.exec(out);
+  return { secs: m ? Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0) + Number(m[4] ?? 0) / 1000 : Infinity, line: out.trim() };
+}
+
+t.test('applyTcpKeepalive: the same setting on a socket the TCP proxy opens', async (t) => {
+  const server = net.createServer(() => {});
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  const s = net.connect(port, '127.0.0.1');
+  t.teardown(() => { s.destroy(); server.close(); });
+  await new Promise((r) => s.once('connect', r));
+  applyTcpKeepalive(s, clusterOf({ upstreamConnectionOptions: { tcpKeepalive: { time: 9000 } } }));
+  const { secs, line } = keepaliveSeconds(port);
+  t.ok(secs <= 9 && secs > 7, `keepalive fires in ${secs}s (${line})`);
+});
+
 t.test('tcp_keepalive.keepalive_time is set on upstream sockets (seen by ss); probes/interval warn', async (t) => {
   const up = await nameServer('ka', { host: '127.0.0.1' });
   const warnings: string[] = [];
@@ -104,10 +125,7 @@ t.test('tcp_keepalive.keepalive_time is set on upstream sockets (seen by ss); pr
   t.match(warnings[1], /keepalive_interval is not supported/);
   const d = c.dispatcherFor(c.endpoints.get(`127.0.0.1:${up.port}`)!);
   t.equal(await get(d), '200 ka'); // the pooled connection stays open
-  const out = execFileSync('ss', ['-tnoH', 'state', 'established', `( dport = :${up.port} )`]).toString();
-  // iproute2 print_ms_timer: [<m>min][<s>sec | <s>.]<ms>ms, e.g. "59sec", "1min59sec", "6.948ms" (6.948 s)
-  const m = /timer:\(keepalive,(?:(\d+)min)?(?:(\d+)(sec|\.))?(?:(\d+)ms)?,/.exec(out);
-  t.ok(m, `ss shows a keepalive timer: ${out.trim()}`);
-  const secs = m ? Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0) + Number(m[4] ?? 0) / 1000 : Infinity;
+  const { secs, line } = keepaliveSeconds(up.port);
+  t.ok(line.includes('keepalive'), `ss shows a keepalive timer: ${line}`);
   t.ok(secs <= 7 && secs > 5, `keepalive fires in ${secs}s: 7 s configured (undici's default would be 60 s)`);
 });
