@@ -541,45 +541,48 @@ class Exchange implements Downstream {
       mode: up.type !== 'connect' ? 'upgrade' : connectTermination(action.upgradeConfigs) ? 'connect' : 'connect-proxy',
       method: this.view.method, path: up.type === 'connect' ? this.view.authority : path, headers: this.view.headers, upgrade: up.value, head: up.head, idleTimeout: idle,
       pick: { hash: hash ?? Number.NaN, exclude: undefined, connection: undefined, headers: this.view.headers },
-    }, down, this.tunnelOwner);
+    }, down, this.tunnelOwner());
     this.tunnel.start();
   }
 
-  private readonly tunnelOwner: TunnelOwner = {
-    tunnelLocalReply: (spec, flag) => {
-      this.hcm.stats.downstream_cx_upgrades_active.dec();
-      this.localReply(spec, flag);
-    },
-    tunnelResponseHead: (status, headers) => {
-      this.setServerHeader(headers);
-      const route = this.route!;
-      for (let i = route.mutations.length - 1; i >= 0; i--) {
-        const m = route.mutations[i]!;
-        if (m.responseHeadersToAdd.length > 0 || m.responseHeadersToRemove.length > 0) applyHeaderOptions(headers, m.responseHeadersToAdd, m.responseHeadersToRemove);
-      }
-      this.stream.responseCode = status;
-      this.respHeaders = headers;
-      if (this.isH2) {
-        // HTTP/2 has no 101 and no connection-specific headers: an accepted upgrade is a 200.
-        headers.connection = undefined;
-        headers.upgrade = undefined;
-        for (const k in headers) if (headers[k] === undefined) delete headers[k];
-        (this.res as Http2ServerResponse).writeHead(status === 101 ? 200 : status, headers as Record<string, string>);
-        return;
-      }
-      const socket = this.req.socket as import('node:net').Socket;
-      (this.res as ServerResponse).detachSocket(socket);
-      socket.write(responseHead(status, headers));
-    },
-    setUpstreamHost: (host) => this.setUpstreamHost(host),
-    tunnelDone: (fromDown, toDown, flag) => {
-      this.hcm.stats.downstream_cx_upgrades_active.dec();
-      if (flag !== undefined) this.stream.addFlag(flag);
-      this.stream.bytesReceived += fromDown;
-      this.stream.bytesSent += toDown;
-      this.complete();
-    },
-  };
+  /** Built only for tunnels: a field initializer would allocate these closures for every request. */
+  private tunnelOwner(): TunnelOwner {
+    return {
+      tunnelLocalReply: (spec, flag) => {
+        this.hcm.stats.downstream_cx_upgrades_active.dec();
+        this.localReply(spec, flag);
+      },
+      tunnelResponseHead: (status, headers) => {
+        this.setServerHeader(headers);
+        const route = this.route!;
+        for (let i = route.mutations.length - 1; i >= 0; i--) {
+          const m = route.mutations[i]!;
+          if (m.responseHeadersToAdd.length > 0 || m.responseHeadersToRemove.length > 0) applyHeaderOptions(headers, m.responseHeadersToAdd, m.responseHeadersToRemove);
+        }
+        this.stream.responseCode = status;
+        this.respHeaders = headers;
+        if (this.isH2) {
+          // HTTP/2 has no 101 and no connection-specific headers: an accepted upgrade is a 200.
+          headers.connection = undefined;
+          headers.upgrade = undefined;
+          for (const k in headers) if (headers[k] === undefined) delete headers[k];
+          (this.res as Http2ServerResponse).writeHead(status === 101 ? 200 : status, headers as Record<string, string>);
+          return;
+        }
+        const socket = this.req.socket as import('node:net').Socket;
+        (this.res as ServerResponse).detachSocket(socket);
+        socket.write(responseHead(status, headers));
+      },
+      setUpstreamHost: (host) => this.setUpstreamHost(host),
+      tunnelDone: (fromDown, toDown, flag) => {
+        this.hcm.stats.downstream_cx_upgrades_active.dec();
+        if (flag !== undefined) this.stream.addFlag(flag);
+        this.stream.bytesReceived += fromDown;
+        this.stream.bytesSent += toDown;
+        this.complete();
+      },
+    };
+  }
 
   private chooseCluster(action: ForwardAction): string | undefined {
     const spec = action.cluster;
