@@ -4,7 +4,7 @@ export { Diagnostics, DecodeError, formatProblem, type Problem, type Validation 
 export { decodeBootstrap } from './bootstrap.js';
 export { decodeListener, decodeHttpConnectionManager, decodeTcpProxy, HCM_TYPE, TCP_PROXY_TYPE, ECDS_FILTER_TYPE } from './listener.js';
 export { decodeCluster, decodeClusterLoadAssignment, decodeLbEndpoint } from './cluster.js';
-export { decodeRouteConfiguration, decodeStringMatcher, decodeFractionalPercent, decodeDataSource, DEFAULT_ROUTE_TIMEOUT_MS } from './route.js';
+export { decodeRouteConfiguration, decodeHeaderMatcher, decodeStringMatcher, decodeFractionalPercent, decodeDataSource, DEFAULT_ROUTE_TIMEOUT_MS } from './route.js';
 export { decodeAny, decodeTypedExtension, typeName, TYPE_PREFIX } from './typed.js';
 export { ObjectReader, parseDuration, enumValue } from './reader.js';
 export { ENUMS } from './enums.js';
@@ -14,3 +14,4 @@ export { generatedListenerName } from './listener.js';
 export { compileRe2, compileFullMatch, type Re2 } from './regex.js';
 export { loadBootstrapFile, parseConfigText } from './load.js';
 export * from './endpoints.js';
+export { compileHeaderMatcher, compileQueryMatcher, compileStringMatcher, type HeaderLookup, type StringTest } from './matchers.js';

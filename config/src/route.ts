@@ -174,7 +174,7 @@ export function decodeStringMatcher(r: ObjectReader): StringMatcher | undefined 
   return out;
 }
 
-function decodeHeaderMatcher(r: ObjectReader): HeaderMatcher | undefined {
+export function decodeHeaderMatcher(r: ObjectReader): HeaderMatcher | undefined {
   const rawName = r.requiredString('name');
   const name = (rawName ?? '').toLowerCase();
   const invert = r.bool('invert_match', false);

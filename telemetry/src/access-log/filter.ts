@@ -2,7 +2,9 @@
  * Envoy's AccessLogFilter (config.accesslog.v3): decided per request before anything is
  * formatted, so a filtered-out request costs a comparison.
  */
+import { compileHeaderMatcher, decodeHeaderMatcher, Diagnostics, formatProblem, ObjectReader } from '../../../config/src/index.js';
 import type { LogContext } from '../types.js';
+import { headerValue } from '../types.js';
 
 export type LogFilter = (ctx: LogContext) => boolean;
 
@@ -110,6 +112,27 @@ export function compileFilter(raw: unknown, path: string, errors: string[], rand
       const set = new Set(flags);
       return (c) => c.stream.responseFlags !== '' && c.stream.responseFlags.split(',').some((f) => set.has(f));
     }
+    case 'header_filter':
+    case 'headerFilter': {
+      // HeaderFilter {header: HeaderMatcher}: the config model's matcher, with pseudo-headers read from the request.
+      const diag = new Diagnostics();
+      const r = isObj(body) ? ObjectReader.of(body.header, `${p}.header`, diag) : undefined;
+      if (!isObj(body)) diag.error(`${p}.header`, 'is required');
+      const h = r ? decodeHeaderMatcher(r) : undefined;
+      for (const e of diag.errors) errors.push(formatProblem(e));
+      if (!h || diag.errors.length > 0) return undefined;
+      const test = compileHeaderMatcher(h);
+      return (c) => test((name) => {
+        switch (name) {
+          case ':method': return c.request.method;
+          case ':path': return c.request.path;
+          case ':authority': return c.request.authority;
+          case ':scheme': return c.request.scheme;
+          case ':status': return String(c.stream.responseCode);
+          default: return headerValue(c.request.headers, name);
+        }
+      });
+    }
     case 'and_filter':
     case 'andFilter':
     case 'or_filter':
@@ -126,7 +149,7 @@ export function compileFilter(raw: unknown, path: string, errors: string[], rand
     }
     default:
       // Refuse rather than ignore: an ignored filter would log what the operator excluded.
-      errors.push(`${p}: access log filter not supported by pilotfish (supported: status_code_filter, duration_filter, runtime_filter, not_health_check_filter, response_flag_filter, and_filter, or_filter)`);
+      errors.push(`${p}: access log filter not supported by pilotfish (supported: status_code_filter, duration_filter, runtime_filter, not_health_check_filter, response_flag_filter, header_filter, and_filter, or_filter)`);
       return undefined;
   }
 }

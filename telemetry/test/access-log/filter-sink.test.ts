@@ -46,9 +46,9 @@ t.test('runtime_filter samples its default fraction', async (t) => {
 
 t.test('bad filters are path-prefixed errors', async (t) => {
   const errors: string[] = [];
-  compileFilter({ header_filter: {} }, 'access_log[0].filter', errors);
+  compileFilter({ grpc_status_filter: { statuses: ['OK'] } }, 'access_log[0].filter', errors);
   compileFilter({ status_code_filter: { comparison: { op: 'XX', value: { default_value: 1 } } } }, 'access_log[1].filter', errors);
-  t.match(errors[0], /^access_log\[0\]\.filter\.header_filter: access log filter not supported/);
+  t.match(errors[0], /^access_log\[0\]\.filter\.grpc_status_filter: access log filter not supported/);
   t.match(errors[1], /^access_log\[1\]\.filter\.status_code_filter\.comparison\.op:/);
 });
 
@@ -101,4 +101,22 @@ t.test('compileAccessLogs: stdout/file loggers, filters, unsupported types', asy
   ], 'access_log', bad, new Map());
   t.match(bad[0], /^access_log\[0\]\.typed_config: access logger envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig not supported/);
   t.match(bad[1], /^access_log\[1\]\.typed_config\.path: is required/);
+});
+
+t.test('header_filter: Envoy HeaderMatcher on request headers and pseudo-headers (envoy-demo uses it in local_reply_config)', async (t) => {
+  const errors: string[] = [];
+  const withReq = (method: string, headers: Record<string, string>) => ({ ...ctx(200, 1), request: { method, path: '/x', authority: 'a', scheme: 'http' as const, headers } });
+  const isGet = compileFilter({ header_filter: { header: { name: ':method', string_match: { exact: 'GET' } } } }, 'filter', errors)!;
+  t.ok(isGet(withReq('GET', {})));
+  t.notOk(isGet(withReq('POST', {})));
+  const debug = compileFilter({ header_filter: { header: { name: 'x-debug', present_match: true } } }, 'filter', errors)!;
+  t.ok(debug(withReq('GET', { 'x-debug': '1' })));
+  t.notOk(debug(withReq('GET', {})));
+  const notBot = compileFilter({ header_filter: { header: { name: 'user-agent', string_match: { prefix: 'bot' }, invert_match: true } } }, 'filter', errors)!;
+  t.ok(notBot(withReq('GET', { 'user-agent': 'curl/8' })));
+  t.notOk(notBot(withReq('GET', { 'user-agent': 'bot/1' })));
+  t.same(errors, []);
+  const bad: string[] = [];
+  t.equal(compileFilter({ header_filter: { header: { string_match: { exact: 'x' } } } }, 'f', bad), undefined);
+  t.match(bad.join('\n'), /f\.header_filter\.header\.name: is required/, 'a header matcher without a name is refused by path');
 });
