@@ -1007,3 +1007,102 @@ out:
 		ctx->optlen = 0;
 	return 1;
 }
+
+/* ------------------------------------------------------- runtime probes */
+
+static __always_inline struct fp_runtime *rt_self(void)
+{
+	__u32 zero = 0, tid = (__u32)bpf_get_current_pid_tgid();
+	struct fp_runtime *rt = bpf_map_lookup_elem(&rt_state, &zero);
+	return rt && rt->tid && rt->tid == tid ? rt : NULL;
+}
+
+static __always_inline __u32 log2_bucket(__u64 us64)
+{
+	__u32 b = 0;
+	__u64 v = us64 >> 6; /* 64 us units */
+	for (int i = 0; i < FP_RT_HIST - 1; i++) {
+		if (v) {
+			v >>= 1;
+			b++;
+		}
+	}
+	return b < FP_RT_HIST ? b : FP_RT_HIST - 1;
+}
+
+/*
+ * Every syscall entry on the machine passes here while runtime probes are on, so the
+ * common case leaves after comparing the syscall number with three constants.
+ */
+SEC("raw_tracepoint/sys_enter")
+int fp_rt_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u32 zero = 0, nr = (__u32)ctx->args[1];
+	struct fp_runtime *rt = bpf_map_lookup_elem(&rt_state, &zero);
+	__u64 now, busy;
+
+	if (!rt || (nr != rt->nr_poll[0] && nr != rt->nr_poll[1] && nr != rt->nr_poll[2]))
+		return 0;
+	if (!rt->tid || rt->tid != (__u32)bpf_get_current_pid_tgid())
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (rt->poll_exit_ns && !rt->in_poll) {
+		busy = now - rt->poll_exit_ns;
+		rt->iterations++;
+		rt->busy_ns += busy;
+		if (busy > rt->busy_max_ns)
+			rt->busy_max_ns = busy;
+		if (rt->stall_ns && busy >= rt->stall_ns)
+			rt->stalls++;
+		{
+			__u32 b = log2_bucket(busy / 1000);
+			if (b < FP_RT_HIST)
+				rt->hist[b]++;
+		}
+	}
+	rt->in_poll = 1;
+	rt->poll_enter_ns = now;
+	return 0;
+}
+
+SEC("raw_tracepoint/sys_exit")
+int fp_rt_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct fp_runtime *rt = rt_self();
+	(void)ctx;
+	/* the thread's last syscall entry was epoll: this is its return */
+	if (!rt || !rt->in_poll)
+		return 0;
+	rt->in_poll = 0;
+	rt->poll_exit_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("uprobe")
+int fp_gc_enter(void *ctx)
+{
+	struct fp_runtime *rt = rt_self();
+	(void)ctx;
+	if (!rt)
+		return 0;
+	rt->in_gc = 1;
+	rt->gc_enter_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("uretprobe")
+int fp_gc_exit(void *ctx)
+{
+	struct fp_runtime *rt = rt_self();
+	__u64 d;
+	(void)ctx;
+	if (!rt || !rt->in_gc)
+		return 0;
+	rt->in_gc = 0;
+	d = bpf_ktime_get_ns() - rt->gc_enter_ns;
+	rt->gcs++;
+	rt->gc_ns += d;
+	if (d > rt->gc_max_ns)
+		rt->gc_max_ns = d;
+	return 0;
+}

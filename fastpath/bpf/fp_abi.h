@@ -188,6 +188,34 @@ struct fp_lb_stats {
 	__u64 flows;
 };
 
+#define FP_RT_HIST 16 /* busy-time buckets: [0, 64us), [64us, 128us), ... doubling, the last open-ended */
+
+/*
+ * The proxy's own event loop seen from outside (rt_state, one entry): its main thread
+ * returning from epoll_pwait/epoll_wait starts an iteration, entering it again ends
+ * one; the time in between is the loop's busy time. V8's Heap::CollectGarbage entry and
+ * return (uprobes) bracket GC pauses on that thread. User space writes tid, the syscall
+ * numbers and stall_ns; the programs write the rest.
+ */
+struct fp_runtime {
+	__u32 tid;            /* the proxy's main thread (= its pid); 0: probes idle */
+	__u32 in_poll;        /* inside epoll now */
+	__u32 nr_poll[3];     /* epoll_wait, epoll_pwait, epoll_pwait2 on this architecture */
+	__u32 in_gc;
+	__u64 stall_ns;       /* an iteration busier than this is a stall */
+	__u64 poll_enter_ns;
+	__u64 poll_exit_ns;   /* last return from epoll: busy since then while !in_poll */
+	__u64 iterations;
+	__u64 busy_ns;
+	__u64 busy_max_ns;
+	__u64 stalls;
+	__u64 gc_enter_ns;
+	__u64 gcs;
+	__u64 gc_ns;
+	__u64 gc_max_ns;
+	__u64 hist[FP_RT_HIST];
+};
+
 /* Per-CPU counters: index into the counters map. Order is ABI. */
 enum fp_counter {
 	FP_CNT_RX_PACKETS = 0,

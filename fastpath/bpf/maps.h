@@ -162,6 +162,14 @@ struct {
 	__type(value, struct fp_lb_stats);
 } be_stats SEC(".maps");
 
+/* The proxy's event loop and GC, from raw syscall tracepoints and uprobes (runtime_probes). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fp_runtime);
+} rt_state SEC(".maps");
+
 static __always_inline void count(__u32 idx, __u64 n)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &idx);

@@ -32,6 +32,10 @@ int main(void)
 	C(FP_DIR_OUTBOUND); C(FP_DIR_INBOUND); C(FP_OUT_NONE); C(FP_OUT_OK); C(FP_OUT_REFUSED); C(FP_OUT_RESET);
 	C(FP_OUT_TIMEOUT); C(FP_OUT_ERROR); C(FP_OUT_ABORTED); C(FP_CONN_F_PROXY); C(FP_CONN_F_REDIRECTED);
 	C(FP_CNT_CONN_EVENTS); C(FP_CNT_CONN_EVENTS_LOST); C(FP_CNT_CONN_UNTRACKED);
+	S(fp_runtime); O(fp_runtime, tid); O(fp_runtime, in_poll); O(fp_runtime, nr_poll); O(fp_runtime, in_gc);
+	O(fp_runtime, stall_ns); O(fp_runtime, poll_enter_ns); O(fp_runtime, poll_exit_ns); O(fp_runtime, iterations);
+	O(fp_runtime, busy_ns); O(fp_runtime, busy_max_ns); O(fp_runtime, stalls); O(fp_runtime, gc_enter_ns);
+	O(fp_runtime, gcs); O(fp_runtime, gc_ns); O(fp_runtime, gc_max_ns); O(fp_runtime, hist); C(FP_RT_HIST);
 	C(FP_ABI_VERSION); C(FP_MAX_SERVICES); C(FP_MAX_BACKENDS); C(FP_MAGLEV_MAX);
 	C(FP_SVC_F_USERSPACE); C(FP_CFG_F_FIB); C(FP_CFG_F_EVENTS); C(FP_CFG_F_INTERCEPT); C(FP_CFG_F_SOCKMAP);
 	C(FP_EV_FLOW_NEW); C(FP_EV_CONNECT_REDIRECT);

@@ -19,6 +19,11 @@
  *   M <map>                        dump a map -> OK <n> <keyhex>:<valhex> ... (per-CPU values summed
  *                                  as u64 fields; all-zero array entries left out)
  *   Z <map> <keyhex>               zero one entry of a per-CPU map on every CPU
+ *   A runtime <pid> <stall_ms> <log_ms>  runtime probes on a node process: event-loop iterations (raw
+ *                                  sys_enter/sys_exit, its main thread's epoll calls) and V8 GC
+ *                                  (uprobes on Heap::CollectGarbage) -> OK <gc probes 1|0>
+ *                                  A loop blocked longer than log_ms is logged on fd 3 (else
+ *                                  stderr) by this process, so it shows while the proxy is stuck.
  *   P                              per program: OK <name> <run_time_ns> <run_cnt> ... (kernel.bpf_stats_enabled)
  *   A xsk <ifname> <queue|all>      start the AF_XDP forwarder on that queue (or every rx queue)
  *   X                              forwarder counters -> OK <rx> <tx> <dropped> <no_backend>
@@ -39,6 +44,10 @@
 #include <unistd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <gelf.h>
+#include <libelf.h>
 #include <linux/if_link.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -58,6 +67,16 @@ static int ncpus;
 #define FP_MAX_XSK 8
 static struct xsk_fwd *xsk[FP_MAX_XSK];
 static int nxsk;
+
+#ifndef SYS_epoll_pwait2
+#define SYS_epoll_pwait2 441
+#endif
+#define FP_MAX_RT_LINKS 4
+static struct bpf_link *rt_links[FP_MAX_RT_LINKS];
+static int nrt_links;
+static int rt_pid;
+static __u64 rt_log_ns;
+static FILE *rt_log;
 
 static int hexval(char c)
 {
@@ -365,6 +384,136 @@ static int rx_queues(const char *ifname)
 	return n > 0 ? n : 1;
 }
 
+/* The first symbol of an ELF file whose name starts with prefix (V8's mangled names carry argument types). */
+static int find_symbol(const char *path, const char *prefix, char *out, size_t cap)
+{
+	int fd = open(path, O_RDONLY), found = -1;
+	Elf *e;
+	Elf_Scn *scn = NULL;
+
+	if (fd < 0)
+		return -1;
+	elf_version(EV_CURRENT);
+	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	while (e && found < 0 && (scn = elf_nextscn(e, scn))) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+		if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM))
+			continue;
+		d = elf_getdata(scn, NULL);
+		for (size_t i = 0; d && sh.sh_entsize && i < sh.sh_size / sh.sh_entsize; i++) {
+			GElf_Sym sym;
+			const char *n;
+			if (!gelf_getsym(d, (int)i, &sym) || GELF_ST_TYPE(sym.st_info) != STT_FUNC || !sym.st_value)
+				continue;
+			n = elf_strptr(e, sh.sh_link, sym.st_name);
+			if (n && !strncmp(n, prefix, strlen(prefix)) && strlen(n) < cap) {
+				strcpy(out, n);
+				found = 0;
+				break;
+			}
+		}
+	}
+	if (e)
+		elf_end(e);
+	close(fd);
+	return found;
+}
+
+static void cmd_runtime(const char *pids, const char *stall, const char *logms)
+{
+	struct fp_runtime rt = {};
+	__u32 zero = 0;
+	char exe[64], bin[4096], sym[512];
+	ssize_t n;
+	int gc = 0;
+
+	rt.tid = (__u32)atoi(pids);
+	rt.nr_poll[0] = SYS_epoll_pwait;
+	rt.nr_poll[1] = SYS_epoll_pwait2;
+#ifdef SYS_epoll_wait
+	rt.nr_poll[2] = SYS_epoll_wait;
+#else
+	rt.nr_poll[2] = SYS_epoll_pwait;
+#endif
+	rt.stall_ns = (__u64)(stall ? atof(stall) : 200) * 1000000ull;
+	if (!rt.tid || nrt_links) {
+		printf("ERR runtime probes need a pid, once\n");
+		return;
+	}
+	snprintf(exe, sizeof(exe), "/proc/%u/exe", rt.tid);
+	n = readlink(exe, bin, sizeof(bin) - 1);
+	if (n <= 0) {
+		reply_err(exe, errno);
+		return;
+	}
+	bin[n] = 0;
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.rt_state), &zero, &rt, BPF_ANY)) {
+		reply_err("rt_state", errno);
+		return;
+	}
+	rt_links[nrt_links] = bpf_program__attach_raw_tracepoint(skel->progs.fp_rt_enter, "sys_enter");
+	if (!rt_links[nrt_links]) {
+		reply_err("raw_tracepoint sys_enter", errno);
+		return;
+	}
+	nrt_links++;
+	rt_links[nrt_links] = bpf_program__attach_raw_tracepoint(skel->progs.fp_rt_exit, "sys_exit");
+	if (!rt_links[nrt_links]) {
+		reply_err("raw_tracepoint sys_exit", errno);
+		return;
+	}
+	nrt_links++;
+	/* GC: optional, the binary may be stripped or not be node at all */
+	if (find_symbol(bin, "_ZN2v88internal4Heap14CollectGarbageE", sym, sizeof(sym)) == 0) {
+		LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = sym, .retprobe = false);
+		struct bpf_link *a = bpf_program__attach_uprobe_opts(skel->progs.fp_gc_enter, (pid_t)rt.tid, bin, 0, &uo);
+		uo.retprobe = true;
+		struct bpf_link *b = a ? bpf_program__attach_uprobe_opts(skel->progs.fp_gc_exit, (pid_t)rt.tid, bin, 0, &uo) : NULL;
+		if (a && b) {
+			rt_links[nrt_links++] = a;
+			rt_links[nrt_links++] = b;
+			gc = 1;
+		} else if (a) {
+			bpf_link__destroy(a);
+		}
+	}
+	rt_pid = (int)rt.tid;
+	rt_log_ns = (__u64)(logms ? atof(logms) : 2000) * 1000000ull;
+	printf("OK %d\n", gc);
+}
+
+/* Called from the main loop: say so, from this process, while the watched loop is stuck. */
+static void rt_watch(void)
+{
+	static __u64 last_log_ns, reported_exit;
+	struct fp_runtime rt;
+	struct timespec ts;
+	__u32 zero = 0;
+	__u64 now;
+
+	if (!rt_pid || bpf_map_lookup_elem(bpf_map__fd(skel->maps.rt_state), &zero, &rt))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
+	if (rt.in_poll || !rt.poll_exit_ns || now - rt.poll_exit_ns < rt_log_ns) {
+		if (reported_exit && reported_exit != rt.poll_exit_ns) {
+			fprintf(rt_log, "pf-fastpathd: pid %d event loop answered again (blocked since %.3f s before)\n", rt_pid,
+				(double)(now - reported_exit) / 1e9);
+			fflush(rt_log);
+			reported_exit = 0;
+		}
+		return;
+	}
+	if (now - last_log_ns < 1000000000ull)
+		return;
+	last_log_ns = now;
+	reported_exit = rt.poll_exit_ns;
+	fprintf(rt_log, "pf-fastpathd: pid %d event loop blocked for %llu ms (no return to epoll)%s\n", rt_pid,
+		(unsigned long long)((now - rt.poll_exit_ns) / 1000000), rt.in_gc ? ", in V8 GC" : "");
+	fflush(rt_log);
+}
+
 static void cmd_attach(char *args)
 {
 	char *kind = strtok(args, " "), *target = strtok(NULL, " "), *mode = strtok(NULL, " ");
@@ -434,6 +583,10 @@ static void cmd_attach(char *args)
 		close(cg);
 		return;
 	}
+	if (!strcmp(kind, "runtime")) {
+		cmd_runtime(target, mode, strtok(NULL, " "));
+		return;
+	}
 	if (!strcmp(kind, "xsk")) {
 		struct xsk_fwd_maps m = {
 			.xsks = bpf_map__fd(skel->maps.xsks), .services = bpf_map__fd(skel->maps.services),
@@ -501,6 +654,10 @@ static void detach_all(void)
 	for (int i = 0; i < nlinks; i++)
 		close(links[i]);
 	nlinks = 0;
+	for (int i = 0; i < nrt_links; i++)
+		bpf_link__destroy(rt_links[i]);
+	nrt_links = 0;
+	rt_pid = 0;
 	if (msg_attached_map >= 0)
 		bpf_prog_detach2(bpf_program__fd(skel->progs.fp_sk_msg), msg_attached_map, BPF_SK_MSG_VERDICT);
 	msg_attached_map = -1;
@@ -556,6 +713,9 @@ int main(int argc, char **argv)
 		printf("FAIL ring buffer: %s\n", strerror(errno));
 		return 2;
 	}
+	rt_log = fcntl(3, F_GETFD) >= 0 ? fdopen(3, "w") : NULL;
+	if (!rt_log)
+		rt_log = stderr;
 	printf("READY %d %d\n", FP_ABI_VERSION, ncpus);
 	fflush(stdout);
 
@@ -565,6 +725,7 @@ int main(int argc, char **argv)
 			break;
 		if (rb)
 			ring_buffer__consume(rb);
+		rt_watch();
 		if (pfd[0].revents & (POLLIN | POLLHUP)) {
 			if (!fgets(line, sizeof(line), stdin))
 				break; /* owner gone: clean up */

@@ -63,7 +63,48 @@ export const LAYOUT = {
   fp_dest_key: { size: 24, addr: 0, dir: 20 },
   fp_dest_stats: { size: 112, opened: 0, udp_datagrams: 104 },
   fp_lb_stats: { size: 24, packets: 0, bytes: 8, flows: 16 },
+  fp_runtime: {
+    size: 240, tid: 0, in_poll: 4, nr_poll: 8, in_gc: 20, stall_ns: 24, poll_enter_ns: 32, poll_exit_ns: 40, iterations: 48,
+    busy_ns: 56, busy_max_ns: 64, stalls: 72, gc_enter_ns: 80, gcs: 88, gc_ns: 96, gc_max_ns: 104, hist: 112,
+  },
 } as const;
+
+export const RT_HIST = 16;
+
+export interface RuntimeState {
+  readonly tid: number;
+  readonly inPoll: boolean;
+  readonly inGc: boolean;
+  readonly pollExitNs: bigint;
+  readonly iterations: number;
+  readonly busyNs: number;
+  readonly busyMaxNs: number;
+  readonly stalls: number;
+  readonly gcs: number;
+  readonly gcNs: number;
+  readonly gcMaxNs: number;
+  /** iterations by busy time: bucket i holds [64us * 2^(i-1), 64us * 2^i), bucket 0 below 64 us, the last open-ended */
+  readonly hist: readonly number[];
+}
+
+export function decodeRuntime(b: Buffer): RuntimeState {
+  const L = LAYOUT.fp_runtime;
+  const u64 = (o: number) => Number(b.readBigUInt64LE(o));
+  return {
+    tid: b.readUInt32LE(L.tid),
+    inPoll: b.readUInt32LE(L.in_poll) !== 0,
+    inGc: b.readUInt32LE(L.in_gc) !== 0,
+    pollExitNs: b.readBigUInt64LE(L.poll_exit_ns),
+    iterations: u64(L.iterations),
+    busyNs: u64(L.busy_ns),
+    busyMaxNs: u64(L.busy_max_ns),
+    stalls: u64(L.stalls),
+    gcs: u64(L.gcs),
+    gcNs: u64(L.gc_ns),
+    gcMaxNs: u64(L.gc_max_ns),
+    hist: Array.from({ length: RT_HIST }, (_, i) => u64(L.hist + i * 8)),
+  };
+}
 
 /** struct fp_dest_stats, field by field (all __u64, in order). */
 export const DEST_STATS_FIELDS = [

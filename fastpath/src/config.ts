@@ -20,6 +20,9 @@
  *       workload: reviews-v1,                 label on metrics and flow records (default: the cgroup's basename)
  *       events: true,                         per-connection events (/flows, flow_log); false: metrics only
  *       flow_log: { path: /dev/stdout, format: "..." } }   flow records, Envoy's format language
+ *   runtime_probes:               pilotfish's own event loop and GC seen from outside (off when absent)
+ *     { stall_ms: 200,            an iteration busier than this counts as a stall
+ *       log_ms: 2000 }            the helper logs (itself, on pilotfish's stderr) a loop blocked this long
  */
 import { isIP } from 'node:net';
 import type { Diagnostics, TypedExtension } from '../../config/src/index.js';
@@ -57,6 +60,15 @@ export interface FastPathObserve {
   readonly flowLog?: { readonly path: string; readonly format?: string };
 }
 
+export interface FastPathRuntimeProbes {
+  readonly stallMs: number;
+  readonly logMs: number;
+  /** Not from YAML: the process to watch (default: this one). */
+  readonly pid?: number;
+  /** Not from YAML: where the helper writes its stall lines (default: this process's stderr). */
+  readonly logFd?: number;
+}
+
 export interface FastPathConfig {
   readonly interface?: string;
   readonly returnInterfaces: readonly string[];
@@ -69,6 +81,7 @@ export interface FastPathConfig {
   readonly services: readonly FastPathService[];
   readonly interception?: FastPathInterception;
   readonly observe?: FastPathObserve;
+  readonly runtimeProbes?: FastPathRuntimeProbes;
   /**
    * Not from YAML: a command prefix for the privileged helper, e.g.
    * ['ip', 'netns', 'exec', 'gw'] in tests; empty means run it directly.
@@ -141,7 +154,7 @@ function oneOf<T extends string>(diag: Diagnostics, o: Obj, key: string, path: s
   return v as T;
 }
 
-const KNOWN = new Set(['interface', 'return_interfaces', 'redirect_peers', 'mode', 'forward', 'flow_events', 'services', 'interception', 'xsk_queues', 'observe']);
+const KNOWN = new Set(['interface', 'return_interfaces', 'redirect_peers', 'mode', 'forward', 'flow_events', 'services', 'interception', 'xsk_queues', 'observe', 'runtime_probes']);
 
 function decodeService(diag: Diagnostics, v: unknown, path: string): FastPathService | undefined {
   if (!isObj(v)) {
@@ -283,6 +296,27 @@ export function decodeFastPathConfig(ext: TypedExtension, diag: Diagnostics, pat
   }
   const interception = c.interception === undefined ? undefined : decodeInterception(diag, c.interception, `${path}.interception`);
   const observe = c.observe === undefined ? undefined : decodeObserve(diag, c.observe, `${path}.observe`);
+  let runtimeProbes: FastPathRuntimeProbes | undefined;
+  if (c.runtime_probes !== undefined) {
+    const r = c.runtime_probes;
+    const ms = (k: string, dflt: number): number => {
+      const v = isObj(r) ? r[k] : undefined;
+      if (v === undefined) return dflt;
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 1 || v > 600_000) {
+        diag.error(`${path}.runtime_probes.${k}`, 'must be a number of milliseconds in [1, 600000]');
+        return dflt;
+      }
+      return v;
+    };
+    if (!isObj(r)) diag.error(`${path}.runtime_probes`, 'must be an object');
+    else {
+      for (const k of Object.keys(r)) if (k !== 'stall_ms' && k !== 'log_ms') diag.warn(`${path}.runtime_probes.${k}`, 'unknown field, ignored');
+      runtimeProbes = { stallMs: ms('stall_ms', 200), logMs: ms('log_ms', 2000) };
+    }
+  }
   if (diag.errors.length > before) return undefined;
-  return { interface: iface, returnInterfaces, redirectPeers, mode, forward, flowEvents, xskQueues, services, interception, ...(observe ? { observe } : {}) };
+  return {
+    interface: iface, returnInterfaces, redirectPeers, mode, forward, flowEvents, xskQueues, services, interception,
+    ...(observe ? { observe } : {}), ...(runtimeProbes ? { runtimeProbes } : {}),
+  };
 }

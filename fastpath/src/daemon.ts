@@ -15,6 +15,8 @@ export interface DaemonOptions {
   /** connection events (conn_events ring), hex */
   readonly onConnEvent?: (hex: string) => void;
   readonly startTimeoutMs?: number;
+  /** Handed to the helper as its fd 3: where it writes runtime-probe stall lines itself (default: our stderr). */
+  readonly logFd?: number;
 }
 
 export class DaemonError extends Error {
@@ -45,7 +47,8 @@ export class Daemon {
   /** Starts the helper; rejects with its one-line reason if it cannot load the programs. */
   static async start(opts: DaemonOptions): Promise<Daemon> {
     const argv = [...(opts.launcher ?? []), opts.binary];
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    // fd 3: our stderr (or a test's file), so the helper's stall lines reach the log without our event loop
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe', opts.logFd ?? 2] }) as unknown as ChildProcessByStdio<Writable, Readable, Readable>;
     const d = new Daemon(child, opts);
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => { stderr = (stderr + b.toString()).slice(-2000); });

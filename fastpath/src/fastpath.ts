@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import type { EndpointDiff } from '../../config/src/index.js';
 import {
   CFG_F_CONN_EVENTS, CFG_F_EVENTS, CFG_F_FIB, CFG_F_INTERCEPT, CFG_F_OBSERVE, CFG_F_SOCKMAP, COUNTERS, EV_FLOW_NEW,
-  decodeConnEvent, decodeDestKey, decodeDestStats, decodeEvent, decodeFlow, decodeLbStats, decodeSockAddr, encodeConfig,
+  decodeConnEvent, decodeDestKey, decodeRuntime, type RuntimeState, decodeDestStats, decodeEvent, decodeFlow, decodeLbStats, decodeSockAddr, encodeConfig,
   encodeFlowKey, encodePortKey, encodeSockAddr, encodeU32, parseDump, type FlowEvent, type FlowKey, type FlowValue,
 } from './abi.js';
 import { FlowObserver, type FlowRecord, type Resolver } from './observe.js';
@@ -85,6 +85,8 @@ export class BpfFastPath implements FastPath {
   /** connection telemetry (config.observe) */
   readonly observer: FlowObserver | undefined;
   private lbStats: Record<string, number> = {};
+  private runtime: RuntimeState | undefined;
+  private gcProbes = false;
   private configFlags = 0;
   private flowLog: FlowLog | undefined;
   private connEventsOn = false;
@@ -105,6 +107,7 @@ export class BpfFastPath implements FastPath {
       launcher: config.launcher,
       onEvent: (hex) => fp?.onEvent(hex),
       onConnEvent: (hex) => fp?.onConnEvent(hex),
+      ...(config.runtimeProbes?.logFd !== undefined ? { logFd: config.runtimeProbes.logFd } : {}),
     });
     fp = new BpfFastPath(config, daemon, log);
     try {
@@ -174,6 +177,12 @@ export class BpfFastPath implements FastPath {
       // connect4/6 and sockops are shared with interception; the helper links each to a cgroup once
       await this.daemon.request(`A cgroup ${ob.cgroup} observe`);
       this.programs.push('observe');
+    }
+    const rp = c.runtimeProbes;
+    if (rp) {
+      const pid = rp.pid ?? process.pid;
+      this.gcProbes = (await this.daemon.request(`A runtime ${pid} ${rp.stallMs} ${rp.logMs}`)).trim() === '1';
+      this.programs.push('runtime_loop', ...(this.gcProbes ? ['runtime_gc'] : []));
     }
   }
 
@@ -295,6 +304,7 @@ export class BpfFastPath implements FastPath {
     m.fastpath_events_total = this.eventsSeen;
     Object.assign(m, this.lbStats);
     if (this.observer) Object.assign(m, this.observer.metrics());
+    if (this.runtime) Object.assign(m, runtimeMetrics(this.runtime, this.gcProbes));
     if (this.flowLog) {
       m.fastpath_flow_log_written_total = this.flowLog.stats.written;
       m.fastpath_flow_log_dropped_total = this.flowLog.stats.dropped;
@@ -310,6 +320,10 @@ export class BpfFastPath implements FastPath {
       this.observer.updateDestStats(rows.map((r) => ({ key: r.key.toString('hex'), dest: decodeDestKey(r.key), stats: decodeDestStats(r.value) })));
     }
     if (this.config.services.length > 0) await this.refreshLbStats();
+    if (this.config.runtimeProbes) {
+      const v = await this.daemon.lookup('rt_state', encodeU32(0));
+      if (v) this.runtime = decodeRuntime(v);
+    }
     if (this.programs.includes('af_xdp_forwarder')) {
       this.xskCounters = (await this.daemon.request('X')).trim().split(' ').map((n) => BigInt(n));
     }
@@ -388,6 +402,31 @@ export class BpfFastPath implements FastPath {
   }
 }
 
+/**
+ * The watched event loop as metrics. Read by the proxy itself, these are only as fresh as
+ * its last scrape; the live "blocked now" signal is the helper's own log line.
+ */
+export function runtimeMetrics(r: RuntimeState, gc: boolean): Record<string, number> {
+  const m: Record<string, number> = {
+    fastpath_runtime_loop_iterations_total: r.iterations,
+    fastpath_runtime_loop_busy_seconds_total: r.busyNs / 1e9,
+    fastpath_runtime_loop_busy_max_seconds: r.busyMaxNs / 1e9,
+    fastpath_runtime_loop_stalls_total: r.stalls,
+  };
+  let cum = 0;
+  r.hist.forEach((n, i) => {
+    cum += n;
+    const le = i === r.hist.length - 1 ? '+Inf' : String((64e-6 * 2 ** i).toPrecision(3));
+    m[`fastpath_runtime_loop_busy_seconds_bucket{le="${le}"}`] = cum;
+  });
+  if (gc) {
+    m.fastpath_runtime_gc_total = r.gcs;
+    m.fastpath_runtime_gc_seconds_total = r.gcNs / 1e9;
+    m.fastpath_runtime_gc_max_seconds = r.gcMaxNs / 1e9;
+  }
+  return m;
+}
+
 /** Why BPF cannot run here, or undefined when it is worth trying. */
 export function preflight(config: FastPathConfig | undefined): string | undefined {
   if (!config) return 'no pilotfish.fastpath bootstrap extension';
@@ -396,7 +435,7 @@ export function preflight(config: FastPathConfig | undefined): string | undefine
   if (typeof process.getuid === 'function' && process.getuid() !== 0 && !config.launcher) {
     return 'needs root (CAP_BPF + CAP_NET_ADMIN) to load BPF programs';
   }
-  if (!config.interface && !config.interception && !config.observe) return 'nothing to do: no interface, interception or observe configured';
+  if (!config.interface && !config.interception && !config.observe && !config.runtimeProbes) return 'nothing to do: no interface, interception, observe or runtime_probes configured';
   return undefined;
 }
 
