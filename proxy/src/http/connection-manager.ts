@@ -540,7 +540,7 @@ class Exchange implements Downstream {
       // CONNECT is terminated here with connect_config, else passed on to the upstream (Envoy's default).
       mode: up.type !== 'connect' ? 'upgrade' : connectTermination(action.upgradeConfigs) ? 'connect' : 'connect-proxy',
       method: this.view.method, path: up.type === 'connect' ? this.view.authority : path, headers: this.view.headers, upgrade: up.value, head: up.head, idleTimeout: idle,
-      pick: { hash: hash ?? Number.NaN, exclude: undefined, connection: undefined, headers: this.view.headers },
+      pick: { hash: hash ?? Number.NaN, exclude: undefined, connection: connectionInfo(this.req.socket), headers: this.view.headers },
     }, down, this.tunnelOwner());
     this.tunnel.start();
   }
