@@ -65,12 +65,20 @@ for (const apiType of ['DELTA_GRPC', 'GRPC']) {
   t.test(`${apiType}: proxy process follows the control plane process under load`, async (t) => {
     agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
     const ups = [await upstream(t, 'u1'), await upstream(t, 'u2'), await upstream(t, 'u3')];
-    const [cpPort, listenPort] = [await freePort(), await freePort()];
+    // The control plane binds port 0 and says which port it got. The listener's port
+    // must stay the same across a control-plane restart, and a port-0 listener moves
+    // when the resync rebuilds it (DELTA), so that one is picked here; the window in
+    // which a parallel test could take it is the proxy's start.
+    const listenPort = await freePort();
     const meshFile = path.join(dir, `mesh-${apiType}.yaml`);
     const writeMesh = (eps: string[]) =>
       writeFileSync(meshFile, `listeners:\n  - {name: ingress, address: 127.0.0.1, port: ${listenPort}, routes: [{prefix: /, service: web}]}\nservices:\n  - name: web\n    leds: ${apiType === 'DELTA_GRPC'}\n    endpoints: [${eps.join(', ')}]\n`);
     const ep = (i: number, extra = '') => `{address: 127.0.0.1, port: ${ups[i]}${extra}}`;
     writeMesh([ep(0)]);
+    let cp = pilotfish(['controlplane', '--config', meshFile, '--port', '0', '--address', '127.0.0.1']);
+    t.teardown(() => { cp.child.kill('SIGKILL'); });
+    await until(() => /listening \d+/.test(cp.out()), 20_000, 'control plane');
+    const cpPort = Number(/listening (\d+)/.exec(cp.out())![1]);
     const bootstrap = path.join(dir, `bootstrap-${apiType}.yaml`);
     writeFileSync(bootstrap, `node: {id: proxy-e2e, cluster: e2e}
 static_resources:
@@ -90,9 +98,6 @@ dynamic_resources:
   lds_config: {ads: {}, resource_api_version: V3}
   cds_config: {ads: {}, resource_api_version: V3}
 `);
-    let cp = pilotfish(['controlplane', '--config', meshFile, '--port', String(cpPort), '--address', '127.0.0.1']);
-    t.teardown(() => { cp.child.kill('SIGKILL'); });
-    await until(() => /listening \d+/.test(cp.out()), 20_000, 'control plane');
     const proxy = pilotfish(['proxy', '--config', bootstrap, '--log-level', 'warning']);
     t.teardown(() => { proxy.child.kill('SIGKILL'); });
     await until(async () => (await get(listenPort)).body === 'u1', 30_000, 'proxy routing to u1');

@@ -1,7 +1,7 @@
 import t from 'tap';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
-import { bootstrapYaml, get, startProxyYaml, startUpstream, staticCluster } from './helpers.js';
+import { bootstrapYaml, get, refusedHost, startProxyYaml, startUpstream, staticCluster } from './helpers.js';
 import { until } from '../../test-support/wait.js';
 
 t.test('routes by virtual host and path, rewrites, direct responses and redirects', async (t) => {
@@ -103,10 +103,8 @@ t.test('round robin spreads requests over the endpoints of a cluster', async (t)
 
 t.test('upstream failures map to Envoy statuses and response flags', async (t) => {
   const slow = await startUpstream(t, 'slow', (_req, res) => setTimeout(() => res.end('late'), 1500));
-  const closed = net.createServer();
-  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
-  const deadPort = (closed.address() as net.AddressInfo).port;
-  await new Promise((r) => closed.close(r));
+  // refused for the whole test (a freed port can be taken by a parallel test)
+  const dead = await refusedHost(t);
   const p = await startProxyYaml(t, bootstrapYaml(`
             - name: all
               domains: ["*"]
@@ -116,7 +114,7 @@ t.test('upstream failures map to Envoy statuses and response flags', async (t) =
               - match: { prefix: "/dead" }
                 route: { cluster: dead }
               - match: { prefix: "/missing" }
-                route: { cluster_header: x-cluster }`, staticCluster('slow', [slow.port]) + staticCluster('dead', [deadPort])));
+                route: { cluster_header: x-cluster }`, staticCluster('slow', [slow.port]) + staticCluster('dead', [dead])));
   let r = await get(p.port(), '/slow', { host: 'x' });
   t.equal(r.status, 504, 'route timeout -> 504');
   t.equal(r.body, 'upstream request timeout');
