@@ -59,7 +59,8 @@ t.test('flow filters', async (t) => {
   t.ok(matchesFilter(rec(), f.filter));
   t.notOk(matchesFilter(rec({ outcome: 'ok' }), f.filter));
   t.notOk(matchesFilter(rec({ service: null }), f.filter));
-  t.ok(matchesFilter(rec({ pid: 42 }), (parseFlowFilter(new URLSearchParams('pid=42')) as { filter: never }).filter));
+  const byPid = parseFlowFilter(new URLSearchParams('pid=42'));
+  t.ok(byPid.ok && matchesFilter(rec({ pid: 42 }), byPid.filter) && !matchesFilter(rec({ pid: 7 }), byPid.filter), 'numbers match their text');
   t.match(parseFlowFilter(new URLSearchParams('bogus=1')), { ok: false, error: /unknown filter "bogus"/ });
   t.match(parseFlowFilter(new URLSearchParams('outcome=')), { ok: false });
   // an empty filter lets everything through; a filter on a field accepts exactly its listed values
