@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { ENUMS } from './enums.js';
 import type {
   CircuitBreakerThresholds, Cluster, ClusterLoadAssignment, DiscoveryType, HealthCheck, LbEndpoint, LbPolicy, LocalityLbEndpoints,
@@ -189,6 +190,8 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
   const perConnectionBufferLimitBytes = r.int('per_connection_buffer_limit_bytes', 1024 * 1024, 1, 0xffffffff);
   const uco = r.object('upstream_connection_options');
   const upstreamConnectionOptions = uco ? decodeUpstreamConnectionOptions(uco) : undefined;
+  const ubc = r.object('upstream_bind_config');
+  const upstreamBindConfig = ubc ? decodeUpstreamBindConfig(ubc) : undefined;
   // Accepted without effect (safe): metadata is opaque to the data path (filter_metadata for
   // other filters; Istio labels clusters with it).
   r.accept('metadata');
@@ -200,6 +203,7 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
     perConnectionBufferLimitBytes, cleanupInterval, transportSocketMatches,
     ...(originalDst ? { originalDst } : {}),
     ...(upstreamConnectionOptions ? { upstreamConnectionOptions } : {}),
+    ...(upstreamBindConfig ? { upstreamBindConfig } : {}),
     ...(loadAssignment ? { loadAssignment } : {}),
     ...(edsServiceName !== undefined ? { edsServiceName } : {}),
     ...(outlierDetection ? { outlierDetection } : {}),
@@ -491,4 +495,25 @@ export function decodeLbEndpoint(r: ObjectReader, allowHostnames: boolean): LbEn
     return undefined;
   }
   return { address, hostname, healthStatus, loadBalancingWeight, metadata: (md ?? {}) as Record<string, unknown> };
+}
+
+/**
+ * upstream_bind_config (envoy.config.core.v3.BindConfig): the local address upstream
+ * connections are made from. Istio's inbound clusters bind to 127.0.0.6 so that its
+ * iptables rules (`-o lo -s 127.0.0.6 -j RETURN`) do not intercept them again.
+ */
+function decodeUpstreamBindConfig(r: ObjectReader): { sourceAddress: string; sourcePort?: number } | undefined {
+  const sa = r.object('source_address');
+  let out: { sourceAddress: string; sourcePort?: number } | undefined;
+  if (!sa) r.diag.error(r.child('source_address'), 'is required');
+  else {
+    const address = sa.requiredString('address');
+    const port = sa.int('port_value', 0, 0, 65535);
+    sa.accept('protocol');
+    sa.finish();
+    if (address !== undefined && isIP(address) === 0) sa.diag.error(sa.child('address'), `expected an IP address, got "${address}"`);
+    else if (address !== undefined) out = { sourceAddress: address, ...(port !== 0 ? { sourcePort: port } : {}) };
+  }
+  r.finish();
+  return out;
 }

@@ -544,6 +544,8 @@ export interface Cluster {
    */
   readonly transportSocketMatches: readonly TransportSocketMatch[];
   readonly upstreamConnectionOptions?: { readonly tcpKeepalive?: TcpKeepalive };
+  /** upstream_bind_config.source_address: connect from this local address (Istio's inbound clusters: 127.0.0.6). */
+  readonly upstreamBindConfig?: { readonly sourceAddress: string; readonly sourcePort?: number };
 }
 
 export interface TransportSocketMatch {

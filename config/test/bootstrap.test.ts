@@ -77,9 +77,9 @@ for (const [name, yaml, want] of badCases) {
 }
 
 t.test('unsupported fields are warned about by path, never silently ignored', async (t) => {
-  const { b, warnings } = decode(listener(goodHcm).replace('connect_timeout: 1s', 'connect_timeout: 1s\n    upstream_bind_config: {}\n    some_future_field: 1'));
+  const { b, warnings } = decode(listener(goodHcm).replace('connect_timeout: 1s', 'connect_timeout: 1s\n    upstream_bind_config: { source_address: { address: 127.0.0.6, port_value: 0 }, freebind: true }\n    some_future_field: 1'));
   t.ok(b, 'still accepted');
-  t.ok(warnings.includes('static_resources.clusters[0].upstream_bind_config: not supported by pilotfish; ignored'));
+  t.ok(warnings.includes('static_resources.clusters[0].upstream_bind_config.freebind: not supported by pilotfish; ignored'));
   t.ok(warnings.includes('static_resources.clusters[0].some_future_field: not supported by pilotfish; ignored'));
 });
 

@@ -62,7 +62,7 @@ export function renderClusters(proxy: ProxyServer, json: boolean): string | Reco
       cluster_statuses: [...proxy.clusterRuntimes()].map(([name, c]) => ({
         name,
         added_via_api: !proxy.bootstrap.staticResources.clusters.some((s) => s.name === name),
-        host_statuses: [...c.endpoints.hosts()].map((h) => ({
+        host_statuses: c.allHosts().map((h) => ({
           address: { socket_address: { address: h.endpoint.address, port_value: h.endpoint.port } },
           health_status: { eds_health_status: h.endpoint.health.toUpperCase(), failed_outlier_check: c.healthFlags(h).failedOutlierCheck, failed_active_health_check: c.healthFlags(h).failedActiveHc },
           weight: h.endpoint.weight,
@@ -81,7 +81,7 @@ export function renderClusters(proxy: ProxyServer, json: boolean): string | Reco
       lines.push(`${name}::${p}_priority::max_connections::${t.maxConnections}`, `${name}::${p}_priority::max_pending_requests::${t.maxPendingRequests}`,
         `${name}::${p}_priority::max_requests::${t.maxRequests}`, `${name}::${p}_priority::max_retries::${t.maxRetries}`);
     }
-    for (const h of c.endpoints.hosts()) {
+    for (const h of c.allHosts()) {
       const k = `${name}::${h.key}`;
       const hf = c.healthFlags(h);
       const parts = [hf.failedActiveHc ? '/failed_active_hc' : '', hf.failedOutlierCheck ? '/failed_outlier_check' : '', h.endpoint.health === 'healthy' ? '' : `/eds_${h.endpoint.health}`].filter(Boolean);

@@ -5,6 +5,7 @@ import type { ChainHandler } from '../listener/chain-handler.js';
 import type { ConnectionInfo } from '../net/connection-info.js';
 import type { Snapshot } from '../snapshot.js';
 import { endpointConnectOptions } from '../upstream/address.js';
+import { applyTcpKeepalive, bindOptions } from '../upstream/pool.js';
 import type { Counter, Gauge, StatsStore } from '../stats/stats.js';
 
 interface TcpStats {
@@ -85,7 +86,7 @@ export class TcpProxyChain implements ChainHandler {
       const ctx: PickContext = { hash: Number.NaN, exclude: undefined, connection: info, headers: undefined };
       const host = cluster.pick(ctx);
       if (!host) {
-        cluster.stats.upstream_cx_none_healthy.inc();
+        // (ClusterRuntime.pick counted upstream_cx_none_healthy.)
         down.destroy();
         return;
       }
@@ -93,7 +94,8 @@ export class TcpProxyChain implements ChainHandler {
       host.activeRequests++;
       cluster.stats.upstream_cx_total.inc();
       cluster.stats.upstream_cx_active.inc();
-      const up = net.connect({ ...endpointConnectOptions(host.endpoint), noDelay: true });
+      const up = net.connect({ ...endpointConnectOptions(host.endpoint), ...bindOptions(cluster.config), noDelay: true });
+      applyTcpKeepalive(up, cluster.config);
       let connected = false;
       const connectTimer = setTimeout(() => up.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), cluster.config.connectTimeout);
       up.once('connect', () => {

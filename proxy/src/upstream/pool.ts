@@ -27,8 +27,11 @@ export function createHostPool(cluster: Cluster, host: Host, tls: UpstreamTls, o
   };
   // The proxy enforces route and per-try timeouts itself; undici's own limits would
   // fire with the wrong response flags.
+  const bind = cluster.upstreamBindConfig;
   const common = {
     connect,
+    // undici takes the source address at the client level and hands it to its connector.
+    ...(bind && !pipe ? { localAddress: bind.sourceAddress } : {}),
     connectTimeout: cluster.connectTimeout,
     headersTimeout: 0,
     bodyTimeout: 0,
@@ -72,6 +75,12 @@ export function keepaliveOptions(cluster: Cluster): { keepAlive?: boolean; keepA
 }
 
 /** tcp_keepalive on a socket the caller opened itself (the TCP proxy's upstream connection). */
+/** upstream_bind_config: net.connect's localAddress/localPort (for TLS, tls.connect passes them on). */
+export function bindOptions(cluster: Cluster): { localAddress?: string; localPort?: number } {
+  const b = cluster.upstreamBindConfig;
+  return b ? { localAddress: b.sourceAddress, ...(b.sourcePort !== undefined ? { localPort: b.sourcePort } : {}) } : {};
+}
+
 export function applyTcpKeepalive(socket: net.Socket, cluster: Cluster): void {
   const k = cluster.upstreamConnectionOptions?.tcpKeepalive;
   if (k !== undefined) socket.setKeepAlive(true, k.time ?? 0);

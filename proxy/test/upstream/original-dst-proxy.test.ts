@@ -56,6 +56,14 @@ t.test('x-envoy-original-dst-host picks the upstream per request; none -> 503 UH
   });
   t.match(stats, /cluster\.PassthroughCluster\.original_dst_loop_refused: 1/);
   t.match(stats, /cluster\.PassthroughCluster\.membership_total: 2/);
+  const clusters = await new Promise<string>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: p.adminPort, path: '/clusters', agent: false }, (res) => {
+      let s = '';
+      res.on('data', (c) => (s += c));
+      res.on('end', () => resolve(s));
+    }).on('error', reject);
+  });
+  t.match(clusters, new RegExp(`PassthroughCluster::127\\.0\\.0\\.1:${a.port}::`), '/clusters lists the hosts ORIGINAL_DST created');
 });
 
 t.test('pipe endpoints behind the HTTP router and the TCP proxy', async (t) => {
