@@ -106,6 +106,17 @@ if (why) {
     t.ok(m.fastpath_flows_created_total! >= 36, `flows created: ${m.fastpath_flows_created_total}`);
     t.equal(m['fastpath_drops_total{reason="no_backend"}'], 0);
     t.equal(m.fastpath_map_errors_total, 0);
+
+    // per service and per backend: every client packet xdp_lb steered, once, under its service and its backend
+    const svc = (port: number, proto: string, what: string) => m[`fastpath_service_${what}_total{service="web",vip="${VIP}:${port}/${proto}"}`] ?? 0;
+    t.equal(svc(80, 'TCP', 'flows') + svc(53, 'UDP', 'flows'), m.fastpath_flows_created_total, 'flows per service add up to all flows');
+    t.ok(svc(80, 'TCP', 'flows') >= 36 && svc(53, 'UDP', 'flows') >= 1, `TCP flows ${svc(80, 'TCP', 'flows')}, UDP ${svc(53, 'UDP', 'flows')}`);
+    t.equal(svc(80, 'TCP', 'packets') + svc(53, 'UDP', 'packets'), m.fastpath_flow_hits_total! + m.fastpath_flows_created_total!, 'packets per service add up');
+    t.ok(svc(80, 'TCP', 'bytes') > svc(80, 'TCP', 'packets') * 40, 'bytes per service');
+    const onB2 = (what: string) => m[`fastpath_backend_${what}_total{service="web",vip="${VIP}:80/TCP",backend="198.18.2.1:8080"}`] ?? 0;
+    t.ok(onB2('flows') >= 12 + on('b2'), `backend b2 flows ${onB2('flows')} (it took ${12 + on('b2')} TCP flows at least)`);
+    t.ok(onB2('packets') > 0 && onB2('packets') <= svc(80, 'TCP', 'packets'), 'backend packets within its service');
+    t.notOk(Object.keys(m).some((k) => k.includes('backend="198.18.1.1:8080"')), 'a removed backend has no series (its id may be reused, counters zeroed)');
     t.comment(JSON.stringify(m));
   });
 }
