@@ -38,15 +38,10 @@ async function upstream(t: { teardown(f: () => unknown): void }, name: string): 
 
 /** The old server's port may take a moment to be released. */
 async function listenRetrying(cp: ControlPlane, port: number): Promise<void> {
-  for (let i = 0; ; i++) {
-    try {
-      await cp.listen(port);
-      return;
-    } catch (e) {
-      if (i >= 40) throw e;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  await waitUntil(`the control plane to listen again on ${port}`, async () => {
+    await cp.listen(port); // throws EADDRINUSE until the old server has let go
+    return true;
+  }, { intervalMs: 100 });
 }
 
 const until = (pred: () => boolean | Promise<boolean>, _ms: number, what: string) => waitUntil(what, pred);

@@ -13,6 +13,7 @@ import { BpfFastPath } from '../src/fastpath.js';
 import type { FastPathConfig } from '../src/config.js';
 import { bpfUnavailable, uniq } from './helpers/bpf.js';
 import { Topology, waitLine } from './helpers/netns.js';
+import { until } from '../../test-support/wait.js';
 
 const CGROUP_ROOT = '/sys/fs/cgroup/unified';
 const app = (name: string) => fileURLToPath(new URL(`./apps/${name}`, import.meta.url));
@@ -39,10 +40,11 @@ if (why) {
     t.teardown(async () => {
       topo.destroy();
       for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
-      // a cgroup can only go once its processes are gone
-      for (let i = 0; i < 50 && existsSync(cg); i++) {
-        try { rmdirSync(cg); } catch { await new Promise((r) => setTimeout(r, 50)); }
-      }
+      // a cgroup can only go once its processes are gone (slow on a loaded machine)
+      await until(`cgroup ${cg} removed`, () => {
+        if (existsSync(cg)) rmdirSync(cg); // throws EBUSY while processes remain: not yet
+        return true;
+      }, { intervalMs: 50 });
     });
     const ns = topo.ns('i');
     // somewhere for non-intercepted packets to go (and die): a veth to an empty namespace
