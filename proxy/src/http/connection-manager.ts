@@ -22,6 +22,7 @@ import { Stream } from './stream.js';
 import { connectionInfo } from '../net/connection-info.js';
 import { applyXfcc } from './xfcc.js';
 import { LocalReplyRewriter } from './local-reply.js';
+import { classifyRequest, InternalAddresses } from './internal-request.js';
 import { connectTermination, responseHead, Tunnel, upgradeAllowed, type TunnelOwner } from './upgrade.js';
 import type { TLSSocket } from 'node:tls';
 import type { ClientCertDetails, ForwardClientCertDetails } from '../../../config/src/index.js';
@@ -120,6 +121,8 @@ export class ConnectionManager {
   readonly xfccDetails: ClientCertDetails;
   /** local_reply_config compiled; undefined when not configured (local replies then cost nothing extra). */
   readonly localReplyRewriter: LocalReplyRewriter | undefined;
+  /** internal_address_config (Envoy's defaults when empty), for x-envoy-internal. */
+  readonly internalAddresses: InternalAddresses;
 
   constructor(
     readonly config: HttpConnectionManager,
@@ -137,6 +140,7 @@ export class ConnectionManager {
     this.xfccMode = config.forwardClientCertDetails ?? 'SANITIZE';
     this.xfccDetails = config.setCurrentClientCertDetails ?? NO_CERT_DETAILS;
     this.localReplyRewriter = config.localReplyConfig ? LocalReplyRewriter.compile(config.localReplyConfig) : undefined;
+    this.internalAddresses = new InternalAddresses(config.internalAddressCidrs ?? []);
   }
 
   /**
@@ -348,6 +352,8 @@ class Exchange implements Downstream {
       stripPseudoHeaders(headers);
       headers.host = this.view.authority;
     }
+    // Internal or external (x-envoy-internal, x-envoy-* control headers), from XFF before this hop's append.
+    classifyRequest(headers, firstValue(headers['x-forwarded-for']), this.stream.downstreamAddress, cfg.useRemoteAddress, cfg.xffNumTrustedHops ?? 0, hcm.internalAddresses);
     // x-forwarded-for / -proto as Envoy does: only an edge proxy (use_remote_address) appends.
     if (cfg.useRemoteAddress) {
       if (!cfg.skipXffAppend && this.stream.downstreamAddress !== '') {
