@@ -40,12 +40,74 @@ function nodeIn(ns: string, script: string): string {
 
 /** Servers outside the pod: two services and one destination no listener knows. */
 const EXTERNAL_SERVERS = `
-import http from 'node:http'; import net from 'node:net';
+import http from 'node:http'; import net from 'node:net'; import { createHash } from 'node:crypto';
 const h = (name) => http.createServer((req, res) => { res.setHeader('x-served-by', name); res.end(name + ' ' + req.url); });
-h('svc-a').listen(7001, '${EXT}');
+const svcA = h('svc-a');
+// A WebSocket echo on svc-a (RFC 6455: client frames masked, ours not; one frame per message).
+svcA.on('upgrade', (req, sock) => {
+  const accept = createHash('sha1').update(req.headers['sec-websocket-key'] + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
+  sock.write('HTTP/1.1 101 Switching Protocols\\r\\nupgrade: websocket\\r\\nconnection: upgrade\\r\\nsec-websocket-accept: ' + accept + '\\r\\n\\r\\n');
+  let buf = Buffer.alloc(0);
+  sock.on('data', (d) => {
+    buf = Buffer.concat([buf, d]);
+    for (;;) {
+      if (buf.length < 2) return;
+      let len = buf[1] & 0x7f, off = 2;
+      if (len === 126) { if (buf.length < 4) return; len = buf.readUInt16BE(2); off = 4; }
+      else if (len === 127) { if (buf.length < 10) return; len = Number(buf.readBigUInt64BE(2)); off = 10; }
+      if (buf.length < off + 4 + len) return;
+      const key = buf.subarray(off, off + 4), payload = Buffer.alloc(len);
+      for (let i = 0; i < len; i++) payload[i] = buf[off + 4 + i] ^ key[i & 3];
+      const op = buf[0] & 0x0f;
+      buf = buf.subarray(off + 4 + len);
+      const head = len < 126 ? Buffer.from([0x80 | op, len]) : len < 65536 ? Buffer.from([0x80 | op, 126, len >> 8, len & 0xff]) : Buffer.concat([Buffer.from([0x80 | op, 127]), (() => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(len)); return b; })()]);
+      sock.write(Buffer.concat([head, payload]));
+      if (op === 8) sock.end();
+    }
+  });
+});
+svcA.listen(7001, '${EXT}');
 net.createServer((s) => { s.once('data', (d) => s.end('svc-b:' + d)); }).listen(7002, '${EXT}');
 h('unknown-7003').listen(7003, '${EXT}');
 console.log('ready');
+`;
+
+/** A WebSocket client as an app in the pod would run it: handshake, a text and a 1 MiB binary message, close. */
+const WS_CLIENT = (host: string, port: number) => `
+import net from 'node:net'; import { randomBytes } from 'node:crypto';
+const frame = (op, payload) => {
+  const len = payload.length, key = randomBytes(4);
+  const head = len < 126 ? Buffer.from([0x80 | op, 0x80 | len]) : len < 65536 ? Buffer.from([0x80 | op, 0x80 | 126, len >> 8, len & 0xff]) : Buffer.concat([Buffer.from([0x80 | op, 0x80 | 127]), (() => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(len)); return b; })()]);
+  const body = Buffer.alloc(len); for (let i = 0; i < len; i++) body[i] = payload[i] ^ key[i & 3];
+  return Buffer.concat([head, key, body]);
+};
+const big = randomBytes(1 << 20);
+const s = net.connect(${port}, '${host}', () => s.write('GET /ws HTTP/1.1\\r\\nhost: svc-a\\r\\nupgrade: websocket\\r\\nconnection: Upgrade\\r\\nsec-websocket-version: 13\\r\\nsec-websocket-key: ' + randomBytes(16).toString('base64') + '\\r\\n\\r\\n'));
+let buf = Buffer.alloc(0), head, frames = [];
+const result = {};
+s.on('data', (d) => {
+  buf = Buffer.concat([buf, d]);
+  if (!head) {
+    const end = buf.indexOf('\\r\\n\\r\\n'); if (end < 0) return;
+    head = buf.subarray(0, end).toString(); buf = buf.subarray(end + 4);
+    result.status = head.split('\\r\\n')[0];
+    result.chain = (/x-pilotfish-chain: (.*)/i.exec(head) || [])[1];
+    s.write(frame(1, Buffer.from('hello over the sidecar'))); s.write(frame(2, big));
+  }
+  for (;;) {
+    if (buf.length < 2) return;
+    let len = buf[1] & 0x7f, off = 2;
+    if (len === 126) { if (buf.length < 4) return; len = buf.readUInt16BE(2); off = 4; }
+    else if (len === 127) { if (buf.length < 10) return; len = Number(buf.readBigUInt64BE(2)); off = 10; }
+    if (buf.length < off + len) return;
+    frames.push(buf.subarray(off, off + len)); buf = buf.subarray(off + len);
+    if (frames.length === 2) {
+      result.small = frames[0].toString(); result.bigOk = frames[1].equals(big);
+      console.log(JSON.stringify(result)); s.destroy();
+    }
+  }
+});
+setTimeout(() => { console.log(JSON.stringify(result)); process.exit(1); }, 15000).unref();
 `;
 
 /** The application inside the pod: an HTTP server the inbound side routes to. */
@@ -138,6 +200,16 @@ t.test('transparent sidecar under Istio iptables interception', { skip }, async 
     t.match(out, /svc-a \/hello/);
   });
 
+  await t.test('a WebSocket through the sidecar: upgraded by the 7001 listener\'s HTTP chain, echoed both ways', async (t) => {
+    const out = nodeIn(pod, WS_CLIENT(EXT, 7001));
+    const r = JSON.parse(out.trim().split('\n').pop()!) as { status: string; chain: string; small: string; bigOk: boolean };
+    t.match(r.status, /^HTTP\/1\.1 101/);
+    t.equal(r.chain, 'outbound-7001', 'the 101 came through the HTTP chain (response headers applied)');
+    t.equal(r.small, 'hello over the sidecar');
+    t.ok(r.bigOk, 'a 1 MiB message came back intact (back-pressure both ways)');
+    t.match(admin('/stats'), /http\.outbound_0\.0\.0\.0_7001\.downstream_cx_upgrades_total: [1-9]/, 'counted as an upgrade');
+  });
+
   await t.test('outbound TCP to an IP-specific listener (bind_to_port: false)', async (t) => {
     const out = nodeIn(pod, `import net from 'node:net'; const s = net.connect(7002, '${EXT}', () => s.write('ping')); let b=''; s.on('data', (d) => b += d); s.on('close', () => console.log(b));`);
     t.equal(out.trim(), 'svc-b:ping');
@@ -163,7 +235,7 @@ t.test('transparent sidecar under Istio iptables interception', { skip }, async 
   await t.test('inbound: picked by destination port on virtualInbound, delivered to the app', async (t) => {
     const out = sh('ip', 'netns', 'exec', ext, 'curl', '-s', '-i', '--max-time', '5', `http://${POD}:8080/in`);
     t.match(out, /x-pilotfish-chain: inbound-8080/i, `went through the inbound 8080 chain:\n${out}`);
-    t.match(out, /app \/in from 127\.0\.0\.1/, 'the app sees the sidecar as its peer');
+    t.match(out, /app \/in from 127\.0\.0\.6/, 'the app sees the sidecar as its peer, from 127.0.0.6 as Istio\'s inbound clusters bind');
   });
 
   await t.test('the proxy never saw its own traffic again (no loop), and counted the hand-offs', async (t) => {
