@@ -78,13 +78,14 @@ if (why) {
       { host: '2001:2::77', port: 9090, orig: '2001:2::77' },
     ];
     for (const c of cases) {
-      const a = launch('intercept-app.mjs', [c.host, String(c.port), '200']);
+      const a = launch('intercept-app.mjs', [c.host, String(c.port), '200', 'hold']);
       const local = (await waitLine(a, /^(LOCAL|ERROR)/)).split(' ');
       t.equal(local[0], 'LOCAL', `app connected (to ${c.host}:${c.port}, really to the proxy)`);
       const accepted = await waitLine(proxy, new RegExp(`^ACCEPT \\S+ ${local[2]}$`));
       t.ok(accepted, `proxy accepted ${accepted}`);
       t.same(await fp.originalDestination(local[1]!, Number(local[2])), { address: c.orig, port: c.port }, 'original destination recovered');
       t.equal(await waitLine(a, /^DONE/), 'DONE 200/200', 'every message answered through the proxy');
+      a.stdin!.write('close\n');
     }
 
     t.same(await fp.originalDestination('127.0.0.1', 1), undefined, 'unknown sockets have no original destination');
