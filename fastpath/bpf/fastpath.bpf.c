@@ -396,6 +396,16 @@ static __always_inline struct fp_dest_stats *dest_entry(const struct fp_dest_key
 	return bpf_map_lookup_elem(&dest_stats, k);
 }
 
+/*
+ * Waking the reader for every record costs more than writing it; the helper polls at least
+ * every 100 ms anyway, so wake it only once a quarter of the ring is waiting.
+ */
+static __always_inline void conn_submit(struct fp_conn_event *ev)
+{
+	__u64 pending = bpf_ringbuf_query(&conn_events, BPF_RB_AVAIL_DATA);
+	bpf_ringbuf_submit(ev, pending > FP_CONN_EVENTS_BYTES / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+
 static __always_inline struct fp_conn_event *conn_event(struct fp_config *cfg)
 {
 	struct fp_conn_event *ev;
@@ -458,7 +468,7 @@ static __always_inline void observe_connect(struct bpf_sock_addr *ctx, struct fp
 			ev->type = FP_EV_UDP_CONNECT;
 			ev->dir = FP_DIR_OUTBOUND;
 			ev->flags = flags;
-			bpf_ringbuf_submit(ev, 0);
+			conn_submit(ev);
 		}
 	}
 }
@@ -712,7 +722,7 @@ static __always_inline void observe_sockops(struct bpf_sock_ops *skops, struct f
 		if (ev) {
 			fill_event(ev, FP_EV_CONN_OPEN, cookie, key, c);
 			ev->srtt_us = skops->srtt_us >> 3;
-			bpf_ringbuf_submit(ev, 0);
+			conn_submit(ev);
 		}
 		return;
 	}
@@ -739,7 +749,7 @@ static __always_inline void observe_sockops(struct bpf_sock_ops *skops, struct f
 		if (ev) {
 			fill_event(ev, FP_EV_CONN_OPEN, cookie, key, c);
 			ev->srtt_us = skops->srtt_us >> 3;
-			bpf_ringbuf_submit(ev, 0);
+			conn_submit(ev);
 		}
 		return;
 	}
@@ -805,7 +815,7 @@ static __always_inline void observe_sockops(struct bpf_sock_ops *skops, struct f
 			ev->outcome = outcome;
 			ev->old_state = (__u8)old;
 			ev->err = err;
-			bpf_ringbuf_submit(ev, 0);
+			conn_submit(ev);
 		}
 		bpf_map_delete_elem(&conns, &cookie);
 	}

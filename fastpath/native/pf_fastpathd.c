@@ -721,7 +721,8 @@ int main(int argc, char **argv)
 
 	for (;;) {
 		struct pollfd pfd[2] = { { .fd = 0, .events = POLLIN }, { .fd = rb ? ring_buffer__epoll_fd(rb) : -1, .events = POLLIN } };
-		if (poll(pfd, 2, 200) < 0 && errno != EINTR)
+		/* 100 ms: connection events are written without a wakeup until a quarter of the ring waits */
+		if (poll(pfd, 2, 100) < 0 && errno != EINTR)
 			break;
 		if (rb)
 			ring_buffer__consume(rb);
