@@ -1,35 +1,27 @@
-import { parse as parseYaml } from 'yaml';
-import { Diagnostics, decodeBootstrap, formatProblem, type Bootstrap, type HttpConnectionManager } from '../../../config/src/index.js';
-import { startProxy, type RunningProxy } from '../../src/cli/proxy-command.js';
-import { Logger } from '../../src/log.js';
-import type { Scope } from '../helpers.js';
+import type { HttpConnectionManager } from '../../../config/src/index.js';
+import { startProxyYaml, type Scope } from '../helpers.js';
+
+const FIELDS: Record<string, string> = {
+  normalizePath: 'normalize_path',
+  mergeSlashes: 'merge_slashes',
+  pathWithEscapedSlashesAction: 'path_with_escaped_slashes_action',
+  forwardClientCertDetails: 'forward_client_cert_details',
+  setCurrentClientCertDetails: 'set_current_client_cert_details',
+};
 
 /**
- * Starts a proxy from YAML with HCM fields set on the decoded model. Lets the HCM
- * features be tested through a real proxy before (and independently of) their YAML
- * decoders; YAML-level tests sit next to these once the decoders exist.
+ * Starts a proxy from a bootstrapYaml() document with HCM options given as model fields:
+ * they are written into the HCM's YAML (so the decoders are exercised too), after its
+ * stat_prefix line.
  */
-export async function startProxyPatched(t: Scope, yaml: string, patch: Partial<HttpConnectionManager>): Promise<RunningProxy & { port(): number }> {
-  const diag = new Diagnostics();
-  const decoded = decodeBootstrap(parseYaml(yaml), diag);
-  if (!decoded) throw new Error(diag.errors.map(formatProblem).join('\n'));
-  const b: Bootstrap = {
-    ...decoded,
-    staticResources: {
-      ...decoded.staticResources,
-      listeners: decoded.staticResources.listeners.map((l) => ({
-        ...l,
-        filterChains: l.filterChains.map((fc) => (fc.network.kind === 'http' ? { ...fc, network: { ...fc.network, ...patch } } : fc)),
-      })),
-    },
-  };
-  const running = await startProxy(b, new Logger('error'), { adminPort: 0, drainTimeMs: 200, onQuit: () => undefined });
-  t.teardown(() => running.stop(0));
-  return Object.assign(running, {
-    port(): number {
-      const p = running.server.boundPorts.values().next().value;
-      if (p === undefined) throw new Error('no listener');
-      return p;
-    },
-  });
+export async function startProxyPatched(t: Scope, yaml: string, patch: Partial<HttpConnectionManager>): ReturnType<typeof startProxyYaml> {
+  const lines: string[] = [];
+  for (const [k, v] of Object.entries(patch)) {
+    const name = FIELDS[k];
+    if (name === undefined) throw new Error(`startProxyPatched: no YAML mapping for ${k}`);
+    lines.push(`          ${name}: ${JSON.stringify(v)}`);
+  }
+  const anchor = '          stat_prefix: ingress\n';
+  if (!yaml.includes(anchor)) throw new Error('startProxyPatched: expects a bootstrapYaml() document');
+  return startProxyYaml(t, yaml.replace(anchor, `${anchor}${lines.join('\n')}\n`));
 }
