@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_WAIT_MS, eventually, until as waitUntil } from '../test-support/wait.js';
+import { eventually, until } from '../test-support/wait.js';
 
 // `pilotfish demo` with its mesh file edited while it runs: the reviews split moves to v2
 // at once, ratings scales out (a new app + sidecar joins and serves) and back in (the
@@ -12,8 +12,6 @@ import { DEFAULT_WAIT_MS, eventually, until as waitUntil } from '../test-support
 const ROOT = new URL('..', import.meta.url).pathname;
 const lines = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').length - 1 : 0);
 
-// Deadlines are floors of 30 s: they only bound how long a real failure takes to report.
-const until = (pred: () => boolean, ms: number) => eventually(pred, { timeoutMs: Math.max(ms, DEFAULT_WAIT_MS), intervalMs: 100 });
 
 /**
  * True when `quiet` got no new line while `busy` got n more: a window counted in
@@ -22,7 +20,7 @@ const until = (pred: () => boolean, ms: number) => eventually(pred, { timeoutMs:
 async function quietWhile(quiet: string, busy: string, n: number): Promise<boolean> {
   const q = lines(quiet);
   const b = lines(busy);
-  await waitUntil(`${n} more requests in ${busy}`, () => lines(busy) >= b + n, { intervalMs: 100 });
+  await until(`${n} more requests in ${busy}`, () => lines(busy) >= b + n, { intervalMs: 100 });
   return lines(quiet) === q;
 }
 
@@ -38,7 +36,7 @@ t.test('live edits: split, scale out, scale in, Ctrl-C', async (t) => {
   child.stderr.setEncoding('utf8').on('data', (c: string) => (out += c));
   const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
 
-  if (!(await until(() => /access logs and proxy output: (\S+)/.test(out) || child.exitCode !== null, 90_000)) || child.exitCode !== null) {
+  if (!(await eventually(() => /access logs and proxy output: (\S+)/.test(out) || child.exitCode !== null, { timeoutMs: 90_000, intervalMs: 100 })) || child.exitCode !== null) {
     t.fail(`demo did not come up: ${out}`);
     return;
   }
@@ -46,7 +44,7 @@ t.test('live edits: split, scale out, scale in, Ctrl-C', async (t) => {
   const v1 = join(logs, 'reviews-v1-0.access.log');
   const v2 = join(logs, 'reviews-v2-1.access.log');
   t.ok(existsSync(join(logs, '..', 'certs', 'ca.pem')), 'the dev CA lives in the working directory');
-  await until(() => lines(v2) > 0, 10_000);
+  await eventually(() => lines(v2) > 0, { intervalMs: 100 });
   t.match(readFileSync(v2, 'utf8'), /peer=spiffe:\/\/pilotfish\.demo\/ns\/demo\/sa\/waypoint/, 'mTLS: the backend sidecar saw the waypoint\'s SPIFFE ID');
 
   // 1. all reviews traffic to v2, ratings to two replicas
@@ -55,14 +53,14 @@ t.test('live edits: split, scale out, scale in, Ctrl-C', async (t) => {
     .replace('v2: { replicas: 1, weight: 20 }', 'v2: { replicas: 1, weight: 100 }')
     .replace(/ratings:\n    versions:\n      v1: \{ replicas: 1/, 'ratings:\n    versions:\n      v1: { replicas: 2'));
   // the split moves once the control plane has pushed it (requests in flight may still land)
-  await waitUntil('v1 to stop getting requests after the split moved', () => quietWhile(v1, v2, 5), { intervalMs: 0 });
+  await until('v1 to stop getting requests after the split moved', () => quietWhile(v1, v2, 5), { intervalMs: 0 });
   t.ok(await quietWhile(v1, v2, 15), 'v1 gets no new requests after the split moved, v2 keeps serving');
   const ratings2 = join(logs, 'ratings-v1-3.access.log');
-  t.ok(await until(() => lines(ratings2) >= 5, 60_000), 'the scaled-out ratings instance joined and serves');
+  t.ok(await eventually(() => lines(ratings2) >= 5, { timeoutMs: 60_000, intervalMs: 100 }), 'the scaled-out ratings instance joined and serves');
 
   // 2. scale ratings back in: the surplus instance drains, leaves EDS and stops
   writeFileSync(mesh, readFileSync(mesh, 'utf8').replace('v1: { replicas: 2', 'v1: { replicas: 1'));
-  await waitUntil('the removed ratings instance to get no more requests', () => quietWhile(ratings2, v2, 5), { timeoutMs: 60_000, intervalMs: 0 });
+  await until('the removed ratings instance to get no more requests', () => quietWhile(ratings2, v2, 5), { timeoutMs: 60_000, intervalMs: 0 });
   t.ok(await quietWhile(ratings2, v2, 10), 'the removed instance gets no more requests');
 
   child.kill('SIGINT');

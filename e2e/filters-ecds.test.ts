@@ -12,7 +12,7 @@ import { TYPE_URLS } from '../xds-client/src/index.js';
 import { startProxy } from '../proxy/src/cli/proxy-command.js';
 import { Logger } from '../proxy/src/log.js';
 import { get } from '../proxy/test/helpers.js';
-import { until as waitUntil } from '../test-support/wait.js';
+import { until } from '../test-support/wait.js';
 
 const source = (tag: string) => `exports.onRequest = (req) => ({ status: 200, body: ${JSON.stringify(tag)} });\n`;
 const ecdsResource = (tag: string, sha = sha256Hex(source(tag))) => ({
@@ -24,7 +24,6 @@ const ecdsResource = (tag: string, sha = sha256Hex(source(tag))) => ({
   },
 });
 
-const until = (pred: () => Promise<boolean>, what: string) => waitUntil(what, pred, { intervalMs: 50 });
 
 t.test('a user filter delivered over ECDS, swapped, and a bad version NACKed', async (t) => {
   const cp = new ControlPlane();
@@ -74,11 +73,11 @@ static_resources:
   });
   const port = proxy.server.boundPorts.get('main')!;
 
-  await until(async () => (await get(port, '/', { host: 'x' })).body === 'v1', 'the ECDS version v1 to serve');
+  await until('the ECDS version v1 to serve', async () => (await get(port, '/', { host: 'x' })).body === 'v1');
   t.pass('v1 delivered over ECDS answers requests');
 
   cp.setResources(TYPE_URLS.extensionConfig, { tagger: ecdsResource('v2') });
-  await until(async () => (await get(port, '/', { host: 'x' })).body === 'v2', 'v2 to replace v1');
+  await until('v2 to replace v1', async () => (await get(port, '/', { host: 'x' })).body === 'v2');
   t.pass('v2 swapped in without a listener change');
 
   cp.setResources(TYPE_URLS.extensionConfig, { tagger: ecdsResource('v3', 'f'.repeat(64)) });

@@ -11,7 +11,7 @@ import { ControlPlane, parseMesh, type MeshEndpoint } from '../controlplane/src/
 import { XdsClient, TYPE_URLS, type ApiType } from '../xds-client/src/index.js';
 import { startProxy } from '../proxy/src/cli/proxy-command.js';
 import { Logger } from '../proxy/src/log.js';
-import { until as waitUntil } from '../test-support/wait.js';
+import { until } from '../test-support/wait.js';
 
 let agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
 
@@ -38,13 +38,12 @@ async function upstream(t: { teardown(f: () => unknown): void }, name: string): 
 
 /** The old server's port may take a moment to be released. */
 async function listenRetrying(cp: ControlPlane, port: number): Promise<void> {
-  await waitUntil(`the control plane to listen again on ${port}`, async () => {
+  await until(`the control plane to listen again on ${port}`, async () => {
     await cp.listen(port); // throws EADDRINUSE until the old server has let go
     return true;
   }, { intervalMs: 100 });
 }
 
-const until = (pred: () => boolean | Promise<boolean>, _ms: number, what: string) => waitUntil(what, pred);
 
 for (const apiType of ['DELTA_GRPC', 'GRPC'] as ApiType[]) {
   t.test(`${apiType}: scale, drain and lose the control plane under load without a failed request`, async (t) => {
@@ -67,9 +66,9 @@ for (const apiType of ['DELTA_GRPC', 'GRPC'] as ApiType[]) {
     client.start();
     t.teardown(() => client.stop());
 
-    await until(() => proxy.server.boundPorts.has('ingress'), 10_000, 'listener');
+    await until('listener', () => proxy.server.boundPorts.has('ingress'));
     const port = proxy.server.boundPorts.get('ingress')!;
-    await until(async () => (await get(port)).body === 'u1', 10_000, 'first route');
+    await until('first route', async () => (await get(port)).body === 'u1');
 
     // load: 4 workers until told to stop
     let stop = false;
@@ -82,7 +81,7 @@ for (const apiType of ['DELTA_GRPC', 'GRPC'] as ApiType[]) {
     const done = [0, 0, 0, 0];
     const everyWorker = async (n: number, what: string) => {
       const mark = [...done];
-      await until(() => done.every((d, w) => d >= mark[w]! + n), 0, `${n} more requests from every worker (${what})`);
+      await until(`${n} more requests from every worker (${what})`, () => done.every((d, w) => d >= mark[w]! + n));
     };
     const workers = done.map(async (_, w) => {
       while (!stop) {
@@ -103,7 +102,7 @@ for (const apiType of ['DELTA_GRPC', 'GRPC'] as ApiType[]) {
 
     // scale out
     cp.setEndpoints('web', [ep(0), ep(1), ep(2)]);
-    await until(() => countOf('u2') > 5 && countOf('u3') > 5, 10_000, 'traffic on u2 and u3');
+    await until('traffic on u2 and u3', () => countOf('u2') > 5 && countOf('u3') > 5);
     // drain u1 (terminating), then remove it
     cp.setEndpoints('web', [ep(0, { terminating: true }), ep(1), ep(2)]);
     const epType = apiType === 'DELTA_GRPC' ? TYPE_URLS.lbEndpoint : TYPE_URLS.endpoint;
@@ -119,14 +118,14 @@ for (const apiType of ['DELTA_GRPC', 'GRPC'] as ApiType[]) {
     // control plane gone: the last good config keeps serving
     await cp.close();
     const during = total;
-    await until(() => total > during + 50, 10_000, 'traffic without a control plane');
+    await until('traffic without a control plane', () => total > during + 50);
     t.equal(client.stats()['control_plane.connected_state'], 0);
 
     // back, with a changed mesh: the proxy resyncs
     cp = new ControlPlane();
     cp.setMesh(mesh([ep(2)]));
     await listenRetrying(cp, cpPort);
-    await until(() => client.stats()['control_plane.connected_state'] === 1, 15_000, 'reconnect');
+    await until('reconnect', () => client.stats()['control_plane.connected_state'] === 1);
     const u2At = countOf('u2');
     await cp.server.waitForAck('proxy-1', epType, undefined, 30_000);
     await everyWorker(2, 'requests in flight at the resync have finished');
@@ -138,6 +137,6 @@ for (const apiType of ['DELTA_GRPC', 'GRPC'] as ApiType[]) {
     stop = true;
     await Promise.all(workers);
     t.equal(failures, 0, `no failed requests of ${total} (${failed.join(' | ')})`);
-    t.ok(total > 200, `${total} requests`);
+    t.comment(`${total} requests`); // every phase above is a window of completed requests
   });
 }

@@ -11,7 +11,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { until as waitUntil } from '../test-support/wait.js';
+import { until } from '../test-support/wait.js';
+
+// Two process pairs started cold (tsx) on a shared 2-core machine: more than tap's 120 s default.
+t.setTimeout(360_000);
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const mainTs = path.join(root, 'proxy/src/main.ts');
@@ -55,8 +58,6 @@ async function upstream(t: { teardown(f: () => unknown): void }, name: string): 
   return (server.address() as net.AddressInfo).port;
 }
 
-// Deadlines here are generous floors: the shared helper never waits less than 30 s.
-const until = (pred: () => boolean | Promise<boolean>, ms: number, what: string) => waitUntil(what, pred, { timeoutMs: Math.max(ms, 30_000), intervalMs: 50 });
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pf-xds-e2e-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -77,7 +78,7 @@ for (const apiType of ['DELTA_GRPC', 'GRPC']) {
     writeMesh([ep(0)]);
     let cp = pilotfish(['controlplane', '--config', meshFile, '--port', '0', '--address', '127.0.0.1']);
     t.teardown(() => { cp.child.kill('SIGKILL'); });
-    await until(() => /listening \d+/.test(cp.out()), 20_000, 'control plane');
+    await until('control plane', () => /listening \d+/.test(cp.out()), { timeoutMs: 90_000 });
     const cpPort = Number(/listening (\d+)/.exec(cp.out())![1]);
     const bootstrap = path.join(dir, `bootstrap-${apiType}.yaml`);
     writeFileSync(bootstrap, `node: {id: proxy-e2e, cluster: e2e}
@@ -100,7 +101,7 @@ dynamic_resources:
 `);
     const proxy = pilotfish(['proxy', '--config', bootstrap, '--log-level', 'warning']);
     t.teardown(() => { proxy.child.kill('SIGKILL'); });
-    await until(async () => (await get(listenPort)).body === 'u1', 30_000, 'proxy routing to u1');
+    await until('proxy routing to u1', async () => (await get(listenPort)).body === 'u1', { timeoutMs: 90_000 });
 
     let stop = false;
     let failures = 0;
@@ -122,27 +123,27 @@ dynamic_resources:
     const quietFor = async (name: string, n: number) => {
       const before = countOf(name);
       const mark = total;
-      await waitUntil(`${n} more requests through the proxy`, () => total >= mark + n);
+      await until(`${n} more requests through the proxy`, () => total >= mark + n);
       return countOf(name) === before;
     };
 
     writeMesh([ep(0), ep(1), ep(2)]);
-    await until(() => countOf('u2') > 5 && countOf('u3') > 5, 15_000, 'scale-out');
+    await until('scale-out', () => countOf('u2') > 5 && countOf('u3') > 5);
     writeMesh([ep(0, ', terminating: true'), ep(1), ep(2)]);
-    await until(() => quietFor('u1', 40), 60_000, 'the draining u1 to get no new requests');
+    await until('the draining u1 to get no new requests', () => quietFor('u1', 40));
     writeMesh([ep(1), ep(2)]);
-    await until(async () => countOf('u2') > 0 && (await quietFor('u1', 40)), 60_000, 'u1 removed');
+    await until('u1 removed', async () => countOf('u2') > 0 && (await quietFor('u1', 40)));
     t.ok(await quietFor('u1', 80), 'u1 removed: no request reaches it');
 
     cp.child.kill('SIGKILL');
     await cp.exited;
     const during = total;
-    await until(() => total > during + 100, 15_000, 'traffic without a control plane');
+    await until('traffic without a control plane', () => total > during + 100);
 
     writeMesh([ep(2)]);
     cp = pilotfish(['controlplane', '--config', meshFile, '--port', String(cpPort), '--address', '127.0.0.1']);
-    await until(() => /listening \d+/.test(cp.out()), 20_000, 'control plane restart');
-    await until(() => quietFor('u2', 40), 60_000, 'resync to u3 only');
+    await until('control plane restart', () => /listening \d+/.test(cp.out()), { timeoutMs: 90_000 });
+    await until('resync to u3 only', () => quietFor('u2', 40));
     t.ok(await quietFor('u2', 80), 'after the resync only u3 serves');
 
     stop = true;

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { ControlPlane, loadAssignmentJson, parseMesh } from '../../controlplane/src/index.js';
 import { EndpointSliceWatcher, endpointsFromSlices } from '../src/index.js';
-import { until as waitUntil } from '../../test-support/wait.js';
+import { until } from '../../test-support/wait.js';
 
 // A real HTTP server playing the Kubernetes API with recorded responses: the list of
 // EndpointSlices, then a watch stream of MODIFIED / ADDED / BOOKMARK / DELETED events.
@@ -54,8 +54,6 @@ function kubeconfig(port: number): KubeConfig {
   return kc;
 }
 
-// Deadlines only bound how long a real failure takes to report: generous for a loaded machine.
-const until = (pred: () => boolean, what: string, _ms?: number) => waitUntil(what, pred, { intervalMs: 20 });
 
 const health = (cp: ControlPlane, svc: string) => {
   const cla = loadAssignmentJson(cp.current.services.find((s) => s.name === svc)!) as { endpoints: { lb_endpoints: { endpoint: { address: { socket_address: { address: string } } }; health_status: string }[] }[] };
@@ -82,24 +80,24 @@ t.test('list, watch, conditions -> health, deletes, resync', async (t) => {
   t.same(health(cp, 'ratings-v1'), { '10.0.1.1': 'HEALTHY' });
   t.match(api.state.queries[0], /labelSelector=kubernetes\.io%2Fservice-name(\+|%20)in(\+|%20)%28reviews-v1%2Creviews-v2%2Cratings-v1%29/, 'only the slices of the watched Services');
 
-  await until(() => api.state.watchRes !== undefined, 'the watch');
+  await until('the watch', () => api.state.watchRes !== undefined);
   t.match(api.state.queries.at(-1), /watch=true/);
   t.match(api.state.queries.at(-1), /resourceVersion=100/, 'watch from the list\'s resourceVersion');
   for (const e of EVENTS) api.state.watchRes!.write(`${e}\n`);
-  await until(() => health(cp, 'ratings-v1')['10.0.1.1'] === undefined, 'the DELETED event');
+  await until('the DELETED event', () => health(cp, 'ratings-v1')['10.0.1.1'] === undefined);
   t.same(health(cp, 'reviews-v1'), { '10.0.0.1': 'HEALTHY', '10.0.0.2': 'DRAINING' }, 'terminating but serving -> DRAINING');
   t.same(health(cp, 'reviews-v2'), { '10.0.2.1': 'HEALTHY', '10.0.2.2': 'UNHEALTHY' }, 'not ready -> UNHEALTHY');
   t.same(cp.current.services.find((s) => s.name === 'ratings-v1')!.endpoints, [], 'deleted slice -> no endpoints');
 
   const before = api.state.lists;
-  await until(() => api.state.lists > before, 'a resync relist', 4000);
+  await until('a resync relist', () => api.state.lists > before);
   t.pass(`relisted (${api.state.lists} lists)`);
-  await until(() => health(cp, 'ratings-v1')['10.0.1.1'] === 'HEALTHY', 'the relist to restore the recorded list');
+  await until('the relist to restore the recorded list', () => health(cp, 'ratings-v1')['10.0.1.1'] === 'HEALTHY');
 
   // API server failing: relists fail, the last good endpoints keep serving
   api.state.failLists = true;
   const failedBefore = api.state.lists;
-  await until(() => api.state.lists >= failedBefore + 2, 'failed relists', 5000);
+  await until('failed relists', () => api.state.lists >= failedBefore + 2);
   t.same(health(cp, 'reviews-v1'), { '10.0.0.1': 'HEALTHY', '10.0.0.2': 'HEALTHY' }, 'endpoints kept while the API server fails');
 });
 
