@@ -1,12 +1,18 @@
 /**
- * Decoders for Envoy's TLS protos (proto3-JSON, snake_case): DownstreamTlsContext,
- * UpstreamTlsContext and the SDS Secret. They never throw on bad input: problems go to
- * Diagnostics with Envoy field paths, unsupported fields are warnings naming the field.
+ * Decoders for Envoy's TLS protos (proto3-JSON, snake_case or lowerCamelCase): DownstreamTlsContext,
+ * UpstreamTlsContext and the SDS Secret, on config/'s ObjectReader. They never throw on bad input:
+ * problems go to Diagnostics with Envoy field paths. They do no I/O either: certificate, key and
+ * bundle files stay DataSource references, read and checked by resolve.ts and watched by material.ts.
+ *
+ * Unlike the rest of the config, a field Envoy does not have is an error here (a typo such as
+ * `requre_client_certificate` must not silently weaken TLS); fields Envoy has and pilotfish does
+ * not support are warnings naming the field.
  */
 import { getCiphers } from 'node:tls';
-import type { StringMatcher, TypedExtension } from '../../config/src/model.js';
+import type { TypedExtension } from '../../config/src/model.js';
+import { ObjectReader, describe } from '../../config/src/reader.js';
+import { decodeDataSource as decodeConfigDataSource, decodeStringMatcher } from '../../config/src/route.js';
 import type { Diagnostics } from '../../config/src/validation.js';
-import { compileRegex } from './match.js';
 import {
   DOWNSTREAM_TLS_CONTEXT_TYPE,
   SPIFFE_VALIDATOR_TYPE,
@@ -27,188 +33,67 @@ import {
   type ValidationSource,
 } from './types.js';
 
-type Obj = Record<string, unknown>;
+const join = (path: string, k: string): string => (path === '' ? k : `${path}.${k}`);
 
-const join = (path: string, k: string | number): string =>
-  typeof k === 'number' ? `${path}[${k}]` : path === '' ? k : `${path}.${k}`;
-
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  return typeof v === 'string' ? `string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)}` : typeof v;
-}
-
-function asObject(v: unknown, path: string, diag: Diagnostics): Obj | undefined {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) {
-    diag.error(path, `expected an object, got ${describe(v)}`);
-    return undefined;
+/** A repeated string field whose entries must be non-empty. */
+function nonEmptyStrings(r: ObjectReader, name: string): { value: string; path: string }[] {
+  const out: { value: string; path: string }[] = [];
+  for (const { value, path } of r.array(name)) {
+    if (typeof value === 'string' && value !== '') out.push({ value, path });
+    else r.diag.error(path, `expected a non-empty string, got ${describe(value)}`);
   }
-  return v as Obj;
-}
-
-/** Unknown fields are errors (typos must not silently weaken TLS); known-but-unsupported ones are warnings. */
-function checkFields(o: Obj, path: string, diag: Diagnostics, supported: readonly string[], unsupported: readonly string[]): void {
-  for (const k of Object.keys(o)) {
-    if (k === '@type' || supported.includes(k)) continue;
-    if (unsupported.includes(k)) diag.warn(join(path, k), 'is not supported by pilotfish and is ignored');
-    else diag.error(join(path, k), 'unknown field');
-  }
-}
-
-function str(o: Obj, k: string, path: string, diag: Diagnostics): string | undefined {
-  const v = o[k];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') {
-    diag.error(join(path, k), `expected a string, got ${describe(v)}`);
-    return undefined;
-  }
-  return v;
-}
-
-function bool(o: Obj, k: string, path: string, diag: Diagnostics, dflt: boolean): boolean {
-  let v = o[k];
-  // google.protobuf.BoolValue may appear wrapped as {value: bool}.
-  if (v !== null && typeof v === 'object' && !Array.isArray(v) && 'value' in (v as Obj)) v = (v as Obj)['value'];
-  if (v === undefined || v === null) return dflt;
-  if (typeof v !== 'boolean') {
-    diag.error(join(path, k), `expected a boolean, got ${describe(v)}`);
-    return dflt;
-  }
-  return v;
-}
-
-function uint(o: Obj, k: string, path: string, diag: Diagnostics): number | undefined {
-  let v = o[k];
-  if (v !== null && typeof v === 'object' && !Array.isArray(v) && 'value' in (v as Obj)) v = (v as Obj)['value'];
-  if (v === undefined || v === null) return undefined;
-  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) {
-    diag.error(join(path, k), `expected a non-negative integer, got ${describe(v)}`);
-    return undefined;
-  }
-  return n;
-}
-
-function arr(o: Obj, k: string, path: string, diag: Diagnostics): unknown[] {
-  const v = o[k];
-  if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) {
-    diag.error(join(path, k), `expected an array, got ${describe(v)}`);
-    return [];
-  }
-  return v;
-}
-
-function strings(o: Obj, k: string, path: string, diag: Diagnostics): string[] {
-  const out: string[] = [];
-  arr(o, k, path, diag).forEach((v, i) => {
-    if (typeof v === 'string' && v !== '') out.push(v);
-    else diag.error(join(join(path, k), i), `expected a non-empty string, got ${describe(v)}`);
-  });
   return out;
 }
 
-function enumValue<T extends string>(o: Obj, k: string, path: string, diag: Diagnostics, names: readonly T[]): T | undefined {
-  const v = o[k];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < names.length) return names[v];
-  if (typeof v === 'string' && (names as readonly string[]).includes(v)) return v as T;
-  diag.error(join(path, k), `must be one of ${names.join(', ')}; got ${describe(v)}`);
-  return undefined;
+/** Fields that exist in Envoy's proto but select features pilotfish cannot honour safely: errors, not warnings. */
+function rejectFields(r: ObjectReader, names: readonly string[], hint: string): void {
+  for (const n of names) {
+    if (!r.has(n)) continue;
+    r.accept(n);
+    r.diag.error(r.child(n), `is not supported by pilotfish (${hint})`);
+  }
 }
 
-/** google.protobuf.Duration in proto3-JSON ("1.5s"), in milliseconds. */
-function duration(o: Obj, k: string, path: string, diag: Diagnostics): number | undefined {
-  const v = o[k];
-  if (v === undefined || v === null) return undefined;
-  const m = typeof v === 'string' ? /^(\d+)(?:\.(\d{1,9}))?s$/.exec(v) : null;
-  if (!m) {
-    diag.error(join(path, k), `expected a duration like "3600s", got ${describe(v)}`);
+/** A required sub-message: reports `is required` when absent. */
+function requiredObject(r: ObjectReader, name: string): ObjectReader | undefined {
+  if (!r.has(name)) {
+    r.diag.error(r.child(name), 'is required');
     return undefined;
   }
-  return Number(m[1]) * 1000 + Math.floor(Number(`0.${m[2] ?? '0'}`) * 1000);
+  return r.object(name);
 }
 
 // ---------------------------------------------------------------- DataSource
 
+/** envoy.config.core.v3.DataSource, decoded by config/ (one decoder for the whole proxy). */
 export function decodeDataSource(v: unknown, path: string, diag: Diagnostics): DataSource | undefined {
-  const o = asObject(v, path, diag);
-  if (!o) return undefined;
-  checkFields(o, path, diag, ['filename', 'inline_bytes', 'inline_string', 'environment_variable'], ['watched_directory']);
-  const set = ['filename', 'inline_bytes', 'inline_string', 'environment_variable'].filter((k) => o[k] !== undefined && o[k] !== null);
-  if (set.length !== 1) {
-    diag.error(path, set.length === 0
-      ? 'needs one of filename, inline_string, inline_bytes, environment_variable'
-      : `only one of ${set.join(', ')} may be set`);
-    return undefined;
-  }
-  const which = set[0]!;
-  const s = str(o, which, path, diag);
-  if (s === undefined) return undefined;
-  switch (which) {
-    case 'filename':
-      if (s === '') { diag.error(join(path, which), 'must not be empty'); return undefined; }
-      return { kind: 'file', path: s };
-    case 'inline_string':
-      return { kind: 'inline', bytes: Buffer.from(s, 'utf8') };
-    case 'inline_bytes':
-      // proto3-JSON bytes are base64 (standard or URL-safe).
-      if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(s.replace(/\s+/g, ''))) {
-        diag.error(join(path, which), 'is not valid base64');
-        return undefined;
-      }
-      return { kind: 'inline', bytes: Buffer.from(s.replace(/\s+/g, ''), 'base64') };
-    default:
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(s)) { diag.error(join(path, which), 'is not a valid variable name'); return undefined; }
-      return { kind: 'env', name: s };
-  }
+  const r = ObjectReader.of(v, path, diag);
+  return r ? decodeConfigDataSource(r) : undefined;
+}
+
+function dataSourceField(r: ObjectReader, name: string): DataSource | undefined {
+  const o = r.object(name);
+  return o ? decodeConfigDataSource(o) : undefined;
 }
 
 // ---------------------------------------------------------------- matchers
 
-function decodeStringMatcher(v: unknown, path: string, diag: Diagnostics): StringMatcher | undefined {
-  const o = asObject(v, path, diag);
-  if (!o) return undefined;
-  checkFields(o, path, diag, ['exact', 'prefix', 'suffix', 'contains', 'safe_regex', 'ignore_case'], ['custom']);
-  const kinds = ['exact', 'prefix', 'suffix', 'contains', 'safe_regex'].filter((k) => o[k] !== undefined && o[k] !== null);
-  if (kinds.length !== 1) {
-    diag.error(path, kinds.length === 0 ? 'needs one of exact, prefix, suffix, contains, safe_regex' : `only one of ${kinds.join(', ')} may be set`);
-    return undefined;
-  }
-  const ignoreCase = bool(o, 'ignore_case', path, diag, false);
-  const kind = kinds[0]!;
-  if (kind === 'safe_regex') {
-    const rp = join(path, 'safe_regex');
-    const ro = asObject(o['safe_regex'], rp, diag);
-    if (!ro) return undefined;
-    checkFields(ro, rp, diag, ['regex', 'google_re2'], []);
-    const regex = str(ro, 'regex', rp, diag);
-    if (regex === undefined) { diag.error(join(rp, 'regex'), 'is required'); return undefined; }
-    const compiled = compileRegex(regex);
-    if (typeof compiled === 'string') { diag.error(join(rp, 'regex'), `invalid RE2 regular expression: ${compiled}`); return undefined; }
-    if (ignoreCase) diag.error(join(path, 'ignore_case'), 'cannot be combined with safe_regex');
-    return { kind: 'safe_regex', regex, ignoreCase: false };
-  }
-  const value = str(o, kind, path, diag);
-  if (value === undefined) return undefined;
-  if (kind !== 'exact' && value === '') { diag.error(join(path, kind), 'must not be empty'); return undefined; }
-  return { kind: kind as 'exact' | 'prefix' | 'suffix' | 'contains', value, ignoreCase };
-}
-
 const SAN_TYPES = ['SAN_TYPE_UNSPECIFIED', 'EMAIL', 'DNS', 'URI', 'IP_ADDRESS', 'OTHER_NAME'] as const;
 
-function decodeSanMatcher(v: unknown, path: string, diag: Diagnostics): SanMatcher | undefined {
-  const o = asObject(v, path, diag);
-  if (!o) return undefined;
-  checkFields(o, path, diag, ['san_type', 'matcher'], ['oid']);
-  const t = enumValue(o, 'san_type', path, diag, SAN_TYPES);
-  if (t === undefined || t === 'SAN_TYPE_UNSPECIFIED') {
-    if (o['san_type'] === undefined || t === 'SAN_TYPE_UNSPECIFIED') diag.error(join(path, 'san_type'), 'is required (URI, DNS, EMAIL or IP_ADDRESS)');
+function decodeSanMatcher(r: ObjectReader): SanMatcher | undefined {
+  const before = r.diag.errors.length;
+  const t = r.enumOf('san_type', SAN_TYPES, 'SAN_TYPE_UNSPECIFIED');
+  const m = requiredObject(r, 'matcher');
+  const matcher = m ? decodeStringMatcher(m) : undefined;
+  r.finishStrict(['oid']);
+  if (t === 'SAN_TYPE_UNSPECIFIED') {
+    if (r.diag.errors.length === before || !r.has('san_type')) r.diag.error(r.child('san_type'), 'is required (URI, DNS, EMAIL or IP_ADDRESS)');
     return undefined;
   }
-  if (t === 'OTHER_NAME') { diag.error(join(path, 'san_type'), 'OTHER_NAME is not supported'); return undefined; }
-  if (o['matcher'] === undefined) { diag.error(join(path, 'matcher'), 'is required'); return undefined; }
-  const matcher = decodeStringMatcher(o['matcher'], join(path, 'matcher'), diag);
+  if (t === 'OTHER_NAME') {
+    r.diag.error(r.child('san_type'), 'OTHER_NAME is not supported');
+    return undefined;
+  }
   return matcher ? { sanType: t as SanType, matcher } : undefined;
 }
 
@@ -216,110 +101,112 @@ function decodeSanMatcher(v: unknown, path: string, diag: Diagnostics): SanMatch
 
 const CHAIN_VERIFICATION = ['VERIFY_TRUST_CHAIN', 'ACCEPT_UNTRUSTED'] as const;
 
-function decodeSpiffeValidator(v: unknown, path: string, diag: Diagnostics): TrustDomainSpec[] {
-  const o = asObject(v, path, diag);
-  if (!o) return [];
-  checkFields(o, path, diag, ['name', 'typed_config'], []);
-  const tp = join(path, 'typed_config');
-  const tc = asObject(o['typed_config'], tp, diag);
-  if (!tc) return [];
-  if (tc['@type'] !== SPIFFE_VALIDATOR_TYPE) {
-    diag.error(join(tp, '@type'), `only ${SPIFFE_VALIDATOR_TYPE} is supported, got ${describe(tc['@type'])}`);
+function decodeSpiffeValidator(r: ObjectReader): TrustDomainSpec[] {
+  r.accept('name');
+  const tc = r.object('typed_config');
+  r.finishStrict([]);
+  if (!tc) {
+    if (!r.has('typed_config')) r.diag.error(r.child('typed_config'), 'is required');
     return [];
   }
-  checkFields(tc, tp, diag, ['trust_domains'], ['trust_bundles']);
+  const type = tc.raw['@type'];
+  if (type !== SPIFFE_VALIDATOR_TYPE) {
+    r.diag.error(join(tc.path, '@type'), `only ${SPIFFE_VALIDATOR_TYPE} is supported, got ${describe(type)}`);
+    return [];
+  }
   const out: TrustDomainSpec[] = [];
   const seen = new Set<string>();
-  arr(tc, 'trust_domains', tp, diag).forEach((d, i) => {
-    const dp = join(join(tp, 'trust_domains'), i);
-    const dobj = asObject(d, dp, diag);
-    if (!dobj) return;
-    checkFields(dobj, dp, diag, ['name', 'trust_bundle'], []);
-    const name = str(dobj, 'name', dp, diag);
+  const domains = tc.objects('trust_domains');
+  for (const d of domains) {
+    const name = d.string('name');
+    const bundleReader = requiredObject(d, 'trust_bundle');
+    const bundle = bundleReader ? decodeConfigDataSource(bundleReader) : undefined;
+    d.finishStrict([]);
     if (name === undefined || !/^[a-z0-9._-]+$/.test(name)) {
-      diag.error(join(dp, 'name'), 'must be a trust domain name (lower-case letters, digits, ".", "-", "_")');
-      return;
+      d.diag.error(d.child('name'), 'must be a trust domain name (lower-case letters, digits, ".", "-", "_")');
+      continue;
     }
-    if (seen.has(name)) { diag.error(join(dp, 'name'), `duplicate trust domain "${name}"`); return; }
+    if (seen.has(name)) {
+      d.diag.error(d.child('name'), `duplicate trust domain "${name}"`);
+      continue;
+    }
     seen.add(name);
-    if (dobj['trust_bundle'] === undefined) { diag.error(join(dp, 'trust_bundle'), 'is required'); return; }
-    const bundle = decodeDataSource(dobj['trust_bundle'], join(dp, 'trust_bundle'), diag);
     if (bundle) out.push({ name, bundle });
-  });
-  if (out.length === 0 && tc['trust_domains'] !== undefined && Array.isArray(tc['trust_domains']) && tc['trust_domains'].length === 0) {
-    diag.error(join(tp, 'trust_domains'), 'must not be empty');
   }
+  if (Array.isArray(tc.raw['trust_domains'] ?? tc.raw['trustDomains']) && domains.length === 0) {
+    tc.diag.error(tc.child('trust_domains'), 'must not be empty');
+  }
+  tc.finishStrict(['trust_bundles']);
   return out;
 }
 
-export function decodeValidationContext(v: unknown, path: string, diag: Diagnostics): ValidationContextSpec | undefined {
-  const o = asObject(v, path, diag);
-  if (!o) return undefined;
-  checkFields(o, path, diag,
-    ['trusted_ca', 'match_typed_subject_alt_names', 'match_subject_alt_names', 'verify_certificate_hash', 'allow_expired_certificate',
-      'trust_chain_verification', 'custom_validator_config', 'max_verify_depth'],
-    ['watched_directory', 'verify_certificate_spki', 'require_signed_certificate_timestamp', 'crl', 'only_verify_leaf_cert_crl',
-      'system_root_certs', 'ca_certificate_provider_instance']);
-  const trustedCa = o['trusted_ca'] !== undefined ? decodeDataSource(o['trusted_ca'], join(path, 'trusted_ca'), diag) : undefined;
-  const trustDomains = o['custom_validator_config'] !== undefined ? decodeSpiffeValidator(o['custom_validator_config'], join(path, 'custom_validator_config'), diag) : [];
+function decodeValidationContextReader(r: ObjectReader): ValidationContextSpec {
+  const trustedCa = dataSourceField(r, 'trusted_ca');
+  const cv = r.object('custom_validator_config');
+  const trustDomains = cv ? decodeSpiffeValidator(cv) : [];
   const sanMatchers: SanMatcher[] = [];
-  arr(o, 'match_typed_subject_alt_names', path, diag).forEach((m, i) => {
-    const d = decodeSanMatcher(m, join(join(path, 'match_typed_subject_alt_names'), i), diag);
+  for (const m of r.objects('match_typed_subject_alt_names')) {
+    const d = decodeSanMatcher(m);
     if (d) sanMatchers.push(d);
-  });
-  const legacy = arr(o, 'match_subject_alt_names', path, diag);
-  if (legacy.length > 0) diag.warn(join(path, 'match_subject_alt_names'), 'is deprecated; use match_typed_subject_alt_names');
-  legacy.forEach((m, i) => {
-    const d = decodeStringMatcher(m, join(join(path, 'match_subject_alt_names'), i), diag);
+  }
+  const legacy = r.objects('match_subject_alt_names');
+  if (legacy.length > 0) r.diag.warn(r.child('match_subject_alt_names'), 'is deprecated; use match_typed_subject_alt_names');
+  for (const m of legacy) {
+    const d = decodeStringMatcher(m);
     if (d) sanMatchers.push({ sanType: 'ANY', matcher: d });
-  });
+  }
   const certificateHashes: string[] = [];
-  strings(o, 'verify_certificate_hash', path, diag).forEach((h, i) => {
-    const hex = h.replace(/:/g, '').toLowerCase();
+  for (const { value, path } of nonEmptyStrings(r, 'verify_certificate_hash')) {
+    const hex = value.replace(/:/g, '').toLowerCase();
     if (/^[0-9a-f]{64}$/.test(hex)) certificateHashes.push(hex);
-    else diag.error(join(join(path, 'verify_certificate_hash'), i), 'must be a hex SHA-256 digest');
-  });
-  const tcv = enumValue(o, 'trust_chain_verification', path, diag, CHAIN_VERIFICATION) ?? 'VERIFY_TRUST_CHAIN';
-  if (tcv === 'ACCEPT_UNTRUSTED') diag.warn(join(path, 'trust_chain_verification'), 'ACCEPT_UNTRUSTED: peer chains are not verified');
-  const depth = uint(o, 'max_verify_depth', path, diag);
-  if (depth !== undefined && depth > 32) diag.error(join(path, 'max_verify_depth'), 'must be at most 32');
+    else r.diag.error(path, 'must be a hex SHA-256 digest');
+  }
+  const tcv = r.enumOf('trust_chain_verification', CHAIN_VERIFICATION, 'VERIFY_TRUST_CHAIN');
+  if (tcv === 'ACCEPT_UNTRUSTED') r.diag.warn(r.child('trust_chain_verification'), 'ACCEPT_UNTRUSTED: peer chains are not verified');
+  const depth = r.optionalInt('max_verify_depth', 0, 32);
+  const allowExpired = r.bool('allow_expired_certificate', false);
+  r.finishStrict(['watched_directory', 'verify_certificate_spki', 'require_signed_certificate_timestamp', 'crl', 'only_verify_leaf_cert_crl',
+    'system_root_certs', 'ca_certificate_provider_instance']);
   return {
     ...(trustedCa ? { trustedCa } : {}),
     trustDomains,
     sanMatchers,
     certificateHashes,
-    allowExpired: bool(o, 'allow_expired_certificate', path, diag, false),
+    allowExpired,
     acceptUntrusted: tcv === 'ACCEPT_UNTRUSTED',
-    maxVerifyDepth: depth !== undefined && depth <= 32 ? depth : 8,
+    maxVerifyDepth: depth ?? 8,
   };
 }
 
-function decodeSdsName(v: unknown, path: string, diag: Diagnostics): string | undefined {
-  const o = asObject(v, path, diag);
-  if (!o) return undefined;
-  checkFields(o, path, diag, ['name', 'sds_config'], []);
-  const name = str(o, 'name', path, diag);
-  if (name === undefined || name === '') { diag.error(join(path, 'name'), 'is required'); return undefined; }
-  return name;
+export function decodeValidationContext(v: unknown, path: string, diag: Diagnostics): ValidationContextSpec | undefined {
+  const r = ObjectReader.of(v, path, diag);
+  return r ? decodeValidationContextReader(r) : undefined;
+}
+
+function decodeSdsName(r: ObjectReader): string | undefined {
+  const name = r.requiredString('name');
+  r.accept('sds_config'); // every secret comes from the proxy's own SDS/ADS stream or the bootstrap
+  r.finishStrict([]);
+  return name === '' ? undefined : name;
 }
 
 // ---------------------------------------------------------------- certificates
 
-export function decodeTlsCertificate(v: unknown, path: string, diag: Diagnostics): TlsCertificateSpec | undefined {
-  const o = asObject(v, path, diag);
-  if (!o) return undefined;
-  checkFields(o, path, diag, ['certificate_chain', 'private_key', 'password'],
-    ['watched_directory', 'ocsp_staple', 'signed_certificate_timestamp']);
-  for (const k of ['pkcs12', 'private_key_provider']) {
-    if (o[k] !== undefined) diag.error(join(path, k), 'is not supported by pilotfish (use certificate_chain and private_key)');
-  }
-  if (o['certificate_chain'] === undefined) diag.error(join(path, 'certificate_chain'), 'is required');
-  if (o['private_key'] === undefined) diag.error(join(path, 'private_key'), 'is required');
-  const certificateChain = o['certificate_chain'] !== undefined ? decodeDataSource(o['certificate_chain'], join(path, 'certificate_chain'), diag) : undefined;
-  const privateKey = o['private_key'] !== undefined ? decodeDataSource(o['private_key'], join(path, 'private_key'), diag) : undefined;
-  const password = o['password'] !== undefined ? decodeDataSource(o['password'], join(path, 'password'), diag) : undefined;
+function decodeTlsCertificateReader(r: ObjectReader): TlsCertificateSpec | undefined {
+  rejectFields(r, ['pkcs12', 'private_key_provider'], 'use certificate_chain and private_key');
+  const chainReader = requiredObject(r, 'certificate_chain');
+  const keyReader = requiredObject(r, 'private_key');
+  const certificateChain = chainReader ? decodeConfigDataSource(chainReader) : undefined;
+  const privateKey = keyReader ? decodeConfigDataSource(keyReader) : undefined;
+  const password = dataSourceField(r, 'password');
+  r.finishStrict(['watched_directory', 'ocsp_staple', 'signed_certificate_timestamp']);
   if (!certificateChain || !privateKey) return undefined;
   return password ? { certificateChain, privateKey, password } : { certificateChain, privateKey };
+}
+
+export function decodeTlsCertificate(v: unknown, path: string, diag: Diagnostics): TlsCertificateSpec | undefined {
+  const r = ObjectReader.of(v, path, diag);
+  return r ? decodeTlsCertificateReader(r) : undefined;
 }
 
 // ---------------------------------------------------------------- tls params
@@ -332,117 +219,119 @@ let cipherSet: Set<string> | undefined;
 
 export const DEFAULT_TLS_PARAMS: TlsParams = { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', cipherSuites: [], ecdhCurves: [], signatureAlgorithms: [] };
 
-function decodeTlsParams(v: unknown, path: string, diag: Diagnostics): TlsParams {
-  const o = asObject(v, path, diag);
-  if (!o) return DEFAULT_TLS_PARAMS;
-  checkFields(o, path, diag, ['tls_minimum_protocol_version', 'tls_maximum_protocol_version', 'cipher_suites', 'ecdh_curves', 'signature_algorithms'],
-    ['compliance_policies']);
-  const minE = enumValue(o, 'tls_minimum_protocol_version', path, diag, TLS_VERSIONS);
-  const maxE = enumValue(o, 'tls_maximum_protocol_version', path, diag, TLS_VERSIONS);
+function decodeTlsParams(r: ObjectReader): TlsParams {
   // TLS_AUTO means "pilotfish default", which is TLS 1.3 only.
-  const minVersion = minE && minE !== 'TLS_AUTO' ? NODE_VERSION[minE]! : 'TLSv1.3';
-  const maxVersion = maxE && maxE !== 'TLS_AUTO' ? NODE_VERSION[maxE]! : 'TLSv1.3';
+  const minE = r.enumOf('tls_minimum_protocol_version', TLS_VERSIONS, 'TLS_AUTO');
+  const maxE = r.enumOf('tls_maximum_protocol_version', TLS_VERSIONS, 'TLS_AUTO');
+  const minVersion = minE !== 'TLS_AUTO' ? NODE_VERSION[minE]! : 'TLSv1.3';
+  const maxVersion = maxE !== 'TLS_AUTO' ? NODE_VERSION[maxE]! : 'TLSv1.3';
   if (VERSION_RANK[minVersion] > VERSION_RANK[maxVersion]) {
-    diag.error(join(path, 'tls_minimum_protocol_version'),
-      `${minE ?? 'the default (TLSv1_3)'} is above tls_maximum_protocol_version ${maxE ?? 'TLSv1_3'}; set tls_minimum_protocol_version explicitly`);
+    r.diag.error(r.child('tls_minimum_protocol_version'),
+      `${minE !== 'TLS_AUTO' ? minE : 'the default (TLSv1_3)'} is above tls_maximum_protocol_version ${maxE !== 'TLS_AUTO' ? maxE : 'TLSv1_3'}; set tls_minimum_protocol_version explicitly`);
   } else if (VERSION_RANK[minVersion] < 3) {
-    diag.warn(join(path, 'tls_minimum_protocol_version'), `allows ${minVersion}; pilotfish defaults to TLS 1.3 only`);
+    r.diag.warn(r.child('tls_minimum_protocol_version'), `allows ${minVersion}; pilotfish defaults to TLS 1.3 only`);
   }
   cipherSet ??= new Set(getCiphers());
   const cipherSuites: string[] = [];
-  strings(o, 'cipher_suites', path, diag).forEach((c, i) => {
-    const cp = join(join(path, 'cipher_suites'), i);
+  for (const { value: c, path: cp } of nonEmptyStrings(r, 'cipher_suites')) {
     let names = [c];
     if (c.startsWith('[') && c.endsWith(']')) {
-      diag.warn(cp, 'equal-preference groups are flattened to their listed order');
+      r.diag.warn(cp, 'equal-preference groups are flattened to their listed order');
       names = c.slice(1, -1).split('|');
     }
     for (const n of names) {
-      if (cipherSet!.has(n.toLowerCase())) cipherSuites.push(n);
-      else diag.error(cp, `unknown cipher suite "${n}"`);
+      if (cipherSet.has(n.toLowerCase())) cipherSuites.push(n);
+      else r.diag.error(cp, `unknown cipher suite "${n}"`);
     }
-  });
+  }
   const ecdhCurves: string[] = [];
-  strings(o, 'ecdh_curves', path, diag).forEach((c, i) => {
+  for (const { value: c, path: cp } of nonEmptyStrings(r, 'ecdh_curves')) {
     if (CURVES.has(c)) ecdhCurves.push(c);
-    else diag.error(join(join(path, 'ecdh_curves'), i), `unsupported curve "${c}" (supported: ${[...CURVES].join(', ')})`);
-  });
-  const signatureAlgorithms = strings(o, 'signature_algorithms', path, diag);
+    else r.diag.error(cp, `unsupported curve "${c}" (supported: ${[...CURVES].join(', ')})`);
+  }
+  const signatureAlgorithms = nonEmptyStrings(r, 'signature_algorithms').map((s) => s.value);
+  r.finishStrict(['compliance_policies']);
   return { minVersion, maxVersion, cipherSuites, ecdhCurves, signatureAlgorithms };
 }
 
 // ---------------------------------------------------------------- common
 
-function decodeCommonTlsContext(v: unknown, path: string, diag: Diagnostics): CommonTlsContextSpec | undefined {
-  const o = asObject(v, path, diag);
+const VALIDATION_KINDS = ['validation_context', 'validation_context_sds_secret_config', 'combined_validation_context'] as const;
+
+function decodeValidationSource(r: ObjectReader): ValidationSource | undefined {
+  const which = r.oneof(VALIDATION_KINDS, false);
+  if (which === undefined) return undefined;
+  const present = VALIDATION_KINDS.filter((k) => r.has(k));
+  if (present.length > 1) {
+    r.accept(...present);
+    return undefined;
+  }
+  const o = r.object(which);
   if (!o) return undefined;
-  checkFields(o, path, diag,
-    ['tls_params', 'tls_certificates', 'tls_certificate_sds_secret_configs', 'validation_context', 'validation_context_sds_secret_config',
-      'combined_validation_context', 'alpn_protocols'],
-    ['custom_handshaker', 'key_log']);
-  for (const k of ['tls_certificate_provider_instance', 'tls_certificate_certificate_provider', 'tls_certificate_certificate_provider_instance',
-    'custom_tls_certificate_selector', 'validation_context_certificate_provider', 'validation_context_certificate_provider_instance']) {
-    if (o[k] !== undefined) diag.error(join(path, k), 'is not supported by pilotfish (use tls_certificates or SDS)');
+  if (which === 'validation_context') return { static: decodeValidationContextReader(o) };
+  if (which === 'validation_context_sds_secret_config') {
+    const n = decodeSdsName(o);
+    return n !== undefined ? { sdsName: n } : undefined;
   }
-  const tlsParams = o['tls_params'] !== undefined ? decodeTlsParams(o['tls_params'], join(path, 'tls_params'), diag) : DEFAULT_TLS_PARAMS;
+  const d = o.object('default_validation_context');
+  const s = d ? decodeValidationContextReader(d) : undefined;
+  const sds = requiredObject(o, 'validation_context_sds_secret_config');
+  const n = sds ? decodeSdsName(sds) : undefined;
+  o.finishStrict(['validation_context_certificate_provider', 'validation_context_certificate_provider_instance']);
+  if (n === undefined) return undefined;
+  return s ? { static: s, sdsName: n } : { sdsName: n };
+}
+
+function decodeCommonTlsContext(r: ObjectReader): CommonTlsContextSpec {
+  rejectFields(r, ['tls_certificate_provider_instance', 'tls_certificate_certificate_provider', 'tls_certificate_certificate_provider_instance',
+    'custom_tls_certificate_selector', 'validation_context_certificate_provider', 'validation_context_certificate_provider_instance'],
+  'use tls_certificates or SDS');
+  const tp = r.object('tls_params');
+  const tlsParams = tp ? decodeTlsParams(tp) : DEFAULT_TLS_PARAMS;
   const certificates: CertificateSource[] = [];
-  arr(o, 'tls_certificates', path, diag).forEach((c, i) => {
-    const spec = decodeTlsCertificate(c, join(join(path, 'tls_certificates'), i), diag);
+  for (const c of r.objects('tls_certificates')) {
+    const spec = decodeTlsCertificateReader(c);
     if (spec) certificates.push({ kind: 'static', spec });
-  });
-  arr(o, 'tls_certificate_sds_secret_configs', path, diag).forEach((c, i) => {
-    const name = decodeSdsName(c, join(join(path, 'tls_certificate_sds_secret_configs'), i), diag);
-    if (name) certificates.push({ kind: 'sds', name });
-  });
+  }
+  for (const c of r.objects('tls_certificate_sds_secret_configs')) {
+    const name = decodeSdsName(c);
+    if (name !== undefined) certificates.push({ kind: 'sds', name });
+  }
   if (certificates.length > 1) {
-    diag.warn(path, 'only the first certificate is served (pilotfish does not select certificates by key type or SNI)');
+    r.diag.warn(r.path, 'only the first certificate is served (pilotfish does not select certificates by key type or SNI)');
   }
-  const vkinds = ['validation_context', 'validation_context_sds_secret_config', 'combined_validation_context'].filter((k) => o[k] !== undefined);
-  let validation: ValidationSource | undefined;
-  if (vkinds.length > 1) {
-    diag.error(path, `only one of ${vkinds.join(', ')} may be set`);
-  } else if (vkinds[0] === 'validation_context') {
-    const s = decodeValidationContext(o['validation_context'], join(path, 'validation_context'), diag);
-    if (s) validation = { static: s };
-  } else if (vkinds[0] === 'validation_context_sds_secret_config') {
-    const n = decodeSdsName(o['validation_context_sds_secret_config'], join(path, 'validation_context_sds_secret_config'), diag);
-    if (n) validation = { sdsName: n };
-  } else if (vkinds[0] === 'combined_validation_context') {
-    const cp = join(path, 'combined_validation_context');
-    const co = asObject(o['combined_validation_context'], cp, diag);
-    if (co) {
-      checkFields(co, cp, diag, ['default_validation_context', 'validation_context_sds_secret_config'], ['validation_context_certificate_provider', 'validation_context_certificate_provider_instance']);
-      const s = co['default_validation_context'] !== undefined ? decodeValidationContext(co['default_validation_context'], join(cp, 'default_validation_context'), diag) : undefined;
-      if (co['validation_context_sds_secret_config'] === undefined) diag.error(join(cp, 'validation_context_sds_secret_config'), 'is required');
-      const n = co['validation_context_sds_secret_config'] !== undefined ? decodeSdsName(co['validation_context_sds_secret_config'], join(cp, 'validation_context_sds_secret_config'), diag) : undefined;
-      if (n) validation = s ? { static: s, sdsName: n } : { sdsName: n };
-    }
+  const validation = decodeValidationSource(r);
+  const alpnProtocols: string[] = [];
+  for (const { value, path } of nonEmptyStrings(r, 'alpn_protocols')) {
+    if (Buffer.byteLength(value) <= 255) alpnProtocols.push(value);
+    else r.diag.error(path, 'is longer than 255 bytes');
   }
-  const alpnProtocols = strings(o, 'alpn_protocols', path, diag).filter((p, i) => {
-    if (Buffer.byteLength(p) <= 255) return true;
-    diag.error(join(join(path, 'alpn_protocols'), i), 'is longer than 255 bytes');
-    return false;
-  });
+  r.finishStrict(['custom_handshaker', 'key_log']);
   return validation ? { tlsParams, certificates, validation, alpnProtocols } : { tlsParams, certificates, alpnProtocols };
+}
+
+/** common_tls_context may be absent (an UpstreamTlsContext with defaults): decode it as an empty message. */
+function commonOf(r: ObjectReader): CommonTlsContextSpec | undefined {
+  const c = r.has('common_tls_context') ? r.object('common_tls_context') : ObjectReader.of({}, r.child('common_tls_context'), r.diag);
+  return c ? decodeCommonTlsContext(c) : undefined;
 }
 
 // ---------------------------------------------------------------- top level
 
 export function decodeDownstreamTlsContext(config: unknown, diag: Diagnostics, path = ''): DownstreamTlsContextSpec | undefined {
   const errorsBefore = diag.errors.length;
-  const o = asObject(config, path, diag);
-  if (!o) return undefined;
-  checkFields(o, path, diag,
-    ['common_tls_context', 'require_client_certificate', 'session_timeout', 'disable_stateless_session_resumption', 'disable_stateful_session_resumption'],
-    ['require_sni', 'session_ticket_keys', 'session_ticket_keys_sds_secret_config', 'ocsp_staple_policy', 'full_scan_certs_on_sni_mismatch', 'prefer_client_ciphers']);
-  const common = decodeCommonTlsContext(o['common_tls_context'] ?? {}, join(path, 'common_tls_context'), diag);
-  const requireClientCertificate = bool(o, 'require_client_certificate', path, diag, false);
-  const sessionTimeoutMs = duration(o, 'session_timeout', path, diag);
-  const disableStatelessSessionResumption = bool(o, 'disable_stateless_session_resumption', path, diag, false);
-  bool(o, 'disable_stateful_session_resumption', path, diag, false); // TLS 1.3 has no stateful (session-id) resumption here
-  if (common && common.certificates.length === 0) diag.error(join(path, 'common_tls_context'), 'a server needs tls_certificates or tls_certificate_sds_secret_configs');
+  const r = ObjectReader.of(config, path, diag);
+  if (!r) return undefined;
+  const common = commonOf(r);
+  const requireClientCertificate = r.bool('require_client_certificate', false);
+  const sessionTimeoutMs = r.duration('session_timeout');
+  const disableStatelessSessionResumption = r.bool('disable_stateless_session_resumption', false);
+  r.bool('disable_stateful_session_resumption', false); // TLS 1.3 has no stateful (session-id) resumption here
+  r.finishStrict(['require_sni', 'session_ticket_keys', 'session_ticket_keys_sds_secret_config', 'ocsp_staple_policy',
+    'full_scan_certs_on_sni_mismatch', 'prefer_client_ciphers']);
+  if (common && common.certificates.length === 0) diag.error(r.child('common_tls_context'), 'a server needs tls_certificates or tls_certificate_sds_secret_configs');
   if (common && requireClientCertificate && !common.validation) {
-    diag.error(join(path, 'require_client_certificate'), 'needs a validation context to verify client certificates against');
+    diag.error(r.child('require_client_certificate'), 'needs a validation context to verify client certificates against');
   }
   if (!common || diag.errors.length > errorsBefore) return undefined;
   return {
@@ -453,16 +342,15 @@ export function decodeDownstreamTlsContext(config: unknown, diag: Diagnostics, p
 
 export function decodeUpstreamTlsContext(config: unknown, diag: Diagnostics, path = ''): UpstreamTlsContextSpec | undefined {
   const errorsBefore = diag.errors.length;
-  const o = asObject(config, path, diag);
-  if (!o) return undefined;
-  checkFields(o, path, diag, ['common_tls_context', 'sni', 'max_session_keys', 'allow_renegotiation'],
-    ['auto_host_sni', 'auto_sni_san_validation', 'enforce_rsa_key_usage']);
-  const common = decodeCommonTlsContext(o['common_tls_context'] ?? {}, join(path, 'common_tls_context'), diag);
-  const sni = str(o, 'sni', path, diag);
-  if (sni !== undefined && (sni.length > 255 || /[\s/]/.test(sni))) diag.error(join(path, 'sni'), 'is not a valid server name');
-  if (bool(o, 'allow_renegotiation', path, diag, false)) diag.warn(join(path, 'allow_renegotiation'), 'renegotiation does not exist in TLS 1.3 and is never allowed');
-  const maxSessionKeys = uint(o, 'max_session_keys', path, diag) ?? 1;
-  if (common && !common.validation) diag.warn(join(path, 'common_tls_context'), 'no validation context: the upstream certificate is not verified');
+  const r = ObjectReader.of(config, path, diag);
+  if (!r) return undefined;
+  const common = commonOf(r);
+  const sni = r.string('sni');
+  if (sni !== undefined && (sni.length > 255 || /[\s/]/.test(sni))) diag.error(r.child('sni'), 'is not a valid server name');
+  if (r.bool('allow_renegotiation', false)) diag.warn(r.child('allow_renegotiation'), 'renegotiation does not exist in TLS 1.3 and is never allowed');
+  const maxSessionKeys = r.int('max_session_keys', 1);
+  r.finishStrict(['auto_host_sni', 'auto_sni_san_validation', 'enforce_rsa_key_usage']);
+  if (common && !common.validation) diag.warn(r.child('common_tls_context'), 'no validation context: the upstream certificate is not verified');
   if (!common || diag.errors.length > errorsBefore) return undefined;
   return { kind: 'upstream', common, maxSessionKeys, ...(sni !== undefined && sni !== '' ? { sni } : {}) };
 }
@@ -470,28 +358,33 @@ export function decodeUpstreamTlsContext(config: unknown, diag: Diagnostics, pat
 /** Decodes an SDS `Secret` (with or without `@type`). */
 export function decodeSecret(v: unknown, diag: Diagnostics, path = ''): SecretSpec | undefined {
   const errorsBefore = diag.errors.length;
-  const s = decodeSecretInner(v, diag, path);
+  const r = ObjectReader.of(v, path, diag);
+  const s = r ? decodeSecretReader(r) : undefined;
   return diag.errors.length > errorsBefore ? undefined : s;
 }
 
-function decodeSecretInner(v: unknown, diag: Diagnostics, path: string): SecretSpec | undefined {
-  const o = asObject(v, path, diag);
-  if (!o) return undefined;
-  checkFields(o, path, diag, ['name', 'tls_certificate', 'validation_context'], ['session_ticket_keys', 'generic_secret']);
-  const name = str(o, 'name', path, diag);
-  if (name === undefined || name === '') { diag.error(join(path, 'name'), 'is required'); return undefined; }
-  const kinds = ['tls_certificate', 'validation_context'].filter((k) => o[k] !== undefined);
-  if (kinds.length !== 1) {
-    if (kinds.length > 1) diag.error(path, `only one of ${kinds.join(', ')} may be set`);
-    else if (o['session_ticket_keys'] === undefined && o['generic_secret'] === undefined) diag.error(path, 'needs tls_certificate or validation_context');
-    return undefined;
+function decodeSecretReader(r: ObjectReader): SecretSpec | undefined {
+  const name = r.string('name');
+  if (name === undefined || name === '') r.diag.error(r.child('name'), 'is required');
+  const kinds = ['tls_certificate', 'validation_context'] as const;
+  const present = kinds.filter((k) => r.has(k));
+  let out: SecretSpec | undefined;
+  if (present.length > 1) {
+    r.accept(...present);
+    r.diag.error(r.path, `only one of ${present.join(', ')} may be set`);
+  } else if (present[0] === 'tls_certificate') {
+    const c = r.object('tls_certificate');
+    const tlsCertificate = c ? decodeTlsCertificateReader(c) : undefined;
+    if (tlsCertificate && name) out = { name, kind: 'tls_certificate', tlsCertificate };
+  } else if (present[0] === 'validation_context') {
+    const c = r.object('validation_context');
+    const validationContext = c ? decodeValidationContextReader(c) : undefined;
+    if (validationContext && name) out = { name, kind: 'validation_context', validationContext };
+  } else if (!r.has('session_ticket_keys') && !r.has('generic_secret') && name) {
+    r.diag.error(r.path, 'needs tls_certificate or validation_context');
   }
-  if (kinds[0] === 'tls_certificate') {
-    const tlsCertificate = decodeTlsCertificate(o['tls_certificate'], join(path, 'tls_certificate'), diag);
-    return tlsCertificate ? { name, kind: 'tls_certificate', tlsCertificate } : undefined;
-  }
-  const validationContext = decodeValidationContext(o['validation_context'], join(path, 'validation_context'), diag);
-  return validationContext ? { name, kind: 'validation_context', validationContext } : undefined;
+  r.finishStrict(['session_ticket_keys', 'generic_secret']);
+  return out;
 }
 
 /** Decodes a `transport_socket` TypedExtension from a listener filter chain or a cluster. */
@@ -506,7 +399,7 @@ export function decodeTransportSocket(ext: TypedExtension, diag: Diagnostics, pa
 
 /** A `static_resources.secrets[]` entry (its own `name` wins over the extension name). */
 export function decodeSecretExtension(ext: TypedExtension, diag: Diagnostics, path: string): SecretSpec | undefined {
-  const o = { ...ext.config } as Obj;
+  const o: Record<string, unknown> = { ...ext.config };
   if (o['name'] === undefined && ext.name !== '') o['name'] = ext.name;
   return decodeSecret(o, diag, path);
 }

@@ -11,6 +11,7 @@ export {
   decodeTransportSocket,
   DEFAULT_TLS_PARAMS,
 } from './decode.js';
+export { checkTlsContextSources, checkSecretSources } from './resolve.js';
 export { SecretStore, type SecretStoreOptions, type Unsubscribe } from './secret-store.js';
 export { DownstreamTlsProvider, type DownstreamProviderOptions } from './downstream.js';
 export { UpstreamTlsProvider, type UpstreamConnectOptions, type UpstreamSnapshot, type UpstreamProviderOptions } from './upstream.js';

@@ -2,15 +2,10 @@
  * Decoded (validated, immutable) forms of Envoy's TLS transport-socket and SDS Secret
  * protos. Everything downstream of the decoder works on these, never on proto3-JSON.
  */
-import type { StringMatcher } from '../../config/src/model.js';
+import type { DataSource, StringMatcher } from '../../config/src/model.js';
 
-export type { StringMatcher };
-
-/** envoy.config.core.v3.DataSource */
-export type DataSource =
-  | { readonly kind: 'file'; readonly path: string }
-  | { readonly kind: 'inline'; readonly bytes: Buffer }
-  | { readonly kind: 'env'; readonly name: string };
+/** DataSource is config/'s reference type (file, inline bytes, variable): decoders never read files. */
+export type { DataSource, StringMatcher };
 
 export interface TlsCertificateSpec {
   readonly certificateChain: DataSource;

@@ -433,8 +433,22 @@ export interface RedirectAction {
 export interface DirectResponseAction {
   readonly kind: 'direct_response';
   readonly status: number;
+  /** The body text: set by the decoder for inline sources, by resolveRouteDataSources for files and variables. */
   readonly body?: string;
+  /** Where the body comes from, as configured (decoders do no I/O; see DataSource). */
+  readonly bodySource?: DataSource;
 }
+
+/**
+ * envoy.config.core.v3.DataSource as a decoder returns it: a reference, never the content of a file
+ * or variable, because decoders do no I/O. One later step reads it (config/src/data-source.ts for
+ * route bodies; certs/ for TLS material, which also watches files for rotation). `field` is the
+ * config path of the DataSource object, so that step reports `<field>.filename: cannot read ...`.
+ */
+export type DataSource =
+  | { readonly kind: 'file'; readonly path: string; readonly field?: string }
+  | { readonly kind: 'inline'; readonly bytes: Buffer }
+  | { readonly kind: 'env'; readonly name: string; readonly field?: string };
 
 export interface Route extends HeaderMutations {
   readonly name: string;

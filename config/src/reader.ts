@@ -201,11 +201,23 @@ export class ObjectReader {
 
   /** Warns about every field the decoder did not read: pilotfish never silently ignores config. */
   finish(): void {
-    for (const key of Object.keys(this.raw)) {
-      if (this.consumed.has(key) || key === '@type') continue;
-      if (this.raw[key] === null) continue;
-      this.diag.warn(this.child(key), 'not supported by pilotfish; ignored');
+    for (const key of this.unread()) this.diag.warn(this.child(key), 'not supported by pilotfish; ignored');
+  }
+
+  /**
+   * Like finish(), for configs where a typo must not silently weaken security (TLS): a field in
+   * `unsupported` (Envoy has it, pilotfish does not) is a warning, any other unread field an error.
+   */
+  finishStrict(unsupported: readonly string[]): void {
+    for (const key of this.unread()) {
+      if (unsupported.some((n) => n === key || snakeToCamel(n) === key)) this.diag.warn(this.child(key), 'not supported by pilotfish; ignored');
+      else this.diag.error(this.child(key), 'unknown field');
     }
+  }
+
+  /** Fields present (not null, not `@type`) that the decoder has not read. */
+  unread(): string[] {
+    return Object.keys(this.raw).filter((k) => !this.consumed.has(k) && k !== '@type' && this.raw[k] !== null);
   }
 
   private lookupKey(name: string): string | undefined {

@@ -1,6 +1,6 @@
 import { ENUMS } from './enums.js';
 import type {
-  ClusterSpecifier, DirectResponseAction, ForwardAction, HashPolicy, HeaderMatcher, HeaderMutations,
+  ClusterSpecifier, DataSource, DirectResponseAction, ForwardAction, HashPolicy, HeaderMatcher, HeaderMutations,
   HeaderValueOption, HedgePolicy, PathMatch, QueryParameterMatcher, RedirectAction, RetryPolicy, Route,
   RouteConfiguration, RouteMatch, StringMatcher, UpgradeConfig, VirtualHost, WeightedCluster,
 } from './model.js';
@@ -9,7 +9,6 @@ import { ObjectReader } from './reader.js';
 import { compileFullMatch, compileRe2 } from './regex.js';
 import { decodeTypedMap } from './typed.js';
 import type { Diagnostics } from './validation.js';
-import { readFileSync } from 'node:fs';
 
 export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
 
@@ -465,28 +464,38 @@ function decodeDirectResponse(r: ObjectReader): DirectResponseAction {
   const status = r.int('status', 200, 200, 599);
   if (!r.has('status')) r.diag.error(r.child('status'), 'is required');
   const b = r.object('body');
-  const body = b ? decodeDataSource(b) : undefined;
+  const bodySource = b ? decodeDataSource(b) : undefined;
   r.finish();
-  return { kind: 'direct_response', status, ...(body !== undefined ? { body } : {}) };
+  // Inline text needs no I/O, so it is ready now; files and variables are read by resolveRouteDataSources.
+  const body = bodySource?.kind === 'inline' ? bodySource.bytes.toString('utf8') : undefined;
+  return { kind: 'direct_response', status, ...(bodySource ? { bodySource } : {}), ...(body !== undefined ? { body } : {}) };
 }
 
-/** envoy.config.core.v3.DataSource read as text (files are read once, at decode time). */
-export function decodeDataSource(r: ObjectReader): string | undefined {
+const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+
+/**
+ * envoy.config.core.v3.DataSource as a reference (file, inline bytes, environment variable). No I/O
+ * here: a file that does not exist decodes fine and is reported by the step that reads it.
+ */
+export function decodeDataSource(r: ObjectReader): DataSource | undefined {
   const which = r.oneof(['inline_string', 'inline_bytes', 'filename', 'environment_variable'], true, 'a source,');
-  let out: string | undefined;
-  if (which === 'inline_string') out = r.string('inline_string', '');
-  else if (which === 'inline_bytes') out = Buffer.from(r.string('inline_bytes', ''), 'base64').toString('utf8');
-  else if (which === 'filename') {
-    const f = r.string('filename', '');
-    try {
-      out = readFileSync(f, 'utf8');
-    } catch (e) {
-      r.diag.error(r.child('filename'), `cannot read "${f}": ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-    }
+  r.accept('watched_directory'); // files are watched by their own path (certs/ re-reads on change)
+  let out: DataSource | undefined;
+  if (which === 'inline_string') {
+    out = { kind: 'inline', bytes: Buffer.from(r.string('inline_string', ''), 'utf8') };
+  } else if (which === 'inline_bytes') {
+    // proto3-JSON bytes are base64, standard or URL-safe.
+    const b = r.string('inline_bytes', '').replace(/\s+/g, '');
+    if (BASE64.test(b)) out = { kind: 'inline', bytes: Buffer.from(b, 'base64') };
+    else r.diag.error(r.child('inline_bytes'), 'is not valid base64');
+  } else if (which === 'filename') {
+    const f = r.string('filename');
+    if (f === '') r.diag.error(r.child('filename'), 'must not be empty');
+    else if (f !== undefined) out = { kind: 'file', path: f, field: r.path };
   } else if (which === 'environment_variable') {
-    const v = r.string('environment_variable', '');
-    out = process.env[v];
-    if (out === undefined) r.diag.error(r.child('environment_variable'), `environment variable "${v}" is not set`);
+    const v = r.string('environment_variable');
+    if (v !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(v)) r.diag.error(r.child('environment_variable'), 'is not a valid variable name');
+    else if (v !== undefined) out = { kind: 'env', name: v, field: r.path };
   }
   r.finish();
   return out;

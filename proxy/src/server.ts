@@ -2,11 +2,12 @@ import type { Bootstrap, Cluster, ConfigSink, Endpoint, EndpointDiff, FilterChai
 import { Diagnostics, diffEndpoints, ECDS_FILTER_TYPE, flattenLoadAssignment, formatProblem } from '../../config/src/index.js';
 import { buildHttpFilterChain, decodePerFilterConfig, filterStats, type HttpFilterChain } from '../../filters/src/index.js';
 import {
-  decodeSecretExtension, decodeTransportSocket, DownstreamTlsProvider, peerIdentity, SecretStore, UpstreamTlsProvider,
+  checkSecretSources, checkTlsContextSources, decodeSecretExtension, decodeTransportSocket, DownstreamTlsProvider, peerIdentity, SecretStore, UpstreamTlsProvider,
   type DownstreamTlsContextSpec, type UpstreamTlsContextSpec,
 } from '../../certs/src/index.js';
 import { ClusterRuntime } from './cluster/cluster.js';
 import { upstreamTlsBuilder } from './upstream/tls-builder.js';
+import { resolveRouteDataSources } from '../../config/src/data-source.js';
 import { DnsRefresher } from './cluster/dns.js';
 import { ConnectionManager, makeHcmStats, type HcmEnvironment, type HcmStats } from './http/connection-manager.js';
 import { HttpChain } from './http/listener.js';
@@ -212,7 +213,8 @@ export class ProxyServer implements ConfigSink {
   private upsertSecretAt(ext: TypedExtension, path: string): void {
     const diag = new Diagnostics();
     const spec = decodeSecretExtension(ext, diag, path);
-    if (!spec) throw new ConfigError(diag.errors.map(formatProblem).join('; '));
+    // Files are read here, not in the decoder: an unreadable one fails this update by its field path.
+    if (!spec || !checkSecretSources(spec, diag, path)) throw new ConfigError(diag.errors.map(formatProblem).join('; '));
     this.secrets.set(spec.name, spec);
   }
 
@@ -221,7 +223,7 @@ export class ProxyServer implements ConfigSink {
     if (c.transportSocket) {
       const diag = new Diagnostics();
       const spec = decodeTransportSocket(c.transportSocket, diag, `${path}.transport_socket`);
-      if (!spec || diag.errors.length > 0) throw new ConfigError(diag.errors.map(formatProblem).join('; '));
+      if (!spec || diag.errors.length > 0 || !checkTlsContextSources(spec, diag)) throw new ConfigError(diag.errors.map(formatProblem).join('; '));
       if (spec.kind !== 'upstream') throw new ConfigError(`${path}.transport_socket: a cluster needs an UpstreamTlsContext`);
       tls = new UpstreamTlsProvider(spec as UpstreamTlsContextSpec, this.secrets, { name: c.name, log: this.tlsLog });
       this.tlsStats.set(`cluster.${c.name}`, tls.stats);
@@ -345,7 +347,7 @@ export class ProxyServer implements ConfigSink {
     if (chain.transportSocket) {
       const diag = new Diagnostics();
       const spec = decodeTransportSocket(chain.transportSocket, diag, `${fcPath}.transport_socket`);
-      if (!spec || diag.errors.length > 0) throw new ConfigError(diag.errors.map(formatProblem).join('; '));
+      if (!spec || diag.errors.length > 0 || !checkTlsContextSources(spec, diag)) throw new ConfigError(diag.errors.map(formatProblem).join('; '));
       if (spec.kind !== 'downstream') throw new ConfigError(`${fcPath}.transport_socket: a listener needs a DownstreamTlsContext`);
       tls = new DownstreamTlsProvider(spec as DownstreamTlsContextSpec, this.secrets, { name: l.name, log: this.tlsLog });
       // Envoy's TLS stats are per listener (listener.<address>.ssl.*); a listener with several TLS chains reports the first one's here.
@@ -475,7 +477,8 @@ type PreparedChain =
 /** Compiles a route table, decoding typed_per_filter_config through filters/. */
 export function compileRouteTable(config: RouteConfiguration, diag: Diagnostics, path: string): RouteTable | undefined {
   const before = diag.errors.length;
-  const table = new RouteTable(config);
+  // direct_response bodies from files or variables are read here, once per route configuration.
+  const table = new RouteTable(resolveRouteDataSources(config, diag, path));
   config.virtualHosts.forEach((vh, vi) => {
     const cvh = table.virtualHosts[vi]!;
     cvh.routes.forEach((r, ri) => {

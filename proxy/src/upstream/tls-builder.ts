@@ -4,7 +4,7 @@
  * function so that both go through the same decoder and SDS-backed provider.
  */
 import { Diagnostics, formatProblem, type TypedExtension } from '../../../config/src/index.js';
-import { decodeTransportSocket, UpstreamTlsProvider, type SecretStore, type TlsLogger, type UpstreamTlsContextSpec } from '../../../certs/src/index.js';
+import { checkTlsContextSources, decodeTransportSocket, UpstreamTlsProvider, type SecretStore, type TlsLogger, type UpstreamTlsContextSpec } from '../../../certs/src/index.js';
 
 export interface UpstreamTlsBuilderOptions {
   readonly log?: TlsLogger;
@@ -17,7 +17,7 @@ export function upstreamTlsBuilder(secrets: SecretStore, opts: UpstreamTlsBuilde
   return (ext, path) => {
     const diag = new Diagnostics();
     const spec = decodeTransportSocket(ext, diag, path);
-    if (!spec || diag.errors.length > 0) throw new Error(diag.errors.map(formatProblem).join('; ') || `${path}: unusable transport socket`);
+    if (!spec || diag.errors.length > 0 || !checkTlsContextSources(spec, diag)) throw new Error(diag.errors.map(formatProblem).join('; ') || `${path}: unusable transport socket`);
     if (spec.kind !== 'upstream') throw new Error(`${path}: a cluster needs an UpstreamTlsContext`);
     const p = new UpstreamTlsProvider(spec as UpstreamTlsContextSpec, secrets, { name: path, ...(opts.log ? { log: opts.log } : {}) });
     opts.onStats?.(path, p.stats);
