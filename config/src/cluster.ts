@@ -296,9 +296,11 @@ function rawEndpointCount(cla: Readonly<Record<string, unknown>>): number {
   }, 0);
 }
 
-function isPrime(n: number): boolean {
-  if (n < 2) return false;
-  for (let i = 2; i * i <= n; i++) if (n % i === 0) return false;
+/** The one primality check (Maglev table sizes); fastpath/ and proxy/ use this one. */
+export function isPrime(n: number): boolean {
+  if (!Number.isInteger(n) || n < 2) return false;
+  if (n % 2 === 0) return n === 2;
+  for (let d = 3; d * d <= n; d += 2) if (n % d === 0) return false;
   return true;
 }
 

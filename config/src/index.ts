@@ -3,7 +3,7 @@ export type { ConfigSink } from './sink.js';
 export { Diagnostics, DecodeError, formatProblem, type Problem, type Validation } from './validation.js';
 export { decodeBootstrap } from './bootstrap.js';
 export { decodeListener, decodeHttpConnectionManager, decodeTcpProxy, HCM_TYPE, TCP_PROXY_TYPE, ECDS_FILTER_TYPE } from './listener.js';
-export { decodeCluster, decodeClusterLoadAssignment, decodeLbEndpoint } from './cluster.js';
+export { decodeCluster, decodeClusterLoadAssignment, decodeLbEndpoint, isPrime } from './cluster.js';
 export { decodeRouteConfiguration, decodeHeaderMatcher, decodeStringMatcher, decodeFractionalPercent, decodeDataSource, DEFAULT_ROUTE_TIMEOUT_MS } from './route.js';
 export { decodeAny, decodeTypedExtension, typeName, TYPE_PREFIX } from './typed.js';
 export { ObjectReader, parseDuration, enumValue } from './reader.js';

@@ -8,3 +8,5 @@ export type { FastPathObserve } from './config.js';
 export type { FlowRecord, Resolver } from './observe.js';
 export { parseFlowFilter, matchesFilter } from './observe.js';
 export { serveFlows, flowsAdminRoute } from './flows-endpoint.js';
+export { buildMaglevTable, maglevSlots, maglevKeyHashes, maglevSlotFor, flowHash, encodeFlowKey, isPrime } from './maglev.js';
+export type { MaglevBackend, MaglevKeyHashes, FlowTuple } from './maglev.js';

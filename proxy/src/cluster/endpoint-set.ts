@@ -165,7 +165,7 @@ export class EndpointSet {
   private rebuildTimer: NodeJS.Timeout | undefined;
   private lastRebuild = -Infinity;
   private anyPanic = false;
-  private readonly scratch = new Float64Array(1);
+  private readonly scratch = new Float64Array(2); // [mixed hash, raw hash] (lb/hashed.ts)
 
   constructor(
     readonly cluster: string,
@@ -242,7 +242,7 @@ export class EndpointSet {
     } else {
       const r = this.rand;
       // 23 + 30 random bits; fractions computed inline (see lb/rng.ts)
-      if (this.hashed) this.scratch[HASH] = (r.int30() >>> 7) * TWO30 + r.int30();
+      if (this.hashed) this.scratch[HASH] = this.scratch[1] = (r.int30() >>> 7) * TWO30 + r.int30();
       x = ((r.int30() * TWO30 + r.int30()) / TWO60) * 100;
     }
     let chosen: PriorityGroup | undefined;

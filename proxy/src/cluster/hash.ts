@@ -52,6 +52,8 @@ export function mix53Into(src: { readonly hash?: number }, dst: Float64Array): b
   h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
   h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
   dst[0] = TWO32 * (2097151 & h2) + (h1 >>> 0);
+  // MAGLEV looks up the unmixed hash (lb/hashed.ts RAW_HASH); a length-1 dst ignores it.
+  dst[1] = n;
   return true;
 }
 

@@ -2,6 +2,7 @@ import t from 'tap';
 import { EndpointSet } from '../../src/cluster/endpoint-set.js';
 import { hash53, mix53 } from '../../src/cluster/hash.js';
 import { isPrime } from '../../src/cluster/lb/maglev.js';
+import { buildMaglevTable, encodeFlowKey, flowHash } from '../../../fastpath/src/index.js';
 import { diff, ep, opts } from './helpers.js';
 
 const KEYS = 20000;
@@ -142,4 +143,24 @@ t.test('RING_HASH large ring (radix-sorted build): order-independent, stable und
   let collateral = 0;
   for (let i = 0; i < KEYS; i++) if (before[i] !== ep(5).key && after[i] !== before[i]) collateral++;
   t.equal(collateral, 0);
+});
+
+// One Maglev: the proxy's MAGLEV balancer and the kernel's xdp_lb (whose table is
+// buildMaglevTable's, looked up at flow_hash(key) % size — proven against the real BPF
+// program in fastpath/test/maglev.test.ts) give every flow to the same backend.
+t.test('MAGLEV: user-space pick for a flow hash equals the fast path table slot', async (t) => {
+  const size = 251;
+  const eps = Array.from({ length: 9 }, (_, i) => ep(i, { weight: i === 2 ? 4 : 1 }));
+  const s = new EndpointSet('c', opts('MAGLEV', { maglev: { tableSize: size } }), [...eps].reverse());
+  const table = buildMaglevTable(eps.map((e, i) => ({ key: e.key, weight: e.weight, id: i + 1 })), size);
+  let agree = 0;
+  const N = 5000;
+  for (let i = 0; i < N; i++) {
+    const tuple = { src: `198.18.${(i >> 8) & 255}.${i & 255}`, dst: '198.18.0.10', sport: 1024 + (i % 50000), dport: 80, proto: 6 };
+    const h = flowHash(encodeFlowKey(tuple));
+    const kernel = eps[table[h % size]! - 1]!.key;
+    if (s.pick({ hash: h })!.key === kernel) agree++;
+  }
+  t.equal(agree, N, 'every flow agrees');
+  s.close();
 });

@@ -13,6 +13,13 @@ export interface RebuildScheduler {
   schedule(s: HashedSubset<LbHost>): void;
 }
 
+/**
+ * Scratch slot holding the request hash as given, before mixing: MAGLEV looks it up
+ * unmixed (hash % M), as Envoy and the kernel's xdp_lb (flow_hash % M) do, so a flow
+ * hash gives the same backend in both paths.
+ */
+export const RAW_HASH = 1;
+
 /** Probes before giving up on a stale table and falling back to the index array. */
 export const MAX_PROBES = 64;
 
