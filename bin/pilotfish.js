@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const compiled = new URL('../dist/proxy/src/main.js', import.meta.url);
+const compiled = new URL('../dist/cli/src/main.js', import.meta.url);
 if (!existsSync(fileURLToPath(compiled))) {
   process.stderr.write('pilotfish: not built yet; run `npm run build` (npm ci does it for you)\n');
   process.exit(1);

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 function cli(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; out: string }> {
-  const script = `const { main } = await import('./proxy/src/main.ts'); process.exitCode = await main(${JSON.stringify(args)});`;
+  const script = `const { main } = await import('./cli/src/main.ts'); process.exitCode = await main(${JSON.stringify(args)});`;
   return new Promise((resolve) => {
     const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

@@ -9,8 +9,7 @@ import { Diagnostics, decodeBootstrap, formatProblem } from '../config/src/index
 import { ControlPlane, parseMesh } from '../controlplane/src/index.js';
 import { defaultUserFilterManager, sha256Hex } from '../filters/src/index.js';
 import { TYPE_URLS } from '../xds-client/src/index.js';
-import { startProxy } from '../proxy/src/cli/proxy-command.js';
-import { Logger } from '../proxy/src/log.js';
+import { Logger, startProxy } from '../proxy/src/index.js';
 import { get } from '../proxy/test/helpers.js';
 import { until } from '../test-support/wait.js';
 
@@ -66,7 +65,7 @@ static_resources:
     load_assignment: { cluster_name: xds, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${cpPort} } } } }] }] }
 `), diag);
   t.same(diag.errors.map(formatProblem), []);
-  const proxy = await startProxy(bootstrap!, new Logger('error'), { adminPort: 0, drainTimeMs: 200, onQuit: () => undefined });
+  const proxy = await startProxy(bootstrap!, { log: new Logger('error'), adminPort: 0, drainTimeMs: 200, onQuit: () => undefined });
   t.teardown(async () => {
     await proxy.stop(0);
     defaultUserFilterManager().close(); // the process-wide manager's worker threads

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { until } from '../test-support/wait.js';
 
-const MAIN = new URL('../proxy/src/main.ts', import.meta.url).href;
+const MAIN = new URL('../cli/src/main.ts', import.meta.url).href;
 const SWAPS = 100;
 const CLIENTS = 8;
 

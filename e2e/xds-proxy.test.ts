@@ -9,8 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { Diagnostics, decodeBootstrap } from '../config/src/index.js';
 import { ControlPlane, parseMesh, type MeshEndpoint } from '../controlplane/src/index.js';
 import { XdsClient, TYPE_URLS, type ApiType } from '../xds-client/src/index.js';
-import { startProxy } from '../proxy/src/cli/proxy-command.js';
-import { Logger } from '../proxy/src/log.js';
+import { Logger, startProxy } from '../proxy/src/index.js';
 import { until } from '../test-support/wait.js';
 
 let agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
@@ -60,7 +59,7 @@ for (const apiType of ['DELTA_GRPC', 'GRPC'] as ApiType[]) {
 
     const diag = new Diagnostics();
     const bootstrap = decodeBootstrap({ node: { id: 'proxy-1', cluster: 'e2e' }, static_resources: {} }, diag)!;
-    const proxy = await startProxy(bootstrap, new Logger('error'), { drainTimeMs: 200, onQuit: () => undefined });
+    const proxy = await startProxy(bootstrap, { log: new Logger('error'), drainTimeMs: 200, onQuit: () => undefined });
     t.teardown(() => proxy.stop(0));
     const client = new XdsClient({ node: bootstrap.node, servers: [{ address: '127.0.0.1', port: cpPort }], apiType, sink: proxy.server, backoff: { baseMs: 50, maxMs: 200 } });
     client.start();

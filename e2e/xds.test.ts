@@ -17,7 +17,7 @@ import { until } from '../test-support/wait.js';
 t.setTimeout(360_000);
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
-const mainTs = path.join(root, 'proxy/src/main.ts');
+const mainTs = path.join(root, 'cli/src/main.ts');
 const script = `import(${JSON.stringify(mainTs)}).then((m) => m.main(process.argv.slice(1))).then((c) => process.exit(c ?? 0))`;
 
 function pilotfish(args: string[]): { child: ChildProcess; out: () => string; exited: Promise<number | null> } {

@@ -1,7 +1,7 @@
 // Runs `pilotfish proxy --config F --mode validate` for each file given, in this one process
 // (one tsx start-up instead of one per file), and prints one JSON line per file:
 // {file, code, stderr}. Used by corpus.test.ts.
-import { main } from '../../proxy/src/main.js';
+import { main } from '../../cli/src/main.js';
 
 const realWrite = process.stderr.write.bind(process.stderr);
 for (const file of process.argv.slice(2)) {

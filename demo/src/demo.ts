@@ -61,9 +61,10 @@ function pilotfishCommand(): string[] {
   const here = fileURLToPath(import.meta.url);
   const fromSource = here.endsWith('.ts');
   const root = join(dirname(here), '..', '..', ...(fromSource ? [] : ['..']));
-  const compiled = join(root, 'dist', 'proxy', 'src', 'main.js');
+  const compiled = join(root, 'dist', 'cli', 'src', 'main.js');
   if (!fromSource || (existsSync(compiled) && process.env.PILOTFISH_FROM_SOURCE !== '1')) return [join(root, 'bin', 'pilotfish.js')];
-  return ['--import', 'tsx', join(dirname(here), 'bin.ts')];
+  // The CLI's entry by path: a separate process, so demo/ never imports cli/ (which imports demo/).
+  return ['--import', 'tsx', join(root, 'cli', 'src', 'entry.ts')];
 }
 
 async function until(pred: () => Promise<boolean>, ms: number, what: string): Promise<void> {

@@ -1,6 +1,6 @@
 import type { Bootstrap, Cluster, ConfigSink, Endpoint, EndpointDiff, FilterChain, HttpConnectionManager, Listener, RouteConfiguration, TcpProxy, TypedExtension } from '../../config/src/index.js';
 import { Diagnostics, diffEndpoints, ECDS_FILTER_TYPE, flattenLoadAssignment, formatProblem } from '../../config/src/index.js';
-import { buildHttpFilterChain, decodePerFilterConfig, filterStats, type HttpFilterChain } from '../../filters/src/index.js';
+import { buildHttpFilterChain, decodePerFilterConfig, filterStats, UserFilterManager, type HttpFilterChain } from '../../filters/src/index.js';
 import {
   checkSecretSources, checkTlsContextSources, decodeSecretExtension, decodeTransportSocket, DownstreamTlsProvider, peerIdentity, SecretStore, UpstreamTlsProvider,
   type DownstreamTlsContextSpec, type UpstreamTlsContextSpec,
@@ -14,7 +14,7 @@ import { HttpChain } from './http/listener.js';
 import type { ChainRuntime } from './listener/network-listener.js';
 import { listenerStatName, NetworkListener } from './listener/network-listener.js';
 import { readOriginalDst, warnIfOriginalDstUnavailable } from './net/original-dst.js';
-import { overloadManager } from './overload/overload-manager.js';
+import { OverloadManager } from './overload/overload-manager.js';
 import type { Logger } from './log.js';
 import { RouteTable } from './routing/route-table.js';
 import type { Snapshot } from './snapshot.js';
@@ -24,6 +24,14 @@ import { TcpProxyChain } from './tcp/tcp-proxy.js';
 export type ServerState = 'PRE_INITIALIZING' | 'INITIALIZING' | 'LIVE' | 'DRAINING';
 
 type ListenerRuntime = { impl: NetworkListener; version: string; lastUpdated: number };
+
+export interface ProxyServerOptions {
+  readonly dryRun?: boolean;
+  readonly overload?: OverloadManager;
+  readonly userFilters?: UserFilterManager;
+  /** Randomness for weighted clusters and splits (tests pass a seeded source). */
+  readonly random?: () => number;
+}
 
 /** Thrown by configuration entry points: the message names the offending field. */
 export class ConfigError extends Error {}
@@ -62,10 +70,21 @@ export class ProxyServer implements ConfigSink {
   /** Observers of every endpoint change (the fast path's maps), as diffs. */
   readonly endpointObservers: ((diff: EndpointDiff) => void)[] = [];
 
+  private readonly dryRun: boolean;
+  /** The overload manager its listeners and connection managers consult (one per proxy). */
+  readonly overload: OverloadManager;
+  /** Hot-loaded user filters of this proxy's chains. */
+  readonly userFilters: UserFilterManager;
+
   /** dryRun: build and validate everything, bind nothing (`pilotfish proxy --mode validate`). */
-  constructor(readonly bootstrap: Bootstrap, readonly log: Logger, private readonly dryRun = false) {
+  constructor(readonly bootstrap: Bootstrap, readonly log: Logger, opts: ProxyServerOptions = {}) {
+    this.dryRun = opts.dryRun ?? false;
+    this.overload = opts.overload ?? new OverloadManager();
+    this.userFilters = opts.userFilters ?? new UserFilterManager();
     const self = this;
     this.env = {
+      overload: this.overload,
+      random: opts.random ?? Math.random,
       snapshot: () => self.current,
       draining: () => self.state === 'DRAINING',
       peerIdentity: (socket) => peerIdentity(socket as never)?.spiffeId,
@@ -311,11 +330,11 @@ export class ProxyServer implements ConfigSink {
         old.handler.update(spec.proxy);
         return { name: spec.chain.name, handler: old.handler, ...(spec.chain.connectionLimit ? { connectionLimit: spec.chain.connectionLimit } : {}) };
       }
-      return { name: spec.chain.name, handler: new TcpProxyChain(spec.proxy, () => this.current, this.stats), ...(spec.chain.connectionLimit ? { connectionLimit: spec.chain.connectionLimit } : {}) };
+      return { name: spec.chain.name, handler: new TcpProxyChain(spec.proxy, () => this.current, this.stats, this.env.random), ...(spec.chain.connectionLimit ? { connectionLimit: spec.chain.connectionLimit } : {}) };
     };
     const deps = {
       stats: this.stats,
-      overload: overloadManager,
+      overload: this.overload,
       findListener: (address: string, port: number) => this.listenerFor(address, port),
       readOriginalDst,
     };
@@ -408,7 +427,7 @@ export class ProxyServer implements ConfigSink {
     for (const f of cfg.httpFilters) if (f.typeUrl === ECDS_FILTER_TYPE) this.ecdsNames.add(f.name);
     if (this.ecdsNames.size !== before) this.onEcdsNames?.(this.ecdsNames);
     const diag = new Diagnostics();
-    const chain: HttpFilterChain | undefined = buildHttpFilterChain(cfg.httpFilters, diag, `${path}.http_filters`);
+    const chain: HttpFilterChain | undefined = buildHttpFilterChain(cfg.httpFilters, diag, `${path}.http_filters`, { userFilters: this.userFilters });
     let inline: RouteTable | undefined;
     if (cfg.routeSource.kind === 'inline') inline = compileRouteTable(cfg.routeSource.config, diag, `${path}.route_config`);
     for (const w of diag.warnings) this.log.warn(formatProblem(w));

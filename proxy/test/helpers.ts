@@ -3,7 +3,7 @@ import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { Diagnostics, decodeBootstrap, formatProblem } from '../../config/src/index.js';
-import { startProxy, type RunningProxy } from '../src/cli/proxy-command.js';
+import { startProxy, type RunningProxy } from '../src/index.js';
 import { Logger } from '../src/log.js';
 
 /** The part of a tap Test the helpers need. */
@@ -54,7 +54,7 @@ export async function startProxyYaml(t: Scope, yaml: string): Promise<RunningPro
   const b = decodeBootstrap(parseYaml(yaml), diag);
   if (!b) throw new Error(diag.errors.map(formatProblem).join('\n'));
   const log = new Logger('error');
-  const running = await startProxy(b, log, { adminPort: 0, drainTimeMs: 500, onQuit: () => undefined });
+  const running = await startProxy(b, { log, adminPort: 0, drainTimeMs: 500, onQuit: () => undefined });
   t.teardown(() => running.stop(0));
   return Object.assign(running, {
     port(listener?: string): number {

@@ -16,7 +16,7 @@ import { applyHeaderOptions, firstValue, stripHopByHop, stripPseudoHeaders, type
 import { Flags, LocalReplies, type LocalReplySpec } from './response-flags.js';
 import { checkHttp1Request, isValidAuthority } from './codec-guard.js';
 import { CONNECTION_EXPIRED } from './listener.js';
-import { overloadManager } from '../overload/overload-manager.js';
+import type { OverloadManager } from '../overload/overload-manager.js';
 import { UpstreamRequest, type Downstream } from './router.js';
 import { Stream } from './stream.js';
 import { connectionInfo } from '../net/connection-info.js';
@@ -78,6 +78,10 @@ export function makeHcmStats(store: StatsStore, statPrefix: string): HcmStats {
 
 /** What the connection manager needs from the rest of the proxy. */
 export interface HcmEnvironment {
+  /** This proxy's overload manager (shedding, keep-alive). */
+  readonly overload: OverloadManager;
+  /** Randomness for weighted cluster picks. */
+  readonly random: () => number;
   /** The snapshot new requests start with. */
   snapshot(): Snapshot;
   draining(): boolean;
@@ -109,6 +113,8 @@ const PATH_NOT_RELATIVE: LocalReplySpec = { status: 404, body: '', details: 'abs
  * immutable; a listener update swaps it for new requests only.
  */
 export class ConnectionManager {
+  /** Weighted cluster picks (the proxy's random source). */
+  readonly random: () => number;
   readonly stats: HcmStats;
   private readonly serverName: string;
   /** Any of normalize_path, merge_slashes, path_with_escaped_slashes_action is on (else: nothing runs). */
@@ -133,6 +139,7 @@ export class ConnectionManager {
     stats: HcmStats,
   ) {
     this.stats = stats;
+    this.random = env.random;
     this.serverName = config.serverName;
     this.pathOps = pathOptionsActive(config);
     this.stripPort = config.stripPortMode ?? 'NONE';
@@ -219,9 +226,9 @@ export class ConnectionManager {
     }
     // Before routing and before any filter, so RBAC, the route and the upstream see one path.
     if (!this.pathTransforms(view, ex, socket.localPort)) return;
-    if (!isH2 && (this.env.draining() || overloadManager.disableKeepalive || (socket as unknown as Record<symbol, boolean>)[CONNECTION_EXPIRED] === true)) (res as ServerResponse).shouldKeepAlive = false;
-    if (overloadManager.shedRequests) {
-      overloadManager.stats.requests_shed++;
+    if (!isH2 && (this.env.draining() || this.env.overload.disableKeepalive || (socket as unknown as Record<symbol, boolean>)[CONNECTION_EXPIRED] === true)) (res as ServerResponse).shouldKeepAlive = false;
+    if (this.env.overload.shedRequests) {
+      this.env.overload.stats.requests_shed++;
       ex.localReply(OVERLOADED_REPLY, Flags.Overload, OVERLOADED_HEADERS);
       return;
     }
@@ -598,7 +605,7 @@ class Exchange implements Downstream {
       case 'cluster_header':
         return firstValue(this.view.headers[spec.header]);
       case 'weighted': {
-        let pick = Math.random() * spec.totalWeight;
+        let pick = this.hcm.random() * spec.totalWeight;
         for (const c of spec.clusters) {
           pick -= c.weight;
           if (pick < 0) {

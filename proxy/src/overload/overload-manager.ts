@@ -113,10 +113,3 @@ export class OverloadManager {
     this.disableKeepalive = noKeepalive;
   }
 }
-
-/**
- * The process's overload manager. The composition root configures it from the
- * bootstrap's overload_manager (`overloadManager.configure(bootstrap.overloadManager)`)
- * and stops it on shutdown; unconfigured, every check is a false boolean read.
- */
-export const overloadManager = new OverloadManager();

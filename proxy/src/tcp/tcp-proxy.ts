@@ -33,6 +33,7 @@ export class TcpProxyChain implements ChainHandler {
     private proxy: TcpProxy,
     private readonly snapshot: () => Snapshot,
     store: StatsStore,
+    private readonly random: () => number = Math.random,
   ) {
     const s = store.scope(`tcp.${proxy.statPrefix}.`, 'envoy_tcp_', { envoy_tcp_prefix: proxy.statPrefix });
     this.stats = {
@@ -51,7 +52,7 @@ export class TcpProxyChain implements ChainHandler {
     const c = this.proxy.cluster;
     if (c.kind === 'cluster') return c.name;
     if (c.kind === 'weighted') {
-      let r = Math.random() * c.totalWeight;
+      let r = this.random() * c.totalWeight;
       for (const w of c.clusters) if ((r -= w.weight) < 0) return w.name;
       return c.clusters[c.clusters.length - 1]?.name;
     }

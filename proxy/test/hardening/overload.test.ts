@@ -3,7 +3,6 @@ import * as net from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { Diagnostics, decodeBootstrap } from '../../../config/src/index.js';
 import { bootstrapYaml, get, startProxyYaml, startUpstream, staticCluster } from '../helpers.js';
-import { overloadManager } from '../../src/overload/overload-manager.js';
 import { until } from '../../../test-support/wait.js';
 
 const vhosts = `
@@ -83,10 +82,11 @@ static_resources: { listeners: [], clusters: [] }
 });
 
 t.test('overload manager: global connection limit, heap and event-loop pressure shed new requests', async (t) => {
-  t.teardown(() => overloadManager.stop());
   const up = await startUpstream(t, 'up', (_req, res) => res.writeHead(200, { 'content-length': '2' }).end('ok'));
   const proxy = await startProxyYaml(t, bootstrapYaml(vhosts, staticCluster('up', [up.port])));
   const port = proxy.port();
+  // The proxy's own overload manager (no process-wide one): reconfigured here as the bootstrap would.
+  const overloadManager = proxy.overload;
 
   overloadManager.configure({ refreshInterval: 60_000, maxActiveDownstreamConnections: 2, actions: [] });
   const a = await openServed(port);

@@ -1,12 +1,12 @@
-import { ConfigError } from './server.js';
-import { UsageError } from './cli/args.js';
-import { runProxyCommand } from './cli/proxy-command.js';
-import { runExampleCommand } from './cli/example-command.js';
-import { VERSION } from './version.js';
+import { ConfigError, VERSION } from '../../proxy/src/index.js';
+import { UsageError } from './args.js';
+import { runProxyCommand } from './proxy-command.js';
+import { runExampleCommand } from './example-command.js';
 
 /**
  * The `pilotfish` command line. Each subcommand lives with its module; this file only
- * dispatches and turns errors into one line and an exit code.
+ * dispatches and turns errors into one line and an exit code. cli/ depends on the parts
+ * (proxy, certs, controlplane, fastpath, demo); none of them imports cli/.
  */
 type Command = { help: string; run: (argv: string[]) => Promise<number> };
 

@@ -1,31 +1,44 @@
-import { formatProblem, loadBootstrapFile, type Bootstrap } from '../../../config/src/index.js';
-import type { XdsClient } from '../../../xds-client/src/index.js';
-import { overloadManager } from '../overload/overload-manager.js';
-import { decodeSecret } from '../../../certs/src/index.js';
-import { installTelemetry, TelemetryConfigError } from '../../../telemetry/src/index.js';
-import { Diagnostics } from '../../../config/src/index.js';
-import { decodeUserFilterSpec, defaultUserFilterManager, USER_FILTER_TYPE_URL } from '../../../filters/src/index.js';
-import { decodeFastPathConfig, flowsAdminRoute, isFastPathExtension, startFastPath, type FastPath, type FastPathConfig } from '../../../fastpath/src/index.js';
-import { AdminServer } from '../admin/admin-server.js';
-import { isLevel, LEVELS, Logger } from '../log.js';
-import { ConfigError, ProxyServer } from '../server.js';
-import { intFlag, parseFlags, UsageError } from './args.js';
+import { formatProblem, loadBootstrapFile, type Bootstrap } from '../../config/src/index.js';
+import type { XdsClient } from '../../xds-client/src/index.js';
+import { decodeSecret } from '../../certs/src/index.js';
+import { installTelemetry, TelemetryConfigError } from '../../telemetry/src/index.js';
+import { Diagnostics } from '../../config/src/index.js';
+import { decodeUserFilterSpec, UserFilterManager, USER_FILTER_TYPE_URL } from '../../filters/src/index.js';
+import { decodeFastPathConfig, flowsAdminRoute, isFastPathExtension, startFastPath, type FastPath, type FastPathConfig } from '../../fastpath/src/index.js';
+import { AdminServer } from './admin/admin-server.js';
+import type { Logger } from './log.js';
+import { OverloadManager } from './overload/overload-manager.js';
+import { ConfigError, ProxyServer } from './server.js';
 
-export const PROXY_HELP = `Usage: pilotfish proxy --config FILE [options]
-
-Runs the proxy with an Envoy v3 bootstrap (YAML or JSON).
-
-Options:
-  -c, --config FILE        bootstrap file (.yaml, .yml or .json)           (required)
-      --drain-time-s N     graceful drain time on SIGTERM, seconds         (default 10)
-  -l, --log-level LEVEL    ${LEVELS.join('|')}              (default info)
-      --admin-port N       override admin.address port (0 = any free port)
-      --mode MODE          serve (default) or validate: check the config and exit
-  -h, --help               this help
-`;
+/**
+ * The composition root: builds a running proxy from a decoded bootstrap — the data plane
+ * (ProxyServer), telemetry, the fast path, the xDS client (SDS and ECDS included), the
+ * admin endpoint and the overload manager — and wires them together. Every collaborator
+ * with state is created here per proxy or passed in (two proxies in one process share
+ * nothing); the CLI (cli/) and tests are thin callers.
+ */
+export interface ProxyDeps {
+  readonly log: Logger;
+  /** Override admin.address's port (0 = any free port). */
+  readonly adminPort?: number;
+  readonly drainTimeMs?: number;
+  /** /quitquitquit: the CLI exits the process; tests and embedders decide for themselves. */
+  readonly onQuit?: () => void;
+  /** The overload manager this proxy's listeners and connection managers consult (default: a new one). */
+  readonly overload?: OverloadManager;
+  /** Hot-loaded user filters (default: a new manager, closed when the proxy stops). */
+  readonly userFilters?: UserFilterManager;
+  /** Source of randomness for weighted picks and splits (default Math.random); tests pass a seeded one. */
+  readonly random?: () => number;
+  /** How to start the fast path (default: fastpath/'s startFastPath). */
+  readonly startFastPath?: typeof startFastPath;
+  /** How to build telemetry (default: telemetry/'s installTelemetry). */
+  readonly installTelemetry?: typeof installTelemetry;
+}
 
 export interface RunningProxy {
   readonly server: ProxyServer;
+  readonly overload: OverloadManager;
   readonly admin: AdminServer | undefined;
   readonly adminPort: number | undefined;
   readonly xds: XdsClient | undefined;
@@ -41,9 +54,14 @@ export function loadBootstrapOrThrow(file: string, log: Logger): Bootstrap {
   return v.value;
 }
 
-/** Starts a proxy in-process (also used by tests and the example). */
-export async function startProxy(bootstrap: Bootstrap, log: Logger, opts: { adminPort?: number; drainTimeMs?: number; onQuit?: () => void } = {}): Promise<RunningProxy> {
-  const server = new ProxyServer(bootstrap, log);
+/** Starts a proxy in-process. */
+export async function startProxy(bootstrap: Bootstrap, deps: ProxyDeps): Promise<RunningProxy> {
+  const { log } = deps;
+  const opts = deps;
+  const overload = deps.overload ?? new OverloadManager();
+  const ownsUserFilters = deps.userFilters === undefined;
+  const userFilters = deps.userFilters ?? new UserFilterManager();
+  const server = new ProxyServer(bootstrap, log, { overload, userFilters, ...(deps.random ? { random: deps.random } : {}) });
   let admin: AdminServer | undefined;
   let adminPort: number | undefined;
   const drainTimeMs = opts.drainTimeMs ?? 10_000;
@@ -56,19 +74,19 @@ export async function startProxy(bootstrap: Bootstrap, log: Logger, opts: { admi
     await admin?.close();
     await telemetry.close();
     await fastpath?.close();
-    overloadManager.stop();
+    overload.stop();
+    if (ownsUserFilters) userFilters.close();
   };
   // User filters' lifecycle events and console output go to the proxy's log, with the filter's name and version.
-  const userFilters = defaultUserFilterManager();
   userFilters.onEvent = (name, version, event, reason) => log.info(`user filter ${event}`, { filter: name, version, ...(reason ? { reason } : {}) });
   userFilters.onLog = (name, version, level, line, dropped) => {
     const lvl = level === 'error' ? 'error' : level === 'warn' ? 'warning' : level === 'debug' ? 'debug' : 'info';
     log.log(lvl, `user filter console: ${line}`, { filter: name, version, ...(dropped > 0 ? { dropped_lines: dropped } : {}) });
   };
   const fastpathConfig = decodeBootstrapExtensions(bootstrap, log);
-  overloadManager.configure(bootstrap.overloadManager);
-  server.stats.registerExternalGauges('overload.', () => ({ ...overloadManager.stats }));
-  const telemetry = await installTelemetryOrThrow(bootstrap);
+  overload.configure(bootstrap.overloadManager);
+  server.stats.registerExternalGauges('overload.', () => ({ ...overload.stats }));
+  const telemetry = await installTelemetryOrThrow(bootstrap, deps.installTelemetry ?? installTelemetry);
   server.onRequestDone = telemetry.onRequestDone as typeof server.onRequestDone;
   server.onRequestStart = telemetry.onRequestStart as typeof server.onRequestStart;
   server.stats.registerExternalGauges('', () => telemetry.stats());
@@ -81,7 +99,7 @@ export async function startProxy(bootstrap: Bootstrap, log: Logger, opts: { admi
   }
   if (fastpathConfig) {
     // The fast path says in one line why it is inactive (no privileges, no BPF, no toolchain); pilotfish runs on without it.
-    const fp = await startFastPath(fastpathConfig, (line) => log.info(line));
+    const fp = await (deps.startFastPath ?? startFastPath)(fastpathConfig, (line) => log.info(line));
     fastpath = fp;
     server.endpointObservers.push((d) => fp.applyEndpointDiff(d));
     for (const [name, c] of server.clusterRuntimes()) {
@@ -91,7 +109,7 @@ export async function startProxy(bootstrap: Bootstrap, log: Logger, opts: { admi
     server.stats.registerExternalGauges('', () => fp.metrics());
   }
   // grpc-js and protobufjs cost ~10 MB of RSS: loaded only when the bootstrap asks for xDS.
-  const xdsModule = bootstrap.dynamicResources?.adsConfig ? await import('../../../xds-client/src/index.js') : undefined;
+  const xdsModule = bootstrap.dynamicResources?.adsConfig ? await import('../../xds-client/src/index.js') : undefined;
   const { secretType, extensionConfigType, TYPE_URLS } = xdsModule ?? {};
   const xdsOptions = xdsModule?.xdsOptionsFromBootstrap(bootstrap, {
     sink: server,
@@ -110,7 +128,7 @@ export async function startProxy(bootstrap: Bootstrap, log: Logger, opts: { admi
       }),
       onChanges: (changes) => {
         for (const e of changes.upserted) {
-          void defaultUserFilterManager().apply(e.name, { config: e.value.config }, `ecds "${e.name}"`).then((v) => {
+          void userFilters.apply(e.name, { config: e.value.config }, `ecds "${e.name}"`).then((v) => {
             if (!v.ok) log.error(`ecds: filter "${e.name}" rejected; the previous version keeps serving`, { errors: v.errors.map(formatProblem) });
           });
         }
@@ -154,63 +172,7 @@ export async function startProxy(bootstrap: Bootstrap, log: Logger, opts: { admi
     const client = xds;
     void Promise.race([client.initialized, new Promise((r) => setTimeout(r, timeoutMs).unref())]).then(() => server.markLive());
   } else server.markLive();
-  return { server, admin, adminPort, xds, fastpath, stop };
-}
-
-export async function runProxyCommand(argv: string[]): Promise<number> {
-  const { values } = parseFlags(argv, {
-    config: { type: 'string', short: 'c' },
-    'drain-time-s': { type: 'string' },
-    'log-level': { type: 'string', short: 'l' },
-    'admin-port': { type: 'string' },
-    mode: { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  });
-  if (values.help) {
-    process.stdout.write(PROXY_HELP);
-    return 0;
-  }
-  if (!values.config) throw new UsageError('--config FILE is required (see pilotfish proxy --help)');
-  const level = values['log-level'] ?? 'info';
-  if (!isLevel(level)) throw new UsageError(`--log-level: expected one of ${LEVELS.join(', ')}, got "${level}"`);
-  const mode = values.mode ?? 'serve';
-  if (mode !== 'serve' && mode !== 'validate') throw new UsageError(`--mode: expected serve or validate, got "${mode}"`);
-  const drainTimeMs = intFlag('drain-time-s', values['drain-time-s'], 10) * 1000;
-  const adminPort = values['admin-port'] === undefined ? undefined : intFlag('admin-port', values['admin-port'], 0);
-  const log = new Logger(level);
-  const bootstrap = loadBootstrapOrThrow(values.config, log);
-  if (mode === 'validate') {
-    // Build everything a real start would (filter chains, route tables, TLS contexts), bind nothing.
-    decodeBootstrapExtensions(bootstrap, log);
-    await (await installTelemetryOrThrow(bootstrap)).close();
-    const dry = new ProxyServer(bootstrap, log, true);
-    try {
-      await dry.loadStatic();
-    } finally {
-      await dry.close();
-    }
-    process.stdout.write(`configuration '${values.config}' OK\n`);
-    return 0;
-  }
-  let exiting = false;
-  const running = await startProxy(bootstrap, log, {
-    drainTimeMs,
-    ...(adminPort !== undefined ? { adminPort } : {}),
-    onQuit: () => void shutdown('quitquitquit'),
-  });
-  async function shutdown(why: string): Promise<void> {
-    if (exiting) return;
-    exiting = true;
-    log.info('shutting down', { reason: why, drain_time_ms: drainTimeMs });
-    const hard = setTimeout(() => process.exit(0), drainTimeMs + 2000);
-    hard.unref();
-    await running.stop(drainTimeMs);
-    process.exit(0);
-  }
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
-  log.info('pilotfish started', { listeners: Object.fromEntries(running.server.boundPorts) });
-  return new Promise<number>(() => undefined); // runs until a signal or /quitquitquit
+  return { server, overload, admin, adminPort, xds, fastpath, stop };
 }
 
 function numericOnly(stats: Record<string, number | string>): Record<string, number> {
@@ -220,7 +182,7 @@ function numericOnly(stats: Record<string, number | string>): Record<string, num
 }
 
 /** bootstrap_extensions: the fast path is the one pilotfish knows; others are named in a warning. */
-function decodeBootstrapExtensions(bootstrap: Bootstrap, log: Logger): FastPathConfig | undefined {
+export function decodeBootstrapExtensions(bootstrap: Bootstrap, log: Logger): FastPathConfig | undefined {
   let config: FastPathConfig | undefined;
   bootstrap.bootstrapExtensions.forEach((ext, i) => {
     const path = `bootstrap_extensions[${i}]`;
@@ -237,11 +199,28 @@ function decodeBootstrapExtensions(bootstrap: Bootstrap, log: Logger): FastPathC
 }
 
 /** Access-log formats and tracing config are validated while telemetry is built; report them like any config error. */
-async function installTelemetryOrThrow(bootstrap: Bootstrap): ReturnType<typeof installTelemetry> {
+async function installTelemetryOrThrow(bootstrap: Bootstrap, install: typeof installTelemetry): ReturnType<typeof installTelemetry> {
   try {
-    return await installTelemetry(bootstrap);
+    return await install(bootstrap);
   } catch (e) {
     if (e instanceof TelemetryConfigError) throw new ConfigError(e.message);
     throw e;
+  }
+}
+
+/**
+ * `--mode validate`: builds everything a real start would (filter chains, route tables,
+ * TLS contexts, telemetry), binds nothing, and throws ConfigError on the first problem.
+ */
+export async function validateBootstrap(bootstrap: Bootstrap, log: Logger): Promise<void> {
+  decodeBootstrapExtensions(bootstrap, log);
+  await (await installTelemetryOrThrow(bootstrap, installTelemetry)).close();
+  const userFilters = new UserFilterManager();
+  const dry = new ProxyServer(bootstrap, log, { dryRun: true, userFilters });
+  try {
+    await dry.loadStatic();
+  } finally {
+    await dry.close();
+    userFilters.close();
   }
 }

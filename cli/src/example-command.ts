@@ -1,8 +1,8 @@
 import * as http from 'node:http';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Logger } from '../log.js';
+import { Logger, loadBootstrapOrThrow, startProxy } from '../../proxy/src/index.js';
 import { parseFlags } from './args.js';
-import { loadBootstrapOrThrow, startProxy } from './proxy-command.js';
 
 const HELP = `Usage: pilotfish example [--config FILE]
 
@@ -30,11 +30,12 @@ export async function runExampleCommand(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  // dist/proxy/src/cli/ -> repository root; the example is not compiled, so it lives outside dist/.
-  const file = values.config ?? fileURLToPath(new URL('../../../../examples/front-proxy.yaml', import.meta.url));
+  // The example is not compiled, so it lives outside dist/: cli/src/ or dist/cli/src/ -> repository root.
+  const file = values.config ?? [new URL('../../examples/front-proxy.yaml', import.meta.url), new URL('../../../examples/front-proxy.yaml', import.meta.url)]
+    .map((u) => fileURLToPath(u)).find((f) => existsSync(f)) ?? 'examples/front-proxy.yaml';
   const log = new Logger('info');
   const upstreams = [await startDemoUpstream('service1', 8081), await startDemoUpstream('service2', 8082)];
-  const running = await startProxy(loadBootstrapOrThrow(file, log), log, { drainTimeMs: 2000 });
+  const running = await startProxy(loadBootstrapOrThrow(file, log), { log, drainTimeMs: 2000 });
   process.stdout.write(`
 pilotfish is running (config ${file}).
   curl -s http://127.0.0.1:10000/service/1        # routed to service1
