@@ -7,6 +7,8 @@ export interface RawResource {
   readonly name?: string;
   readonly version: string;
   readonly any: WireAny;
+  /** Position in the response, for problem paths (defaults to the position in `raws`). */
+  readonly index?: number;
 }
 
 export type DecodedResources<T> =
@@ -22,7 +24,7 @@ export function decodeResources<T>(type: ResourceType<T>, raws: readonly RawReso
   const entries: ResourceEntry<T>[] = [];
   const seen = new Set<string>();
   raws.forEach((raw, i) => {
-    const path = `resources[${i}]`;
+    const path = `resources[${raw.index ?? i}]`;
     if (raw.any.type_url !== type.typeUrl) {
       diag.error(path, `type ${raw.any.type_url} in a response for ${type.typeUrl}`);
       return;

@@ -56,6 +56,35 @@ export function nameMatches(subscription: string, name: string): boolean {
   return subscription.endsWith('/*') && name.startsWith(subscription.slice(0, -1)) && name.length > subscription.length - 1;
 }
 
+const hasGlobs = new WeakMap<ReadonlySet<string>, boolean>();
+
+/**
+ * Whether `name` is covered by a subscription set, in O(1) for plain names and
+ * O(depth of the name) when the set holds collection globs — not a scan of the set.
+ * Subscription sets are never mutated after they are made (states replace them), so
+ * whether a set holds globs is worked out once per set.
+ */
+export function subscribedTo(names: ReadonlySet<string>, name: string): boolean {
+  if (names.has(name)) return true;
+  let globs = hasGlobs.get(names);
+  if (globs === undefined) {
+    globs = false;
+    for (const n of names) {
+      if (n.endsWith('/*')) {
+        globs = true;
+        break;
+      }
+    }
+    hasGlobs.set(names, globs);
+  }
+  if (!globs) return false;
+  // Every enclosing collection of the name: ".../a/*" for each "/" with something after it.
+  for (let i = name.indexOf('/'); i >= 0 && i < name.length - 1; i = name.indexOf('/', i + 1)) {
+    if (names.has(name.slice(0, i + 1) + '*')) return true;
+  }
+  return false;
+}
+
 /** The xdstp collection (`.../*`) an entry of a collection belongs to. */
 export function collectionOf(name: string): string {
   const i = name.lastIndexOf('/');

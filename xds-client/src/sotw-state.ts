@@ -6,10 +6,11 @@
  * per stream and is echoed in every request, ACK or NACK; a NACK repeats the last
  * accepted version; a request with the current nonce may change the subscription.
  */
+import { createHash } from 'node:crypto';
 import type { DiscoveryRequest, DiscoveryResponse } from './protos.js';
-import { decodeResources } from './decode-response.js';
+import { decodeResources, type RawResource } from './decode-response.js';
 import type { ResourceChanges, ResourceEntry, ResourceType } from './resource-type.js';
-import { nameMatches } from './resource-type.js';
+import { subscribedTo } from './resource-type.js';
 import { PersistentMap } from './persistent-map.js';
 
 export interface SotwState<T = unknown> {
@@ -21,6 +22,12 @@ export interface SotwState<T = unknown> {
   /** Nonce of the last response on the current stream ('' on a fresh stream). */
   readonly nonce: string;
   readonly resources: PersistentMap<ResourceEntry<T>>;
+  /**
+   * Digest of an accepted resource's bytes -> its name. SotW names live inside the
+   * bytes, so this is how an unchanged resource is recognised without decoding it
+   * (a hit is confirmed by comparing the bytes; a stale entry only costs a decode).
+   */
+  readonly digests: ReadonlyMap<string, string>;
 }
 
 export type SotwOutcome<T> =
@@ -28,7 +35,7 @@ export type SotwOutcome<T> =
   | { readonly kind: 'nack'; readonly state: SotwState<T>; readonly request: DiscoveryRequest; readonly detail: string };
 
 export function sotwInitial<T>(typeUrl: string, wildcard: boolean, names: Iterable<string> = []): SotwState<T> {
-  return { typeUrl, wildcard, names: new Set(names), versionInfo: '', nonce: '', resources: PersistentMap.empty() };
+  return { typeUrl, wildcard, names: new Set(names), versionInfo: '', nonce: '', resources: PersistentMap.empty(), digests: new Map() };
 }
 
 export function sotwRequest(s: SotwState, errorDetail?: string): DiscoveryRequest {
@@ -68,9 +75,7 @@ export function sotwSetNames<T>(s: SotwState<T>, names: Iterable<string>): {
   const removed: string[] = [];
   let resources = s.resources;
   if (!s.wildcard) {
-    for (const name of s.resources.keys()) {
-      if (![...next].some((sub) => nameMatches(sub, name))) removed.push(name);
-    }
+    for (const name of s.resources.keys()) if (!subscribedTo(next, name)) removed.push(name);
     resources = s.resources.with([], removed);
   }
   const state = { ...s, names: next, resources };
@@ -81,19 +86,43 @@ export function sotwSetNames<T>(s: SotwState<T>, names: Iterable<string>): {
 
 export function sotwOnResponse<T>(s: SotwState<T>, type: ResourceType<T>, res: DiscoveryResponse): SotwOutcome<T> {
   const withNonce = { ...s, nonce: res.nonce };
-  const decoded = decodeResources(
-    type,
-    res.resources.map((any) => ({ version: res.version_info, any })),
-  );
-  if (!decoded.ok) {
-    return { kind: 'nack', state: withNonce, request: sotwRequest(withNonce, decoded.detail), detail: decoded.detail };
+  // Bytes before decoding: a resource byte-identical to the accepted one is reused as is.
+  const reused: ResourceEntry<T>[] = [];
+  const fresh: RawResource[] = [];
+  const digests = new Map<string, string>();
+  const freshDigests: string[] = [];
+  res.resources.forEach((any, index) => {
+    if (any.type_url === type.typeUrl) {
+      const d = digest(any.value);
+      const name = s.digests.get(d);
+      const prev = name === undefined ? undefined : s.resources.get(name);
+      if (prev !== undefined && sameBytes(prev.bytes, any.value)) {
+        reused.push(prev.version === res.version_info ? prev : { ...prev, version: res.version_info });
+        digests.set(d, prev.name);
+        return;
+      }
+      freshDigests.push(d);
+    } else freshDigests.push('');
+    fresh.push({ version: res.version_info, any, index });
+  });
+  const decoded = decodeResources(type, fresh);
+  const detail = !decoded.ok ? decoded.detail : duplicate(reused, decoded.entries);
+  if (detail !== undefined) {
+    return { kind: 'nack', state: withNonce, request: sotwRequest(withNonce, detail), detail };
   }
+  const entries = (decoded as { entries: ResourceEntry<T>[] }).entries;
+  entries.forEach((e, i) => digests.set(freshDigests[i]!, e.name));
   const sets: [string, ResourceEntry<T>][] = [];
   const upserted: ResourceEntry<T>[] = [];
   const inResponse = new Set<string>();
-  for (const e of decoded.entries) {
+  for (const e of reused) {
+    if (!s.wildcard && !subscribedTo(s.names, e.name)) continue;
+    inResponse.add(e.name);
+    sets.push([e.name, e]);
+  }
+  for (const e of entries) {
     // A server may send names we did not ask for (e.g. right after an unsubscribe).
-    if (!s.wildcard && ![...s.names].some((n) => nameMatches(n, e.name))) continue;
+    if (!s.wildcard && !subscribedTo(s.names, e.name)) continue;
     inResponse.add(e.name);
     const prev = s.resources.get(e.name);
     if (prev !== undefined && sameBytes(prev.bytes, e.bytes)) {
@@ -107,8 +136,24 @@ export function sotwOnResponse<T>(s: SotwState<T>, type: ResourceType<T>, res: D
   if (type.allResourcesRequired) {
     for (const name of s.resources.keys()) if (!inResponse.has(name)) removed.push(name);
   }
-  const state = { ...withNonce, versionInfo: res.version_info, resources: s.resources.with(sets, removed) };
+  const state = { ...withNonce, versionInfo: res.version_info, resources: s.resources.with(sets, removed), digests };
   return { kind: 'ack', state, request: sotwRequest(state), changes: { typeUrl: s.typeUrl, upserted, removed } };
+}
+
+function duplicate(a: readonly ResourceEntry[], b: readonly ResourceEntry[]): string | undefined {
+  if (a.length === 0) return undefined;
+  const seen = new Set<string>();
+  for (const e of a) {
+    if (seen.has(e.name)) return `duplicate resource name "${e.name}"`;
+    seen.add(e.name);
+  }
+  for (const e of b) if (seen.has(e.name)) return `duplicate resource name "${e.name}"`;
+  return undefined;
+}
+
+/** Content digest for the reuse lookup (confirmed by a byte compare, so speed matters more than strength). */
+function digest(b: Uint8Array): string {
+  return createHash('sha1').update(b).digest('base64');
 }
 
 function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
