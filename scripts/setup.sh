@@ -29,3 +29,10 @@ npm ci --no-audit --no-fund
 if [ -f fastpath/Makefile ] && command -v clang >/dev/null 2>&1; then
   make -C fastpath >/dev/null || echo "setup: fastpath build failed; pilotfish runs without the fast path" >&2
 fi
+
+# Container engine for e2e/containers.test.ts: podman, docker-compose through podman's API
+# and the local stand-in for the Dockerfile's base image (kept in podman's store, so only
+# the first run pays for it, about 3 minutes). The test skips with the reason otherwise.
+if [ "$(id -u)" -eq 0 ] && [ -x scripts/containers-setup.sh ]; then
+  scripts/containers-setup.sh || echo "setup: container engine not prepared; e2e/containers.test.ts will skip" >&2
+fi
