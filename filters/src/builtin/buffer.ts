@@ -1,8 +1,8 @@
-import type { Diagnostics } from '../../../config/src/index.js';
+import { ObjectReader, type Diagnostics } from '../../../config/src/index.js';
 import { FILTER_DISABLED, type DataResult, type HttpFilter, type LocalReply, type StreamInfo } from '../api.js';
 import { registerHttpFilter } from '../registry.js';
 import { countersFor } from '../stats.js';
-import { headerValue, int, obj, raw, type Obj } from '../util/fields.js';
+import { headerValue, type Obj } from '../util/fields.js';
 
 /**
  * envoy.extensions.filters.http.buffer.v3.Buffer: holds the whole request body (up to
@@ -17,12 +17,16 @@ interface BufferConfig {
 }
 
 function decodeBuffer(c: Obj, diag: Diagnostics, path: string): BufferConfig | undefined {
-  const max = int(c, 'max_request_bytes', diag, path, { min: 1 });
-  if (max === undefined) {
-    diag.error(`${path}.max_request_bytes`, 'is required');
-    return undefined;
-  }
-  return { maxRequestBytes: max };
+  const r = ObjectReader.of(c, path, diag);
+  return r ? decodeBufferReader(r) : undefined;
+}
+
+function decodeBufferReader(r: ObjectReader): BufferConfig | undefined {
+  const present = r.has('max_request_bytes');
+  const max = r.optionalInt('max_request_bytes', 1, 0xffff_ffff);
+  r.finish();
+  if (!present) r.diag.error(r.child('max_request_bytes'), 'is required');
+  return max === undefined ? undefined : { maxRequestBytes: max };
 }
 
 const TOO_LARGE: LocalReply = Object.freeze({
@@ -88,12 +92,17 @@ registerHttpFilter({
     };
   },
   decodePerRoute(_t, config, diag, path) {
-    if (raw(config, 'disabled') === true) return FILTER_DISABLED;
-    const inner = obj(config, 'buffer', diag, path);
+    const r = ObjectReader.of(config, path, diag);
+    if (!r) return undefined;
+    const which = r.oneof(['disabled', 'buffer'], false);
+    const disabled = which === 'disabled' && r.bool('disabled', false);
+    const inner = which === 'buffer' ? r.object('buffer') : undefined;
+    r.finish();
+    if (disabled) return FILTER_DISABLED;
     if (inner === undefined) {
       diag.error(path, 'BufferPerRoute needs disabled: true or buffer');
       return undefined;
     }
-    return decodeBuffer(inner, diag, `${path}.buffer`);
+    return decodeBufferReader(inner);
   },
 });

@@ -1,8 +1,8 @@
-import type { Diagnostics } from '../../../config/src/index.js';
+import { ObjectReader, type Diagnostics } from '../../../config/src/index.js';
 import type { HttpFilter, LocalReply, StreamInfo } from '../api.js';
 import { registerHttpFilter } from '../registry.js';
 import { countersFor } from '../stats.js';
-import { arr, bool, headerValue, raw, runtimeFraction, str, type Obj } from '../util/fields.js';
+import { headerValue, readRuntimeFraction, type Obj } from '../util/fields.js';
 import { compileStringMatcher, type StringTest } from '../util/matchers.js';
 
 /**
@@ -27,27 +27,30 @@ interface CorsPolicy {
 }
 
 function decodePolicy(c: Obj, diag: Diagnostics, path: string): CorsPolicy {
-  const origins = arr(c, 'allow_origin_string_match', diag, path)
-    .map((m, i) => compileStringMatcher(m, diag, `${path}.allow_origin_string_match[${i}]`))
+  const r = ObjectReader.of(c, path, diag)!; // the chain builder hands over an object
+  const origins = r.array('allow_origin_string_match')
+    .map(({ value, path: p }) => compileStringMatcher(value, diag, p))
     .filter((x): x is StringTest => x !== undefined);
-  const maxAge = str(c, 'max_age', diag, path);
-  if (maxAge !== undefined && !/^\d+$/.test(maxAge)) diag.error(`${path}.max_age`, 'must be a number of seconds');
+  const maxAge = r.string('max_age');
+  if (maxAge !== undefined && !/^\d+$/.test(maxAge)) diag.error(r.child('max_age'), 'must be a number of seconds');
   // Envoy's CorsFilter::isOriginAllowed: a matcher that matches the literal "*" (Envoy's
   // example writes `safe_regex: "\\*"`) allows every origin.
   if (origins.some((test) => test('*'))) origins.splice(0, origins.length, () => true);
-  return {
+  const policy: CorsPolicy = {
     origins,
-    allowMethods: str(c, 'allow_methods', diag, path),
-    allowHeaders: str(c, 'allow_headers', diag, path),
-    exposeHeaders: str(c, 'expose_headers', diag, path),
+    allowMethods: r.string('allow_methods'),
+    allowHeaders: r.string('allow_headers'),
+    exposeHeaders: r.string('expose_headers'),
     maxAge,
-    allowCredentials: bool(c, 'allow_credentials', diag, path),
-    allowPrivateNetworkAccess: bool(c, 'allow_private_network_access', diag, path),
+    allowCredentials: r.bool('allow_credentials', false),
+    allowPrivateNetworkAccess: r.bool('allow_private_network_access', false),
     // Envoy: filter_enabled defaults to 100%, shadow_enabled to 0%.
-    enabled: raw(c, 'filter_enabled') === undefined ? 1 : runtimeFraction(c, 'filter_enabled', diag, path) ?? 1,
-    shadow: runtimeFraction(c, 'shadow_enabled', diag, path) ?? 0,
-    forwardNotMatchingPreflights: bool(c, 'forward_not_matching_preflights', diag, path, true),
+    enabled: readRuntimeFraction(r, 'filter_enabled') ?? 1,
+    shadow: readRuntimeFraction(r, 'shadow_enabled') ?? 0,
+    forwardNotMatchingPreflights: r.bool('forward_not_matching_preflights', true),
   };
+  r.finish();
+  return policy;
 }
 
 function on(fraction: number): boolean {

@@ -1,7 +1,7 @@
-import type { Diagnostics } from '../../../config/src/index.js';
+import { ObjectReader, type Diagnostics } from '../../../config/src/index.js';
 import type { RouterOptions } from '../api.js';
 import { registerHttpFilter } from '../registry.js';
-import { bool, type Obj } from '../util/fields.js';
+import type { Obj } from '../util/fields.js';
 
 export const ROUTER_TYPE_URL = 'envoy.extensions.filters.http.router.v3.Router';
 
@@ -12,11 +12,15 @@ export const DEFAULT_ROUTER_OPTIONS: RouterOptions = Object.freeze({
 });
 
 export function decodeRouterOptions(config: Obj, diag: Diagnostics, path: string): RouterOptions {
-  return Object.freeze({
-    suppressEnvoyHeaders: bool(config, 'suppress_envoy_headers', diag, path, false),
-    dynamicStats: bool(config, 'dynamic_stats', diag, path, true),
-    startChildSpan: bool(config, 'start_child_span', diag, path, false),
+  const r = ObjectReader.of(config, path, diag);
+  if (!r) return DEFAULT_ROUTER_OPTIONS;
+  const opts = Object.freeze({
+    suppressEnvoyHeaders: r.bool('suppress_envoy_headers', false),
+    dynamicStats: r.bool('dynamic_stats', true),
+    startChildSpan: r.bool('start_child_span', false),
   });
+  r.finish();
+  return opts;
 }
 
 /** Terminal: validated by the chain builder and left out of the chain (the proxy routes). */

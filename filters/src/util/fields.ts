@@ -1,4 +1,4 @@
-import type { Diagnostics } from '../../../config/src/index.js';
+import { decodeFractionalPercent, ObjectReader, type Diagnostics } from '../../../config/src/index.js';
 
 /**
  * Readers for proto3-JSON config values as written in YAML or sent over xDS. Field names
@@ -110,24 +110,27 @@ export function duration(o: Obj, name: string, diag: Diagnostics, path: string):
   return undefined;
 }
 
-/** envoy.type.v3.FractionalPercent as a fraction in [0,1]. */
+/**
+ * envoy.type.v3.FractionalPercent as a fraction in [0,1], by config/'s decoder: the denominator
+ * matches case-insensitively and by number, as Envoy's loader does.
+ */
 export function fractionalPercent(v: unknown, diag: Diagnostics, path: string): number | undefined {
   if (v === undefined || v === null) return undefined;
-  if (!isObj(v)) {
-    diag.error(path, 'must be a FractionalPercent');
-    return undefined;
-  }
-  const num = int(v, 'numerator', diag, path, { min: 0 }) ?? 0;
-  const den = raw(v, 'denominator') ?? 'HUNDRED';
-  const scale = den === 'HUNDRED' || den === 0 ? 100
-    : den === 'TEN_THOUSAND' || den === 1 ? 10_000
-    : den === 'MILLION' || den === 2 ? 1_000_000
-    : undefined;
-  if (scale === undefined) {
-    diag.error(`${path}.denominator`, `unknown denominator ${JSON.stringify(den)}`);
-    return undefined;
-  }
-  return Math.min(1, num / scale);
+  const before = diag.errors.length;
+  const r = ObjectReader.of(v, path, diag);
+  const f = r ? decodeFractionalPercent(r) : undefined;
+  return diag.errors.length === before ? f : undefined;
+}
+
+/** RuntimeFractionalPercent read through an ObjectReader: only default_value (no runtime layer here); 0 without one. */
+export function readRuntimeFraction(r: ObjectReader, name: string): number | undefined {
+  const o = r.object(name);
+  if (!o) return undefined;
+  o.accept('runtime_key');
+  const dv = o.object('default_value');
+  const f = dv ? decodeFractionalPercent(dv) : 0;
+  o.finish();
+  return f;
 }
 
 /** envoy.config.core.v3.RuntimeFractionalPercent: only default_value (no runtime layer here). */
