@@ -28,7 +28,7 @@ import { isIP } from 'node:net';
 import type { Diagnostics, TypedExtension } from '../../config/src/index.js';
 import { isPrime } from './maglev.js';
 import { MAGLEV_MAX, MAX_SERVICES } from './abi.js';
-import { parseFlowFormat } from '../../telemetry/src/flow-records.js';
+import { parseFlowFormat } from '../../telemetry/src/index.js';
 
 export const FASTPATH_TYPE = 'pilotfish.fastpath';
 

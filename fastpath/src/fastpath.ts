@@ -10,7 +10,7 @@ import {
   encodeFlowKey, encodePortKey, encodeSockAddr, encodeU32, parseDump, type FlowEvent, type FlowKey, type FlowValue,
 } from './abi.js';
 import { FlowObserver, type FlowRecord, type Resolver } from './observe.js';
-import { FlowLog } from '../../telemetry/src/flow-records.js';
+import { FlowLog } from '../../telemetry/src/index.js';
 import { daemonPath, ensureBuilt } from './build.js';
 import type { FastPathConfig } from './config.js';
 import { Daemon } from './daemon.js';

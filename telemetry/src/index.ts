@@ -155,3 +155,4 @@ export async function installTelemetry(bootstrap: Bootstrap): Promise<TelemetryH
     ...base,
   };
 }
+export { FlowLog, parseFlowFormat, flowResponseFlags, DEFAULT_FLOW_FORMAT, FLOW_COMMANDS, type FlowFormat, type FlowRecordView } from './flow-records.js';

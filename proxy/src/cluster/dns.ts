@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import type { Cluster, Endpoint, EndpointDiff } from '../../../config/src/index.js';
-import { diffEndpoints, endpointKey, flattenLoadAssignment } from '../../../config/src/endpoints.js';
+import { diffEndpoints, endpointKey, flattenLoadAssignment } from '../../../config/src/index.js';
 
 /**
  * STRICT_DNS and LOGICAL_DNS clusters: resolve every endpoint's host name every
