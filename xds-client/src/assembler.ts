@@ -24,6 +24,7 @@ import type {
 } from '../../config/src/index.js';
 import { diffEndpoints, endpointKey, flattenLoadAssignment } from '../../config/src/index.js';
 import { collectionOf, TYPE_URLS, type ResourceChanges } from './resource-type.js';
+import { UseIndex } from './use-index.js';
 
 interface PushedCluster {
   cluster: Cluster;
@@ -46,6 +47,17 @@ export class ConfigAssembler {
   private readonly pushedListeners = new Map<string, Listener>();
   private readonly pushedClusters = new Map<string, PushedCluster>();
   private readonly pushedRoutes = new Set<string>();
+
+  // Who uses what, kept as resources change, so one update touches its users only and
+  // the dependent subscriptions are the index keys (no scan of all listeners/clusters).
+  /** listener -> RDS names */
+  private readonly routeUse = new UseIndex();
+  /** cluster -> EDS service name */
+  private readonly edsUse = new UseIndex();
+  /** cluster -> LEDS collections its ClusterLoadAssignment names */
+  private readonly ledsUse = new UseIndex();
+  /** "c\0cluster" / "l\0listener" -> SDS secret names */
+  private readonly secretUse = new UseIndex();
 
   private dirty = false;
   private readonly errors: string[] = [];
@@ -76,10 +88,12 @@ export class ConfigAssembler {
         case TYPE_URLS.cluster:
           for (const e of ch.upserted) {
             this.clusters.set(e.name, e.value as Cluster);
+            this.indexCluster(e.name);
             dirtyClusters.add(e.name);
           }
           for (const name of ch.removed) {
             this.clusters.delete(name);
+            this.indexCluster(name);
             if (this.pushedClusters.delete(name)) this.call(() => this.sink.removeCluster(name));
           }
           break;
@@ -87,11 +101,17 @@ export class ConfigAssembler {
           for (const e of ch.upserted) {
             this.clas.set(e.name, e.value as ClusterLoadAssignment);
             this.unmiss(ch.typeUrl, e.name);
-            for (const c of this.clustersUsing(e.name)) dirtyClusters.add(c);
+            for (const c of this.edsUse.users(e.name)) {
+              this.indexLeds(c);
+              dirtyClusters.add(c);
+            }
           }
           for (const name of ch.removed) {
             this.clas.delete(name);
-            for (const c of this.clustersUsing(name)) dirtyClusters.add(c);
+            for (const c of this.edsUse.users(name)) {
+              this.indexLeds(c);
+              dirtyClusters.add(c);
+            }
           }
           break;
         case TYPE_URLS.lbEndpoint:
@@ -105,7 +125,7 @@ export class ConfigAssembler {
             if (!this.call(() => this.sink.upsertRouteConfiguration(rc), `route configuration "${e.name}"`)) continue;
             this.routes.set(e.name, rc);
             this.pushedRoutes.add(e.name);
-            for (const l of this.listenersUsingRoute(e.name)) dirtyListeners.add(l);
+            for (const l of this.routeUse.users(e.name)) dirtyListeners.add(l);
           }
           for (const name of ch.removed) {
             this.routes.delete(name);
@@ -115,10 +135,12 @@ export class ConfigAssembler {
         case TYPE_URLS.listener:
           for (const e of ch.upserted) {
             this.listeners.set(e.name, e.value as Listener);
+            this.indexListener(e.name);
             dirtyListeners.add(e.name);
           }
           for (const name of ch.removed) {
             this.listeners.delete(name);
+            this.indexListener(name);
             if (this.pushedListeners.delete(name)) this.call(() => this.sink.removeListener(name));
           }
           break;
@@ -131,7 +153,7 @@ export class ConfigAssembler {
           for (const name of ch.removed) {
             if (this.secrets.delete(name)) this.call(() => this.sink.removeSecret(name));
           }
-          if (ch.upserted.length > 0) this.markAllWaiting(dirtyClusters, dirtyListeners);
+          for (const e of ch.upserted) this.markSecretUsers(e.name, dirtyClusters, dirtyListeners);
           break;
         default: {
           const h = this.extra.get(ch.typeUrl);
@@ -144,7 +166,7 @@ export class ConfigAssembler {
     }
     // LEDS changes for warm clusters that are not being rebuilt anyway go out as diffs.
     for (const [collection, lc] of ledsChanges) {
-      for (const cname of this.clustersUsingCollection(collection)) {
+      for (const cname of this.ledsUse.users(collection)) {
         if (dirtyClusters.has(cname)) continue;
         const pushed = this.pushedClusters.get(cname);
         if (pushed === undefined || pushed.cluster !== this.clusters.get(cname)) {
@@ -166,17 +188,17 @@ export class ConfigAssembler {
     const dl = new Set<string>();
     switch (typeUrl) {
       case TYPE_URLS.endpoint:
-        for (const c of this.clustersUsing(name)) dc.add(c);
+        for (const c of this.edsUse.users(name)) dc.add(c);
         break;
       case TYPE_URLS.lbEndpoint:
         this.ledsAnswered.add(name);
-        for (const c of this.clustersUsingCollection(name)) dc.add(c);
+        for (const c of this.ledsUse.users(name)) dc.add(c);
         break;
       case TYPE_URLS.route:
-        for (const l of this.listenersUsingRoute(name)) dl.add(l);
+        for (const l of this.routeUse.users(name)) dl.add(l);
         break;
       case TYPE_URLS.secret:
-        this.markAllWaiting(dc, dl);
+        this.markSecretUsers(name, dc, dl);
         break;
     }
     this.process(dc, dl);
@@ -184,27 +206,53 @@ export class ConfigAssembler {
 
   /** Names each dependent type should be subscribed to now. */
   wanted(typeUrl: string): Set<string> {
-    const out = new Set<string>();
+    const idx = this.indexFor(typeUrl);
+    return idx === undefined ? new Set() : new Set(idx.deps());
+  }
+
+  /**
+   * Changes whenever `wanted(typeUrl)` may have changed: a caller that remembers it
+   * re-reads the names only then, instead of after every response.
+   */
+  wantedGeneration(typeUrl: string): number {
+    return this.indexFor(typeUrl)?.generation ?? 0;
+  }
+
+  private indexFor(typeUrl: string): UseIndex | undefined {
     switch (typeUrl) {
       case TYPE_URLS.route:
-        for (const l of this.listeners.values()) for (const n of routeNames(l)) out.add(n);
-        break;
+        return this.routeUse;
       case TYPE_URLS.endpoint:
-        for (const c of this.clusters.values()) if (c.type === 'EDS') out.add(edsName(c));
-        break;
+        return this.edsUse;
       case TYPE_URLS.lbEndpoint:
-        for (const c of this.clusters.values()) {
-          if (c.type !== 'EDS') continue;
-          const cla = this.clas.get(edsName(c));
-          if (cla) for (const l of cla.endpoints) if (l.ledsCollectionName) out.add(l.ledsCollectionName);
-        }
-        break;
+        return this.ledsUse;
       case TYPE_URLS.secret:
-        for (const c of this.clusters.values()) secretNames(c.transportSocket, out);
-        for (const l of this.listeners.values()) for (const fc of filterChains(l)) secretNames(fc.transportSocket, out);
-        break;
+        return this.secretUse;
     }
-    return out;
+    return undefined;
+  }
+
+  private indexCluster(name: string): void {
+    const c = this.clusters.get(name);
+    this.edsUse.set(name, c?.type === 'EDS' ? [edsName(c)] : []);
+    this.secretUse.set(`c\0${name}`, c ? [...secretNames(c.transportSocket, new Set())] : []);
+    this.indexLeds(name);
+  }
+
+  private indexLeds(cluster: string): void {
+    const c = this.clusters.get(cluster);
+    const cla = c?.type === 'EDS' ? this.clas.get(edsName(c)) : undefined;
+    const colls: string[] = [];
+    if (cla) for (const l of cla.endpoints) if (l.ledsCollectionName && !colls.includes(l.ledsCollectionName)) colls.push(l.ledsCollectionName);
+    this.ledsUse.set(cluster, colls);
+  }
+
+  private indexListener(name: string): void {
+    const l = this.listeners.get(name);
+    this.routeUse.set(name, l ? routeNames(l) : []);
+    const secrets = new Set<string>();
+    if (l) for (const fc of filterChains(l)) secretNames(fc.transportSocket, secrets);
+    this.secretUse.set(`l\0${name}`, [...secrets]);
   }
 
   // ---------------------------------------------------------------- warming
@@ -329,8 +377,7 @@ export class ConfigAssembler {
       v.removed.set(name, old);
     }
     // Any LEDS response answers the collections we are subscribed to (possibly empty).
-    const wanted = this.wanted(TYPE_URLS.lbEndpoint);
-    for (const coll of wanted) {
+    for (const coll of this.ledsUse.deps()) {
       if (!this.ledsAnswered.has(coll)) {
         this.ledsAnswered.add(coll);
         if (!out.has(coll)) entry(coll);
@@ -338,7 +385,7 @@ export class ConfigAssembler {
     }
     // A collection we left must be waited for again if we ever come back to it.
     for (const coll of [...this.leds.keys()]) {
-      if (!wanted.has(coll) && this.leds.get(coll)!.size === 0) {
+      if (!this.ledsUse.has(coll) && this.leds.get(coll)!.size === 0) {
         this.leds.delete(coll);
         this.ledsAnswered.delete(coll);
       }
@@ -347,31 +394,14 @@ export class ConfigAssembler {
 
   // ---------------------------------------------------------------- indexes
 
-  private clustersUsing(eds: string): string[] {
-    const out: string[] = [];
-    for (const c of this.clusters.values()) if (c.type === 'EDS' && edsName(c) === eds) out.push(c.name);
-    return out;
-  }
-
-  private clustersUsingCollection(collection: string): string[] {
-    const out: string[] = [];
-    for (const c of this.clusters.values()) {
-      if (c.type !== 'EDS') continue;
-      const cla = this.clas.get(edsName(c));
-      if (cla?.endpoints.some((l) => l.ledsCollectionName === collection)) out.push(c.name);
+  /** A secret arrived (or was declared missing): its users that wait may warm now. */
+  private markSecretUsers(secret: string, dc: Set<string>, dl: Set<string>): void {
+    for (const user of this.secretUse.users(secret)) {
+      const name = user.slice(2);
+      if (user[0] === 'c') {
+        if (this.pushedClusters.get(name)?.cluster !== this.clusters.get(name)) dc.add(name);
+      } else if (this.pushedListeners.get(name) !== this.listeners.get(name)) dl.add(name);
     }
-    return out;
-  }
-
-  private listenersUsingRoute(route: string): string[] {
-    const out: string[] = [];
-    for (const l of this.listeners.values()) if (routeNames(l).includes(route)) out.push(l.name);
-    return out;
-  }
-
-  private markAllWaiting(dc: Set<string>, dl: Set<string>): void {
-    for (const c of this.clusters.keys()) if (!this.pushedClusters.has(c) || this.pushedClusters.get(c)!.cluster !== this.clusters.get(c)) dc.add(c);
-    for (const l of this.listeners.keys()) if (this.pushedListeners.get(l) !== this.listeners.get(l)) dl.add(l);
   }
 
   private isMissing(typeUrl: string, name: string): boolean {

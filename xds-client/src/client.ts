@@ -5,7 +5,7 @@
 import type { ConfigSink, NodeInfo } from '../../config/src/index.js';
 import { ConfigAssembler, type ExtraHandler } from './assembler.js';
 import type { BackoffPolicy } from './backoff.js';
-import { deltaInitial, deltaOnResponse, deltaOnStreamStart, deltaSetNames, type DeltaState } from './delta-state.js';
+import { deltaFlush, deltaInitial, deltaOnResponse, deltaOnStreamStart, deltaSetNames, type DeltaState } from './delta-state.js';
 import type { DeltaDiscoveryResponse, DiscoveryResponse, WireNode } from './protos.js';
 import { TYPE_URLS, type ResourceChanges, type ResourceEntry, type ResourceType } from './resource-type.js';
 import { clusterType, lbEndpointType, listenerType, loadAssignmentType, routeConfigurationType, secretType } from './resource-types.js';
@@ -72,6 +72,15 @@ export class XdsClient {
   private readonly updatedAt = new Map<string, Map<string, number>>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly explicit = new Map<string, Set<string>>();
+  /** Assembler generation each dependent type's names were last computed at. */
+  private readonly synced = new Map<string, number>();
+  /**
+   * Types whose subscription changed since their last request. As in Envoy, changes wait
+   * for the next request of the type (an ACK carries them) or for the end of this turn
+   * of the event loop, so a burst of changes makes one DiscoveryRequest.
+   */
+  private readonly pendingSubs = new Set<string>();
+  private flushTimer: NodeJS.Immediate | undefined;
   private readonly assembler: ConfigAssembler;
   private readonly transport: AdsTransport;
   private readonly stat = new XdsStats();
@@ -135,6 +144,9 @@ export class XdsClient {
   }
 
   stop(): void {
+    if (this.flushTimer !== undefined) clearImmediate(this.flushTimer);
+    this.flushTimer = undefined;
+    this.pendingSubs.clear();
     this.transport.stop();
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
@@ -187,6 +199,8 @@ export class XdsClient {
   private onStreamStart(server: ServerAddress): void {
     this.stat.server = `${server.address}:${server.port}`;
     this.log('info', `xds: ADS stream to ${this.stat.server} (${this.opts.apiType})`);
+    // A new stream re-sends every subscription in full.
+    this.pendingSubs.clear();
     const urls = [...ORDER.filter((u) => this.states.has(u)), ...[...this.states.keys()].filter((u) => !ORDER.includes(u))];
     for (const url of urls) {
       const st = this.states.get(url)!;
@@ -239,6 +253,7 @@ export class XdsClient {
       const o = sotwOnResponse(prev, type, res as DiscoveryResponse);
       st.s = o.state;
       if (o.kind === 'nack') {
+        this.pendingSubs.delete(url); // the NACK carries the current names
         this.transport.send(o.request);
         return this.rejected(type, ts, o.detail);
       }
@@ -247,28 +262,30 @@ export class XdsClient {
       // request is built after, so it carries any name change made meanwhile.
       ack = () => {
         this.versions.set(url, (res as DiscoveryResponse).version_info);
+        this.pendingSubs.delete(url); // the ACK carries the current names
         this.transport.send(sotwRequest(st.s));
       };
       nack = (detail) => {
-        st.s = { ...(st.s as SotwState), versionInfo: prev.versionInfo, resources: prev.resources };
+        st.s = { ...(st.s as SotwState), versionInfo: prev.versionInfo, resources: prev.resources, digests: prev.digests };
+        this.pendingSubs.delete(url);
         this.transport.send(sotwRequest(st.s, detail));
       };
     } else {
       const prev = st.s;
       const o = deltaOnResponse(prev, type, res as DeltaDiscoveryResponse);
       if (o.kind === 'nack') {
-        this.transport.send(o.request);
+        this.transport.send({ ...o.request, ...this.takeDeltaSubs(url, st) });
         return this.rejected(type, ts, o.detail);
       }
       st.s = o.state;
       changes = o.changes;
       ack = () => {
         this.versions.set(url, o.systemVersion);
-        this.transport.send(o.request);
+        this.transport.send({ ...o.request, ...this.takeDeltaSubs(url, st) });
       };
       nack = (detail) => {
         st.s = { ...(st.s as DeltaState), resources: prev.resources };
-        this.transport.send({ ...o.request, error_detail: { code: 3, message: detail } });
+        this.transport.send({ ...o.request, ...this.takeDeltaSubs(url, st), error_detail: { code: 3, message: detail } });
       };
     }
     this.assembler.apply([changes]);
@@ -306,7 +323,13 @@ export class XdsClient {
   // ---------------------------------------------------------------- subscriptions
 
   private syncDependents(): void {
-    for (const url of DEPENDENT) if (this.states.has(url)) this.setNames(url, this.namesFor(url));
+    for (const url of DEPENDENT) {
+      if (!this.states.has(url)) continue;
+      const g = this.assembler.wantedGeneration(url);
+      if (this.synced.get(url) === g) continue;
+      this.synced.set(url, g);
+      this.setNames(url, this.namesFor(url));
+    }
   }
 
   private setNames(url: string, names: Set<string>): void {
@@ -316,18 +339,49 @@ export class XdsClient {
       const r = sotwSetNames(st.s, names);
       if (r.state === st.s) return;
       st.s = r.state;
-      if (r.request && this.transport.connected) this.transport.send(r.request);
       changes = r.changes;
     } else {
-      const r = deltaSetNames(st.s, names, this.transport.connected);
+      // The request is built when the batch is flushed (deltaFlush), from the net change.
+      const r = deltaSetNames(st.s, names, false);
       if (r.state === st.s) return;
       st.s = r.state;
-      if (r.request) this.transport.send(r.request);
       changes = r.changes;
     }
+    this.queueSubscription(url);
     if (changes.removed.length > 0) this.assembler.apply([changes]);
     for (const n of changes.removed) this.updatedAt.get(url)?.delete(n);
     if (this.transport.connected) this.armTimers(url);
+  }
+
+  private queueSubscription(url: string): void {
+    this.pendingSubs.add(url);
+    if (this.flushTimer !== undefined) return;
+    this.flushTimer = setImmediate(() => this.flushSubscriptions());
+  }
+
+  /** Sends one request per type whose subscription changed and that no ACK has carried. */
+  private flushSubscriptions(): void {
+    this.flushTimer = undefined;
+    if (!this.transport.connected) return; // the next stream sends everything
+    for (const url of this.pendingSubs) {
+      const st = this.states.get(url)!;
+      if (st.mode === 'sotw') this.transport.send(sotwRequest(st.s));
+      else {
+        const f = deltaFlush(st.s);
+        st.s = f.state;
+        if (f.request) this.transport.send(f.request);
+      }
+    }
+    this.pendingSubs.clear();
+  }
+
+  /** Pending delta subscription changes of `url`, to ride on the request being sent. */
+  private takeDeltaSubs(url: string, st: TypeState): { resource_names_subscribe?: string[]; resource_names_unsubscribe?: string[] } {
+    if (st.mode !== 'delta' || !this.pendingSubs.delete(url)) return {};
+    const f = deltaFlush(st.s);
+    st.s = f.state;
+    if (f.request === undefined) return {};
+    return { resource_names_subscribe: f.request.resource_names_subscribe, resource_names_unsubscribe: f.request.resource_names_unsubscribe };
   }
 
   // ---------------------------------------------------------------- timers
