@@ -102,7 +102,8 @@ export class Tunnel {
     const e = host.endpoint;
     const tlsOpts = this.cluster.transportFor(host).tls?.current()?.connect as tls.ConnectionOptions | undefined;
     const sock = tlsOpts
-      ? tls.connect({ ...tlsOpts, host: e.address, port: e.port, ALPNProtocols: ['http/1.1'] })
+      // An HTTP/1.1 head goes first unless CONNECT is terminated here (then the payload is the cluster's own protocol).
+      ? tls.connect(this.spec.mode === 'connect' ? { ...tlsOpts, host: e.address, port: e.port } : { ...tlsOpts, host: e.address, port: e.port, ALPNProtocols: ['http/1.1'] })
       : net.connect({ host: e.address, port: e.port });
     sock.setNoDelay(true);
     this.upstream = sock;
