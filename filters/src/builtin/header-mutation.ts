@@ -1,8 +1,8 @@
-import type { Diagnostics } from '../../../config/src/index.js';
+import { ObjectReader } from '../../../config/src/index.js';
 import type { HeaderMap, HttpFilter } from '../api.js';
 import { registerHttpFilter } from '../registry.js';
-import { arr, bool, isObj, obj, raw, str, type Obj } from '../util/fields.js';
-import { applyHeaderOps, decodeHeaderValueOption, mutableHeaderName, type HeaderOp } from '../util/headers.js';
+import { isObj } from '../util/fields.js';
+import { applyHeaderOps, mutableHeaderName, readHeaderValueOption, type HeaderOp } from '../util/headers.js';
 import { compileStringMatcher } from '../util/matchers.js';
 
 /** envoy.extensions.filters.http.header_mutation.v3.HeaderMutation. */
@@ -14,48 +14,45 @@ interface Mutations {
   readonly response: readonly HeaderOp[];
 }
 
+const OP_KINDS = ['remove', 'append', 'remove_on_match'] as const;
+
 /** envoy.config.common.mutation_rules.v3.HeaderMutation: remove | append | remove_on_match. */
-function decodeOps(list: readonly unknown[], diag: Diagnostics, path: string): HeaderOp[] {
+function decodeOps(items: readonly ObjectReader[]): HeaderOp[] {
   const ops: HeaderOp[] = [];
-  list.forEach((m, i) => {
-    const p = `${path}[${i}]`;
-    if (!isObj(m)) {
-      diag.error(p, 'must be a HeaderMutation');
-      return;
+  for (const m of items) {
+    const which = m.oneof(OP_KINDS, true);
+    if (OP_KINDS.filter((k) => m.has(k)).length > 1) {
+      m.accept(...OP_KINDS); // reported by oneof; decoding one of them would only add noise
+      continue;
     }
-    const remove = str(m, 'remove', diag, p);
-    const append = raw(m, 'append');
-    const rom = obj(m, 'remove_on_match', diag, p);
-    if ([remove, append, rom].filter((x) => x !== undefined).length !== 1) {
-      diag.error(p, 'needs exactly one of remove, append, remove_on_match');
-      return;
-    }
-    if (remove !== undefined) {
-      const name = remove.toLowerCase();
-      if (!mutableHeaderName(name)) diag.error(`${p}.remove`, `may not remove ${name}`);
+    if (which === 'remove') {
+      const name = m.string('remove', '').toLowerCase();
+      if (!mutableHeaderName(name)) m.diag.error(m.child('remove'), `may not remove ${name}`);
       else ops.push({ kind: 'remove', name });
-    } else if (rom !== undefined) {
-      const test = compileStringMatcher(raw(rom, 'key_matcher'), diag, `${p}.remove_on_match.key_matcher`);
-      if (test) ops.push({ kind: 'remove_on_match', test });
-    } else {
-      const op = decodeHeaderValueOption(append, diag, `${p}.append`);
+    } else if (which === 'remove_on_match') {
+      const rom = m.object('remove_on_match');
+      if (rom) {
+        const test = compileStringMatcher(rom.get('key_matcher'), rom.diag, rom.child('key_matcher'));
+        rom.finish();
+        if (test) ops.push({ kind: 'remove_on_match', test });
+      }
+    } else if (which === 'append') {
+      const a = m.object('append');
+      const op = a ? readHeaderValueOption(a) : undefined;
       if (op) ops.push(op);
     }
-  });
+    m.finish();
+  }
   return ops;
 }
 
-function decodeMutations(o: Obj, diag: Diagnostics, path: string): Mutations {
-  const m = obj(o, 'mutations', diag, path);
+function decodeMutations(r: ObjectReader): Mutations {
+  const m = r.object('mutations');
   if (!m) return { request: [], response: [] };
-  const mp = `${path}.mutations`;
-  for (const unsupported of ['query_parameter_mutations', 'request_trailers_mutations', 'response_trailers_mutations']) {
-    if (arr(m, unsupported, diag, mp).length > 0) diag.warn(`${mp}.${unsupported}`, 'not supported by pilotfish: ignored');
-  }
-  return {
-    request: decodeOps(arr(m, 'request_mutations', diag, mp), diag, `${mp}.request_mutations`),
-    response: decodeOps(arr(m, 'response_mutations', diag, mp), diag, `${mp}.response_mutations`),
-  };
+  const out = { request: decodeOps(m.objects('request_mutations')), response: decodeOps(m.objects('response_mutations')) };
+  // query_parameter_mutations and the trailer mutations: reported by finish() as not supported.
+  m.finish();
+  return out;
 }
 
 interface PerRoute {
@@ -71,9 +68,11 @@ registerHttpFilter({
   typeUrl: HEADER_MUTATION_TYPE_URL,
   perRouteTypeUrls: [HEADER_MUTATION_PER_ROUTE_TYPE_URL],
   create(cfg, diag, path): HttpFilter {
-    const own = decodeMutations(cfg.config, diag, path);
+    const r = ObjectReader.of(cfg.config, path, diag)!; // the chain builder hands over an object
+    const own = decodeMutations(r);
     // Default: the filter-level list runs after the route's, so it wins; the flag flips that.
-    const routeLast = bool(cfg.config, 'most_specific_header_mutations_wins', diag, path);
+    const routeLast = r.bool('most_specific_header_mutations_wins', false);
+    r.finish();
     const apply = (which: 'request' | 'response', headers: HeaderMap, pr: unknown): undefined => {
       const route = isPerRoute(pr) ? pr.mutations[which] : undefined;
       if (route && !routeLast) applyHeaderOps(route, headers);
@@ -92,6 +91,9 @@ registerHttpFilter({
     };
   },
   decodePerRoute(_typeUrl, config, diag, path): PerRoute {
-    return { mutations: decodeMutations(config, diag, path) };
+    const r = ObjectReader.of(config, path, diag)!;
+    const mutations = decodeMutations(r);
+    r.finish();
+    return { mutations };
   },
 });

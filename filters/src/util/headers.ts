@@ -1,10 +1,9 @@
-import type { Diagnostics } from '../../../config/src/index.js';
+import { ObjectReader, type Diagnostics } from '../../../config/src/index.js';
+import { decodeHeaderValueOption as decodeConfigHeaderValueOption } from '../../../config/src/route.js';
 import type { HeaderMap } from '../api.js';
-import { bool, isObj, obj, raw, str } from './fields.js';
 import type { StringTest } from './matchers.js';
 
 export type AppendAction = 'APPEND_IF_EXISTS_OR_ADD' | 'ADD_IF_ABSENT' | 'OVERWRITE_IF_EXISTS_OR_ADD' | 'OVERWRITE_IF_EXISTS';
-const ACTIONS: readonly AppendAction[] = ['APPEND_IF_EXISTS_OR_ADD', 'ADD_IF_ABSENT', 'OVERWRITE_IF_EXISTS_OR_ADD', 'OVERWRITE_IF_EXISTS'];
 
 export type HeaderOp =
   | { readonly kind: 'remove'; readonly name: string }
@@ -16,32 +15,26 @@ export function mutableHeaderName(name: string): boolean {
   return !name.startsWith(':') && name !== 'host';
 }
 
-/** envoy.config.core.v3.HeaderValueOption. */
+/**
+ * envoy.config.core.v3.HeaderValueOption, by config/'s decoder (header name and value checks,
+ * append_action by name in any case or by number, the deprecated `append`), plus the filters' rules:
+ * keep_empty_value, and no pseudo-headers or host.
+ */
 export function decodeHeaderValueOption(v: unknown, diag: Diagnostics, path: string): HeaderOp | undefined {
-  if (!isObj(v)) {
-    diag.error(path, 'must be a HeaderValueOption');
+  const r = ObjectReader.of(v, path, diag);
+  return r ? readHeaderValueOption(r) : undefined;
+}
+
+export function readHeaderValueOption(r: ObjectReader): HeaderOp | undefined {
+  const before = r.diag.errors.length;
+  const keepEmpty = r.bool('keep_empty_value', false); // read before config's decoder finishes the object
+  const h = decodeConfigHeaderValueOption(r);
+  if (!h || r.diag.errors.length > before) return undefined;
+  if (!mutableHeaderName(h.key)) {
+    r.diag.error(`${r.child('header')}.key`, `may not set ${h.key}`);
     return undefined;
   }
-  const header = obj(v, 'header', diag, path);
-  const name = header && str(header, 'key', diag, `${path}.header`)?.toLowerCase();
-  if (!header || !name) {
-    diag.error(`${path}.header.key`, 'is required');
-    return undefined;
-  }
-  if (!mutableHeaderName(name)) {
-    diag.error(`${path}.header.key`, `may not set ${name}`);
-    return undefined;
-  }
-  const value = str(header, 'value', diag, `${path}.header`) ?? '';
-  // The deprecated `append: false` meant overwrite.
-  const legacy = raw(v, 'append');
-  const legacyAction = isObj(legacy) ? legacy.value : legacy;
-  const a = raw(v, 'append_action') ?? (legacyAction === false ? 'OVERWRITE_IF_EXISTS_OR_ADD' : 'APPEND_IF_EXISTS_OR_ADD');
-  if (!ACTIONS.includes(a as AppendAction)) {
-    diag.error(`${path}.append_action`, `unknown append_action ${JSON.stringify(a)}`);
-    return undefined;
-  }
-  return { kind: 'append', name, value, action: a as AppendAction, keepEmpty: bool(v, 'keep_empty_value', diag, path) };
+  return { kind: 'append', name: h.key, value: h.value, action: h.appendAction, keepEmpty };
 }
 
 export function applyHeaderOps(ops: readonly HeaderOp[], headers: HeaderMap): void {
