@@ -1,9 +1,9 @@
-import type { Diagnostics } from '../../../config/src/index.js';
+import { ObjectReader, type Diagnostics } from '../../../config/src/index.js';
 import type { HttpFilter, LocalReply, StreamInfo } from '../api.js';
 import { registerHttpFilter } from '../registry.js';
 import { countersFor, type FilterCounters } from '../stats.js';
-import { arr, duration, int, isObj, obj, raw, runtimeFraction, str, type Obj } from '../util/fields.js';
-import { applyHeaderOps, applyHeaderOpsToRecord, decodeHeaderValueOption, type HeaderOp } from '../util/headers.js';
+import { isObj, raw, readRuntimeFraction, type Obj } from '../util/fields.js';
+import { applyHeaderOps, applyHeaderOpsToRecord, readHeaderValueOption, type HeaderOp } from '../util/headers.js';
 
 /** envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit (also its per-route form). */
 export const LOCAL_RATELIMIT_TYPE_URL = 'envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit';
@@ -57,40 +57,43 @@ interface Limiter {
   readonly xRateLimitHeaders: boolean;
 }
 
+const X_RATELIMIT_OPTIONS = ['OFF', 'DRAFT_VERSION_03'] as const;
+
 function decodeLimiter(c: Obj, diag: Diagnostics, path: string): Limiter | undefined {
   const before = diag.errors.length;
-  if (str(c, 'stat_prefix', diag, path) === undefined) diag.error(`${path}.stat_prefix`, 'is required');
-  const tb = obj(c, 'token_bucket', diag, path);
+  const r = ObjectReader.of(c, path, diag);
+  if (!r) return undefined;
+  r.requiredString('stat_prefix');
+  const tb = r.object('token_bucket');
   let bucket: TokenBucket | undefined;
   if (tb === undefined) {
-    diag.error(`${path}.token_bucket`, 'is required');
+    if (!r.has('token_bucket')) diag.error(r.child('token_bucket'), 'is required');
   } else {
-    const tp = `${path}.token_bucket`;
-    const max = int(tb, 'max_tokens', diag, tp, { min: 1 });
-    const perFill = int(tb, 'tokens_per_fill', diag, tp, { min: 1 }) ?? 1;
-    const interval = duration(tb, 'fill_interval', diag, tp);
-    if (max === undefined) diag.error(`${tp}.max_tokens`, 'is required');
-    if (interval === undefined || interval <= 0) diag.error(`${tp}.fill_interval`, 'is required and must be positive');
+    const max = tb.optionalInt('max_tokens', 1, 0xffff_ffff);
+    const perFill = tb.optionalInt('tokens_per_fill', 1, 0xffff_ffff) ?? 1;
+    const interval = tb.duration('fill_interval');
+    tb.finish();
+    if (max === undefined) diag.error(tb.child('max_tokens'), 'is required');
+    if (interval === undefined || interval <= 0) diag.error(tb.child('fill_interval'), 'is required and must be positive');
     if (max !== undefined && interval !== undefined && interval > 0) bucket = new TokenBucket(max, perFill, interval, performance.now());
   }
-  const statusObj = obj(c, 'status', diag, path);
-  const status = statusObj ? int(statusObj, 'code', diag, `${path}.status`, { min: 400, max: 599 }) ?? 429 : 429;
-  const ops = (field: string): HeaderOp[] => arr(c, field, diag, path)
-    .map((x, i) => decodeHeaderValueOption(x, diag, `${path}.${field}[${i}]`))
-    .filter((x): x is HeaderOp => x !== undefined);
-  if (arr(c, 'descriptors', diag, path).length > 0) diag.warn(`${path}.descriptors`, 'descriptor-based limits are not supported by pilotfish: ignored');
-  const xrl = raw(c, 'enable_x_ratelimit_headers') ?? 'OFF';
-  if (xrl !== 'OFF' && xrl !== 'DRAFT_VERSION_03') diag.error(`${path}.enable_x_ratelimit_headers`, `unknown value ${JSON.stringify(xrl)}`);
+  const statusObj = r.object('status');
+  const status = statusObj?.int('code', 429, 400, 599) ?? 429;
+  statusObj?.finish();
+  const ops = (field: string): HeaderOp[] => r.objects(field).map(readHeaderValueOption).filter((x): x is HeaderOp => x !== undefined);
+  if (r.array('descriptors').length > 0) diag.warn(r.child('descriptors'), 'descriptor-based limits are not supported by pilotfish: ignored');
+  const xrl = r.enumOf('enable_x_ratelimit_headers', X_RATELIMIT_OPTIONS, 'OFF');
   const limiter: Limiter = {
     bucket: bucket!,
     // Envoy: both default to 0%, i.e. a filter with neither set does nothing.
-    enabled: runtimeFraction(c, 'filter_enabled', diag, path) ?? 0,
-    enforced: runtimeFraction(c, 'filter_enforced', diag, path) ?? 0,
+    enabled: readRuntimeFraction(r, 'filter_enabled') ?? 0,
+    enforced: readRuntimeFraction(r, 'filter_enforced') ?? 0,
     status,
     responseHeaders: ops('response_headers_to_add'),
     notEnforcedHeaders: ops('request_headers_to_add_when_not_enforced'),
     xRateLimitHeaders: xrl === 'DRAFT_VERSION_03',
   };
+  r.finish();
   return diag.errors.length > before ? undefined : limiter;
 }
 
