@@ -1,8 +1,8 @@
-import type { Diagnostics } from '../../../config/src/index.js';
+import { decodeFractionalPercent, ObjectReader, type Diagnostics } from '../../../config/src/index.js';
 import type { HttpFilter, LocalReply, RequestHeadersView, StreamInfo } from '../api.js';
 import { registerHttpFilter } from '../registry.js';
 import { countersFor } from '../stats.js';
-import { arr, duration, fractionalPercent, headerValue, int, obj, raw, str, type Obj } from '../util/fields.js';
+import { headerValue, type Obj } from '../util/fields.js';
 import { compileHeaderMatcher, type HeaderTest } from '../util/matchers.js';
 
 /** envoy.extensions.filters.http.fault.v3.HTTPFault (also accepted per route). */
@@ -21,34 +21,47 @@ interface Fault {
   readonly maxActiveFaults?: number;
 }
 
+function percentageOf(r: ObjectReader): number {
+  const p = r.object('percentage');
+  if (!p) return 0; // Envoy: an unset percentage is 0%, so no fault (tests must set it).
+  const before = r.diag.errors.length;
+  const f = decodeFractionalPercent(p);
+  return r.diag.errors.length > before ? 0 : f;
+}
+
 function decodeFault(c: Obj, diag: Diagnostics, path: string): Fault {
-  const d = obj(c, 'delay', diag, path);
-  const a = obj(c, 'abort', diag, path);
+  const r = ObjectReader.of(c, path, diag)!; // the chain builder hands over an object
+  const d = r.object('delay');
+  const a = r.object('abort');
   let delay: Fault['delay'];
   let abort: Fault['abort'];
   if (d) {
-    const dp = `${path}.delay`;
-    const fixedMs = duration(d, 'fixed_delay', diag, dp);
-    const fromHeader = raw(d, 'header_delay') !== undefined;
-    if ((fixedMs === undefined) === !fromHeader) diag.error(dp, 'needs exactly one of fixed_delay, header_delay');
-    // Envoy: an unset percentage is 0%, so no delay (tests must set it).
-    delay = { fixedMs, fromHeader, fraction: fractionalPercent(raw(d, 'percentage'), diag, `${dp}.percentage`) ?? 0 };
+    const fixedMs = d.duration('fixed_delay');
+    const fromHeader = d.has('header_delay');
+    d.accept('header_delay');
+    if ((fixedMs === undefined) === !fromHeader) diag.error(d.path, 'needs exactly one of fixed_delay, header_delay');
+    delay = { fixedMs, fromHeader, fraction: percentageOf(d) };
+    d.finish();
   }
   if (a) {
-    const ap = `${path}.abort`;
-    const status = int(a, 'http_status', diag, ap, { min: 200, max: 599 });
-    const fromHeader = raw(a, 'header_abort') !== undefined;
-    if (raw(a, 'grpc_status') !== undefined) diag.error(`${ap}.grpc_status`, 'gRPC aborts are not supported by pilotfish');
-    else if ((status === undefined) === !fromHeader) diag.error(ap, 'needs exactly one of http_status, header_abort');
-    abort = { status, fromHeader, fraction: fractionalPercent(raw(a, 'percentage'), diag, `${ap}.percentage`) ?? 0 };
+    const status = a.optionalInt('http_status', 200, 599);
+    const fromHeader = a.has('header_abort');
+    a.accept('header_abort');
+    if (a.has('grpc_status')) {
+      a.accept('grpc_status');
+      diag.error(a.child('grpc_status'), 'gRPC aborts are not supported by pilotfish');
+    } else if ((status === undefined) === !fromHeader) diag.error(a.path, 'needs exactly one of http_status, header_abort');
+    abort = { status, fromHeader, fraction: percentageOf(a) };
+    a.finish();
   }
-  if (raw(c, 'response_rate_limit') !== undefined) diag.warn(`${path}.response_rate_limit`, 'not supported by pilotfish: ignored');
-  if (arr(c, 'downstream_nodes', diag, path).length > 0) diag.warn(`${path}.downstream_nodes`, 'not supported by pilotfish: ignored');
-  const headers = arr(c, 'headers', diag, path)
-    .map((h, i) => compileHeaderMatcher(h, diag, `${path}.headers[${i}]`))
+  // response_rate_limit, downstream_nodes and the runtime keys: reported by finish() as not supported.
+  const headers = r.array('headers')
+    .map(({ value, path: hp }) => compileHeaderMatcher(value, diag, hp))
     .filter((x): x is HeaderTest => x !== undefined);
-  const maxActive = int(c, 'max_active_faults', diag, path, { min: 0 });
-  return { delay, abort, headers, upstreamCluster: str(c, 'upstream_cluster', diag, path), maxActiveFaults: maxActive };
+  const maxActiveFaults = r.optionalInt('max_active_faults', 0, 0xffff_ffff);
+  const upstreamCluster = r.string('upstream_cluster');
+  r.finish();
+  return { delay, abort, headers, upstreamCluster, maxActiveFaults };
 }
 
 /** Header-requested percentage can only lower the configured one (Envoy). */
