@@ -78,6 +78,7 @@ class SotwStream extends Stream {
 
   private onRequest(req: DiscoveryRequest): void {
     if (req.node?.id) this.node = req.node.id;
+    this.server.emit('request', this.node, req); // tests count the requests a client makes
     const url = req.type_url;
     let sub = this.subs.get(url);
     const first = sub === undefined;
@@ -175,6 +176,7 @@ class DeltaStream extends Stream {
 
   private onRequest(req: DeltaDiscoveryRequest): void {
     if (req.node?.id) this.node = req.node.id;
+    this.server.emit('request', this.node, req); // tests count the requests a client makes
     const url = req.type_url;
     let sub = this.subs.get(url);
     const first = sub === undefined;
