@@ -266,3 +266,27 @@ t.test('CONNECT without connect_config is passed on to the upstream (h1 and h2 d
   t.pass('h2 CONNECT tunnelled through the upstream proxy');
   st.close();
 });
+
+t.test('WebSocket to a TLS upstream (the cluster\'s UpstreamTlsContext, verified)', async (t) => {
+  const { mintRoot, issueWorkload } = await import('../../../certs/src/index.js');
+  const ca = await mintRoot({ trustDomain: 'example.org' });
+  const leaf = await issueWorkload({ ca, dns: ['echo.test'] });
+  const echo = await startEchoServer({ cert: leaf.chainPem, key: leaf.keyPem });
+  t.teardown(() => echo.close());
+  const cluster = staticCluster('ws', [echo.port], `    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        sni: echo.test
+        common_tls_context:
+          validation_context:
+            match_typed_subject_alt_names: [{ san_type: DNS, matcher: { exact: echo.test } }]
+            trusted_ca: { inline_string: ${JSON.stringify(ca.certPem)} }`);
+  const p = await startProxyYaml(t, bootstrapYaml(routes(), cluster + staticCluster('echo', [echo.port]), '          upgrade_configs: [{ upgrade_type: websocket }]'));
+  const ws = await connectWs(p.port());
+  t.equal(ws.status, 101, 'upgraded over TLS to the upstream');
+  t.equal((await ws.next()).payload.toString(), 'welcome');
+  ws.send('secure');
+  t.equal((await ws.next()).payload.toString(), 'secure');
+  ws.socket.destroy();
+});

@@ -4,6 +4,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -69,8 +70,9 @@ export interface EchoServer {
 }
 
 /** Echoes every text/binary message; answers close with close; greets with "welcome". */
-export async function startEchoServer(): Promise<EchoServer> {
-  const server = http.createServer((_req, res) => res.writeHead(426).end('upgrade required'));
+export async function startEchoServer(tls?: { cert: string; key: string }): Promise<EchoServer> {
+  const plain = (_req: http.IncomingMessage, res: http.ServerResponse) => res.writeHead(426).end('upgrade required');
+  const server = tls ? https.createServer({ cert: tls.cert, key: tls.key }, plain) : http.createServer(plain);
   const sockets = new Set<Duplex>();
   const handshakes: http.IncomingHttpHeaders[] = [];
   const state: EchoServer = {
