@@ -1,9 +1,9 @@
-import type { Diagnostics } from '../../../config/src/index.js';
+import { ObjectReader } from '../../../config/src/index.js';
 import { FILTER_DISABLED, type HttpFilter, type LocalReply, type RequestHeadersView, type StreamInfo } from '../api.js';
 import { registerHttpFilter } from '../registry.js';
 import { countersFor, type FilterCounters } from '../stats.js';
 import { compileCidr } from '../util/cidr.js';
-import { arr, headerValue, isObj, obj, raw, str, type Obj } from '../util/fields.js';
+import { headerValue } from '../util/fields.js';
 import { compileHeaderMatcher, compileStringMatcher } from '../util/matchers.js';
 
 /**
@@ -43,51 +43,51 @@ function remoteIp(info: StreamInfo): string {
 
 const TRUE: Pred = () => true;
 
-/** Shared by permissions and principals: composite rules, header, url_path, any. */
-function compileCommon(
-  v: Obj, kind: string, diag: Diagnostics, path: string,
-  self: (v: unknown, diag: Diagnostics, path: string) => Pred | undefined,
-): Pred | undefined {
-  const listOf = (field: string, inner: string): Pred[] | undefined => {
-    const o = obj(v, field, diag, path);
-    if (!o) return undefined;
-    const items = arr(o, inner, diag, `${path}.${field}`);
-    const preds: Pred[] = [];
-    items.forEach((x, i) => {
-      const p = self(x, diag, `${path}.${field}.${inner}[${i}]`);
-      if (p) preds.push(p);
-    });
-    return preds;
-  };
+type Compile = (r: ObjectReader) => Pred | undefined;
+
+/** The rules of a composite (`and_rules: {rules: [...]}`), each compiled by `self`. */
+function listOf(r: ObjectReader, field: string, inner: string, self: Compile): Pred[] {
+  const o = r.object(field);
+  if (!o) return [];
+  const preds = o.objects(inner).map(self).filter((p): p is Pred => p !== undefined);
+  o.finish();
+  return preds;
+}
+
+/** Shared by permissions and principals: composite rules, header, url_path, any. `done` = not a shared kind. */
+function compileCommon(r: ObjectReader, kind: string, self: Compile): Pred | undefined | 'other' {
   switch (kind) {
     case 'any':
-      return raw(v, 'any') === true ? TRUE : () => false;
+      return r.bool('any', false) ? TRUE : () => false;
     case 'and_rules':
     case 'and_ids': {
-      const ps = listOf(kind, kind === 'and_rules' ? 'rules' : 'ids') ?? [];
-      return (r) => ps.every((p) => p(r));
+      const ps = listOf(r, kind, kind === 'and_rules' ? 'rules' : 'ids', self);
+      return (q) => ps.every((p) => p(q));
     }
     case 'or_rules':
     case 'or_ids': {
-      const ps = listOf(kind, kind === 'or_rules' ? 'rules' : 'ids') ?? [];
-      return (r) => ps.some((p) => p(r));
+      const ps = listOf(r, kind, kind === 'or_rules' ? 'rules' : 'ids', self);
+      return (q) => ps.some((p) => p(q));
     }
     case 'not_rule':
     case 'not_id': {
-      const p = self(raw(v, kind), diag, `${path}.${kind}`);
-      return p && ((r) => !p(r));
+      const o = r.object(kind);
+      const p = o && self(o);
+      return p && ((q) => !p(q));
     }
     case 'header': {
-      const t = compileHeaderMatcher(raw(v, 'header'), diag, `${path}.header`);
-      return t && ((r) => t((n) => header(r, n)));
+      const t = compileHeaderMatcher(r.get('header'), r.diag, r.child('header'));
+      return t && ((q) => t((n) => header(q, n)));
     }
     case 'url_path': {
-      const pm = obj(v, 'url_path', diag, path);
-      const t = pm && compileStringMatcher(raw(pm, 'path'), diag, `${path}.url_path.path`);
-      return t && ((r) => t(pathOnly(r.req.path)));
+      // envoy.type.matcher.v3.PathMatcher {path: StringMatcher}
+      const pm = r.object('url_path');
+      const t = pm && compileStringMatcher(pm.get('path'), r.diag, pm.child('path'));
+      pm?.finish();
+      return t && ((q) => t(pathOnly(q.req.path)));
     }
     default:
-      return undefined;
+      return 'other';
   }
 }
 
@@ -96,71 +96,78 @@ const PERMISSION_KINDS = ['and_rules', 'or_rules', 'any', 'header', 'url_path', 
 const PRINCIPAL_KINDS = ['and_ids', 'or_ids', 'any', 'authenticated', 'source_ip', 'direct_remote_ip', 'remote_ip',
   'header', 'url_path', 'metadata', 'not_id', 'filter_state', 'custom'];
 
-function oneKind(v: unknown, kinds: readonly string[], what: string, diag: Diagnostics, path: string): [Obj, string] | undefined {
-  if (!isObj(v)) {
-    diag.error(path, `must be a ${what}`);
-    return undefined;
-  }
-  const set = kinds.filter((k) => raw(v, k) !== undefined);
+/** The one rule a Permission or Principal holds (a oneof); undefined (reported) when not exactly one. */
+function oneKind(r: ObjectReader, kinds: readonly string[], what: string): string | undefined {
+  const set = kinds.filter((k) => r.has(k));
   if (set.length !== 1) {
-    diag.error(path, `${what} needs exactly one rule, found ${set.length === 0 ? 'none' : set.join(', ')}`);
+    r.accept(...set);
+    r.diag.error(r.path, `${what} needs exactly one rule, found ${set.length === 0 ? 'none' : set.join(', ')}`);
     return undefined;
   }
-  return [v, set[0]!];
+  return set[0];
 }
 
-function compilePermission(x: unknown, diag: Diagnostics, path: string): Pred | undefined {
-  const k = oneKind(x, PERMISSION_KINDS, 'Permission', diag, path);
-  if (!k) return undefined;
-  const [v, kind] = k;
-  const common = compileCommon(v, kind, diag, path, compilePermission);
-  if (common) return common;
+function compilePermission(r: ObjectReader): Pred | undefined {
+  const kind = oneKind(r, PERMISSION_KINDS, 'Permission');
+  const out = kind === undefined ? undefined : compilePermissionKind(r, kind);
+  r.finish();
+  return out;
+}
+
+function compilePermissionKind(r: ObjectReader, kind: string): Pred | undefined {
+  const common = compileCommon(r, kind, compilePermission);
+  if (common !== 'other') return common;
   switch (kind) {
     case 'destination_port': {
-      const port = Number(raw(v, 'destination_port'));
-      return (r) => r.info.downstreamLocalPort === port;
+      const port = r.int('destination_port', 0, 0, 65535);
+      return (q) => q.info.downstreamLocalPort === port;
     }
     case 'destination_port_range': {
-      const range = obj(v, 'destination_port_range', diag, path);
-      const lo = Number(range && raw(range, 'start'));
-      const hi = Number(range && raw(range, 'end'));
-      return (r) => r.info.downstreamLocalPort >= lo && r.info.downstreamLocalPort < hi;
+      // envoy.type.v3.Int32Range: [start, end)
+      const range = r.object('destination_port_range');
+      const lo = range?.int('start', 0, 0, 65536) ?? 0;
+      const hi = range?.int('end', 0, 0, 65536) ?? 0;
+      range?.finish();
+      return (q) => q.info.downstreamLocalPort >= lo && q.info.downstreamLocalPort < hi;
     }
-    case 'and_rules': case 'or_rules': case 'not_rule': case 'any': case 'header': case 'url_path':
-      return undefined; // compile error already reported
     default:
-      diag.error(`${path}.${kind}`, 'not supported by pilotfish');
+      r.accept(kind);
+      r.diag.error(r.child(kind), 'not supported by pilotfish');
       return undefined;
   }
 }
 
-function compilePrincipal(x: unknown, diag: Diagnostics, path: string): Pred | undefined {
-  const k = oneKind(x, PRINCIPAL_KINDS, 'Principal', diag, path);
-  if (!k) return undefined;
-  const [v, kind] = k;
-  const common = compileCommon(v, kind, diag, path, compilePrincipal);
-  if (common) return common;
+function compilePrincipal(r: ObjectReader): Pred | undefined {
+  const kind = oneKind(r, PRINCIPAL_KINDS, 'Principal');
+  const out = kind === undefined ? undefined : compilePrincipalKind(r, kind);
+  r.finish();
+  return out;
+}
+
+function compilePrincipalKind(r: ObjectReader, kind: string): Pred | undefined {
+  const common = compileCommon(r, kind, compilePrincipal);
+  if (common !== 'other') return common;
   switch (kind) {
     case 'authenticated': {
-      const a = obj(v, 'authenticated', diag, path) ?? {};
-      const pn = raw(a, 'principal_name');
-      if (pn === undefined) return (r) => r.info.peerIdentity !== undefined; // any authenticated peer
-      const t = compileStringMatcher(pn, diag, `${path}.authenticated.principal_name`);
-      return t && ((r) => r.info.peerIdentity !== undefined && t(r.info.peerIdentity));
+      const a = r.object('authenticated');
+      const has = a?.has('principal_name') ?? false;
+      const t = has ? compileStringMatcher(a!.get('principal_name'), r.diag, a!.child('principal_name')) : undefined;
+      a?.finish();
+      if (!has) return (q) => q.info.peerIdentity !== undefined; // any authenticated peer
+      return t && ((q) => q.info.peerIdentity !== undefined && t(q.info.peerIdentity));
     }
     case 'source_ip':
     case 'direct_remote_ip': {
-      const t = compileCidr(raw(v, kind), diag, `${path}.${kind}`);
-      return t && ((r) => t(r.info.downstreamAddress));
+      const t = compileCidr(r.get(kind), r.diag, r.child(kind));
+      return t && ((q) => t(q.info.downstreamAddress));
     }
     case 'remote_ip': {
-      const t = compileCidr(raw(v, kind), diag, `${path}.${kind}`);
-      return t && ((r) => t(remoteIp(r.info)));
+      const t = compileCidr(r.get(kind), r.diag, r.child(kind));
+      return t && ((q) => t(remoteIp(q.info)));
     }
-    case 'and_ids': case 'or_ids': case 'not_id': case 'any': case 'header': case 'url_path':
-      return undefined;
     default:
-      diag.error(`${path}.${kind}`, 'not supported by pilotfish');
+      r.accept(kind);
+      r.diag.error(r.child(kind), 'not supported by pilotfish');
       return undefined;
   }
 }
@@ -194,43 +201,44 @@ function evaluate(e: RbacEngine, r: Req): { allowed: boolean; policy: string | u
   }
 }
 
-function compileRbac(v: unknown, diag: Diagnostics, path: string): RbacEngine | undefined {
-  if (!isObj(v)) {
-    diag.error(path, 'must be an RBAC rule set');
+const ACTIONS = ['ALLOW', 'DENY', 'LOG'] as const;
+
+function compilePolicy(name: string, r: ObjectReader): Policy | undefined {
+  if (r.has('condition') || r.has('checked_condition')) {
+    r.accept('condition', 'checked_condition');
+    r.diag.error(r.child('condition'), 'CEL conditions are not supported by pilotfish');
+    r.accept('permissions', 'principals');
     return undefined;
   }
-  const action = (raw(v, 'action') ?? 'ALLOW') as Action;
-  if (!['ALLOW', 'DENY', 'LOG'].includes(action)) {
-    diag.error(`${path}.action`, `unknown action ${JSON.stringify(action)}`);
-    return undefined;
-  }
-  const pol = obj(v, 'policies', diag, path) ?? {};
+  const permsIn = r.objects('permissions');
+  const princIn = r.objects('principals');
+  const ps = permsIn.map(compilePermission).filter((x): x is Pred => x !== undefined);
+  const qs = princIn.map(compilePrincipal).filter((x): x is Pred => x !== undefined);
+  if (permsIn.length === 0) r.diag.error(r.child('permissions'), 'at least one permission is required');
+  if (princIn.length === 0) r.diag.error(r.child('principals'), 'at least one principal is required');
+  r.finish();
+  return {
+    name,
+    // A policy matches if any permission and any principal match.
+    permission: ps.length === 1 ? ps[0]! : (q) => ps.some((f) => f(q)),
+    principal: qs.length === 1 ? qs[0]! : (q) => qs.some((f) => f(q)),
+  };
+}
+
+function compileRbac(r: ObjectReader): RbacEngine | undefined {
+  const before = r.diag.errors.length;
+  const action = r.enumOf('action', ACTIONS, 'ALLOW');
+  const actionOk = r.diag.errors.length === before;
+  // policies is a map keyed by policy name: its keys are names, not fields.
+  const pol = r.object('policies');
   const policies: Policy[] = [];
-  for (const name of Object.keys(pol).sort()) {
-    const pp = `${path}.policies.${name}`;
-    const p = pol[name];
-    if (!isObj(p)) {
-      diag.error(pp, 'must be a Policy');
-      continue;
-    }
-    if (raw(p, 'condition') !== undefined || raw(p, 'checked_condition') !== undefined) {
-      diag.error(`${pp}.condition`, 'CEL conditions are not supported by pilotfish');
-      continue;
-    }
-    const perms = arr(p, 'permissions', diag, pp).map((x, i) => compilePermission(x, diag, `${pp}.permissions[${i}]`));
-    const princ = arr(p, 'principals', diag, pp).map((x, i) => compilePrincipal(x, diag, `${pp}.principals[${i}]`));
-    if (perms.length === 0) diag.error(`${pp}.permissions`, 'at least one permission is required');
-    if (princ.length === 0) diag.error(`${pp}.principals`, 'at least one principal is required');
-    const ps = perms.filter((x): x is Pred => x !== undefined);
-    const qs = princ.filter((x): x is Pred => x !== undefined);
-    policies.push({
-      name,
-      // A policy matches if any permission and any principal match.
-      permission: ps.length === 1 ? ps[0]! : (r) => ps.some((f) => f(r)),
-      principal: qs.length === 1 ? qs[0]! : (r) => qs.some((f) => f(r)),
-    });
+  for (const name of Object.keys(pol?.raw ?? {}).sort()) {
+    const p = ObjectReader.of(pol!.get(name), pol!.child(name), r.diag);
+    const compiled = p && compilePolicy(name, p);
+    if (compiled) policies.push(compiled);
   }
-  return { action, policies };
+  r.finish();
+  return actionOk ? { action, policies } : undefined;
 }
 
 interface RbacConfig {
@@ -240,18 +248,21 @@ interface RbacConfig {
   readonly shadowStatPrefix: string;
 }
 
-function decodeRbacConfig(c: Obj, diag: Diagnostics, path: string): RbacConfig {
-  if (raw(c, 'matcher') !== undefined || raw(c, 'shadow_matcher') !== undefined) {
-    diag.error(`${path}.matcher`, 'the matcher API is not supported by pilotfish; use rules');
+function decodeRbacConfig(r: ObjectReader): RbacConfig {
+  if (r.has('matcher') || r.has('shadow_matcher')) {
+    r.accept('matcher', 'shadow_matcher');
+    r.diag.error(r.child('matcher'), 'the matcher API is not supported by pilotfish; use rules');
   }
-  const r = raw(c, 'rules');
-  const s = raw(c, 'shadow_rules');
-  return {
-    rules: r === undefined ? undefined : compileRbac(r, diag, `${path}.rules`),
-    shadow: s === undefined ? undefined : compileRbac(s, diag, `${path}.shadow_rules`),
-    rulesStatPrefix: str(c, 'rules_stat_prefix', diag, path) ?? '',
-    shadowStatPrefix: str(c, 'shadow_rules_stat_prefix', diag, path) ?? '',
+  const rules = r.object('rules');
+  const shadow = r.object('shadow_rules');
+  const cfg: RbacConfig = {
+    rules: rules && compileRbac(rules),
+    shadow: shadow && compileRbac(shadow),
+    rulesStatPrefix: r.string('rules_stat_prefix', ''),
+    shadowStatPrefix: r.string('shadow_rules_stat_prefix', ''),
   };
+  r.finish();
+  return cfg;
 }
 
 const DENIED_BODY = 'RBAC: access denied';
@@ -291,7 +302,7 @@ registerHttpFilter({
   typeUrl: RBAC_TYPE_URL,
   perRouteTypeUrls: [RBAC_PER_ROUTE_TYPE_URL],
   create(cfgIn, diag, path): HttpFilter {
-    const cfg = decodeRbacConfig(cfgIn.config, diag, path);
+    const cfg = decodeRbacConfig(ObjectReader.of(cfgIn.config, path, diag)!); // the chain builder hands over an object
     const c = countersFor(cfgIn.name);
     const name = cfgIn.name;
     return {
@@ -312,8 +323,10 @@ registerHttpFilter({
   },
   decodePerRoute(_t, config, diag, path): unknown {
     // RBACPerRoute{rbac}: replaces the filter's rules for the route; no rbac = disabled.
-    const inner = obj(config, 'rbac', diag, path);
+    const r = ObjectReader.of(config, path, diag)!;
+    const inner = r.object('rbac');
+    r.finish();
     if (inner === undefined) return FILTER_DISABLED;
-    return decodeRbacConfig(inner, diag, `${path}.rbac`);
+    return decodeRbacConfig(inner);
   },
 });
