@@ -29,7 +29,7 @@ t.test('live edits: split, scale out, scale in, Ctrl-C', async (t) => {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const mesh = join(dir, 'mesh.yaml');
   writeFileSync(mesh, readFileSync(join(ROOT, 'demo/mesh.yaml'), 'utf8').replace('rps: 25', 'rps: 15'));
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'demo/src/bin.ts'), 'demo', '--mesh', mesh], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'cli/src/entry.ts'), 'demo', '--mesh', mesh], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));

@@ -24,7 +24,7 @@ t.test('demo --duration 8s: both versions, zero failures, clean exit', async (t)
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const mesh = join(dir, 'mesh.yaml');
   writeFileSync(mesh, readFileSync(join(ROOT, 'demo/mesh.yaml'), 'utf8').replace('rps: 25', 'rps: 12'));
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'demo/src/bin.ts'), 'demo', '--mesh', mesh, '--duration', '8s'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'cli/src/entry.ts'), 'demo', '--mesh', mesh, '--duration', '8s'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
   let out = '';
   let err = '';
