@@ -73,6 +73,36 @@ function teardown(): void {
   if (sockDir) rmSync(sockDir, { recursive: true, force: true });
 }
 
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** What an earlier run killed with SIGKILL left behind (its pid is gone): same removal. */
+function sweepStale(): void {
+  const projects = new Set<string>();
+  for (const kind of [['ps', '-a'], ['network', 'ls'], ['volume', 'ls']]) {
+    const out = run('podman', [...kind, '--format', '{{.Labels}}']).stdout;
+    for (const m of out.matchAll(/com\.docker\.compose\.project:(pfci(\d+))/g)) if (!alive(Number(m[2]))) projects.add(m[1]!);
+  }
+  for (const p of projects) {
+    const ids = run('podman', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${p}`]).stdout.split('\n').filter(Boolean);
+    if (ids.length > 0) run('podman', ['rm', '-f', '-t', '0', ...ids]);
+    for (const kind of ['network', 'volume']) {
+      const names = run('podman', [kind, 'ls', '-q', '--filter', `label=com.docker.compose.project=${p}`]).stdout.split('\n').filter(Boolean);
+      if (names.length > 0) run('podman', [kind, 'rm', '-f', ...names]);
+    }
+  }
+  for (const tag of run('podman', ['images', '--format', '{{.Repository}}:{{.Tag}}']).stdout.split('\n')) {
+    const m = /^localhost\/pilotfish-ci:(\d+)$/.exec(tag);
+    if (m && !alive(Number(m[1]))) run('podman', ['rmi', '-f', tag]);
+  }
+}
+
 function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const s = net.createServer().once('error', rej).listen(0, '127.0.0.1', () => {
@@ -114,6 +144,7 @@ t.test('image and compose mesh in podman', { skip }, async (t) => {
   process.once('exit', teardown);
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => { teardown(); process.exit(1); });
   t.teardown(teardown);
+  sweepStale();
   imagesBefore = new Set(run('podman', ['images', '-aq', '--no-trunc']).stdout.split('\n').filter(Boolean));
   ports = [await freePort(), await freePort()];
 
@@ -179,14 +210,14 @@ t.test('image and compose mesh in podman', { skip }, async (t) => {
   // The generator prints a table and a summary line every 5s once the mesh answers.
   let summary: { seconds: number; routes: Record<string, { total: number; failures: number; versions: Record<string, number> }> } | undefined;
   let logs = '';
-  const deadline = Date.now() + 240_000;
+  const deadline = Date.now() + 300_000;
   while (Date.now() < deadline) {
     logs = run('podman', ['logs', ctr('traffic')]).stdout;
     const lines = logs.split('\n').filter((l) => l.startsWith('traffic-summary '));
     if (lines.length > 0) summary = JSON.parse(lines.at(-1)!.slice('traffic-summary '.length));
     if (summary && summary.seconds >= TRAFFIC_S) break;
     // The generator gives up (and is restarted) when the mesh never answers: no point waiting on.
-    if (/did not answer 200 within/.test(logs)) break;
+    if (/did not answer 200 .* within/.test(logs)) break;
     await sleep(2000);
   }
   t.comment(`mesh serving after ${((Date.now() - t1) / 1000).toFixed(0)}s from compose up`);
@@ -199,6 +230,10 @@ t.test('image and compose mesh in podman', { skip }, async (t) => {
   const front = summary.routes['/ (frontend)']!;
   t.ok(front && front.total >= TRAFFIC_S * 10, `${front?.total} requests through the mesh`);
   t.equal(front?.failures, 0, '0 failed requests');
+  if ((front?.failures ?? 0) > 0) {
+    t.comment(`traffic:\n${logs.slice(-1200)}`);
+    for (const svc of ['frontend-sidecar', 'waypoint', 'reviews-v2-sidecar']) { const l = run('podman', ['logs', '--tail', '12', ctr(svc)]); t.comment(`${svc}:\n${(l.stdout + l.stderr).slice(-1500)}`); }
+  }
   for (const route of ['/reviews', '/ratings']) t.equal(summary.routes[route]?.failures, 0, `${route}: 0 failed`);
   const rv = summary.routes['/reviews']?.versions ?? {};
   const share = (rv.v1 ?? 0) / ((rv.v1 ?? 0) + (rv.v2 ?? 0));

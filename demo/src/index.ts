@@ -6,7 +6,7 @@ export { parseSpec, SpecError, type DemoSpec } from './spec.js';
 
 const USAGE = `Usage: pilotfish demo [--mesh FILE] [--duration D] [--keep]
        pilotfish demo app --service NAME [--version V] [--listen HOST:PORT] [--outbound PORT --calls a,b]
-       pilotfish demo traffic --target HOST:PORT [--rps N] [--wait-s 120] [--every-s 5]
+       pilotfish demo traffic --target HOST:PORT [--rps N] [--wait-s 180] [--warmup 30] [--every-s 5]
        pilotfish demo controlplane --mesh FILE --kubernetes NAMESPACE [--port 18000] [--resync-s 300]
 
 Runs a whole mesh on this machine, without Docker: the pilotfish control plane, three

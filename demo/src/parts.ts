@@ -2,8 +2,9 @@
  * The demo's pieces as separate processes, for containers (docker-compose.yml, deploy/):
  *   pilotfish demo app --service reviews --version v1 [--listen 0.0.0.0:9080]
  *   pilotfish demo app --service frontend --outbound 15001 --calls reviews,ratings [--listen 0.0.0.0:9080]
- *   pilotfish demo traffic --target host:port [--rps 25] [--wait-s 120] [--every-s 5]
- *     (starts once the target answers 200; a table and a `traffic-summary {json}` line every 5s)
+ *   pilotfish demo traffic --target host:port [--rps 25] [--wait-s 180] [--warmup 30] [--every-s 5]
+ *     (starts once the target answers 200 `warmup` times in a row; a table and a
+ *      `traffic-summary {json}` line every 5s)
  *   pilotfish demo controlplane --mesh mesh.yaml --kubernetes NAMESPACE [--port 18000]
  *     (the control plane with endpoints from EndpointSlices: each mesh service follows the
  *      Kubernetes Service of the same name, port named `http` or the first)
@@ -31,11 +32,16 @@ function untilSignal(): Promise<void> {
   });
 }
 
-/** Polls `GET /` until a 200 (true), the deadline or `stop` (false). */
-async function firstOk(host: string, port: number, ms: number, stop: Promise<void>): Promise<boolean> {
+/**
+ * Polls `GET /` until `streak` answers in a row are 200 (true), the deadline or `stop`
+ * (false). One 200 is not enough: with static endpoints every backend must be up, and a
+ * weighted split reaches a 20% version only now and then.
+ */
+async function meshUp(host: string, port: number, ms: number, streak: number, stop: Promise<void>): Promise<boolean> {
   let stopping = false;
   void stop.then(() => (stopping = true));
   const end = Date.now() + ms;
+  let inRow = 0;
   while (!stopping && Date.now() < end) {
     const ok = await new Promise<boolean>((resolve) => {
       const req = http.get({ host, port, path: '/', timeout: 2000, agent: false }, (res) => {
@@ -46,8 +52,9 @@ async function firstOk(host: string, port: number, ms: number, stop: Promise<voi
       req.on('timeout', () => req.destroy());
       req.on('error', () => resolve(false));
     });
-    if (ok) return true;
-    await new Promise((r) => setTimeout(r, 500));
+    inRow = ok ? inRow + 1 : 0;
+    if (inRow >= streak) return true;
+    await new Promise((r) => setTimeout(r, ok ? 50 : 500));
   }
   return false;
 }
@@ -59,7 +66,7 @@ export async function runPart(argv: readonly string[]): Promise<number> {
     options: {
       service: { type: 'string' }, version: { type: 'string', default: 'v1' }, listen: { type: 'string', default: '0.0.0.0:9080' },
       outbound: { type: 'string' }, mesh: { type: 'string' }, kubernetes: { type: 'string' }, port: { type: 'string', default: '18000' }, 'resync-s': { type: 'string', default: '300' }, calls: { type: 'string', default: 'reviews,ratings' }, target: { type: 'string' }, rps: { type: 'string', default: '25' },
-      'wait-s': { type: 'string', default: '120' }, 'every-s': { type: 'string', default: '5' },
+      'wait-s': { type: 'string', default: '180' }, 'every-s': { type: 'string', default: '5' }, warmup: { type: 'string', default: '30' },
     },
     strict: true,
   });
@@ -83,11 +90,13 @@ export async function runPart(argv: readonly string[]): Promise<number> {
     // Engines differ in how they order start-up (podman-compose ignores health conditions):
     // count from the first answer through the whole mesh, not from container start.
     const waitS = Number(values['wait-s']);
-    process.stdout.write(`traffic: waiting up to ${waitS}s for ${values.target} to answer 200 through the mesh\n`);
-    if (!(await firstOk(host, target.port, waitS * 1000, stopped))) {
-      process.stdout.write(`traffic: ${values.target} did not answer 200 within ${waitS}s\n`);
+    const streak = Number(values.warmup);
+    process.stdout.write(`traffic: waiting up to ${waitS}s for ${streak} answers in a row with 200 from ${values.target} through the mesh\n`);
+    if (!(await meshUp(host, target.port, waitS * 1000, streak, stopped))) {
+      process.stdout.write(`traffic: ${values.target} did not answer 200 ${streak} times in a row within ${waitS}s\n`);
       return 1;
     }
+    process.stdout.write(`traffic: the mesh answers; sending ${values.rps} requests/s\n`);
     const stats = new Stats();
     const gen = new TrafficGenerator(target.port, stats, Number(values.rps), host, true);
     gen.start();
