@@ -1,6 +1,5 @@
 import { BlockList, isIP } from 'node:net';
-import type { Diagnostics } from '../../../config/src/index.js';
-import { int, isObj, str } from './fields.js';
+import { ObjectReader, type Diagnostics } from '../../../config/src/index.js';
 
 /** envoy.config.core.v3.CidrRange, compiled to a test over a peer address. */
 export type IpTest = (ip: string) => boolean;
@@ -11,18 +10,17 @@ export function normalizeIp(ip: string): string {
 }
 
 export function compileCidr(v: unknown, diag: Diagnostics, path: string): IpTest | undefined {
-  if (!isObj(v)) {
-    diag.error(path, 'must be a CidrRange');
-    return undefined;
-  }
-  const addr = str(v, 'address_prefix', diag, path);
+  const r = ObjectReader.of(v, path, diag);
+  if (!r) return undefined;
+  const addr = r.string('address_prefix');
   const fam = addr === undefined ? 0 : isIP(addr);
+  const max = fam === 6 ? 128 : 32;
+  const len = r.has('prefix_len') ? r.int('prefix_len', max, 0, max) : max;
+  r.finish();
   if (fam === 0) {
-    diag.error(`${path}.address_prefix`, `invalid IP address ${JSON.stringify(addr)}`);
+    diag.error(r.child('address_prefix'), `invalid IP address ${JSON.stringify(addr)}`);
     return undefined;
   }
-  const max = fam === 4 ? 32 : 128;
-  const len = int(v, 'prefix_len', diag, path, { min: 0, max }) ?? max;
   const list = new BlockList();
   const type = fam === 4 ? 'ipv4' : 'ipv6';
   list.addSubnet(addr!, len, type);
