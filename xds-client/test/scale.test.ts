@@ -48,7 +48,8 @@ t.test('SotW: unchanged resources are not decoded again', async (t) => {
   t.equal(decodes() - N, 1, 'one changed resource among 1000 (in another order): one decode');
   t.same(o2.changes.upserted.map((e) => e.name), ['c500']);
   t.same(o2.changes.removed, []);
-  t.equal(o2.state.resources.get('c7')?.version, '2', 'reused entries take the new version');
+  t.equal(o2.state.resources.get('c7')?.version, '1', 'an unchanged resource keeps the version that last changed it');
+  t.equal(o2.state.resources.get('c500')?.version, '2');
   t.equal(o2.state.versionInfo, '2');
 
   const before = decodes();
