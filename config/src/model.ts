@@ -308,6 +308,8 @@ export interface RouteConfiguration extends HeaderMutations {
   readonly virtualHosts: readonly VirtualHost[];
   /** Bodies larger than this are never buffered for retries (Envoy: per_request_buffer_limit_bytes). */
   readonly validateClusters: boolean;
+  /** Match virtual hosts on the host without its port (istiod sets it on every route table). */
+  readonly ignorePortInHostMatching?: boolean;
 }
 
 export interface VirtualHost extends HeaderMutations {

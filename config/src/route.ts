@@ -20,11 +20,12 @@ export function decodeRouteConfiguration(json: unknown, diag: Diagnostics, path:
   const virtualHosts = r.objects('virtual_hosts').map(decodeVirtualHost).filter((v): v is VirtualHost => v !== undefined);
   const mutations = decodeHeaderMutations(r);
   const validateClusters = r.bool('validate_clusters', false);
+  const ignorePortInHostMatching = r.bool('ignore_port_in_host_matching', false);
   // most_specific_header_mutations_wins, request_mirror_policies, ...: reported by finish().
   r.finish();
   checkDuplicateDomains(virtualHosts, diag, path);
   if (diag.errors.length > before) return undefined;
-  return { name, virtualHosts, validateClusters, ...mutations };
+  return { name, virtualHosts, validateClusters, ...mutations, ...(ignorePortInHostMatching ? { ignorePortInHostMatching } : {}) };
 }
 
 function checkDuplicateDomains(vhosts: readonly VirtualHost[], diag: Diagnostics, path: string): void {

@@ -65,9 +65,16 @@ export class RouteTable {
     return this.config.name;
   }
 
-  /** The virtual host for an authority; tries with the port first, then without it. */
+  /**
+   * The virtual host for an authority; tries with the port first, then without it — or,
+   * with ignore_port_in_host_matching, only without it, as Envoy does.
+   */
   virtualHostFor(authority: string): CompiledVirtualHost | undefined {
-    const host = authority.toLowerCase();
+    let host = authority.toLowerCase();
+    if (this.config.ignorePortInHostMatching === true) {
+      const c = host.lastIndexOf(':');
+      if (c > 0 && host.indexOf(']') < c) host = host.slice(0, c);
+    }
     const found = this.lookupHost(host);
     if (found) return found;
     const colon = host.lastIndexOf(':');

@@ -33,6 +33,17 @@ virtual_hosts:
   t.equal(vh('[::1]:80'), 'any', 'IPv6 literal with port');
 });
 
+t.test('ignore_port_in_host_matching (istiod sets it): the port is dropped before matching', async (t) => {
+  const rt = table(`
+ignore_port_in_host_matching: true
+virtual_hosts:
+- { name: with-port, domains: ["reviews:9080"], routes: [{ match: { prefix: "/" }, direct_response: { status: 200 } }] }
+- { name: bare, domains: ["reviews", "reviews.default.svc.cluster.local"], routes: [{ match: { prefix: "/" }, direct_response: { status: 200 } }] }`);
+  t.equal(rt.virtualHostFor('reviews:9080')?.config.name, 'bare', 'a domain with a port never matches: the port is ignored');
+  t.equal(rt.virtualHostFor('reviews.default.svc.cluster.local:9080')?.config.name, 'bare');
+  t.equal(rt.virtualHostFor('[::1]:9080'), undefined, 'IPv6 literals keep their brackets; no catch-all here');
+});
+
 t.test('path matching: prefix, exact, regex, separated prefix, case sensitivity; query ignored', async (t) => {
   const rt = table(`
 virtual_hosts:
