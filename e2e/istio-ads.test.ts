@@ -155,7 +155,7 @@ t.test('pilotfish under a fake istiod and pilot-agent: istiod\'s sidecar configu
       // Round 0 is istiod's configuration as sent. Later rounds (SotW only, where the
       // response order maps `resources[i]` to a name) push it again without what was
       // refused, to show what the first refusals hid.
-      const rounds = c.api === 'GRPC' ? 6 : 1;
+      const rounds = c.api === 'GRPC' ? 12 : 1;
       let cfg = structuredClone(config) as unknown as Record<string, Record<string, Json>>;
       const found: (Refusal & { round: number })[] = [];
       const acked = new Map<string, boolean>();
@@ -192,6 +192,7 @@ t.test('pilotfish under a fake istiod and pilot-agent: istiod\'s sidecar configu
         cfg = compact(cfg) as Record<string, Record<string, Json>>;
       }
 
+      const afterPeel = TYPES.map((u) => `${short(u)} ${f.ads.ackedVersion(node, u) >= f.ads.version(u) ? 'ACKed' : 'not ACKed'}`).join(', ');
       const unique = [...new Map(found.map((r) => [`${r.typeUrl} ${r.resource} ${r.reason}`, r])).values()];
       const warnings = proxy
         .out()
@@ -204,6 +205,7 @@ t.test('pilotfish under a fake istiod and pilot-agent: istiod\'s sidecar configu
           `== ${c.workload} (${c.api}): ${f.nacks.length} NACK(s), ${unique.length} distinct refusal(s); as sent: ${counts.join('; ')}`,
           ...unique.map((r) => `NACK[round ${r.round}] ${short(r.typeUrl)} ${r.resource}: ${r.reason}`),
           ...[...new Set(warnings)].map((l) => `WARN ${l}`),
+          `with every refused element removed: ${afterPeel}`,
           `agent SDS socket streams: ${f.sdsConnections()}`,
         ].join('\n'),
       );
