@@ -1,10 +1,12 @@
 import t from 'tap';
+import fc from 'fast-check';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { decodeBootstrap, decodeRouteConfiguration, Diagnostics } from '../../config/src/index.js';
 import { readDataSource, resolveRouteDataSources } from '../../config/src/data-source.js';
+import { decodeDataSource } from '../src/decode.js';
 import { checkSecretSources, checkTlsContextSources, decodeSecret, decodeTransportSocket } from '../src/index.js';
 
 const missing = join(tmpdir(), `pilotfish-missing-${process.pid}`, 'tls.crt');
@@ -109,4 +111,20 @@ virtual_hosts:
     `r.virtual_hosts[0].routes[1].direct_response.body.filename: cannot read "${join(dir, 'nope.txt')}": ENOENT`,
   ]);
   t.equal(readDataSource({ kind: 'inline', bytes: Buffer.from('x') }, diag)?.toString(), 'x');
+});
+
+t.test('property: DataSource decoding never throws, never reads, and any file name is a reference', async (t) => {
+  fc.assert(fc.property(fc.jsonValue(), (v) => {
+    const d = new Diagnostics();
+    const ds = decodeDataSource(v, 'p', d);
+    const problemsUnderPath = [...d.errors, ...d.warnings].every((e) => e.path === 'p' || e.path.startsWith('p.'));
+    return problemsUnderPath && (ds !== undefined || d.errors.length > 0);
+  }), { numRuns: 500 });
+  // Names of files that do not exist (or cannot be files at all) decode without an error: nothing is opened.
+  fc.assert(fc.property(fc.string({ minLength: 1 }), (name) => {
+    const d = new Diagnostics();
+    const ds = decodeDataSource({ filename: name }, 'p', d);
+    return d.errors.length === 0 && ds?.kind === 'file' && ds.path === name && ds.field === 'p';
+  }), { numRuns: 300 });
+  t.pass();
 });

@@ -36,8 +36,8 @@ static_resources:
           http_filters: [{ name: envoy.filters.http.router, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router } }]
 `), diag);
   t.same(diag.errors, [], 'the bootstrap decodes: no file was read');
-  // dryRun: build and validate, bind nothing. (Cast: the constructor's third parameter is becoming an options object.)
-  const server = new ProxyServer(b!, new Logger('error'), { dryRun: true } as never);
+  // dryRun: build and validate, bind nothing.
+  const server = new ProxyServer(b!, new Logger('error'), { dryRun: true });
   t.teardown(() => server.close());
   const err = await server.loadStatic().then(() => undefined, (e: unknown) => e);
   t.type(err, ConfigError);
