@@ -20,6 +20,8 @@ export interface StreamView {
   readonly attemptCount: number;
   readonly bytesSent: number;
   readonly bytesReceived?: number;
+  /** The response headers as sent downstream (upstream's or a local reply's); undefined before any. */
+  readonly responseHeaders?: HeaderMap | undefined;
 }
 
 export type HeaderMap = Record<string, string | string[] | undefined>;

@@ -332,7 +332,6 @@ class Exchange implements Downstream {
   private held: (Buffer | HeldEnd)[] | undefined;
   private resumeAfterHeld: (() => void) | undefined;
   private done = false;
-  private respHeaders: HeaderMap | undefined;
   private route: CompiledRoute | undefined;
   private cluster: ClusterRuntime | undefined;
   /** Set for upgrade and CONNECT requests (undefined for every other request). */
@@ -457,6 +456,8 @@ class Exchange implements Downstream {
     }
     if (action.hostRewriteLiteral !== undefined) headers.host = action.hostRewriteLiteral;
     const path = rewritePath(route, action, this.view.path);
+    // Envoy's finalizePathHeader: a route that rewrites the path tells the upstream what it was.
+    if (action.prefixRewrite !== undefined || route.regexRewrite !== undefined) headers['x-envoy-original-path'] = this.view.path;
     if (this.upgrade !== undefined) {
       this.startTunnel(cluster, action, path);
       return;
@@ -474,7 +475,13 @@ class Exchange implements Downstream {
     else if (this.hcm.chain.wantsRequestBody) this.readBodyThroughFilters(start);
     else if (retry && retry.numRetries > 0 && this.contentLength() <= RETRY_BUFFER_LIMIT) this.readBody(start);
     else if (retry && retry.numRetries > 0 && this.view.headers['content-length'] === undefined) this.readBody(start);
-    else start(this.req as unknown as NodeJS.ReadableStream);
+    else {
+      // Paused first: the counting listener must not start the flow before undici reads.
+      this.req.pause();
+      const stream = this.stream;
+      this.req.on('data', (c: Buffer) => { stream.bytesReceived += c.length; });
+      start(this.req as unknown as NodeJS.ReadableStream);
+    }
   }
 
   /**
@@ -573,7 +580,7 @@ class Exchange implements Downstream {
           if (m.responseHeadersToAdd.length > 0 || m.responseHeadersToRemove.length > 0) applyHeaderOptions(headers, m.responseHeadersToAdd, m.responseHeadersToRemove);
         }
         this.stream.responseCode = status;
-        this.respHeaders = headers;
+        this.stream.responseHeaders = headers;
         if (this.isH2) {
           // HTTP/2 has no 101 and no connection-specific headers: an accepted upgrade is a 200.
           headers.connection = undefined;
@@ -681,15 +688,18 @@ class Exchange implements Downstream {
     const chunks: Buffer[] = [];
     let size = 0;
     const req = this.req;
+    const stream = this.stream;
     const onData = (c: Buffer) => {
       chunks.push(c);
       size += c.length;
+      stream.bytesReceived += c.length;
       if (size > RETRY_BUFFER_LIMIT) {
         req.off('data', onData);
         req.off('end', onEnd);
         req.pause();
         const rest = new PassThrough();
         for (const b of chunks) rest.write(b);
+        req.on('data', (b: Buffer) => { stream.bytesReceived += b.length; });
         req.pipe(rest);
         req.resume();
         then(rest);
@@ -719,6 +729,7 @@ class Exchange implements Downstream {
     };
     let queue: Promise<void> = Promise.resolve();
     this.req.on('data', (c: Buffer) => {
+      this.stream.bytesReceived += c.length;
       queue = queue.then(() => (failed ? undefined : feed(c, false)));
     });
     this.req.once('end', () => {
@@ -818,7 +829,7 @@ class Exchange implements Downstream {
 
   private writeHead(status: number, headers: HeaderMap): void {
     this.stream.responseCode = status;
-    this.respHeaders = headers;
+    this.stream.responseHeaders = headers;
     try {
       (this.res as ServerResponse).writeHead(status, headers as Record<string, string | string[]>);
     } catch {
@@ -980,6 +991,7 @@ class Exchange implements Downstream {
   private finishLocal(status: number, headers: HeaderMap, body: string): void {
     if (this.done) return;
     this.stream.responseCode = status;
+    this.stream.responseHeaders = headers;
     // A request body we never read must not be parsed as the next request: close after replying.
     if (!this.isH2 && this.requestHasBody() && !(this.req as IncomingMessage).complete) {
       (this.res as ServerResponse).shouldKeepAlive = false;
@@ -1044,7 +1056,6 @@ class Exchange implements Downstream {
     else s.downstream_rq_1xx.inc();
     s.downstream_rq_time.record(performance.now() - this.stream.startTime);
     if (this.hcm.chain.hasRequestPhase || this.hcm.chain.hasResponsePhase) this.hcm.chain.streamComplete(this.stream);
-    void this.respHeaders;
     void this.cluster;
     this.hcm.environment.onRequestDone?.(this.stream, this.view);
   }

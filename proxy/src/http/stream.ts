@@ -1,4 +1,5 @@
 import type { StreamInfo } from '../../../filters/src/index.js';
+import type { HeaderMap } from './headers.js';
 
 /**
  * Everything known about one request while it is proxied: the filters' StreamInfo,
@@ -15,7 +16,10 @@ export class Stream implements StreamInfo {
   upstreamHost: string | undefined = undefined;
   attemptCount = 0;
   bytesSent = 0;
+  /** Request body bytes read from the downstream (Envoy's %BYTES_RECEIVED%). */
   bytesReceived = 0;
+  /** The response headers written downstream, for %RESP(...)%. */
+  responseHeaders: HeaderMap | undefined = undefined;
   private meta: Map<string, unknown> | undefined;
 
   constructor(

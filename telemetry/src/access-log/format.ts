@@ -110,9 +110,18 @@ function headerGetter(arg: string | undefined, what: string): Getter | string {
   if (alts.length > 2) return `${what}(${arg}): more than one alternative header`;
   const names = alts.map((a) => a.trim().toLowerCase());
   if (names.some((n) => n === '')) return `${what}(${arg}): empty header name`;
-  if (what === 'RESP' || what === 'TRAILER') {
-    // Response headers are not handed to telemetry yet; see docs in telemetry/README.
+  if (what === 'TRAILER') {
+    // Response trailers are not handed to telemetry.
     return () => undefined;
+  }
+  if (what === 'RESP') {
+    const resp = (n: string) => (c: LogContext): string | undefined => {
+      const h = c.stream.responseHeaders;
+      return h === undefined ? undefined : headerValue(h, n);
+    };
+    const a = resp(names[0]!);
+    const b = names[1] !== undefined ? resp(names[1]) : undefined;
+    return b ? (c) => a(c) ?? b(c) : a;
   }
   const one = (n: string): ((c: LogContext) => string | undefined) => PSEUDO[n] ?? ((c) => headerValue(c.request.headers, n));
   const first = one(names[0]!);
