@@ -266,7 +266,7 @@ export class XdsClient {
         this.transport.send(sotwRequest(st.s));
       };
       nack = (detail) => {
-        st.s = { ...(st.s as SotwState), versionInfo: prev.versionInfo, resources: prev.resources, digests: prev.digests };
+        st.s = { ...(st.s as SotwState), versionInfo: prev.versionInfo, resources: prev.resources };
         this.pendingSubs.delete(url);
         this.transport.send(sotwRequest(st.s, detail));
       };

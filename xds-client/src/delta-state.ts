@@ -123,8 +123,8 @@ function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
 }
 
 export function deltaOnResponse<T>(s: DeltaState<T>, type: ResourceType<T>, res: DeltaDiscoveryResponse): DeltaOutcome<T> {
-  // Envoy rejects a response that both updates and removes a name: which one wins is
-  // undefined, so neither is applied.
+  // A response that both updates and removes a name contradicts itself (which one
+  // wins is undefined): reject it whole, applying neither, and say why.
   if (res.removed_resources.length > 0) {
     const removing = new Set(res.removed_resources);
     const both = res.resources.find((r) => removing.has(r.name));

@@ -23,10 +23,13 @@ export interface SotwState<T = unknown> {
   readonly resources: PersistentMap<ResourceEntry<T>>;
   /**
    * Digest of an accepted resource's bytes -> its name. SotW names live inside the
-   * bytes, so this is how an unchanged resource is recognised without decoding it
-   * (a hit is confirmed by comparing the bytes; a stale entry only costs a decode).
+   * bytes, so this is how an unchanged resource is recognised without decoding it.
+   * A cache shared by successive states and updated in place (copying it per response
+   * would cost O(resources) even for a partial EDS response): every hit is confirmed
+   * against the state's own resources by comparing bytes, so an entry from another
+   * state, or a stale one, can only cost a decode, never give a wrong answer.
    */
-  readonly digests: ReadonlyMap<number, string>;
+  readonly digests: Map<number, string>;
 }
 
 export type SotwOutcome<T> =
@@ -74,7 +77,11 @@ export function sotwSetNames<T>(s: SotwState<T>, names: Iterable<string>): {
   const removed: string[] = [];
   let resources = s.resources;
   if (!s.wildcard) {
-    for (const name of s.resources.keys()) if (!subscribedTo(next, name)) removed.push(name);
+    for (const [name, prev] of s.resources) {
+      if (subscribedTo(next, name)) continue;
+      removed.push(name);
+      forget(s.digests, prev);
+    }
     resources = s.resources.with([], removed);
   }
   const state = { ...s, names: next, resources };
@@ -88,7 +95,6 @@ export function sotwOnResponse<T>(s: SotwState<T>, type: ResourceType<T>, res: D
   // Bytes before decoding: a resource byte-identical to the accepted one is reused as is.
   const reused: ResourceEntry<T>[] = [];
   const fresh: RawResource[] = [];
-  const digests = new Map<number, string>();
   const freshDigests: number[] = [];
   res.resources.forEach((any, index) => {
     if (any.type_url === type.typeUrl) {
@@ -100,7 +106,6 @@ export function sotwOnResponse<T>(s: SotwState<T>, type: ResourceType<T>, res: D
         // version is that of the response that last changed it. Not re-setting it keeps
         // an unchanged resource from costing a map write.
         reused.push(prev);
-        digests.set(d, prev.name);
         return;
       }
       freshDigests.push(d);
@@ -113,7 +118,7 @@ export function sotwOnResponse<T>(s: SotwState<T>, type: ResourceType<T>, res: D
     return { kind: 'nack', state: withNonce, request: sotwRequest(withNonce, detail), detail };
   }
   const entries = (decoded as { entries: ResourceEntry<T>[] }).entries;
-  entries.forEach((e, i) => digests.set(freshDigests[i]!, e.name));
+  const digests = s.digests;
   const sets: [string, ResourceEntry<T>][] = [];
   const upserted: ResourceEntry<T>[] = [];
   const inResponse = new Set<string>();
@@ -121,21 +126,33 @@ export function sotwOnResponse<T>(s: SotwState<T>, type: ResourceType<T>, res: D
     if (!s.wildcard && !subscribedTo(s.names, e.name)) continue;
     inResponse.add(e.name);
   }
-  for (const e of entries) {
+  entries.forEach((e, i) => {
     // A server may send names we did not ask for (e.g. right after an unsubscribe).
-    if (!s.wildcard && !subscribedTo(s.names, e.name)) continue;
+    if (!s.wildcard && !subscribedTo(s.names, e.name)) return;
     inResponse.add(e.name);
     const prev = s.resources.get(e.name);
-    if (prev !== undefined && sameBytes(prev.bytes, e.bytes)) continue;
+    if (prev !== undefined && sameBytes(prev.bytes, e.bytes)) return;
+    if (prev !== undefined) forget(digests, prev);
+    digests.set(freshDigests[i]!, e.name);
     sets.push([e.name, e]);
     upserted.push(e);
-  }
+  });
   const removed: string[] = [];
   if (type.allResourcesRequired) {
-    for (const name of s.resources.keys()) if (!inResponse.has(name)) removed.push(name);
+    for (const [name, prev] of s.resources) {
+      if (inResponse.has(name)) continue;
+      removed.push(name);
+      forget(digests, prev);
+    }
   }
   const state = { ...withNonce, versionInfo: res.version_info, resources: s.resources.with(sets, removed), digests };
   return { kind: 'ack', state, request: sotwRequest(state), changes: { typeUrl: s.typeUrl, upserted, removed } };
+}
+
+/** Drops the digest of a resource leaving the state (if it still points at it). */
+function forget(digests: Map<number, string>, e: ResourceEntry): void {
+  const d = digest(e.bytes);
+  if (digests.get(d) === e.name) digests.delete(d);
 }
 
 function duplicate(a: readonly ResourceEntry[], b: readonly ResourceEntry[]): string | undefined {

@@ -9,7 +9,7 @@ import { ControlPlane, parseMesh } from '../../controlplane/src/index.js';
 import { ConfigAssembler } from '../src/assembler.js';
 import { deltaInitial, deltaOnResponse, deltaOnStreamStart } from '../src/delta-state.js';
 import { decodeResourceJson, type DeltaDiscoveryRequest, type DiscoveryRequest } from '../src/protos.js';
-import { clusterType } from '../src/resource-types.js';
+import { clusterType, loadAssignmentType } from '../src/resource-types.js';
 import { nameMatches, subscribedTo, type ResourceChanges, type ResourceType } from '../src/resource-type.js';
 import { sotwInitial, sotwOnResponse } from '../src/sotw-state.js';
 import { XdsClient, TYPE_URLS } from '../src/index.js';
@@ -62,6 +62,21 @@ t.test('SotW: unchanged resources are not decoded again', async (t) => {
   const dup = sotwOnResponse(o3.state, type, sotw('4', 'n4', [clusterJson('c1'), clusterJson('c1')]));
   t.equal(dup.kind, 'nack');
   t.match(dup.kind === 'nack' ? dup.detail : '', /duplicate resource name "c1"/);
+});
+
+t.test('SotW EDS: a partial response does not make the others decode again', async (t) => {
+  const { type, decodes } = counting(loadAssignmentType);
+  const cla = (n: string) => any(T.endpoint, claJson(n, [['10.0.0.1', 80]]));
+  const resp = (v: string, names: string[]) => ({ version_info: v, nonce: v, type_url: T.endpoint, resources: names.map(cla) });
+  const o1 = sotwOnResponse(sotwInitial(T.endpoint, false, ['a', 'b']), type, resp('1', ['a', 'b']));
+  if (o1.kind !== 'ack') return t.fail();
+  const o2 = sotwOnResponse(o1.state, type, resp('2', ['a']));
+  if (o2.kind !== 'ack') return t.fail();
+  t.same(o2.changes.removed, [], 'EDS: a resource absent from a response is kept');
+  const o3 = sotwOnResponse(o2.state, type, resp('3', ['b', 'a']));
+  if (o3.kind !== 'ack') return t.fail();
+  t.equal(decodes(), 2, 'a and b decoded once each over three responses');
+  t.same(o3.changes.upserted, []);
 });
 
 t.test('Delta: a name both upserted and removed in one response is NACKed', async (t) => {
@@ -121,7 +136,6 @@ t.test('assembler: dependent names follow the users index; an EDS update touches
   a.apply([change(clusterType, [], ['y'])]);
   t.same([...a.wanted(T.endpoint)].sort(), ['x', 'z'], 'shared left with its last user');
   const before = sink.calls.length;
-  const { loadAssignmentType } = await import('../src/resource-types.js');
   a.apply([change(loadAssignmentType, [['z', claJson('z', [['10.0.0.1', 80]])]])]);
   a.flush();
   t.same(sink.calls.slice(before).map((c) => (c.op === 'upsertCluster' ? `upsert ${c.cluster.name}` : c.op)), ['upsert z', 'commit']);
