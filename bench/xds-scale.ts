@@ -40,7 +40,6 @@ const rounds = Number(opt('--rounds') ?? 21);
 const SIZES = [1, 1_000, 10_000];
 
 const xds = await import(pathToFileURL(path.join(root, 'xds-client/src/index.ts')).href);
-const protos = await import(pathToFileURL(path.join(root, 'xds-client/src/protos.ts')).href);
 const T = xds.TYPE_URLS as Record<string, string>;
 
 const noopSink = {
@@ -53,7 +52,7 @@ const claJson = (i: number, port = 8080) => ({
   cluster_name: `c${i}`,
   endpoints: [{ locality: { zone: 'a' }, lb_endpoints: [1, 2, 3].map((k) => ({ endpoint: { address: { socket_address: { address: `10.0.${k}.${i & 255}`, port_value: port } } } })) }],
 });
-const anyOf = (typeUrl: string, json: object) => ({ type_url: typeUrl, value: protos.encodeJson(typeUrl, json) });
+const anyOf = (typeUrl: string, json: object) => ({ type_url: typeUrl, value: xds.encodeJson(typeUrl, json) });
 
 type Scenario = 'sotw-cds' | 'sotw-eds' | 'delta-cds' | 'delta-eds';
 const SCENARIOS: Scenario[] = ['sotw-cds', 'sotw-eds', 'delta-cds', 'delta-eds'];
