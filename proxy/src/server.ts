@@ -20,6 +20,7 @@ import { RouteTable } from './routing/route-table.js';
 import type { Snapshot } from './snapshot.js';
 import { StatsStore } from './stats/stats.js';
 import { TcpProxyChain } from './tcp/tcp-proxy.js';
+import { TlsTcpChain } from './tcp/tls-tcp-chain.js';
 
 export type ServerState = 'PRE_INITIALIZING' | 'INITIALIZING' | 'LIVE' | 'DRAINING';
 
@@ -326,11 +327,21 @@ export class ProxyServer implements ConfigSink {
         }
         return { name: spec.chain.name, handler: new HttpChain(spec.hcm, listenerStats, spec.tls), ...(spec.chain.connectionLimit ? { connectionLimit: spec.chain.connectionLimit } : {}) };
       }
+      const limit = spec.chain.connectionLimit ? { connectionLimit: spec.chain.connectionLimit } : {};
+      if (spec.tls) {
+        // TLS in front of tcp_proxy (Istio's inbound mTLS TCP chains): the handshake first, then the TCP proxy.
+        if (old && old.handler instanceof TlsTcpChain && old.handler.inner instanceof TcpProxyChain) {
+          old.handler.inner.update(spec.proxy);
+          old.handler.update(old.handler.inner, spec.tls);
+          return { name: spec.chain.name, handler: old.handler, ...limit };
+        }
+        return { name: spec.chain.name, handler: new TlsTcpChain(new TcpProxyChain(spec.proxy, () => this.current, this.stats, this.env.random), spec.tls, listenerStats), ...limit };
+      }
       if (old && old.handler instanceof TcpProxyChain) {
         old.handler.update(spec.proxy);
-        return { name: spec.chain.name, handler: old.handler, ...(spec.chain.connectionLimit ? { connectionLimit: spec.chain.connectionLimit } : {}) };
+        return { name: spec.chain.name, handler: old.handler, ...limit };
       }
-      return { name: spec.chain.name, handler: new TcpProxyChain(spec.proxy, () => this.current, this.stats, this.env.random), ...(spec.chain.connectionLimit ? { connectionLimit: spec.chain.connectionLimit } : {}) };
+      return { name: spec.chain.name, handler: new TcpProxyChain(spec.proxy, () => this.current, this.stats, this.env.random), ...limit };
     };
     const deps = {
       stats: this.stats,
@@ -377,8 +388,7 @@ export class ProxyServer implements ConfigSink {
       const hcm = this.buildConnectionManager(chain.network, `${fcPath}.filters[0].typed_config`);
       return { kind: 'http', chain, hcm, tls };
     }
-    if (tls) throw new ConfigError(`${fcPath}.transport_socket: TLS termination in front of tcp_proxy is not supported by pilotfish`);
-    return { kind: 'tcp', chain, proxy: chain.network };
+    return { kind: 'tcp', chain, proxy: chain.network, tls };
   }
 
   /** use_original_dst: the listener for an address:port — the one bound to that IP, else the wildcard one on that port. */
@@ -491,7 +501,7 @@ function mapsAsObjects(_key: string, value: unknown): unknown {
 
 type PreparedChain =
   | { readonly kind: 'http'; readonly chain: FilterChain; readonly hcm: ConnectionManager; readonly tls: DownstreamTlsProvider | undefined }
-  | { readonly kind: 'tcp'; readonly chain: FilterChain; readonly proxy: TcpProxy };
+  | { readonly kind: 'tcp'; readonly chain: FilterChain; readonly proxy: TcpProxy; readonly tls: DownstreamTlsProvider | undefined };
 
 /** Compiles a route table, decoding typed_per_filter_config through filters/. */
 export function compileRouteTable(config: RouteConfiguration, diag: Diagnostics, path: string): RouteTable | undefined {

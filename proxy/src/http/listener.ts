@@ -173,13 +173,19 @@ export class HttpChain implements ChainHandler {
       return;
     }
     if (!this.tlsServer && codec === 'HTTP2') return this.toH2(socket);
-    // Sniff the first bytes: a TLS ClientHello, the HTTP/2 preface, or HTTP/1.x.
+    // A chain with a DownstreamTlsContext speaks TLS only, as Envoy's: plaintext fails the
+    // handshake and the connection closes (serving it would bypass mTLS). PERMISSIVE
+    // meshes put a raw_buffer chain beside it, chosen by tls_inspector.
+    if (this.tlsServer) {
+      this.tlsServer.emit('connection', socket);
+      return;
+    }
+    // Sniff the first bytes: the HTTP/2 preface, or HTTP/1.x.
     socket.once('data', (first: Buffer) => {
       socket.pause();
       socket.unshift(first);
-      // HTTP/2 and TLS read the unshifted bytes themselves; resuming would drop them.
-      if (this.tlsServer && first[0] === 0x16) this.tlsServer.emit('connection', socket);
-      else if (codec !== 'HTTP1' && isH2Preface(first)) this.toH2(socket);
+      // HTTP/2 reads the unshifted bytes itself; resuming would drop them.
+      if (codec !== 'HTTP1' && isH2Preface(first)) this.toH2(socket);
       else {
         this.toH1(socket);
         socket.resume();

@@ -4,6 +4,8 @@ import * as https from 'node:https';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import { issueWorkload, mintRoot } from '../../../certs/src/index.js';
 import { startProxyYaml, startUpstream, staticCluster } from '../helpers.js';
@@ -125,4 +127,81 @@ ${staticCluster('up', [up.port])}
 `);
   t.equal((await get({ socketPath: path, path: '/' })).body, 'over a pipe');
   t.equal(statSync(path).mode & 0o777, 0o600, 'pipe.mode (384 = 0600) applied to the socket file');
+});
+
+t.test('mTLS in front of tcp_proxy (Istio\'s inbound TCP chains): verified peers reach the upstream, others never do', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pf-tlstcp-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const ca = await mintRoot({ trustDomain: 'cluster.local' });
+  const server = await issueWorkload({ ca, spiffeId: 'spiffe://cluster.local/ns/default/sa/reviews' });
+  const client = await issueWorkload({ ca, spiffeId: 'spiffe://cluster.local/ns/default/sa/productpage' });
+  const other = await issueWorkload({ ca: await mintRoot({ trustDomain: 'evil.example' }), spiffeId: 'spiffe://evil.example/ns/x/sa/y' });
+  writeFileSync(join(dir, 'srv.crt'), server.chainPem);
+  writeFileSync(join(dir, 'srv.key'), server.keyPem);
+  writeFileSync(join(dir, 'ca.pem'), ca.certPem);
+  const seen: string[] = [];
+  const echo = net.createServer((s) => s.on('data', (d) => { seen.push(String(d)); s.write(`echo:${d}`); }));
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+  t.teardown(() => echo.close());
+  const p = await startProxyYaml(t, `
+static_resources:
+  listeners:
+  - name: inbound
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          require_client_certificate: true
+          common_tls_context:
+            alpn_protocols: [istio-peer-exchange, istio]
+            tls_certificates: [{ certificate_chain: { filename: ${join(dir, 'srv.crt')} }, private_key: { filename: ${join(dir, 'srv.key')} } }]
+            validation_context: { trusted_ca: { filename: ${join(dir, 'ca.pem')} } }
+      filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: inbound_tcp, cluster: db }
+  clusters:
+${staticCluster('db', [(echo.address() as net.AddressInfo).port])}
+`);
+  const talk = (opts: tls.ConnectionOptions): Promise<{ got: string; alpn: string | false }> => new Promise((resolve) => {
+    const s = tls.connect({ host: '127.0.0.1', port: p.port('inbound'), ca: ca.certPem, servername: 'reviews', ALPNProtocols: ['istio-peer-exchange', 'istio'],
+      // Istio peers check the SPIFFE URI, not a host name.
+      checkServerIdentity: () => undefined, ...opts }, () => s.write('hello'));
+    let got = '';
+    s.on('data', (d) => { got += d; if (got.length >= 10) s.end(); });
+    s.on('error', () => undefined);
+    s.on('close', () => resolve({ got, alpn: s.alpnProtocol ?? false }));
+  });
+  const ok = await talk({ cert: client.chainPem, key: client.keyPem });
+  t.equal(ok.got, 'echo:hello', 'a peer with a certificate from the trust domain is proxied');
+  t.equal(ok.alpn, 'istio-peer-exchange', 'the context\'s ALPN is offered');
+  t.equal((await talk({})).got, '', 'no client certificate: nothing proxied');
+  t.equal((await talk({ cert: other.chainPem, key: other.keyPem })).got, '', 'a certificate from another CA: nothing proxied');
+  t.same(seen, ['hello'], 'the upstream saw only the verified peer');
+});
+
+t.test('a TLS chain never serves plaintext (it used to fall back to HTTP/1.1 when the first byte was not a ClientHello)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pf-tlsonly-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const ca = await mintRoot({ trustDomain: 'example.org' });
+  const leaf = await issueWorkload({ ca, dns: ['api.example.com'], spiffeId: 'spiffe://example.org/ns/default/sa/api' });
+  writeFileSync(join(dir, 'api.crt'), leaf.chainPem);
+  writeFileSync(join(dir, 'api.key'), leaf.keyPem);
+  const up = await startUpstream(t, 'up', (_req, res) => res.end('secret'));
+  const p = await startProxyYaml(t, `
+static_resources:
+  listeners:
+  - name: tls
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    -${tlsSocket(dir, 'api').replace(/^\n      /, ' ')}
+      filters:${hcm('tls', 'up')}
+  clusters:
+${staticCluster('up', [up.port])}
+`);
+  await t.rejects(get({ host: '127.0.0.1', port: p.port('tls'), path: '/' }), 'plain HTTP to the TLS chain gets no answer');
+  t.equal(up.requests.length, 0, 'nothing reached the upstream');
+  const ok = await get({ tls: true, host: '127.0.0.1', port: p.port('tls'), servername: 'api.example.com', ca: ca.certPem, path: '/' });
+  t.equal(ok.body, 'secret', 'TLS is served');
 });

@@ -1,0 +1,72 @@
+import type * as net from 'node:net';
+import * as tls from 'node:tls';
+import type { DownstreamTls } from '../http/listener.js';
+import type { ChainHandler } from '../listener/chain-handler.js';
+import { connectionInfo, setConnectionInfo, type ConnectionInfo } from '../net/connection-info.js';
+import type { ListenerStats } from '../listener/network-listener.js';
+
+/**
+ * A filter chain with a DownstreamTlsContext in front of tcp_proxy (Istio's inbound mTLS
+ * TCP chains): the handshake is done here, with the chain's certificate and peer
+ * verification, and the decrypted stream goes to the TCP proxy. A client that fails the
+ * handshake never reaches the upstream.
+ */
+export class TlsTcpChain implements ChainHandler {
+  readonly kind = 'tcp';
+  private server: tls.Server;
+
+  constructor(
+    readonly inner: ChainHandler,
+    private tlsTermination: DownstreamTls,
+    private readonly stats: ListenerStats,
+  ) {
+    this.server = this.makeServer(tlsTermination);
+  }
+
+  private makeServer(t: DownstreamTls): tls.Server {
+    // No application protocol of our own: the context's alpn_protocols (Istio: istio-peer-exchange, istio) are offered as configured.
+    const server = tls.createServer(t.serverOptions([]), (socket) => {
+      this.stats.downstream_cx_ssl_total.inc();
+      const info = connectionInfo((socket as unknown as { _parent?: net.Socket })._parent);
+      if (info) setConnectionInfo(socket, info);
+      socket.on('error', () => undefined);
+      this.inner.accept(socket, info ?? fallbackInfo(socket));
+    });
+    server.on('tlsClientError', (_err, socket) => socket.destroy());
+    t.attach(server);
+    return server;
+  }
+
+  update(inner: ChainHandler, tlsTermination: DownstreamTls): void {
+    (this as { inner: ChainHandler }).inner = inner;
+    if (tlsTermination !== this.tlsTermination) {
+      this.tlsTermination = tlsTermination;
+      this.server = this.makeServer(tlsTermination);
+    }
+  }
+
+  accept(socket: net.Socket, _info: ConnectionInfo): void {
+    // tls.Server reads the (possibly unshifted) ClientHello itself.
+    this.server.emit('connection', socket);
+  }
+
+  drain(): void {
+    this.inner.drain();
+  }
+
+  closeIdle(): void {
+    this.inner.closeIdle();
+  }
+
+  destroy(): void {
+    this.inner.destroy();
+  }
+}
+
+function fallbackInfo(socket: tls.TLSSocket): ConnectionInfo {
+  return {
+    remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0,
+    localAddress: socket.localAddress ?? '', localPort: socket.localPort ?? 0,
+    transportProtocol: 'tls', applicationProtocols: [], filterChainName: '',
+  };
+}
