@@ -10,7 +10,7 @@
  */
 import { getCiphers } from 'node:tls';
 import type { TypedExtension } from '../../config/src/model.js';
-import { ObjectReader, describe } from '../../config/src/reader.js';
+import { ObjectReader, describe, snakeToCamel } from '../../config/src/reader.js';
 import { decodeDataSource as decodeConfigDataSource, decodeStringMatcher } from '../../config/src/route.js';
 import type { Diagnostics } from '../../config/src/validation.js';
 import {
@@ -48,15 +48,21 @@ function nonEmptyStrings(r: ObjectReader, name: string): { value: string; path: 
 /** Fields that exist in Envoy's proto but select features pilotfish cannot honour safely: errors, not warnings. */
 function rejectFields(r: ObjectReader, names: readonly string[], hint: string): void {
   for (const n of names) {
-    if (!r.has(n)) continue;
+    if (!isSet(r, n)) continue;
     r.accept(n);
     r.diag.error(r.child(n), `is not supported by pilotfish (${hint})`);
   }
 }
 
-/** A required sub-message: reports `is required` when absent. */
+/** Set to something other than null (proto3 JSON: null means absent). Does not mark the field read. */
+function isSet(r: ObjectReader, name: string): boolean {
+  const v = Object.hasOwn(r.raw, name) ? r.raw[name] : r.raw[snakeToCamel(name)];
+  return v !== undefined && v !== null;
+}
+
+/** A required sub-message: reports `is required` when absent (or null). */
 function requiredObject(r: ObjectReader, name: string): ObjectReader | undefined {
-  if (!r.has(name)) {
+  if (!isSet(r, name)) {
     r.diag.error(r.child(name), 'is required');
     return undefined;
   }
@@ -106,7 +112,7 @@ function decodeSpiffeValidator(r: ObjectReader): TrustDomainSpec[] {
   const tc = r.object('typed_config');
   r.finishStrict([]);
   if (!tc) {
-    if (!r.has('typed_config')) r.diag.error(r.child('typed_config'), 'is required');
+    if (!isSet(r, 'typed_config')) r.diag.error(r.child('typed_config'), 'is required');
     return [];
   }
   const type = tc.raw['@type'];
@@ -259,9 +265,9 @@ function decodeTlsParams(r: ObjectReader): TlsParams {
 const VALIDATION_KINDS = ['validation_context', 'validation_context_sds_secret_config', 'combined_validation_context'] as const;
 
 function decodeValidationSource(r: ObjectReader): ValidationSource | undefined {
-  const which = r.oneof(VALIDATION_KINDS, false);
+  const which = r.oneof(VALIDATION_KINDS.filter((k) => isSet(r, k)), false);
   if (which === undefined) return undefined;
-  const present = VALIDATION_KINDS.filter((k) => r.has(k));
+  const present = VALIDATION_KINDS.filter((k) => isSet(r, k));
   if (present.length > 1) {
     r.accept(...present);
     return undefined;
@@ -312,7 +318,7 @@ function decodeCommonTlsContext(r: ObjectReader): CommonTlsContextSpec {
 
 /** common_tls_context may be absent (an UpstreamTlsContext with defaults): decode it as an empty message. */
 function commonOf(r: ObjectReader): CommonTlsContextSpec | undefined {
-  const c = r.has('common_tls_context') ? r.object('common_tls_context') : ObjectReader.of({}, r.child('common_tls_context'), r.diag);
+  const c = isSet(r, 'common_tls_context') ? r.object('common_tls_context') : ObjectReader.of({}, r.child('common_tls_context'), r.diag);
   return c ? decodeCommonTlsContext(c) : undefined;
 }
 
@@ -367,7 +373,7 @@ function decodeSecretReader(r: ObjectReader): SecretSpec | undefined {
   const name = r.string('name');
   if (name === undefined || name === '') r.diag.error(r.child('name'), 'is required');
   const kinds = ['tls_certificate', 'validation_context'] as const;
-  const present = kinds.filter((k) => r.has(k));
+  const present = kinds.filter((k) => isSet(r, k));
   let out: SecretSpec | undefined;
   if (present.length > 1) {
     r.accept(...present);
@@ -380,7 +386,7 @@ function decodeSecretReader(r: ObjectReader): SecretSpec | undefined {
     const c = r.object('validation_context');
     const validationContext = c ? decodeValidationContextReader(c) : undefined;
     if (validationContext && name) out = { name, kind: 'validation_context', validationContext };
-  } else if (!r.has('session_ticket_keys') && !r.has('generic_secret') && name) {
+  } else if (!isSet(r, 'session_ticket_keys') && !isSet(r, 'generic_secret') && name) {
     r.diag.error(r.path, 'needs tls_certificate or validation_context');
   }
   r.finishStrict(['session_ticket_keys', 'generic_secret']);

@@ -117,3 +117,15 @@ t.test('property: lowerCamelCase names decode as snake_case ones', async (t) => 
   }), { numRuns: 100 });
   t.pass();
 });
+
+t.test('null means absent (proto3 JSON): a null required message is reported, not silently dropped', async (t) => {
+  const d = new Diagnostics();
+  t.equal(decodeDownstreamTlsContext({ common_tls_context: null }, d, 'tc'), undefined);
+  t.same(d.errors.map((e) => e.path), ['tc.common_tls_context']);
+  const u = new Diagnostics();
+  t.equal(decodeUpstreamTlsContext({ common_tls_context: { tls_certificates: [{ certificate_chain: null, private_key: { inline_string: 'k' } }] } }, u, 'tc'), undefined);
+  t.same(u.errors.map((e) => e.path), ['tc.common_tls_context.tls_certificates[0].certificate_chain']);
+  const s = new Diagnostics();
+  t.equal(decodeSecret({ name: 'x', tls_certificate: null }, s, 's'), undefined);
+  t.same(s.errors.map((e) => e.path), ['s']);
+});
