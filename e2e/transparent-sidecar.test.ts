@@ -136,6 +136,29 @@ function istioIptables(ns: string): void {
   ipt('-A', 'OUTPUT', '-p', 'tcp', '-j', 'ISTIO_OUTPUT');
 }
 
+/** The pod's namespace and the world outside it, joined by a veth pair (eth0 on both sides). */
+function podAndOutside(pod: string, ext: string): void {
+  sh('ip', 'netns', 'add', pod);
+  sh('ip', 'netns', 'add', ext);
+  for (const ns of [pod, ext]) sh('ip', '-n', ns, 'link', 'set', 'lo', 'up');
+  sh('ip', '-n', pod, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ext);
+  sh('ip', '-n', pod, 'addr', 'add', `${POD}/24`, 'dev', 'eth0');
+  sh('ip', '-n', ext, 'addr', 'add', `${EXT}/24`, 'dev', 'eth0');
+  sh('ip', '-n', pod, 'link', 'set', 'eth0', 'up');
+  sh('ip', '-n', ext, 'link', 'set', 'eth0', 'up');
+}
+
+/** Deleting a namespace takes its veth end (and the peer) with it. */
+function removeNamespaces(...names: string[]): void {
+  for (const ns of names) {
+    try {
+      sh('ip', 'netns', 'del', ns);
+    } catch {
+      // already gone
+    }
+  }
+}
+
 function spawnIn(ns: string, args: string[], label: string, t: { teardown(fn: () => void): void }): { child: ChildProcess; output: () => string } {
   const child = spawn('ip', ['netns', 'exec', ns, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -152,23 +175,8 @@ t.test('transparent sidecar under Istio iptables interception', { skip }, async 
   const id = `${process.pid.toString(36)}${Math.floor(Math.random() * 1e4).toString(36)}`;
   const pod = `pf-pod-${id}`;
   const ext = `pf-ext-${id}`;
-  t.teardown(() => {
-    for (const ns of [pod, ext]) {
-      try {
-        sh('ip', 'netns', 'del', ns);
-      } catch {
-        // already gone
-      }
-    }
-  });
-  sh('ip', 'netns', 'add', pod);
-  sh('ip', 'netns', 'add', ext);
-  for (const ns of [pod, ext]) sh('ip', '-n', ns, 'link', 'set', 'lo', 'up');
-  sh('ip', '-n', pod, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ext);
-  sh('ip', '-n', pod, 'addr', 'add', `${POD}/24`, 'dev', 'eth0');
-  sh('ip', '-n', ext, 'addr', 'add', `${EXT}/24`, 'dev', 'eth0');
-  sh('ip', '-n', pod, 'link', 'set', 'eth0', 'up');
-  sh('ip', '-n', ext, 'link', 'set', 'eth0', 'up');
+  t.teardown(() => removeNamespaces(pod, ext));
+  podAndOutside(pod, ext);
   istioIptables(pod);
 
   const dir = mkdtempSync(join(tmpdir(), 'pf-transparent-'));
@@ -263,13 +271,7 @@ t.test('transparent sidecar under the fast path\'s cgroup interception (no iptab
   const cg = `${cgroup2Root()}/pf-pod-${id}`;
   mkdirSync(cg);
   t.teardown(async () => {
-    for (const ns of [pod, ext]) {
-      try {
-        sh('ip', 'netns', 'del', ns);
-      } catch {
-        // already gone
-      }
-    }
+    removeNamespaces(pod, ext);
     // A cgroup can only be removed once its processes are gone (killed by the spawns' teardowns).
     for (let i = 0; i < 100 && existsSync(cg); i++) {
       try {
@@ -279,14 +281,7 @@ t.test('transparent sidecar under the fast path\'s cgroup interception (no iptab
       }
     }
   });
-  sh('ip', 'netns', 'add', pod);
-  sh('ip', 'netns', 'add', ext);
-  for (const ns of [pod, ext]) sh('ip', '-n', ns, 'link', 'set', 'lo', 'up');
-  sh('ip', '-n', pod, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ext);
-  sh('ip', '-n', pod, 'addr', 'add', `${POD}/24`, 'dev', 'eth0');
-  sh('ip', '-n', ext, 'addr', 'add', `${EXT}/24`, 'dev', 'eth0');
-  sh('ip', '-n', pod, 'link', 'set', 'eth0', 'up');
-  sh('ip', '-n', ext, 'link', 'set', 'eth0', 'up');
+  podAndOutside(pod, ext);
 
   const dir = mkdtempSync(join(tmpdir(), 'pf-transparent-fp-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
