@@ -2,10 +2,10 @@ import type { Dispatcher } from 'undici';
 import type { ForwardAction, RetryPolicy } from '../../../config/src/index.js';
 import type { ClusterRuntime } from '../cluster/cluster.js';
 import type { Host } from '../cluster/endpoint-set.js';
-import { Flags, LocalReplies, type LocalReplySpec } from './response-flags.js';
+import { Flags, type LocalReplySpec } from './response-flags.js';
 import type { HeaderMap } from './headers.js';
-import { LOCAL_ORIGIN_FAILURE } from '../cluster/outlier.js';
 import type { ConnectionInfo } from '../net/connection-info.js';
+import { Failures, failureFromError, type UpstreamFailure } from './upstream-failure.js';
 
 /** What the router needs from the downstream side; implemented by the connection manager. */
 export interface Downstream {
@@ -37,23 +37,6 @@ export interface UpstreamRequestSpec {
 
 const OVERLOADED: Record<string, string> = { 'x-envoy-overloaded': 'true' };
 
-type FailureKind = 'connect' | 'reset' | 'protocol' | 'per_try_timeout' | 'refused';
-
-const CONNECT_ERRORS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNRESET_BEFORE_CONNECT']);
-
-function classify(err: unknown, connected: boolean): FailureKind {
-  const code = (err as { code?: string }).code ?? '';
-  // undici's llhttp refusing a response (bad framing, bad header bytes): 502, never passed on.
-  if ((err as Error).name === 'HTTPParserError') return 'protocol';
-  // A socket error (UND_ERR_SOCKET, ECONNRESET) means a connection existed and the request
-  // may have been sent: a reset, never a connect failure, so that retry_on connect-failure
-  // cannot replay a non-idempotent request the upstream may have acted on.
-  if (CONNECT_ERRORS.has(code)) return 'connect';
-  if (code === 'UND_ERR_INFO' || code === 'HPE_INVALID_CONSTANT' || code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return 'protocol';
-  if (code === 'ERR_HTTP2_STREAM_ERROR' && /REFUSED_STREAM/.test(String((err as Error).message))) return 'refused';
-  return 'reset';
-}
-
 /**
  * One attempt's undici dispatch handler. Each attempt gets its own, so callbacks of an
  * abandoned attempt (aborted for a retry or a timeout) can never be mistaken for those
@@ -62,7 +45,6 @@ function classify(err: unknown, connected: boolean): FailureKind {
 class Attempt implements Dispatcher.DispatchHandler {
   controller: Dispatcher.DispatchController | undefined;
   dead = false;
-  connected = false;
   constructor(readonly owner: UpstreamRequest, readonly host: Host, readonly start: number) {}
 
   abort(err: Error): void {
@@ -77,7 +59,6 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[]>): void {
-    this.connected = true;
     if (!this.dead && statusCode >= 200) this.owner.onHeaders(this, controller, statusCode, headers);
   }
 
@@ -94,7 +75,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (this.dead) return;
     this.dead = true;
-    this.owner.onError(this, err);
+    this.owner.onError(this, failureFromError(err));
   }
 }
 
@@ -134,13 +115,13 @@ export class UpstreamRequest {
     if (!this.cluster.tryAcquireRequest(this.priority)) {
       this.cluster.stats.upstream_rq_pending_overflow.inc();
       this.finished = true;
-      this.down.onLocalReply(LocalReplies.overflow, Flags.UpstreamOverflow, OVERLOADED);
+      this.down.onLocalReply(Failures.overflow.reply, Failures.overflow.responseFlag, OVERLOADED);
       return;
     }
     if (!this.cluster.admitPending(this.priority)) {
       this.cluster.releaseRequest(this.priority);
       this.finished = true;
-      this.down.onLocalReply(LocalReplies.overflow, Flags.UpstreamOverflow, OVERLOADED);
+      this.down.onLocalReply(Failures.overflow.reply, Failures.overflow.responseFlag, OVERLOADED);
       return;
     }
     this.cluster.stats.upstream_rq_active.inc();
@@ -166,7 +147,7 @@ export class UpstreamRequest {
     ctx.headers = this.spec.headers;
     const host = this.cluster.pick(ctx);
     if (!host) {
-      this.fail(LocalReplies.noHealthyUpstream, Flags.NoHealthyUpstream);
+      this.fail(Failures.noHealthyUpstream);
       return;
     }
     this.lastHost = host;
@@ -186,7 +167,7 @@ export class UpstreamRequest {
     } catch {
       // undici validates synchronously (e.g. a header value it refuses).
       this.endAttempt(undefined);
-      this.fail(LocalReplies.protocolError, Flags.UpstreamProtocolError);
+      this.fail(Failures.requestRejected);
     }
   }
 
@@ -243,17 +224,17 @@ export class UpstreamRequest {
     this.down.onUpstreamEnd(hasTrailers ? trailers : undefined);
   }
 
-  onError(attempt: Attempt, err: Error): void {
+  /** An attempt ended without a (usable) response: a failure from undici, or this router's per-try timer. */
+  onError(attempt: Attempt, f: UpstreamFailure): void {
     if (this.finished) return;
     if (attempt !== this.current) {
       if (this.hedged !== undefined && this.hedged.includes(attempt)) {
-        this.cluster.reportOutcome(attempt.host, LOCAL_ORIGIN_FAILURE);
+        this.reportFailure(attempt.host, f);
         this.dropHedge(attempt, undefined);
       }
       return;
     }
-    const kind = (err as { pilotfishTimeout?: FailureKind }).pilotfishTimeout ?? classify(err, attempt.connected);
-    this.cluster.reportOutcome(attempt.host, LOCAL_ORIGIN_FAILURE);
+    this.reportFailure(attempt.host, f);
     if (!this.committed && this.hedged !== undefined && this.hedged.length > 0) {
       // Hedged attempts are still running: one of them may yet answer.
       this.cluster.stats.upstream_rq_rx_reset.inc();
@@ -267,23 +248,21 @@ export class UpstreamRequest {
       this.down.onResetAfterHeaders(Flags.UpstreamRemoteReset);
       return;
     }
-    if (kind === 'connect') this.cluster.stats.upstream_cx_connect_fail.inc();
-    if (kind === 'per_try_timeout') this.cluster.stats.upstream_rq_per_try_timeout.inc();
+    if (f.code === 'connect_failure') this.cluster.stats.upstream_cx_connect_fail.inc();
+    if (f.code === 'per_try_timeout') this.cluster.stats.upstream_rq_per_try_timeout.inc();
     else this.cluster.stats.upstream_rq_rx_reset.inc();
-    if (this.shouldRetryFailure(kind) && this.canRetry()) {
+    if (this.shouldRetryFailure(f) && this.canRetry()) {
       this.scheduleRetry();
       return;
     }
     if (this.attempts > 1) this.down.addFlag(Flags.UpstreamRetryLimitExceeded);
-    switch (kind) {
-      case 'connect': this.fail(LocalReplies.connectFailure, Flags.UpstreamConnectionFailure); break;
-      case 'protocol': this.fail(LocalReplies.protocolError, Flags.UpstreamProtocolError); break;
-      case 'per_try_timeout':
-        this.cluster.stats.upstream_rq_timeout.inc();
-        this.fail(LocalReplies.timeout, Flags.UpstreamRequestTimeout);
-        break;
-      default: this.fail(LocalReplies.reset, Flags.UpstreamConnectionTermination);
-    }
+    if (f.code === 'per_try_timeout') this.cluster.stats.upstream_rq_timeout.inc();
+    this.fail(f);
+  }
+
+  /** Outlier detection hears of a failed attempt (a host never reached is not reported). */
+  private reportFailure(host: Host, f: UpstreamFailure): void {
+    if (f.outlierStatus !== undefined) this.cluster.reportOutcome(host, f.outlierStatus);
   }
 
   // ---- retries ----------------------------------------------------------------
@@ -298,16 +277,15 @@ export class UpstreamRequest {
     return false;
   }
 
-  private shouldRetryFailure(kind: FailureKind): boolean {
+  private shouldRetryFailure(f: UpstreamFailure): boolean {
     const on = this.retry?.retryOn;
-    if (!on) return false;
+    if (!on || !f.retryable) return false;
     if (on.has('5xx')) return true; // 5xx covers connect failures, resets and timeouts
-    switch (kind) {
-      case 'connect': return on.has('connect-failure') || on.has('reset') || on.has('gateway-error') || on.has('reset-before-request');
+    switch (f.code) {
+      case 'connect_failure': return on.has('connect-failure') || on.has('reset') || on.has('gateway-error') || on.has('reset-before-request');
       case 'per_try_timeout': return on.has('gateway-error') || on.has('reset');
-      case 'refused': return on.has('refused-stream') || on.has('reset');
-      case 'reset':
-      case 'protocol': return on.has('reset');
+      case 'refused_stream': return on.has('refused-stream') || on.has('reset');
+      default: return on.has('reset');
     }
   }
 
@@ -349,16 +327,15 @@ export class UpstreamRequest {
     if (this.hedgeOnPerTryTimeout && this.canRetry()) {
       // Envoy's hedge_on_per_try_timeout: keep this attempt and race a new one against it.
       this.cluster.stats.upstream_rq_per_try_timeout.inc();
-      this.cluster.reportOutcome(attempt.host, LOCAL_ORIGIN_FAILURE);
+      this.reportFailure(attempt.host, Failures.perTryTimeout);
       (this.hedged ??= []).push(attempt);
       this.current = undefined;
       this.cluster.stats.upstream_rq_retry.inc();
       this.dispatchAttempt();
       return;
     }
-    const err = Object.assign(new Error('per try timeout'), { pilotfishTimeout: 'per_try_timeout' as FailureKind });
-    attempt.abort(err);
-    this.onError(attempt, err);
+    attempt.abort(new Error('per try timeout'));
+    this.onError(attempt, Failures.perTryTimeout);
   }
 
   private onGlobalTimeout(): void {
@@ -369,7 +346,7 @@ export class UpstreamRequest {
     if (this.committed) {
       this.finish();
       this.down.onResetAfterHeaders(Flags.UpstreamRequestTimeout);
-    } else this.fail(LocalReplies.timeout, Flags.UpstreamRequestTimeout);
+    } else this.fail(Failures.routeTimeout);
   }
 
   // ---- bookkeeping ----------------------------------------------------------
@@ -422,9 +399,9 @@ export class UpstreamRequest {
     while (h.length > 0) this.dropHedge(h[h.length - 1]!, new Error('hedge lost'));
   }
 
-  private fail(spec: LocalReplySpec, flag: string): void {
+  private fail(f: UpstreamFailure): void {
     this.finish();
-    this.down.onLocalReply(spec, flag);
+    this.down.onLocalReply(f.reply, f.responseFlag);
   }
 
   private finish(): void {
