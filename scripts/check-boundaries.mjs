@@ -7,7 +7,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+// The repository root, or a tree given as the first argument (the script's own test uses one).
+const root = process.argv[2] ? path.resolve(process.argv[2]) : path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PARTS = ['cli', 'config', 'proxy', 'xds-client', 'controlplane', 'certs', 'filters', 'fastpath', 'telemetry', 'demo', 'deploy'];
 
 function* sources(dir) {

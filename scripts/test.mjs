@@ -1,11 +1,18 @@
 #!/usr/bin/env node
-// Runs the whole test suite (type check, then node-tap over every *.test.ts) and ends
+// Runs the whole test suite (type check, module boundaries, then node-tap over every *.test.ts) and ends
 // with one plain summary line, "N passed, N failed, N skipped", that any CI can read.
 import { spawn, spawnSync } from 'node:child_process';
 
 const tsc = spawnSync('npx', ['tsc', '-p', 'tsconfig.json', '--noEmit'], { stdio: 'inherit' });
 if (tsc.status !== 0) {
   console.log('typecheck: 0 passed, 1 failed');
+  process.exit(1);
+}
+
+// Module boundaries (imports through index.ts only, nothing imports cli/, no cycles).
+const boundaries = spawnSync(process.execPath, ['scripts/check-boundaries.mjs'], { stdio: 'inherit' });
+if (boundaries.status !== 0) {
+  console.log('boundaries: 0 passed, 1 failed');
   process.exit(1);
 }
 

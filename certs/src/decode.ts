@@ -9,10 +9,7 @@
  * not support are warnings naming the field.
  */
 import { getCiphers } from 'node:tls';
-import type { TypedExtension } from '../../config/src/model.js';
-import { ObjectReader, describe, snakeToCamel } from '../../config/src/reader.js';
-import { decodeDataSource as decodeConfigDataSource, decodeStringMatcher } from '../../config/src/route.js';
-import type { Diagnostics } from '../../config/src/validation.js';
+import { ObjectReader, describe, snakeToCamel, decodeDataSource as decodeConfigDataSource, decodeStringMatcher, type Diagnostics, type TypedExtension } from '../../config/src/index.js';
 import {
   DOWNSTREAM_TLS_CONTEXT_TYPE,
   SPIFFE_VALIDATOR_TYPE,

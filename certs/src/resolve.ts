@@ -5,8 +5,7 @@
  * listener that never completes a handshake. TlsMaterial reads them again when it loads and
  * whenever a watched file changes (rotation); this step only decides whether the config is usable.
  */
-import { readDataSource } from '../../config/src/data-source.js';
-import type { Diagnostics } from '../../config/src/validation.js';
+import { readDataSource, type Diagnostics } from '../../config/src/index.js';
 import type { CommonTlsContextSpec, DataSource, DownstreamTlsContextSpec, SecretSpec, TlsCertificateSpec, UpstreamTlsContextSpec, ValidationContextSpec } from './types.js';
 
 function certificateSources(c: TlsCertificateSpec): DataSource[] {

@@ -8,8 +8,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import type { TypedExtension } from '../../config/src/model.js';
-import type { Diagnostics } from '../../config/src/validation.js';
+import type { Diagnostics, TypedExtension } from '../../config/src/index.js';
 import { decodeSecretExtension } from './decode.js';
 import { defaultLogger, type TlsLogger } from './stats.js';
 import type { DataSource, SecretSpec } from './types.js';

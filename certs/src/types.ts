@@ -2,7 +2,7 @@
  * Decoded (validated, immutable) forms of Envoy's TLS transport-socket and SDS Secret
  * protos. Everything downstream of the decoder works on these, never on proto3-JSON.
  */
-import type { DataSource, StringMatcher } from '../../config/src/model.js';
+import type { DataSource, StringMatcher } from '../../config/src/index.js';
 
 /** DataSource is config/'s reference type (file, inline bytes, variable): decoders never read files. */
 export type { DataSource, StringMatcher };

@@ -4,9 +4,10 @@ export { Diagnostics, DecodeError, formatProblem, type Problem, type Validation 
 export { decodeBootstrap } from './bootstrap.js';
 export { decodeListener, decodeHttpConnectionManager, decodeTcpProxy, HCM_TYPE, TCP_PROXY_TYPE, ECDS_FILTER_TYPE } from './listener.js';
 export { decodeCluster, decodeClusterLoadAssignment, decodeLbEndpoint, isPrime } from './cluster.js';
-export { decodeRouteConfiguration, decodeHeaderMatcher, decodeStringMatcher, decodeFractionalPercent, decodeDataSource, DEFAULT_ROUTE_TIMEOUT_MS } from './route.js';
+export { decodeRouteConfiguration, decodeHeaderMatcher, decodeHeaderValueOption, decodeStringMatcher, decodeFractionalPercent, decodeDataSource, DEFAULT_ROUTE_TIMEOUT_MS } from './route.js';
+export { dataSourceField, readDataSource, resolveRouteDataSources } from './data-source.js';
 export { decodeAny, decodeTypedExtension, typeName, TYPE_PREFIX } from './typed.js';
-export { ObjectReader, parseDuration, enumValue } from './reader.js';
+export { ObjectReader, parseDuration, enumValue, describe, snakeToCamel } from './reader.js';
 export { ENUMS } from './enums.js';
 export { wellKnownType, wellKnownNames, type ExtensionSlot } from './well-known.js';
 export { decodeCidrRange, classifyHost } from './address.js';

@@ -7,7 +7,7 @@ import {
 } from '../../certs/src/index.js';
 import { ClusterRuntime } from './cluster/cluster.js';
 import { upstreamTlsBuilder } from './upstream/tls-builder.js';
-import { resolveRouteDataSources } from '../../config/src/data-source.js';
+import { resolveRouteDataSources } from '../../config/src/index.js';
 import { DnsRefresher } from './cluster/dns.js';
 import { ConnectionManager, makeHcmStats, type HcmEnvironment, type HcmStats } from './http/connection-manager.js';
 import { HttpChain } from './http/listener.js';

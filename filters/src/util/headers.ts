@@ -1,5 +1,5 @@
 import { ObjectReader, type Diagnostics } from '../../../config/src/index.js';
-import { decodeHeaderValueOption as decodeConfigHeaderValueOption } from '../../../config/src/route.js';
+import { decodeHeaderValueOption as decodeConfigHeaderValueOption } from '../../../config/src/index.js';
 import type { HeaderMap } from '../api.js';
 import type { StringTest } from './matchers.js';
 

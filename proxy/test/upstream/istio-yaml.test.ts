@@ -119,8 +119,9 @@ typed_extension_protocol_options:
     "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
     use_downstream_protocol_config: { http_protocol_options: {}, http2_protocol_options: {} }
 `);
-  // upstream_bind_config (Istio's 127.0.0.6 source) is not in the model yet: the decoder says so.
-  t.ok(warnings.includes('cluster.upstream_bind_config'), 'upstream_bind_config is reported, not silently dropped');
+  // upstream_bind_config (Istio's 127.0.0.6 source) is decoded: no warning (bind.test.ts checks its effect).
+  t.notOk(warnings.some((w) => w.includes('upstream_bind_config')), 'upstream_bind_config is understood');
+  t.equal(c.upstreamBindConfig?.sourceAddress, '127.0.0.6');
   const warned: string[] = [];
   const rt = new ClusterRuntime(c, [], new StatsStore(), undefined, { warn: (m) => warned.push(m) });
   t.teardown(async () => { await rt.close(); await up.close(); });
