@@ -6,6 +6,7 @@ import { Flags, type LocalReplySpec } from './response-flags.js';
 import type { HeaderMap } from './headers.js';
 import type { ConnectionInfo } from '../net/connection-info.js';
 import { Failures, failureFromError, type UpstreamFailure } from './upstream-failure.js';
+import { compileRetryPolicy, retryOnFailure, retryOnStatus, RetryState, type CompiledRetryPolicy } from './retry-state.js';
 
 /** What the router needs from the downstream side; implemented by the connection manager. */
 export interface Downstream {
@@ -93,8 +94,11 @@ export class UpstreamRequest {
   private perTryTimer: NodeJS.Timeout | undefined;
   private globalTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
-  private holdsRetry = false;
   private readonly priority: 'DEFAULT' | 'HIGH';
+  /** The route's retry policy, retry_on compiled (once per policy object). */
+  private readonly retryPolicy: CompiledRetryPolicy | undefined;
+  /** Created when a retry is first considered: a request that never fails allocates none. */
+  private retryState: RetryState | undefined = undefined;
   private readonly pickContext: { hash: number; exclude: Host | undefined; connection: ConnectionInfo | undefined; headers: HeaderMap | undefined } = { hash: Number.NaN, exclude: undefined, connection: undefined, headers: undefined };
   /** Attempts still running after their per-try timeout (hedging); the first usable response wins. */
   private hedged: Attempt[] | undefined;
@@ -109,6 +113,7 @@ export class UpstreamRequest {
     private readonly hedgeOnPerTryTimeout = false,
   ) {
     this.priority = action.priority;
+    this.retryPolicy = retry !== undefined ? compileRetryPolicy(retry) : undefined;
   }
 
   start(): void {
@@ -268,55 +273,28 @@ export class UpstreamRequest {
   // ---- retries ----------------------------------------------------------------
 
   private shouldRetryStatus(status: number): boolean {
-    const r = this.retry;
-    if (!r || r.retryOn.size === 0) return false;
-    if (r.retryOn.has('5xx') && status >= 500) return true;
-    if (r.retryOn.has('gateway-error') && (status === 502 || status === 503 || status === 504)) return true;
-    if (r.retryOn.has('retriable-4xx') && status === 409) return true;
-    if (r.retryOn.has('retriable-status-codes') && r.retriableStatusCodes.includes(status)) return true;
-    return false;
+    return this.retryPolicy !== undefined && retryOnStatus(this.retryPolicy, status);
   }
 
   private shouldRetryFailure(f: UpstreamFailure): boolean {
-    const on = this.retry?.retryOn;
-    if (!on || !f.retryable) return false;
-    if (on.has('5xx')) return true; // 5xx covers connect failures, resets and timeouts
-    switch (f.code) {
-      case 'connect_failure': return on.has('connect-failure') || on.has('reset') || on.has('gateway-error') || on.has('reset-before-request');
-      case 'per_try_timeout': return on.has('gateway-error') || on.has('reset');
-      case 'refused_stream': return on.has('refused-stream') || on.has('reset');
-      default: return on.has('reset');
-    }
+    return this.retryPolicy !== undefined && retryOnFailure(this.retryPolicy, f);
   }
 
+  /** Another attempt allowed? (retries left, body replayable, retry breaker/budget.) */
   private canRetry(): boolean {
-    const r = this.retry;
-    if (!r) return false;
-    if (this.attempts > r.numRetries) {
-      if (r.numRetries > 0) this.cluster.stats.upstream_rq_retry_limit_exceeded.inc();
-      return false;
-    }
+    const p = this.retryPolicy;
+    if (p === undefined) return false;
     // A streamed body was consumed by the first attempt and cannot be replayed.
-    if (this.spec.body !== null && !Buffer.isBuffer(this.spec.body)) return false;
-    if (!this.holdsRetry) {
-      if (!this.cluster.tryAcquireRetry(this.priority)) {
-        this.cluster.stats.upstream_rq_retry_overflow.inc();
-        return false;
-      }
-      this.holdsRetry = true;
-    }
-    return true;
+    this.retryState ??= new RetryState(p, this.cluster, this.priority, this.spec.body === null || Buffer.isBuffer(this.spec.body));
+    return this.retryState.tryRetry(this.attempts);
   }
 
   private scheduleRetry(): void {
     this.cluster.stats.upstream_rq_retry.inc();
-    const { baseInterval, maxInterval } = this.retry!.backoff;
-    // Envoy: fully jittered exponential back-off, [0, base * 2^(n-1)) capped at max.
-    const ceiling = Math.min(maxInterval, baseInterval * 2 ** (this.attempts - 1));
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       if (!this.finished) this.dispatchAttempt();
-    }, Math.random() * ceiling);
+    }, this.retryState!.backoffMs(this.attempts, Math.random));
   }
 
   // ---- timeouts -------------------------------------------------------------
@@ -411,7 +389,7 @@ export class UpstreamRequest {
     if (this.globalTimer) clearTimeout(this.globalTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.clearPerTry();
-    if (this.holdsRetry) this.cluster.releaseRetry(this.priority);
+    this.retryState?.release();
     this.cluster.releaseRequest(this.priority);
     this.cluster.stats.upstream_rq_active.dec();
   }
