@@ -26,7 +26,10 @@ export type ChainSelector = (input: ChainMatchInput) => ChainChoice;
 interface CompiledMatch {
   readonly destinationPort: number | undefined;
   readonly prefixRanges: readonly CompiledCidr[];
-  readonly serverNames: readonly string[];
+  /** Exact names, and "*.x" wildcards as their suffix ".x". */
+  readonly exactNames: ReadonlySet<string>;
+  readonly wildcardSuffixes: readonly string[];
+  readonly anyName: boolean;
   readonly transportProtocol: string;
   readonly applicationProtocols: readonly string[];
   readonly directSourceRanges: readonly CompiledCidr[];
@@ -39,6 +42,14 @@ const NO_MATCH = -1;
 const ANY = 0;
 /** An exact server name outranks every wildcard (whose rank is its suffix length). */
 const EXACT_NAME = 1 << 20;
+const CRITERIA = 9;
+
+/** The connection's addresses, parsed once per connection and only when some chain needs them. */
+interface ParsedAddresses {
+  dst: ParsedIp | undefined;
+  src: ParsedIp | undefined;
+  direct: ParsedIp | undefined;
+}
 
 /**
  * Builds the filter chain selector for a listener, following Envoy's documented order
@@ -49,6 +60,10 @@ const EXACT_NAME = 1 << 20;
  * suffix beats a shorter one, and an empty criterion matches anything but ranks
  * lowest); when none survives, the default filter chain takes the connection, or the
  * connection is closed. `filter_chain_matcher`, when set, replaces all of this.
+ *
+ * Per connection it allocates nothing but the parsed addresses (and only when a chain
+ * has an address criterion): the candidate and rank arrays are the selector's own, and
+ * criteria that no chain uses are skipped.
  */
 export function compileChainSelector(listener: Listener): ChainSelector {
   const chains = listener.filterChains;
@@ -67,39 +82,82 @@ export function compileChainSelector(listener: Listener): ChainSelector {
   if (chains.length === 1 && isCatchAll(chains[0]!)) return () => 0;
   if (chains.length === 0) return () => fallback;
   const compiled = chains.map((c) => compileMatch(c.match));
-  const ranks = new Int32Array(chains.length);
-  const alive = new Uint8Array(chains.length);
+  const needsDst = compiled.some((m) => m.prefixRanges.length > 0 || m.sourceType !== 'ANY');
+  const needsSrc = compiled.some((m) => m.sourceRanges.length > 0 || m.sourceType !== 'ANY' || m.directSourceRanges.length > 0);
+  // Criteria no chain uses rank every chain ANY: skip them outright.
+  const steps = [...Array(CRITERIA).keys()].filter((step) => compiled.some((m) => !criterionEmpty(step, m)));
+  const n = compiled.length;
+  const candidates = new Int32Array(n);
+  const ranks = new Int32Array(n);
   return (input) => {
-    alive.fill(1);
-    const dst = parseIp(input.destinationAddress);
-    const src = parseIp(input.sourceAddress);
-    const direct = input.directSourceAddress === input.sourceAddress ? src : parseIp(input.directSourceAddress);
-    const steps: ((m: CompiledMatch) => number)[] = [
-      (m) => (m.destinationPort === undefined ? ANY : m.destinationPort === input.destinationPort ? 1 : NO_MATCH),
-      (m) => rankRanges(m.prefixRanges, dst),
-      (m) => rankServerName(m.serverNames, input.serverName),
-      (m) => (m.transportProtocol === '' ? ANY : m.transportProtocol === input.transportProtocol ? 1 : NO_MATCH),
-      (m) => (m.applicationProtocols.length === 0 ? ANY : m.applicationProtocols.some((p) => input.applicationProtocols.includes(p)) ? 1 : NO_MATCH),
-      (m) => rankRanges(m.directSourceRanges, direct),
-      (m) => rankSourceType(m.sourceType, src, dst),
-      (m) => rankRanges(m.sourceRanges, src),
-      (m) => (m.sourcePorts.length === 0 ? ANY : m.sourcePorts.includes(input.sourcePort) ? 1 : NO_MATCH),
-    ];
+    const ips: ParsedAddresses = {
+      dst: needsDst ? parseIp(input.destinationAddress) : undefined,
+      src: needsSrc ? parseIp(input.sourceAddress) : undefined,
+      direct: undefined,
+    };
+    if (needsSrc) ips.direct = input.directSourceAddress === input.sourceAddress ? ips.src : parseIp(input.directSourceAddress);
+    let count = n;
+    for (let i = 0; i < n; i++) candidates[i] = i;
     for (const step of steps) {
       let best = NO_MATCH;
-      for (let i = 0; i < compiled.length; i++) {
-        if (alive[i] === 0) continue;
-        const r = step(compiled[i]!);
-        ranks[i] = r;
+      for (let k = 0; k < count; k++) {
+        const r = rank(step, compiled[candidates[k]!]!, input, ips);
+        ranks[k] = r;
         if (r > best) best = r;
       }
       if (best === NO_MATCH) return fallback;
-      for (let i = 0; i < compiled.length; i++) if (alive[i] === 1 && ranks[i] !== best) alive[i] = 0;
+      // Keep only the most specific survivors, in configuration order.
+      let kept = 0;
+      for (let k = 0; k < count; k++) if (ranks[k] === best) candidates[kept++] = candidates[k]!;
+      count = kept;
     }
     // Envoy refuses listeners whose chains have identical matches, so one survives; take the first.
-    const winner = alive.indexOf(1);
-    return winner < 0 ? fallback : winner;
+    return candidates[0]!;
   };
+}
+
+function criterionEmpty(step: number, m: CompiledMatch): boolean {
+  switch (step) {
+    case 0: return m.destinationPort === undefined;
+    case 1: return m.prefixRanges.length === 0;
+    case 2: return m.anyName;
+    case 3: return m.transportProtocol === '';
+    case 4: return m.applicationProtocols.length === 0;
+    case 5: return m.directSourceRanges.length === 0;
+    case 6: return m.sourceType === 'ANY';
+    case 7: return m.sourceRanges.length === 0;
+    default: return m.sourcePorts.length === 0;
+  }
+}
+
+/** One criterion of Envoy's order for one chain: NO_MATCH, ANY (no criterion) or a specificity. */
+function rank(step: number, m: CompiledMatch, input: ChainMatchInput, ips: ParsedAddresses): number {
+  switch (step) {
+    case 0: return m.destinationPort === undefined ? ANY : m.destinationPort === input.destinationPort ? 1 : NO_MATCH;
+    case 1: return rankRanges(m.prefixRanges, ips.dst);
+    case 2: return rankCompiledName(m, input.serverName);
+    case 3: return m.transportProtocol === '' ? ANY : m.transportProtocol === input.transportProtocol ? 1 : NO_MATCH;
+    case 4: return rankAlpn(m.applicationProtocols, input.applicationProtocols);
+    case 5: return rankRanges(m.directSourceRanges, ips.direct);
+    case 6: return rankSourceType(m.sourceType, ips.src, ips.dst);
+    case 7: return rankRanges(m.sourceRanges, ips.src);
+    default: return m.sourcePorts.length === 0 ? ANY : m.sourcePorts.includes(input.sourcePort) ? 1 : NO_MATCH;
+  }
+}
+
+function rankAlpn(want: readonly string[], offered: readonly string[]): number {
+  if (want.length === 0) return ANY;
+  for (let i = 0; i < offered.length; i++) if (want.includes(offered[i]!)) return 1;
+  return NO_MATCH;
+}
+
+function rankCompiledName(m: CompiledMatch, sni: string | undefined): number {
+  if (m.anyName) return ANY;
+  if (sni === undefined || sni === '') return NO_MATCH;
+  if (m.exactNames.has(sni)) return EXACT_NAME;
+  let best = NO_MATCH;
+  for (const suffix of m.wildcardSuffixes) if (suffix.length > best && sni.length > suffix.length && sni.endsWith(suffix)) best = suffix.length;
+  return best;
 }
 
 function isCatchAll(c: FilterChain): boolean {
@@ -111,10 +169,13 @@ function isCatchAll(c: FilterChain): boolean {
 
 function compileMatch(m: FilterChainMatch | undefined): CompiledMatch {
   const ranges = (rs: FilterChainMatch['prefixRanges'] | undefined) => (rs ?? []).map(compileCidr).filter((c): c is CompiledCidr => c !== undefined);
+  const names = (m?.serverNames ?? []).map((s) => s.toLowerCase());
   return {
     destinationPort: m?.destinationPort,
     prefixRanges: ranges(m?.prefixRanges),
-    serverNames: (m?.serverNames ?? []).map((s) => s.toLowerCase()),
+    exactNames: new Set(names.filter((n) => !n.startsWith('*.'))),
+    wildcardSuffixes: names.filter((n) => n.startsWith('*.')).map((n) => n.slice(1)),
+    anyName: names.length === 0,
     transportProtocol: m?.transportProtocol ?? '',
     applicationProtocols: m?.applicationProtocols ?? [],
     directSourceRanges: ranges(m?.directSourcePrefixRanges),
