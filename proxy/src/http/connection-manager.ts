@@ -3,11 +3,10 @@ import { PassThrough } from 'node:stream';
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import type { ForwardAction, HashPolicy, HeaderValueOption, HttpConnectionManager, RedirectAction } from '../../../config/src/index.js';
+import type { ForwardAction, HeaderValueOption, HttpConnectionManager } from '../../../config/src/index.js';
 import type { HttpFilterChain, LocalReply, RequestHeadersView, ResponseHeadersView } from '../../../filters/src/index.js';
 import type { ClusterRuntime } from '../cluster/cluster.js';
 import type { Host } from '../cluster/endpoint-set.js';
-import { hash53 } from '../cluster/hash.js';
 import type { RouteTable, CompiledRoute } from '../routing/route-table.js';
 import { rewritePath } from '../routing/route-table.js';
 import type { Snapshot } from '../snapshot.js';
@@ -27,6 +26,11 @@ import { connectTermination, responseHead, Tunnel, upgradeAllowed, type TunnelOw
 import type { TLSSocket } from 'node:tls';
 import type { ClientCertDetails, ForwardClientCertDetails } from '../../../config/src/index.js';
 import { pathOptionsActive, stripFragment, transformPath } from './path-normalize.js';
+import { isThenable } from './steps/thenable.js';
+import { applyRequestMutations, applyResponseMutations } from './steps/route-mutations.js';
+import { chooseCluster } from './steps/cluster-choice.js';
+import { requestHash } from './steps/request-hash.js';
+import { redirectLocation } from './steps/redirect.js';
 
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
@@ -404,14 +408,14 @@ class Exchange implements Downstream {
     this.stream.perFilterConfig = route.decodedPerFilterConfig;
     const action = route.config.action;
     let clusterName: string | undefined;
-    if (action.kind === 'route') clusterName = this.chooseCluster(action);
+    if (action.kind === 'route') clusterName = chooseCluster(action.cluster, this.view.headers, hcm.random);
     this.stream.clusterName = clusterName;
     if (action.kind === 'route' && (action.maxStreamDuration !== undefined || action.grpcTimeoutHeaderMax !== undefined)) this.refreshDuration(action);
 
     const chain = hcm.chain;
     if (chain.hasRequestPhase) {
       const verdict = chain.decodeHeaders(this.view, this.stream);
-      if (verdict !== undefined && typeof (verdict as Promise<unknown>).then === 'function') {
+      if (isThenable(verdict)) {
         (verdict as Promise<LocalReply | undefined>).then(
           (v) => this.afterFilters(v, snapshot, route),
           () => this.afterFilters({ status: 500, body: 'filter failure', details: 'filter_failure' }, snapshot, route),
@@ -438,7 +442,7 @@ class Exchange implements Downstream {
     }
     if (action.kind === 'redirect') {
       this.hcm.stats.rq_redirect.inc();
-      this.sendLocal(action.responseCode, '', 'redirect', { location: this.redirectLocation(action) }, route);
+      this.sendLocal(action.responseCode, '', 'redirect', { location: redirectLocation(action, this.view, route.config.match.path) }, route);
       return;
     }
     const clusterName = this.stream.clusterName;
@@ -450,10 +454,7 @@ class Exchange implements Downstream {
     }
     this.cluster = cluster;
     const headers = this.view.headers;
-    for (let i = route.mutations.length - 1; i >= 0; i--) {
-      const m = route.mutations[i]!;
-      if (m.requestHeadersToAdd.length > 0 || m.requestHeadersToRemove.length > 0) applyHeaderOptions(headers, m.requestHeadersToAdd, m.requestHeadersToRemove);
-    }
+    applyRequestMutations(headers, route.mutations);
     if (action.hostRewriteLiteral !== undefined) headers.host = action.hostRewriteLiteral;
     const path = rewritePath(route, action, this.view.path);
     // Envoy's finalizePathHeader: a route that rewrites the path tells the upstream what it was.
@@ -463,7 +464,7 @@ class Exchange implements Downstream {
       return;
     }
     const retry = action.retryPolicy ?? route.virtualHost.config.retryPolicy;
-    const hash = action.hashPolicy.length > 0 ? this.requestHash(action.hashPolicy) : undefined;
+    const hash = action.hashPolicy.length > 0 ? requestHash(action.hashPolicy, this.view.headers, this.view.path, this.stream.downstreamAddress) : undefined;
     const hedge = (action.hedgePolicy ?? route.virtualHost.config.hedgePolicy)?.hedgeOnPerTryTimeout === true;
     const hasBody = this.requestHasBody();
     const start = (body: Buffer | NodeJS.ReadableStream | null) => {
@@ -555,7 +556,7 @@ class Exchange implements Downstream {
     if (this.isH2) (this.req as Http2ServerRequest).stream.setTimeout(0);
     else (this.req.socket as import('node:net').Socket).setTimeout(0);
     const idle = action.idleTimeout ?? this.hcm.config.limits.streamIdleTimeout;
-    const hash = action.hashPolicy.length > 0 ? this.requestHash(action.hashPolicy) : undefined;
+    const hash = action.hashPolicy.length > 0 ? requestHash(action.hashPolicy, this.view.headers, this.view.path, this.stream.downstreamAddress) : undefined;
     this.tunnel = new Tunnel(cluster, {
       // CONNECT is terminated here with connect_config, else passed on to the upstream (Envoy's default).
       mode: up.type !== 'connect' ? 'upgrade' : connectTermination(action.upgradeConfigs) ? 'connect' : 'connect-proxy',
@@ -574,11 +575,7 @@ class Exchange implements Downstream {
       },
       tunnelResponseHead: (status, headers) => {
         this.setServerHeader(headers);
-        const route = this.route!;
-        for (let i = route.mutations.length - 1; i >= 0; i--) {
-          const m = route.mutations[i]!;
-          if (m.responseHeadersToAdd.length > 0 || m.responseHeadersToRemove.length > 0) applyHeaderOptions(headers, m.responseHeadersToAdd, m.responseHeadersToRemove);
-        }
+        applyResponseMutations(headers, this.route!.mutations);
         this.stream.responseCode = status;
         this.stream.responseHeaders = headers;
         if (this.isH2) {
@@ -602,60 +599,6 @@ class Exchange implements Downstream {
         this.complete();
       },
     };
-  }
-
-  private chooseCluster(action: ForwardAction): string | undefined {
-    const spec = action.cluster;
-    switch (spec.kind) {
-      case 'cluster':
-        return spec.name;
-      case 'cluster_header':
-        return firstValue(this.view.headers[spec.header]);
-      case 'weighted': {
-        let pick = this.hcm.random() * spec.totalWeight;
-        for (const c of spec.clusters) {
-          pick -= c.weight;
-          if (pick < 0) {
-            if (c.requestHeadersToAdd.length > 0 || c.requestHeadersToRemove.length > 0) {
-              applyHeaderOptions(this.view.headers, c.requestHeadersToAdd, c.requestHeadersToRemove);
-            }
-            return c.name;
-          }
-        }
-        return spec.clusters[spec.clusters.length - 1]?.name;
-      }
-    }
-  }
-
-  private requestHash(policies: readonly HashPolicy[]): number | undefined {
-    let h: number | undefined;
-    for (const p of policies) {
-      let v: string | undefined;
-      switch (p.kind) {
-        case 'header': {
-          const raw = this.view.headers[p.name];
-          v = Array.isArray(raw) ? raw.join(',') : raw;
-          break;
-        }
-        case 'source_ip':
-          v = this.stream.downstreamAddress || undefined;
-          break;
-        case 'cookie':
-          v = readCookie(firstValue(this.view.headers.cookie), p.name);
-          break;
-        case 'query_parameter': {
-          const q = this.view.path.indexOf('?');
-          v = q < 0 ? undefined : new URLSearchParams(this.view.path.slice(q + 1)).get(p.name) ?? undefined;
-          break;
-        }
-      }
-      if (v === undefined) continue;
-      // Envoy combines several policies by rotating and xoring.
-      const x = hash53(v);
-      h = h === undefined ? x : (h * 2 + x) % Number.MAX_SAFE_INTEGER;
-      if (p.terminal) break;
-    }
-    return h;
   }
 
   private requestHasBody(): boolean {
@@ -742,30 +685,6 @@ class Exchange implements Downstream {
     });
   }
 
-  private redirectLocation(a: RedirectAction): string {
-    const scheme = a.httpsRedirect ? 'https' : a.schemeRedirect ?? this.view.scheme;
-    let host = a.hostRedirect ?? this.view.authority;
-    if (a.portRedirect !== undefined) host = `${host.replace(/:\d+$/, '')}:${a.portRedirect}`;
-    else if (a.httpsRedirect || a.schemeRedirect) host = host.replace(/:\d+$/, '');
-    let path = this.view.path;
-    const q = path.indexOf('?');
-    let pathOnly = q < 0 ? path : path.slice(0, q);
-    let query = q < 0 ? '' : path.slice(q);
-    if (a.pathRedirect !== undefined) {
-      const pq = a.pathRedirect.indexOf('?');
-      if (pq >= 0) {
-        pathOnly = a.pathRedirect.slice(0, pq);
-        query = a.pathRedirect.slice(pq);
-      } else pathOnly = a.pathRedirect;
-    } else if (a.prefixRewrite !== undefined && this.route) {
-      const m = this.route.config.match.path;
-      if (m.kind === 'prefix' || m.kind === 'path' || m.kind === 'path_separated_prefix') pathOnly = a.prefixRewrite + pathOnly.slice(m.value.length);
-    }
-    if (a.stripQuery) query = '';
-    path = pathOnly + query;
-    return `${scheme}://${host}${path}`;
-  }
-
   // ---- downstream side of the router ---------------------------------------
 
   setUpstreamHost(host: Host): void {
@@ -786,16 +705,12 @@ class Exchange implements Downstream {
     for (const k in h) if (h[k] === undefined) delete h[k];
     h['x-envoy-upstream-service-time'] = String(serviceTimeMs);
     this.setServerHeader(h);
-    const route = this.route!;
-    for (let i = route.mutations.length - 1; i >= 0; i--) {
-      const m = route.mutations[i]!;
-      if (m.responseHeadersToAdd.length > 0 || m.responseHeadersToRemove.length > 0) applyHeaderOptions(h, m.responseHeadersToAdd, m.responseHeadersToRemove);
-    }
+    applyResponseMutations(h, this.route!.mutations);
     const chain = this.hcm.chain;
     if (chain.hasResponsePhase) {
       const view: ResponseHeadersView = { status, headers: h };
       const v = chain.encodeHeaders(view, this.stream);
-      if (v !== undefined && typeof (v as Promise<unknown>).then === 'function') {
+      if (isThenable(v)) {
         // Hold the body until the response headers are final: writing it now would send
         // the headers implicitly, before the filter could change them.
         this.held = [];
@@ -948,17 +863,12 @@ class Exchange implements Downstream {
     if (extra) for (const k of Object.keys(extra)) headers[k.toLowerCase()] = extra[k];
     if (lrHeaders !== undefined && lrHeaders.length > 0) applyHeaderOptions(headers, lrHeaders, []);
     this.setServerHeader(headers);
-    if (route) {
-      for (let i = route.mutations.length - 1; i >= 0; i--) {
-        const m = route.mutations[i]!;
-        if (m.responseHeadersToAdd.length > 0 || m.responseHeadersToRemove.length > 0) applyHeaderOptions(headers, m.responseHeadersToAdd, m.responseHeadersToRemove);
-      }
-    }
+    if (route) applyResponseMutations(headers, route.mutations);
     const chain = this.hcm.chain;
     if (chain.hasResponsePhase) {
       const view: ResponseHeadersView = { status, headers };
       const v = chain.encodeHeaders(view, this.stream);
-      if (v !== undefined && typeof (v as Promise<unknown>).then === 'function') {
+      if (isThenable(v)) {
         (v as Promise<LocalReply | undefined>).then((r) => (r ? this.sendReplyDirect(r) : this.finishLocal(view.status, view.headers, body)),
           () => this.sendReplyDirect({ status: 500, body: 'filter failure' }));
         return;
@@ -1081,14 +991,4 @@ export function parseGrpcTimeout(v: string | undefined): number | undefined {
 function appendVia(h: HeaderMap, via: string): void {
   const cur = h.via;
   h.via = cur === undefined ? via : `${Array.isArray(cur) ? cur.join(', ') : cur}, ${via}`;
-}
-
-function readCookie(header: string | undefined, name: string): string | undefined {
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq < 0) continue;
-    if (part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return undefined;
 }
