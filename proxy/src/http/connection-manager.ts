@@ -31,6 +31,10 @@ import { applyRequestMutations, applyResponseMutations } from './steps/route-mut
 import { chooseCluster } from './steps/cluster-choice.js';
 import { requestHash } from './steps/request-hash.js';
 import { redirectLocation } from './steps/redirect.js';
+import { streamDurationTimeout } from './steps/stream-duration.js';
+import { appendVia, applyForwardedHeaders, applyResponseEdgeHeaders } from './steps/edge-headers.js';
+
+export { parseGrpcTimeout } from './steps/stream-duration.js';
 
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
@@ -99,7 +103,6 @@ export interface HcmEnvironment {
 
 /** Requests with bodies up to this size are buffered when a retry policy could replay them. */
 const RETRY_BUFFER_LIMIT = 64 * 1024;
-const SERVER_HEADER = 'server';
 const OVERLOADED_REPLY: LocalReplySpec = { status: 503, body: 'envoy overloaded', details: 'overload' };
 const OVERLOADED_HEADERS: Record<string, string> = { 'x-envoy-overloaded': 'true' };
 const TOO_MANY_HEADERS: LocalReplySpec = { status: 431, body: 'Request Header Fields Too Large', details: 'http1.too_many_headers' };
@@ -364,16 +367,7 @@ class Exchange implements Downstream {
     }
     // Internal or external (x-envoy-internal, x-envoy-* control headers), from XFF before this hop's append.
     classifyRequest(headers, firstValue(headers['x-forwarded-for']), this.stream.downstreamAddress, cfg.useRemoteAddress, cfg.xffNumTrustedHops ?? 0, hcm.internalAddresses);
-    // x-forwarded-for / -proto as Envoy does: only an edge proxy (use_remote_address) appends.
-    if (cfg.useRemoteAddress) {
-      if (!cfg.skipXffAppend && this.stream.downstreamAddress !== '') {
-        const xff = firstValue(headers['x-forwarded-for']);
-        headers['x-forwarded-for'] = xff ? `${xff}, ${this.stream.downstreamAddress}` : this.stream.downstreamAddress;
-      }
-      headers['x-forwarded-proto'] = this.view.scheme;
-    } else if (headers['x-forwarded-proto'] === undefined) {
-      headers['x-forwarded-proto'] = this.view.scheme;
-    }
+    applyForwardedHeaders(headers, cfg.useRemoteAddress, cfg.skipXffAppend === true, this.stream.downstreamAddress, this.view.scheme);
     if (hcm.via !== undefined) appendVia(headers, hcm.via);
     if (hcm.xfccMode === 'SANITIZE') {
       if (headers['x-forwarded-client-cert'] !== undefined) headers['x-forwarded-client-cert'] = undefined;
@@ -491,19 +485,7 @@ class Exchange implements Downstream {
    * the route's max_stream_duration (0 disables), else the HCM's; minus the time used.
    */
   private refreshDuration(action: ForwardAction): void {
-    let timeout: number | undefined;
-    const grpc = action.grpcTimeoutHeaderMax !== undefined ? parseGrpcTimeout(firstValue(this.view.headers['grpc-timeout'])) : undefined;
-    if (grpc === undefined) {
-      if (action.maxStreamDuration !== undefined) timeout = action.maxStreamDuration > 0 ? action.maxStreamDuration : undefined;
-      else {
-        const hcmMax = this.hcm.config.limits.maxStreamDuration;
-        timeout = hcmMax !== undefined && hcmMax > 0 ? hcmMax : undefined;
-      }
-    } else {
-      timeout = grpc;
-      const cap = action.grpcTimeoutHeaderMax!;
-      if (cap > 0 && timeout > cap) timeout = cap;
-    }
+    const timeout = streamDurationTimeout(action, this.hcm.config.limits.maxStreamDuration, firstValue(this.view.headers['grpc-timeout']));
     if (this.durationTimer !== undefined) clearTimeout(this.durationTimer);
     this.durationTimer = undefined;
     if (timeout === undefined) return;
@@ -917,18 +899,8 @@ class Exchange implements Downstream {
   }
 
   private setServerHeader(h: HeaderMap): void {
-    // Every response passes here (upstream and local): Envoy's mutateResponseHeaders adds via.
-    if (this.hcm.via !== undefined) appendVia(h, this.hcm.via);
-    switch (this.hcm.config.serverHeaderTransformation) {
-      case 'OVERWRITE':
-        h[SERVER_HEADER] = this.hcm.server;
-        break;
-      case 'APPEND_IF_ABSENT':
-        if (h[SERVER_HEADER] === undefined) h[SERVER_HEADER] = this.hcm.server;
-        break;
-      case 'PASS_THROUGH':
-        break;
-    }
+    // Every response passes here (upstream, local, tunnel).
+    applyResponseEdgeHeaders(h, this.hcm.via, this.hcm.config.serverHeaderTransformation, this.hcm.server);
   }
 
   /** Envoy's stream_idle_timeout: 408 before the response started, a reset after. */
@@ -969,26 +941,4 @@ class Exchange implements Downstream {
     void this.cluster;
     this.hcm.environment.onRequestDone?.(this.stream, this.view);
   }
-}
-
-/** grpc-timeout (gRPC over HTTP/2: 1-8 digits and a unit H M S m u n) in ms; undefined when absent or malformed. */
-export function parseGrpcTimeout(v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const m = /^(\d{1,8})([HMSmun])$/.exec(v);
-  if (!m) return undefined;
-  const n = Number(m[1]);
-  switch (m[2]) {
-    case 'H': return n * 3_600_000;
-    case 'M': return n * 60_000;
-    case 'S': return n * 1000;
-    case 'm': return n;
-    case 'u': return Math.ceil(n / 1000);
-    default: return Math.ceil(n / 1_000_000);
-  }
-}
-
-/** Envoy's Utility::appendVia: "<existing>, <via>". */
-function appendVia(h: HeaderMap, via: string): void {
-  const cur = h.via;
-  h.via = cur === undefined ? via : `${Array.isArray(cur) ? cur.join(', ') : cur}, ${via}`;
 }

@@ -144,3 +144,25 @@ t.test('allocation per request: none for cluster choice and mutations; the hash 
   t.ok(hash <= 20, `two hash policies: ${hash.toFixed(2)} B/request (one boxed number at most)`);
   t.equal(sink, 2 * (100_000 + 200_000));
 });
+
+t.test('edge headers: XFF/XFP by use_remote_address, via and server on responses', async (t) => {
+  const { applyForwardedHeaders, applyResponseEdgeHeaders } = await import('../../src/http/steps/edge-headers.js');
+  const edge: HeaderMap = { 'x-forwarded-for': '1.2.3.4', 'x-forwarded-proto': 'https' };
+  applyForwardedHeaders(edge, true, false, '10.0.0.9', 'http');
+  t.same(edge, { 'x-forwarded-for': '1.2.3.4, 10.0.0.9', 'x-forwarded-proto': 'http' }, 'an edge proxy appends its peer and overwrites XFP');
+  const skip: HeaderMap = {};
+  applyForwardedHeaders(skip, true, true, '10.0.0.9', 'https');
+  t.same(skip, { 'x-forwarded-proto': 'https' }, 'skip_xff_append');
+  const inner: HeaderMap = { 'x-forwarded-proto': 'https' };
+  applyForwardedHeaders(inner, false, false, '10.0.0.9', 'http');
+  t.same(inner, { 'x-forwarded-proto': 'https' }, 'an inner proxy keeps XFF and an existing XFP');
+  const r1: HeaderMap = { server: 'origin', via: '1.1 a' };
+  applyResponseEdgeHeaders(r1, 'edge', 'APPEND_IF_ABSENT', 'envoy');
+  t.same(r1, { server: 'origin', via: '1.1 a, edge' });
+  const r2: HeaderMap = { server: 'origin' };
+  applyResponseEdgeHeaders(r2, undefined, 'OVERWRITE', 'envoy');
+  t.equal(r2.server, 'envoy');
+  const r3: HeaderMap = {};
+  applyResponseEdgeHeaders(r3, undefined, 'PASS_THROUGH', 'envoy');
+  t.same(r3, {}, 'PASS_THROUGH adds nothing');
+});
