@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { PassThrough } from 'node:stream';
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
@@ -33,6 +32,7 @@ import { requestHash } from './steps/request-hash.js';
 import { redirectLocation } from './steps/redirect.js';
 import { streamDurationTimeout } from './steps/stream-duration.js';
 import { appendVia, applyForwardedHeaders, applyResponseEdgeHeaders } from './steps/edge-headers.js';
+import { bufferForRetry, fitsRetryBuffer, readThroughFilters, requestHasBody, streamedBody } from './request-body.js';
 
 export { parseGrpcTimeout } from './steps/stream-duration.js';
 
@@ -101,8 +101,6 @@ export interface HcmEnvironment {
   readonly onRequestStart?: (stream: Stream, req: RequestHeadersView) => void;
 }
 
-/** Requests with bodies up to this size are buffered when a retry policy could replay them. */
-const RETRY_BUFFER_LIMIT = 64 * 1024;
 const OVERLOADED_REPLY: LocalReplySpec = { status: 503, body: 'envoy overloaded', details: 'overload' };
 const OVERLOADED_HEADERS: Record<string, string> = { 'x-envoy-overloaded': 'true' };
 const TOO_MANY_HEADERS: LocalReplySpec = { status: 431, body: 'Request Header Fields Too Large', details: 'http1.too_many_headers' };
@@ -460,23 +458,16 @@ class Exchange implements Downstream {
     const retry = action.retryPolicy ?? route.virtualHost.config.retryPolicy;
     const hash = action.hashPolicy.length > 0 ? requestHash(action.hashPolicy, this.view.headers, this.view.path, this.stream.downstreamAddress) : undefined;
     const hedge = (action.hedgePolicy ?? route.virtualHost.config.hedgePolicy)?.hedgeOnPerTryTimeout === true;
-    const hasBody = this.requestHasBody();
+    const hasBody = requestHasBody(this.req, this.isH2);
     const start = (body: Buffer | NodeJS.ReadableStream | null) => {
       if (this.done) return;
       this.upstream = new UpstreamRequest(cluster, action, { method: this.view.method, path, headers, body, hash, connection: connectionInfo(this.req.socket) }, this, retry, hedge);
       this.upstream.start();
     };
     if (!hasBody) start(null);
-    else if (this.hcm.chain.wantsRequestBody) this.readBodyThroughFilters(start);
-    else if (retry && retry.numRetries > 0 && this.contentLength() <= RETRY_BUFFER_LIMIT) this.readBody(start);
-    else if (retry && retry.numRetries > 0 && this.view.headers['content-length'] === undefined) this.readBody(start);
-    else {
-      // Paused first: the counting listener must not start the flow before undici reads.
-      this.req.pause();
-      const stream = this.stream;
-      this.req.on('data', (c: Buffer) => { stream.bytesReceived += c.length; });
-      start(this.req as unknown as NodeJS.ReadableStream);
-    }
+    else if (this.hcm.chain.wantsRequestBody) readThroughFilters(this.req, this.hcm.chain, this.stream, headers, (r) => this.filterReply(r), start);
+    else if (retry && retry.numRetries > 0 && fitsRetryBuffer(headers)) bufferForRetry(this.req, this.stream, headers, start);
+    else start(streamedBody(this.req, this.stream));
   }
 
   /**
@@ -581,90 +572,6 @@ class Exchange implements Downstream {
         this.complete();
       },
     };
-  }
-
-  private requestHasBody(): boolean {
-    if (this.isH2) {
-      const st = (this.req as Http2ServerRequest).stream;
-      return !(st as unknown as { endAfterHeaders: boolean }).endAfterHeaders;
-    }
-    const h = (this.req as IncomingMessage).headers;
-    // Hop-by-hop headers are already cleared from the view, so read Node's own parse result.
-    const raw = (this.req as IncomingMessage).rawHeaders;
-    for (let i = 0; i < raw.length; i += 2) {
-      const k = raw[i]!;
-      if (k.length === 17 && k.toLowerCase() === 'transfer-encoding') return true;
-    }
-    const cl = h['content-length'];
-    return cl !== undefined && cl !== '0';
-  }
-
-  private contentLength(): number {
-    const cl = this.view.headers['content-length'];
-    return cl === undefined ? Infinity : Number(firstValue(cl));
-  }
-
-  /**
-   * Buffers a request body so that retries can replay it, like Envoy's retry buffer. A
-   * body that outgrows the limit is streamed on (buffered part first) and the request
-   * simply loses its retries.
-   */
-  private readBody(then: (body: Buffer | NodeJS.ReadableStream) => void): void {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const req = this.req;
-    const stream = this.stream;
-    const onData = (c: Buffer) => {
-      chunks.push(c);
-      size += c.length;
-      stream.bytesReceived += c.length;
-      if (size > RETRY_BUFFER_LIMIT) {
-        req.off('data', onData);
-        req.off('end', onEnd);
-        req.pause();
-        const rest = new PassThrough();
-        for (const b of chunks) rest.write(b);
-        req.on('data', (b: Buffer) => { stream.bytesReceived += b.length; });
-        req.pipe(rest);
-        req.resume();
-        then(rest);
-      }
-    };
-    const onEnd = () => {
-      const body = Buffer.concat(chunks);
-      // The body is now sent with a known length: never chunked upstream.
-      this.view.headers['content-length'] = String(body.length);
-      then(body);
-    };
-    req.on('data', onData);
-    req.once('end', onEnd);
-  }
-
-  private readBodyThroughFilters(then: (body: Buffer) => void): void {
-    const chain = this.hcm.chain;
-    const out: Uint8Array[] = [];
-    let failed = false;
-    const feed = async (chunk: Uint8Array, end: boolean) => {
-      const r = await chain.decodeData(chunk, end, this.stream);
-      if (r === undefined) out.push(chunk);
-      else if ('status' in r) {
-        failed = true;
-        this.filterReply(r);
-      } else if (r.data) out.push(r.data);
-    };
-    let queue: Promise<void> = Promise.resolve();
-    this.req.on('data', (c: Buffer) => {
-      this.stream.bytesReceived += c.length;
-      queue = queue.then(() => (failed ? undefined : feed(c, false)));
-    });
-    this.req.once('end', () => {
-      queue = queue.then(() => (failed ? undefined : feed(new Uint8Array(0), true))).then(() => {
-        if (failed) return;
-        const body = Buffer.concat(out);
-        this.view.headers['content-length'] = String(body.length);
-        then(body);
-      });
-    });
   }
 
   // ---- downstream side of the router ---------------------------------------
@@ -885,7 +792,7 @@ class Exchange implements Downstream {
     this.stream.responseCode = status;
     this.stream.responseHeaders = headers;
     // A request body we never read must not be parsed as the next request: close after replying.
-    if (!this.isH2 && this.requestHasBody() && !(this.req as IncomingMessage).complete) {
+    if (!this.isH2 && requestHasBody(this.req, this.isH2) && !(this.req as IncomingMessage).complete) {
       (this.res as ServerResponse).shouldKeepAlive = false;
     }
     try {
