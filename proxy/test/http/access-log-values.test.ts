@@ -69,7 +69,7 @@ t.test('%RESP(...)% and %BYTES_RECEIVED% carry the response headers and request 
   t.equal(d, '/local 418 0 - - yes 6', 'a local reply logs its own headers, no upstream service time');
 });
 
-t.test('prefix_rewrite and regex_rewrite send x-envoy-original-path; the default format prints it', async (t) => {
+t.test('prefix_rewrite and regex_rewrite send x-envoy-original-path; the log shows the original path', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'pf-al-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const up = await startUpstream(t, 'up');
@@ -84,4 +84,18 @@ t.test('prefix_rewrite and regex_rewrite send x-envoy-original-path; the default
   t.equal(up.requests.at(-1)!.headers['x-envoy-original-path'], undefined, 'no rewrite, no header');
   const log = await lines(join(dir, 'access.log'), 3);
   t.same(log, ['/old/thing?q=1', '/re/abc', '/other'], 'access log shows the path the client asked for');
+});
+
+t.test("Envoy's default format prints the original path, body bytes and upstream service time", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pf-al-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const up = await startUpstream(t, 'up', (_req, res) => res.writeHead(200, { 'content-length': '2' }).end('ok'));
+  const p = await startProxyYaml(t, bootstrapYaml(ROUTES, staticCluster('up', [up.port]), `          access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: ${join(dir, 'access.log')}`));
+  t.equal((await get(p.port(), '/old/a?x=1', {}, 'POST', 'hello')).status, 200);
+  const [line] = await lines(join(dir, 'access.log'), 1);
+  t.match(line, /^\[[^\]]+\] "POST \/old\/a\?x=1 HTTP\/1\.1" 200 - 5 2 \d+ \d+ "/, `default format: ${line}`);
 });
