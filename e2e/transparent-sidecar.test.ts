@@ -330,5 +330,7 @@ ${sidecarConfig(EXT)}`);
   const stats = admin('/stats');
   t.match(stats, /listener\.0\.0\.0\.0_15001\.downstream_cx_original_dst_handoff: [2-9]/, 'virtualOutbound handed the known destinations on');
   t.match(stats, /cluster\.PassthroughCluster\.upstream_cx_total: [1-9]/, 'the unknown one went through PassthroughCluster');
-  t.match(stats, /fastpath_orig_dst_sockopt_total: [1-9]/, 'answered by the fast path\'s getsockopt program');
+  // The fast path's kernel counters reach /stats on the helper's polling interval, not at once.
+  const sockopt = await until('the getsockopt program\'s counter in /stats', () => /fastpath_orig_dst_sockopt_total: [1-9]/.test(admin('/stats')), { timeoutMs: 30_000, state: () => /fastpath_orig_dst_sockopt_total: \d+/.exec(admin('/stats'))?.[0] }).then(() => true, () => false);
+  t.ok(sockopt, 'answered by the fast path\'s getsockopt program');
 });
