@@ -77,6 +77,26 @@ const tmp = mkdtempSync(join(tmpdir(), `pf-bench-${RUN_ID}-`));
 const cleanups: (() => void | Promise<void>)[] = [];
 let stopping = false;
 let cleaning: Promise<void> | undefined;
+/**
+ * A cgroup can only be removed once its processes are gone: kill them all at once
+ * (cgroup.kill, cgroup v2) and wait for the kernel to let go, generously, as a loaded
+ * machine takes a while to reap them.
+ */
+async function removeCgroup(cg: string): Promise<void> {
+  try {
+    writeFileSync(join(cg, 'cgroup.kill'), '1');
+  } catch {
+    // already gone, or a kernel without cgroup.kill: the retries below still wait for the processes
+  }
+  for (let i = 0; i < 200 && existsSync(cg); i++) {
+    try {
+      rmdirSync(cg);
+    } catch {
+      await sleep(50);
+    }
+  }
+}
+
 /** Idempotent: a signal and the failure it causes in the main flow both wait for the same cleanup. */
 function cleanup(): Promise<void> {
   stopping = true;
@@ -294,7 +314,7 @@ async function sockmap(samples: SockSample[], conditions: Record<string, unknown
   if (!cgRoot) throw new Error('no cgroup v2');
   const cg = join(cgRoot, `pf-bench-${uniq()}`);
   mkdirSync(cg);
-  onCleanup(async () => { for (let i = 0; i < 40 && existsSync(cg); i++) { try { rmdirSync(cg); } catch { await sleep(50); } } });
+  onCleanup(() => removeCgroup(cg));
   const port = 20000 + Math.floor(Math.random() * 20000);
   const inCg = (core: string, argv: string[]) => spawn('sh', ['-c', `echo $$ > ${cg}/cgroup.procs && exec taskset -c ${core} "$@"`, 'sh', bin, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
   const server = inCg('0', ['server', String(port)]);
@@ -364,7 +384,7 @@ async function observe(samples: ObsSample[], conditions: Record<string, unknown>
   if (!cgRoot) throw new Error('no cgroup v2');
   const cg = join(cgRoot, `pf-bench-obs-${RUN_ID}`);
   mkdirSync(cg);
-  onCleanup(async () => { for (let i = 0; i < 40 && existsSync(cg); i++) { try { rmdirSync(cg); } catch { await sleep(50); } } });
+  onCleanup(() => removeCgroup(cg));
   const port = 20000 + Math.floor(Math.random() * 20000);
   const inCg = (core: string, argv: string[]) => spawn('sh', ['-c', `echo $$ > ${cg}/cgroup.procs && exec taskset -c ${core} "$@"`, 'sh', bin, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
   const server = inCg('0', ['cserver', String(port)]);
