@@ -16,7 +16,8 @@ export class TlsTcpChain implements ChainHandler {
   private server: tls.Server;
 
   constructor(
-    readonly inner: ChainHandler,
+    /** The TCP proxy behind the handshake; swapped with update(). */
+    public inner: ChainHandler,
     private tlsTermination: DownstreamTls,
     private readonly stats: ListenerStats,
   ) {
@@ -38,7 +39,7 @@ export class TlsTcpChain implements ChainHandler {
   }
 
   update(inner: ChainHandler, tlsTermination: DownstreamTls): void {
-    (this as { inner: ChainHandler }).inner = inner;
+    this.inner = inner;
     if (tlsTermination !== this.tlsTermination) {
       this.tlsTermination = tlsTermination;
       this.server = this.makeServer(tlsTermination);
