@@ -27,6 +27,26 @@ export interface ConnectionInfo {
   readonly applicationProtocols: readonly string[];
   /** The name of the filter chain that took the connection ("" when unnamed). */
   readonly filterChainName: string;
+  /**
+   * Envoy's connection-level filter state: objects network filters (istio_authn,
+   * metadata exchange, set_filter_state), the HBONE terminator and internal listeners put
+   * here for later filters, HTTP filters and access logs to read. Keys are Envoy's / Istio's
+   * names (e.g. "io.istio.peer_principal", "envoy.filters.listener.original_dst.local_ip",
+   * "wasm.downstream_peer"). Created on first write; shared by the TLS socket and the raw
+   * socket under it, and carried into an internal listener's inner connection.
+   */
+  filterState?: Map<string, unknown>;
+  /**
+   * The downstream peer's verified identity once TLS is done: the URI SAN (SPIFFE ID) of
+   * its certificate. Set by the chain that terminates TLS (or the HBONE terminator for an
+   * inner connection), read by RBAC `authenticated` principals and Istio's telemetry.
+   */
+  peerPrincipal?: string;
+}
+
+/** The connection's filter state, created on first use. */
+export function filterState(info: ConnectionInfo): Map<string, unknown> {
+  return (info.filterState ??= new Map());
 }
 
 const INFO = Symbol('pilotfish.connectionInfo');
