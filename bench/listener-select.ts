@@ -29,7 +29,7 @@ const match = (m: Partial<FilterChainMatch>): FilterChainMatch => ({
   prefixRanges: [], directSourcePrefixRanges: [], sourceType: 'ANY', sourcePrefixRanges: [], sourcePorts: [], serverNames: [], applicationProtocols: [], ...m,
 });
 const chain = (name: string, m?: Partial<FilterChainMatch>): FilterChain => ({
-  name, network: { kind: 'tcp', statPrefix: name, cluster: { kind: 'cluster', name }, idleTimeout: 0, maxConnectAttempts: 1 }, ...(m ? { match: match(m) } : {}),
+  name, network: { kind: 'tcp', statPrefix: name, cluster: { kind: 'cluster', name }, idleTimeout: 0, maxConnectAttempts: 1 }, networkFilters: [], ...(m ? { match: match(m) } : {}),
 });
 const listener = (chains: FilterChain[], matcher?: FilterChainMatcherNode): Listener => ({
   name: 'l', address: { address: '0.0.0.0', port: 15006, protocol: 'TCP' }, filterChains: chains, perConnectionBufferLimitBytes: 1 << 20,

@@ -10,6 +10,9 @@ export { decodeAny, decodeTypedExtension, typeName, TYPE_PREFIX } from './typed.
 export { ObjectReader, parseDuration, enumValue, describe, snakeToCamel } from './reader.js';
 export { ENUMS } from './enums.js';
 export { wellKnownType, wellKnownNames, type ExtensionSlot } from './well-known.js';
+export {
+  NETWORK_FILTER_TYPES, NETWORK_RBAC_TYPE, NETWORK_SET_FILTER_STATE_TYPE, ISTIO_STATS_TYPE, ISTIO_NETWORK_AUTHN_TYPE, ISTIO_TCP_METADATA_EXCHANGE_TYPE,
+} from './well-known.js';
 export { decodeCidrRange, classifyHost } from './address.js';
 export { generatedListenerName } from './listener.js';
 export { compileRe2, compileFullMatch, type Re2 } from './regex.js';

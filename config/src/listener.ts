@@ -1,6 +1,6 @@
 import { ENUMS } from './enums.js';
 import type {
-  ConnectionLimit, FilterChain, FilterChainMatch, FilterChainMatcherNode, HttpConnectionManager, Listener, SocketAddress,
+  ConnectionLimit, FilterChain, FilterChainMatch, FilterChainMatcherNode, HttpConnectionManager, Listener, NetworkFilterConfig, SocketAddress,
   TcpProxy, TypedExtension,
 } from './model.js';
 import { decodeAddress } from './address.js';
@@ -10,7 +10,7 @@ import { ObjectReader } from './reader.js';
 import { decodeClusterSpecifier } from './route.js';
 import { TYPE_PREFIX, typeName } from './typed.js';
 import type { Diagnostics } from './validation.js';
-import { decodeTransportSocketExt, HTTP_INSPECTOR_TYPE, ORIGINAL_DST_TYPE, resolveExtension, TLS_INSPECTOR_TYPE } from './well-known.js';
+import { decodeTransportSocketExt, HTTP_INSPECTOR_TYPE, NETWORK_FILTER_TYPES, ORIGINAL_DST_TYPE, resolveExtension, TLS_INSPECTOR_TYPE } from './well-known.js';
 
 export { decodeHttpConnectionManager, ECDS_FILTER_TYPE } from './hcm.js';
 
@@ -162,6 +162,7 @@ function decodeFilterChain(r: ObjectReader): FilterChain | undefined {
   const filters = r.objects('filters');
   let network: HttpConnectionManager | TcpProxy | undefined;
   let connectionLimit: ConnectionLimit | undefined;
+  const networkFilters: NetworkFilterConfig[] = [];
   filters.forEach((f, i) => {
     if (f.has('config_discovery')) {
       f.accept('config_discovery', 'typed_config', 'name');
@@ -189,9 +190,12 @@ function decodeFilterChain(r: ObjectReader): FilterChain | undefined {
         cr.finish();
         connectionLimit = { statPrefix, maxConnections, delay };
       }
+    } else if (NETWORK_FILTER_TYPES.has(any.typeUrl)) {
+      // Validated by the factory the proxy registered for the type (at listener build time).
+      networkFilters.push({ name: fname, typeUrl: any.typeUrl, config: any.config });
     } else {
       // A network filter we would skip could be a security control (e.g. network RBAC): refuse, do not ignore.
-      r.diag.error(f.path, `network filter "${fname}" (${typeName(any.typeUrl)}) is not supported by pilotfish (supported: http_connection_manager, tcp_proxy, connection_limit)`);
+      r.diag.error(f.path, `network filter "${fname}" (${typeName(any.typeUrl)}) is not supported by pilotfish (supported: http_connection_manager, tcp_proxy, connection_limit, ${[...NETWORK_FILTER_TYPES.values()].join(', ')})`);
     }
   });
   const errorsInFilters = r.diag.errors.length > before;
@@ -200,7 +204,7 @@ function decodeFilterChain(r: ObjectReader): FilterChain | undefined {
   r.accept('metadata');
   r.finish();
   if (!network || r.diag.errors.length > before) return undefined;
-  return { name, network, ...(match ? { match } : {}), ...(transportSocket ? { transportSocket } : {}), ...(connectionLimit ? { connectionLimit } : {}) };
+  return { name, network, networkFilters, ...(match ? { match } : {}), ...(transportSocket ? { transportSocket } : {}), ...(connectionLimit ? { connectionLimit } : {}) };
 }
 
 /**

@@ -164,9 +164,24 @@ export interface ConnectionLimit {
   readonly delay: Millis; // 0 = close at once
 }
 
+/**
+ * A non-terminal network filter of a chain (network RBAC, set_filter_state, Istio's
+ * istio_authn / metadata exchange / istio.stats), as written: only types in the decoder's
+ * accepted table get here; the proxy's registered factory validates `config`.
+ */
+export interface NetworkFilterConfig {
+  readonly name: string;
+  /** With the type.googleapis.com/ prefix; the inner type when the config came in a TypedStruct. */
+  readonly typeUrl: string;
+  /** typed_config without `@type` (a TypedStruct already unwrapped to its `value`). */
+  readonly config: Readonly<Record<string, unknown>>;
+}
+
 export interface FilterChain {
   readonly name: string;
   readonly connectionLimit?: ConnectionLimit;
+  /** The non-terminal network filters in configuration order (connection_limit excepted: see connectionLimit). */
+  readonly networkFilters: readonly NetworkFilterConfig[];
   readonly match?: FilterChainMatch;
   /** `envoy.transport_sockets.tls` DownstreamTlsContext, kept raw for certs/ to decode. */
   readonly transportSocket?: TypedExtension;

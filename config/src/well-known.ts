@@ -34,7 +34,29 @@ const HTTP_FILTERS: Record<string, string> = {
   'envoy.buffer': T('envoy.extensions.filters.http.buffer.v3.Buffer'),
 };
 
+export const NETWORK_RBAC_TYPE = T('envoy.extensions.filters.network.rbac.v3.RBAC');
+export const NETWORK_SET_FILTER_STATE_TYPE = T('envoy.extensions.filters.network.set_filter_state.v3.Config');
+export const ISTIO_STATS_TYPE = T('stats.PluginConfig');
+export const ISTIO_NETWORK_AUTHN_TYPE = T('io.istio.network.authn.Config');
+export const ISTIO_TCP_METADATA_EXCHANGE_TYPE = T('envoy.tcp.metadataexchange.config.MetadataExchange');
+
+/**
+ * The one table of non-terminal network filters the decoder accepts (by type URL, the
+ * inner one of a TypedStruct): each needs a factory registered in proxy/ (Envoy's built-ins
+ * there, Istio's in istio/) or the listener fails at build time with that reason. Any
+ * other network filter is refused at decode time: it could be a security control.
+ */
+export const NETWORK_FILTER_TYPES: ReadonlyMap<string, string> = new Map([
+  [NETWORK_RBAC_TYPE, 'envoy.filters.network.rbac'],
+  [NETWORK_SET_FILTER_STATE_TYPE, 'envoy.filters.network.set_filter_state'],
+  [ISTIO_STATS_TYPE, 'istio.stats'],
+  [ISTIO_NETWORK_AUTHN_TYPE, 'istio_authn'],
+  [ISTIO_TCP_METADATA_EXCHANGE_TYPE, 'istio.metadata_exchange'],
+]);
+
 const NETWORK_FILTERS: Record<string, string> = {
+  'envoy.filters.network.rbac': NETWORK_RBAC_TYPE,
+  'envoy.filters.network.set_filter_state': NETWORK_SET_FILTER_STATE_TYPE,
   'envoy.filters.network.http_connection_manager': T('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager'),
   'envoy.http_connection_manager': T('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager'),
   'envoy.filters.network.tcp_proxy': T('envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy'),

@@ -17,7 +17,7 @@ const cidr = (s: string) => {
   return { addressPrefix: addressPrefix!, prefixLen: Number(len) };
 };
 function chain(name: string, match?: Partial<FilterChainMatch>): FilterChain {
-  return { name, network: { kind: 'tcp', statPrefix: name, cluster: { kind: 'cluster', name }, idleTimeout: 0, maxConnectAttempts: 1 }, ...(match ? { match: m(match) } : {}) };
+  return { name, network: { kind: 'tcp', statPrefix: name, cluster: { kind: 'cluster', name }, idleTimeout: 0, maxConnectAttempts: 1 }, networkFilters: [], ...(match ? { match: m(match) } : {}) };
 }
 function listener(chains: FilterChain[], opts: { defaultChain?: boolean; matcher?: FilterChainMatcherNode } = {}): Listener {
   return {
