@@ -287,31 +287,39 @@ export class XdsServer extends EventEmitter {
   constructor(opts: XdsServerOptions = {}) {
     super();
     this.log = opts.log ?? (() => {});
+    const sotw = {
+      requestStream: true,
+      responseStream: true,
+      requestSerialize: (v: DiscoveryRequest) => codecs.request.encode(v),
+      requestDeserialize: (b: Buffer) => codecs.request.decode(b),
+      responseSerialize: (v: DiscoveryResponse) => codecs.response.encode(v),
+      responseDeserialize: (b: Buffer) => codecs.response.decode(b),
+    } as const;
+    const delta = {
+      requestStream: true,
+      responseStream: true,
+      requestSerialize: (v: DeltaDiscoveryRequest) => codecs.deltaRequest.encode(v),
+      requestDeserialize: (b: Buffer) => codecs.deltaRequest.decode(b),
+      responseSerialize: (v: DeltaDiscoveryResponse) => codecs.deltaResponse.encode(v),
+      responseDeserialize: (b: Buffer) => codecs.deltaResponse.decode(b),
+    } as const;
+    const onSotw = (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => this.attach(new SotwStream(this, ++this.nextId, call), call);
+    const onDelta = (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>) => this.attach(new DeltaStream(this, ++this.nextId, call), call);
     this.grpcServer.addService(
       {
-        StreamAggregatedResources: {
-          path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
-          requestStream: true,
-          responseStream: true,
-          requestSerialize: (v: DiscoveryRequest) => codecs.request.encode(v),
-          requestDeserialize: (b: Buffer) => codecs.request.decode(b),
-          responseSerialize: (v: DiscoveryResponse) => codecs.response.encode(v),
-          responseDeserialize: (b: Buffer) => codecs.response.decode(b),
-        },
-        DeltaAggregatedResources: {
-          path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources',
-          requestStream: true,
-          responseStream: true,
-          requestSerialize: (v: DeltaDiscoveryRequest) => codecs.deltaRequest.encode(v),
-          requestDeserialize: (b: Buffer) => codecs.deltaRequest.decode(b),
-          responseSerialize: (v: DeltaDiscoveryResponse) => codecs.deltaResponse.encode(v),
-          responseDeserialize: (b: Buffer) => codecs.deltaResponse.decode(b),
-        },
+        StreamAggregatedResources: { path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources', ...sotw },
+        DeltaAggregatedResources: { path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources', ...delta },
       },
+      { StreamAggregatedResources: onSotw, DeltaAggregatedResources: onDelta },
+    );
+    // The same streams answer the non-aggregated SDS service, as pilot-agent's SDS server
+    // does for Envoy's `api_config_source` secrets (the resources held are what is served).
+    this.grpcServer.addService(
       {
-        StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => this.attach(new SotwStream(this, ++this.nextId, call), call),
-        DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>) => this.attach(new DeltaStream(this, ++this.nextId, call), call),
+        StreamSecrets: { path: '/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets', ...sotw },
+        DeltaSecrets: { path: '/envoy.service.secret.v3.SecretDiscoveryService/DeltaSecrets', ...delta },
       },
+      { StreamSecrets: onSotw, DeltaSecrets: onDelta },
     );
   }
 

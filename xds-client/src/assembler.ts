@@ -58,6 +58,11 @@ export class ConfigAssembler {
   private readonly ledsUse = new UseIndex();
   /** "c\0cluster" / "l\0listener" -> SDS secret names */
   private readonly secretUse = new UseIndex();
+  /**
+   * Secret name -> the config source its sds_config names (see `secretSourceKey`), for
+   * secrets that do not come over ADS (Istio: pilot-agent's SDS socket). Absent = ADS.
+   */
+  private readonly secretSource = new Map<string, string>();
 
   private dirty = false;
   private readonly errors: string[] = [];
@@ -204,10 +209,27 @@ export class ConfigAssembler {
     this.process(dc, dl);
   }
 
-  /** Names each dependent type should be subscribed to now. */
-  wanted(typeUrl: string): Set<string> {
+  /**
+   * Names each dependent type should be subscribed to now. For secrets, `source` picks
+   * those of one config source ("" = ADS; else a `secretSourceKey`).
+   */
+  wanted(typeUrl: string, source?: string): Set<string> {
     const idx = this.indexFor(typeUrl);
-    return idx === undefined ? new Set() : new Set(idx.deps());
+    if (idx === undefined) return new Set();
+    if (typeUrl !== TYPE_URLS.secret || source === undefined) return new Set(idx.deps());
+    const out = new Set<string>();
+    for (const n of idx.deps()) if ((this.secretSource.get(n) ?? '') === source) out.add(n);
+    return out;
+  }
+
+  /** The non-ADS config sources the wanted secrets come from (`secretSourceKey`s). */
+  secretSourceKeys(): Set<string> {
+    const out = new Set<string>();
+    for (const n of this.secretUse.deps()) {
+      const k = this.secretSource.get(n);
+      if (k !== undefined) out.add(k);
+    }
+    return out;
   }
 
   /**
@@ -236,6 +258,7 @@ export class ConfigAssembler {
     const c = this.clusters.get(name);
     this.edsUse.set(name, c?.type === 'EDS' ? [edsName(c)] : []);
     this.secretUse.set(`c\0${name}`, c ? [...secretNames(c.transportSocket, new Set())] : []);
+    if (c) secretSources(c.transportSocket, this.secretSource);
     this.indexLeds(name);
   }
 
@@ -251,7 +274,12 @@ export class ConfigAssembler {
     const l = this.listeners.get(name);
     this.routeUse.set(name, l ? routeNames(l) : []);
     const secrets = new Set<string>();
-    if (l) for (const fc of filterChains(l)) secretNames(fc.transportSocket, secrets);
+    if (l) {
+      for (const fc of filterChains(l)) {
+        secretNames(fc.transportSocket, secrets);
+        secretSources(fc.transportSocket, this.secretSource);
+      }
+    }
     this.secretUse.set(`l\0${name}`, [...secrets]);
   }
 
@@ -468,6 +496,51 @@ export function secretNames(ext: TypedExtension | undefined, out: Set<string>): 
   };
   walk(ext.config);
   return out;
+}
+
+/**
+ * The config source of an SDS reference that is not ADS, as a key: "<cluster>|<api type>"
+ * for an `api_config_source` with an envoy_grpc service (Istio's bootstrap points
+ * `sds-grpc` at pilot-agent's socket). Undefined for `ads: {}` and for sources pilotfish
+ * does not fetch from (the config decoders report those).
+ */
+export function secretSourceKey(sdsConfig: unknown): string | undefined {
+  const api = prop(sdsConfig, 'api_config_source');
+  if (api === undefined) return undefined;
+  const services = prop(api, 'grpc_services');
+  const first = Array.isArray(services) ? services[0] : undefined;
+  const cluster = prop(prop(first, 'envoy_grpc'), 'cluster_name');
+  if (typeof cluster !== 'string' || cluster === '') return undefined;
+  const apiType = prop(api, 'api_type');
+  return `${cluster}|${typeof apiType === 'string' && apiType.toUpperCase() === 'DELTA_GRPC' ? 'DELTA_GRPC' : 'GRPC'}`;
+}
+
+/** Records, for every `{name, sds_config}` in a raw transport socket, its non-ADS source. */
+function secretSources(ext: TypedExtension | undefined, out: Map<string, string>): void {
+  if (ext === undefined) return;
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) {
+      v.forEach(walk);
+      return;
+    }
+    if (v === null || typeof v !== 'object') return;
+    const o = v as Record<string, unknown>;
+    const sds = o.sds_config ?? o.sdsConfig;
+    if (typeof o.name === 'string' && sds !== undefined) {
+      const key = secretSourceKey(sds);
+      if (key === undefined) out.delete(o.name);
+      else out.set(o.name, key);
+    }
+    for (const x of Object.values(o)) walk(x);
+  };
+  walk(ext.config);
+}
+
+function prop(o: unknown, snake: string): unknown {
+  if (o === null || typeof o !== 'object') return undefined;
+  const r = o as Record<string, unknown>;
+  if (snake in r) return r[snake];
+  return r[snake.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())];
 }
 
 function emptyDiff(d: EndpointDiff): boolean {

@@ -46,6 +46,11 @@ export function xdsOptionsFromBootstrap(b: Bootstrap, extras: FromBootstrapExtra
     initialFetchTimeoutMs: timeouts.length > 0 ? Math.max(...timeouts) : 15_000,
     listeners: dr.ldsConfig !== undefined,
     clusters: dr.cdsConfig !== undefined,
+    // SDS sources (api_config_source naming a static cluster, as Istio's sds-grpc) are reached by their cluster's addresses.
+    resolveCluster: (name) => {
+      const c = b.staticResources.clusters.find((x) => x.name === name);
+      return c === undefined ? undefined : resolve(c);
+    },
     ...(extras.resourceTypes ? { resourceTypes: extras.resourceTypes } : {}),
     ...(extras.log ? { log: extras.log } : {}),
   };

@@ -41,6 +41,23 @@ export interface XdsClientOptions {
   readonly backoff?: BackoffPolicy;
   readonly credentials?: grpc.ChannelCredentials;
   readonly log?: XdsLog;
+  /**
+   * Addresses of a static cluster, for SDS references whose `sds_config` names an
+   * `api_config_source` (Istio: `sds-grpc`, pilot-agent's Unix socket). Secrets of such a
+   * source are fetched on their own SDS stream to it; without this they cannot be.
+   */
+  readonly resolveCluster?: (name: string) => readonly ServerAddress[] | undefined;
+}
+
+/**
+ * A secondary client for one SDS config source: it shares the main client's assembler, so
+ * the secrets it receives warm the listeners and clusters that wait for them, and it
+ * subscribes only to the secrets of its source.
+ */
+interface SecretSourceRole {
+  readonly assembler: ConfigAssembler;
+  /** `secretSourceKey` of the source: "<cluster>|<api type>". */
+  readonly source: string;
 }
 
 type TypeState =
@@ -91,24 +108,31 @@ export class XdsClient {
   /** Resolves once LDS and CDS have each been answered (or timed out). */
   readonly initialized: Promise<void>;
 
-  constructor(private readonly opts: XdsClientOptions) {
+  /** "" for the ADS client; the SDS source key for a secret-source client. */
+  private readonly source: string;
+  /** Secret-source clients by `secretSourceKey`, created when a secret first needs one. */
+  private readonly secretClients = new Map<string, XdsClient>();
+  private readonly unreachableSources = new Set<string>();
+
+  constructor(private readonly opts: XdsClientOptions, role?: SecretSourceRole) {
     this.log = opts.log ?? (() => {});
     this.timeoutMs = opts.initialFetchTimeoutMs ?? 15_000;
     this.initialized = new Promise((r) => (this.initResolve = r));
+    this.source = role?.source ?? '';
     const extra = new Map<string, ExtraHandler>();
-    for (const t of [listenerType, routeConfigurationType, clusterType, loadAssignmentType, lbEndpointType, secretType()]) {
-      this.types.set(t.typeUrl, t as ResourceType<unknown>);
-    }
+    const builtIn = role ? [secretType()] : [listenerType, routeConfigurationType, clusterType, loadAssignmentType, lbEndpointType, secretType()];
+    for (const t of builtIn) this.types.set(t.typeUrl, t as ResourceType<unknown>);
     const extraSubs: [string, '*' | readonly string[]][] = [];
     for (const reg of opts.resourceTypes ?? []) {
+      if (role && reg.type.typeUrl !== TYPE_URLS.secret) continue;
       this.types.set(reg.type.typeUrl, reg.type);
       if (reg.onChanges) extra.set(reg.type.typeUrl, reg.onChanges as ExtraHandler);
       if (reg.subscribe) extraSubs.push([reg.type.typeUrl, reg.subscribe]);
     }
-    this.assembler = new ConfigAssembler(opts.sink, extra);
+    this.assembler = role?.assembler ?? new ConfigAssembler(opts.sink, extra);
     const delta = opts.apiType === 'DELTA_GRPC';
-    if (opts.listeners === false) this.pendingInit.delete(TYPE_URLS.listener);
-    if (opts.clusters === false) this.pendingInit.delete(TYPE_URLS.cluster);
+    if (opts.listeners === false || role) this.pendingInit.delete(TYPE_URLS.listener);
+    if (opts.clusters === false || role) this.pendingInit.delete(TYPE_URLS.cluster);
     if (this.pendingInit.size === 0) this.initResolve();
     for (const url of this.types.keys()) {
       const wildcard = (url === TYPE_URLS.listener && opts.listeners !== false) || (url === TYPE_URLS.cluster && opts.clusters !== false);
@@ -130,6 +154,7 @@ export class XdsClient {
         setNodeOnFirstMessageOnly: opts.setNodeOnFirstMessageOnly ?? true,
         ...(opts.backoff ? { backoff: opts.backoff } : {}),
         ...(opts.credentials ? { credentials: opts.credentials } : {}),
+        ...(role ? { service: 'sds' as const } : {}),
       },
       {
         onStreamStart: (server) => this.onStreamStart(server),
@@ -151,6 +176,7 @@ export class XdsClient {
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     this.stat.connectedState = 0;
+    for (const c of this.secretClients.values()) c.stop();
   }
 
   /**
@@ -167,13 +193,18 @@ export class XdsClient {
   }
 
   private namesFor(url: string): Set<string> {
-    const out = DEPENDENT.includes(url) ? this.assembler.wanted(url) : new Set<string>();
+    const out = DEPENDENT.includes(url) ? this.assembler.wanted(url, url === TYPE_URLS.secret ? this.source : undefined) : new Set<string>();
     for (const n of this.explicit.get(url) ?? []) out.add(n);
     return out;
   }
 
   stats(): Record<string, number | string> {
-    return this.stat.snapshot();
+    const out = this.stat.snapshot();
+    for (const [key, c] of this.secretClients) {
+      const cluster = key.slice(0, key.lastIndexOf('|'));
+      for (const [k, v] of Object.entries(c.stat.snapshot())) out[`sds_source.${cluster}.${k}`] = v;
+    }
+    return out;
   }
 
   configDump(): ConfigDump[] {
@@ -191,6 +222,7 @@ export class XdsClient {
       }
       out.push({ typeUrl: url, versionInfo: this.versions.get(url) ?? '', resources });
     }
+    for (const c of this.secretClients.values()) out.push(...c.configDump());
     return out;
   }
 
@@ -198,7 +230,7 @@ export class XdsClient {
 
   private onStreamStart(server: ServerAddress): void {
     this.stat.server = `${server.address}:${server.port}`;
-    this.log('info', `xds: ADS stream to ${this.stat.server} (${this.opts.apiType})`);
+    this.log('info', `xds: ${this.source === '' ? 'ADS' : 'SDS'} stream to ${this.stat.server} (${this.opts.apiType})`);
     // A new stream re-sends every subscription in full.
     this.pendingSubs.clear();
     const urls = [...ORDER.filter((u) => this.states.has(u)), ...[...this.states.keys()].filter((u) => !ORDER.includes(u))];
@@ -223,7 +255,7 @@ export class XdsClient {
     // The last good config keeps serving; only the timers pause with the stream.
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
-    this.log('warn', `xds: ADS stream ended: ${err}`);
+    this.log('warn', `xds: ${this.source === '' ? 'ADS' : 'SDS'} stream ended: ${err}`);
   }
 
   private onResponse(res: DiscoveryResponse | DeltaDiscoveryResponse): void {
@@ -329,6 +361,38 @@ export class XdsClient {
       if (this.synced.get(url) === g) continue;
       this.synced.set(url, g);
       this.setNames(url, this.namesFor(url));
+      if (url === TYPE_URLS.secret && this.source === '') this.syncSecretSources();
+    }
+  }
+
+  /**
+   * Secrets whose sds_config names an api_config_source come from that source on an SDS
+   * stream of their own, as in Envoy (Istio's bootstrap: `sds-grpc`, pilot-agent's socket):
+   * one client per source, sharing this client's assembler so its secrets warm our users.
+   */
+  private syncSecretSources(): void {
+    for (const key of this.assembler.secretSourceKeys()) {
+      let side = this.secretClients.get(key);
+      if (side === undefined) {
+        if (this.unreachableSources.has(key)) continue;
+        const sep = key.lastIndexOf('|');
+        const cluster = key.slice(0, sep);
+        const servers = this.opts.resolveCluster?.(cluster) ?? [];
+        if (servers.length === 0) {
+          this.unreachableSources.add(key);
+          this.log('warn', `xds: SDS source cluster "${cluster}" has no static endpoints; its secrets (${[...this.assembler.wanted(TYPE_URLS.secret, key)].join(', ')}) cannot be fetched`);
+          continue;
+        }
+        side = new XdsClient(
+          { ...this.opts, servers, apiType: key.slice(sep + 1) as ApiType, listeners: false, clusters: false, initialFetchTimeoutMs: 0 },
+          { assembler: this.assembler, source: key },
+        );
+        this.secretClients.set(key, side);
+        side.syncDependents();
+        side.start();
+        continue;
+      }
+      side.syncDependents();
     }
   }
 

@@ -423,3 +423,7 @@ export const codecs = {
 export const ADS_SERVICE = '/envoy.service.discovery.v3.AggregatedDiscoveryService/';
 export const SOTW_METHOD = ADS_SERVICE + 'StreamAggregatedResources';
 export const DELTA_METHOD = ADS_SERVICE + 'DeltaAggregatedResources';
+/** The non-aggregated SDS service (Envoy's `api_config_source` for secrets; pilot-agent serves it). */
+export const SDS_SERVICE = '/envoy.service.secret.v3.SecretDiscoveryService/';
+export const SDS_SOTW_METHOD = SDS_SERVICE + 'StreamSecrets';
+export const SDS_DELTA_METHOD = SDS_SERVICE + 'DeltaSecrets';

@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { isIP } from 'node:net';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
-import { codecs, DELTA_METHOD, SOTW_METHOD, type DeltaDiscoveryRequest, type DeltaDiscoveryResponse, type DiscoveryRequest, type DiscoveryResponse, type WireNode } from './protos.js';
+import { codecs, DELTA_METHOD, SDS_DELTA_METHOD, SDS_SOTW_METHOD, SOTW_METHOD, type DeltaDiscoveryRequest, type DeltaDiscoveryResponse, type DiscoveryRequest, type DiscoveryResponse, type WireNode } from './protos.js';
 
 export interface ServerAddress {
   /** IP or host name; for a pipe (port 0) the socket path, "@name" for a Linux abstract socket. */
@@ -68,6 +68,8 @@ export interface TransportOptions {
   readonly backoff?: BackoffPolicy;
   readonly random?: () => number;
   readonly credentials?: grpc.ChannelCredentials;
+  /** Which gRPC service the stream calls: the aggregated one (default) or SDS alone. */
+  readonly service?: 'ads' | 'sds';
 }
 
 export class AdsTransport {
@@ -122,8 +124,9 @@ export class AdsTransport {
       'grpc.max_send_message_length': -1,
     });
     const delta = this.opts.apiType === 'DELTA_GRPC';
+    const sds = this.opts.service === 'sds';
     const stream = client.makeBidiStreamRequest<AnyRequest, AnyResponse>(
-      delta ? DELTA_METHOD : SOTW_METHOD,
+      sds ? (delta ? SDS_DELTA_METHOD : SDS_SOTW_METHOD) : delta ? DELTA_METHOD : SOTW_METHOD,
       (v) => (delta ? codecs.deltaRequest.encode(v as DeltaDiscoveryRequest) : codecs.request.encode(v as DiscoveryRequest)),
       (b) => (delta ? codecs.deltaResponse.decode(b) : codecs.response.decode(b)),
       initialMetadata(server),
