@@ -7,7 +7,7 @@ import t from 'tap';
 import { parse as parseYaml } from 'yaml';
 import { Diagnostics, decodeBootstrap, formatProblem } from '../config/src/index.js';
 import { ControlPlane, parseMesh } from '../controlplane/src/index.js';
-import { defaultUserFilterManager, sha256Hex } from '../filters/src/index.js';
+import { sha256Hex } from '../filters/src/index.js';
 import { TYPE_URLS } from '../xds-client/src/index.js';
 import { Logger, startProxy } from '../proxy/src/index.js';
 import { get } from '../proxy/test/helpers.js';
@@ -66,10 +66,7 @@ static_resources:
 `), diag);
   t.same(diag.errors.map(formatProblem), []);
   const proxy = await startProxy(bootstrap!, { log: new Logger('error'), adminPort: 0, drainTimeMs: 200, onQuit: () => undefined });
-  t.teardown(async () => {
-    await proxy.stop(0);
-    defaultUserFilterManager().close(); // the process-wide manager's worker threads
-  });
+  t.teardown(() => proxy.stop(0)); // stops the proxy's own user filter workers too
   const port = proxy.server.boundPorts.get('main')!;
 
   await until('the ECDS version v1 to serve', async () => (await get(port, '/', { host: 'x' })).body === 'v1');

@@ -61,6 +61,50 @@ export interface StreamInfo {
    */
   readonly perFilterConfig: Readonly<Record<string, unknown>> | undefined;
   readonly metadata: Map<string, unknown>;
+  /**
+   * The downstream connection the request came on, as the listener and its network
+   * filters left it (RBAC destination_ip, requested_server_name, filter_state principals).
+   * Undefined for requests that came on no listener connection.
+   */
+  readonly connection?: DownstreamConnectionView | undefined;
+  /**
+   * Per-request filter state, one entry per StreamSlot (filters use their slot, never
+   * this array directly). The proxy's request object declares it (undefined until a
+   * filter stores something), so its shape stays fixed.
+   */
+  filterState?: unknown[] | undefined;
+}
+
+/**
+ * Time as the proxy's decisions see it (token buckets, load timestamps). One per proxy,
+ * passed from the composition root; tests pass a fake one to step time by hand.
+ */
+export interface Clock {
+  /** Monotonic milliseconds (performance.now()'s scale): intervals and buckets. */
+  monotonicMs(): number;
+  /** Wall-clock milliseconds since the epoch (Date.now()'s scale): timestamps shown to people. */
+  wallMs(): number;
+}
+
+export const systemClock: Clock = {
+  monotonicMs: () => performance.now(),
+  wallMs: () => Date.now(),
+};
+
+/** Uniform in [0, 1), Math.random's contract; tests pass a seeded or scripted one. */
+export type RandomSource = () => number;
+
+/** What HTTP filters may read of the downstream connection (the proxy's ConnectionInfo fits it). */
+export interface DownstreamConnectionView {
+  /** The address the connection arrived at (the listener socket); originalDst, when set, is where it was going. */
+  readonly localAddress: string;
+  readonly originalDst?: { readonly address: string; readonly port: number };
+  /** SNI, lower-cased. */
+  readonly serverName?: string;
+  /** Envoy's connection filter state (set by network filters such as istio_authn, set_filter_state). */
+  readonly filterState?: ReadonlyMap<string, unknown>;
+  /** The verified peer certificate's URI SAN. */
+  readonly peerPrincipal?: string;
 }
 
 export interface HttpFilterChain {
@@ -119,7 +163,8 @@ export type FailurePolicy = 'FAIL_CLOSED' | 'FAIL_OPEN';
 
 /**
  * One configured filter, built by a factory from validated config. Each phase is
- * optional; per-stream state lives in WeakMaps keyed by StreamInfo, never on the filter.
+ * optional; per-stream state lives in the filter's StreamSlot (FactoryContext.streamSlot),
+ * never on the filter.
  * `perRoute` is the route's decoded typed_per_filter_config for this filter's name.
  */
 export interface HttpFilter {

@@ -5,10 +5,11 @@ import type {
   DataResult, FilterResult, HttpFilter, HttpFilterChain, LocalReply, RequestHeadersView,
   ResponseHeadersView, RouterOptions, StreamInfo,
 } from './api.js';
-import { FILTER_DISABLED } from './api.js';
+import { FILTER_DISABLED, systemClock, type Clock, type RandomSource } from './api.js';
 import { factoryFor, messageName, perRouteFactoryFor, type FactoryContext } from './registry.js';
-import { countersFor, type FilterCounters } from './stats.js';
-import { defaultUserFilterManager } from './user/manager.js';
+import { FilterStats, type FilterCounters } from './stats.js';
+import { StreamSlot } from './stream-slot.js';
+import { UserFilterManager } from './user/manager.js';
 import { ROUTER_TYPE_URL, decodeRouterOptions, DEFAULT_ROUTER_OPTIONS } from './builtin/router.js';
 import { isObj, raw, type Obj } from './util/fields.js';
 
@@ -18,9 +19,34 @@ const errorChannel = channel('pilotfish:filters:error');
 
 const FILTER_CONFIG_TYPE = 'envoy.config.route.v3.FilterConfig';
 
+/**
+ * What a chain shares with the proxy that builds it. A proxy passes its own user filter
+ * manager, whose counters, clock and random source the chain then uses too; a chain built
+ * without one (tests, tools) gets a private set.
+ */
 export interface BuildOptions {
-  /** Where hot-loaded user filters live; defaults to the process-wide manager. */
-  readonly userFilters?: FactoryContext['userFilters'];
+  readonly userFilters?: UserFilterManager;
+  readonly stats?: FilterStats;
+  readonly clock?: Clock;
+  readonly random?: RandomSource;
+}
+
+function factoryContext(options: BuildOptions): FactoryContext {
+  let userFilters = options.userFilters;
+  let nextSlot = 0;
+  const clock = options.clock ?? userFilters?.clock ?? systemClock;
+  const random = options.random ?? userFilters?.random ?? Math.random;
+  const stats = options.stats ?? userFilters?.stats ?? new FilterStats();
+  return {
+    stats,
+    clock,
+    random,
+    // Created on first use only: most chains have no user filter and need no manager.
+    get userFilters(): UserFilterManager {
+      return (userFilters ??= new UserFilterManager({ stats, clock, random }));
+    },
+    streamSlot: <T>() => new StreamSlot<T>(nextSlot++),
+  };
 }
 
 interface Slot {
@@ -235,7 +261,7 @@ export function buildHttpFilterChain(
   configs: readonly HttpFilterConfig[], diag: Diagnostics, path: string, options: BuildOptions = {},
 ): HttpFilterChain | undefined {
   const errorsBefore = diag.errors.length;
-  const ctx: FactoryContext = { userFilters: options.userFilters ?? defaultUserFilterManager() };
+  const ctx = factoryContext(options);
   const slots: Slot[] = [];
   const skipped: { name: string; reason: string }[] = [];
   const names = new Set<string>();
@@ -272,7 +298,7 @@ export function buildHttpFilterChain(
       return;
     }
     const filter = factory.create(cfg, diag, `${p}.typed_config`, ctx);
-    if (filter !== undefined) slots.push({ filter, counters: countersFor(cfg.name) });
+    if (filter !== undefined) slots.push({ filter, counters: ctx.stats.countersFor(cfg.name) });
   });
 
   if (diag.errors.length > errorsBefore || router === undefined) {

@@ -13,13 +13,16 @@ import './user/factory.js';
 
 export type {
   HeaderMap, RequestHeadersView, ResponseHeadersView, LocalReply, FilterResult, DataResult,
-  StreamInfo, HttpFilterChain, RouterOptions, FailurePolicy, HttpFilter,
+  StreamInfo, HttpFilterChain, RouterOptions, FailurePolicy, HttpFilter, Clock, RandomSource,
 } from './api.js';
-export { FILTER_DISABLED } from './api.js';
+export { FILTER_DISABLED, systemClock } from './api.js';
+export { StreamSlot } from './stream-slot.js';
 export { buildHttpFilterChain, decodePerFilterConfig, isLocalReply, type BuildOptions } from './chain.js';
-export { filterStats } from './stats.js';
+export { FilterStats, FilterCounters } from './stats.js';
 export { registerHttpFilter, registeredTypeUrls, type HttpFilterFactory, type FactoryContext } from './registry.js';
 export { ROUTER_TYPE_URL } from './builtin/router.js';
-export { UserFilterManager, defaultUserFilterManager, type AppliedVersion, type VersionState } from './user/manager.js';
+export { compileRbac, compileRbacRules, evaluateRbac, type RbacEngine, type RbacSubject, type RbacAction } from './builtin/rbac-engine.js';
+export type { DownstreamConnectionView } from './api.js';
+export { UserFilterManager, type UserFilterManagerOptions, type AppliedVersion, type VersionState } from './user/manager.js';
 export { FILTER_API_VERSION, USER_FILTER_TYPE_URL, sha256Hex, decodeUserFilterSpec } from './user/config.js';
 export { handleUserFilterAdmin, type AdminAnswer } from './user/admin.js';

@@ -1,12 +1,22 @@
 import type { HttpFilterConfig } from '../../config/src/index.js';
 import type { Diagnostics } from '../../config/src/index.js';
-import type { HttpFilter } from './api.js';
+import type { Clock, HttpFilter, RandomSource } from './api.js';
+import type { FilterStats } from './stats.js';
+import type { StreamSlot } from './stream-slot.js';
 import type { Obj } from './util/fields.js';
 import type { UserFilterManager } from './user/manager.js';
 
 /** What a factory may use besides its own config. */
 export interface FactoryContext {
   readonly userFilters: UserFilterManager;
+  /** The proxy's filter counters (per proxy, never process-wide). */
+  readonly stats: FilterStats;
+  /** The proxy's clock: token buckets and anything else time decides. */
+  readonly clock: Clock;
+  /** The proxy's random source: percentages, canary splits. */
+  readonly random: RandomSource;
+  /** A per-request state slot for the filter being created (call once per filter). */
+  streamSlot<T>(): StreamSlot<T>;
 }
 
 /**

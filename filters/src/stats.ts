@@ -19,31 +19,33 @@ export class FilterCounters {
   }
 }
 
-const counters = new Map<string, FilterCounters>();
+/**
+ * One proxy's filter counters by filter name. Each proxy (ProxyServer) owns one, so two
+ * proxies in one process never add into each other's counters.
+ */
+export class FilterStats {
+  private readonly counters = new Map<string, FilterCounters>();
 
-export function countersFor(filterName: string): FilterCounters {
-  let c = counters.get(filterName);
-  if (c === undefined) {
-    c = new FilterCounters(filterName);
-    counters.set(filterName, c);
+  countersFor(filterName: string): FilterCounters {
+    let c = this.counters.get(filterName);
+    if (c === undefined) {
+      c = new FilterCounters(filterName);
+      this.counters.set(filterName, c);
+    }
+    return c;
   }
-  return c;
-}
 
-export function filterStats(): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const c of counters.values()) {
-    const p = `http.${c.name}.`;
-    out[`${p}calls`] = c.calls;
-    out[`${p}errors`] = c.errors;
-    out[`${p}rejections`] = c.rejections;
-    out[`${p}time_us`] = Math.round(c.timeUs);
-    for (const [k, v] of c.extra) out[p + k] = v;
+  /** Envoy-style names: `http.<filter>.<counter>`. */
+  snapshot(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const c of this.counters.values()) {
+      const p = `http.${c.name}.`;
+      out[`${p}calls`] = c.calls;
+      out[`${p}errors`] = c.errors;
+      out[`${p}rejections`] = c.rejections;
+      out[`${p}time_us`] = Math.round(c.timeUs);
+      for (const [k, v] of c.extra) out[p + k] = v;
+    }
+    return out;
   }
-  return out;
-}
-
-/** Tests only: counters are process-wide. */
-export function resetFilterStats(): void {
-  counters.clear();
 }

@@ -2,10 +2,13 @@ import t from 'tap';
 import fc from 'fast-check';
 import { Diagnostics } from '../../config/src/index.js';
 import {
-  buildHttpFilterChain, decodePerFilterConfig, filterStats, registerHttpFilter, FILTER_DISABLED,
+  buildHttpFilterChain, decodePerFilterConfig, FilterStats, registerHttpFilter, FILTER_DISABLED,
   type HttpFilter, type FilterResult, type StreamInfo,
 } from '../src/index.js';
 import { ROUTER, filter, info, req, res } from './helpers.js';
+
+// This test's own counters (a proxy passes its own; nothing is process-wide).
+const stats = new FilterStats();
 
 const TEST_TYPE = 'test.pilotfish.Probe';
 /** A configurable filter for chain tests: records calls in metadata "trace". */
@@ -45,7 +48,7 @@ registerHttpFilter({
 
 const build = (configs: Parameters<typeof buildHttpFilterChain>[0]) => {
   const diag = new Diagnostics();
-  const chain = buildHttpFilterChain(configs, diag, 'http_filters');
+  const chain = buildHttpFilterChain(configs, diag, 'http_filters', { stats });
   return { chain, diag };
 };
 
@@ -108,7 +111,7 @@ t.test('a local reply stops the chain; counted as a rejection', async (t) => {
   const i = info();
   t.same(chain!.decodeHeaders(req(), i), { status: 401 });
   t.same(i.metadata.get('trace'), ['stop1:dec']);
-  const s = filterStats();
+  const s = stats.snapshot();
   t.equal(s['http.stop1.rejections'], 1);
   t.equal(s['http.stop1.calls'], 1);
   t.equal(s['http.after1.calls'] ?? 0, 0);
@@ -135,7 +138,7 @@ t.test('a throwing filter never escapes: fail closed = 500 local reply, fail ope
   const asyncThrow = build([filter('thr3', TEST_TYPE, { mode: 'throw', async: true }), ROUTER]).chain!;
   t.same(await asyncThrow.decodeHeaders(req(), info()), { status: 500, details: 'filter_failed{thr3}' });
   t.same(await asyncThrow.encodeHeaders(res(), info()), { status: 500, details: 'filter_failed{thr3}' });
-  const s = filterStats();
+  const s = stats.snapshot();
   t.equal(s['http.thr1.errors'], 1);
   t.equal(s['http.thr2.errors'], 1);
   t.equal(s['http.thr2.rejections'], 0);
@@ -189,7 +192,7 @@ t.test('property: building chains from arbitrary configs never throws', async (t
     }), { maxLength: 4 }),
     (configs) => {
       const diag = new Diagnostics();
-      const chain = buildHttpFilterChain(configs, diag, 'f');
+      const chain = buildHttpFilterChain(configs, diag, 'f', { stats });
       if (chain === undefined) return diag.errors.length > 0;
       chain.dispose();
       return true;

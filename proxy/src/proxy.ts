@@ -3,7 +3,7 @@ import type { XdsClient } from '../../xds-client/src/index.js';
 import { decodeSecret } from '../../certs/src/index.js';
 import { installTelemetry, TelemetryConfigError } from '../../telemetry/src/index.js';
 import { Diagnostics } from '../../config/src/index.js';
-import { decodeUserFilterSpec, UserFilterManager, USER_FILTER_TYPE_URL } from '../../filters/src/index.js';
+import { decodeUserFilterSpec, systemClock, UserFilterManager, USER_FILTER_TYPE_URL, type Clock } from '../../filters/src/index.js';
 import { decodeFastPathConfig, flowsAdminRoute, isFastPathExtension, startFastPath, type FastPath, type FastPathConfig } from '../../fastpath/src/index.js';
 import { AdminServer } from './admin/admin-server.js';
 import type { Logger } from './log.js';
@@ -30,6 +30,8 @@ export interface ProxyDeps {
   readonly userFilters?: UserFilterManager;
   /** Source of randomness for weighted picks and splits (default Math.random); tests pass a seeded one. */
   readonly random?: () => number;
+  /** Time for decisions such as token buckets (default: the system clock); tests pass a fake one. */
+  readonly clock?: Clock;
   /** How to start the fast path (default: fastpath/'s startFastPath). */
   readonly startFastPath?: typeof startFastPath;
   /** How to build telemetry (default: telemetry/'s installTelemetry). */
@@ -60,8 +62,9 @@ export async function startProxy(bootstrap: Bootstrap, deps: ProxyDeps): Promise
   const opts = deps;
   const overload = deps.overload ?? new OverloadManager();
   const ownsUserFilters = deps.userFilters === undefined;
-  const userFilters = deps.userFilters ?? new UserFilterManager();
-  const server = new ProxyServer(bootstrap, log, { overload, userFilters, ...(deps.random ? { random: deps.random } : {}) });
+  const clock = deps.clock ?? systemClock;
+  const userFilters = deps.userFilters ?? new UserFilterManager({ clock, ...(deps.random ? { random: deps.random } : {}) });
+  const server = new ProxyServer(bootstrap, log, { overload, userFilters, clock, ...(deps.random ? { random: deps.random } : {}) });
   let admin: AdminServer | undefined;
   let adminPort: number | undefined;
   const drainTimeMs = opts.drainTimeMs ?? 10_000;

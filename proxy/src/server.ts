@@ -1,6 +1,6 @@
 import type { Bootstrap, Cluster, ConfigSink, Endpoint, EndpointDiff, FilterChain, HttpConnectionManager, Listener, RouteConfiguration, TcpProxy, TypedExtension } from '../../config/src/index.js';
 import { Diagnostics, diffEndpoints, ECDS_FILTER_TYPE, flattenLoadAssignment, formatProblem } from '../../config/src/index.js';
-import { buildHttpFilterChain, decodePerFilterConfig, filterStats, UserFilterManager, type HttpFilterChain } from '../../filters/src/index.js';
+import { buildHttpFilterChain, decodePerFilterConfig, systemClock, UserFilterManager, type Clock, type HttpFilterChain } from '../../filters/src/index.js';
 import {
   checkSecretSources, checkTlsContextSources, decodeSecretExtension, decodeTransportSocket, DownstreamTlsProvider, peerIdentity, SecretStore, UpstreamTlsProvider,
   type DownstreamTlsContextSpec, type UpstreamTlsContextSpec,
@@ -32,6 +32,8 @@ export interface ProxyServerOptions {
   readonly userFilters?: UserFilterManager;
   /** Randomness for weighted clusters and splits (tests pass a seeded source). */
   readonly random?: () => number;
+  /** Time for decisions (filters' token buckets); tests pass a fake one. */
+  readonly clock?: Clock;
 }
 
 /** Thrown by configuration entry points: the message names the offending field. */
@@ -76,12 +78,14 @@ export class ProxyServer implements ConfigSink {
   readonly overload: OverloadManager;
   /** Hot-loaded user filters of this proxy's chains. */
   readonly userFilters: UserFilterManager;
+  readonly clock: Clock;
 
   /** dryRun: build and validate everything, bind nothing (`pilotfish proxy --mode validate`). */
   constructor(readonly bootstrap: Bootstrap, readonly log: Logger, opts: ProxyServerOptions = {}) {
     this.dryRun = opts.dryRun ?? false;
     this.overload = opts.overload ?? new OverloadManager();
-    this.userFilters = opts.userFilters ?? new UserFilterManager();
+    this.clock = opts.clock ?? systemClock;
+    this.userFilters = opts.userFilters ?? new UserFilterManager({ clock: this.clock, ...(opts.random ? { random: opts.random } : {}) });
     const self = this;
     this.env = {
       overload: this.overload,
@@ -96,7 +100,8 @@ export class ProxyServer implements ConfigSink {
         return self.onRequestStart;
       },
     };
-    this.stats.registerExternalGauges('', () => filterStats());
+    // Filter counters are this proxy's own (kept by its user filter manager, shared by its chains).
+    this.stats.registerExternalGauges('', () => this.userFilters.stats.snapshot());
     // TLS counters per listener / cluster, Envoy's names: listener.<name>.ssl.handshake, cluster.<name>.ssl.*
     this.stats.registerExternalGauges('', () => {
       const out: Record<string, number> = {};
@@ -437,7 +442,7 @@ export class ProxyServer implements ConfigSink {
     for (const f of cfg.httpFilters) if (f.typeUrl === ECDS_FILTER_TYPE) this.ecdsNames.add(f.name);
     if (this.ecdsNames.size !== before) this.onEcdsNames?.(this.ecdsNames);
     const diag = new Diagnostics();
-    const chain: HttpFilterChain | undefined = buildHttpFilterChain(cfg.httpFilters, diag, `${path}.http_filters`, { userFilters: this.userFilters });
+    const chain: HttpFilterChain | undefined = buildHttpFilterChain(cfg.httpFilters, diag, `${path}.http_filters`, { userFilters: this.userFilters, clock: this.clock, random: this.env.random });
     let inline: RouteTable | undefined;
     if (cfg.routeSource.kind === 'inline') inline = compileRouteTable(cfg.routeSource.config, diag, `${path}.route_config`);
     for (const w of diag.warnings) this.log.warn(formatProblem(w));

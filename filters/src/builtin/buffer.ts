@@ -1,7 +1,6 @@
 import { ObjectReader, type Diagnostics } from '../../../config/src/index.js';
-import { FILTER_DISABLED, type DataResult, type HttpFilter, type LocalReply, type StreamInfo } from '../api.js';
+import { FILTER_DISABLED, type DataResult, type HttpFilter, type LocalReply } from '../api.js';
 import { registerHttpFilter } from '../registry.js';
-import { countersFor } from '../stats.js';
 import { headerValue, type Obj } from '../util/fields.js';
 
 /**
@@ -45,11 +44,11 @@ registerHttpFilter({
   kind: 'buffer',
   typeUrl: BUFFER_TYPE_URL,
   perRouteTypeUrls: [BUFFER_PER_ROUTE_TYPE_URL],
-  create(cfg, diag, path): HttpFilter | undefined {
+  create(cfg, diag, path, ctx): HttpFilter | undefined {
     const own = decodeBuffer(cfg.config, diag, path);
     if (own === undefined) return undefined;
-    const c = countersFor(cfg.name);
-    const held = new WeakMap<StreamInfo, Held>();
+    const c = ctx.stats.countersFor(cfg.name);
+    const held = ctx.streamSlot<Held>();
     const tooLarge = (): LocalReply => {
       c.inc('rq_too_large');
       return { ...TOO_LARGE, headers: { ...TOO_LARGE.headers } };
@@ -76,17 +75,17 @@ registerHttpFilter({
         }
         h.size += chunk.byteLength;
         if (h.size > b.maxRequestBytes) {
-          held.delete(info);
+          held.clear(info);
           return tooLarge();
         }
         if (chunk.byteLength > 0) h.chunks.push(chunk);
         if (!endStream) return { data: null };
-        held.delete(info);
+        held.clear(info);
         const body = h.chunks.length === 1 ? h.chunks[0]! : Buffer.concat(h.chunks, h.size);
         return { data: body };
       },
       streamComplete(info) {
-        held.delete(info);
+        held.clear(info);
       },
       describe: () => ({ kind: 'buffer', max_request_bytes: own.maxRequestBytes }),
     };

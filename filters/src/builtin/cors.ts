@@ -1,7 +1,6 @@
 import { ObjectReader, type Diagnostics } from '../../../config/src/index.js';
-import type { HttpFilter, LocalReply, StreamInfo } from '../api.js';
+import type { HttpFilter, LocalReply, RandomSource } from '../api.js';
 import { registerHttpFilter } from '../registry.js';
-import { countersFor } from '../stats.js';
 import { headerValue, readRuntimeFraction, type Obj } from '../util/fields.js';
 import { compileStringMatcher, type StringTest } from '../util/matchers.js';
 
@@ -53,18 +52,19 @@ function decodePolicy(c: Obj, diag: Diagnostics, path: string): CorsPolicy {
   return policy;
 }
 
-function on(fraction: number): boolean {
-  return fraction >= 1 || (fraction > 0 && Math.random() < fraction);
+function on(fraction: number, random: RandomSource): boolean {
+  return fraction >= 1 || (fraction > 0 && random() < fraction);
 }
 
 registerHttpFilter({
   kind: 'cors',
   typeUrl: CORS_TYPE_URL,
   perRouteTypeUrls: [CORS_POLICY_TYPE_URL],
-  create(cfg): HttpFilter {
-    const c = countersFor(cfg.name);
-    /** Streams whose Origin matched: the response gets the CORS headers. */
-    const allowed = new WeakMap<StreamInfo, { origin: string; policy: CorsPolicy }>();
+  create(cfg, _diag, _path, ctx): HttpFilter {
+    const c = ctx.stats.countersFor(cfg.name);
+    const random = ctx.random;
+    /** Set on streams whose Origin matched: the response gets the CORS headers. */
+    const allowed = ctx.streamSlot<{ origin: string; policy: CorsPolicy }>();
     return {
       name: cfg.name,
       typeUrl: CORS_TYPE_URL,
@@ -75,8 +75,8 @@ registerHttpFilter({
         if (p === undefined) return undefined;
         const origin = headerValue(req.headers.origin);
         if (origin === undefined) return undefined;
-        const enforce = on(p.enabled);
-        if (!enforce && !on(p.shadow)) return undefined;
+        const enforce = on(p.enabled, random);
+        if (!enforce && !on(p.shadow, random)) return undefined;
         const ok = p.origins.some((t) => t(origin));
         c.inc(ok ? 'origin_valid' : 'origin_invalid');
         if (!enforce) return undefined; // shadow: stats only
@@ -108,7 +108,7 @@ registerHttpFilter({
         return undefined;
       },
       streamComplete(info) {
-        allowed.delete(info);
+        allowed.clear(info);
       },
       describe: () => ({ kind: 'cors' }),
     };

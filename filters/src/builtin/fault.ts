@@ -1,7 +1,6 @@
 import { decodeFractionalPercent, ObjectReader, type Diagnostics } from '../../../config/src/index.js';
-import type { HttpFilter, LocalReply, RequestHeadersView, StreamInfo } from '../api.js';
+import type { HttpFilter, LocalReply, RandomSource, RequestHeadersView, StreamInfo } from '../api.js';
 import { registerHttpFilter } from '../registry.js';
-import { countersFor } from '../stats.js';
 import { headerValue, type Obj } from '../util/fields.js';
 import { compileHeaderMatcher, type HeaderTest } from '../util/matchers.js';
 
@@ -71,17 +70,18 @@ function headerFraction(req: RequestHeadersView, name: string, configured: numbe
   return Math.min(configured, Number(v) / 100);
 }
 
-function hit(fraction: number): boolean {
-  return fraction >= 1 || (fraction > 0 && Math.random() < fraction);
+function hit(fraction: number, random: RandomSource): boolean {
+  return fraction >= 1 || (fraction > 0 && random() < fraction);
 }
 
 registerHttpFilter({
   kind: 'fault',
   typeUrl: FAULT_TYPE_URL,
   perRouteTypeUrls: [FAULT_TYPE_URL],
-  create(cfg, diag, path): HttpFilter {
+  create(cfg, diag, path, ctx): HttpFilter {
     const own = decodeFault(cfg.config, diag, path);
-    const c = countersFor(cfg.name);
+    const c = ctx.stats.countersFor(cfg.name);
+    const random = ctx.random;
     let active = 0;
 
     const abortReply = (f: Fault, req: RequestHeadersView): LocalReply | undefined => {
@@ -93,7 +93,7 @@ registerHttpFilter({
         if (!Number.isInteger(n) || n < 200 || n >= 600) return undefined;
         status = n;
       }
-      if (status === undefined || !hit(headerFraction(req, H_ABORT_PCT, f.abort.fraction))) return undefined;
+      if (status === undefined || !hit(headerFraction(req, H_ABORT_PCT, f.abort.fraction), random)) return undefined;
       c.inc('aborts_injected');
       return { status, headers: { 'content-type': 'text/plain' }, body: 'fault filter abort', details: 'fault_filter_abort' };
     };
@@ -122,7 +122,7 @@ registerHttpFilter({
           } else {
             delayMs = f.delay.fixedMs;
           }
-          if (delayMs !== undefined && !hit(headerFraction(req, H_DELAY_PCT, f.delay.fraction))) delayMs = undefined;
+          if (delayMs !== undefined && !hit(headerFraction(req, H_DELAY_PCT, f.delay.fraction), random)) delayMs = undefined;
         }
         if (delayMs === undefined || delayMs <= 0) return abortReply(f, req);
         c.inc('delays_injected');

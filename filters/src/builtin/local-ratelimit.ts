@@ -1,7 +1,7 @@
 import { ObjectReader, type Diagnostics } from '../../../config/src/index.js';
-import type { HttpFilter, LocalReply, StreamInfo } from '../api.js';
+import type { HttpFilter, LocalReply } from '../api.js';
 import { registerHttpFilter } from '../registry.js';
-import { countersFor, type FilterCounters } from '../stats.js';
+import type { FilterCounters } from '../stats.js';
 import { isObj, raw, readRuntimeFraction, type Obj } from '../util/fields.js';
 import { applyHeaderOps, applyHeaderOpsToRecord, readHeaderValueOption, type HeaderOp } from '../util/headers.js';
 
@@ -10,18 +10,23 @@ export const LOCAL_RATELIMIT_TYPE_URL = 'envoy.extensions.filters.http.local_rat
 
 /**
  * Token bucket refilled lazily on use, in whole fill intervals, so it behaves like
- * Envoy's timer-driven bucket without a timer per bucket.
+ * Envoy's timer-driven bucket without a timer per bucket. Time is whatever the caller's
+ * clock says (monotonic ms); the bucket starts full at its first use, so decoding config
+ * needs no clock.
  */
 export class TokenBucket {
   private tokens: number;
-  private lastFill: number;
+  private lastFill: number | undefined;
 
-  constructor(readonly maxTokens: number, readonly tokensPerFill: number, readonly fillIntervalMs: number, now: number) {
+  constructor(readonly maxTokens: number, readonly tokensPerFill: number, readonly fillIntervalMs: number) {
     this.tokens = maxTokens;
-    this.lastFill = now;
   }
 
   private refill(now: number): void {
+    if (this.lastFill === undefined) {
+      this.lastFill = now;
+      return;
+    }
     const n = Math.floor((now - this.lastFill) / this.fillIntervalMs);
     if (n > 0) {
       this.tokens = Math.min(this.maxTokens, this.tokens + n * this.tokensPerFill);
@@ -43,7 +48,8 @@ export class TokenBucket {
 
   /** Seconds until the next fill (x-ratelimit-reset). */
   resetSeconds(now: number): number {
-    return Math.max(0, Math.ceil((this.lastFill + this.fillIntervalMs - now) / 1000));
+    this.refill(now);
+    return Math.max(0, Math.ceil((this.lastFill! + this.fillIntervalMs - now) / 1000));
   }
 }
 
@@ -75,7 +81,7 @@ function decodeLimiter(c: Obj, diag: Diagnostics, path: string): Limiter | undef
     tb.finish();
     if (max === undefined) diag.error(tb.child('max_tokens'), 'is required');
     if (interval === undefined || interval <= 0) diag.error(tb.child('fill_interval'), 'is required and must be positive');
-    if (max !== undefined && interval !== undefined && interval > 0) bucket = new TokenBucket(max, perFill, interval, performance.now());
+    if (max !== undefined && interval !== undefined && interval > 0) bucket = new TokenBucket(max, perFill, interval);
   }
   const statusObj = r.object('status');
   const status = statusObj?.int('code', 429, 400, 599) ?? 429;
@@ -106,13 +112,14 @@ registerHttpFilter({
   kind: 'local_ratelimit',
   typeUrl: LOCAL_RATELIMIT_TYPE_URL,
   perRouteTypeUrls: [LOCAL_RATELIMIT_TYPE_URL],
-  create(cfg, diag, path): HttpFilter | undefined {
+  create(cfg, diag, path, ctx): HttpFilter | undefined {
     // Envoy allows a filter-level config without a bucket when routes bring their own.
     const hasBucket = isObj(raw(cfg.config, 'token_bucket'));
     const own = hasBucket ? decodeLimiter(cfg.config, diag, path) : undefined;
     if (hasBucket && own === undefined) return undefined;
-    const c: FilterCounters = countersFor(cfg.name);
-    const seen = new WeakMap<StreamInfo, Seen>();
+    const c: FilterCounters = ctx.stats.countersFor(cfg.name);
+    const { clock, random } = ctx;
+    const seen = ctx.streamSlot<Seen>();
     return {
       name: cfg.name,
       typeUrl: LOCAL_RATELIMIT_TYPE_URL,
@@ -121,9 +128,9 @@ registerHttpFilter({
       decodeHeaders(req, info, pr): LocalReply | undefined {
         const l = (pr as Limiter | undefined) ?? own;
         if (l === undefined) return undefined;
-        if (l.enabled < 1 && Math.random() >= l.enabled) return undefined;
+        if (l.enabled < 1 && random() >= l.enabled) return undefined;
         c.inc('enabled');
-        const now = performance.now();
+        const now = clock.monotonicMs();
         const ok = l.bucket.tryConsume(now);
         if (l.xRateLimitHeaders) seen.set(info, { limiter: l, remaining: l.bucket.remaining(now) });
         if (ok) {
@@ -131,7 +138,7 @@ registerHttpFilter({
           return undefined;
         }
         c.inc('rate_limited');
-        const enforced = l.enforced >= 1 || Math.random() < l.enforced;
+        const enforced = l.enforced >= 1 || random() < l.enforced;
         if (!enforced) {
           applyHeaderOps(l.notEnforcedHeaders, req.headers);
           return undefined;
@@ -151,11 +158,11 @@ registerHttpFilter({
         if (s === undefined || res.headers['x-ratelimit-limit'] !== undefined) return undefined;
         res.headers['x-ratelimit-limit'] = String(s.limiter.bucket.maxTokens);
         res.headers['x-ratelimit-remaining'] = String(s.remaining);
-        res.headers['x-ratelimit-reset'] = String(s.limiter.bucket.resetSeconds(performance.now()));
+        res.headers['x-ratelimit-reset'] = String(s.limiter.bucket.resetSeconds(clock.monotonicMs()));
         return undefined;
       },
       streamComplete(info) {
-        seen.delete(info);
+        seen.clear(info);
       },
       describe: () => ({
         kind: 'local_ratelimit',

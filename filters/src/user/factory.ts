@@ -3,7 +3,8 @@ import type { FailurePolicy, HttpFilter, RequestHeadersView, ResponseHeadersView
 import { registerHttpFilter } from '../registry.js';
 import { isObj } from '../util/fields.js';
 import { USER_FILTER_TYPE_URL, decodeUserFilterPerRoute, decodeUserFilterSpec, type UserFilterPerRoute, type UserFilterSpec } from './config.js';
-import type { UserFilterSlot } from './manager.js';
+import type { Pin, UserFilterSlot } from './manager.js';
+import type { StreamSlot } from '../stream-slot.js';
 
 const PER_ROUTE_TYPE_URL = `${USER_FILTER_TYPE_URL}.PerRoute`;
 
@@ -27,6 +28,8 @@ class UserHttpFilter implements HttpFilter {
   constructor(
     readonly name: string,
     private readonly slot: UserFilterSlot,
+    /** The version each request pinned (its own slot in the request's filter state). */
+    private readonly pins: StreamSlot<Pin>,
     private readonly spec: UserFilterSpec | undefined,
     problems: Promise<readonly Problem[]>,
     private readonly pending: FailurePolicy = 'FAIL_CLOSED',
@@ -47,26 +50,30 @@ class UserHttpFilter implements HttpFilter {
   }
 
   decodeHeaders(req: RequestHeadersView, info: StreamInfo, pr: unknown): FilterResult | Promise<FilterResult> {
-    const v = this.slot.pick(routeVersion(pr));
-    if (v === undefined) throw new Error(`user filter ${this.name}: no version loaded`);
-    this.slot.pin(info, v);
+    // decodeHeaders twice for one stream keeps the first pin.
+    const v = this.pins.get(info)?.version ?? this.pinNew(info, pr);
     if (v.info?.hasRequest !== true) return undefined;
     return this.slot.run(v, 'req', req, info);
   }
 
   encodeHeaders(res: ResponseHeadersView, info: StreamInfo, pr: unknown): FilterResult | Promise<FilterResult> {
-    let v = this.slot.pinned(info);
-    if (v === undefined) {
-      v = this.slot.pick(routeVersion(pr));
-      if (v === undefined) throw new Error(`user filter ${this.name}: no version loaded`);
-      this.slot.pin(info, v);
-    }
+    const v = this.pins.get(info)?.version ?? this.pinNew(info, pr);
     if (v.info?.hasResponse !== true) return undefined;
     return this.slot.run(v, 'res', res, info);
   }
 
+  private pinNew(info: StreamInfo, pr: unknown): NonNullable<Pin['version']> {
+    const v = this.slot.pick(routeVersion(pr));
+    if (v === undefined) throw new Error(`user filter ${this.name}: no version loaded`);
+    this.pins.set(info, this.slot.pin(info, v));
+    return v;
+  }
+
   streamComplete(info: StreamInfo): void {
-    this.slot.unpin(info);
+    const pin = this.pins.get(info);
+    if (pin === undefined) return;
+    this.pins.clear(info);
+    this.slot.unpin(pin);
   }
 
   describe(): Record<string, unknown> {
@@ -83,7 +90,7 @@ registerHttpFilter({
     if (spec === undefined) return undefined;
     const problems = ctx.userFilters.ensure(cfg.name, spec, path);
     if (spec.manifestPath !== undefined) ctx.userFilters.watchManifest(cfg.name, spec.manifestPath, cfg.config, path);
-    return new UserHttpFilter(cfg.name, ctx.userFilters.slot(cfg.name), spec, problems);
+    return new UserHttpFilter(cfg.name, ctx.userFilters.slot(cfg.name), ctx.streamSlot<Pin>(), spec, problems);
   },
   decodePerRoute(_typeUrl, config, diag, path) {
     return decodeUserFilterPerRoute(config, diag, path);
@@ -118,6 +125,6 @@ registerHttpFilter({
       // The default applies only until the control plane has delivered a version.
       if (ctx.userFilters.slot(cfg.name).active === undefined) problems = ctx.userFilters.ensure(cfg.name, spec, path);
     }
-    return new UserHttpFilter(cfg.name, ctx.userFilters.slot(cfg.name), spec, problems, cfg.isOptional ? 'FAIL_OPEN' : 'FAIL_CLOSED');
+    return new UserHttpFilter(cfg.name, ctx.userFilters.slot(cfg.name), ctx.streamSlot<Pin>(), spec, problems, cfg.isOptional ? 'FAIL_OPEN' : 'FAIL_CLOSED');
   },
 });

@@ -2,7 +2,8 @@ import { unwatchFile, watchFile, type Stats } from 'node:fs';
 import type { TypedExtension } from '../../../config/src/index.js';
 import { Diagnostics, type Problem, type Validation } from '../../../config/src/index.js';
 import type { HeaderMap, LocalReply, RequestHeadersView, ResponseHeadersView, StreamInfo } from '../api.js';
-import { countersFor, type FilterCounters } from '../stats.js';
+import { FilterStats, type FilterCounters } from '../stats.js';
+import { systemClock, type Clock, type RandomSource } from '../api.js';
 import { decodeUserFilterSpec, type UserFilterSpec } from './config.js';
 import { Sandbox, SandboxError, type LoadInfo } from './sandbox.js';
 
@@ -64,7 +65,8 @@ export class LoadedVersion {
   }
 }
 
-interface Pin {
+/** A request's hold on the version it started with (released once). */
+export interface Pin {
   version: LoadedVersion | undefined;
 }
 
@@ -86,7 +88,6 @@ export class UserFilterSlot {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly loading = new Map<string, Promise<Validation<AppliedVersion>>>();
   readonly counters: FilterCounters;
-  private readonly pins = new WeakMap<StreamInfo, Pin>();
   /** Backstop for a proxy that forgets streamComplete: unpin when the StreamInfo is collected. */
   private readonly finalizer = new FinalizationRegistry<Pin>((pin) => this.unpinToken(pin));
   /** Last spec applied, for failure policy before any version is loaded. */
@@ -98,7 +99,7 @@ export class UserFilterSlot {
   readonly rolledBack = new Set<string>();
 
   constructor(readonly name: string, private readonly manager: UserFilterManager) {
-    this.counters = countersFor(name);
+    this.counters = manager.stats.countersFor(name);
   }
 
   // ------------------------------------------------------------ request path
@@ -111,27 +112,19 @@ export class UserFilterSlot {
       this.counters.inc('route_version_missing');
     }
     const c = this.canary;
-    if (c !== undefined && Math.random() < c.fraction) return c.version;
+    if (c !== undefined && this.manager.random() < c.fraction) return c.version;
     return this.active;
   }
 
-  pin(info: StreamInfo, v: LoadedVersion): void {
-    const old = this.pins.get(info);
-    if (old !== undefined) return; // decodeHeaders ran twice for one stream: keep the first
+  /** Holds `v` for the request `info` until unpin; the caller keeps the pin in its stream slot. */
+  pin(info: StreamInfo, v: LoadedVersion): Pin {
     const pin: Pin = { version: v };
     v.inflight++;
-    this.pins.set(info, pin);
     this.finalizer.register(info, pin, pin);
+    return pin;
   }
 
-  pinned(info: StreamInfo): LoadedVersion | undefined {
-    return this.pins.get(info)?.version;
-  }
-
-  unpin(info: StreamInfo): void {
-    const pin = this.pins.get(info);
-    if (pin === undefined) return;
-    this.pins.delete(info);
+  unpin(pin: Pin): void {
     this.finalizer.unregister(pin);
     this.unpinToken(pin);
   }
@@ -234,7 +227,7 @@ export class UserFilterSlot {
     v.state = 'self_testing';
     const probeFailure = await this.selfTest(v);
     if (probeFailure !== undefined) return reject(`self-test failed: ${probeFailure}`);
-    v.loadedAt = Date.now();
+    v.loadedAt = this.manager.clock.wallMs();
     sandbox.onTrouble = (reason) => this.event(spec.version, 'sandbox_restart', reason);
     // A version whose worker keeps dying cannot serve: roll back now, whatever the threshold.
     sandbox.onDead = () => this.rollback(v, 'sandbox restarts exhausted');
@@ -258,7 +251,7 @@ export class UserFilterSlot {
         headers: typeof rq.headers === 'object' && rq.headers !== null ? { ...(rq.headers as HeaderMap) } : {},
       };
       const info: StreamInfo = {
-        requestId: `probe-${i}`, startTime: Date.now(), downstreamAddress: '127.0.0.1', downstreamLocalPort: 0,
+        requestId: `probe-${i}`, startTime: this.manager.clock.monotonicMs(), downstreamAddress: '127.0.0.1', downstreamLocalPort: 0,
         peerIdentity: undefined, routeName: undefined, virtualHostName: undefined, clusterName: undefined,
         perFilterConfig: undefined, metadata: new Map(),
       };
@@ -444,7 +437,25 @@ function toLocalReply(r: unknown, name: string): LocalReply | undefined {
  * build) applies versions by name; the answer is a Validation whose errors become NACK
  * text while the previous version keeps serving.
  */
+export interface UserFilterManagerOptions {
+  readonly stats?: FilterStats;
+  readonly clock?: Clock;
+  readonly random?: RandomSource;
+}
+
 export class UserFilterManager {
+  /** The owning proxy's filter counters; chains built with this manager count here too. */
+  readonly stats: FilterStats;
+  readonly clock: Clock;
+  /** Canary splits. */
+  readonly random: RandomSource;
+
+  constructor(opts: UserFilterManagerOptions = {}) {
+    this.stats = opts.stats ?? new FilterStats();
+    this.clock = opts.clock ?? systemClock;
+    this.random = opts.random ?? Math.random;
+  }
+
   private readonly slots = new Map<string, UserFilterSlot>();
   private readonly watchers = new Map<string, { file: string; base: Readonly<Record<string, unknown>>; stop: () => void }>();
   /** Observability hook: every lifecycle event (active, canary, rejected, rolled_back, released...). */
@@ -466,7 +477,7 @@ export class UserFilterManager {
     const diag = new Diagnostics();
     const spec = decodeUserFilterSpec(ext.config, diag, path);
     if (spec === undefined) {
-      countersFor(name).inc('loads_rejected');
+      this.stats.countersFor(name).inc('loads_rejected');
       return Promise.resolve(diag.result({ name, version: '', state: 'rejected' as VersionState }));
     }
     return this.slot(name).apply(spec, diag, path);
@@ -506,7 +517,7 @@ export class UserFilterManager {
       const diag = new Diagnostics();
       const spec = decodeUserFilterSpec(entry.base, diag, path);
       if (spec === undefined) {
-        countersFor(name).inc('loads_rejected');
+        this.stats.countersFor(name).inc('loads_rejected');
         this.onEvent?.(name, '', 'manifest_rejected', diag.errors.map((e) => `${e.path}: ${e.message}`).join('; '));
         return;
       }
@@ -541,11 +552,4 @@ export class UserFilterManager {
     for (const s of this.slots.values()) s.close();
     this.slots.clear();
   }
-}
-
-let dflt: UserFilterManager | undefined;
-
-/** The process-wide manager used by chains built without an explicit one. */
-export function defaultUserFilterManager(): UserFilterManager {
-  return (dflt ??= new UserFilterManager());
 }

@@ -1,14 +1,17 @@
 import t from 'tap';
 import { Diagnostics } from '../../../config/src/index.js';
-import { buildHttpFilterChain, filterStats } from '../../src/index.js';
+import { buildHttpFilterChain, FilterStats } from '../../src/index.js';
 import { ROUTER, filter, info, req } from '../helpers.js';
+
+// This test's own counters (a proxy passes its own; nothing is process-wide).
+const stats = new FilterStats();
 
 const FAULT = 'envoy.extensions.filters.http.fault.v3.HTTPFault';
 const all = { numerator: 100, denominator: 'HUNDRED' };
 
 function chainOf(name: string, config: Record<string, unknown>) {
   const diag = new Diagnostics();
-  const chain = buildHttpFilterChain([filter(name, FAULT, config), ROUTER], diag, 'f');
+  const chain = buildHttpFilterChain([filter(name, FAULT, config), ROUTER], diag, 'f', { stats });
   t.same(diag.errors, []);
   return chain!;
 }
@@ -31,7 +34,7 @@ t.test('fixed delay then abort; the chain goes async only when delaying', async 
   t.ok(p instanceof Promise);
   t.match(await p, { status: 418 });
   t.ok(performance.now() - t0 >= 45, 'delayed ~50ms');
-  t.equal(filterStats()['http.fault-delay.delays_injected'], 1);
+  t.equal(stats.snapshot()['http.fault-delay.delays_injected'], 1);
 });
 
 t.test('header-controlled faults, limited by the configured percentage and header matchers', async (t) => {
@@ -55,11 +58,11 @@ t.test('upstream_cluster and max_active_faults', async (t) => {
   t.ok(p1 instanceof Promise);
   t.equal(c.decodeHeaders(req(), info()), undefined, 'over max_active_faults: no fault');
   await p1;
-  t.equal(filterStats()['http.fault-max.faults_overflow'], 1);
+  t.equal(stats.snapshot()['http.fault-max.faults_overflow'], 1);
 });
 
 t.test('bad config', async (t) => {
   const diag = new Diagnostics();
-  t.equal(buildHttpFilterChain([filter('fault-bad', FAULT, { delay: {}, abort: { http_status: 99 } }), ROUTER], diag, 'f'), undefined);
+  t.equal(buildHttpFilterChain([filter('fault-bad', FAULT, { delay: {}, abort: { http_status: 99 } }), ROUTER], diag, 'f', { stats }), undefined);
   t.same(diag.errors.map((e) => e.path), ['f[0].typed_config.delay', 'f[0].typed_config.abort.http_status', 'f[0].typed_config.abort']);
 });

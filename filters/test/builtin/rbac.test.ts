@@ -1,13 +1,16 @@
 import t from 'tap';
 import { Diagnostics } from '../../../config/src/index.js';
-import { buildHttpFilterChain, decodePerFilterConfig, filterStats, FILTER_DISABLED } from '../../src/index.js';
+import { buildHttpFilterChain, decodePerFilterConfig, FilterStats, FILTER_DISABLED } from '../../src/index.js';
 import { ROUTER, filter, info, req } from '../helpers.js';
+
+// This test's own counters (a proxy passes its own; nothing is process-wide).
+const stats = new FilterStats();
 
 const RBAC = 'envoy.extensions.filters.http.rbac.v3.RBAC';
 
 function chainOf(name: string, config: Record<string, unknown>) {
   const diag = new Diagnostics();
-  const chain = buildHttpFilterChain([filter(name, RBAC, config), ROUTER], diag, 'http_filters');
+  const chain = buildHttpFilterChain([filter(name, RBAC, config), ROUTER], diag, 'http_filters', { stats });
   return { chain, diag };
 }
 
@@ -45,7 +48,7 @@ t.test('ALLOW: SPIFFE principal + path/method permissions; everything else 403 w
   const ops = info({ peerIdentity: 'spiffe://mesh.local/ns/ops/sa/admin' });
   t.equal(chain!.decodeHeaders(req({ method: 'DELETE', path: '/x' }, { 'x-ops': '1' }), ops), undefined);
   t.match(chain!.decodeHeaders(req({ method: 'DELETE', path: '/x' }), ops), { status: 403 });
-  const s = filterStats();
+  const s = stats.snapshot();
   t.equal(s['http.rbac-allow.allowed'], 2);
   t.equal(s['http.rbac-allow.denied'], 3);
 });
@@ -85,7 +88,7 @@ t.test('shadow rules: never block, count and record the would-be result', async 
   const i2 = info();
   t.equal(chain!.decodeHeaders(req({ path: '/ok' }), i2), undefined);
   t.same(i2.metadata.get('rbac-shadow'), { shadow_effective_policy_id: 'p', shadow_engine_result: 'allowed' });
-  const s = filterStats();
+  const s = stats.snapshot();
   t.equal(s['http.rbac-shadow.istio_dry_run_shadow_denied'], 1);
   t.equal(s['http.rbac-shadow.istio_dry_run_shadow_allowed'], 1);
 });

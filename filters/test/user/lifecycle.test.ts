@@ -2,7 +2,7 @@ import t from 'tap';
 
 t.setTimeout(300_000);
 import { Diagnostics } from '../../../config/src/index.js';
-import { buildHttpFilterChain, filterStats, UserFilterManager, decodePerFilterConfig, type LocalReply } from '../../src/index.js';
+import { buildHttpFilterChain, UserFilterManager, decodePerFilterConfig, type LocalReply } from '../../src/index.js';
 import { ROUTER, filter, info, req, res } from '../helpers.js';
 import { fromFile, inline, tagger } from './fixtures.js';
 
@@ -31,7 +31,7 @@ t.test('a module from a file: verified, loaded, self-tested, active; mutates and
   chain!.streamComplete(i);
   t.match(await chain!.decodeHeaders(req({}, { 'x-deny': '1' }), info()), { status: 403, body: 'denied by 1.0.0', details: 'user_filter{uf-file}' });
   t.match(mgr.describe(), [{ name: 'uf-file', active_version: '1.0.0', versions: [{ version: '1.0.0', state: 'active' }] }]);
-  const stats = filterStats();
+  const stats = mgr.stats.snapshot();
   t.equal(stats['http.uf-file.calls'], 3);
   t.equal(stats['http.uf-file.rejections'], 1);
   t.equal(stats['http.uf-file.loads_ok'], 1);
@@ -83,7 +83,7 @@ t.test('apply(): failures at load are NACKed while the previous version keeps se
   }
   t.ok(events.includes('1.0.4:rejected'));
   t.notOk(events.some((e) => e.endsWith(':active') && e !== '1.0.0:active'), 'no rejected version ever served');
-  t.equal(filterStats()['http.uf-apply.loads_rejected'], failures.length);
+  t.equal(mgr.stats.snapshot()['http.uf-apply.loads_rejected'], failures.length);
   const sameVersionOtherCode = await mgr.apply('uf-apply', { config: inline(tagger('other'), '1.0.0') });
   t.notOk(sameVersionOtherCode.ok, 'a version number cannot be reused for different code');
 });
@@ -109,7 +109,7 @@ t.test('run-time failures: throw, infinite loop, memory hog; fail closed or open
     t.equal(q.headers['x-filter-version'], '1.0.0');
   }
   t.equal(await open.decodeHeaders(req({}, { 'x-throw': '1' }), info()), undefined, 'fail open continues');
-  const s = filterStats();
+  const s = mgr.stats.snapshot();
   t.equal(s['http.uf-rt.errors'], 3);
   t.ok(s['http.uf-rt.timeouts']! >= 1, 'the loop (and maybe the hog) ran out of time');
   t.equal(s['http.uf-rt-open.errors'], 1);
@@ -133,7 +133,7 @@ t.test('automatic rollback to the previous good version after rollback_after_fai
   for (let i = 0; i < 3; i++) t.equal(await version({ 'x-throw': '1' }), 500);
   t.equal(await version(), '1.0.0', 'rolled back');
   t.match(mgr.describe(), [{ active_version: '1.0.0', events: [{ event: 'active' }, { event: 'active' }, { version: '2.0.0', event: 'rolled_back' }, { version: '2.0.0', event: 'released' }] }]);
-  t.equal(filterStats()['http.uf-rb.rollbacks'], 1);
+  t.equal(mgr.stats.snapshot()['http.uf-rb.rollbacks'], 1);
   t.equal(mgr.rollback('uf-rb'), false, 'nothing older to roll back to');
   // A chain rebuilt from config that still names 2.0.0 does not bring it back.
   const rebuilt = buildHttpFilterChain([filter('uf-rb', TYPE, inline(tagger('2.0.0'), '2.0.0', { rollback_after_failures: 3 })), ROUTER], new Diagnostics(), 'f', { userFilters: mgr })!;

@@ -1,6 +1,6 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { defaultUserFilterManager, handleUserFilterAdmin } from '../../../filters/src/index.js';
+import { handleUserFilterAdmin } from '../../../filters/src/index.js';
 import { isLevel, LEVELS, type Logger } from '../log.js';
 import type { ProxyServer } from '../server.js';
 import { renderClusters, renderConfigDump, renderServerInfo } from './views.js';
@@ -120,7 +120,7 @@ export class AdminServer {
       else body += c;
     });
     req.on('end', () => {
-      handleUserFilterAdmin(defaultUserFilterManager(), req.method ?? 'GET', url.pathname, url.searchParams, body).then(
+      handleUserFilterAdmin(this.proxy.userFilters, req.method ?? 'GET', url.pathname, url.searchParams, body).then(
         (a) => {
           res.writeHead(a.status, { 'content-type': a.contentType, 'cache-control': 'no-cache, max-age=0' });
           res.end(a.body);

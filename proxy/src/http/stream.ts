@@ -1,4 +1,4 @@
-import type { StreamInfo } from '../../../filters/src/index.js';
+import type { DownstreamConnectionView, StreamInfo } from '../../../filters/src/index.js';
 import type { HeaderMap } from './headers.js';
 
 /**
@@ -10,6 +10,8 @@ export class Stream implements StreamInfo {
   virtualHostName: string | undefined = undefined;
   clusterName: string | undefined = undefined;
   perFilterConfig: Readonly<Record<string, unknown>> | undefined = undefined;
+  /** Filters' per-request state, one entry per filter slot (filters/ StreamSlot). */
+  filterState: unknown[] | undefined = undefined;
   responseCode = 0;
   responseFlags = '';
   responseCodeDetails = '';
@@ -20,6 +22,8 @@ export class Stream implements StreamInfo {
   bytesReceived = 0;
   /** The response headers written downstream, for %RESP(...)%. */
   responseHeaders: HeaderMap | undefined = undefined;
+  /** The downstream connection's info (filter state, SNI, peer principal) for RBAC and logs. */
+  connection: DownstreamConnectionView | undefined = undefined;
   private meta: Map<string, unknown> | undefined;
 
   constructor(
