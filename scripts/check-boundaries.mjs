@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 // The repository root, or a tree given as the first argument (the script's own test uses one).
 const root = process.argv[2] ? path.resolve(process.argv[2]) : path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const PARTS = ['cli', 'config', 'proxy', 'xds-client', 'controlplane', 'certs', 'filters', 'fastpath', 'telemetry', 'demo', 'deploy'];
+const PARTS = ['cli', 'config', 'proxy', 'xds-client', 'controlplane', 'certs', 'filters', 'fastpath', 'telemetry', 'demo', 'deploy', 'istio'];
 
 function* sources(dir) {
   for (const e of readdirSync(dir, { withFileTypes: true })) {

@@ -2,6 +2,7 @@ import { metrics as otelMetrics, type Attributes, type Meter } from '@openteleme
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { LabeledRegistry } from './labeled.js';
 
 /**
  * pilotfish's statistics, named like Envoy's (`cluster.<name>.upstream_rq_2xx`).
@@ -95,6 +96,8 @@ export class StatsStore {
   private readonly root: StatsScope;
   /** Sources of counters owned by other modules (xDS client, TLS, filters, fast path). */
   private readonly external: (() => Record<string, number>)[] = [];
+  /** Metrics born with labels (Istio's standard metrics), rendered after the Envoy-named ones. */
+  readonly labeled = new LabeledRegistry();
 
   constructor() {
     this.exporter = new PrometheusExporter({ preventServerStart: true, prefix: '' });
@@ -178,7 +181,7 @@ export class StatsStore {
   servePrometheus(_req: IncomingMessage, res: ServerResponse): void {
     this.exporter.collect().then(
       ({ resourceMetrics }) => {
-        const text = this.serializer.serialize(resourceMetrics) + this.renderHistograms() + this.renderExternals();
+        const text = this.serializer.serialize(resourceMetrics) + this.renderHistograms() + this.renderExternals() + this.labeled.render();
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
         res.end(text);
       },
