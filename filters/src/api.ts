@@ -105,6 +105,26 @@ export interface DownstreamConnectionView {
   readonly filterState?: ReadonlyMap<string, unknown>;
   /** The verified peer certificate's URI SAN. */
   readonly peerPrincipal?: string;
+  /** This proxy's own certificate URI SAN on the connection, when it terminated TLS. */
+  readonly localPrincipal?: string;
+}
+
+/**
+ * Where a chain runs, for filters that report about it (Istio's `istio.stats`, peer
+ * metadata exchange): the bootstrap node (Envoy's LocalInfo), the listener's
+ * traffic_direction, the proxy's labeled metrics, and cluster metadata. A proxy passes
+ * it when it builds a chain (BuildOptions.host); chains built elsewhere have none.
+ */
+export interface FilterHost {
+  readonly node: { readonly id: string; readonly cluster?: string; readonly metadata: Readonly<Record<string, unknown>> };
+  readonly trafficDirection: 'UNSPECIFIED' | 'INBOUND' | 'OUTBOUND';
+  /** Metric families born with labels (one series per distinct label values, bounded). */
+  readonly labeledStats: {
+    counter(name: string, labelNames: readonly string[]): { get(values: readonly string[]): { inc(n?: number): void } };
+    histogram(name: string, labelNames: readonly string[]): { get(values: readonly string[]): { record(v: number): void } };
+  };
+  /** A cluster's metadata.filter_metadata (Istio's `istio` key names the service), when known. */
+  clusterMetadata?(cluster: string): Readonly<Record<string, unknown>> | undefined;
 }
 
 export interface HttpFilterChain {

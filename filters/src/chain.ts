@@ -5,7 +5,7 @@ import type {
   DataResult, FilterResult, HttpFilter, HttpFilterChain, LocalReply, RequestHeadersView,
   ResponseHeadersView, RouterOptions, StreamInfo,
 } from './api.js';
-import { FILTER_DISABLED, systemClock, type Clock, type RandomSource } from './api.js';
+import { FILTER_DISABLED, systemClock, type Clock, type FilterHost, type RandomSource } from './api.js';
 import { factoryFor, messageName, perRouteFactoryFor, type FactoryContext } from './registry.js';
 import { FilterStats, type FilterCounters } from './stats.js';
 import { StreamSlot } from './stream-slot.js';
@@ -29,6 +29,8 @@ export interface BuildOptions {
   readonly stats?: FilterStats;
   readonly clock?: Clock;
   readonly random?: RandomSource;
+  /** Where the chain runs (Istio's filters need it); absent outside a proxy. */
+  readonly host?: FilterHost;
 }
 
 function factoryContext(options: BuildOptions): FactoryContext {
@@ -46,6 +48,7 @@ function factoryContext(options: BuildOptions): FactoryContext {
       return (userFilters ??= new UserFilterManager({ stats, clock, random }));
     },
     streamSlot: <T>() => new StreamSlot<T>(nextSlot++),
+    ...(options.host ? { host: options.host } : {}),
   };
 }
 

@@ -22,7 +22,7 @@ export { FilterStats, FilterCounters } from './stats.js';
 export { registerHttpFilter, registeredTypeUrls, type HttpFilterFactory, type FactoryContext } from './registry.js';
 export { ROUTER_TYPE_URL } from './builtin/router.js';
 export { compileRbac, compileRbacRules, evaluateRbac, type RbacEngine, type RbacSubject, type RbacAction } from './builtin/rbac-engine.js';
-export type { DownstreamConnectionView } from './api.js';
+export type { DownstreamConnectionView, FilterHost } from './api.js';
 export { UserFilterManager, type UserFilterManagerOptions, type AppliedVersion, type VersionState } from './user/manager.js';
 export { FILTER_API_VERSION, USER_FILTER_TYPE_URL, sha256Hex, decodeUserFilterSpec } from './user/config.js';
 export { handleUserFilterAdmin, type AdminAnswer } from './user/admin.js';

@@ -1,6 +1,6 @@
 import type { HttpFilterConfig } from '../../config/src/index.js';
 import type { Diagnostics } from '../../config/src/index.js';
-import type { Clock, HttpFilter, RandomSource } from './api.js';
+import type { Clock, FilterHost, HttpFilter, RandomSource } from './api.js';
 import type { FilterStats } from './stats.js';
 import type { StreamSlot } from './stream-slot.js';
 import type { Obj } from './util/fields.js';
@@ -17,6 +17,8 @@ export interface FactoryContext {
   readonly random: RandomSource;
   /** A per-request state slot for the filter being created (call once per filter). */
   streamSlot<T>(): StreamSlot<T>;
+  /** Node, listener direction, labeled metrics, cluster metadata: set when a proxy builds the chain. */
+  readonly host?: FilterHost;
 }
 
 /**

@@ -29,13 +29,12 @@ interface RequestFacts {
   readonly bytesSent?: number;
   readonly protocol?: string;
   readonly method?: string;
-  readonly connection?: { readonly filterState?: Map<string, unknown>; readonly peerPrincipal?: string; readonly localPrincipal?: string };
   /** Upstream TLS: the server certificate's URI SAN, when the router recorded it. */
   readonly upstreamPeerPrincipal?: string;
 }
 
 function hostOf(ctx: FactoryContext): IstioHost | undefined {
-  return (ctx as FactoryContext & { istio?: IstioHost }).istio;
+  return ctx.host;
 }
 
 export function reporterFor(direction: IstioHost['trafficDirection'], config: StatsPluginConfig): Reporter {
@@ -113,7 +112,7 @@ export const statsFactory: HttpFilterFactory = {
 
 function httpTags(reporter: Reporter, local: LocalSide, config: StatsPluginConfig, host: IstioHost, s: StatsState | undefined, info: StreamInfo, facts: RequestFacts): string[] {
   const server = reporter !== 'source';
-  const fs = facts.connection?.filterState;
+  const fs = info.connection?.filterState;
   const peer = (info.metadata.get(server ? FS.httpDownstreamPeer : FS.httpUpstreamPeer) ?? fs?.get(server ? FS.downstreamPeer : FS.upstreamPeer)) as WorkloadMetadata | undefined;
   let peerPrincipal = '';
   let localPrincipal = '';
@@ -121,8 +120,8 @@ function httpTags(reporter: Reporter, local: LocalSide, config: StatsPluginConfi
     peerPrincipal = str(fs?.get(FS.peerPrincipal));
     localPrincipal = str(fs?.get(FS.localPrincipal));
     if (peerPrincipal === '' && localPrincipal === '') {
-      peerPrincipal = facts.connection?.peerPrincipal ?? info.peerIdentity ?? '';
-      localPrincipal = facts.connection?.localPrincipal ?? '';
+      peerPrincipal = info.connection?.peerPrincipal ?? info.peerIdentity ?? '';
+      localPrincipal = info.connection?.localPrincipal ?? '';
     }
   } else peerPrincipal = facts.upstreamPeerPrincipal ?? '';
   // destination_service: the Host header unless disabled, then the cluster's `istio` metadata.
@@ -186,7 +185,7 @@ function exprContext(local: LocalSide, info: StreamInfo, facts: RequestFacts, s:
           return undefined;
         case 'upstream_peer':
         case 'downstream_peer': {
-          const p = (info.metadata.get(root) ?? facts.connection?.filterState?.get(`wasm.${root}`)) as WorkloadMetadata | undefined;
+          const p = (info.metadata.get(root) ?? info.connection?.filterState?.get(`wasm.${root}`)) as WorkloadMetadata | undefined;
           return p === undefined || a === undefined ? undefined : peerField(p, a);
         }
         default:
