@@ -1,19 +1,20 @@
-import { metrics as otelMetrics, type Attributes, type Meter } from '@opentelemetry/api';
-import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { LabeledRegistry } from './labeled.js';
+import { escapeLabel, LabeledRegistry } from './labeled.js';
+
+/** Prometheus labels of a scope's stats (Envoy's tag extraction), e.g. `{ envoy_cluster_name: 'svc1' }`. */
+export type Attributes = Readonly<Record<string, string>>;
 
 /**
  * pilotfish's statistics, named like Envoy's (`cluster.<name>.upstream_rq_2xx`).
  *
  * Counters and gauges are plain numbers bumped on the request path (a property
- * increment, no allocation, no attribute hashing) and handed to OpenTelemetry only at
- * collection time through observable instruments. Histograms are fixed-bucket arrays
- * of our own (a bucket search and two increments per record): the OTel SDK's histogram
- * hashed the attributes on every record and cost ~4 µs per proxied request (two records),
- * and OTel has no observable histogram. They are rendered into the same Prometheus
- * exposition as OTel's output. `/stats` and `/stats/prometheus` both read this one store.
+ * increment, no allocation, no attribute hashing), read only when `/stats` or
+ * `/stats/prometheus` is scraped. Histograms are fixed-bucket arrays of our own (a bucket
+ * search and two increments per record). The Prometheus text is rendered here, in
+ * Envoy's format (names as Envoy's, no `_total` appended, no HELP lines): the
+ * OpenTelemetry metrics SDK that used to render it cost ~5 MB of idle RSS for a
+ * serializer (its histograms also hashed attributes on every record, ~4 µs per request).
+ * `/stats` and `/stats/prometheus` both read this one store.
  */
 export class Counter {
   value = 0;
@@ -90,9 +91,6 @@ export class StatsStore {
   /** Envoy-style flat names for /stats, in creation order. */
   private readonly flat = new Map<string, Counter | Gauge | TimeHistogram>();
   private readonly histograms: TimeHistogram[] = [];
-  private readonly provider: MeterProvider;
-  private readonly exporter: PrometheusExporter;
-  private readonly meter: Meter;
   private readonly root: StatsScope;
   /** Sources of counters owned by other modules (xDS client, TLS, filters, fast path). */
   private readonly external: (() => Record<string, number>)[] = [];
@@ -100,11 +98,7 @@ export class StatsStore {
   readonly labeled = new LabeledRegistry();
 
   constructor() {
-    this.exporter = new PrometheusExporter({ preventServerStart: true, prefix: '' });
-    this.provider = new MeterProvider({ readers: [this.exporter] });
-    this.meter = this.provider.getMeter('pilotfish');
     this.root = new StatsScope(this, '', 'envoy_', {});
-    void otelMetrics; // the global API is left alone: pilotfish never installs global state
   }
 
   scope(prefix: string, promPrefix: string, attrs: Attributes): StatsScope {
@@ -141,14 +135,8 @@ export class StatsStore {
     const promName = sanitize(scope.promPrefix + name);
     let family = this.families.get(promName);
     if (!family) {
-      const series = new Map<string, { attrs: Attributes; metric: Counter | Gauge }>();
-      family = { promName, kind, series };
+      family = { promName, kind, series: new Map() };
       this.families.set(promName, family);
-      const observe = (result: { observe(v: number, a: Attributes): void }) => {
-        for (const s of series.values()) result.observe(s.metric.value, s.attrs);
-      };
-      if (kind === 'counter') this.meter.createObservableCounter(promName).addCallback(observe);
-      else this.meter.createObservableGauge(promName).addCallback(observe);
     }
     family.series.set(flatName, { attrs: scope.attrs, metric });
     return metric;
@@ -177,22 +165,26 @@ export class StatsStore {
     return out;
   }
 
-  /** Serves the Prometheus exposition: OpenTelemetry's serializer for counters and gauges, then the histograms. */
+  /** Serves the Prometheus exposition: counters and gauges, histograms, other modules' counters, labeled families. */
   servePrometheus(_req: IncomingMessage, res: ServerResponse): void {
-    this.exporter.collect().then(
-      ({ resourceMetrics }) => {
-        const text = this.serializer.serialize(resourceMetrics) + this.renderHistograms() + this.renderExternals() + this.labeled.render();
-        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
-        res.end(text);
-      },
-      (e: unknown) => {
-        res.writeHead(500, { 'content-type': 'text/plain' });
-        res.end(`# failed to collect metrics: ${String(e)}\n`);
-      },
-    );
+    const text = this.renderPrometheus();
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+    res.end(text);
   }
 
-  private readonly serializer = new PrometheusSerializer('', false);
+  /** The whole Prometheus text exposition (format 0.0.4), as Envoy's /stats/prometheus renders it. */
+  renderPrometheus(): string {
+    return this.renderCountersAndGauges() + this.renderHistograms() + this.renderExternals() + this.labeled.render();
+  }
+
+  private renderCountersAndGauges(): string {
+    let out = '';
+    for (const f of this.families.values()) {
+      out += `# TYPE ${f.promName} ${f.kind}\n`;
+      for (const s of f.series.values()) out += `${f.promName}${labelText(s.attrs)} ${s.metric.value}\n`;
+    }
+    return out;
+  }
 
   private renderHistograms(): string {
     const byName = new Map<string, TimeHistogram[]>();
@@ -250,9 +242,8 @@ export class StatsStore {
     return out;
   }
 
-  async shutdown(): Promise<void> {
-    await this.provider.shutdown().catch(() => undefined);
-  }
+  /** Kept for callers that stop a proxy; the store holds no timers or handles. */
+  async shutdown(): Promise<void> {}
 }
 
 /**
@@ -274,4 +265,11 @@ export function extractTags(flat: string): { name: string; labels: string } {
 
 function sanitize(name: string): string {
   return name.replace(/[^a-zA-Z0-9_:]/g, '_');
+}
+
+/** `{a="x",b="y"}` with Prometheus escaping, or '' without labels. */
+function labelText(attrs: Attributes): string {
+  let out = '';
+  for (const k in attrs) out += `${out ? ',' : ''}${k}="${escapeLabel(attrs[k]!)}"`;
+  return out ? `{${out}}` : '';
 }
