@@ -11,6 +11,7 @@ import { resolveRouteDataSources } from '../../config/src/index.js';
 import { DnsRefresher } from './cluster/dns.js';
 import { ConnectionManager, makeHcmStats, type HcmEnvironment, type HcmStats } from './http/connection-manager.js';
 import { HttpChain } from './http/listener.js';
+import { makeHttpChain } from './http1/raw-chain.js';
 import type { ChainRuntime } from './listener/network-listener.js';
 import { listenerStatName, NetworkListener } from './listener/network-listener.js';
 import { readOriginalDst, warnIfOriginalDstUnavailable } from './net/original-dst.js';
@@ -330,7 +331,7 @@ export class ProxyServer implements ConfigSink {
           old.handler.update(spec.hcm, spec.tls);
           return { name: spec.chain.name, handler: old.handler, ...(spec.chain.connectionLimit ? { connectionLimit: spec.chain.connectionLimit } : {}) };
         }
-        return { name: spec.chain.name, handler: new HttpChain(spec.hcm, listenerStats, spec.tls), ...(spec.chain.connectionLimit ? { connectionLimit: spec.chain.connectionLimit } : {}) };
+        return { name: spec.chain.name, handler: makeHttpChain(spec.hcm, listenerStats, spec.tls), ...(spec.chain.connectionLimit ? { connectionLimit: spec.chain.connectionLimit } : {}) };
       }
       const limit = spec.chain.connectionLimit ? { connectionLimit: spec.chain.connectionLimit } : {};
       if (spec.tls) {

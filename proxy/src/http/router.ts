@@ -34,6 +34,8 @@ export interface UpstreamRequestSpec {
   readonly hash: number | undefined;
   /** The downstream connection (ORIGINAL_DST clusters route to its original destination). */
   readonly connection?: ConnectionInfo | undefined;
+  /** Another pool for a host (the raw HTTP/1.1 path's); undefined, or undefined for a host: the cluster's undici pool. */
+  readonly dispatcher?: ((cluster: ClusterRuntime, host: Host) => Pick<Dispatcher, 'dispatch'> | undefined) | undefined;
 }
 
 const OVERLOADED: Record<string, string> = { 'x-envoy-overloaded': 'true' };
@@ -165,7 +167,7 @@ export class UpstreamRequest {
     const perTry = this.retry?.perTryTimeout;
     if (perTry !== undefined && perTry > 0) this.perTryTimer = setTimeout(() => this.onPerTryTimeout(attempt), perTry);
     try {
-      this.cluster.dispatcherFor(host).dispatch(
+      (this.spec.dispatcher?.(this.cluster, host) ?? this.cluster.dispatcherFor(host)).dispatch(
         { path: this.spec.path, method: this.spec.method, headers: this.spec.headers, body: this.spec.body as Dispatcher.DispatchOptions['body'] },
         attempt,
       );

@@ -1,0 +1,355 @@
+import type * as net from 'node:net';
+import type { ServerResponse, IncomingMessage } from 'node:http';
+import type { ConnectionManager } from '../http/connection-manager.js';
+import { CONNECTION_EXPIRED } from '../http/listener.js';
+import type { HeaderMap } from '../http/headers.js';
+import { HPE_OK, HPE_PAUSED, HPE_PAUSED_UPGRADE, Parser, ParserType, type ParserEvents } from './llhttp.js';
+import { RawRequest, RawResponse, type RequestOwner, type ResponseOwner } from './messages.js';
+
+/** Headers of which node keeps only the first (its IncomingMessage rules, which the node path has). */
+const FIRST_WINS = new Set(['age', 'authorization', 'content-length', 'content-type', 'etag', 'expires', 'from', 'host', 'if-modified-since', 'if-unmodified-since', 'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'referer', 'retry-after', 'server', 'user-agent']);
+
+/** Adds a header the way node's IncomingMessage does (joinDuplicateHeaders: false). */
+export function addHeader(h: HeaderMap, name: string, value: string): void {
+  const cur = h[name];
+  if (cur === undefined) {
+    h[name] = name === 'set-cookie' ? [value] : value;
+    return;
+  }
+  if (name === 'set-cookie') (cur as string[]).push(value);
+  else if (FIRST_WINS.has(name)) return;
+  else h[name] = `${cur as string}${name === 'cookie' ? '; ' : ', '}${value}`;
+}
+
+/** What a connection needs from its chain. */
+export interface ConnectionOwner {
+  currentManager(): ConnectionManager;
+  /** Head size limit in bytes (max_request_headers_kb). */
+  readonly maxHeaderBytes: number;
+  isDraining(): boolean;
+  closed(c: RawConnection): void;
+}
+
+const enum Phase { Idle, Head, Body, Waiting, Upgraded, Closed }
+
+const CLIENT_ERROR_LINGER_MS = 1000;
+
+/**
+ * One downstream HTTP/1.1 connection on the raw path: bytes in, llhttp (request mode)
+ * parses, one request at a time goes to the connection manager; pipelined requests
+ * wait in the socket (it is paused) until the response before them is done. Timers are
+ * not per connection: the chain's sweep reads the timestamps kept here.
+ */
+export class RawConnection implements ParserEvents, RequestOwner, ResponseOwner {
+  private readonly parser: Parser;
+  private phase = Phase.Idle;
+  private pending: Buffer | undefined;
+  private running = false;
+  /** Head being parsed. */
+  private url = '';
+  private raw: string[] = [];
+  private lastWasValue = false;
+  private headBytes = 0;
+  private keepAlive = true;
+  private upgrade = false;
+  req: RawRequest | undefined;
+  res: RawResponse | undefined;
+  /** Timestamps (performance.now()) for the chain's sweep. */
+  readonly openedAt: number;
+  lastActivity: number;
+  headStartedAt = 0;
+  requestStartedAt = 0;
+  streamIdleMs = 0;
+  streamIdleCb: (() => void) | undefined;
+  /** Set by drain(): the current response is the last on this connection. */
+  private closing = false;
+
+  constructor(readonly socket: net.Socket, private readonly owner: ConnectionOwner) {
+    this.parser = new Parser(ParserType.Request, this);
+    this.openedAt = this.lastActivity = performance.now();
+    socket.on('data', this.onData);
+    socket.on('drain', this.onDrain);
+    socket.on('error', noop);
+    socket.on('end', this.onEnd);
+    socket.once('close', this.onClose);
+  }
+
+  get idle(): boolean {
+    return this.phase === Phase.Idle && this.pending === undefined;
+  }
+
+  get busy(): boolean {
+    return this.phase !== Phase.Idle && this.phase !== Phase.Closed;
+  }
+
+  /** Closes now when idle; else the current response is the last. */
+  drain(): void {
+    this.closing = true;
+    if (this.phase === Phase.Idle) this.socket.destroy();
+    else if (this.res !== undefined && !this.res.headersSent) this.res.shouldKeepAlive = false;
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.lastActivity = performance.now();
+    if (this.phase === Phase.Upgraded || this.phase === Phase.Closed) return;
+    this.pending = this.pending === undefined ? chunk : Buffer.concat([this.pending, chunk]);
+    if (!this.running) this.run();
+  };
+
+  private readonly onDrain = (): void => {
+    this.lastActivity = performance.now();
+    this.res?.emit('drain');
+  };
+
+  private readonly onEnd = (): void => {
+    // The client half-closed: a request still being read is incomplete; an idle connection is done.
+    if (this.phase === Phase.Idle || this.phase === Phase.Head) this.socket.destroy();
+    else if (this.phase === Phase.Body) this.req?.abort();
+  };
+
+  private readonly onClose = (): void => {
+    const wasBusy = this.phase !== Phase.Idle && this.phase !== Phase.Closed && this.phase !== Phase.Upgraded;
+    this.phase = Phase.Closed;
+    this.parser.free();
+    this.pending = undefined;
+    if (wasBusy) {
+      this.req?.abort();
+      if (this.res !== undefined && !this.res.finished) this.res.emit('close');
+    }
+    this.owner.closed(this);
+  };
+
+  /** Parses what is pending, one message at a time. */
+  private run(): void {
+    this.running = true;
+    try {
+      while (this.pending !== undefined && (this.phase === Phase.Idle || this.phase === Phase.Head || this.phase === Phase.Body)) {
+        const chunk = this.pending;
+        this.pending = undefined;
+        const rc = this.parser.execute(chunk);
+        if (rc === HPE_OK) {
+          if (this.phase === Phase.Head && this.headBytes > this.owner.maxHeaderBytes) return this.clientError('HPE_HEADER_OVERFLOW');
+          continue;
+        }
+        const at = this.parser.stoppedAt();
+        const rest = at < chunk.length ? chunk.subarray(at) : undefined;
+        if (rc === HPE_PAUSED) {
+          this.parser.resume();
+          this.pending = rest;
+          if (this.phase === Phase.Head) this.dispatch();
+          continue;
+        }
+        if (rc === HPE_PAUSED_UPGRADE) {
+          this.phase = Phase.Upgraded;
+          this.socket.off('data', this.onData);
+          this.socket.pause();
+          if (rest !== undefined) this.socket.unshift(rest);
+          return;
+        }
+        return this.clientError(Parser.errnoName(rc));
+      }
+      if (this.pending !== undefined && this.phase === Phase.Waiting) this.socket.pause();
+    } finally {
+      this.running = false;
+    }
+  }
+
+  // ---- llhttp events ---------------------------------------------------------
+
+  onMessageBegin(): void {
+    this.phase = Phase.Head;
+    this.headStartedAt = this.requestStartedAt = performance.now();
+    this.url = '';
+    this.raw = [];
+    this.lastWasValue = false;
+    this.headBytes = 0;
+  }
+
+  onUrl(chunk: Buffer, start: number, end: number): void {
+    this.headBytes += end - start;
+    this.url += chunk.toString('latin1', start, end);
+  }
+
+  onHeaderField(chunk: Buffer, start: number, end: number): void {
+    this.headBytes += end - start;
+    const s = chunk.toString('latin1', start, end);
+    // A name split across two reads arrives in two calls.
+    if (!this.lastWasValue && this.raw.length > 0 && this.raw.length % 2 === 1) this.raw[this.raw.length - 1] += s;
+    else this.raw.push(s);
+    this.lastWasValue = false;
+  }
+
+  onHeaderValue(chunk: Buffer, start: number, end: number): void {
+    this.headBytes += end - start;
+    const s = chunk.toString('latin1', start, end);
+    if (this.lastWasValue) this.raw[this.raw.length - 1] += s;
+    else this.raw.push(s);
+    this.lastWasValue = true;
+  }
+
+  onHeadersComplete(_status: number, upgrade: boolean, keepAlive: boolean): number {
+    // A name without a value (`X:` then the end of the head) still needs its empty value.
+    if (this.raw.length % 2 === 1) this.raw.push('');
+    this.keepAlive = keepAlive;
+    this.upgrade = upgrade;
+    // The head is handled outside the parser (dispatch), after execute returns.
+    return HPE_PAUSED;
+  }
+
+  onBody(chunk: Buffer, start: number, end: number): void {
+    this.lastActivity = performance.now();
+    this.req?.push(chunk.subarray(start, end));
+  }
+
+  onMessageComplete(): number {
+    const req = this.req;
+    if (req === undefined) return HPE_OK;
+    req.pushEnd();
+    if (this.phase === Phase.Body) {
+      if (this.res !== undefined && this.res.finished) this.finishExchange();
+      else this.phase = Phase.Waiting;
+    }
+    return HPE_PAUSED;
+  }
+
+  // ---- the exchange ------------------------------------------------------------
+
+  /** The head is complete: build the request and hand it to the connection manager. */
+  private dispatch(): void {
+    if (this.headBytes > this.owner.maxHeaderBytes) return this.clientError('HPE_HEADER_OVERFLOW');
+    const parser = this.parser;
+    const raw = this.raw;
+    const headers: HeaderMap = {};
+    for (let i = 0; i < raw.length; i += 2) addHeader(headers, raw[i]!.toLowerCase(), raw[i + 1]!);
+    const minor = parser.versionMinor;
+    const version = parser.versionMajor === 1 && minor === 0 ? '1.0' : '1.1';
+    const method = parser.method;
+    const expired = (this.socket as unknown as Record<symbol, boolean>)[CONNECTION_EXPIRED] === true;
+    const keepAlive = this.keepAlive && !this.closing && !this.owner.isDraining() && !expired;
+    this.phase = Phase.Body;
+    const req = new RawRequest(this.socket, method, this.url, version, headers, raw, this);
+    const res = new RawResponse(this, method, version === '1.0', keepAlive);
+    this.req = req;
+    this.res = res;
+    this.streamIdleMs = 0;
+    this.streamIdleCb = undefined;
+    const hcm = this.owner.currentManager();
+    if (this.upgrade) {
+      // The tunnel (or the 403/404 before it) owns the rest of the connection, as on the node path.
+      res.shouldKeepAlive = false;
+      res.once('finish', () => this.socket.destroySoon());
+      hcm.handle(req as unknown as IncomingMessage, res as unknown as ServerResponse, Buffer.alloc(0));
+      return;
+    }
+    hcm.handle(req as unknown as IncomingMessage, res as unknown as ServerResponse);
+  }
+
+  responseDone(res: RawResponse): void {
+    if (res !== this.res) return;
+    this.lastActivity = performance.now();
+    if (!res.shouldKeepAlive || this.closing) {
+      this.phase = Phase.Closed;
+      this.socket.destroySoon();
+      return;
+    }
+    // The request may still be arriving (the upstream answered early): parsing goes on to its end.
+    if (this.phase === Phase.Waiting) this.finishExchange();
+  }
+
+  /** Request and response both complete: ready for the next request. */
+  private finishExchange(): void {
+    this.phase = Phase.Idle;
+    this.req = undefined;
+    this.res = undefined;
+    this.streamIdleCb = undefined;
+    if (this.pending !== undefined) {
+      this.socket.resume();
+      if (!this.running) setImmediate(runLater, this);
+    }
+  }
+
+  /** @internal */
+  runPending(): void {
+    if (!this.running && this.pending !== undefined && this.phase === Phase.Idle) this.run();
+  }
+
+  socketDetached(res: RawResponse): void {
+    if (res !== this.res) return;
+    this.phase = Phase.Upgraded;
+    this.socket.off('data', this.onData);
+  }
+
+  streamIdle(res: RawResponse, ms: number, cb: (() => void) | undefined): void {
+    if (res !== this.res) return;
+    this.streamIdleMs = ms;
+    this.streamIdleCb = cb;
+  }
+
+  bodyPaused(paused: boolean): void {
+    if (this.phase === Phase.Closed || this.phase === Phase.Upgraded) return;
+    if (paused) this.socket.pause();
+    else if (this.phase !== Phase.Waiting) this.socket.resume();
+  }
+
+  /**
+   * A request llhttp refused (or a timeout before the head was complete): 400 (431 for
+   * an oversized head, 408 for a timeout) and close, as node's clientError handling on
+   * the node path; a response already under way cannot be followed by another: reset.
+   */
+  clientError(code: string): void {
+    if (this.phase === Phase.Closed) return;
+    const started = this.res !== undefined && this.res.headersSent;
+    this.req?.abort();
+    this.phase = Phase.Closed;
+    this.pending = undefined;
+    if (started || !this.socket.writable) {
+      this.socket.destroy();
+      return;
+    }
+    const status = code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    this.socket.end(`HTTP/1.1 ${status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+    const t = setTimeout(() => this.socket.destroy(), CLIENT_ERROR_LINGER_MS);
+    t.unref();
+    this.socket.once('close', () => clearTimeout(t));
+  }
+
+  /** The chain's sweep: which deadline passed (limits in ms; 0 = off). */
+  sweep(now: number, limits: SweepLimits): void {
+    const p = this.phase;
+    if (p === Phase.Closed || p === Phase.Upgraded) return;
+    if (limits.maxConnectionDuration > 0 && now - this.openedAt >= limits.maxConnectionDuration) {
+      (this.socket as unknown as Record<symbol, boolean>)[CONNECTION_EXPIRED] = true;
+      if (p === Phase.Idle) return void this.socket.destroy();
+      this.drain();
+    }
+    if (p === Phase.Idle) {
+      if (limits.idleTimeout > 0 && now - this.lastActivity >= limits.idleTimeout) this.socket.destroy();
+      return;
+    }
+    if (p === Phase.Head) {
+      if (limits.headersTimeout > 0 && now - this.headStartedAt >= limits.headersTimeout) this.clientError('ERR_HTTP_REQUEST_TIMEOUT');
+      return;
+    }
+    if (limits.requestTimeout > 0 && this.req !== undefined && !this.req.complete && now - this.requestStartedAt >= limits.requestTimeout) {
+      if (this.res !== undefined && !this.res.headersSent) return this.clientError('ERR_HTTP_REQUEST_TIMEOUT');
+    }
+    const cb = this.streamIdleCb;
+    if (cb !== undefined && this.streamIdleMs > 0 && now - this.lastActivity >= this.streamIdleMs) {
+      this.streamIdleCb = undefined;
+      cb();
+    }
+  }
+}
+
+export interface SweepLimits {
+  readonly idleTimeout: number;
+  readonly headersTimeout: number;
+  readonly requestTimeout: number;
+  readonly maxConnectionDuration: number;
+}
+
+function runLater(c: RawConnection): void {
+  c.runPending();
+}
+
+function noop(): void {}

@@ -1,0 +1,359 @@
+import * as net from 'node:net';
+import type { Dispatcher } from 'undici';
+import type { ClusterRuntime } from '../cluster/cluster.js';
+import type { Host } from '../cluster/endpoint-set.js';
+import type { HeaderMap } from '../http/headers.js';
+import { headerLines } from './head.js';
+import { HPE_OK, HPE_PAUSED, Parser, ParserType, type ParserEvents } from './llhttp.js';
+
+/**
+ * HTTP/1.1 upstream connections on raw sockets, pooled per host (keep-alive, one request
+ * per connection at a time), responses parsed by llhttp in strict mode. It speaks the
+ * router's side of undici's dispatch API (`dispatch(options, handler)` with the
+ * onRequestStart/onResponseStart/... handler and a pause/resume/abort controller), so
+ * the router's attempts, retries and timeouts run unchanged on either pool.
+ *
+ * Only plaintext HTTP/1.1 hosts reached over TCP use it; TLS, HTTP/2 and pipe endpoints
+ * keep undici (rawDispatcherFor returns undefined for them).
+ */
+
+type Handler = Dispatcher.DispatchHandler;
+type Body = Buffer | NodeJS.ReadableStream | null | undefined;
+
+/** Idle connections unused this long are closed (undici's keepAliveTimeout). */
+const IDLE_CLOSE_MS = 30_000;
+const SWEEP_MS = 5_000;
+
+const pools = new WeakMap<Host, RawHostPool | null>();
+
+/** The raw pool of a host, or undefined when the host needs undici (TLS, HTTP/2, pipes). */
+export function rawDispatcherFor(cluster: ClusterRuntime, host: Host): RawHostPool | undefined {
+  let p = pools.get(host);
+  if (p === undefined) {
+    const e = host.endpoint;
+    const eligible = cluster.config.upstreamProtocol !== 'HTTP2' && cluster.transportFor(host).tls === undefined
+      && net.isIP(e.address) !== 0 && e.port > 0;
+    p = eligible ? new RawHostPool(cluster, host) : null;
+    pools.set(host, p);
+  }
+  if (p === null || p.endpoint !== host.endpoint) return undefined;
+  return p;
+}
+
+class ParserError extends Error {
+  override readonly name = 'HTTPParserError';
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+class SocketError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+export class RawHostPool {
+  readonly endpoint: Host['endpoint'];
+  private readonly idle: UpstreamConnection[] = [];
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(readonly cluster: ClusterRuntime, readonly host: Host) {
+    this.endpoint = host.endpoint;
+  }
+
+  dispatch(opts: Dispatcher.DispatchOptions, handler: Handler): boolean {
+    let c = this.idle.pop();
+    while (c !== undefined && c.closed) c = this.idle.pop();
+    if (c === undefined) c = new UpstreamConnection(this);
+    c.start(opts.method, opts.path, opts.headers as HeaderMap, opts.body as Body, handler);
+    return true;
+  }
+
+  /** @internal a connection finished its request and may serve the next. */
+  release(c: UpstreamConnection): void {
+    this.idle.push(c);
+    if (this.sweeper === undefined) {
+      this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
+      this.sweeper.unref();
+    }
+  }
+
+  /** @internal */
+  forget(c: UpstreamConnection): void {
+    const i = this.idle.indexOf(c);
+    if (i >= 0) this.idle.splice(i, 1);
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    for (const c of this.idle.slice()) if (now - c.idleSince >= IDLE_CLOSE_MS || this.host.removed) c.destroy();
+    if (this.idle.length === 0 && this.sweeper !== undefined) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+  }
+
+  close(): void {
+    for (const c of this.idle.splice(0)) c.destroy();
+  }
+}
+
+const NO_TRAILERS: Record<string, string | string[]> = Object.freeze({}) as Record<string, string | string[]>;
+
+/** One upstream socket; implements the controller the router's attempt holds. */
+class UpstreamConnection implements ParserEvents, Dispatcher.DispatchController {
+  private readonly socket: net.Socket;
+  private readonly parser: Parser;
+  private handler: Handler | undefined;
+  private method = 'GET';
+  private connected = false;
+  closed = false;
+  idleSince = 0;
+  private requests = 0;
+  /** The request's last byte was written. */
+  private requestSent = false;
+  private responseStarted = false;
+  private raw: string[] = [];
+  private lastWasValue = false;
+  private headersDone = false;
+  private status = 0;
+  aborted = false;
+  paused = false;
+  reason: Error | null = null;
+
+  constructor(private readonly pool: RawHostPool) {
+    const cluster = pool.cluster;
+    const e = pool.endpoint;
+    const bind = cluster.config.upstreamBindConfig;
+    this.socket = net.connect({ host: e.address, port: e.port, noDelay: true, ...(bind ? { localAddress: bind.sourceAddress } : {}) });
+    this.parser = new Parser(ParserType.Response, this);
+    cluster.stats.upstream_cx_total.inc();
+    cluster.stats.upstream_cx_active.inc();
+    const timeout = cluster.config.connectTimeout;
+    if (timeout > 0) this.socket.setTimeout(timeout, () => this.fail(new SocketError('UND_ERR_CONNECT_TIMEOUT', 'connect timeout')));
+    this.socket.once('connect', () => {
+      this.connected = true;
+      this.socket.setTimeout(0);
+    });
+    this.socket.on('data', (d: Buffer) => this.onData(d));
+    this.socket.on('end', () => this.onEnd());
+    this.socket.on('error', (err: NodeJS.ErrnoException) => this.fail(this.connected ? new SocketError('UND_ERR_SOCKET', err.message) : err));
+    this.socket.once('close', () => this.onClose());
+  }
+
+  start(method: string, path: string, headers: HeaderMap, body: Body, handler: Handler): void {
+    this.handler = handler;
+    this.method = method;
+    this.requestSent = false;
+    this.responseStarted = false;
+    this.headersDone = false;
+    this.aborted = false;
+    this.paused = false;
+    this.reason = null;
+    this.requests++;
+    handler.onRequestStart?.(this, {});
+    if (this.aborted) return;
+    const socket = this.socket;
+    let head: string;
+    try {
+      head = `${method} ${path} HTTP/1.1\r\n${headerLines(headers, isFraming)}`;
+    } catch (e) {
+      this.handler = undefined;
+      this.destroy();
+      throw e;
+    }
+    if (body === null || body === undefined) {
+      if (method === 'POST' || method === 'PUT' || method === 'PATCH') head += 'content-length: 0\r\n';
+      socket.write(`${head}\r\n`, 'latin1');
+      this.requestSent = true;
+      return;
+    }
+    if (Buffer.isBuffer(body)) {
+      socket.cork();
+      socket.write(`${head}content-length: ${body.length}\r\n\r\n`, 'latin1');
+      socket.write(body);
+      socket.uncork();
+      this.requestSent = true;
+      return;
+    }
+    const cl = headers['content-length'];
+    const chunked = cl === undefined;
+    socket.write(chunked ? `${head}transfer-encoding: chunked\r\n\r\n` : `${head}content-length: ${cl as string}\r\n\r\n`, 'latin1');
+    this.streamBody(body, chunked);
+  }
+
+  /** The request body as it arrives, with back-pressure both ways. */
+  private streamBody(body: NodeJS.ReadableStream, chunked: boolean): void {
+    const socket = this.socket;
+    const resume = () => body.resume();
+    body.on('data', (c: Buffer) => {
+      if (this.aborted || this.closed) return;
+      let ok: boolean;
+      if (chunked) {
+        if (c.length === 0) return;
+        socket.cork();
+        socket.write(`${c.length.toString(16)}\r\n`, 'latin1');
+        socket.write(c);
+        ok = socket.write('\r\n', 'latin1');
+        socket.uncork();
+      } else ok = socket.write(c);
+      if (!ok) {
+        body.pause();
+        socket.once('drain', resume);
+      }
+    });
+    body.once('end', () => {
+      if (this.aborted || this.closed) return;
+      if (chunked) socket.write('0\r\n\r\n', 'latin1');
+      this.requestSent = true;
+    });
+    body.once('error', () => this.abort(new Error('request body aborted')));
+    body.resume();
+  }
+
+  private onData(d: Buffer): void {
+    if (this.closed) return;
+    if (this.handler === undefined) {
+      // Bytes from an idle connection: the upstream broke the protocol; never reuse it.
+      this.destroy();
+      return;
+    }
+    const rc = this.parser.execute(d);
+    if (rc === HPE_OK || this.aborted || this.closed) return;
+    if (rc === HPE_PAUSED) {
+      // Paused after a complete response: anything more is an unsolicited response.
+      this.parser.resume();
+      if (this.parser.stoppedAt() < d.length) this.destroy();
+      return;
+    }
+    this.fail(new ParserError(Parser.errnoName(rc), this.parser.errorReason()));
+  }
+
+  private onEnd(): void {
+    // A close-delimited body ends here; anything else incomplete is a reset.
+    if (this.handler !== undefined && this.responseStarted) {
+      const rc = this.parser.finish();
+      if (rc !== HPE_OK && this.handler !== undefined) this.fail(new SocketError('UND_ERR_SOCKET', 'upstream closed mid-response'));
+    }
+  }
+
+  private onClose(): void {
+    if (!this.closed) {
+      this.closed = true;
+      const s = this.pool.cluster.stats;
+      s.upstream_cx_active.dec();
+      s.upstream_cx_destroy.inc();
+    }
+    this.pool.forget(this);
+    this.parser.free();
+    if (this.handler !== undefined) this.fail(new SocketError(this.connected ? 'UND_ERR_SOCKET' : 'ECONNRESET_BEFORE_CONNECT', 'upstream connection closed'));
+  }
+
+  private fail(err: Error): void {
+    const h = this.handler;
+    this.handler = undefined;
+    this.destroy();
+    if (h !== undefined && !this.aborted) h.onResponseError?.(this, err);
+  }
+
+  destroy(): void {
+    if (!this.socket.destroyed) this.socket.destroy();
+  }
+
+  // ---- controller (the router's attempt calls these) ---------------------------
+
+  abort(reason: Error): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.handler = undefined;
+    this.destroy();
+  }
+
+  pause(): void {
+    this.paused = true;
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.socket.resume();
+  }
+
+  // ---- llhttp events -------------------------------------------------------------
+
+  onMessageBegin(): void {
+    this.raw = [];
+    this.lastWasValue = false;
+    this.headersDone = false;
+  }
+
+  onUrl(): void {}
+
+  onHeaderField(chunk: Buffer, start: number, end: number): void {
+    const s = chunk.toString('latin1', start, end);
+    if (!this.lastWasValue && this.raw.length % 2 === 1) this.raw[this.raw.length - 1] += s;
+    else this.raw.push(s);
+    this.lastWasValue = false;
+  }
+
+  onHeaderValue(chunk: Buffer, start: number, end: number): void {
+    const s = chunk.toString('latin1', start, end);
+    if (this.lastWasValue) this.raw[this.raw.length - 1] += s;
+    else this.raw.push(s);
+    this.lastWasValue = true;
+  }
+
+  onHeadersComplete(status: number): number {
+    if (this.raw.length % 2 === 1) this.raw.push('');
+    this.headersDone = true;
+    this.status = status;
+    const h = this.handler;
+    if (status < 200) return 0;
+    this.responseStarted = true;
+    const headers = collect(this.raw);
+    this.raw = [];
+    h?.onResponseStart?.(this, status, headers, '');
+    return this.method === 'HEAD' ? 1 : 0;
+  }
+
+  onBody(chunk: Buffer, start: number, end: number): void {
+    if (this.handler === undefined) return;
+    this.handler.onResponseData?.(this, chunk.subarray(start, end));
+  }
+
+  onMessageComplete(): number {
+    if (this.status < 200) return HPE_OK; // 1xx: the final response follows
+    const h = this.handler;
+    this.handler = undefined;
+    const trailers = this.raw.length > 0 ? collect(this.raw) : NO_TRAILERS;
+    this.raw = [];
+    const max = this.pool.cluster.config.maxRequestsPerConnection;
+    const reusable = this.requestSent && !this.aborted && this.parser.shouldKeepAlive() && !(max !== undefined && max > 0 && this.requests >= max);
+    if (reusable) {
+      this.idleSince = performance.now();
+      if (this.paused) this.resume();
+      this.pool.release(this);
+    } else this.destroy();
+    h?.onResponseEnd?.(this, trailers);
+    return HPE_PAUSED;
+  }
+}
+
+function isFraming(name: string): boolean {
+  return name === 'content-length' || name === 'transfer-encoding';
+}
+
+function collect(raw: string[]): Record<string, string | string[]> {
+  const h: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!.toLowerCase();
+    const v = raw[i + 1]!;
+    const cur = h[k];
+    if (cur === undefined) h[k] = v;
+    else if (Array.isArray(cur)) cur.push(v);
+    else h[k] = [cur, v];
+  }
+  return h;
+}
