@@ -9,6 +9,7 @@ import { AdminServer } from './admin/admin-server.js';
 import type { Logger } from './log.js';
 import { OverloadManager } from './overload/overload-manager.js';
 import { ConfigError, ProxyServer } from './server.js';
+import { loadIstioExtensions, needsIstio } from './istio-extensions.js';
 
 /**
  * The composition root: builds a running proxy from a decoded bootstrap — the data plane
@@ -93,6 +94,8 @@ export async function startProxy(bootstrap: Bootstrap, deps: ProxyDeps): Promise
   server.onRequestDone = telemetry.onRequestDone as typeof server.onRequestDone;
   server.onRequestStart = telemetry.onRequestStart as typeof server.onRequestStart;
   server.stats.registerExternalGauges('', () => telemetry.stats());
+  // Istio's own filters (istio.stats, metadata exchange, istio_authn, istio.alpn), before any chain is built.
+  const istioProtos = needsIstio(bootstrap) ? await loadIstioExtensions() : [];
   try {
     await server.loadStatic();
   } catch (e) {
@@ -113,6 +116,7 @@ export async function startProxy(bootstrap: Bootstrap, deps: ProxyDeps): Promise
   }
   // grpc-js and protobufjs cost ~10 MB of RSS: loaded only when the bootstrap asks for xDS.
   const xdsModule = bootstrap.dynamicResources?.adsConfig ? await import('../../xds-client/src/index.js') : undefined;
+  if (xdsModule && istioProtos.length > 0) xdsModule.loadExtraProtos(istioProtos);
   const { secretType, extensionConfigType, TYPE_URLS } = xdsModule ?? {};
   const xdsOptions = xdsModule?.xdsOptionsFromBootstrap(bootstrap, {
     sink: server,
@@ -144,7 +148,7 @@ export async function startProxy(bootstrap: Bootstrap, deps: ProxyDeps): Promise
     xds = client;
     const subscribeEcds = (names: ReadonlySet<string>) => client.subscribe(xdsModule.TYPE_URLS.extensionConfig, names);
     server.onEcdsNames = subscribeEcds;
-    server.stats.registerExternalGauges('', () => numericOnly(client.stats()));
+    server.stats.registerExternalGauges('', () => envoyXdsStatNames(numericOnly(client.stats())));
     client.start();
     if (server.ecdsNames.size > 0) subscribeEcds(server.ecdsNames);
     log.info('xds client started', { servers: xdsOptions.servers.map((s) => `${s.address}:${s.port}`), api_type: xdsOptions.apiType });
@@ -176,6 +180,15 @@ export async function startProxy(bootstrap: Bootstrap, deps: ProxyDeps): Promise
     void Promise.race([client.initialized, new Promise((r) => setTimeout(r, timeoutMs).unref())]).then(() => server.markLive());
   } else server.markLive();
   return { server, overload, admin, adminPort, xds, fastpath, stop };
+}
+
+/** Envoy scopes the CDS and LDS subscription stats under their managers (supervisors such as pilot-agent read them there). */
+function envoyXdsStatNames(stats: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(stats)) {
+    out[k.startsWith('cds.') ? `cluster_manager.${k}` : k.startsWith('lds.') ? `listener_manager.${k}` : k] = v;
+  }
+  return out;
 }
 
 function numericOnly(stats: Record<string, number | string>): Record<string, number> {
@@ -219,6 +232,7 @@ export async function validateBootstrap(bootstrap: Bootstrap, log: Logger): Prom
   decodeBootstrapExtensions(bootstrap, log);
   await (await installTelemetryOrThrow(bootstrap, installTelemetry)).close();
   const userFilters = new UserFilterManager();
+  if (needsIstio(bootstrap)) await loadIstioExtensions();
   const dry = new ProxyServer(bootstrap, log, { dryRun: true, userFilters });
   try {
     await dry.loadStatic();

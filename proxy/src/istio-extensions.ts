@@ -1,0 +1,24 @@
+import type { Bootstrap } from '../../config/src/index.js';
+import { registerNetworkFilter } from './listener/network-filter.js';
+
+/**
+ * Istio's extensions (istio/) are loaded only for a proxy that may meet them: one whose
+ * bootstrap is Istio's (node metadata from pilot-agent: ISTIO_VERSION) or names one of
+ * their type URLs in its static configuration. A plain Envoy-config proxy never loads them.
+ * Registration is by type URL and idempotent; per-proxy state comes from each chain's host.
+ */
+const MARKERS = ['stats.PluginConfig', 'io.istio.', 'envoy.tcp.metadataexchange', 'istio.envoy.config.filter.http.alpn'];
+
+export function needsIstio(bootstrap: Bootstrap): boolean {
+  if (bootstrap.node.metadata.ISTIO_VERSION !== undefined) return true;
+  const text = JSON.stringify(bootstrap);
+  return MARKERS.some((m) => text.includes(m));
+}
+
+/** Registers Istio's HTTP and network filters; returns the protos its typed Anys need for the xDS decoder. */
+export async function loadIstioExtensions(): Promise<string[]> {
+  const istio = await import('../../istio/src/index.js');
+  istio.registerIstioHttpFilters();
+  for (const [type, factory] of istio.istioNetworkFilters()) registerNetworkFilter(type, factory);
+  return istio.istioProtoFiles();
+}
