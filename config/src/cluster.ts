@@ -192,9 +192,9 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
   const upstreamConnectionOptions = uco ? decodeUpstreamConnectionOptions(uco) : undefined;
   const ubc = r.object('upstream_bind_config');
   const upstreamBindConfig = ubc ? decodeUpstreamBindConfig(ubc) : undefined;
-  // Accepted without effect (safe): metadata is opaque to the data path (filter_metadata for
-  // other filters; Istio labels clusters with it).
-  r.accept('metadata');
+  // metadata is opaque to the data path; its filter_metadata is kept for filters that read
+  // it (Istio's stats name the destination service from the `istio` key).
+  const filterMetadata = clusterFilterMetadata(r.get('metadata'));
   r.finish();
   if (diag.errors.length > before) return undefined;
   return {
@@ -209,7 +209,14 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
     ...(outlierDetection ? { outlierDetection } : {}),
     ...(transportSocket ? { transportSocket } : {}),
     ...(maxRequestsPerConnection !== undefined ? { maxRequestsPerConnection } : {}),
+    ...(filterMetadata ? { filterMetadata } : {}),
   };
+}
+
+function clusterFilterMetadata(md: unknown): Readonly<Record<string, unknown>> | undefined {
+  const fm = md !== null && typeof md === 'object' ? (md as { filter_metadata?: unknown; filterMetadata?: unknown }) : undefined;
+  const v = fm?.filter_metadata ?? fm?.filterMetadata;
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
 }
 
 /**

@@ -563,6 +563,8 @@ export interface Cluster {
   /** `envoy.transport_sockets.tls` UpstreamTlsContext, kept raw for certs/ to decode. */
   readonly transportSocket?: TypedExtension;
   readonly maxRequestsPerConnection?: number;
+  /** metadata.filter_metadata, opaque to the data path; filters read it (Istio's `istio` key names the cluster's service). */
+  readonly filterMetadata?: Readonly<Record<string, unknown>>;
   readonly perConnectionBufferLimitBytes: number;
   /** ORIGINAL_DST clusters: original_dst_lb_config. */
   readonly originalDst?: { readonly useHttpHeader: boolean; readonly httpHeaderName: string; readonly upstreamPortOverride?: number };

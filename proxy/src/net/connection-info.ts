@@ -42,6 +42,8 @@ export interface ConnectionInfo {
    * inner connection), read by RBAC `authenticated` principals and Istio's telemetry.
    */
   peerPrincipal?: string;
+  /** This proxy's own certificate URI SAN on the connection (Istio's io.istio.local_principal), set with peerPrincipal. */
+  localPrincipal?: string;
 }
 
 /** The connection's filter state, created on first use. */
