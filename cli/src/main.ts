@@ -2,6 +2,7 @@ import { ConfigError, VERSION } from '../../proxy/src/index.js';
 import { UsageError } from './args.js';
 import { runProxyCommand } from './proxy-command.js';
 import { runExampleCommand } from './example-command.js';
+import { isEnvoyInvocation, runEnvoyCommand } from './envoy-command.js';
 
 /**
  * The `pilotfish` command line. Each subcommand lives with its module; this file only
@@ -16,6 +17,7 @@ const commands: Record<string, Command> = {
   certs: { help: 'dev CA: mint a root and SPIFFE workload certificates', run: async (a) => (await import('../../certs/src/index.js')).runCertsCommand(a) },
   controlplane: { help: 'serve xDS (SotW and Delta ADS) from a mesh YAML', run: async (a) => (await import('../../controlplane/src/index.js')).runControlPlaneCommand(a) },
   fastpath: { help: 'eBPF fast path: status', run: async (a) => (await import('../../fastpath/src/index.js')).runFastPathCommand(a) },
+  envoy: { help: 'Envoy\'s command line (-c FILE, --drain-time-s, ...): what pilot-agent runs; also taken when the first argument is an Envoy flag', run: runEnvoyCommand },
   demo: { help: 'run a whole mesh locally: control plane, services, sidecars, waypoint, mTLS, live traffic table', run: async (a) => (await import('../../demo/src/index.js')).runDemoCommand(a) },
 };
 
@@ -36,6 +38,8 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`pilotfish ${VERSION}\n`);
     return 0;
   }
+  // A supervisor written for Envoy (Istio's pilot-agent) runs the binary with Envoy's flags and no subcommand.
+  if (isEnvoyInvocation(name)) return main(['envoy', ...argv]);
   const cmd = commands[name];
   if (!cmd) {
     process.stderr.write(`pilotfish: unknown command "${name}" (see pilotfish --help)\n`);

@@ -1,4 +1,5 @@
-import { isLevel, LEVELS, Logger, loadBootstrapOrThrow, startProxy, validateBootstrap } from '../../proxy/src/index.js';
+import { isLevel, LEVELS, Logger, loadBootstrapOrThrow, validateBootstrap } from '../../proxy/src/index.js';
+import { serveUntilSignal } from './serve.js';
 import { intFlag, parseFlags, UsageError } from './args.js';
 
 export const PROXY_HELP = `Usage: pilotfish proxy --config FILE [options]
@@ -41,25 +42,6 @@ export async function runProxyCommand(argv: string[]): Promise<number> {
     process.stdout.write(`configuration '${values.config}' OK\n`);
     return 0;
   }
-  let exiting = false;
-  const running = await startProxy(bootstrap, {
-    log,
-    drainTimeMs,
-    ...(adminPort !== undefined ? { adminPort } : {}),
-    onQuit: () => void shutdown('quitquitquit'),
-  });
-  async function shutdown(why: string): Promise<void> {
-    if (exiting) return;
-    exiting = true;
-    log.info('shutting down', { reason: why, drain_time_ms: drainTimeMs });
-    const hard = setTimeout(() => process.exit(0), drainTimeMs + 2000);
-    hard.unref();
-    await running.stop(drainTimeMs);
-    process.exit(0);
-  }
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
-  log.info('pilotfish started', { listeners: Object.fromEntries(running.server.boundPorts) });
-  return new Promise<number>(() => undefined); // runs until a signal or /quitquitquit
+  return serveUntilSignal(bootstrap, { log, drainTimeMs, ...(adminPort !== undefined ? { adminPort } : {}) });
 }
 

@@ -24,6 +24,8 @@ import { TcpProxyChain } from './tcp/tcp-proxy.js';
 import { TlsTcpChain } from './tcp/tls-tcp-chain.js';
 
 export type ServerState = 'PRE_INITIALIZING' | 'INITIALIZING' | 'LIVE' | 'DRAINING';
+/** admin.v3.ServerInfo.State numbers, as Envoy's `server.state` gauge reports them. */
+const SERVER_STATE_VALUE: Readonly<Record<ServerState, number>> = { LIVE: 0, DRAINING: 1, PRE_INITIALIZING: 2, INITIALIZING: 3 };
 
 type ListenerRuntime = { impl: NetworkListener; version: string; lastUpdated: number };
 
@@ -103,6 +105,13 @@ export class ProxyServer implements ConfigSink {
     };
     // Filter counters are this proxy's own (kept by its user filter manager, shared by its chains).
     this.stats.registerExternalGauges('', () => this.userFilters.stats.snapshot());
+    // Envoy's server gauges that supervisors read: pilot-agent's readiness probe asks
+    // /stats?usedonly&filter=^(server.state|listener_manager.workers_started) for "0" and "1".
+    this.stats.registerExternalGauges('', () => ({
+      'server.state': SERVER_STATE_VALUE[this.state],
+      'server.live': this.state === 'LIVE' ? 1 : 0,
+      'listener_manager.workers_started': this.state === 'LIVE' || this.state === 'DRAINING' ? 1 : 0,
+    }));
     // TLS counters per listener / cluster, Envoy's names: listener.<name>.ssl.handshake, cluster.<name>.ssl.*
     this.stats.registerExternalGauges('', () => {
       const out: Record<string, number> = {};

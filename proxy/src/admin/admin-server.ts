@@ -142,7 +142,8 @@ export class AdminServer {
       }
       rows = rows.filter(([n]) => re.test(n));
     }
-    if (url.searchParams.has('usedonly')) rows = rows.filter(([, v]) => v !== 0);
+    // Envoy's usedonly keeps stats ever written; server.state is written at start, and 0 (LIVE) is the value probes look for.
+    if (url.searchParams.has('usedonly')) rows = rows.filter(([n, v]) => v !== 0 || n === 'server.state');
     if (url.searchParams.get('format') === 'json') return this.json(res, { stats: rows.map(([name, value]) => ({ name, value })) });
     this.text(res, 200, rows.map(([n, v]) => `${n}: ${v}`).join('\n') + '\n');
   }
