@@ -1,11 +1,21 @@
 import type * as net from 'node:net';
-import { Client, Pool, type Dispatcher } from 'undici';
+import { createRequire } from 'node:module';
+import type { Dispatcher } from 'undici';
 import type { Cluster } from '../../../config/src/index.js';
 import type { Host } from '../cluster/endpoint-set.js';
 import { isPipeEndpoint, pipePath } from './address.js';
 
 /** TLS options for undici's connector (from certs/ UpstreamTlsContext), or undefined for cleartext. */
 export type UpstreamTls = Record<string, unknown> | undefined;
+
+// undici (~8 MB of RSS once loaded) is required on the first pool a host needs, not at
+// start-up: a proxy that never dispatches through undici (TCP only, or the raw HTTP/1.1
+// path) never loads it. The require is synchronous, so pool creation stays synchronous.
+const require = createRequire(import.meta.url);
+let undici: typeof import('undici') | undefined;
+function loadUndici(): typeof import('undici') {
+  return (undici ??= require('undici') as typeof import('undici'));
+}
 
 /**
  * One undici dispatcher per upstream host, created on first use and kept across
@@ -39,6 +49,7 @@ export function createHostPool(cluster: Cluster, host: Host, tls: UpstreamTls, o
     keepAliveMaxTimeout: 60_000,
     ...(cluster.maxRequestsPerConnection ? { maxRequestsPerClient: cluster.maxRequestsPerConnection } : {}),
   };
+  const { Client, Pool } = loadUndici();
   let d: Dispatcher;
   if (cluster.upstreamProtocol === 'HTTP2') {
     // One multiplexed connection per host, as Envoy does for HTTP/2 upstreams.
