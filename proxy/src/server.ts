@@ -22,6 +22,8 @@ import type { Snapshot } from './snapshot.js';
 import { StatsStore } from './stats/stats.js';
 import { TcpProxyChain } from './tcp/tcp-proxy.js';
 import { TlsTcpChain } from './tcp/tls-tcp-chain.js';
+import { buildNetworkFilterChain, NetworkFilterChain } from './listener/network-filter-chain.js';
+import './listener/builtin-network-filters.js';
 
 export type ServerState = 'PRE_INITIALIZING' | 'INITIALIZING' | 'LIVE' | 'DRAINING';
 /** admin.v3.ServerInfo.State numbers, as Envoy's `server.state` gauge reports them. */
@@ -337,26 +339,26 @@ export class ProxyServer implements ConfigSink {
       if (old) used.add(old);
       if (spec.kind === 'http') {
         if (old && old.handler instanceof HttpChain) {
-          old.handler.update(spec.hcm, spec.tls);
+          old.handler.update(spec.hcm, spec.tls, spec.filters);
           return { name: spec.chain.name, handler: old.handler, ...(spec.chain.connectionLimit ? { connectionLimit: spec.chain.connectionLimit } : {}) };
         }
-        return { name: spec.chain.name, handler: makeHttpChain(spec.hcm, listenerStats, spec.tls), ...(spec.chain.connectionLimit ? { connectionLimit: spec.chain.connectionLimit } : {}) };
+        return { name: spec.chain.name, handler: makeHttpChain(spec.hcm, listenerStats, spec.tls, spec.filters), ...(spec.chain.connectionLimit ? { connectionLimit: spec.chain.connectionLimit } : {}) };
       }
       const limit = spec.chain.connectionLimit ? { connectionLimit: spec.chain.connectionLimit } : {};
       if (spec.tls) {
         // TLS in front of tcp_proxy (Istio's inbound mTLS TCP chains): the handshake first, then the TCP proxy.
         if (old && old.handler instanceof TlsTcpChain && old.handler.inner instanceof TcpProxyChain) {
-          old.handler.inner.update(spec.proxy);
+          old.handler.inner.update(spec.proxy, spec.filters);
           old.handler.update(old.handler.inner, spec.tls);
           return { name: spec.chain.name, handler: old.handler, ...limit };
         }
-        return { name: spec.chain.name, handler: new TlsTcpChain(new TcpProxyChain(spec.proxy, () => this.current, this.stats, this.env.random), spec.tls, listenerStats), ...limit };
+        return { name: spec.chain.name, handler: new TlsTcpChain(new TcpProxyChain(spec.proxy, () => this.current, this.stats, this.env.random, spec.filters), spec.tls, listenerStats), ...limit };
       }
       if (old && old.handler instanceof TcpProxyChain) {
-        old.handler.update(spec.proxy);
+        old.handler.update(spec.proxy, spec.filters);
         return { name: spec.chain.name, handler: old.handler, ...limit };
       }
-      return { name: spec.chain.name, handler: new TcpProxyChain(spec.proxy, () => this.current, this.stats, this.env.random), ...limit };
+      return { name: spec.chain.name, handler: new TcpProxyChain(spec.proxy, () => this.current, this.stats, this.env.random, spec.filters), ...limit };
     };
     const deps = {
       stats: this.stats,
@@ -399,11 +401,29 @@ export class ProxyServer implements ConfigSink {
       const scope = `listener.${listenerStatName(l)}`;
       if (!this.tlsStats.has(scope) || fcPath.endsWith('filter_chains[0]')) this.tlsStats.set(scope, tls.stats);
     }
+    const filters = this.buildNetworkFilters(l, chain, fcPath);
     if (chain.network.kind === 'http') {
-      const hcm = this.buildConnectionManager(l.trafficDirection, chain.network, `${fcPath}.filters[0].typed_config`);
-      return { kind: 'http', chain, hcm, tls };
+      const hcm = this.buildConnectionManager(l.trafficDirection, chain.network, `${fcPath}.filters[${chain.networkFilters.length}].typed_config`);
+      return { kind: 'http', chain, hcm, tls, filters };
     }
-    return { kind: 'tcp', chain, proxy: chain.network, tls };
+    return { kind: 'tcp', chain, proxy: chain.network, tls, filters };
+  }
+
+  /** The chain's non-terminal network filters through their registered factories; a problem fails the listener with its reason. */
+  private buildNetworkFilters(l: Listener, chain: FilterChain, fcPath: string): NetworkFilterChain {
+    if (chain.networkFilters.length === 0) return NetworkFilterChain.EMPTY;
+    const diag = new Diagnostics();
+    const errors = this.stats.listenerScope(listenerStatName(l)).counter('network_filter_error');
+    const built = buildNetworkFilterChain(chain.networkFilters, diag, `${fcPath}.filters`, {
+      stats: this.stats, node: this.bootstrap.node, listenerName: l.name, trafficDirection: l.trafficDirection,
+      chainKind: chain.network.kind, log: (level, m) => this.log.log(level === 'warn' ? 'warning' : level, m),
+    }, (f, e) => {
+      errors.inc();
+      this.log.warn(`network filter ${f.name} failed on a connection of listener "${l.name}": ${e instanceof Error ? e.message : String(e)}`);
+    });
+    for (const w of diag.warnings) this.log.warn(formatProblem(w));
+    if (!built || diag.errors.length > 0) throw new ConfigError(diag.errors.map(formatProblem).join('; '));
+    return built;
   }
 
   /** use_original_dst: the listener for an address:port — the one bound to that IP, else the wildcard one on that port. */
@@ -525,8 +545,8 @@ function mapsAsObjects(_key: string, value: unknown): unknown {
 }
 
 type PreparedChain =
-  | { readonly kind: 'http'; readonly chain: FilterChain; readonly hcm: ConnectionManager; readonly tls: DownstreamTlsProvider | undefined }
-  | { readonly kind: 'tcp'; readonly chain: FilterChain; readonly proxy: TcpProxy; readonly tls: DownstreamTlsProvider | undefined };
+  | { readonly kind: 'http'; readonly chain: FilterChain; readonly hcm: ConnectionManager; readonly tls: DownstreamTlsProvider | undefined; readonly filters: NetworkFilterChain }
+  | { readonly kind: 'tcp'; readonly chain: FilterChain; readonly proxy: TcpProxy; readonly tls: DownstreamTlsProvider | undefined; readonly filters: NetworkFilterChain };
 
 /** Compiles a route table, decoding typed_per_filter_config through filters/. */
 export function compileRouteTable(config: RouteConfiguration, diag: Diagnostics, path: string): RouteTable | undefined {

@@ -32,8 +32,6 @@ import { requestHash } from './steps/request-hash.js';
 import { redirectLocation } from './steps/redirect.js';
 import { streamDurationTimeout } from './steps/stream-duration.js';
 import { appendVia, applyForwardedHeaders, applyResponseEdgeHeaders } from './steps/edge-headers.js';
-import { RawRequest } from '../http1/messages.js';
-import { rawDispatcherFor } from '../http1/upstream.js';
 import { bufferForRetry, fitsRetryBuffer, readThroughFilters, requestHasBody, streamedBody } from './request-body.js';
 
 export { parseGrpcTimeout } from './steps/stream-duration.js';
@@ -204,6 +202,7 @@ export class ConnectionManager {
       requestId ?? '', performance.now(), socket.remoteAddress ?? '', socket.localPort ?? 0,
       this.env.peerIdentity(socket), req.method ?? 'GET', isH2 ? 'HTTP/2' : `HTTP/${req.httpVersion}`,
     );
+    stream.connection = connectionInfo(socket);
     const view: RequestHeadersView = { method: req.method ?? 'GET', path: req.url ?? '/', authority: authority ?? '', scheme, headers };
     const ex = new Exchange(this, req, res, stream, view, isH2);
     if (upgradeHead !== undefined || view.method === 'CONNECT') {
@@ -463,7 +462,7 @@ class Exchange implements Downstream {
     const hasBody = requestHasBody(this.req, this.isH2);
     const start = (body: Buffer | NodeJS.ReadableStream | null) => {
       if (this.done) return;
-      this.upstream = new UpstreamRequest(cluster, action, { method: this.view.method, path, headers, body, hash, connection: connectionInfo(this.req.socket), dispatcher: this.req instanceof RawRequest ? rawDispatcherFor : undefined }, this, retry, hedge);
+      this.upstream = new UpstreamRequest(cluster, action, { method: this.view.method, path, headers, body, hash, connection: connectionInfo(this.req.socket) }, this, retry, hedge);
       this.upstream.start();
     };
     if (!hasBody) start(null);

@@ -5,6 +5,8 @@ import * as tls from 'node:tls';
 import type { ConnectionManager } from './connection-manager.js';
 import { connectionInfo, setConnectionInfo, type ConnectionInfo } from '../net/connection-info.js';
 import type { ChainHandler } from '../listener/chain-handler.js';
+import { NetworkFilterChain } from '../listener/network-filter-chain.js';
+import { setPeerPrincipal } from '../listener/peer-principal.js';
 import type { ListenerStats } from '../listener/network-listener.js';
 
 const H2_MAX_INVALID_FRAMES = 100;
@@ -50,6 +52,8 @@ export class HttpChain implements ChainHandler {
     private hcm: ConnectionManager,
     private readonly stats: ListenerStats,
     private tlsTermination: DownstreamTls | undefined,
+    /** The chain's network filters before the connection manager (connection-level hooks only on HTTP chains). */
+    private filters: NetworkFilterChain = NetworkFilterChain.EMPTY,
   ) {
     const limits = hcm.config.limits;
     const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => this.hcm.handle(req, res);
@@ -142,17 +146,58 @@ export class HttpChain implements ChainHandler {
       this.stats.downstream_cx_ssl_total.inc();
       // The listener attached what it knows to the TCP socket; requests read it from the TLS one.
       const info = connectionInfo((socket as unknown as { _parent?: net.Socket })._parent);
-      if (info) setConnectionInfo(socket, info);
-      if (socket.alpnProtocol === 'h2' || (codec === 'HTTP2' && socket.alpnProtocol !== 'http/1.1')) this.toH2(socket);
-      else this.toH1(socket);
+      if (info) {
+        setConnectionInfo(socket, info);
+        setPeerPrincipal(socket, info);
+      }
+      const serve = (held: boolean): void => {
+        if (socket.alpnProtocol === 'h2' || (codec === 'HTTP2' && socket.alpnProtocol !== 'http/1.1')) this.toH2(socket);
+        else {
+          this.toH1(socket);
+          // A filter that held the connection paused it; node's HTTP/1.1 parser does not resume a paused socket.
+          if (held) socket.resume();
+        }
+      };
+      if (this.filters.isEmpty || !info) serve(false);
+      else this.throughFilters(socket, info, serve);
     });
     server.on('tlsClientError', (_err, socket) => socket.destroy());
     t.attach(server);
     return server;
   }
 
-  /** Swaps the connection manager (and TLS) for requests that start from now on. */
-  update(hcm: ConnectionManager, tlsTermination: DownstreamTls | undefined): void {
+  /**
+   * The chain's network filters for one connection (after TLS): onNewConnection in order,
+   * then `serve` hands it to the codec; onClose when it is gone. The socket stays paused
+   * while a filter holds the connection.
+   */
+  private throughFilters(socket: net.Socket, info: ConnectionInfo, serve: (held: boolean) => void): void {
+    const run = this.filters.start(socket, info);
+    const startedAt = Date.now();
+    let served = false;
+    socket.once('close', () => run.finish({ bytesReceived: socket.bytesRead, bytesSent: socket.bytesWritten, durationMs: Date.now() - startedAt, upstreamConnected: served }));
+    const go = (ok: boolean, held: boolean): void => {
+      if (!ok || socket.destroyed) {
+        socket.destroy();
+        return;
+      }
+      served = true;
+      serve(held);
+    };
+    const admitted = run.admitted;
+    if (typeof admitted === 'boolean') go(admitted, false);
+    else {
+      socket.pause();
+      void admitted.then((ok) => go(ok, true));
+    }
+  }
+
+  /** Swaps the connection manager (and TLS, network filters) for requests and connections that start from now on. */
+  update(hcm: ConnectionManager, tlsTermination: DownstreamTls | undefined, filters: NetworkFilterChain = NetworkFilterChain.EMPTY): void {
+    if (filters !== this.filters) {
+      this.filters.retire();
+      this.filters = filters;
+    }
     this.hcm = hcm;
     if (tlsTermination !== this.tlsTermination) {
       this.tlsTermination = tlsTermination;
@@ -160,12 +205,21 @@ export class HttpChain implements ChainHandler {
     }
   }
 
-  accept(socket: net.Socket, _info: ConnectionInfo): void {
+  accept(socket: net.Socket, info: ConnectionInfo): void {
     if (this.draining) {
       socket.destroy();
       return;
     }
     socket.setNoDelay(true);
+    // With TLS the filters run behind the handshake (makeTlsServer); plaintext, before the codec.
+    if (!this.tlsServer && !this.filters.isEmpty) {
+      this.throughFilters(socket, info, () => this.serveAccepted(socket));
+      return;
+    }
+    this.serveAccepted(socket);
+  }
+
+  private serveAccepted(socket: net.Socket): void {
     const codec = this.hcm.config.codecType;
     if (!this.tlsServer && codec === 'HTTP1') {
       this.toH1(socket);
@@ -237,6 +291,7 @@ export class HttpChain implements ChainHandler {
 
   destroy(): void {
     this.draining = true;
+    this.filters.retire();
     this.h1.close();
     for (const s of this.sessions) s.destroy();
   }

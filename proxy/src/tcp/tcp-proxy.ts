@@ -2,6 +2,7 @@ import * as net from 'node:net';
 import type { TcpProxy } from '../../../config/src/index.js';
 import type { PickContext } from '../cluster/endpoint-set.js';
 import type { ChainHandler } from '../listener/chain-handler.js';
+import { NetworkFilterChain, type ConnectionRun } from '../listener/network-filter-chain.js';
 import type { ConnectionInfo } from '../net/connection-info.js';
 import type { Snapshot } from '../snapshot.js';
 import { endpointConnectOptions } from '../upstream/address.js';
@@ -34,6 +35,8 @@ export class TcpProxyChain implements ChainHandler {
     private readonly snapshot: () => Snapshot,
     store: StatsStore,
     private readonly random: () => number = Math.random,
+    /** The chain's network filters before tcp_proxy (empty: bytes are piped untouched). */
+    private filters: NetworkFilterChain = NetworkFilterChain.EMPTY,
   ) {
     const s = store.scope(`tcp.${proxy.statPrefix}.`, 'envoy_tcp_', { envoy_tcp_prefix: proxy.statPrefix });
     this.stats = {
@@ -44,8 +47,12 @@ export class TcpProxyChain implements ChainHandler {
     };
   }
 
-  update(proxy: TcpProxy): void {
+  update(proxy: TcpProxy, filters: NetworkFilterChain = NetworkFilterChain.EMPTY): void {
     this.proxy = proxy;
+    if (filters !== this.filters) {
+      this.filters.retire();
+      this.filters = filters;
+    }
   }
 
   private clusterName(): string | undefined {
@@ -73,6 +80,33 @@ export class TcpProxyChain implements ChainHandler {
       this.sockets.delete(down);
       this.stats.downstream_cx_active.dec();
     });
+    const filters = this.filters;
+    if (filters.isEmpty) return this.connectUpstream(down, info, undefined);
+    const run = filters.start(down, info);
+    const startedAt = Date.now();
+    let upstreamConnected = false;
+    // Counted on the sockets' data (a paused socket stays paused: a listener does not resume it).
+    let received = 0;
+    let sent = 0;
+    down.on('data', (c: Buffer) => (received += c.length));
+    down.once('close', () => run.finish({ bytesReceived: received, bytesSent: sent, durationMs: Date.now() - startedAt, upstreamConnected }));
+    const onUp = (up: net.Socket): void => {
+      upstreamConnected = true;
+      up.on('data', (c: Buffer) => (sent += c.length));
+    };
+    const admitted = run.admitted;
+    if (admitted === true) this.connectUpstream(down, info, run, onUp);
+    else if (admitted === false) down.destroy();
+    else {
+      void admitted.then((ok) => {
+        if (ok && !down.destroyed) this.connectUpstream(down, info, run, onUp);
+        else down.destroy();
+      });
+    }
+  }
+
+  /** Picks a host and joins the connection to it (with connect retries); `run` carries the filters' byte hooks. */
+  private connectUpstream(down: net.Socket, info: ConnectionInfo, run: ConnectionRun | undefined, onUp?: (up: net.Socket) => void): void {
     const proxy = this.proxy;
     const name = this.clusterName();
     const cluster = name === undefined ? undefined : this.snapshot().clusters.get(name);
@@ -102,8 +136,18 @@ export class TcpProxyChain implements ChainHandler {
       up.once('connect', () => {
         connected = true;
         clearTimeout(connectTimer);
-        down.pipe(up);
-        up.pipe(down);
+        onUp?.(up);
+        if (run) {
+          run.upstream = {
+            cluster: cluster.name, host: host.endpoint.pipe ? host.endpoint.address : `${host.endpoint.address}:${host.endpoint.port}`,
+            hostMetadata: host.endpoint.transportSocketMatch ? { 'envoy.transport_socket_match': host.endpoint.transportSocketMatch } : {},
+          };
+        }
+        if (run && this.filters.hasByteHooks) joinThroughHooks(down, up, run);
+        else {
+          down.pipe(up);
+          up.pipe(down);
+        }
         down.resume();
         const idle = proxy.idleTimeout;
         if (idle > 0) {
@@ -150,5 +194,31 @@ export class TcpProxyChain implements ChainHandler {
   destroy(): void {
     this.draining = true;
     for (const s of this.sockets) s.destroy();
+    this.filters.retire();
   }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Joins client and upstream through the filters' byte hooks (onData toward the upstream,
+ * onWrite toward the client), with back-pressure on both sockets.
+ */
+function joinThroughHooks(down: net.Socket, up: net.Socket, run: ConnectionRun): void {
+  const toUp = run.readPipe((c) => {
+    if (!up.write(c)) {
+      down.pause();
+      up.once('drain', () => down.resume());
+    }
+  }, () => up.end());
+  const toDown = run.writePipe((c) => {
+    if (!down.write(c)) {
+      up.pause();
+      down.once('drain', () => up.resume());
+    }
+  }, () => down.end(), up);
+  down.on('data', (c: Buffer) => toUp.push(c, false));
+  down.once('end', () => toUp.push(EMPTY, true));
+  up.on('data', (c: Buffer) => toDown.push(c, false));
+  up.once('end', () => toDown.push(EMPTY, true));
 }

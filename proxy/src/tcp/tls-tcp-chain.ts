@@ -3,6 +3,7 @@ import * as tls from 'node:tls';
 import type { DownstreamTls } from '../http/listener.js';
 import type { ChainHandler } from '../listener/chain-handler.js';
 import { connectionInfo, setConnectionInfo, type ConnectionInfo } from '../net/connection-info.js';
+import { setPeerPrincipal } from '../listener/peer-principal.js';
 import type { ListenerStats } from '../listener/network-listener.js';
 
 /**
@@ -28,10 +29,12 @@ export class TlsTcpChain implements ChainHandler {
     // No application protocol of our own: the context's alpn_protocols (Istio: istio-peer-exchange, istio) are offered as configured.
     const server = tls.createServer(t.serverOptions([]), (socket) => {
       this.stats.downstream_cx_ssl_total.inc();
-      const info = connectionInfo((socket as unknown as { _parent?: net.Socket })._parent);
-      if (info) setConnectionInfo(socket, info);
+      const info = connectionInfo((socket as unknown as { _parent?: net.Socket })._parent) ?? fallbackInfo(socket);
+      setConnectionInfo(socket, info);
+      setPeerPrincipal(socket, info);
       socket.on('error', () => undefined);
-      this.inner.accept(socket, info ?? fallbackInfo(socket));
+      // Network filters (RBAC, istio_authn, ...) run behind the handshake, in the TCP proxy.
+      this.inner.accept(socket, info);
     });
     server.on('tlsClientError', (_err, socket) => socket.destroy());
     t.attach(server);

@@ -1,0 +1,16 @@
+import type * as tls from 'node:tls';
+import { peerIdentity } from '../../../certs/src/index.js';
+import type { ConnectionInfo } from '../net/connection-info.js';
+
+/**
+ * After a chain's TLS handshake: the client certificate's URI SAN (its SPIFFE ID, else
+ * the first URI SAN) becomes the connection's peerPrincipal, as Envoy's
+ * `Ssl::ConnectionInfo::uriSanPeerCertificate()` feeds RBAC `authenticated` principals and
+ * Istio's telemetry. Only a certificate the chain verified counts (certs/ tags the socket
+ * with the identity when it verified it); without one the principal stays unset.
+ */
+export function setPeerPrincipal(socket: tls.TLSSocket, info: ConnectionInfo): void {
+  const id = peerIdentity(socket);
+  const principal = id?.spiffeId ?? id?.uriSans[0];
+  if (principal !== undefined) info.peerPrincipal = principal;
+}
