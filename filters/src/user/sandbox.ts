@@ -1,5 +1,32 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import { WORKER_SOURCE } from './worker-source.js';
+
+/**
+ * Where the worker's program (worker.ts) comes from. Compiled (dist/, the CLI, the
+ * image): worker.js beside this file, loaded by URL. Running from TypeScript source
+ * (tests, tsx): Node 20 cannot run worker.ts itself, and a TypeScript loader inside every
+ * worker costs about a second per start, so worker.ts is transpiled once per process with
+ * the TypeScript compiler (a devDependency, present wherever the sources run) and each
+ * worker evaluates that text: the same module either way.
+ */
+type WorkerProgram = { readonly url: URL } | { readonly source: string };
+let program: WorkerProgram | undefined;
+
+export function workerProgram(): WorkerProgram {
+  if (program !== undefined) return program;
+  if (!import.meta.url.endsWith('.ts')) return (program = { url: new URL('./worker.js', import.meta.url) });
+  const file = new URL('./worker.ts', import.meta.url);
+  const ts = createRequire(import.meta.url)('typescript') as {
+    transpileModule(src: string, o: { compilerOptions: Record<string, unknown>; fileName: string }): { outputText: string };
+  };
+  const { outputText } = ts.transpileModule(readFileSync(file, 'utf8'), {
+    fileName: file.pathname,
+    // CommonJS: an eval'd worker is a script with require(), not a module.
+    compilerOptions: { module: 1 /* CommonJS */, target: 9 /* ES2022 */, esModuleInterop: true },
+  });
+  return (program = { source: outputText });
+}
 
 /**
  * One loaded version of a user filter, running in its own worker thread.
@@ -11,7 +38,7 @@ import { WORKER_SOURCE } from './worker-source.js';
  * A worker has its own isolate with `resourceLimits` (out of memory kills the worker, not
  * us), can be terminated mid-loop, and when it retires `terminate()` frees its whole heap,
  * code included: nothing accumulates in a module cache. Inside the worker the module still
- * runs in a vm context (see worker-source.ts) so it sees only the filter API.
+ * runs in a vm context (see worker.ts) so it sees only the filter API.
  *
  * Time budget: a sweeper fails calls older than the budget. If the worker has said nothing
  * since the late call was sent, it is stuck (a synchronous loop): it is terminated and
@@ -94,8 +121,9 @@ export class Sandbox {
   start(): Promise<LoadInfo> {
     return new Promise<LoadInfo>((resolve, reject) => {
       let settled = false;
-      const w = new Worker(WORKER_SOURCE, {
-        eval: true,
+      const p = workerProgram();
+      const w = new Worker('url' in p ? p.url : p.source, {
+        eval: !('url' in p),
         execArgv: [],
         env: {},
         argv: [],
