@@ -47,7 +47,7 @@ const table: Record<string, Case> = {
     ],
   },
   'double-proxy.yaml': {
-    errors: ['static_resources.listeners[0].filter_chains[0].filters[0]: network filter "envoy.filters.network.postgres_proxy" (envoy.extensions.filters.network.postgres_proxy.v3alpha.PostgresProxy) is not supported by pilotfish (supported: http_connection_manager, tcp_proxy, connection_limit)'],
+    errors: ['static_resources.listeners[0].filter_chains[0].filters[0]: network filter "envoy.filters.network.postgres_proxy" (envoy.extensions.filters.network.postgres_proxy.v3alpha.PostgresProxy) is not supported by pilotfish (supported: http_connection_manager, tcp_proxy, connection_limit, envoy.filters.network.rbac, envoy.filters.network.set_filter_state, istio.stats, istio_authn, istio.metadata_exchange)'],
   },
   'grpc-bridge.yaml': {
     errors: [`static_resources.listeners[0].${HCM}.http_filters[0].typed_config: is required: "envoy.grpc_http1_bridge" is not an HTTP filter pilotfish knows by name`],
