@@ -267,7 +267,6 @@ export function buildHttpFilterChain(
   const ctx = factoryContext(options);
   const slots: Slot[] = [];
   const skipped: { name: string; reason: string }[] = [];
-  const names = new Set<string>();
   let router: RouterOptions | undefined;
 
   if (configs.length === 0) {
@@ -277,8 +276,9 @@ export function buildHttpFilterChain(
   configs.forEach((cfg, i) => {
     const p = `${path}[${i}]`;
     const last = i === configs.length - 1;
-    if (names.has(cfg.name)) diag.error(`${p}.name`, `duplicate filter name "${cfg.name}"`);
-    names.add(cfg.name);
+    // Envoy allows a name twice (istiod sends envoy.filters.http.rbac once for CUSTOM/DENY
+    // and once for ALLOW policies): both run, in order; a route's typed_per_filter_config
+    // for that name applies to each, and they share the name's counters.
     const factory = factoryFor(cfg.typeUrl);
     if (factory === undefined) {
       if (cfg.isOptional) {
