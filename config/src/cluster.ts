@@ -416,8 +416,11 @@ function decodeOutlierDetection(r: ObjectReader): OutlierDetection {
     successRateMinimumHosts: r.int('success_rate_minimum_hosts', 5),
     successRateRequestVolume: r.int('success_rate_request_volume', 100),
     successRateStdevFactor: r.int('success_rate_stdev_factor', 1900),
+    splitExternalLocalOriginErrors: r.bool('split_external_local_origin_errors', false),
+    consecutiveLocalOriginFailure: r.int('consecutive_local_origin_failure', 5),
+    enforcingConsecutiveLocalOriginFailure: pct('enforcing_consecutive_local_origin_failure', 100),
   };
-  // split_external_local_origin_errors, max_ejection_time_jitter, failure_percentage_*, ...: reported by finish().
+  // max_ejection_time_jitter, failure_percentage_*, enforcing_local_origin_success_rate, ...: reported by finish().
   r.finish();
   return od;
 }
@@ -499,7 +502,7 @@ export function decodeLbEndpoint(r: ObjectReader, allowHostnames: boolean): LbEn
   const md = r.get('metadata');
   r.finish();
   if (!address) return undefined;
-  if (address.port === 0 && !address.pipe) {
+  if (address.port === 0 && !address.pipe && !address.internal) {
     r.diag.error(`${a?.path}.socket_address.port_value`, 'is required and must be greater than 0');
     return undefined;
   }

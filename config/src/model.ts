@@ -538,6 +538,10 @@ export interface OutlierDetection {
   readonly successRateMinimumHosts: number; // 5
   readonly successRateRequestVolume: number; // 100
   readonly successRateStdevFactor: number; // 1900 (=1.9)
+  /** split_external_local_origin_errors: connect failures, resets and timeouts count only towards consecutiveLocalOriginFailure. */
+  readonly splitExternalLocalOriginErrors?: boolean; // false
+  readonly consecutiveLocalOriginFailure?: number; // 5
+  readonly enforcingConsecutiveLocalOriginFailure?: number; // 100
 }
 
 export interface Cluster {

@@ -1,12 +1,14 @@
 import type { Dispatcher } from 'undici';
 import type { CircuitBreakerThresholds, Cluster, Endpoint, EndpointDiff, TypedExtension } from '../../../config/src/index.js';
 import { EndpointSet, endpointSetOptions, type Host, type PickContext } from './endpoint-set.js';
+import type { TunnelUpstreams } from '../tunnel/upstreams.js';
 import { createHostPool, keepaliveWarnings, type UpstreamTls } from '../upstream/pool.js';
 import { TransportSelector, type CompiledTransportMatch, type TlsSource, type TransportChoice } from '../upstream/transport-match.js';
 import { OriginalDstHosts, originalDstConfigOf, type OwnListeners } from './original-dst.js';
 import type { Counter, Gauge, StatsStore, StatsScope, TimeHistogram } from '../stats/stats.js';
 import { HealthChecker, type HealthCheckStats } from './health-check.js';
-import { OutlierDetector, type OutlierStats } from './outlier.js';
+import { OutlierDetector, type LocalOriginFailure, type OutlierStats } from './outlier.js';
+import { PendingQueue, type SlotResult, type SlotWaiter } from './pending-queue.js';
 
 export interface ClusterStats {
   readonly upstream_rq_total: Counter;
@@ -25,6 +27,7 @@ export interface ClusterStats {
   readonly upstream_rq_pending_overflow: Counter;
   readonly upstream_cx_overflow: Counter;
   readonly upstream_rq_pending_total: Counter;
+  readonly upstream_rq_cancelled: Counter;
   readonly upstream_rq_rx_reset: Counter;
   readonly upstream_rq_tx_reset: Counter;
   readonly upstream_cx_total: Counter;
@@ -56,7 +59,7 @@ function makeStats(store: StatsStore, name: string): ClusterStats {
     upstream_rq_retry_success: c('upstream_rq_retry_success'), upstream_rq_retry_overflow: c('upstream_rq_retry_overflow'),
     upstream_rq_retry_limit_exceeded: c('upstream_rq_retry_limit_exceeded'),
     upstream_rq_pending_overflow: c('upstream_rq_pending_overflow'), upstream_cx_overflow: c('upstream_cx_overflow'),
-    upstream_rq_pending_total: c('upstream_rq_pending_total'), upstream_rq_rx_reset: c('upstream_rq_rx_reset'),
+    upstream_rq_pending_total: c('upstream_rq_pending_total'), upstream_rq_cancelled: c('upstream_rq_cancelled'), upstream_rq_rx_reset: c('upstream_rq_rx_reset'),
     upstream_rq_tx_reset: c('upstream_rq_tx_reset'), upstream_cx_total: c('upstream_cx_total'),
     upstream_cx_connect_fail: c('upstream_cx_connect_fail'), upstream_cx_destroy: c('upstream_cx_destroy'),
     upstream_cx_active: g('upstream_cx_active'), upstream_rq_active: g('upstream_rq_active'),
@@ -73,6 +76,8 @@ interface BreakerState {
   readonly limits: CircuitBreakerThresholds;
   requests: number;
   retries: number;
+  /** HTTP/1.1 connection slots (max_connections) and the requests waiting for one (max_pending_requests). */
+  readonly slots: PendingQueue;
 }
 
 function healthCheckStats(s: StatsScope): HealthCheckStats {
@@ -91,6 +96,8 @@ function outlierStats(s: StatsScope): OutlierStats {
     ejections_detected_consecutive_gateway_failure: c('ejections_detected_consecutive_gateway_failure'),
     ejections_enforced_consecutive_gateway_failure: c('ejections_enforced_consecutive_gateway_failure'),
     ejections_detected_success_rate: c('ejections_detected_success_rate'), ejections_enforced_success_rate: c('ejections_enforced_success_rate'),
+    ejections_detected_consecutive_local_origin_failure: c('ejections_detected_consecutive_local_origin_failure'),
+    ejections_enforced_consecutive_local_origin_failure: c('ejections_enforced_consecutive_local_origin_failure'),
   };
 }
 
@@ -106,6 +113,8 @@ export interface ClusterRuntimeOptions {
   readonly ownListeners?: OwnListeners;
   /** One-line configuration warnings (e.g. tcp_keepalive fields Node cannot set). */
   readonly warn?: (message: string) => void;
+  /** Internal endpoints and CONNECT tunnels (proxy/src/tunnel/); without it every host is a socket. */
+  readonly tunnels?: TunnelUpstreams;
 }
 
 /**
@@ -129,6 +138,8 @@ export class ClusterRuntime {
   private readonly ownedTls: { close?(): void }[] = [];
   /** ORIGINAL_DST clusters: hosts created on demand from original destinations. */
   readonly originalDst: OriginalDstHosts | undefined;
+  /** Internal endpoints and CONNECT origination (proxy/src/tunnel/), when the proxy provides them. */
+  readonly tunnels: TunnelUpstreams | undefined;
 
   constructor(
     public config: Cluster,
@@ -138,11 +149,12 @@ export class ClusterRuntime {
     tls: TlsSource | undefined = undefined,
     options: ClusterRuntimeOptions = {},
   ) {
+    this.tunnels = options.tunnels;
     this.stats = makeStats(store, config.name);
     this.scope = store.clusterScope(config.name);
     this.transport = new TransportSelector(tls, this.compileMatches(config, options));
     this.endpoints = new EndpointSet(config.name, endpointSetOptions(config), config.type === 'ORIGINAL_DST' ? [] : initial);
-    this.breakers = makeBreakers(config);
+    this.breakers = makeBreakers(config, this.stats);
     if (config.type === 'ORIGINAL_DST') {
       this.originalDst = new OriginalDstHosts(config.name, originalDstConfigOf(config), {
         original_dst_host_invalid: this.scope.counter('original_dst_host_invalid'),
@@ -238,9 +250,20 @@ export class ClusterRuntime {
     return { failedActiveHc: this.failedActiveHc.has(h), failedOutlierCheck: this.outlier?.isEjected(h) ?? false };
   }
 
-  /** An attempt's outcome for outlier detection: an HTTP status or LOCAL_ORIGIN_FAILURE. */
+  /** An attempt's answer for outlier detection: its HTTP status. */
   reportOutcome(host: Host, status: number): void {
     if (this.outlier !== undefined) this.outlier.report(host, status);
+  }
+
+  /** An attempt that failed without an answer (reset, connect failure, timeout), for outlier detection. */
+  reportLocalOrigin(host: Host, failure: LocalOriginFailure): void {
+    if (this.outlier !== undefined) this.outlier.reportLocalOrigin(host, failure);
+  }
+
+  /** An attempt got a connection to the host (only split_external_local_origin_errors listens). */
+  reportConnected(host: Host): void {
+    const o = this.outlier;
+    if (o !== undefined && o.splitsLocalOrigin) o.reportLocalOriginSuccess(host);
   }
 
   get name(): string {
@@ -278,10 +301,13 @@ export class ClusterRuntime {
       this.outlier = undefined;
       for (const h of this.endpoints.hosts()) if (h.ejected) this.applyAvailability(h);
     } else if (next.outlierDetection && !this.outlier) this.startHealth({ ...next, healthChecks: [] } as Cluster);
-    const b = makeBreakers(next);
-    // Keep in-flight accounting; take the new limits.
-    this.breakers.DEFAULT = { ...b.DEFAULT, requests: this.breakers.DEFAULT.requests, retries: this.breakers.DEFAULT.retries };
-    this.breakers.HIGH = { ...b.HIGH, requests: this.breakers.HIGH.requests, retries: this.breakers.HIGH.retries };
+    // Keep in-flight accounting and the waiting requests; take the new limits.
+    for (const p of ['DEFAULT', 'HIGH'] as const) {
+      const old = this.breakers[p];
+      const limits = limitsFor(next, p);
+      old.slots.setLimits(limits.maxConnections, limits.maxPendingRequests);
+      this.breakers[p] = { limits, requests: old.requests, retries: old.retries, slots: old.slots };
+    }
     this.lastUpdated = Date.now();
   }
 
@@ -351,7 +377,9 @@ export class ClusterRuntime {
       const stats = this.stats;
       const d = createHostPool(this.config, host, tlsOptions,
         () => { stats.upstream_cx_total.inc(); stats.upstream_cx_active.inc(); },
-        () => { stats.upstream_cx_active.dec(); stats.upstream_cx_destroy.inc(); });
+        () => { stats.upstream_cx_active.dec(); stats.upstream_cx_destroy.inc(); },
+        // An envoy_internal_address host: undici connects in process to the internal listener.
+        host.endpoint.internal && this.tunnels ? this.tunnels.undiciConnector(this.config.name, host.endpoint) : undefined);
       host.upstream = d;
       return d;
     }
@@ -370,25 +398,33 @@ export class ClusterRuntime {
   }
 
   /**
-   * max_connections / max_pending_requests for HTTP/1.1 upstreams, where every request
-   * in flight holds one connection: a request beyond max_connections waits for one
-   * (pending; counted in upstream_cx_overflow, as Envoy counts a connection it may not
-   * open) and beyond max_pending_requests more it is refused. Call after
-   * tryAcquireRequest. Returns false to refuse (the caller answers 503 overflow).
-   * HTTP/2 multiplexes, so only max_requests applies there (as in Envoy).
+   * max_connections / max_pending_requests for an attempt about to be sent: 'ready' (it
+   * holds a connection slot until `releaseSlot`), 'pending' (`w.onSlot()` comes later,
+   * unless `cancelSlot` first) or 'overflow' (503 UO). HTTP/2 multiplexes every request on
+   * one connection, so only max_requests applies there (as in Envoy): always 'ready', and
+   * no slot is held (`holdsSlot` false).
    */
-  admitPending(priority: 'DEFAULT' | 'HIGH'): boolean {
-    if (this.config.upstreamProtocol === 'HTTP2') return true;
-    const b = this.breakers[priority];
-    const waiting = b.requests - b.limits.maxConnections;
-    if (waiting <= 0) return true;
-    this.stats.upstream_cx_overflow.inc();
-    if (waiting > b.limits.maxPendingRequests) {
-      this.stats.upstream_rq_pending_overflow.inc();
-      return false;
-    }
-    this.stats.upstream_rq_pending_total.inc();
-    return true;
+  acquireSlot(priority: 'DEFAULT' | 'HIGH', w: SlotWaiter): SlotResult {
+    if (this.config.upstreamProtocol === 'HTTP2') return 'ready';
+    return this.breakers[priority].slots.acquire(w);
+  }
+
+  /** Whether an attempt granted 'ready' by acquireSlot holds a slot it must release. */
+  get slotted(): boolean {
+    return this.config.upstreamProtocol !== 'HTTP2';
+  }
+
+  releaseSlot(priority: 'DEFAULT' | 'HIGH'): void {
+    this.breakers[priority].slots.release();
+  }
+
+  cancelSlot(priority: 'DEFAULT' | 'HIGH', w: SlotWaiter): void {
+    this.breakers[priority].slots.cancel(w);
+  }
+
+  /** Attempts waiting for a connection slot (both priorities; upstream_rq_pending_active). */
+  get pendingRequests(): number {
+    return this.breakers.DEFAULT.slots.pending + this.breakers.HIGH.slots.pending;
   }
 
   /** Envoy's max_retries, or the retry budget when one is configured. */
@@ -455,7 +491,14 @@ export class ClusterRuntime {
   }
 }
 
-function makeBreakers(c: Cluster): { DEFAULT: BreakerState; HIGH: BreakerState } {
-  const get = (p: 'DEFAULT' | 'HIGH') => c.circuitBreakers.find((x) => x.priority === p) ?? { priority: p, maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 };
-  return { DEFAULT: { limits: get('DEFAULT'), requests: 0, retries: 0 }, HIGH: { limits: get('HIGH'), requests: 0, retries: 0 } };
+function limitsFor(c: Cluster, p: 'DEFAULT' | 'HIGH'): CircuitBreakerThresholds {
+  return c.circuitBreakers.find((x) => x.priority === p) ?? { priority: p, maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 };
+}
+
+function makeBreakers(c: Cluster, stats: ClusterStats): { DEFAULT: BreakerState; HIGH: BreakerState } {
+  const make = (p: 'DEFAULT' | 'HIGH'): BreakerState => {
+    const limits = limitsFor(c, p);
+    return { limits, requests: 0, retries: 0, slots: new PendingQueue(limits.maxConnections, limits.maxPendingRequests, stats) };
+  };
+  return { DEFAULT: make('DEFAULT'), HIGH: make('HIGH') };
 }

@@ -20,12 +20,16 @@ export interface OutlierStats {
   readonly ejections_enforced_consecutive_gateway_failure: Counter;
   readonly ejections_detected_success_rate: Counter;
   readonly ejections_enforced_success_rate: Counter;
+  readonly ejections_detected_consecutive_local_origin_failure?: Counter;
+  readonly ejections_enforced_consecutive_local_origin_failure?: Counter;
 }
 
 /** Per-host bookkeeping; one object per host, reused for the host's lifetime. */
 class HostStats {
   consecutive5xx = 0;
   consecutiveGateway = 0;
+  /** split_external_local_origin_errors only: connect failures, resets and timeouts in a row. */
+  consecutiveLocalOrigin = 0;
   success = 0;
   total = 0;
   /** Envoy's num_ejections: grows per ejection, shrinks per interval spent healthy. */
@@ -34,13 +38,22 @@ class HostStats {
   ejected = false;
 }
 
-/** Local-origin failures (connect failure, reset, timeout) count as this status, as in Envoy without split_external_local_origin_errors. */
-export const LOCAL_ORIGIN_FAILURE = 503;
+/**
+ * A failure of this proxy's own making towards a host, as Envoy's router reports it:
+ * LocalOriginConnectFailed (connect failure or any reset) or LocalOriginTimeout (per-try
+ * or route timeout). Without split_external_local_origin_errors Envoy maps them to 503
+ * and 504 (resultToHttpCode), so both count as 5xx and as gateway failures.
+ */
+export type LocalOriginFailure = 'connect_failed' | 'timeout';
+
+const LOCAL_ORIGIN_STATUS: Readonly<Record<LocalOriginFailure, number>> = { connect_failed: 503, timeout: 504 };
 
 /**
  * Envoy's outlier detection, fed by the router with every attempt's outcome: ejects a
  * host on consecutive 5xx, consecutive gateway failures (502/503/504 and local-origin
- * failures) or a success rate below mean - stdev_factor/1000 * stdev. An ejected host
+ * failures: a timeout counts as a 504, a connect failure or reset as a 503), with
+ * split_external_local_origin_errors on consecutive local-origin failures instead, or a
+ * success rate below mean - stdev_factor/1000 * stdev. An ejected host
  * returns after base_ejection_time x (number of ejections), capped at
  * max_ejection_time; never more than max_ejection_percent of hosts are ejected (but at
  * least one may be, as Envoy documents).
@@ -80,7 +93,44 @@ export class OutlierDetector {
     return s;
   }
 
-  /** One attempt's outcome: an HTTP status, or LOCAL_ORIGIN_FAILURE. */
+  /**
+   * A failure of local origin. Without split_external_local_origin_errors it is the
+   * status Envoy maps it to; with it, it counts only towards
+   * consecutive_local_origin_failure (and the host's answers only towards the rest).
+   */
+  reportLocalOrigin(host: Host, failure: LocalOriginFailure): void {
+    if (this.config.splitExternalLocalOriginErrors !== true) {
+      this.report(host, LOCAL_ORIGIN_STATUS[failure]);
+      return;
+    }
+    const s = this.of(host);
+    if (s.ejected) return;
+    const limit = this.config.consecutiveLocalOriginFailure ?? 5;
+    if (++s.consecutiveLocalOrigin < limit || limit <= 0) return;
+    this.stats.ejections_detected_consecutive_local_origin_failure?.inc();
+    if (enforced(this.config.enforcingConsecutiveLocalOriginFailure ?? 100) && this.eject(host, s)) {
+      this.stats.ejections_enforced_consecutive_local_origin_failure?.inc();
+    }
+    s.consecutiveLocalOrigin = 0;
+  }
+
+  /**
+   * A connection to the host was usable (Envoy's LocalOriginConnectSuccess): with
+   * split_external_local_origin_errors it ends a run of local-origin failures; without,
+   * it says nothing (the host's answer will).
+   */
+  reportLocalOriginSuccess(host: Host): void {
+    if (this.config.splitExternalLocalOriginErrors !== true) return;
+    const s = this.hostStats.get(host);
+    if (s !== undefined) s.consecutiveLocalOrigin = 0;
+  }
+
+  /** Whether reportLocalOriginSuccess does anything (the router skips the call otherwise). */
+  get splitsLocalOrigin(): boolean {
+    return this.config.splitExternalLocalOriginErrors === true;
+  }
+
+  /** One answer of the host: its HTTP status (or, unsplit, the status a local-origin failure maps to). */
   report(host: Host, status: number): void {
     const s = this.of(host);
     s.total++;
@@ -126,6 +176,7 @@ export class OutlierDetector {
     s.ejectedAt = Date.now();
     s.consecutive5xx = 0;
     s.consecutiveGateway = 0;
+    s.consecutiveLocalOrigin = 0;
     this.ejectedCount++;
     this.stats.ejections_active.set(this.ejectedCount);
     this.stats.ejections_total.inc();

@@ -27,7 +27,11 @@ const BITS: Readonly<Record<string, number>> = {
 export interface CompiledRetryPolicy {
   readonly policy: RetryPolicy;
   readonly retryOn: number;
+  /** retry_host_predicate names envoy.retry_host_predicates.previous_hosts: avoid every host already tried. */
+  readonly previousHosts: boolean;
 }
+
+const PREVIOUS_HOSTS = 'envoy.retry_host_predicates.previous_hosts';
 
 const compiled = new WeakMap<RetryPolicy, CompiledRetryPolicy>();
 
@@ -37,7 +41,7 @@ export function compileRetryPolicy(policy: RetryPolicy): CompiledRetryPolicy {
   if (c === undefined) {
     let bits = 0;
     for (const on of policy.retryOn) bits |= BITS[on] ?? 0;
-    c = { policy, retryOn: bits };
+    c = { policy, retryOn: bits, previousHosts: policy.retryHostPredicates.includes(PREVIOUS_HOSTS) };
     compiled.set(policy, c);
   }
   return c;

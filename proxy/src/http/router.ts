@@ -7,6 +7,7 @@ import type { HeaderMap } from './headers.js';
 import type { ConnectionInfo } from '../net/connection-info.js';
 import { Failures, failureFromError, type UpstreamFailure } from './upstream-failure.js';
 import { compileRetryPolicy, retryOnFailure, retryOnStatus, RetryState, type CompiledRetryPolicy } from './retry-state.js';
+import type { SlotWaiter } from '../cluster/pending-queue.js';
 
 /** What the router needs from the downstream side; implemented by the connection manager. */
 export interface Downstream {
@@ -39,26 +40,75 @@ export interface UpstreamRequestSpec {
 }
 
 const OVERLOADED: Record<string, string> = { 'x-envoy-overloaded': 'true' };
+const CANCELLED_BEFORE_START = new Error('cancelled before it was sent');
 
 /**
  * One attempt's undici dispatch handler. Each attempt gets its own, so callbacks of an
  * abandoned attempt (aborted for a retry or a timeout) can never be mistaken for those
- * of the current one.
+ * of the current one. It is also the attempt's place in the cluster's pending queue and
+ * its connection slot: the slot is held from dispatch until undici is done with the
+ * request (response end, error, or an abort, which closes the HTTP/1.1 connection).
  */
-class Attempt implements Dispatcher.DispatchHandler {
+class Attempt implements Dispatcher.DispatchHandler, SlotWaiter {
   controller: Dispatcher.DispatchController | undefined;
   dead = false;
-  constructor(readonly owner: UpstreamRequest, readonly host: Host, readonly start: number) {}
+  /** Holds one of the cluster's connection slots (HTTP/1.1 upstreams). */
+  holdsSlot = false;
+  /** Handed to undici (not waiting in the pending queue any more). */
+  sent = false;
+  /** A per-try timeout was already reported to outlier detection (Envoy's outlierDetectionTimeoutRecorded). */
+  timeoutReported = false;
+  start = 0;
+  slotPrev: SlotWaiter | undefined = undefined;
+  slotNext: SlotWaiter | undefined = undefined;
+  slotQueued = false;
+  constructor(readonly owner: UpstreamRequest, readonly host: Host) {}
 
   abort(err: Error): void {
     if (this.dead) return;
     this.dead = true;
-    this.controller?.abort(err);
+    if (this.slotQueued) {
+      // Still waiting for a connection: it just leaves the queue.
+      this.owner.cancelPending(this);
+      return;
+    }
+    const c = this.controller;
+    if (c !== undefined) {
+      c.abort(err);
+      // The aborted request's HTTP/1.1 connection is closed: the slot is free.
+      this.releaseSlot();
+    }
+    // Not started by undici yet (its connection is being made): onRequestStart refuses it
+    // and undici's error callback releases the slot.
+  }
+
+  /** A connection slot was granted to this queued attempt. */
+  onSlot(): void {
+    this.holdsSlot = true;
+    if (this.dead) {
+      this.releaseSlot();
+      return;
+    }
+    this.owner.send(this);
+  }
+
+  releaseSlot(): void {
+    if (!this.holdsSlot) return;
+    this.holdsSlot = false;
+    this.owner.releaseSlot();
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.dead) controller.abort(new Error('cancelled'));
+    if (this.dead) {
+      // Cancelled while its connection was being made. Aborting now would destroy that
+      // fresh connection; throwing makes undici (client-h1/-h2 write) fail just this
+      // request and keep the connection for the next one. The slot is released in
+      // onResponseError, which undici calls for it.
+      throw CANCELLED_BEFORE_START;
+    }
+    // undici writes the request on a connection now: Envoy's LocalOriginConnectSuccess.
+    this.owner.connected(this);
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[]>): void {
@@ -70,12 +120,14 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[]>): void {
+    this.releaseSlot();
     if (this.dead) return;
     this.dead = true;
     this.owner.onEnd(this, trailers);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.releaseSlot();
     if (this.dead) return;
     this.dead = true;
     this.owner.onError(this, failureFromError(err));
@@ -104,6 +156,8 @@ export class UpstreamRequest {
   private readonly pickContext: { hash: number; exclude: Host | undefined; connection: ConnectionInfo | undefined; headers: HeaderMap | undefined } = { hash: Number.NaN, exclude: undefined, connection: undefined, headers: undefined };
   /** Attempts still running after their per-try timeout (hedging); the first usable response wins. */
   private hedged: Attempt[] | undefined;
+  /** Hosts of earlier attempts, kept only with the previous_hosts retry host predicate. */
+  private tried: Host[] | undefined;
 
   constructor(
     private readonly cluster: ClusterRuntime,
@@ -125,12 +179,6 @@ export class UpstreamRequest {
       this.down.onLocalReply(Failures.overflow.reply, Failures.overflow.responseFlag, OVERLOADED);
       return;
     }
-    if (!this.cluster.admitPending(this.priority)) {
-      this.cluster.releaseRequest(this.priority);
-      this.finished = true;
-      this.down.onLocalReply(Failures.overflow.reply, Failures.overflow.responseFlag, OVERLOADED);
-      return;
-    }
     this.cluster.stats.upstream_rq_active.inc();
     if (this.action.timeout > 0) this.globalTimer = setTimeout(() => this.onGlobalTimeout(), this.action.timeout);
     this.dispatchAttempt();
@@ -140,42 +188,104 @@ export class UpstreamRequest {
   cancel(flag: string = Flags.DownstreamConnectionTermination): void {
     if (this.finished) return;
     this.down.addFlag(flag);
-    this.cluster.stats.upstream_rq_tx_reset.inc();
+    // Envoy: a request still waiting for a connection is cancelled, one on a connection reset.
+    if (this.current?.slotQueued === true) this.cluster.stats.upstream_rq_cancelled.inc();
+    else this.cluster.stats.upstream_rq_tx_reset.inc();
     this.endAttempt(new Error('downstream disconnected'));
     this.finish();
   }
 
+  /**
+   * Picks a host and starts an attempt on it: at once when a connection slot is free,
+   * else the attempt waits in the cluster's pending queue (max_pending_requests beyond
+   * which it is refused), where a cancel simply removes it.
+   */
   private dispatchAttempt(): void {
+    const host = this.pickHost();
+    if (!host) {
+      this.fail(Failures.noHealthyUpstream);
+      return;
+    }
+    const attempt = new Attempt(this, host);
+    const slot = this.cluster.acquireSlot(this.priority, attempt);
+    if (slot === 'overflow') {
+      // A hedge that cannot get a connection: keep waiting for the attempts already running.
+      if (this.hedged !== undefined && this.hedged.length > 0) {
+        this.current = this.hedged.pop();
+        return;
+      }
+      this.overflow();
+      return;
+    }
+    this.lastHost = host;
+    if (this.tried !== undefined) this.tried.push(host);
+    else if (this.retryPolicy?.previousHosts === true) this.tried = [host];
+    this.down.setUpstreamHost(host);
+    this.attempts++;
+    host.activeRequests++;
+    this.current = attempt;
+    if (slot === 'ready') {
+      attempt.holdsSlot = this.cluster.slotted;
+      this.send(attempt);
+    }
+  }
+
+  /**
+   * The load balancer's pick, avoiding the host just tried when another exists; with
+   * Envoy's previous_hosts retry host predicate, a host any earlier attempt used is
+   * re-picked up to host_selection_retry_max_attempts times (then the last pick is used).
+   */
+  private pickHost(): Host | undefined {
     // One context shape for every pick keeps the load balancer's hot path monomorphic and allocation-free.
     const ctx = this.pickContext;
     ctx.hash = this.spec.hash ?? Number.NaN;
     ctx.exclude = this.lastHost;
     ctx.connection = this.spec.connection;
     ctx.headers = this.spec.headers;
-    const host = this.cluster.pick(ctx);
-    if (!host) {
-      this.fail(Failures.noHealthyUpstream);
-      return;
+    let host = this.cluster.pick(ctx);
+    const tried = this.tried;
+    if (host === undefined || tried === undefined) return host;
+    const max = this.retryPolicy!.policy.hostSelectionRetryMaxAttempts;
+    for (let i = 0; i < max && tried.includes(host); i++) {
+      const next = this.cluster.pick(ctx);
+      if (next === undefined) break;
+      host = next;
     }
-    this.lastHost = host;
-    this.down.setUpstreamHost(host);
-    this.attempts++;
-    host.activeRequests++;
-    const attempt = new Attempt(this, host, performance.now());
-    this.current = attempt;
+    return host;
+  }
+
+  /** Hands an attempt holding a connection slot (or on HTTP/2) to undici; its per-try timeout starts now, as Envoy's does on pool ready. */
+  send(attempt: Attempt): void {
+    attempt.sent = true;
+    attempt.start = performance.now();
     this.cluster.stats.upstream_rq_total.inc();
     const perTry = this.retry?.perTryTimeout;
-    if (perTry !== undefined && perTry > 0) this.perTryTimer = setTimeout(() => this.onPerTryTimeout(attempt), perTry);
+    if (perTry !== undefined && perTry > 0 && attempt === this.current) this.perTryTimer = setTimeout(() => this.onPerTryTimeout(attempt), perTry);
     try {
-      (this.spec.dispatcher?.(this.cluster, host) ?? this.cluster.dispatcherFor(host)).dispatch(
+      (this.spec.dispatcher?.(this.cluster, attempt.host) ?? this.cluster.dispatcherFor(attempt.host)).dispatch(
         { path: this.spec.path, method: this.spec.method, headers: this.spec.headers, body: this.spec.body as Dispatcher.DispatchOptions['body'] },
         attempt,
       );
     } catch {
       // undici validates synchronously (e.g. a header value it refuses).
+      attempt.releaseSlot();
+      if (attempt !== this.current) return;
       this.endAttempt(undefined);
       this.fail(Failures.requestRejected);
     }
+  }
+
+  connected(attempt: Attempt): void {
+    this.cluster.reportConnected(attempt.host);
+  }
+
+  /** An attempt leaves the pending queue (cancelled while waiting for a connection). */
+  cancelPending(attempt: Attempt): void {
+    this.cluster.cancelSlot(this.priority, attempt);
+  }
+
+  releaseSlot(): void {
+    this.cluster.releaseSlot(this.priority);
   }
 
   onHeaders(attempt: Attempt, controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[]>): void {
@@ -236,12 +346,12 @@ export class UpstreamRequest {
     if (this.finished) return;
     if (attempt !== this.current) {
       if (this.hedged !== undefined && this.hedged.includes(attempt)) {
-        this.reportFailure(attempt.host, f);
+        this.reportFailure(attempt, f);
         this.dropHedge(attempt, undefined);
       }
       return;
     }
-    this.reportFailure(attempt.host, f);
+    this.reportFailure(attempt, f);
     if (!this.committed && this.hedged !== undefined && this.hedged.length > 0) {
       // Hedged attempts are still running: one of them may yet answer.
       this.cluster.stats.upstream_rq_rx_reset.inc();
@@ -267,9 +377,20 @@ export class UpstreamRequest {
     this.fail(f);
   }
 
-  /** Outlier detection hears of a failed attempt (a host never reached is not reported). */
-  private reportFailure(host: Host, f: UpstreamFailure): void {
-    if (f.outlierStatus !== undefined) this.cluster.reportOutcome(host, f.outlierStatus);
+  /**
+   * Outlier detection hears of a failed attempt as Envoy's router tells it: a reset or
+   * connect failure is LocalOriginConnectFailed, a per-try or route timeout
+   * LocalOriginTimeout, reported once per attempt (a hedged attempt whose per-try timeout
+   * was reported is not reported again at the route timeout). An attempt still waiting
+   * for a connection never reached its host and is not reported.
+   */
+  private reportFailure(attempt: Attempt, f: UpstreamFailure): void {
+    if (f.outlier === undefined || !attempt.sent) return;
+    if (f.outlier === 'timeout') {
+      if (attempt.timeoutReported) return;
+      attempt.timeoutReported = true;
+    }
+    this.cluster.reportLocalOrigin(attempt.host, f.outlier);
   }
 
   // ---- retries ----------------------------------------------------------------
@@ -307,7 +428,7 @@ export class UpstreamRequest {
     if (this.hedgeOnPerTryTimeout && this.canRetry()) {
       // Envoy's hedge_on_per_try_timeout: keep this attempt and race a new one against it.
       this.cluster.stats.upstream_rq_per_try_timeout.inc();
-      this.reportFailure(attempt.host, Failures.perTryTimeout);
+      this.reportFailure(attempt, Failures.perTryTimeout);
       (this.hedged ??= []).push(attempt);
       this.current = undefined;
       this.cluster.stats.upstream_rq_retry.inc();
@@ -322,6 +443,11 @@ export class UpstreamRequest {
     this.globalTimer = undefined;
     if (this.finished) return;
     this.cluster.stats.upstream_rq_timeout.inc();
+    // Envoy's onResponseTimeout: every attempt still awaiting headers was a timeout on its host.
+    if (!this.committed) {
+      if (this.current !== undefined) this.reportFailure(this.current, Failures.routeTimeout);
+      if (this.hedged !== undefined) for (const h of this.hedged) this.reportFailure(h, Failures.routeTimeout);
+    }
     this.endAttempt(new Error('route timeout'));
     if (this.committed) {
       this.finish();
@@ -355,6 +481,12 @@ export class UpstreamRequest {
     a.host.activeRequests--;
     if (abortWith) a.abort(abortWith);
     else a.dead = true;
+  }
+
+  /** 503 UO with x-envoy-overloaded: no connection and no room in the pending queue. */
+  private overflow(): void {
+    this.finish();
+    this.down.onLocalReply(Failures.overflow.reply, Failures.overflow.responseFlag, OVERLOADED);
   }
 
   /** Ends a hedged attempt that is not the current one. */

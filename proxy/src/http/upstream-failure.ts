@@ -1,4 +1,4 @@
-import { LOCAL_ORIGIN_FAILURE } from '../cluster/outlier.js';
+import type { LocalOriginFailure } from '../cluster/outlier.js';
 import { Flags, LocalReplies, type Flag, type LocalReplySpec } from './response-flags.js';
 
 /**
@@ -30,21 +30,21 @@ export interface UpstreamFailure {
   /** %RESPONSE_CODE_DETAILS% and the local reply sent when no response has started. */
   readonly reply: LocalReplySpec;
   readonly details: string;
-  /** What outlier detection is told about the host (undefined: nothing, the host was never reached). */
-  readonly outlierStatus: number | undefined;
+  /** What outlier detection is told about the host (Envoy's LocalOriginConnectFailed / LocalOriginTimeout; undefined: nothing, the host was never reached). */
+  readonly outlier: LocalOriginFailure | undefined;
 }
 
-function failure(code: FailureCode, source: FailureSource, retryable: boolean, responseFlag: Flag, reply: LocalReplySpec, outlierStatus: number | undefined): UpstreamFailure {
-  return Object.freeze({ code, source, retryable, responseFlag, reply, details: reply.details, outlierStatus });
+function failure(code: FailureCode, source: FailureSource, retryable: boolean, responseFlag: Flag, reply: LocalReplySpec, outlier: LocalOriginFailure | undefined): UpstreamFailure {
+  return Object.freeze({ code, source, retryable, responseFlag, reply, details: reply.details, outlier });
 }
 
 export const Failures = {
-  connectFailure: failure('connect_failure', 'upstream', true, Flags.UpstreamConnectionFailure, LocalReplies.connectFailure, LOCAL_ORIGIN_FAILURE),
-  connectionTermination: failure('connection_termination', 'upstream', true, Flags.UpstreamConnectionTermination, LocalReplies.reset, LOCAL_ORIGIN_FAILURE),
-  protocolError: failure('protocol_error', 'upstream', true, Flags.UpstreamProtocolError, LocalReplies.protocolError, LOCAL_ORIGIN_FAILURE),
-  refusedStream: failure('refused_stream', 'upstream', true, Flags.UpstreamConnectionTermination, LocalReplies.reset, LOCAL_ORIGIN_FAILURE),
-  perTryTimeout: failure('per_try_timeout', 'local', true, Flags.UpstreamRequestTimeout, LocalReplies.timeout, LOCAL_ORIGIN_FAILURE),
-  routeTimeout: failure('route_timeout', 'local', false, Flags.UpstreamRequestTimeout, LocalReplies.timeout, undefined),
+  connectFailure: failure('connect_failure', 'upstream', true, Flags.UpstreamConnectionFailure, LocalReplies.connectFailure, 'connect_failed'),
+  connectionTermination: failure('connection_termination', 'upstream', true, Flags.UpstreamConnectionTermination, LocalReplies.reset, 'connect_failed'),
+  protocolError: failure('protocol_error', 'upstream', true, Flags.UpstreamProtocolError, LocalReplies.protocolError, 'connect_failed'),
+  refusedStream: failure('refused_stream', 'upstream', true, Flags.UpstreamConnectionTermination, LocalReplies.reset, 'connect_failed'),
+  perTryTimeout: failure('per_try_timeout', 'local', true, Flags.UpstreamRequestTimeout, LocalReplies.timeout, 'timeout'),
+  routeTimeout: failure('route_timeout', 'local', false, Flags.UpstreamRequestTimeout, LocalReplies.timeout, 'timeout'),
   overflow: failure('overflow', 'local', false, Flags.UpstreamOverflow, LocalReplies.overflow, undefined),
   noHealthyUpstream: failure('no_healthy_upstream', 'local', false, Flags.NoHealthyUpstream, LocalReplies.noHealthyUpstream, undefined),
   /** undici refused the request synchronously (e.g. a header value it will not send). */

@@ -41,7 +41,7 @@ t.test('the catalogue agrees with itself', async (t) => {
   for (const [name, f] of Object.entries(Failures)) {
     t.ok(Object.isFrozen(f), `${name} is shared, so frozen`);
     t.equal(f.details, f.reply.details, `${name}: details are the reply's`);
-    if (f.source === 'upstream') t.ok(f.retryable && f.outlierStatus !== undefined, `${name}: an upstream failure is retryable and reported to outlier detection`);
+    if (f.source === 'upstream') t.ok(f.retryable && f.outlier !== undefined, `${name}: an upstream failure is retryable and reported to outlier detection`);
   }
   t.notOk(Failures.overflow.retryable, 'our own limits are not retried');
   t.equal(Failures.perTryTimeout.reply.status, 504);
