@@ -11,9 +11,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { registerHttpFilter } from '../../filters/src/index.js';
 import { alpnFactory, peerMetadataFactory, statsFactory } from './http-filters.js';
-import { authnFactory, tcpMxFactory, tcpStatsFactory, AUTHN_TYPE, TCP_MX_TYPE, type NetFilterFactory, type NetContext } from './network-filters.js';
+import { authnFactory, tcpMxFactory, tcpStatsFactory, AUTHN_TYPE, TCP_MX_TYPE, type NetFilterFactory } from './network-filters.js';
 import { STATS_TYPE, PEER_METADATA_TYPE, ALPN_TYPE } from './http-filters.js';
-import type { IstioHost } from './host.js';
 
 export { STATS_TYPE, PEER_METADATA_TYPE, ALPN_TYPE, AUTHN_TYPE, TCP_MX_TYPE };
 export type { IstioHost, NodeLike, TrafficDirection } from './host.js';
@@ -48,7 +47,7 @@ export function registerIstioHttpFilters(): void {
   registerHttpFilter(alpnFactory);
 }
 
-/** The network filter factories by type URL; `host` gives the stats filter cluster metadata. */
-export function istioNetworkFilters(host: (ctx: NetContext) => Pick<IstioHost, 'clusterMetadata'> | undefined = () => undefined): [string, NetFilterFactory][] {
-  return [[AUTHN_TYPE, authnFactory], [TCP_MX_TYPE, tcpMxFactory], [STATS_TYPE, tcpStatsFactory(host)]];
+/** The network filter factories by type URL. */
+export function istioNetworkFilters(): [string, NetFilterFactory][] {
+  return [[AUTHN_TYPE, authnFactory], [TCP_MX_TYPE, tcpMxFactory], [STATS_TYPE, tcpStatsFactory()]];
 }

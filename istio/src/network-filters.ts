@@ -10,7 +10,7 @@
  *  - `stats.PluginConfig` as a network filter: istio_tcp_* metrics.
  */
 import { ObjectReader, type Diagnostics } from '../../config/src/index.js';
-import { FS, serviceOfCluster, type IstioHost, type NodeLike, type TrafficDirection } from './host.js';
+import { FS, serviceOfCluster, type NodeLike, type TrafficDirection } from './host.js';
 import { IstioMetrics, peerTags, securityPolicy, TCP_TAGS, type LabeledMetrics, type TcpSeries } from './metrics.js';
 import { decodeStatsPluginConfig } from './plugin-config.js';
 import { encodeExchange, ExchangeReader, MX_ALPN } from './tcp-exchange.js';
@@ -33,6 +33,7 @@ export interface NetContext {
   readonly node: NodeLike;
   readonly trafficDirection: TrafficDirection;
   readonly chainKind: 'http' | 'tcp';
+  clusterMetadata?(cluster: string): Readonly<Record<string, unknown>> | undefined;
 }
 
 export interface NetConnection {
@@ -159,7 +160,7 @@ interface TcpStatsConn {
   timer: NodeJS.Timeout | undefined;
 }
 
-export function tcpStatsFactory(host: (ctx: NetContext) => Pick<IstioHost, 'clusterMetadata'> | undefined = () => undefined): NetFilterFactory {
+export function tcpStatsFactory(): NetFilterFactory {
   return (cfg, diag, path, ctx) => {
     const config = decodeStatsPluginConfig(cfg.config, diag, path);
     if (!config) return undefined;
@@ -170,7 +171,6 @@ export function tcpStatsFactory(host: (ctx: NetContext) => Pick<IstioHost, 'clus
     const reporter = reporterFor(ctx.trafficDirection, config);
     const local = localSide({ node: ctx.node, trafficDirection: ctx.trafficDirection, labeledStats: ctx.stats.labeled });
     const metrics = new IstioMetrics(ctx.stats.labeled, config, (m) => diag.warn(path, m));
-    const clusters = host(ctx);
     const conns = new WeakMap<NetConnection, TcpStatsConn>();
     const peerRead = (conn: NetConnection): boolean => {
       const fs = conn.info.filterState;
@@ -184,7 +184,7 @@ export function tcpStatsFactory(host: (ctx: NetContext) => Pick<IstioHost, 'clus
       const peerPrincipal = server ? String(fs?.get(FS.peerPrincipal) ?? conn.info.peerPrincipal ?? '') : '';
       const localPrincipal = server ? String(fs?.get(FS.localPrincipal) ?? conn.info.localPrincipal ?? '') : '';
       const cluster = conn.upstream?.cluster;
-      const svc = serviceOfCluster(cluster, cluster === undefined ? undefined : clusters?.clusterMetadata?.(cluster));
+      const svc = serviceOfCluster(cluster, cluster === undefined ? undefined : ctx.clusterMetadata?.(cluster));
       const report = { reporter, peer, peerPrincipal, localPrincipal, serviceHost: svc?.host ?? '', serviceName: svc?.name ?? '' };
       const tags = [...peerTags(local, report), 'tcp', '-', securityPolicy(report)];
       if (tags.length !== TCP_TAGS.length) throw new Error('istio.stats: tcp tag count mismatch');
@@ -207,8 +207,9 @@ export function tcpStatsFactory(host: (ctx: NetContext) => Pick<IstioHost, 'clus
       return s;
     };
     const touch = (conn: NetConnection, s: TcpStatsConn): void => {
-      // Reported once the peer is known (or at close); then periodically, like Istio.
-      if (s.series === undefined && peerRead(conn)) open(conn, s);
+      // Reported once the peer is known and tcp_proxy has its upstream (the destination
+      // service comes from the cluster), or at close; then periodically, like Istio.
+      if (s.series === undefined && peerRead(conn) && conn.upstream !== undefined) open(conn, s);
       if (s.series !== undefined && s.timer === undefined && config.tcpReportingMs > 0) {
         s.timer = setInterval(() => flush(s), config.tcpReportingMs);
         s.timer.unref();

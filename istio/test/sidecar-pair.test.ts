@@ -26,7 +26,7 @@ const serviceMeta = { filter_metadata: { istio: { services: [{ host: REVIEWS_FQD
 const inline = (pem: string): Json => ({ inline_string: pem });
 const local0 = (): Json => ({ socket_address: { address: '127.0.0.1', port_value: 0 } });
 
-async function start(t: Tap.Test, bootstrap: Json): Promise<RunningProxy> {
+async function start(t: { teardown(fn: () => unknown): void }, bootstrap: Json): Promise<RunningProxy> {
   const diag = new Diagnostics();
   const b = decodeBootstrap(bootstrap, diag);
   if (!b) throw new Error(diag.errors.map(formatProblem).join('\n'));

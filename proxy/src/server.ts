@@ -417,6 +417,7 @@ export class ProxyServer implements ConfigSink {
     const built = buildNetworkFilterChain(chain.networkFilters, diag, `${fcPath}.filters`, {
       stats: this.stats, node: this.bootstrap.node, listenerName: l.name, trafficDirection: l.trafficDirection,
       chainKind: chain.network.kind, log: (level, m) => this.log.log(level === 'warn' ? 'warning' : level, m),
+      clusterMetadata: (name) => this.clusters.get(name)?.config.filterMetadata,
     }, (f, e) => {
       errors.inc();
       this.log.warn(`network filter ${f.name} failed on a connection of listener "${l.name}": ${e instanceof Error ? e.message : String(e)}`);

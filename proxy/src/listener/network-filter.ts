@@ -38,6 +38,8 @@ export interface NetworkFilterContext {
   readonly chainKind: 'http' | 'tcp';
   /** One line to the proxy's log. */
   readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
+  /** A cluster's metadata.filter_metadata, when the cluster exists (Istio's stats name the destination service from it). */
+  clusterMetadata?(cluster: string): Readonly<Record<string, unknown>> | undefined;
 }
 
 /**
