@@ -1,0 +1,123 @@
+/**
+ * Memory diet: `pilotfish proxy` with a minimal static bootstrap (one HTTP listener, one
+ * STATIC cluster, admin; JSON, no TLS, no regex, no tracing, no xDS) loads none of the
+ * heavy parts it does not use. The module list comes from the child process itself
+ * (fixtures/module-recorder.mjs): a static import of any of these anywhere on the start-up
+ * path makes this test fail, naming the module and what it costs.
+ */
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import net from 'node:net';
+import http from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { until } from '../../test-support/wait.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const RECORDER = fileURLToPath(new URL('./fixtures/module-recorder.mjs', import.meta.url));
+
+/** What must not be loaded, and why it matters (measured by bench/memory/anatomy.mjs). */
+const MUST_NOT_LOAD: readonly [RegExp, string][] = [
+  [/\/node_modules\/@opentelemetry\//, 'OpenTelemetry (tracing SDK + OTLP exporter: loaded only when a listener traces; stats render Prometheus text themselves)'],
+  [/\/node_modules\/@grpc\//, 'grpc-js (~12 MB of RSS: xDS only)'],
+  [/\/node_modules\/protobufjs\//, 'protobufjs (xDS only)'],
+  [/\/node_modules\/@kubernetes\//, 'the Kubernetes client (~70 MB: deploy/ and the control plane only)'],
+  [/\/node_modules\/re2-wasm\//, 'RE2 (wasm: only when a config has a safe_regex)'],
+  [/\/node_modules\/undici\//, 'undici (~8 MB: required on the first upstream pool, not at start-up)'],
+  [/\/node_modules\/yaml\//, 'the YAML parser (a JSON bootstrap does not need it)'],
+  [/\/xds-client\/src\//, 'the xDS client (no dynamic_resources)'],
+  [/\/controlplane\/src\//, 'the control plane (a separate command)'],
+  [/\/demo\/src\//, 'the demo (a separate command)'],
+  [/\/deploy\/src\//, 'deploy/ (Kubernetes manifests and EndpointSlices)'],
+  [/\/telemetry\/src\/tracing\/tracer\./, 'the tracer (no listener traces)'],
+  [/\/fastpath\/src\/(daemon|cli|build)\./, 'the fast path daemon/CLI (no pilotfish.fastpath bootstrap extension)'],
+];
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function status(port: number, path: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent: false, timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(0));
+  });
+}
+
+function minimalBootstrap(port: number, adminPort: number, upstreamPort: number): object {
+  return {
+    node: { id: 'lazy-loading', cluster: 'test' },
+    admin: { address: { socket_address: { address: '127.0.0.1', port_value: adminPort } } },
+    static_resources: {
+      listeners: [{
+        name: 'http',
+        address: { socket_address: { address: '127.0.0.1', port_value: port } },
+        filter_chains: [{
+          filters: [{
+            name: 'envoy.filters.network.http_connection_manager',
+            typed_config: {
+              '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+              stat_prefix: 'ingress',
+              route_config: { name: 'r', virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'up' } }] }] },
+              http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
+            },
+          }],
+        }],
+      }],
+      clusters: [{
+        name: 'up',
+        type: 'STATIC',
+        connect_timeout: '1s',
+        load_assignment: { cluster_name: 'up', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: upstreamPort } } } }] }] },
+      }],
+    },
+  };
+}
+
+t.test('a minimal static bootstrap loads no OTel, gRPC, xDS, Kubernetes, RE2, undici or YAML', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pf-lazy-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const [port, adminPort, upstreamPort] = [await freePort(), await freePort(), await freePort()];
+  const config = join(dir, 'bootstrap.json');
+  writeFileSync(config, JSON.stringify(minimalBootstrap(port, adminPort, upstreamPort)));
+  const out = join(dir, 'modules');
+  let stderr = '';
+  const child = spawn(process.execPath, ['--import', RECORDER, '--import', 'tsx', join(ROOT, 'cli/src/entry.ts'), 'proxy', '-c', config, '--drain-time-s', '0', '-l', 'warning'], {
+    cwd: ROOT,
+    env: { ...process.env, PF_MODULES_OUT: out },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+
+  await until('the proxy to be ready', async () => child.exitCode === null && (await status(adminPort, '/ready')) === 200, { timeoutMs: 60_000 });
+  child.kill('SIGTERM');
+  t.equal(await exited, 0, `the proxy exits cleanly on SIGTERM (stderr: ${stderr.slice(-500)})`);
+  t.ok(existsSync(`${out}.esm`) && existsSync(`${out}.cjs`), 'the child wrote its module lists');
+
+  const loaded = [
+    ...readFileSync(`${out}.esm`, 'utf8').split('\n').filter((u) => u.startsWith('file:')).map((u) => fileURLToPath(u)),
+    ...readFileSync(`${out}.cjs`, 'utf8').split('\n'),
+  ].filter(Boolean);
+  // The recorder works: the data plane itself is in the list (so an empty list cannot pass).
+  t.ok(loaded.some((f) => f.endsWith('/proxy/src/server.ts')), 'the list includes proxy/src/server.ts');
+  t.ok(loaded.some((f) => f.endsWith('/proxy/src/stats/stats.ts')), 'the list includes proxy/src/stats/stats.ts');
+  for (const [pattern, what] of MUST_NOT_LOAD) {
+    const hits = loaded.filter((f) => pattern.test(f));
+    t.same(hits.slice(0, 3), [], `not loaded: ${what}`);
+  }
+});
