@@ -170,7 +170,7 @@ t.test('image and compose mesh in podman', { skip }, async (t) => {
     const script = [
       'echo "uid $(id -u)"',
       ...['proxy --help', 'controlplane --help', 'demo --help', 'certs --help', 'fastpath --help', 'example --help'].map((c) => `node /app/bin/pilotfish.js ${c} >/dev/null 2>/tmp/err; echo "cmd ${c}: $? $(head -c 200 /tmp/err | head -1)"`),
-      `node -e "import('/app/dist/deploy/src/index.js').then((m) => console.log('endpointslices', typeof m.EndpointSliceWatcher), (e) => console.log('endpointslices', e.message))"`,
+      `node -e "import('/app/dist/controlplane/src/index.js').then((m) => m.loadKubernetesClient()).then((k) => console.log('endpointslices', typeof k.makeInformer), (e) => console.log('endpointslices', e.message))"`,
       `node -e "import('/app/dist/proxy/src/net/original-dst.js').then((m) => console.log('addon', JSON.stringify(m.originalDstAvailability())))"`,
       'node /app/bin/pilotfish.js fastpath status | sed "s/^/fastpath-unprivileged /"',
       // deploy/k8s's certs init container, as written in the manifest, against a CA like the Secret.
@@ -183,7 +183,7 @@ t.test('image and compose mesh in podman', { skip }, async (t) => {
     const line = (prefix: string): string => r.stdout.split('\n').find((l) => l.startsWith(prefix)) ?? `(no "${prefix}" line; stderr: ${r.stderr.trim().split('\n')[0] ?? ''})`;
     t.equal(line('uid '), 'uid 1000', 'runs as uid 1000');
     for (const c of ['proxy', 'controlplane', 'demo', 'certs', 'fastpath', 'example']) t.match(line(`cmd ${c} `), /: 0 ?$/, `pilotfish ${c} --help: ${line(`cmd ${c} `)}`);
-    t.equal(line('endpointslices '), 'endpointslices function', 'the Kubernetes EndpointSlice source and its client library load');
+    t.equal(line('endpointslices '), 'endpointslices function', 'the control plane\'s Kubernetes source loads its (optional) client library');
     t.equal(line('addon '), 'addon {"ok":true}', 'the SO_ORIGINAL_DST addon loads');
     t.match(line('fastpath-unprivileged fastpath:'), /^fastpath-unprivileged fastpath: unavailable: needs root/, `unprivileged: one-line reason (${line('fastpath-unprivileged fastpath:')})`);
     t.match(line('k8s-certs exit'), /^k8s-certs exit 0/, `deploy/k8s certs init container: ${line('k8s-certs exit')}`);

@@ -1,9 +1,11 @@
-/** `pilotfish controlplane --config mesh.yaml [--port N] [--address A]` */
+/** `pilotfish controlplane --config mesh.yaml [--port N] [--address A] [--kubernetes NAMESPACE]` */
 import { readFileSync, watchFile, unwatchFile } from 'node:fs';
 import { ControlPlane } from './controlplane.js';
-import { MeshError, parseMeshText, type Mesh } from './mesh.js';
+import type { EndpointSliceWatcher } from './kubernetes.js';
+import { MeshError, parseEndpoint, parseMeshText, type Mesh } from './mesh.js';
 
-const USAGE = `Usage: pilotfish controlplane --config <mesh.yaml> [--port <port>] [--address <addr>] [--verbose]
+const USAGE = `Usage: pilotfish controlplane --config <mesh.yaml> [--port <port>] [--address <addr>]
+                              [--kubernetes <namespace> [--resync-s <s>]] [--verbose]
 
 Serves the mesh description over xDS v3 ADS (state of the world and delta, LDS/RDS/CDS/EDS/LEDS)
 and pushes only what changed when the file changes.
@@ -11,6 +13,10 @@ and pushes only what changed when the file changes.
   --config, -c   mesh description (YAML: listeners, services with endpoint lists)
   --port, -p     gRPC port (default 18000; 0 picks a free one)
   --address      bind address (default 0.0.0.0)
+  --kubernetes   take endpoints from the EndpointSlices of this namespace instead of the file:
+                 each mesh service follows the Kubernetes Service of the same name (port named
+                 "http", else the first); needs the optional package @kubernetes/client-node
+  --resync-s     full relist period with --kubernetes (default 300)
   --verbose      log every push and ACK
   --help, -h     this text
 `;
@@ -20,10 +26,12 @@ interface Args {
   port: number;
   address: string;
   verbose: boolean;
+  kubernetes: string | undefined;
+  resyncS: number;
 }
 
 function parseArgs(argv: readonly string[]): Args | 'help' | string {
-  const a: Partial<Args> = { port: 18000, address: '0.0.0.0', verbose: false };
+  const a: Partial<Args> = { port: 18000, address: '0.0.0.0', verbose: false, kubernetes: undefined, resyncS: 300 };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
@@ -51,6 +59,19 @@ function parseArgs(argv: readonly string[]): Args | 'help' | string {
         const v = value();
         if (!v) return `${flag}: needs an address`;
         a.address = v;
+        break;
+      }
+      case '--kubernetes': {
+        const v = value();
+        if (!v) return `${flag}: needs a namespace`;
+        a.kubernetes = v;
+        break;
+      }
+      case '--resync-s': {
+        const v = value();
+        const n = Number(v);
+        if (v === undefined || !(n > 0)) return `${flag}: must be a positive number of seconds, got ${v ?? 'nothing'}`;
+        a.resyncS = n;
         break;
       }
       case '--verbose':
@@ -109,13 +130,28 @@ export async function runControlPlaneCommand(argv: readonly string[], opts: { si
     process.stderr.write(`pilotfish controlplane: --port: cannot listen on ${args.address}:${args.port}: ${(e as Error).message}\n`);
     return 1;
   }
+  let watcher: EndpointSliceWatcher | undefined;
+  if (args.kubernetes !== undefined) {
+    try {
+      watcher = await startEndpointSlices(cp, mesh, args.kubernetes, args.resyncS, log);
+    } catch (e) {
+      await cp.close();
+      process.stderr.write(`pilotfish controlplane: ${(e as Error).message}\n`);
+      return 1;
+    }
+  }
   log('info', `control plane serving ${mesh.listeners.length} listeners, ${mesh.services.length} services on ${args.address}:${port}`);
   process.stdout.write(`listening ${port}\n`);
   opts.onListening?.(port);
 
   const reload = (): void => {
     try {
-      const next = loadMesh(args.config);
+      let next = loadMesh(args.config);
+      // With --kubernetes, endpoints come from the watcher and carry over a mesh edit.
+      const w = watcher;
+      if (w !== undefined) {
+        next = { ...next, services: next.services.map((s) => ({ ...s, endpoints: (w.endpointsOf(s.name) ?? []).map((e, i) => parseEndpoint(e, `${s.name}.endpoints[${i}]`)) })) };
+      }
       cp.setMesh(next);
       log('info', `reloaded ${args.config}`);
     } catch (e) {
@@ -134,6 +170,23 @@ export async function runControlPlaneCommand(argv: readonly string[], opts: { si
     opts.signal?.addEventListener('abort', stop, { once: true });
   });
   unwatchFile(args.config);
+  await watcher?.stop();
   await cp.close();
   return 0;
+}
+
+/** Loads the optional Kubernetes client only now (a file-fed control plane never does). */
+async function startEndpointSlices(
+  cp: ControlPlane, mesh: Mesh, namespace: string, resyncS: number, log: (level: string, msg: string) => void,
+): Promise<EndpointSliceWatcher> {
+  const { EndpointSliceWatcher, defaultKubeConfig } = await import('./kubernetes.js');
+  const watcher = new EndpointSliceWatcher(await defaultKubeConfig(), cp, {
+    namespace,
+    resyncMs: resyncS * 1000,
+    targets: mesh.services.map((s) => ({ meshService: s.name, service: s.name, portName: 'http' })),
+    log,
+  });
+  await watcher.start();
+  log('info', `endpoints from EndpointSlices in namespace ${namespace}`);
+  return watcher;
 }

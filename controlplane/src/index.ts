@@ -17,3 +17,7 @@ export {
   HCM_TYPE,
   ROUTER_TYPE,
 } from './compile.js';
+export {
+  EndpointSliceWatcher, endpointsFromSlices, loadKubernetesClient, defaultKubeConfig, KubernetesClientMissing,
+  type SliceTarget, type EndpointSink, type WatcherOptions,
+} from './kubernetes.js';

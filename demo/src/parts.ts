@@ -6,8 +6,7 @@
  *     (starts once the target answers 200 `warmup` times in a row; a table and a
  *      `traffic-summary {json}` line every 5s)
  *   pilotfish demo controlplane --mesh mesh.yaml --kubernetes NAMESPACE [--port 18000]
- *     (the control plane with endpoints from EndpointSlices: each mesh service follows the
- *      Kubernetes Service of the same name, port named `http` or the first)
+ *     (an alias of `pilotfish controlplane --config mesh.yaml --kubernetes NAMESPACE`)
  * Each runs until SIGINT/SIGTERM.
  */
 import * as http from 'node:http';
@@ -116,46 +115,11 @@ export async function runPart(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (part === 'controlplane') {
+    // Kept for manifests written before the Kubernetes source moved into the control plane:
+    // the same as `pilotfish controlplane --config FILE --kubernetes NAMESPACE`.
     if (!values.mesh || !values.kubernetes) throw new Error('--mesh FILE and --kubernetes NAMESPACE are required');
-    const { readFileSync } = await import('node:fs');
-    const { ControlPlane, parseMeshText, parseEndpoint } = await import('../../controlplane/src/index.js');
-    const { KubeConfig } = await import('@kubernetes/client-node');
-    const { EndpointSliceWatcher } = await import('../../deploy/src/index.js');
-    const mesh = parseMeshText(readFileSync(values.mesh, 'utf8'));
-    const cp = new ControlPlane();
-    cp.setMesh(mesh);
-    const port = await cp.listen(Number(values.port), '0.0.0.0');
-    const kc = new KubeConfig();
-    kc.loadFromDefault(); // in a pod: the service account; elsewhere: ~/.kube/config
-    const log = (level: string, msg: string) => void process.stderr.write(`${new Date().toISOString()} ${level} ${msg}\n`);
-    const watcher = new EndpointSliceWatcher(kc, cp, {
-      namespace: values.kubernetes,
-      resyncMs: Number(values['resync-s']) * 1000,
-      targets: mesh.services.map((s) => ({ meshService: s.name, service: s.name, portName: 'http' })),
-      log,
-    });
-    await watcher.start();
-    log('info', `control plane on :${port}; endpoints from EndpointSlices in namespace ${values.kubernetes}`);
-    // A ConfigMap edit (routes, splits) reloads the mesh; endpoints carry over from the watcher.
-    const { watchFile, unwatchFile } = await import('node:fs');
-    const file = values.mesh;
-    watchFile(file, { interval: 1000 }, () => {
-      try {
-        const next = parseMeshText(readFileSync(file, 'utf8'));
-        cp.setMesh({
-          ...next,
-          services: next.services.map((s) => ({ ...s, endpoints: (watcher.endpointsOf(s.name) ?? []).map((e, i) => parseEndpoint(e, `${s.name}.endpoints[${i}]`)) })),
-        });
-        log('info', `reloaded ${file}`);
-      } catch (e) {
-        log('warn', `${file}: ${(e as Error).message} (keeping the last good mesh)`);
-      }
-    });
-    await untilSignal();
-    unwatchFile(file);
-    await watcher.stop();
-    await cp.close();
-    return 0;
+    const { runControlPlaneCommand } = await import('../../controlplane/src/index.js');
+    return runControlPlaneCommand(['--config', values.mesh, '--kubernetes', values.kubernetes, '--port', String(values.port), '--resync-s', String(values['resync-s'])]);
   }
   throw new Error(`unknown part "${part}" (expected app, traffic or controlplane)`);
 }

@@ -1,12 +1,54 @@
 /**
+ * `pilotfish controlplane --kubernetes NAMESPACE`: endpoints from Kubernetes.
+ *
  * Feeds the control plane from Kubernetes: watches discovery.k8s.io/v1 EndpointSlices
  * (list, then watch; relisted every `resyncMs` and after a broken watch) and turns the
  * slices of each Kubernetes Service into the endpoints of one mesh service, with the
  * EndpointSlice conditions carried over (ready / serving / terminating -> Envoy health:
  * HEALTHY, DRAINING while terminating-but-serving, UNHEALTHY otherwise).
+ *
+ * The Kubernetes client (@kubernetes/client-node, tens of MB) is an optional dependency,
+ * loaded only here and only when a watcher starts: a control plane fed from a file, and
+ * every proxy, never load it, and an install without it says so in one line when asked
+ * for --kubernetes.
  */
-import { DiscoveryV1Api, KubeConfig, makeInformer, type Informer, type ObjectCache, type V1EndpointSlice } from '@kubernetes/client-node';
-import type { MeshEndpoint } from '../../controlplane/src/index.js';
+import type { Informer, KubeConfig, ObjectCache, V1EndpointSlice } from '@kubernetes/client-node';
+import type { MeshEndpoint } from './mesh.js';
+
+type KubernetesClient = typeof import('@kubernetes/client-node');
+
+export const KUBERNETES_CLIENT = '@kubernetes/client-node';
+
+/** The optional Kubernetes client is not installed (npm install --omit=optional, or a trimmed image). */
+export class KubernetesClientMissing extends Error {}
+
+let client: Promise<KubernetesClient> | undefined;
+
+/**
+ * Loads the optional Kubernetes client on first use. Rejects with KubernetesClientMissing
+ * (a one-line message saying what to install) when the package is absent.
+ */
+export function loadKubernetesClient(): Promise<KubernetesClient> {
+  client ??= import(KUBERNETES_CLIENT).then(
+    (m: KubernetesClient) => m,
+    (e: NodeJS.ErrnoException) => {
+      client = undefined;
+      if (e.code === 'ERR_MODULE_NOT_FOUND' && String(e.message).includes(KUBERNETES_CLIENT)) {
+        throw new KubernetesClientMissing(`--kubernetes needs the optional package ${KUBERNETES_CLIENT}, which is not installed (npm install ${KUBERNETES_CLIENT})`);
+      }
+      throw e;
+    },
+  );
+  return client;
+}
+
+/** In a pod: the service account; elsewhere: ~/.kube/config (KUBECONFIG). */
+export async function defaultKubeConfig(): Promise<KubeConfig> {
+  const { KubeConfig } = await loadKubernetesClient();
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  return kc;
+}
 
 /** One mesh service (a control-plane cluster) from one Kubernetes Service's slices. */
 export interface SliceTarget {
@@ -73,6 +115,7 @@ export class EndpointSliceWatcher {
   /** A new informer (list, then watch); the previous one stops once the new one has listed. */
   private async connect(): Promise<void> {
     if (this.stopped) return;
+    const { DiscoveryV1Api, makeInformer } = await loadKubernetesClient();
     const api = this.kc.makeApiClient(DiscoveryV1Api);
     const ns = this.opts.namespace;
     let listed = false;

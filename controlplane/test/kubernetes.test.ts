@@ -3,8 +3,7 @@ import * as http from 'node:http';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
-import { ControlPlane, loadAssignmentJson, parseMesh } from '../../controlplane/src/index.js';
-import { EndpointSliceWatcher, endpointsFromSlices } from '../src/index.js';
+import { ControlPlane, EndpointSliceWatcher, endpointsFromSlices, loadAssignmentJson, parseMesh } from '../src/index.js';
 import { until } from '../../test-support/wait.js';
 
 // A real HTTP server playing the Kubernetes API with recorded responses: the list of

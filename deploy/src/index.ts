@@ -1,1 +1,0 @@
-export { EndpointSliceWatcher, endpointsFromSlices, type SliceTarget, type EndpointSink, type WatcherOptions } from './endpointslices.js';
