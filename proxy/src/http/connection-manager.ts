@@ -32,6 +32,8 @@ import { requestHash } from './steps/request-hash.js';
 import { redirectLocation } from './steps/redirect.js';
 import { streamDurationTimeout } from './steps/stream-duration.js';
 import { appendVia, applyForwardedHeaders, applyResponseEdgeHeaders } from './steps/edge-headers.js';
+import { RawRequest } from '../http1/messages.js';
+import { rawDispatcherFor } from '../http1/upstream.js';
 import { bufferForRetry, fitsRetryBuffer, readThroughFilters, requestHasBody, streamedBody } from './request-body.js';
 
 export { parseGrpcTimeout } from './steps/stream-duration.js';
@@ -462,7 +464,7 @@ class Exchange implements Downstream {
     const hasBody = requestHasBody(this.req, this.isH2);
     const start = (body: Buffer | NodeJS.ReadableStream | null) => {
       if (this.done) return;
-      this.upstream = new UpstreamRequest(cluster, action, { method: this.view.method, path, headers, body, hash, connection: connectionInfo(this.req.socket) }, this, retry, hedge);
+      this.upstream = new UpstreamRequest(cluster, action, { method: this.view.method, path, headers, body, hash, connection: connectionInfo(this.req.socket), dispatcher: this.req instanceof RawRequest ? rawDispatcherFor : undefined }, this, retry, hedge);
       this.upstream.start();
     };
     if (!hasBody) start(null);

@@ -33,6 +33,7 @@ export interface ConnectionOwner {
 const enum Phase { Idle, Head, Body, Waiting, Upgraded, Closed }
 
 const CLIENT_ERROR_LINGER_MS = 1000;
+const EMPTY = Buffer.alloc(0);
 
 /**
  * One downstream HTTP/1.1 connection on the raw path: bytes in, llhttp (request mode)
@@ -63,6 +64,8 @@ export class RawConnection implements ParserEvents, RequestOwner, ResponseOwner 
   streamIdleCb: (() => void) | undefined;
   /** Set by drain(): the current response is the last on this connection. */
   private closing = false;
+  /** The request's body reader is paused. */
+  private bodyHeld = false;
 
   constructor(readonly socket: net.Socket, private readonly owner: ConnectionOwner) {
     this.parser = new Parser(ParserType.Request, this);
@@ -136,7 +139,11 @@ export class RawConnection implements ParserEvents, RequestOwner, ResponseOwner 
         if (rc === HPE_PAUSED) {
           this.parser.resume();
           this.pending = rest;
-          if (this.phase === Phase.Head) this.dispatch();
+          if (this.phase === Phase.Head) {
+            this.dispatch();
+            // A message without a body completes in llhttp without another byte: run it on nothing.
+            if (this.pending === undefined && this.phase === Phase.Body) this.pending = EMPTY;
+          }
           continue;
         }
         if (rc === HPE_PAUSED_UPGRADE) {
@@ -148,7 +155,7 @@ export class RawConnection implements ParserEvents, RequestOwner, ResponseOwner 
         }
         return this.clientError(Parser.errnoName(rc));
       }
-      if (this.pending !== undefined && this.phase === Phase.Waiting) this.socket.pause();
+      this.updateReading();
     } finally {
       this.running = false;
     }
@@ -231,6 +238,7 @@ export class RawConnection implements ParserEvents, RequestOwner, ResponseOwner 
     const res = new RawResponse(this, method, version === '1.0', keepAlive);
     this.req = req;
     this.res = res;
+    this.bodyHeld = false;
     this.streamIdleMs = 0;
     this.streamIdleCb = undefined;
     const hcm = this.owner.currentManager();
@@ -262,10 +270,9 @@ export class RawConnection implements ParserEvents, RequestOwner, ResponseOwner 
     this.req = undefined;
     this.res = undefined;
     this.streamIdleCb = undefined;
-    if (this.pending !== undefined) {
-      this.socket.resume();
-      if (!this.running) setImmediate(runLater, this);
-    }
+    this.bodyHeld = false;
+    this.updateReading();
+    if (this.pending !== undefined && !this.running) setImmediate(runLater, this);
   }
 
   /** @internal */
@@ -286,9 +293,20 @@ export class RawConnection implements ParserEvents, RequestOwner, ResponseOwner 
   }
 
   bodyPaused(paused: boolean): void {
-    if (this.phase === Phase.Closed || this.phase === Phase.Upgraded) return;
-    if (paused) this.socket.pause();
-    else if (this.phase !== Phase.Waiting) this.socket.resume();
+    this.bodyHeld = paused;
+    this.updateReading();
+  }
+
+  /**
+   * Reads from the socket unless someone holds it: the request's reader paused its body
+   * (back-pressure), or a pipelined request waits for the response before it.
+   */
+  private updateReading(): void {
+    const p = this.phase;
+    if (p === Phase.Closed || p === Phase.Upgraded) return;
+    const hold = (this.bodyHeld && p === Phase.Body) || (p === Phase.Waiting && this.pending !== undefined);
+    if (hold) this.socket.pause();
+    else this.socket.resume();
   }
 
   /**

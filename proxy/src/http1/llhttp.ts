@@ -92,10 +92,9 @@ const methodNames: string[] = [];
 function llhttp(): LlhttpExports {
   if (wasm !== undefined) return wasm;
   wasm = instantiate();
-  for (let m = 0; m < 64; m++) {
-    const name = cString(wasm, wasm.llhttp_method_name(m));
-    methodNames.push(name === '<unknown>' ? '' : name);
-  }
+  // llhttp's method codes (llhttp_method_name traps on a code it does not know).
+  const methods = (require('undici/lib/llhttp/constants.js') as { METHODS: Record<string, number> }).METHODS;
+  for (const [name, code] of Object.entries(methods)) methodNames[code] = name;
   return wasm;
 }
 
