@@ -142,7 +142,7 @@ export class RawConnection implements ParserEvents, RequestOwner, ResponseOwner 
           if (this.phase === Phase.Head) {
             this.dispatch();
             // A message without a body completes in llhttp without another byte: run it on nothing.
-            if (this.pending === undefined && this.phase === Phase.Body) this.pending = EMPTY;
+            if (this.pending === undefined && (this.phase as Phase) === Phase.Body) this.pending = EMPTY;
           }
           continue;
         }
