@@ -48,3 +48,24 @@ t.test('demo --duration 8s: both versions, zero failures, clean exit', async (t)
   t.notOk(existsSync(join(logs, '..')), 'working directory removed');
   for (const p of new Set(ports)) t.notOk(await tcpOpen(p), `127.0.0.1:${p} closed`);
 });
+
+t.test('demo --keep: says it keeps the working directory, and does', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pf-demo-keep-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const mesh = join(dir, 'mesh.yaml');
+  writeFileSync(mesh, readFileSync(join(ROOT, 'demo/mesh.yaml'), 'utf8').replace('rps: 25', 'rps: 5'));
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'cli/src/entry.ts'), 'demo', '--mesh', mesh, '--duration', '2s', '--keep'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  const logs = /access logs and proxy output: (\S+)/.exec(out)?.[1];
+  const workdir = logs === undefined ? undefined : join(logs, '..');
+  if (workdir !== undefined) t.teardown(() => rmSync(workdir, { recursive: true, force: true }));
+  t.equal(code, 0);
+  t.ok(workdir, 'prints where to look');
+  if (workdir === undefined) return;
+  t.match(out, `stopping: sidecars, waypoint, control plane; keeping ${workdir} (bootstraps, certificates, access logs)`);
+  t.notMatch(out, /removing/, 'never says it removes what it keeps');
+  t.ok(existsSync(workdir), 'the working directory is still there');
+});

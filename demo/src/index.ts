@@ -95,7 +95,7 @@ export async function runDemoCommand(argv: readonly string[]): Promise<number> {
   const t0 = performance.now();
   if (!stopping) out(`${demo.where()}\n`);
   const refresh = setInterval(() => {
-    if (tty) out(`\x1b[H\x1b[2J${demo.frame(performance.now() - t0)}\n\nCtrl-C stops and removes everything.\n`);
+    if (tty) out(`\x1b[H\x1b[2J${demo.frame(performance.now() - t0)}\n\n${keep ? `Ctrl-C stops everything and keeps ${demo.workdir}.` : 'Ctrl-C stops and removes everything.'}\n`);
   }, 1000);
   const timer = durationMs !== undefined ? setTimeout(onSignal, durationMs) : undefined;
   await stopped;
@@ -103,7 +103,9 @@ export async function runDemoCommand(argv: readonly string[]): Promise<number> {
   if (timer) clearTimeout(timer);
   process.removeListener('SIGINT', onSignal);
   process.removeListener('SIGTERM', onSignal);
-  out(`\n${demo.frame(performance.now() - t0)}\n\nstopping: sidecars, waypoint, control plane; removing ${demo.workdir}\n`);
+  // --keep: say where the files stay (the old message said "removing" while keeping them).
+  const files = keep ? `keeping ${demo.workdir} (bootstraps, certificates, access logs)` : `removing ${demo.workdir}`;
+  out(`\n${demo.frame(performance.now() - t0)}\n\nstopping: sidecars, waypoint, control plane; ${files}\n`);
   await demo.stop();
   const summary: DemoSummary = demo.summary();
   out(`summary ${JSON.stringify(summary)}\n`);
