@@ -141,7 +141,8 @@ export async function startProxy(bootstrap: Bootstrap, deps: ProxyDeps): Promise
         }
       },
     }],
-    log: (level, msg) => log.log(level === 'warn' ? 'warning' : level, `xds: ${msg}`),
+    // The client's messages already say "xds: ...".
+    log: (level, msg) => log.log(level === 'warn' ? 'warning' : level, msg),
   });
   if (xdsOptions && xdsModule) {
     const client = new xdsModule.XdsClient(xdsOptions);
