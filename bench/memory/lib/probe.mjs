@@ -1,0 +1,32 @@
+// Loaded into a process under measurement with `node --import <this file>`: on SIGUSR2 it
+// writes what the process's memory is made of to $PF_PROBE_OUT (JSON): V8 heap by space,
+// code statistics, process.memoryUsage(), and the CommonJS modules loaded. With
+// $PF_PROBE_ESM set it also records every ES module loaded (a module.register hook,
+// which runs on its own thread and so costs a few MB itself: use it for lists, not RSS).
+import { writeFileSync, statSync } from 'node:fs';
+import { createRequire, register } from 'node:module';
+import v8 from 'node:v8';
+
+const out = process.env.PF_PROBE_OUT;
+if (process.env.PF_PROBE_ESM) {
+  register(new URL('./esm-recorder.mjs', import.meta.url), { data: { file: process.env.PF_PROBE_ESM } });
+}
+
+function size(file) {
+  try { return statSync(file).size; } catch { return 0; }
+}
+
+process.on('SIGUSR2', () => {
+  // With --expose-gc and $PF_PROBE_GC: a full GC first, so heapUsed is live data only.
+  if (process.env.PF_PROBE_GC && typeof globalThis.gc === 'function') globalThis.gc();
+  const require = createRequire(import.meta.url);
+  const cjs = Object.keys(require.cache);
+  const report = {
+    memoryUsage: process.memoryUsage(),
+    heapSpaces: v8.getHeapSpaceStatistics(),
+    heapCode: v8.getHeapCodeStatistics(),
+    heap: v8.getHeapStatistics(),
+    cjs: cjs.map((f) => ({ file: f, bytes: size(f) })),
+  };
+  if (out) writeFileSync(out, JSON.stringify(report));
+});
