@@ -125,6 +125,8 @@ export interface FilterHost {
   };
   /** A cluster's metadata.filter_metadata (Istio's `istio` key names the service), when known. */
   clusterMetadata?(cluster: string): Readonly<Record<string, unknown>> | undefined;
+  /** A counter in a cluster's stats scope (`cluster.<c>.<name>`; grpc_stats' `grpc.success`). */
+  clusterCounter?(cluster: string, name: string): { inc(n?: number): void };
 }
 
 export interface HttpFilterChain {

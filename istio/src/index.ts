@@ -1,7 +1,7 @@
 /**
  * istio/: Istio's own proxy extensions, natively (istio/proxy's filters, read for their
  * behaviour): standard metrics (`istio.stats`), peer metadata exchange over HTTP headers
- * and over TCP (`istio-peer-exchange`), `istio_authn`, `istio.alpn`. The only file other
+ * and over TCP (`istio-peer-exchange`), `istio_authn`, `istio.alpn`, and Envoy's `grpc_stats`, which istiod puts in every chain. The only file other
  * parts import. Nothing registers on import: the proxy calls registerIstioHttpFilters()
  * and registers istioNetworkFilters() with its network-filter registry when a
  * configuration names one of ISTIO_TYPE_URLS.
@@ -11,10 +11,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { registerHttpFilter } from '../../filters/src/index.js';
 import { alpnFactory, peerMetadataFactory, statsFactory } from './http-filters.js';
+import { grpcStatsFactory, GRPC_STATS_TYPE } from './grpc-stats.js';
 import { authnFactory, tcpMxFactory, tcpStatsFactory, AUTHN_TYPE, TCP_MX_TYPE, type NetFilterFactory } from './network-filters.js';
 import { STATS_TYPE, PEER_METADATA_TYPE, ALPN_TYPE } from './http-filters.js';
 
-export { STATS_TYPE, PEER_METADATA_TYPE, ALPN_TYPE, AUTHN_TYPE, TCP_MX_TYPE };
+export { STATS_TYPE, PEER_METADATA_TYPE, ALPN_TYPE, AUTHN_TYPE, TCP_MX_TYPE, GRPC_STATS_TYPE };
 export type { IstioHost, NodeLike, TrafficDirection } from './host.js';
 export type { LabeledMetrics } from './metrics.js';
 export type { NetFilterFactory, NetContext, NetConnection, NetFilter } from './network-filters.js';
@@ -24,9 +25,10 @@ export { encodePeerHeader, decodePeerHeader, PEER_METADATA_HEADER, PEER_ID_HEADE
 export { workloadFromStruct, type WorkloadMetadata } from './workload.js';
 export { decodeStatsPluginConfig, type StatsPluginConfig } from './plugin-config.js';
 export { HTTP_TAGS, TCP_TAGS } from './metrics.js';
+export { decodeGrpcStatsConfig, statPrefix, grpcStatusOf } from './grpc-stats.js';
 
 /** Every type URL (message name) this part implements: the proxy loads istio/ when a config names one. */
-export const ISTIO_TYPE_URLS: readonly string[] = [STATS_TYPE, PEER_METADATA_TYPE, ALPN_TYPE, AUTHN_TYPE, TCP_MX_TYPE];
+export const ISTIO_TYPE_URLS: readonly string[] = [STATS_TYPE, PEER_METADATA_TYPE, ALPN_TYPE, AUTHN_TYPE, TCP_MX_TYPE, GRPC_STATS_TYPE];
 
 /** Protos of the extensions istiod sends as typed Anys (not TypedStructs), for the xDS decoder. */
 export function istioProtoFiles(): string[] {
@@ -45,6 +47,7 @@ export function registerIstioHttpFilters(): void {
   registerHttpFilter(statsFactory);
   registerHttpFilter(peerMetadataFactory);
   registerHttpFilter(alpnFactory);
+  registerHttpFilter(grpcStatsFactory);
 }
 
 /** The network filter factories by type URL. */

@@ -2,12 +2,12 @@ import type { Bootstrap } from '../../config/src/index.js';
 import { registerNetworkFilter } from './listener/network-filter.js';
 
 /**
- * Istio's extensions (istio/) are loaded only for a proxy that may meet them: one whose
+ * Istio's extensions (istio/, with Envoy's grpc_stats that istiod uses) are loaded only for a proxy that may meet them: one whose
  * bootstrap is Istio's (node metadata from pilot-agent: ISTIO_VERSION) or names one of
  * their type URLs in its static configuration. A plain Envoy-config proxy never loads them.
  * Registration is by type URL and idempotent; per-proxy state comes from each chain's host.
  */
-const MARKERS = ['stats.PluginConfig', 'io.istio.', 'envoy.tcp.metadataexchange', 'istio.envoy.config.filter.http.alpn'];
+const MARKERS = ['stats.PluginConfig', 'io.istio.', 'envoy.tcp.metadataexchange', 'istio.envoy.config.filter.http.alpn', 'envoy.extensions.filters.http.grpc_stats'];
 
 export function needsIstio(bootstrap: Bootstrap): boolean {
   if (bootstrap.node.metadata.ISTIO_VERSION !== undefined) return true;

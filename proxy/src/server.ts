@@ -497,6 +497,7 @@ export class ProxyServer implements ConfigSink {
       trafficDirection,
       labeledStats: this.stats.labeled,
       clusterMetadata: (name) => this.clusters.get(name)?.config.filterMetadata,
+      clusterCounter: (cluster, name) => this.stats.clusterScope(cluster).counter(name),
     };
   }
 

@@ -681,6 +681,7 @@ class Exchange implements Downstream {
 
   onUpstreamEnd(trailers: HeaderMap | undefined): void {
     if (this.done) return;
+    if (trailers) this.stream.responseTrailers = trailers;
     if (this.held) {
       this.held.push({ trailers });
       return;

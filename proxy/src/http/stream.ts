@@ -22,6 +22,8 @@ export class Stream implements StreamInfo {
   bytesReceived = 0;
   /** The response headers written downstream, for %RESP(...)%. */
   responseHeaders: HeaderMap | undefined = undefined;
+  /** The upstream's response trailers (gRPC's grpc-status), for filters at stream end. */
+  responseTrailers: HeaderMap | undefined = undefined;
   /** The downstream connection's info (filter state, SNI, peer principal) for RBAC and logs. */
   connection: DownstreamConnectionView | undefined = undefined;
   private meta: Map<string, unknown> | undefined;
