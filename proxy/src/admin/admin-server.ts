@@ -4,6 +4,7 @@ import { handleUserFilterAdmin } from '../../../filters/src/index.js';
 import { isLevel, LEVELS, type Logger } from '../log.js';
 import type { ProxyServer } from '../server.js';
 import { renderClusters, renderConfigDump, renderServerInfo } from './views.js';
+import { MemoryGauges } from '../stats/memory.js';
 
 export interface AdminOptions {
   readonly address: string;
@@ -33,9 +34,12 @@ type Handler = (req: http.IncomingMessage, res: http.ServerResponse, url: URL) =
 export class AdminServer {
   private readonly server: http.Server;
   private readonly routes = new Map<string, { method: 'GET' | 'POST'; help: string; handler: Handler }>();
+  readonly memory: MemoryGauges;
 
   constructor(private readonly proxy: ProxyServer, private readonly log: Logger, private readonly opts: AdminOptions) {
     this.server = http.createServer((req, res) => this.dispatch(req, res));
+    // server.memory_* (Envoy's names) and pilotfish.memory_*, sampled when /stats or /stats/prometheus is read.
+    this.memory = new MemoryGauges(proxy.stats);
     this.add('/', 'GET', 'this page', (_q, res) => this.text(res, 200, this.helpText()));
     this.add('/help', 'GET', 'this page', (_q, res) => this.text(res, 200, this.helpText()));
     this.add('/ready', 'GET', 'LIVE when serving; 503 before initialization and while draining', (_q, res) => {

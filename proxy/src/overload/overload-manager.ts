@@ -1,6 +1,6 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { getHeapStatistics } from 'node:v8';
 import type { OverloadManagerConfig } from '../../../config/src/index.js';
+import { readMemory } from '../stats/memory.js';
 
 const STOP_REQUESTS = 'envoy.overload_actions.stop_accepting_requests';
 const STOP_CONNECTIONS = 'envoy.overload_actions.stop_accepting_connections';
@@ -31,7 +31,12 @@ export class OverloadManager {
   disableKeepalive = false;
   activeConnections = 0;
   readonly pressure = new Map<string, number>();
-  readonly stats = { downstream_global_cx_overflow: 0, connections_refused: 0, requests_shed: 0 };
+  /**
+   * Exported under `overload.`: the counters, and as Envoy names them each monitor's
+   * `<monitor>.pressure` (percent) and each action's `<action>.active` (0 or 1).
+   */
+  readonly stats: { downstream_global_cx_overflow: number; connections_refused: number; requests_shed: number; [gauge: string]: number } =
+    { downstream_global_cx_overflow: 0, connections_refused: 0, requests_shed: 0 };
 
   private config: OverloadManagerConfig | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -83,6 +88,8 @@ export class OverloadManager {
     this.lastRefresh = 0;
     this.shedRequests = this.stopAccepting = this.disableKeepalive = false;
     this.pressure.clear();
+    // Monitors and actions of the old configuration are no longer exported.
+    for (const k of Object.keys(this.stats)) if (k.endsWith('.pressure') || k.endsWith('.active')) delete this.stats[k];
   }
 
   /** Called per accepted downstream connection; false = close it now. Pair with release(). */
@@ -107,7 +114,8 @@ export class OverloadManager {
   refresh(): void {
     const c = this.config;
     if (!c) return;
-    if (c.maxHeapSizeBytes !== undefined) this.pressure.set(MONITOR_HEAP, getHeapStatistics().used_heap_size / c.maxHeapSizeBytes);
+    // The V8 heap in use: the number /stats shows as server.memory_allocated (one source, readMemory).
+    if (c.maxHeapSizeBytes !== undefined) this.pressure.set(MONITOR_HEAP, readMemory().allocated / c.maxHeapSizeBytes);
     if (c.maxActiveDownstreamConnections !== undefined) this.pressure.set(MONITOR_GLOBAL_CX, this.activeConnections / c.maxActiveDownstreamConnections);
     const now = performance.now();
     if (this.lag && c.maxEventLoopLag !== undefined) {
@@ -136,5 +144,7 @@ export class OverloadManager {
     this.shedRequests = shed;
     this.stopAccepting = stop;
     this.disableKeepalive = noKeepalive;
+    for (const [monitor, p] of this.pressure) this.stats[`${monitor}.pressure`] = Math.round(p * 100);
+    for (const a of c.actions) this.stats[`${a.name}.active`] = a.name === STOP_REQUESTS ? +shed : a.name === STOP_CONNECTIONS ? +stop : a.name === DISABLE_KEEPALIVE ? +noKeepalive : 0;
   }
 }

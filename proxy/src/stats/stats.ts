@@ -96,6 +96,8 @@ export class StatsStore {
   private readonly external: (() => Record<string, number>)[] = [];
   /** Metrics born with labels (Istio's standard metrics), rendered after the Envoy-named ones. */
   readonly labeled = new LabeledRegistry();
+  /** Run before every read of the store (gauges sampled at scrape time, e.g. server.memory_*). */
+  private readonly collectHooks: (() => void)[] = [];
 
   constructor() {
     this.root = new StatsScope(this, '', 'envoy_', {});
@@ -119,6 +121,15 @@ export class StatsStore {
 
   listenerScope(address: string): StatsScope {
     return this.scope(`listener.${address}.`, 'envoy_listener_', { envoy_listener_address: address });
+  }
+
+  /** `hook` runs before /stats and /stats/prometheus read the store: for gauges too costly to keep current. */
+  onCollect(hook: () => void): void {
+    this.collectHooks.push(hook);
+  }
+
+  private collect(): void {
+    for (const h of this.collectHooks) h();
   }
 
   /** Registers counters kept elsewhere; names are flat Envoy names (e.g. `control_plane.connected_state`). */
@@ -154,6 +165,7 @@ export class StatsStore {
 
   /** Envoy's `/stats` text: `name: value`, sorted; histograms as count/sum. */
   snapshot(): [string, number][] {
+    this.collect();
     const out: [string, number][] = [];
     for (const [name, m] of this.flat) {
       if (m instanceof TimeHistogram) {
@@ -174,6 +186,7 @@ export class StatsStore {
 
   /** The whole Prometheus text exposition (format 0.0.4), as Envoy's /stats/prometheus renders it. */
   renderPrometheus(): string {
+    this.collect();
     return this.renderCountersAndGauges() + this.renderHistograms() + this.renderExternals() + this.labeled.render();
   }
 
