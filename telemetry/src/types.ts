@@ -22,6 +22,12 @@ export interface StreamView {
   readonly bytesReceived?: number;
   /** The response headers as sent downstream (upstream's or a local reply's); undefined before any. */
   readonly responseHeaders?: HeaderMap | undefined;
+  /** The downstream connection, as the listener saw it (Istio's default log format prints its addresses and SNI). */
+  readonly connection?: {
+    readonly localAddress: string;
+    readonly originalDst?: { readonly address: string; readonly port: number };
+    readonly serverName?: string;
+  } | undefined;
 }
 
 export type HeaderMap = Record<string, string | string[] | undefined>;

@@ -131,6 +131,16 @@ function headerGetter(arg: string | undefined, what: string): Getter | string {
 
 const dash = (v: string | undefined): string | undefined => (v === undefined || v === '' ? undefined : v);
 
+/** Envoy's downstream local address: where the connection was going (the restored original destination), with its port. */
+function localAddress(c: LogContext): string | undefined {
+  const conn = c.stream.connection;
+  if (conn === undefined) return undefined;
+  if (conn.originalDst) return conn.originalDst.address.includes(':') ? `[${conn.originalDst.address}]:${conn.originalDst.port}` : `${conn.originalDst.address}:${conn.originalDst.port}`;
+  const port = c.stream.downstreamLocalPort;
+  if (conn.localAddress === '') return undefined;
+  return port === undefined ? conn.localAddress : conn.localAddress.includes(':') ? `[${conn.localAddress}]:${port}` : `${conn.localAddress}:${port}`;
+}
+
 /** Commands without arguments. */
 const SIMPLE: Record<string, Getter> = {
   DURATION: (c) => Math.max(0, Math.floor(c.endTime - c.stream.startTime)),
@@ -152,6 +162,17 @@ const SIMPLE: Record<string, Getter> = {
   DOWNSTREAM_LOCAL_PORT: (c) => c.stream.downstreamLocalPort,
   DOWNSTREAM_PEER_URI_SAN: (c) => dash(c.stream.peerIdentity),
   STREAM_ID: (c) => dash(c.stream.requestId),
+  // Istio's default TEXT format (meshConfig.accessLogFile) uses these; values pilotfish does not track print "-" as Envoy prints an empty one.
+  UPSTREAM_CLUSTER_RAW: (c) => dash(c.stream.clusterName),
+  DOWNSTREAM_LOCAL_ADDRESS: (c) => dash(localAddress(c)),
+  DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT: (c) => {
+    const a = localAddress(c);
+    return a === undefined ? undefined : dash(stripPort(a));
+  },
+  REQUESTED_SERVER_NAME: (c) => dash(c.stream.connection?.serverName),
+  UPSTREAM_LOCAL_ADDRESS: () => undefined,
+  UPSTREAM_TRANSPORT_FAILURE_REASON: () => undefined,
+  CONNECTION_TERMINATION_DETAILS: () => undefined,
   HOSTNAME: () => HOST,
   TRACE_ID: (c) => {
     const tp = headerValue(c.request.headers, 'traceparent');

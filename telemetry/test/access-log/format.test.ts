@@ -87,3 +87,13 @@ t.test('property: rendering is compositional over well-formed pieces', async () 
 t.test('property: :N truncation bounds every value', async () => {
   fc.assert(fc.property(header, fc.nat(10), (h, n) => render(`%REQ(${h}):${n}%`).length <= Math.max(n, 1)));
 });
+
+t.test('Istio\'s default access-log format (meshConfig.accessLogFile, TEXT) parses and renders', async (t) => {
+  const istio = '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% "%UPSTREAM_TRANSPORT_FAILURE_REASON%" %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER_RAW% %UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME% %ROUTE_NAME%\n';
+  const r = parseFormat(istio);
+  if (!r.ok) return t.fail(r.error);
+  const intercepted: LogContext = { ...ctx, stream: { ...ctx.stream, connection: { localAddress: '0.0.0.0', originalDst: { address: '198.19.0.12', port: 9080 }, serverName: 'outbound_.9080_._.reviews.default.svc.cluster.local' } } };
+  t.match(r.format.render(intercepted), /" 503 UH no_healthy_upstream - "-" 0 19 42 - "-" "curl\/8" "rid-1" "shop\.local" "-" backend - 198\.19\.0\.12:9080 10\.1\.2\.3 outbound_\.9080_\._\.reviews\.default\.svc\.cluster\.local r1\n$/);
+  t.equal(render('%DOWNSTREAM_LOCAL_ADDRESS%|%REQUESTED_SERVER_NAME%'), '-|-', 'no connection info: "-" as Envoy prints an empty value');
+  t.equal(parseFormat('%DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT%').ok && parseFormat('%DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT%').ok, true);
+});
