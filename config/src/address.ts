@@ -2,6 +2,7 @@ import { ENUMS } from './enums.js';
 import { isIP } from 'node:net';
 import type { CidrRange, SocketAddress } from './model.js';
 import type { ObjectReader } from './reader.js';
+import { decodeInternalAddress, internalSocketAddress } from './internal.js';
 
 /**
  * A host name a DNS cluster may hand to the resolver. Envoy passes the string to c-ares
@@ -24,16 +25,17 @@ export function classifyHost(s: string): 'ip' | 'hostname' | 'invalid' {
 /**
  * envoy.config.core.v3.Address: `socket_address`, or `pipe` (a Unix domain socket: path,
  * mode) decoded as a SocketAddress with `pipe` set, address = path and port 0.
- * `envoy_internal_address` (internal listeners) is refused. Static and EDS addresses must
+ * `envoy_internal_address` names an internal listener (`internal` set). Static and EDS addresses must
  * be IP literals; DNS clusters may name hosts (`allowHostname`).
  */
 export function decodeAddress(r: ObjectReader, allowHostname: boolean): SocketAddress | undefined {
   const which = r.oneof(['socket_address', 'pipe', 'envoy_internal_address'], true, 'an address,');
   if (which === 'envoy_internal_address') {
-    r.accept('envoy_internal_address');
-    r.diag.error(r.child('envoy_internal_address'), 'internal listeners are not supported by pilotfish');
+    // An internal listener of this proxy, by name (config/src/internal.ts).
+    const ia = r.object('envoy_internal_address');
     r.finish();
-    return undefined;
+    const internal = ia ? decodeInternalAddress(ia) : undefined;
+    return internal ? internalSocketAddress(internal) : undefined;
   }
   const before = r.diag.errors.length;
   if (which === 'pipe') {

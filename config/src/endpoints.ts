@@ -14,6 +14,12 @@ export function transportSocketMatchOf(metadata: Readonly<Record<string, unknown
   return m !== null && typeof m === 'object' && !Array.isArray(m) ? (m as Record<string, unknown>) : undefined;
 }
 
+/** metadata.filter_metadata (namespaces to Structs), for an internal_upstream socket to pass on. */
+export function filterMetadataOf(metadata: Readonly<Record<string, unknown>>): Readonly<Record<string, unknown>> {
+  const fm = metadata['filter_metadata'] ?? metadata['filterMetadata'];
+  return fm !== null && typeof fm === 'object' && !Array.isArray(fm) ? (fm as Record<string, unknown>) : {};
+}
+
 /** Structural equality of JSON values (metadata Structs), key order ignored. */
 export function sameJson(a: unknown, b: unknown): boolean {
   if (a === b) return true;
@@ -67,7 +73,8 @@ export function flattenLoadAssignment(cla: ClusterLoadAssignment): Endpoint[] {
     const locality = localityKey(group.locality);
     const localityWeight = group.loadBalancingWeight ?? 1;
     for (const lb of group.lbEndpoints) {
-      const key = lb.address.pipe ? `unix:${lb.address.pipe.path}` : endpointKey(lb.address.address, lb.address.port);
+      // An internal address is its own key ("envoy://listener/endpoint_id").
+      const key = lb.address.pipe ? `unix:${lb.address.pipe.path}` : lb.address.internal ? lb.address.address : endpointKey(lb.address.address, lb.address.port);
       if (seen.has(key)) continue;
       seen.add(key);
       const transportSocketMatch = transportSocketMatchOf(lb.metadata);
@@ -83,6 +90,7 @@ export function flattenLoadAssignment(cla: ClusterLoadAssignment): Endpoint[] {
         health: healthFromEnvoy(lb.healthStatus),
         ...(transportSocketMatch ? { transportSocketMatch } : {}),
         ...(lb.address.pipe ? { pipe: true as const } : {}),
+        ...(lb.address.internal ? { internal: { ...lb.address.internal, metadata: filterMetadataOf(lb.metadata) } } : {}),
       });
     }
   }
@@ -101,7 +109,8 @@ export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
     a.localityWeight === b.localityWeight &&
     a.health === b.health &&
     a.pipe === b.pipe &&
-    sameJson(a.transportSocketMatch, b.transportSocketMatch)
+    sameJson(a.transportSocketMatch, b.transportSocketMatch) &&
+    sameJson(a.internal, b.internal)
   );
 }
 

@@ -2,7 +2,7 @@ import { formatProblem, loadBootstrapFile, type Bootstrap } from '../../config/s
 import type { XdsClient } from '../../xds-client/src/index.js';
 import { decodeSecret } from '../../certs/src/index.js';
 import { installTelemetry, TelemetryConfigError } from '../../telemetry/src/index.js';
-import { Diagnostics } from '../../config/src/index.js';
+import { Diagnostics, isInternalListenerBootstrap } from '../../config/src/index.js';
 import { decodeUserFilterSpec, systemClock, UserFilterManager, USER_FILTER_TYPE_URL, type Clock } from '../../filters/src/index.js';
 import { decodeFastPathConfig, flowsAdminRoute, isFastPathExtension, startFastPath, type FastPath, type FastPathConfig } from '../../fastpath/src/index.js';
 import { AdminServer } from './admin/admin-server.js';
@@ -203,6 +203,8 @@ export function decodeBootstrapExtensions(bootstrap: Bootstrap, log: Logger): Fa
   let config: FastPathConfig | undefined;
   bootstrap.bootstrapExtensions.forEach((ext, i) => {
     const path = `bootstrap_extensions[${i}]`;
+    // envoy.bootstrap.internal_listener: internal listeners are always available in pilotfish (proxy/src/tunnel/).
+    if (isInternalListenerBootstrap(ext)) return;
     if (!isFastPathExtension(ext)) {
       log.warn(`config: ${path}: extension ${ext.typeUrl} is not supported by pilotfish; ignored`);
       return;

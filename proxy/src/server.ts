@@ -1,4 +1,5 @@
 import type { Bootstrap, Cluster, ConfigSink, Endpoint, EndpointDiff, FilterChain, HttpConnectionManager, Listener, RouteConfiguration, TcpProxy, TypedExtension } from '../../config/src/index.js';
+import { decodeInternalUpstream, isInternalUpstreamType } from '../../config/src/index.js';
 import { Diagnostics, diffEndpoints, ECDS_FILTER_TYPE, flattenLoadAssignment, formatProblem } from '../../config/src/index.js';
 import { buildHttpFilterChain, decodePerFilterConfig, systemClock, UserFilterManager, type Clock, type FilterHost, type HttpFilterChain } from '../../filters/src/index.js';
 import {
@@ -22,6 +23,10 @@ import type { Snapshot } from './snapshot.js';
 import { StatsStore } from './stats/stats.js';
 import { TcpProxyChain } from './tcp/tcp-proxy.js';
 import { TlsTcpChain } from './tcp/tls-tcp-chain.js';
+import { compileTunneling, TunnelUpstreams } from './tunnel/upstreams.js';
+// Registers envoy.filters.http.set_filter_state (the waypoint's connect_authority filter).
+import './tunnel/set-filter-state.js';
+import { connectionInfo } from './net/connection-info.js';
 import { buildNetworkFilterChain, NetworkFilterChain } from './listener/network-filter-chain.js';
 import './listener/builtin-network-filters.js';
 
@@ -52,6 +57,8 @@ export class ConfigError extends Error {}
  */
 export class ProxyServer implements ConfigSink {
   readonly stats = new StatsStore();
+  /** Internal listeners, internal_upstream endpoints and CONNECT origination (the waypoint's HBONE). */
+  readonly tunnels = new TunnelUpstreams(this.stats);
   readonly secrets = new SecretStore();
   private readonly clusters = new Map<string, ClusterRuntime>();
   private readonly dns = new Map<string, DnsRefresher>();
@@ -97,7 +104,8 @@ export class ProxyServer implements ConfigSink {
       random: opts.random ?? Math.random,
       snapshot: () => self.current,
       draining: () => self.state === 'DRAINING',
-      peerIdentity: (socket) => peerIdentity(socket as never)?.spiffeId,
+      // An internal listener's inner connection has no certificate: its identity came through the tunnel.
+      peerIdentity: (socket) => peerIdentity(socket as never)?.spiffeId ?? connectionInfo(socket as never)?.peerPrincipal,
       get onRequestDone() {
         return self.onRequestDone;
       },
@@ -222,6 +230,7 @@ export class ProxyServer implements ConfigSink {
     this.listeners.delete(name);
     this.listenerConfigs.delete(name);
     this.boundPorts.delete(name);
+    this.tunnels.internal.delete(name, l.impl);
     this.reindexListeners();
     l.impl.drain();
     void l.impl.closed();
@@ -257,7 +266,15 @@ export class ProxyServer implements ConfigSink {
 
   private addCluster(c: Cluster, endpoints: readonly Endpoint[], path: string): void {
     let tls: UpstreamTlsProvider | undefined;
-    if (c.transportSocket) {
+    // internal_upstream (a cluster of internal endpoints): which metadata to pass on; no TLS.
+    const internalUpstream = c.transportSocket && isInternalUpstreamType(c.transportSocket.typeUrl) ? c.transportSocket : undefined;
+    if (internalUpstream) {
+      const diag = new Diagnostics();
+      const spec = decodeInternalUpstream(internalUpstream.config, diag, `${path}.transport_socket.typed_config`);
+      if (!spec) throw new ConfigError(diag.errors.map(formatProblem).join('; '));
+      this.tunnels.internal.setClusterTransport(c.name, spec);
+    } else this.tunnels.internal.setClusterTransport(c.name, undefined);
+    if (c.transportSocket && !internalUpstream) {
       const diag = new Diagnostics();
       const spec = decodeTransportSocket(c.transportSocket, diag, `${path}.transport_socket`);
       if (!spec || diag.errors.length > 0 || !checkTlsContextSources(spec, diag)) throw new ConfigError(diag.errors.map(formatProblem).join('; '));
@@ -288,6 +305,7 @@ export class ProxyServer implements ConfigSink {
       ownListeners: () => [...this.listenerConfigs.values()].filter((l) => l.bindToPort)
         .map((l) => ({ address: l.address.address, port: this.boundPorts.get(l.name) ?? l.address.port })),
       warn: (m) => this.log.warn(m),
+      tunnels: this.tunnels,
     });
     this.clusters.set(c.name, runtime);
     if (existing) {
@@ -379,6 +397,8 @@ export class ProxyServer implements ConfigSink {
     }
     if (existing) this.removeListener(l.name);
     const impl = new NetworkListener(l, [], undefined, deps);
+    // internal_listener: reached by name from envoy_internal_address endpoints, never bound.
+    if (l.internal) this.tunnels.internal.set(l.name, impl);
     const chains = specs.map((sp, i) => realize(sp, i, impl.stats));
     const def = defSpec ? realize(defSpec, -1, impl.stats) : undefined;
     impl.update(l, chains, def);
@@ -402,6 +422,11 @@ export class ProxyServer implements ConfigSink {
       if (!this.tlsStats.has(scope) || fcPath.endsWith('filter_chains[0]')) this.tlsStats.set(scope, tls.stats);
     }
     const filters = this.buildNetworkFilters(l, chain, fcPath);
+    if (chain.network.kind === 'tcp' && chain.network.tunneling) {
+      // tunneling_config's format strings are compiled now: an operator pilotfish cannot evaluate fails the listener.
+      const t = compileTunneling(chain.network.tunneling);
+      if (typeof t === 'string') throw new ConfigError(`${fcPath}.filters[${chain.networkFilters.length}].typed_config.tunneling_config.${t}`);
+    }
     if (chain.network.kind === 'http') {
       const hcm = this.buildConnectionManager(l.trafficDirection, chain.network, `${fcPath}.filters[${chain.networkFilters.length}].typed_config`);
       return { kind: 'http', chain, hcm, tls, filters };
@@ -531,6 +556,7 @@ export class ProxyServer implements ConfigSink {
 
   async close(): Promise<void> {
     for (const l of this.listeners.values()) l.impl.destroy();
+    this.tunnels.destroy();
     for (const d of this.dns.values()) d.stop();
     await Promise.all([...this.clusters.values()].map((c) => c.destroy()));
     await this.stats.shutdown();

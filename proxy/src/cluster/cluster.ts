@@ -379,7 +379,7 @@ export class ClusterRuntime {
         () => { stats.upstream_cx_total.inc(); stats.upstream_cx_active.inc(); },
         () => { stats.upstream_cx_active.dec(); stats.upstream_cx_destroy.inc(); },
         // An envoy_internal_address host: undici connects in process to the internal listener.
-        host.endpoint.internal && this.tunnels ? this.tunnels.undiciConnector(this.config.name, host.endpoint) : undefined);
+        host.endpoint.internal && this.tunnels ? this.tunnels.undiciConnector(this.config.name, host.endpoint, this.config.upstreamProtocol === 'HTTP2') : undefined);
       host.upstream = d;
       return d;
     }

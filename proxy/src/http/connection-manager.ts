@@ -538,6 +538,8 @@ class Exchange implements Downstream {
       mode: up.type !== 'connect' ? 'upgrade' : connectTermination(action.upgradeConfigs) ? 'connect' : 'connect-proxy',
       method: this.view.method, path: up.type === 'connect' ? this.view.authority : path, headers: this.view.headers, upgrade: up.value, head: up.head, idleTimeout: idle,
       pick: { hash: hash ?? Number.NaN, exclude: undefined, connection: connectionInfo(this.req.socket), headers: this.view.headers },
+      // set_filter_state's values for this stream (proxy/src/tunnel/), shared with an internal listener.
+      filterState: this.stream.metadata.get('pilotfish.filter_state') as ReadonlyMap<string, unknown> | undefined,
     }, down, this.tunnelOwner());
     this.tunnel.start();
   }

@@ -68,6 +68,8 @@ export interface TunnelSpec {
   readonly head: Buffer;
   readonly idleTimeout: number;
   readonly pick: PickContext;
+  /** The stream's filter state (set_filter_state); its shared entries go to an internal listener. */
+  readonly filterState?: ReadonlyMap<string, unknown>;
 }
 
 export class Tunnel {
@@ -100,8 +102,10 @@ export class Tunnel {
     s.upstream_rq_total.inc();
     s.upstream_rq_active.inc();
     const e = host.endpoint;
-    const tlsOpts = this.cluster.transportFor(host).tls?.current()?.connect as tls.ConnectionOptions | undefined;
-    const sock = tlsOpts
+    // An internal endpoint (a waypoint's connect_terminate -> main_internal): an in-process connection, no TLS.
+    const inner = e.internal ? this.cluster.tunnels?.connect(this.cluster, host, this.spec.pick.connection, undefined, this.spec.filterState) : undefined;
+    const tlsOpts = inner ? undefined : this.cluster.transportFor(host).tls?.current()?.connect as tls.ConnectionOptions | undefined;
+    const sock = inner ? inner as unknown as net.Socket : tlsOpts
       // An HTTP/1.1 head goes first unless CONNECT is terminated here (then the payload is the cluster's own protocol).
       ? tls.connect(this.spec.mode === 'connect' ? { ...tlsOpts, host: e.address, port: e.port } : { ...tlsOpts, host: e.address, port: e.port, ALPNProtocols: ['http/1.1'] })
       : net.connect({ host: e.address, port: e.port });

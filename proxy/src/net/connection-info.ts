@@ -60,7 +60,12 @@ export function setConnectionInfo(socket: net.Socket, info: ConnectionInfo): voi
 /** The info the listener attached, or undefined for sockets no listener saw (tests, internal). */
 export function connectionInfo(socket: net.Socket | undefined | null): ConnectionInfo | undefined {
   if (!socket) return undefined;
-  return (socket as unknown as Record<symbol, ConnectionInfo | undefined>)[INFO];
+  const info = (socket as unknown as Record<symbol, ConnectionInfo | undefined>)[INFO];
+  if (info !== undefined) return info;
+  // node:http2 wraps a socket without a native handle (an internal listener's inner
+  // connection) in a JSStreamSocket: the info is on the stream it wraps.
+  const wrapped = (socket as unknown as { stream?: unknown }).stream;
+  return wrapped !== null && typeof wrapped === 'object' ? (wrapped as Record<symbol, ConnectionInfo | undefined>)[INFO] : undefined;
 }
 
 /**

@@ -7,6 +7,7 @@ import type { ConnectionInfo } from '../net/connection-info.js';
 import type { Snapshot } from '../snapshot.js';
 import { endpointConnectOptions } from '../upstream/address.js';
 import { applyTcpKeepalive, bindOptions } from '../upstream/pool.js';
+import { compileTunneling, type CompiledTunneling } from '../tunnel/upstreams.js';
 import type { Counter, Gauge, StatsStore } from '../stats/stats.js';
 
 interface TcpStats {
@@ -129,8 +130,10 @@ export class TcpProxyChain implements ChainHandler {
       host.activeRequests++;
       cluster.stats.upstream_cx_total.inc();
       cluster.stats.upstream_cx_active.inc();
-      const up = net.connect({ ...endpointConnectOptions(host.endpoint), ...bindOptions(cluster.config), noDelay: true });
-      applyTcpKeepalive(up, cluster.config);
+      // An internal endpoint or tunneling_config: an in-process connection or a CONNECT stream (proxy/src/tunnel/).
+      const special = cluster.tunnels?.connect(cluster, host, info, tunnelingOf(proxy));
+      const up = (special as net.Socket | undefined) ?? net.connect({ ...endpointConnectOptions(host.endpoint), ...bindOptions(cluster.config), noDelay: true });
+      if (!special) applyTcpKeepalive(up, cluster.config);
       let connected = false;
       const connectTimer = setTimeout(() => up.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), cluster.config.connectTimeout);
       up.once('connect', () => {
@@ -221,4 +224,11 @@ function joinThroughHooks(down: net.Socket, up: net.Socket, run: ConnectionRun):
   down.once('end', () => toUp.push(EMPTY, true));
   up.on('data', (c: Buffer) => toDown.push(c, false));
   up.once('end', () => toDown.push(EMPTY, true));
+}
+
+/** tunneling_config compiled (cached per config; validated when the chain was built). */
+function tunnelingOf(proxy: TcpProxy): CompiledTunneling | undefined {
+  if (!proxy.tunneling) return undefined;
+  const c = compileTunneling(proxy.tunneling);
+  return typeof c === 'string' ? undefined : c;
 }

@@ -22,7 +22,11 @@ function loadUndici(): typeof import('undici') {
  * configuration changes that do not touch the host: this is what makes an endpoint
  * diff cheap for the data path (no pool of an untouched endpoint is ever rebuilt).
  */
-export function createHostPool(cluster: Cluster, host: Host, tls: UpstreamTls, onConnect: () => void, onDisconnect: (err: unknown) => void): Dispatcher {
+export function createHostPool(
+  cluster: Cluster, host: Host, tls: UpstreamTls, onConnect: () => void, onDisconnect: (err: unknown) => void,
+  /** A connector replacing the socket (internal endpoints: an in-process connection, proxy/src/tunnel/). */
+  connector?: (opts: unknown, cb: (err: Error | null, socket: unknown) => void) => void,
+): Dispatcher {
   const e = host.endpoint;
   const pipe = isPipeEndpoint(e);
   const hostPart = e.address.includes(':') ? `[${e.address}]` : e.address;
@@ -39,7 +43,7 @@ export function createHostPool(cluster: Cluster, host: Host, tls: UpstreamTls, o
   // fire with the wrong response flags.
   const bind = cluster.upstreamBindConfig;
   const common = {
-    connect,
+    connect: (connector ?? connect) as typeof connect,
     // undici takes the source address at the client level and hands it to its connector.
     ...(bind && !pipe ? { localAddress: bind.sourceAddress } : {}),
     connectTimeout: cluster.connectTimeout,
