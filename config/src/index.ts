@@ -15,6 +15,7 @@ export {
 } from './well-known.js';
 export { decodeCidrRange, classifyHost } from './address.js';
 export { generatedListenerName } from './listener.js';
+export { decodeListenerFilterPredicate, listenerFilterPredicateMatches } from './listener-filter-predicate.js';
 export { compileRe2, compileFullMatch, type Re2 } from './regex.js';
 export { loadBootstrapFile, parseConfigText } from './load.js';
 export * from './endpoints.js';

@@ -1,9 +1,10 @@
 import { ENUMS } from './enums.js';
 import type {
-  ConnectionLimit, FilterChain, FilterChainMatch, FilterChainMatcherNode, HttpConnectionManager, Listener, NetworkFilterConfig, SocketAddress,
+  ConnectionLimit, FilterChain, FilterChainMatch, FilterChainMatcherNode, HttpConnectionManager, Listener, ListenerFilter, NetworkFilterConfig, SocketAddress,
   TcpProxy, TypedExtension,
 } from './model.js';
 import { decodeAddress } from './address.js';
+import { decodeListenerFilterPredicate } from './listener-filter-predicate.js';
 import { decodeFilterChainMatch, decodeFilterChainMatcher } from './chain-match.js';
 import { decodeHttpConnectionManager } from './hcm.js';
 import { ObjectReader } from './reader.js';
@@ -117,19 +118,17 @@ function isUdpListener(r: ObjectReader): boolean {
   });
 }
 
-function decodeListenerFilters(r: ObjectReader): TypedExtension[] {
-  const out: TypedExtension[] = [];
+function decodeListenerFilters(r: ObjectReader): ListenerFilter[] {
+  const out: ListenerFilter[] = [];
   for (const lf of r.objects('listener_filters')) {
     if (lf.has('config_discovery')) {
       lf.accept('config_discovery', 'name', 'typed_config', 'filter_disabled');
       lf.diag.error(lf.child('config_discovery'), 'discovering listener filters over ECDS is not supported by pilotfish');
       continue;
     }
-    if (lf.has('filter_disabled')) {
-      lf.accept('filter_disabled');
-      // A disable predicate would need connection-level matching; the filter runs for every connection.
-      lf.diag.warn(lf.child('filter_disabled'), 'not supported by pilotfish; ignored (the filter always runs)');
-    }
+    // filter_disabled: the filter is skipped for connections whose destination port matches (Istio: http_inspector on ports of known protocol).
+    const fd = lf.object('filter_disabled');
+    const filterDisabled = fd ? decodeListenerFilterPredicate(fd) : undefined;
     const ext = resolveExtension(lf, 'listener_filter');
     lf.finish();
     if (!ext) continue;
@@ -143,7 +142,7 @@ function decodeListenerFilters(r: ObjectReader): TypedExtension[] {
       if (ext.typeUrl === ORIGINAL_DST_TYPE) cr.accept('traffic_direction');
       cr.finish();
     }
-    out.push({ name: ext.name, typeUrl: ext.typeUrl, config: ext.config });
+    out.push({ name: ext.name, typeUrl: ext.typeUrl, config: ext.config, ...(filterDisabled ? { filterDisabled } : {}) });
   }
   return out;
 }

@@ -94,7 +94,7 @@ export interface Listener {
   readonly filterChainMatcher?: FilterChainMatcherNode;
   readonly perConnectionBufferLimitBytes: number;
   /** tls_inspector, http_inspector, original_dst (known types only; others were reported). */
-  readonly listenerFilters: readonly TypedExtension[];
+  readonly listenerFilters: readonly ListenerFilter[];
   /** listener_filters_timeout, default 15 s; 0 = none. */
   readonly listenerFiltersTimeout: Millis;
   readonly continueOnListenerFiltersTimeout: boolean;
@@ -105,6 +105,16 @@ export interface Listener {
   readonly trafficDirection: 'UNSPECIFIED' | 'INBOUND' | 'OUTBOUND';
   readonly statPrefix?: string;
 }
+
+/** A listener filter with its `filter_disabled` predicate, when set (the filter is skipped for connections it matches). */
+export type ListenerFilter = TypedExtension & { readonly filterDisabled?: ListenerFilterPredicate };
+
+/** envoy.config.listener.v3.ListenerFilterChainMatchPredicate, on the connection's destination port. */
+export type ListenerFilterPredicate =
+  | { readonly kind: 'any' }
+  | { readonly kind: 'port'; readonly start: number; readonly end: number } // [start, end)
+  | { readonly kind: 'not'; readonly rule: ListenerFilterPredicate }
+  | { readonly kind: 'or' | 'and'; readonly rules: readonly ListenerFilterPredicate[] };
 
 /** envoy.config.listener.v3.FilterChainMatch, every criterion of Envoy's selection order. */
 export interface FilterChainMatch {

@@ -1,6 +1,7 @@
 import { unlinkSync } from 'node:fs';
 import * as net from 'node:net';
-import type { ConnectionLimit, Listener, TypedExtension } from '../../../config/src/index.js';
+import type { ConnectionLimit, Listener, ListenerFilter, ListenerFilterPredicate } from '../../../config/src/index.js';
+import { listenerFilterPredicateMatches } from '../../../config/src/index.js';
 import { setConnectionInfo, type ConnectionInfo } from '../net/connection-info.js';
 import { listenOn } from '../net/listen.js';
 import type { OverloadManager } from '../overload/overload-manager.js';
@@ -55,13 +56,34 @@ interface ListenerFilterSet {
   readonly tls: boolean;
   readonly http: boolean;
   readonly originalDst: boolean;
+  /** filter_disabled of each inspector: skipped for connections to a destination port the predicate matches. */
+  readonly tlsDisabled?: ListenerFilterPredicate;
+  readonly httpDisabled?: ListenerFilterPredicate;
+  readonly originalDstDisabled?: ListenerFilterPredicate;
 }
 
-function listenerFilterSet(filters: readonly TypedExtension[]): ListenerFilterSet {
+function listenerFilterSet(filters: readonly ListenerFilter[]): ListenerFilterSet {
+  const find = (re: RegExp) => filters.find((f) => re.test(f.typeUrl));
+  const tls = find(TLS_INSPECTOR);
+  const http = find(HTTP_INSPECTOR);
+  const od = find(ORIGINAL_DST);
   return {
-    tls: filters.some((f) => TLS_INSPECTOR.test(f.typeUrl)),
-    http: filters.some((f) => HTTP_INSPECTOR.test(f.typeUrl)),
-    originalDst: filters.some((f) => ORIGINAL_DST.test(f.typeUrl)),
+    tls: tls !== undefined, http: http !== undefined, originalDst: od !== undefined,
+    ...(tls?.filterDisabled ? { tlsDisabled: tls.filterDisabled } : {}),
+    ...(http?.filterDisabled ? { httpDisabled: http.filterDisabled } : {}),
+    ...(od?.filterDisabled ? { originalDstDisabled: od.filterDisabled } : {}),
+  };
+}
+
+/**
+ * The inspectors that run for a connection: filter_disabled is evaluated on the
+ * destination port as the filter would see it (after original_dst restored it, as Envoy's
+ * listener filters run in order).
+ */
+function enabledInspectors(f: ListenerFilterSet, destinationPort: number): { readonly tls: boolean; readonly http: boolean } {
+  return {
+    tls: f.tls && !(f.tlsDisabled && listenerFilterPredicateMatches(f.tlsDisabled, destinationPort)),
+    http: f.http && !(f.httpDisabled && listenerFilterPredicateMatches(f.httpDisabled, destinationPort)),
   };
 }
 
@@ -191,7 +213,8 @@ export class NetworkListener {
 
   private runListenerFilters(socket: net.Socket): void {
     let originalDst: { address: string; port: number } | undefined;
-    if (this.filters.originalDst) {
+    const od = this.filters;
+    if (od.originalDst && !(od.originalDstDisabled && listenerFilterPredicateMatches(od.originalDstDisabled, socket.localPort ?? 0))) {
       originalDst = this.deps.readOriginalDst(socket);
       if (originalDst && this.config.useOriginalDst) {
         const target = this.deps.findListener(originalDst.address, originalDst.port);
@@ -210,7 +233,7 @@ export class NetworkListener {
 
   /** tls_inspector / http_inspector: peek at the first bytes, then push them back and dispatch. */
   private sniffAndDispatch(socket: net.Socket, originalDst: { address: string; port: number } | undefined): void {
-    const f = this.filters;
+    const f = enabledInspectors(this.filters, originalDst?.port ?? socket.localPort ?? 0);
     if (!f.tls && !f.http) {
       this.dispatch(socket, originalDst, undefined, '', []);
       return;

@@ -7,8 +7,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { issueWorkload, mintRoot } from '../../../certs/src/index.js';
-import { ISTIO_NETWORK_AUTHN_TYPE, ISTIO_TCP_METADATA_EXCHANGE_TYPE } from '../../../config/src/index.js';
-import { filterState, registerNetworkFilter, type ConnectionSummary, type NetworkConnection } from '../../src/index.js';
+import { Diagnostics, NETWORK_SET_FILTER_STATE_TYPE } from '../../../config/src/index.js';
+import { filterState, networkFilterFactory, registerNetworkFilter, type ConnectionSummary, type NetworkConnection, type NetworkFilterFactory } from '../../src/index.js';
+import { buildNetworkFilterChain } from '../../src/listener/network-filter-chain.js';
+import { StatsStore } from '../../src/stats/stats.js';
 import { startProxyYaml, startUpstream, staticCluster } from '../helpers.js';
 import { until } from '../../../test-support/wait.js';
 
@@ -59,10 +61,19 @@ const tcpProxy = (cluster: string, prefix = 'tcp') => `
       - name: envoy.filters.network.tcp_proxy
         typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: ${prefix}, cluster: ${cluster} }`;
 
-// Two test filters under type URLs the decoder accepts (in this process nothing else registers them).
+// Test filters ride on a type URL the decoder accepts: set_filter_state configs with a
+// `test_role` go to them, every other one to the real set_filter_state factory. (Istio's
+// type URLs would make the proxy load istio/, whose factories replace any registered here.)
 const events: string[] = [];
 const closes: ConnectionSummary[] = [];
-registerNetworkFilter(ISTIO_NETWORK_AUTHN_TYPE, (cfg, diag, path) => {
+const SFS = NETWORK_SET_FILTER_STATE_TYPE;
+const realSetFilterState = networkFilterFactory(SFS)!;
+const testFilters: Record<string, NetworkFilterFactory> = {};
+registerNetworkFilter(SFS, (cfg, diag, path, ctx) => {
+  const role = cfg.config['test_role'];
+  return typeof role === 'string' ? testFilters[role]!(cfg, diag, path, ctx) : realSetFilterState(cfg, diag, path, ctx);
+});
+testFilters['first'] = (cfg, diag, path) => {
   const tag = typeof cfg.config['tag'] === 'string' ? cfg.config['tag'] : '';
   if (tag === '') {
     diag.error(`${path}.tag`, 'is required');
@@ -95,8 +106,8 @@ registerNetworkFilter(ISTIO_NETWORK_AUTHN_TYPE, (cfg, diag, path) => {
       closes.push(summary);
     },
   };
-});
-registerNetworkFilter(ISTIO_TCP_METADATA_EXCHANGE_TYPE, (cfg) => ({
+};
+testFilters['second'] = (cfg) => ({
   name: cfg.name,
   typeUrl: cfg.typeUrl,
   onNewConnection(conn) {
@@ -105,7 +116,7 @@ registerNetworkFilter(ISTIO_TCP_METADATA_EXCHANGE_TYPE, (cfg) => ({
   },
   onData: (chunk) => ({ data: Buffer.from(chunk.toString().toUpperCase()) }),
   onWrite: (chunk) => ({ data: Buffer.concat([Buffer.from('B<'), chunk]) }),
-}));
+});
 
 t.test('filters run in order before tcp_proxy: connection hooks, held and rewritten bytes both ways, onClose', async (t) => {
   const echo = await echoServer(t);
@@ -119,9 +130,9 @@ static_resources:
     filter_chains:
     - filters:
       - name: first
-        typed_config: { "@type": type.googleapis.com/udpa.type.v1.TypedStruct, type_url: ${ISTIO_NETWORK_AUTHN_TYPE}, value: { tag: A } }
+        typed_config: { "@type": type.googleapis.com/udpa.type.v1.TypedStruct, type_url: ${SFS}, value: { test_role: first, tag: A } }
       - name: second
-        typed_config: { "@type": ${ISTIO_TCP_METADATA_EXCHANGE_TYPE} }${tcpProxy('echo')}
+        typed_config: { "@type": ${SFS}, test_role: second }${tcpProxy('echo')}
   clusters:
 ${staticCluster('echo', [echo.port])}
 `);
@@ -135,24 +146,25 @@ ${staticCluster('echo', [echo.port])}
   t.ok(closes[0]!.bytesSent >= 'HELLO|'.length, 'bytes written by filters are counted as sent');
 });
 
-t.test('a listener whose filter has no registered implementation, or a bad config, is refused with the reason', async (t) => {
+t.test('a filter with no registered implementation, or a bad config, fails the chain with the reason', async (t) => {
+  const ctx = { stats: new StatsStore(), node: { id: 'n', cluster: 'c', metadata: {} }, listenerName: 'l', trafficDirection: 'INBOUND' as const, chainKind: 'tcp' as const, log: () => undefined };
+  const diag = new Diagnostics();
+  t.equal(buildNetworkFilterChain([{ name: 'mystery', typeUrl: 'type.googleapis.com/example.Unregistered', config: {} }], diag, 'fc.filters', ctx), undefined);
+  t.same(diag.errors.map((e) => `${e.path}: ${e.message}`), ['fc.filters[0]: network filter "mystery" (example.Unregistered) has no implementation registered in this proxy']);
+  // Through the proxy: the listener is refused (xDS: NACKed) with the factory's reason.
   const echo = await echoServer(t);
-  const yaml = (filter: string) => `
+  await t.rejects(startProxyYaml(t, `
 static_resources:
   listeners:
   - name: l
     address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
     filter_chains:
     - filters:
-${filter}${tcpProxy('echo')}
+      - name: first
+        typed_config: { "@type": ${SFS}, test_role: first }${tcpProxy('echo')}
   clusters:
 ${staticCluster('echo', [echo.port])}
-`;
-  await t.rejects(startProxyYaml(t, yaml(`      - name: istio.stats
-        typed_config: { "@type": type.googleapis.com/udpa.type.v1.TypedStruct, type_url: type.googleapis.com/stats.PluginConfig, value: {} }`)),
-  /filters\[0\]: network filter "istio\.stats" \(stats\.PluginConfig\) has no implementation registered in this proxy/);
-  await t.rejects(startProxyYaml(t, yaml(`      - name: first
-        typed_config: { "@type": ${ISTIO_NETWORK_AUTHN_TYPE} }`)), /filters\[0\]\.typed_config\.tag: is required/);
+`), /filters\[0\]\.typed_config\.tag: is required/);
 });
 
 t.test('set_filter_state feeds network RBAC filter_state principals', async (t) => {
@@ -313,7 +325,7 @@ t.test('CONTINUOUS enforcement re-evaluates every chunk; ONE_TIME_ON_FIRST_BYTE 
     filter_chains:
     - filters:
       - name: first
-        typed_config: { "@type": ${ISTIO_NETWORK_AUTHN_TYPE}, tag: F }
+        typed_config: { "@type": ${SFS}, test_role: first, tag: F }
       - name: envoy.filters.network.rbac
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC
@@ -346,4 +358,44 @@ ${staticCluster('echo', [echo.port])}
   t.same(echo.seen.slice(-1), ['one']);
   const once = await run(p.port('once'));
   t.equal(once.got, 'HELLO|F<echo:oneF<echo:two', 'ONE_TIME_ON_FIRST_BYTE: the first decision stands');
+});
+
+t.test('filter_disabled: http_inspector skipped on a server-first port, so the greeting is not held for client bytes', async (t) => {
+  // A server-first protocol (SMTP, MySQL): the upstream speaks first.
+  const greeter = net.createServer((s) => {
+    s.on('error', () => undefined);
+    s.write('220 ready\r\n');
+  });
+  await new Promise<void>((r) => greeter.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => greeter.close(() => r())));
+  const [skipped, inspected] = [await freePort(), await freePort()];
+  const listener = (name: string, port: number, disabled: string) => `
+  - name: ${name}
+    address: { socket_address: { address: 127.0.0.1, port_value: ${port} } }
+    listener_filters_timeout: 5s
+    continue_on_listener_filters_timeout: true
+    listener_filters:
+    - name: envoy.filters.listener.http_inspector
+      typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector }
+      filter_disabled: ${disabled}
+    filter_chains:
+    - filters:${tcpProxy('greeter', name)}`;
+  await startProxyYaml(t, `
+static_resources:
+  listeners:${listener('skipped', skipped, `{ or_match: { rules: [{ destination_port_range: { start: ${skipped}, end: ${skipped + 1} } }, { destination_port_range: { start: 1, end: 2 } }] } }`)}${listener('inspected', inspected, `{ not_match: { destination_port_range: { start: ${inspected}, end: ${inspected + 1} } } }`)}
+  clusters:
+${staticCluster('greeter', [(greeter.address() as net.AddressInfo).port])}
+`);
+  const greeting = (port: number) => new Promise<string>((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    let got = '';
+    s.on('data', (d) => (got += d));
+    s.on('error', () => undefined);
+    setTimeout(() => {
+      s.destroy();
+      resolve(got);
+    }, 700);
+  });
+  t.equal(await greeting(skipped), '220 ready\r\n', 'the disabled inspector did not wait: the greeting arrived at once');
+  t.equal(await greeting(inspected), '', 'where the predicate does not match, http_inspector waits for the client\'s first bytes');
 });
