@@ -66,6 +66,8 @@ export class RawConnection implements ParserEvents, RequestOwner, ResponseOwner 
   private closing = false;
   /** The request's body reader is paused. */
   private bodyHeld = false;
+  /** A request was prepared in this read and is not yet with the connection manager. */
+  private undispatched = false;
 
   constructor(readonly socket: net.Socket, private readonly owner: ConnectionOwner) {
     this.parser = new Parser(ParserType.Request, this);
@@ -122,10 +124,22 @@ export class RawConnection implements ParserEvents, RequestOwner, ResponseOwner 
     this.owner.closed(this);
   };
 
-  /** Parses what is pending, one message at a time. */
+  /** Parses what is pending, one message at a time; then hands a new request on. */
   private run(): void {
     this.running = true;
     try {
+      this.parse();
+    } finally {
+      this.running = false;
+    }
+    if (this.undispatched && this.phase !== Phase.Closed) {
+      this.undispatched = false;
+      this.dispatch();
+    }
+  }
+
+  private parse(): void {
+    {
       while (this.pending !== undefined && (this.phase === Phase.Idle || this.phase === Phase.Head || this.phase === Phase.Body)) {
         const chunk = this.pending;
         this.pending = undefined;
@@ -140,24 +154,24 @@ export class RawConnection implements ParserEvents, RequestOwner, ResponseOwner 
           this.parser.resume();
           this.pending = rest;
           if (this.phase === Phase.Head) {
-            this.dispatch();
+            // The request goes to the connection manager once this read is parsed to its end
+            // (or to the end of the message): a framing error in the same read refuses it
+            // before any byte of it is forwarded, as on the node path.
+            if (!this.prepare()) return;
             // A message without a body completes in llhttp without another byte: run it on nothing.
-            if (this.pending === undefined && (this.phase as Phase) === Phase.Body) this.pending = EMPTY;
+            if (this.pending === undefined) this.pending = EMPTY;
           }
           continue;
         }
         if (rc === HPE_PAUSED_UPGRADE) {
-          this.phase = Phase.Upgraded;
-          this.socket.off('data', this.onData);
-          this.socket.pause();
-          if (rest !== undefined) this.socket.unshift(rest);
+          // The tunnel's first bytes stay pending; dispatch() hands them over.
+          this.pending = rest;
+          this.phase = Phase.Waiting;
           return;
         }
         return this.clientError(Parser.errnoName(rc));
       }
       this.updateReading();
-    } finally {
-      this.running = false;
     }
   }
 
@@ -221,11 +235,20 @@ export class RawConnection implements ParserEvents, RequestOwner, ResponseOwner 
 
   // ---- the exchange ------------------------------------------------------------
 
-  /** The head is complete: build the request and hand it to the connection manager. */
-  private dispatch(): void {
-    if (this.headBytes > this.owner.maxHeaderBytes) return this.clientError('HPE_HEADER_OVERFLOW');
+  /** The head is complete: build the request (false: refused). */
+  private prepare(): boolean {
+    if (this.headBytes > this.owner.maxHeaderBytes) {
+      this.clientError('HPE_HEADER_OVERFLOW');
+      return false;
+    }
     const parser = this.parser;
     const raw = this.raw;
+    // llhttp validates Transfer-Encoding after the headers-complete callback, where this
+    // parser pauses: check its rule (strict mode) first, so such a head is never forwarded.
+    if (!chunkedLast(raw)) {
+      this.clientError('HPE_INVALID_TRANSFER_ENCODING');
+      return false;
+    }
     const headers: HeaderMap = {};
     for (let i = 0; i < raw.length; i += 2) addHeader(headers, raw[i]!.toLowerCase(), raw[i + 1]!);
     const minor = parser.versionMinor;
@@ -241,12 +264,26 @@ export class RawConnection implements ParserEvents, RequestOwner, ResponseOwner 
     this.bodyHeld = false;
     this.streamIdleMs = 0;
     this.streamIdleCb = undefined;
+    this.undispatched = true;
+    return true;
+  }
+
+  /** Hands the prepared request to the connection manager (the chain's current one). */
+  private dispatch(): void {
+    const req = this.req!;
+    const res = this.res!;
     const hcm = this.owner.currentManager();
     if (this.upgrade) {
       // The tunnel (or the 403/404 before it) owns the rest of the connection, as on the node path.
+      // Bytes after the head belong to the tunnel; this connection parses no more.
+      this.phase = Phase.Upgraded;
+      this.socket.off('data', this.onData);
+      this.socket.pause();
+      const head = this.pending ?? EMPTY;
+      this.pending = undefined;
       res.shouldKeepAlive = false;
       res.once('finish', () => this.socket.destroySoon());
-      hcm.handle(req as unknown as IncomingMessage, res as unknown as ServerResponse, Buffer.alloc(0));
+      hcm.handle(req as unknown as IncomingMessage, res as unknown as ServerResponse, head);
       return;
     }
     hcm.handle(req as unknown as IncomingMessage, res as unknown as ServerResponse);
@@ -364,6 +401,21 @@ export interface SweepLimits {
   readonly headersTimeout: number;
   readonly requestTimeout: number;
   readonly maxConnectionDuration: number;
+}
+
+/**
+ * RFC 9112 §6.3: a request whose Transfer-Encoding does not end in chunked has no
+ * length a server can read (llhttp's strict-mode rule). True when there is no TE.
+ */
+export function chunkedLast(raw: readonly string[]): boolean {
+  let last: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!;
+    if (k.length === 17 && k.toLowerCase() === 'transfer-encoding') last = raw[i + 1]!;
+  }
+  if (last === undefined) return true;
+  const comma = last.lastIndexOf(',');
+  return (comma < 0 ? last : last.slice(comma + 1)).trim().toLowerCase() === 'chunked';
 }
 
 function runLater(c: RawConnection): void {
