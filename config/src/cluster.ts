@@ -74,6 +74,7 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
   let upstreamProtocol: Cluster['upstreamProtocol'] = 'HTTP1';
   let http2MaxConcurrentStreams = 2147483647;
   let maxRequestsPerConnection = r.optionalInt('max_requests_per_connection', 1);
+  let upstreamIdleTimeout: number | undefined;
   const h2 = r.object('http2_protocol_options');
   if (h2) {
     upstreamProtocol = 'HTTP2';
@@ -130,7 +131,8 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
       const common = o.object('common_http_protocol_options');
       if (common) {
         maxRequestsPerConnection = common.optionalInt('max_requests_per_connection', 1) ?? maxRequestsPerConnection;
-        // idle_timeout and the rest: reported by finish().
+        upstreamIdleTimeout = common.duration('idle_timeout') ?? upstreamIdleTimeout;
+        // The rest (max_connection_duration, max_headers_count, ...): reported by finish().
         common.finish();
       }
       o.finish();
@@ -209,6 +211,7 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
     ...(outlierDetection ? { outlierDetection } : {}),
     ...(transportSocket ? { transportSocket } : {}),
     ...(maxRequestsPerConnection !== undefined ? { maxRequestsPerConnection } : {}),
+    ...(upstreamIdleTimeout !== undefined ? { upstreamIdleTimeout } : {}),
     ...(filterMetadata ? { filterMetadata } : {}),
   };
 }

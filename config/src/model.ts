@@ -577,6 +577,12 @@ export interface Cluster {
   /** `envoy.transport_sockets.tls` UpstreamTlsContext, kept raw for certs/ to decode. */
   readonly transportSocket?: TypedExtension;
   readonly maxRequestsPerConnection?: number;
+  /**
+   * HttpProtocolOptions.common_http_protocol_options.idle_timeout: an upstream connection
+   * with no request for this long is closed (0: never). Unset: undici's keep-alive
+   * defaults (30 s, up to 60 s when the upstream announces more), not Envoy's 1 h.
+   */
+  readonly upstreamIdleTimeout?: Millis;
   /** metadata.filter_metadata, opaque to the data path; filters read it (Istio's `istio` key names the cluster's service). */
   readonly filterMetadata?: Readonly<Record<string, unknown>>;
   readonly perConnectionBufferLimitBytes: number;

@@ -49,8 +49,7 @@ export function createHostPool(
     connectTimeout: cluster.connectTimeout,
     headersTimeout: 0,
     bodyTimeout: 0,
-    keepAliveTimeout: 30_000,
-    keepAliveMaxTimeout: 60_000,
+    ...idleOptions(cluster.upstreamIdleTimeout),
     ...(cluster.maxRequestsPerConnection ? { maxRequestsPerClient: cluster.maxRequestsPerConnection } : {}),
   };
   const { Client, Pool } = loadUndici();
@@ -72,6 +71,18 @@ export function createHostPool(
   d.on('disconnect', (_origin: unknown, _targets: unknown, err: unknown) => onDisconnect(err));
   d.on('connectionError', (_origin: unknown, _targets: unknown, err: unknown) => onDisconnect(err));
   return d;
+}
+
+/**
+ * common_http_protocol_options.idle_timeout as undici's keep-alive: an idle pooled
+ * connection closes after it (also when the upstream announces a longer keep-alive);
+ * 0 is Envoy's "never", a day here (undici needs a finite timer). Unset: undici's 30 s
+ * default, up to 60 s when the upstream announces more.
+ */
+export function idleOptions(idle: number | undefined): { keepAliveTimeout: number; keepAliveMaxTimeout: number } {
+  if (idle === undefined) return { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000 };
+  const ms = idle === 0 ? 86_400_000 : idle;
+  return { keepAliveTimeout: ms, keepAliveMaxTimeout: ms };
 }
 
 /**
