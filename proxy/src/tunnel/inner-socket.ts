@@ -26,8 +26,12 @@ export class InnerSocket extends Duplex {
   /** Not TLS: the HTTP chain uses `encrypted` to pick the scheme. */
   readonly encrypted = false;
   readonly connecting = false;
-  /** What undici reads to choose HTTP/2 (set by the connector of an HTTP/2 cluster). */
-  alpnProtocol: string | false = false;
+  /**
+   * What undici reads to choose HTTP/2 (set by the connector of an HTTP/2 cluster).
+   * Undefined otherwise, as on a plaintext socket: node:http2's server answers 403 to a
+   * socket whose alpnProtocol is false (a TLS connection that negotiated nothing).
+   */
+  alpnProtocol: string | undefined = undefined;
 
   private constructor(addr: InnerAddresses, highWaterMark: number) {
     super({ allowHalfOpen: true, readableHighWaterMark: highWaterMark, writableHighWaterMark: highWaterMark });
@@ -58,8 +62,10 @@ export class InnerSocket extends Duplex {
     this.peer.bytesRead += chunk.length;
     this.touch();
     this.peer.touch();
+    // A copy, as a socket's write copies into the kernel: writers may reuse the buffer once
+    // the callback ran (node:http2 over a JSStreamSocket does), while the peer still holds it.
     // push() returns false once the peer's buffer is full: hold the callback until it reads.
-    if (this.peer.push(chunk)) cb();
+    if (this.peer.push(Buffer.from(chunk))) cb();
     else this.heldWrite = () => cb();
   }
 
