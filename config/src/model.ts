@@ -345,6 +345,8 @@ export interface VirtualHost extends HeaderMutations {
   readonly retryPolicy?: RetryPolicy;
   readonly hedgePolicy?: HedgePolicy;
   readonly typedPerFilterConfig: Readonly<Record<string, TypedExtension>>;
+  /** include_request_attempt_count: upstream requests carry x-envoy-attempt-count (1 for the first try). */
+  readonly includeRequestAttemptCount?: boolean;
 }
 
 /** Envoy's hedge_policy (route or virtual host); only hedging on per-try timeout is supported. */
@@ -443,6 +445,13 @@ export interface ForwardAction {
   readonly maxStreamDuration?: Millis;
   /** max_stream_duration.grpc_timeout_header_max: honour grpc-timeout up to this (0 = unbounded). */
   readonly grpcTimeoutHeaderMax?: Millis;
+  /**
+   * max_grpc_timeout (deprecated in Envoy, still sent by istiod): for gRPC requests the
+   * grpc-timeout header (absent: no limit) replaces `timeout`, capped by this (0 = no cap).
+   */
+  readonly maxGrpcTimeout?: Millis;
+  /** grpc_timeout_offset: subtracted from the grpc-timeout header's value (when that stays positive). */
+  readonly grpcTimeoutOffset?: Millis;
 }
 
 export interface RedirectAction {

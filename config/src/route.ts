@@ -58,8 +58,12 @@ function decodeVirtualHost(r: ObjectReader): VirtualHost | undefined {
   const hedgePolicy = hp ? decodeHedgePolicy(hp) : undefined;
   const typedPerFilterConfig = decodeTypedMap(r, 'typed_per_filter_config');
   const mutations = decodeHeaderMutations(r);
+  const includeRequestAttemptCount = r.bool('include_request_attempt_count', false);
   r.finish();
-  return { name, domains, routes, requireTls, ...(retryPolicy ? { retryPolicy } : {}), ...(hedgePolicy ? { hedgePolicy } : {}), typedPerFilterConfig, ...mutations };
+  return {
+    name, domains, routes, requireTls, ...(retryPolicy ? { retryPolicy } : {}), ...(hedgePolicy ? { hedgePolicy } : {}), typedPerFilterConfig, ...mutations,
+    ...(includeRequestAttemptCount ? { includeRequestAttemptCount } : {}),
+  };
 }
 
 function decodeRoute(r: ObjectReader): Route | undefined {
@@ -85,7 +89,8 @@ function decodeRoute(r: ObjectReader): Route | undefined {
   }
   const typedPerFilterConfig = decodeTypedMap(r, 'typed_per_filter_config');
   const mutations = decodeHeaderMutations(r);
-  // Accepted without effect (safe): route metadata is opaque to the data path. decorator: reported by finish().
+  // Accepted without effect (safe): route metadata is opaque to the data path. decorator: reported by finish()
+  // (tracing names spans after the route, not its decorator).
   r.accept('metadata');
   r.finish();
   if (!match || !action || r.diag.errors.length > before) return undefined;
@@ -267,6 +272,8 @@ function decodeForwardAction(r: ObjectReader): ForwardAction | undefined {
   const hashPolicy = r.objects('hash_policy').map(decodeHashPolicy).filter((h): h is HashPolicy => h !== undefined);
   const priority = r.enumOf('priority', ENUMS['core.RoutingPriority'], 'DEFAULT');
   const upgradeConfigs = r.objects('upgrade_configs').map((u) => decodeUpgradeConfig(u, true)).filter((u): u is UpgradeConfig => u !== undefined);
+  const maxGrpcTimeout = r.duration('max_grpc_timeout');
+  const grpcTimeoutOffset = r.duration('grpc_timeout_offset');
   let maxStreamDuration: number | undefined;
   let grpcTimeoutHeaderMax: number | undefined;
   const msd = r.object('max_stream_duration');
@@ -282,6 +289,8 @@ function decodeForwardAction(r: ObjectReader): ForwardAction | undefined {
     kind: 'route', cluster, autoHostRewrite, timeout, hashPolicy, priority, upgradeConfigs,
     ...(maxStreamDuration !== undefined ? { maxStreamDuration } : {}),
     ...(grpcTimeoutHeaderMax !== undefined ? { grpcTimeoutHeaderMax } : {}),
+    ...(maxGrpcTimeout !== undefined ? { maxGrpcTimeout } : {}),
+    ...(grpcTimeoutOffset !== undefined && grpcTimeoutOffset > 0 ? { grpcTimeoutOffset } : {}),
     ...(prefixRewrite !== undefined ? { prefixRewrite } : {}),
     ...(regexRewrite ? { regexRewrite } : {}),
     ...(hostRewriteLiteral !== undefined ? { hostRewriteLiteral } : {}),

@@ -31,6 +31,7 @@ import { chooseCluster } from './steps/cluster-choice.js';
 import { requestHash } from './steps/request-hash.js';
 import { redirectLocation } from './steps/redirect.js';
 import { streamDurationTimeout } from './steps/stream-duration.js';
+import { grpcRouteTimeout } from './steps/grpc-route-timeout.js';
 import { appendVia, applyForwardedHeaders, applyResponseEdgeHeaders } from './steps/edge-headers.js';
 import { RawRequest } from '../http1/messages.js';
 import { rawDispatcherFor } from '../http1/upstream.js';
@@ -464,7 +465,9 @@ class Exchange implements Downstream {
     const hasBody = requestHasBody(this.req, this.isH2);
     const start = (body: Buffer | NodeJS.ReadableStream | null) => {
       if (this.done) return;
-      this.upstream = new UpstreamRequest(cluster, action, { method: this.view.method, path, headers, body, hash, connection: connectionInfo(this.req.socket), dispatcher: this.req instanceof RawRequest ? rawDispatcherFor : undefined }, this, retry, hedge);
+      // include_request_attempt_count; max_grpc_timeout (a gRPC request's route timeout from its grpc-timeout header).
+      const attemptCountHeader = route.virtualHost.config.includeRequestAttemptCount === true;
+      this.upstream = new UpstreamRequest(cluster, grpcRouteTimeout(action, this.view.headers), { method: this.view.method, path, headers, attemptCountHeader, body, hash, connection: connectionInfo(this.req.socket), dispatcher: this.req instanceof RawRequest ? rawDispatcherFor : undefined }, this, retry, hedge);
       this.upstream.start();
     };
     if (!hasBody) start(null);

@@ -35,6 +35,8 @@ export interface UpstreamRequestSpec {
   readonly hash: number | undefined;
   /** The downstream connection (ORIGINAL_DST clusters route to its original destination). */
   readonly connection?: ConnectionInfo | undefined;
+  /** include_request_attempt_count: each attempt carries x-envoy-attempt-count (1, 2, ...). */
+  readonly attemptCountHeader?: boolean;
   /** Another pool for a host (the raw HTTP/1.1 path's); undefined, or undefined for a host: the cluster's undici pool. */
   readonly dispatcher?: ((cluster: ClusterRuntime, host: Host) => Pick<Dispatcher, 'dispatch'> | undefined) | undefined;
 }
@@ -259,6 +261,7 @@ export class UpstreamRequest {
     attempt.sent = true;
     attempt.start = performance.now();
     this.cluster.stats.upstream_rq_total.inc();
+    if (this.spec.attemptCountHeader === true) this.spec.headers['x-envoy-attempt-count'] = String(this.attempts);
     const perTry = this.retry?.perTryTimeout;
     if (perTry !== undefined && perTry > 0 && attempt === this.current) this.perTryTimer = setTimeout(() => this.onPerTryTimeout(attempt), perTry);
     try {
