@@ -1,19 +1,15 @@
 import t from 'tap';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as http from 'node:http';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { bootstrapYaml, get, staticCluster } from '../proxy/test/helpers.js';
+import { pilotfish, pilotfishSync } from '../test-support/cli.js';
 import { until } from '../test-support/wait.js';
 
 // End-to-end: the real CLI (compiled, as `npx pilotfish` runs it) as a separate process.
-const BIN = new URL('../bin/pilotfish.js', import.meta.url).pathname;
-
-function run(args: string[]) {
-  return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000 });
-}
+const run = (args: string[]) => pilotfishSync(args);
 
 const dir = mkdtempSync(join(tmpdir(), 'pilotfish-e2e-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -71,36 +67,6 @@ t.test('bad flags and bad config: one line naming the problem, non-zero exit', a
   t.match(r.stderr, /http_filters\[0\]\.typed_config: unknown filter type/);
 });
 
-/** Collects a child's output from the start, so no line is missed between two waits. */
-function outputOf(child: ChildProcess): { text: () => string; wait: (re: RegExp, ms?: number) => Promise<string> } {
-  let buf = '';
-  const waiters = new Set<() => void>();
-  const on = (d: Buffer) => {
-    buf += d.toString();
-    for (const w of waiters) w();
-  };
-  child.stdout?.on('data', on);
-  child.stderr?.on('data', on);
-  return {
-    text: () => buf,
-    wait: (re, ms = 60_000) => new Promise((resolve, reject) => {
-      const check = () => {
-        const m = re.exec(buf);
-        if (!m) return;
-        waiters.delete(check);
-        clearTimeout(timer);
-        resolve(m[0]);
-      };
-      const timer = setTimeout(() => {
-        waiters.delete(check);
-        reject(new Error(`timed out waiting for ${re}; got: ${buf}`));
-      }, ms);
-      waiters.add(check);
-      check();
-    }),
-  };
-}
-
 t.test('serves traffic as a process and drains gracefully on SIGTERM', async (t) => {
   let release: (() => void) | undefined;
   const upstream = http.createServer((req, res) => {
@@ -115,20 +81,15 @@ t.test('serves traffic as a process and drains gracefully on SIGTERM', async (t)
             - name: all
               domains: ["*"]
               routes: [{ match: { prefix: "/" }, route: { cluster: up } }]`, staticCluster('up', [upPort])));
-  const child = spawn(process.execPath, [BIN, 'proxy', '--config', cfg, '--drain-time-s', '5'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  t.teardown(() => child.kill('SIGKILL'));
-  const out = outputOf(child);
-  const line = await out.wait(/"listener started","listener":"main","address":"127\.0\.0\.1:(\d+)"/);
-  const port = Number(/:(\d+)"$/.exec(line)![1]);
-  const adminLine = await out.wait(/"admin listening","address":"127\.0\.0\.1:(\d+)"/);
-  const adminPort = Number(/:(\d+)"$/.exec(adminLine)![1]);
+  const proxy = pilotfish(t, ['proxy', '--config', cfg, '--drain-time-s', '5'], { compiled: true });
+  const port = Number((await proxy.waitFor(/"listener started","listener":"main","address":"127\.0\.0\.1:(\d+)"/))[1]);
+  const adminPort = Number((await proxy.waitFor(/"admin listening","address":"127\.0\.0\.1:(\d+)"/))[1]);
   t.equal((await get(port, '/')).body, 'fast');
   t.equal((await get(adminPort, '/ready')).status, 200);
 
   const slow = get(port, '/slow').then((r) => ({ status: r.status, body: r.body }));
   await until('the slow request to reach the upstream', () => release !== undefined);
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  child.kill('SIGTERM');
+  const exited = proxy.stop('SIGTERM');
   // Draining: the listener stops accepting (once the process has handled the signal),
   // the in-flight request still completes.
   await until('the listener to refuse new connections after SIGTERM', () => get(port, '/').then(() => false, () => true));

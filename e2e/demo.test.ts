@@ -1,22 +1,13 @@
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import * as net from 'node:net';
 import { join } from 'node:path';
+import { pilotfish, ROOT } from '../test-support/cli.js';
+import { tcpOpen } from '../test-support/net.js';
 
 // `pilotfish demo --duration 8s` as a process: control plane, waypoint and four sidecar
 // processes with mTLS; it serves traffic through both reviews versions with zero failed
 // requests, prints a summary, and leaves nothing behind (processes, ports, files).
-const ROOT = new URL('..', import.meta.url).pathname;
-
-function tcpOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
 
 t.test('demo --duration 8s: both versions, zero failures, clean exit', async (t) => {
   // The shipped mesh at a gentler rate: the test shares two cores with the rest of the suite.
@@ -24,13 +15,10 @@ t.test('demo --duration 8s: both versions, zero failures, clean exit', async (t)
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const mesh = join(dir, 'mesh.yaml');
   writeFileSync(mesh, readFileSync(join(ROOT, 'demo/mesh.yaml'), 'utf8').replace('rps: 25', 'rps: 12'));
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'cli/src/entry.ts'), 'demo', '--mesh', mesh, '--duration', '8s'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
-  child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
-  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  const demo = pilotfish(t, ['demo', '--mesh', mesh, '--duration', '8s']);
+  const code = await demo.exited;
+  const out = demo.stdout();
+  const err = demo.stderr();
   t.equal(code, 0, `exit 0 (stderr: ${err.slice(0, 500)})`);
   const logs = /access logs and proxy output: (\S+)/.exec(out)?.[1];
   t.ok(logs, 'prints where to look');
@@ -54,11 +42,9 @@ t.test('demo --keep: says it keeps the working directory, and does', async (t) =
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const mesh = join(dir, 'mesh.yaml');
   writeFileSync(mesh, readFileSync(join(ROOT, 'demo/mesh.yaml'), 'utf8').replace('rps: 25', 'rps: 5'));
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'cli/src/entry.ts'), 'demo', '--mesh', mesh, '--duration', '2s', '--keep'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
-  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  const demo = pilotfish(t, ['demo', '--mesh', mesh, '--duration', '2s', '--keep']);
+  const code = await demo.exited;
+  const out = demo.stdout();
   const logs = /access logs and proxy output: (\S+)/.exec(out)?.[1];
   const workdir = logs === undefined ? undefined : join(logs, '..');
   if (workdir !== undefined) t.teardown(() => rmSync(workdir, { recursive: true, force: true }));

@@ -2,22 +2,9 @@
  * `pilotfish fastpath ...` through the real CLI composition root, as a process.
  */
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { pilotfishRun } from '../test-support/cli.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-
-function cli(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; out: string }> {
-  const script = `const { main } = await import('./cli/src/main.ts'); process.exitCode = await main(${JSON.stringify(args)});`;
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { out += d; });
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.on('close', (code) => { clearTimeout(timer); resolve({ code, out }); });
-  });
-}
+const cli = (args: string[]) => pilotfishRun(t, args);
 
 t.test('fastpath --help', async (t) => {
   const r = await cli(['fastpath', '--help']);

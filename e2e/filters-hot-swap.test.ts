@@ -10,35 +10,15 @@ import t from 'tap';
 // Long by nature; the machine is shared (2 cores), so leave room beyond tap's default.
 t.setTimeout(600_000);
 import http from 'node:http';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { pilotfish } from '../test-support/cli.js';
 import { until } from '../test-support/wait.js';
 
-const MAIN = new URL('../cli/src/main.ts', import.meta.url).href;
 const SWAPS = 100;
 const CLIENTS = 8;
-
-function waitForOutput(child: ChildProcess, re: RegExp, ms = 60_000): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${re}; got: ${buf}`)), ms);
-    const on = (d: Buffer): void => {
-      buf += d.toString();
-      const m = re.exec(buf);
-      if (m) {
-        clearTimeout(timer);
-        child.stdout?.off('data', on);
-        child.stderr?.off('data', on);
-        resolve(m);
-      }
-    };
-    child.stdout?.on('data', on);
-    child.stderr?.on('data', on);
-  });
-}
 
 function moduleSource(version: number, responsePhase = false): string {
   return `
@@ -107,12 +87,8 @@ t.test(`${SWAPS} hot swaps of a user filter under load: zero failed requests`, a
     connect_timeout: 1s
     load_assignment: { cluster_name: origin, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${originPort} } } } }] }] }
 `);
-  const runner = `const { main } = await import(${JSON.stringify(MAIN)}); process.exitCode = await main(process.argv.slice(1));`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', runner, 'proxy', '--config', cfg, '--drain-time-s', '1'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.teardown(() => { child.kill('SIGKILL'); });
-  const m = await waitForOutput(child, /"listener started","listener":"main","address":"127\.0\.0\.1:(\d+)"/);
+  const proxy = pilotfish(t, ['proxy', '--config', cfg, '--drain-time-s', '1']);
+  const m = await proxy.waitFor(/"listener started","listener":"main","address":"127\.0\.0\.1:(\d+)"/);
   const port = Number(m[1]);
 
   const agent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS });
@@ -181,7 +157,5 @@ t.test(`${SWAPS} hot swaps of a user filter under load: zero failed requests`, a
   const rp = await get();
   t.equal(rp.version, rp.body, 'request and response phase ran on the same version');
 
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  child.kill('SIGTERM');
-  t.equal(await exited, 0, 'the proxy exits cleanly, workers and all');
+  t.equal(await proxy.stop('SIGTERM'), 0, 'the proxy exits cleanly, workers and all');
 });

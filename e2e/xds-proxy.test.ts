@@ -5,35 +5,15 @@
  */
 import t from 'tap';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Diagnostics, decodeBootstrap } from '../config/src/index.js';
 import { ControlPlane, parseMesh, type MeshEndpoint } from '../controlplane/src/index.js';
 import { XdsClient, TYPE_URLS, type ApiType } from '../xds-client/src/index.js';
 import { Logger, startProxy } from '../proxy/src/index.js';
+import { httpGet, namedUpstream as upstream } from '../test-support/net.js';
 import { until } from '../test-support/wait.js';
 
 let agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-
-function get(port: number): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', agent, timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', () => resolve({ status: 0, body: '' }));
-    });
-    req.on('error', (e) => resolve({ status: 0, body: e.message }));
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-  });
-}
-
-async function upstream(t: { teardown(f: () => unknown): void }, name: string): Promise<number> {
-  const server = http.createServer((_req, res) => res.end(name));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.teardown(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
-  return (server.address() as AddressInfo).port;
-}
+const get = (port: number) => httpGet(port, { agent });
 
 /** The old server's port may take a moment to be released. */
 async function listenRetrying(cp: ControlPlane, port: number): Promise<void> {

@@ -5,59 +5,18 @@
  */
 import t from 'tap';
 import * as http from 'node:http';
-import * as net from 'node:net';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { pilotfish } from '../test-support/cli.js';
+import { freePort, httpGet, namedUpstream as upstream } from '../test-support/net.js';
 import { until } from '../test-support/wait.js';
 
 // Two process pairs started cold (tsx) on a shared 2-core machine: more than tap's 120 s default.
 t.setTimeout(360_000);
 
-const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
-const mainTs = path.join(root, 'cli/src/main.ts');
-const script = `import(${JSON.stringify(mainTs)}).then((m) => m.main(process.argv.slice(1))).then((c) => process.exit(c ?? 0))`;
-
-function pilotfish(args: string[]): { child: ChildProcess; out: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', '-e', script, '--', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
-  return { child, out: () => out, exited };
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 let agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-function get(port: number): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', agent, timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', (e) => resolve({ status: 0, body: e.message }));
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-  });
-}
-
-async function upstream(t: { teardown(f: () => unknown): void }, name: string): Promise<number> {
-  const server = http.createServer((_req, res) => res.end(name));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.teardown(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
-  return (server.address() as net.AddressInfo).port;
-}
-
+const get = (port: number) => httpGet(port, { agent });
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pf-xds-e2e-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -76,10 +35,9 @@ for (const apiType of ['DELTA_GRPC', 'GRPC']) {
       writeFileSync(meshFile, `listeners:\n  - {name: ingress, address: 127.0.0.1, port: ${listenPort}, routes: [{prefix: /, service: web}]}\nservices:\n  - name: web\n    leds: ${apiType === 'DELTA_GRPC'}\n    endpoints: [${eps.join(', ')}]\n`);
     const ep = (i: number, extra = '') => `{address: 127.0.0.1, port: ${ups[i]}${extra}}`;
     writeMesh([ep(0)]);
-    let cp = pilotfish(['controlplane', '--config', meshFile, '--port', '0', '--address', '127.0.0.1']);
-    t.teardown(() => { cp.child.kill('SIGKILL'); });
-    await until('control plane', () => /listening \d+/.test(cp.out()), { timeoutMs: 90_000 });
-    const cpPort = Number(/listening (\d+)/.exec(cp.out())![1]);
+    let cp = pilotfish(t, ['controlplane', '--config', meshFile, '--port', '0', '--address', '127.0.0.1']);
+    await until('control plane', () => /listening \d+/.test(cp.output()), { timeoutMs: 90_000 });
+    const cpPort = Number(/listening (\d+)/.exec(cp.output())![1]);
     const bootstrap = path.join(dir, `bootstrap-${apiType}.yaml`);
     writeFileSync(bootstrap, `node: {id: proxy-e2e, cluster: e2e}
 static_resources:
@@ -99,8 +57,7 @@ dynamic_resources:
   lds_config: {ads: {}, resource_api_version: V3}
   cds_config: {ads: {}, resource_api_version: V3}
 `);
-    const proxy = pilotfish(['proxy', '--config', bootstrap, '--log-level', 'warning']);
-    t.teardown(() => { proxy.child.kill('SIGKILL'); });
+    const proxy = pilotfish(t, ['proxy', '--config', bootstrap, '--log-level', 'warning']);
     await until('proxy routing to u1', async () => (await get(listenPort)).body === 'u1', { timeoutMs: 90_000 });
 
     let stop = false;
@@ -141,8 +98,8 @@ dynamic_resources:
     await until('traffic without a control plane', () => total > during + 100);
 
     writeMesh([ep(2)]);
-    cp = pilotfish(['controlplane', '--config', meshFile, '--port', String(cpPort), '--address', '127.0.0.1']);
-    await until('control plane restart', () => /listening \d+/.test(cp.out()), { timeoutMs: 90_000 });
+    cp = pilotfish(t, ['controlplane', '--config', meshFile, '--port', String(cpPort), '--address', '127.0.0.1']);
+    await until('control plane restart', () => /listening \d+/.test(cp.output()), { timeoutMs: 90_000 });
     await until('resync to u3 only', () => quietFor('u2', 40));
     t.ok(await quietFor('u2', 80), 'after the resync only u3 serves');
 

@@ -6,15 +6,13 @@
  */
 import t from 'tap';
 import * as http from 'node:http';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pilotfish } from '../../test-support/cli.js';
 import { until } from '../../test-support/wait.js';
 
-const MAIN = new URL('../../cli/src/main.ts', import.meta.url).href;
-const RUNNER = `const { main } = await import(${JSON.stringify(MAIN)}); process.exitCode = await main(process.argv.slice(1));`;
 const LIST = readFileSync(new URL('./fixtures/endpointslices-list.json', import.meta.url), 'utf8');
 
 /** Registers a resolve hook that makes @kubernetes/client-node look uninstalled. */
@@ -42,19 +40,16 @@ function meshFile(dir: string): string {
   return f;
 }
 
-function run(t: { teardown(f: () => void): void }, args: string[], env: NodeJS.ProcessEnv, extraImports: string[] = []) {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...extraImports.flatMap((i) => ['--import', i]), '--input-type=module', '-e', RUNNER, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
-  });
-  const out = { stdout: '', stderr: '', code: undefined as number | null | undefined };
-  child.stdout.on('data', (d: Buffer) => (out.stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out.stderr += d.toString()));
-  child.on('exit', (code) => (out.code = code));
-  t.teardown(() => {
-    if (out.code === undefined) child.kill('SIGKILL');
-  });
-  return { child, out };
+/** `pilotfish ...` from source; `out.code` once it exited. */
+function run(t: { teardown(f: () => void): void }, args: string[], env: NodeJS.ProcessEnv, imports: string[] = []) {
+  const p = pilotfish(t, args, { env, imports });
+  const out = {
+    get stdout() { return p.stdout(); },
+    get stderr() { return p.stderr(); },
+    code: undefined as number | null | undefined,
+  };
+  void p.exited.then((c) => (out.code = c));
+  return { child: p.child, out };
 }
 
 t.test('without the optional client library, --kubernetes fails in one line; the rest does not need it', async (t) => {
