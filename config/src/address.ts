@@ -34,6 +34,7 @@ export function decodeAddress(r: ObjectReader, allowHostname: boolean): SocketAd
     // An internal listener of this proxy, by name (config/src/internal.ts).
     const ia = r.object('envoy_internal_address');
     r.finish();
+    if (!ia) r.diag.error(r.child('envoy_internal_address'), 'must not be null');
     const internal = ia ? decodeInternalAddress(ia) : undefined;
     return internal ? internalSocketAddress(internal) : undefined;
   }
