@@ -6,7 +6,8 @@ import { sleep, until } from '../../../test-support/wait.js';
 import { OutlierDetector } from '../../src/cluster/outlier.js';
 import { Counter, Gauge } from '../../src/stats/stats.js';
 import type { Host } from '../../src/cluster/endpoint-set.js';
-import type { OutlierDetection } from '../../../config/src/index.js';
+import { parse as parseYaml } from 'yaml';
+import { Diagnostics, decodeBootstrap, type OutlierDetection } from '../../../config/src/index.js';
 
 /**
  * Issue 17: a frozen host (SIGSTOP: the kernel still accepts its connections, nothing
@@ -185,4 +186,18 @@ t.test('local-origin failures in outlier detection (unit): unsplit they are 5xx/
     t.equal(stats.ejections_enforced_consecutive_local_origin_failure!.value, 1);
     t.equal(stats.ejections_enforced_consecutive_gateway_failure!.value, 0, 'split: timeouts are not gateway failures');
   }
+});
+
+t.test('outlier_detection decoding: split_external_local_origin_errors and its consecutive/enforcing fields', async (t) => {
+  const decode = (od: string) => {
+    const diag = new Diagnostics();
+    const b = decodeBootstrap(parseYaml(bootstrapYaml(vhosts('                    retry_on: 5xx'), staticCluster('up', [1], `
+    outlier_detection: ${od}`))), diag);
+    return { od: b?.staticResources.clusters[0]?.outlierDetection, errors: diag.errors.map((e) => `${e.path}: ${e.message}`) };
+  };
+  const split = decode('{ split_external_local_origin_errors: true, consecutive_local_origin_failure: 3, enforcing_consecutive_local_origin_failure: 50 }');
+  t.same(split.errors, []);
+  t.match(split.od, { splitExternalLocalOriginErrors: true, consecutiveLocalOriginFailure: 3, enforcingConsecutiveLocalOriginFailure: 50 });
+  t.match(decode('{}').od, { splitExternalLocalOriginErrors: false, consecutiveLocalOriginFailure: 5, enforcingConsecutiveLocalOriginFailure: 100 }, "Envoy's defaults");
+  t.match(decode('{ enforcing_consecutive_local_origin_failure: 101 }').errors.join('\n'), /enforcing_consecutive_local_origin_failure/, 'a percentage above 100 is refused');
 });
