@@ -42,7 +42,7 @@ t.test('an internal endpoint keeps its filter_metadata and is keyed by its addre
     metadata: { filter_metadata: { 'envoy.filters.listener.original_dst': { local: '10.0.0.7:8080' } } },
   }, 'e', diag)!, false);
   t.same(diag.errors, []);
-  const [ep] = flattenLoadAssignment({ clusterName: 'c', endpoints: [{ locality: { region: '', zone: '', subZone: '' }, lbEndpoints: [lb!], priority: 0 }] });
+  const [ep] = flattenLoadAssignment({ clusterName: 'c', endpoints: [{ locality: { region: '', zone: '', subZone: '' }, lbEndpoints: [lb!], priority: 0 }], overprovisioningFactor: 140 });
   t.equal(ep?.key, 'envoy://connect_originate/10.0.0.7:8080');
   t.same(ep?.internal, { serverListenerName: 'connect_originate', endpointId: '10.0.0.7:8080', metadata: { 'envoy.filters.listener.original_dst': { local: '10.0.0.7:8080' } } });
 });
