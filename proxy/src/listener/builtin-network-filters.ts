@@ -141,7 +141,8 @@ registerNetworkFilter(NETWORK_RBAC_TYPE, (cfg, diag, path, ctx): NetworkFilter |
         return delayDeny > 0 ? { data: null } : 'stop';
       }
     }
-    return undefined;
+    // ONE_TIME_ON_FIRST_BYTE: decided for good; later bytes need not pass this hook.
+    return enforcement === 'CONTINUOUS' ? undefined : 'detach';
   };
 
   const filter: NetworkFilter = {

@@ -223,6 +223,9 @@ export class BytePipe {
   private readonly queue: { chunk: Buffer; end: boolean }[] = [];
   private busy = false;
   private ended = false;
+  /** Hooks that returned 'detach' are skipped from then on. */
+  private readonly active: boolean[];
+  private activeCount: number;
 
   constructor(
     private readonly hooks: readonly Hook[],
@@ -232,7 +235,15 @@ export class BytePipe {
     private readonly source: net.Socket,
     private readonly fail: (f: NetworkFilter, e: unknown) => void,
     private readonly stopped: () => boolean,
-  ) {}
+  ) {
+    this.active = hooks.map(() => true);
+    this.activeCount = hooks.length;
+  }
+
+  /** True when every hook detached and nothing is held or queued: the bytes may bypass this pipe. */
+  get detached(): boolean {
+    return this.activeCount === 0 && !this.busy && this.queue.length === 0;
+  }
 
   /** A chunk from the source (`end`: the source half-closed; the chunk may then be empty). */
   push(chunk: Buffer, end: boolean): void {
@@ -250,6 +261,7 @@ export class BytePipe {
     for (let i = from; i < this.hooks.length; i++) {
       if (this.stopped()) return;
       if (data.length === 0 && !end) return;
+      if (!this.active[i]) continue;
       let v: DataVerdict | Promise<DataVerdict>;
       try {
         v = this.hooks[i]!(data, end);
@@ -264,7 +276,7 @@ export class BytePipe {
         v.then(
           (r) => {
             this.busy = false;
-            const next = this.apply(r, held);
+            const next = this.apply(r, held, i);
             if (next !== undefined) this.run(next, end, i + 1);
             this.drainQueue();
           },
@@ -272,7 +284,7 @@ export class BytePipe {
         );
         return;
       }
-      const next = this.apply(v, data);
+      const next = this.apply(v, data, i);
       if (next === undefined) return;
       data = next;
     }
@@ -282,9 +294,16 @@ export class BytePipe {
   }
 
   /** The chunk after a verdict, or undefined when the chain stops for this chunk. */
-  private apply(v: DataVerdict, data: Buffer): Buffer | undefined {
+  private apply(v: DataVerdict, data: Buffer, i: number): Buffer | undefined {
     if (v === undefined) return data;
     if (v === 'stop') return undefined;
+    if (v === 'detach') {
+      if (this.active[i]) {
+        this.active[i] = false;
+        this.activeCount--;
+      }
+      return data;
+    }
     if (v.data === null) return Buffer.alloc(0);
     return Buffer.isBuffer(v.data) ? v.data : Buffer.from(v.data.buffer, v.data.byteOffset, v.data.byteLength);
   }

@@ -102,11 +102,14 @@ export type ConnectionVerdict = 'continue' | 'stop';
  *  - `{ data }`: pass `data` on instead (may be longer: bytes inserted; shorter or
  *    empty: bytes consumed); `data: null` holds everything back (the filter buffers and
  *    releases later through a later chunk's verdict or at `end`);
- *  - 'stop': drop the chunk and stop the chain (the filter closed the connection).
+ *  - 'stop': drop the chunk and stop the chain (the filter closed the connection);
+ *  - 'detach': pass the chunk on unchanged and never call this hook again for the
+ *    connection (e.g. RBAC once it decided): when no hook is left in either direction,
+ *    tcp_proxy joins the sockets directly again.
  * A promise holds the pipe in that direction until it settles (bytes queue behind it,
  * in order); back-pressure still applies to the socket.
  */
-export type DataVerdict = { readonly data: Uint8Array | null } | 'stop' | undefined;
+export type DataVerdict = { readonly data: Uint8Array | null } | 'stop' | 'detach' | undefined;
 
 /** Totals handed to onClose. */
 export interface ConnectionSummary {

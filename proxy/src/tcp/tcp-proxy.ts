@@ -220,10 +220,31 @@ function joinThroughHooks(down: net.Socket, up: net.Socket, run: ConnectionRun):
       down.once('drain', () => up.resume());
     }
   }, () => down.end(), up);
-  down.on('data', (c: Buffer) => toUp.push(c, false));
-  down.once('end', () => toUp.push(EMPTY, true));
-  up.on('data', (c: Buffer) => toDown.push(c, false));
-  up.once('end', () => toDown.push(EMPTY, true));
+  const onDownData = (c: Buffer): void => {
+    toUp.push(c, false);
+    spliceWhenDetached();
+  };
+  const onUpData = (c: Buffer): void => {
+    toDown.push(c, false);
+    spliceWhenDetached();
+  };
+  const onDownEnd = (): void => toUp.push(EMPTY, true);
+  const onUpEnd = (): void => toDown.push(EMPTY, true);
+  // Once every hook detached (RBAC after its first-byte decision), the sockets are piped
+  // directly, as on a chain without byte hooks.
+  const spliceWhenDetached = (): void => {
+    if (!toUp.detached || !toDown.detached || down.destroyed || up.destroyed) return;
+    down.off('data', onDownData);
+    up.off('data', onUpData);
+    down.off('end', onDownEnd);
+    up.off('end', onUpEnd);
+    down.pipe(up);
+    up.pipe(down);
+  };
+  down.on('data', onDownData);
+  down.once('end', onDownEnd);
+  up.on('data', onUpData);
+  up.once('end', onUpEnd);
 }
 
 /** tunneling_config compiled (cached per config; validated when the chain was built). */

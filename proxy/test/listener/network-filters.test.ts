@@ -399,3 +399,59 @@ ${staticCluster('greeter', [(greeter.address() as net.AddressInfo).port])}
   t.equal(await greeting(skipped), '220 ready\r\n', 'the disabled inspector did not wait: the greeting arrived at once');
   t.equal(await greeting(inspected), '', 'where the predicate does not match, http_inspector waits for the client\'s first bytes');
 });
+
+t.test('after RBAC decided on the first byte (detached), later bytes flow intact both ways', async (t) => {
+  // A byte-exact echo (the other tests' echo prefixes text).
+  const raw = net.createServer((s) => {
+    s.on('error', () => undefined);
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => raw.close(() => r())));
+  const p = await startProxyYaml(t, `
+admin: { address: { socket_address: { address: 127.0.0.1, port_value: 0 } } }
+static_resources:
+  listeners:
+  - name: l
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.rbac
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC
+          stat_prefix: d.
+          rules: { action: ALLOW, policies: { loopback: { permissions: [{ any: true }], principals: [{ source_ip: { address_prefix: 127.0.0.0, prefix_len: 8 } }] } } }${tcpProxy('raw')}
+  clusters:
+${staticCluster('raw', [(raw.address() as net.AddressInfo).port])}
+`);
+  const payload = Buffer.alloc(2 * 1024 * 1024);
+  for (let i = 0; i < payload.length; i++) payload[i] = (i * 7) & 0xff;
+  const want = Buffer.concat([Buffer.from('first'), payload]);
+  const got = await new Promise<Buffer>((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let n = 0;
+    const s = net.connect({ host: '127.0.0.1', port: p.port('l') }, () => {
+      s.write('first');
+      // The rest after the first bytes were decided on, in several writes.
+      setTimeout(() => {
+        for (let off = 0; off < payload.length; off += 300_000) s.write(payload.subarray(off, off + 300_000));
+      }, 50);
+    });
+    s.on('data', (d: Buffer) => {
+      parts.push(d);
+      n += d.length;
+      if (n >= want.length) {
+        s.destroy();
+        resolve(Buffer.concat(parts));
+      }
+    });
+    s.on('error', reject);
+    setTimeout(() => {
+      s.destroy();
+      resolve(Buffer.concat(parts));
+    }, 8000).unref();
+  });
+  t.equal(got.length, want.length, 'every byte came back');
+  t.ok(got.equals(want), 'in order and unchanged');
+  t.match(await httpGet(p.adminPort!, '/stats?filter=d.rbac'), /d\.rbac\.allowed: 1\b/, 'decided once');
+});
