@@ -87,6 +87,7 @@ let wasm: LlhttpExports | undefined;
 /** Input buffer in wasm memory, shared by all parsers (execute is never re-entered); grows as needed. */
 let inPtr = 0;
 let inSize = 0;
+let memView = new Uint8Array(0);
 const methodNames: string[] = [];
 
 function llhttp(): LlhttpExports {
@@ -119,12 +120,12 @@ export class Parser {
   }
 
   /**
-   * Parses `data` from `from`. Returns the llhttp errno (HPE_OK, HPE_PAUSED: call
-   * resume() then execute the rest from `pausedAt()`, HPE_PAUSED_UPGRADE, or an error).
+   * Parses `data`. Returns the llhttp errno (HPE_OK, HPE_PAUSED: call resume() then
+   * execute the rest from `stoppedAt()`, HPE_PAUSED_UPGRADE, or an error). Allocates nothing.
    */
-  execute(data: Buffer, from = 0): number {
+  execute(data: Buffer): number {
     const x = llhttp();
-    const len = data.length - from;
+    const len = data.length;
     if (len > inSize) {
       if (inPtr !== 0) x.free(inPtr);
       inSize = Math.max(len, 16 * 1024);
@@ -132,9 +133,11 @@ export class Parser {
     }
     // Callbacks only record or pause; a nested execute would overwrite the shared input buffer.
     if (current !== undefined) throw new Error('llhttp: execute re-entered from a callback');
-    new Uint8Array(x.memory.buffer, inPtr, len).set(from === 0 ? data : data.subarray(from));
+    // One view of wasm memory, renewed only when the memory grew (its buffer changes then).
+    if (memView.buffer !== x.memory.buffer) memView = new Uint8Array(x.memory.buffer);
+    memView.set(data, inPtr);
     this.chunk = data;
-    this.base = inPtr - from;
+    this.base = inPtr;
     current = this;
     try {
       return x.llhttp_execute(this.ptr, inPtr, len);
