@@ -110,7 +110,7 @@ async function measure(root: string, n: number, server: XdsServer, xdsPort: numb
     await sleep(Number(o.settle) * 1000);
     const rss = rssMB(proc.pid!);
     proc.kill('SIGUSR2');
-    for (let i = 0; i < 500 && !existsSync(probeOut); i++) await sleep(20);
+    for (let i = 0; i < 6000 && !existsSync(probeOut); i++) await sleep(20); // up to 120 s: with $PF_PROBE_SNAPSHOT a heap snapshot is written first
     await sleep(100);
     const probe = JSON.parse(readFileSync(probeOut, 'utf8')) as { memoryUsage: { heapUsed: number } };
     return { readyMs, rss, heapUsed: probe.memoryUsage.heapUsed / 1048576 };
@@ -127,8 +127,8 @@ const server = new XdsServer();
 const xdsPort = await server.listen(0, '127.0.0.1');
 try {
   for (const n of SIZES) {
-    const clusters: Record<string, object> = {};
-    const clas: Record<string, object> = {};
+    const clusters: Record<string, Record<string, unknown>> = {};
+    const clas: Record<string, Record<string, unknown>> = {};
     for (let i = 0; i < n; i++) { clusters[`c${i}`] = cluster(i); clas[`c${i}`] = cla(i); }
     server.setResources(TYPE_URLS.listener, {});
     server.setResources(TYPE_URLS.cluster, clusters);

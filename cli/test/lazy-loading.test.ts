@@ -15,6 +15,8 @@ import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { until } from '../../test-support/wait.js';
 
+type Test = Pick<typeof t, 'teardown' | 'equal' | 'ok' | 'same'>;
+
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const RECORDER = fileURLToPath(new URL('./fixtures/module-recorder.mjs', import.meta.url));
 
@@ -31,7 +33,6 @@ const MUST_NOT_LOAD: readonly [RegExp, string][] = [
   [/\/controlplane\/src\//, 'the control plane (a separate command)'],
   [/\/demo\/src\//, 'the demo (a separate command)'],
   [/\/deploy\/src\//, 'deploy/ (Kubernetes manifests and EndpointSlices)'],
-  [/\/telemetry\/src\/tracing\/tracer\./, 'the tracer (no listener traces)'],
   [/\/fastpath\/src\/(daemon|cli|build)\./, 'the fast path daemon/CLI (no pilotfish.fastpath bootstrap extension)'],
 ];
 
@@ -87,12 +88,12 @@ function minimalBootstrap(port: number, adminPort: number, upstreamPort: number)
   };
 }
 
-t.test('a minimal static bootstrap loads no OTel, gRPC, xDS, Kubernetes, RE2, undici or YAML', async (t) => {
+/** Runs `pilotfish proxy -c <bootstrap>` from source until `ready` says so, then SIGTERM; returns every module file it loaded. */
+async function loadedModules(t: Test, bootstrap: object, ready: (adminPort: number) => Promise<boolean>, adminPort: number): Promise<string[]> {
   const dir = mkdtempSync(join(tmpdir(), 'pf-lazy-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const [port, adminPort, upstreamPort] = [await freePort(), await freePort(), await freePort()];
   const config = join(dir, 'bootstrap.json');
-  writeFileSync(config, JSON.stringify(minimalBootstrap(port, adminPort, upstreamPort)));
+  writeFileSync(config, JSON.stringify(bootstrap));
   const out = join(dir, 'modules');
   let stderr = '';
   const child = spawn(process.execPath, ['--import', RECORDER, '--import', 'tsx', join(ROOT, 'cli/src/entry.ts'), 'proxy', '-c', config, '--drain-time-s', '0', '-l', 'warning'], {
@@ -103,21 +104,50 @@ t.test('a minimal static bootstrap loads no OTel, gRPC, xDS, Kubernetes, RE2, un
   child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
-
-  await until('the proxy to be ready', async () => child.exitCode === null && (await status(adminPort, '/ready')) === 200, { timeoutMs: 60_000 });
+  await until('the proxy to be up', async () => child.exitCode === null && (await ready(adminPort)), { timeoutMs: 60_000 });
   child.kill('SIGTERM');
   t.equal(await exited, 0, `the proxy exits cleanly on SIGTERM (stderr: ${stderr.slice(-500)})`);
   t.ok(existsSync(`${out}.esm`) && existsSync(`${out}.cjs`), 'the child wrote its module lists');
-
   const loaded = [
     ...readFileSync(`${out}.esm`, 'utf8').split('\n').filter((u) => u.startsWith('file:')).map((u) => fileURLToPath(u)),
     ...readFileSync(`${out}.cjs`, 'utf8').split('\n'),
   ].filter(Boolean);
   // The recorder works: the data plane itself is in the list (so an empty list cannot pass).
   t.ok(loaded.some((f) => f.endsWith('/proxy/src/server.ts')), 'the list includes proxy/src/server.ts');
+  return loaded;
+}
+
+function notLoaded(t: Test, loaded: readonly string[], pattern: RegExp, what: string): void {
+  t.same(loaded.filter((f) => pattern.test(f)).slice(0, 3), [], `not loaded: ${what}`);
+}
+
+t.test('a minimal static bootstrap loads no OTel, gRPC, xDS, Kubernetes, RE2, undici or YAML', async (t) => {
+  const [port, adminPort, upstreamPort] = [await freePort(), await freePort(), await freePort()];
+  const loaded = await loadedModules(t, minimalBootstrap(port, adminPort, upstreamPort), async (a) => (await status(a, '/ready')) === 200, adminPort);
   t.ok(loaded.some((f) => f.endsWith('/proxy/src/stats/stats.ts')), 'the list includes proxy/src/stats/stats.ts');
-  for (const [pattern, what] of MUST_NOT_LOAD) {
-    const hits = loaded.filter((f) => pattern.test(f));
-    t.same(hits.slice(0, 3), [], `not loaded: ${what}`);
-  }
+  for (const [pattern, what] of MUST_NOT_LOAD) notLoaded(t, loaded, pattern, what);
+});
+
+t.test('with xDS, OpenTelemetry still loads only when a listener traces', async (t) => {
+  const [adminPort, xdsPort] = [await freePort(), await freePort()];
+  // Nothing listens on xdsPort: the proxy starts, keeps retrying, and its admin answers (503 until LDS/CDS arrive).
+  const bootstrap = {
+    node: { id: 'lazy-loading-xds', cluster: 'test' },
+    admin: { address: { socket_address: { address: '127.0.0.1', port_value: adminPort } } },
+    dynamic_resources: {
+      ads_config: { api_type: 'GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: 'xds' } }] },
+      cds_config: { ads: {}, resource_api_version: 'V3' },
+      lds_config: { ads: {}, resource_api_version: 'V3' },
+    },
+    static_resources: {
+      clusters: [{
+        name: 'xds', type: 'STATIC', connect_timeout: '1s',
+        typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } } },
+        load_assignment: { cluster_name: 'xds', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: xdsPort } } } }] }] },
+      }],
+    },
+  };
+  const loaded = await loadedModules(t, bootstrap, async (a) => (await status(a, '/ready')) !== 0, adminPort);
+  t.ok(loaded.some((f) => /\/node_modules\/@grpc\/grpc-js\//.test(f)), 'grpc-js is loaded (the xDS client runs)');
+  notLoaded(t, loaded, /\/node_modules\/@opentelemetry\//, 'OpenTelemetry (no listener traces yet)');
 });

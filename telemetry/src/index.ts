@@ -2,7 +2,7 @@ import type { Bootstrap, HttpConnectionManager } from '../../config/src/index.js
 import { compileAccessLogs, logRequest, type AccessLogger, type AccessLogEntry } from './access-log/index.js';
 import type { LineSink } from './access-log/sink.js';
 import { decodeTracing } from './tracing/config.js';
-import type { RequestTracer, TracerProviderHandle } from './tracing/tracer.js';
+import { createProvider, RequestTracer, type TracerProviderHandle } from './tracing/tracer.js';
 import type { RequestView, StreamView } from './types.js';
 
 export type { StreamView, RequestView, LogContext } from './types.js';
@@ -32,6 +32,12 @@ export interface TelemetryHooks extends HcmTelemetry {
    * the field when the HCM's access_log/tracing is invalid (reject the listener).
    */
   forHcm(hcm: HttpConnectionManager, path?: string): HcmTelemetry;
+  /**
+   * The access log of a session that is not an HTTP request (tcp_proxy's access_log):
+   * HCM access logs' loggers, sinks and formats, fed a StreamView of the connection.
+   * Undefined for no entries; throws naming the field when they are invalid.
+   */
+  forAccessLog?(entries: readonly AccessLogEntry[], path: string): Hook | undefined;
   /** Log lines written/dropped per sink, for /stats. */
   stats(): Record<string, number>;
   /** Flushes spans and log lines; closes files. */
@@ -44,9 +50,6 @@ class Telemetry {
   readonly sinks = new Map<string, LineSink>();
   readonly providers = new Map<string, TracerProviderHandle>();
 
-  /** The tracing module (OpenTelemetry SDK + OTLP/gRPC exporter, ~20 MB of RSS), loaded only when a listener traces. */
-  tracing: typeof import('./tracing/tracer.js') | undefined;
-
   constructor(private readonly bootstrap: Bootstrap) {}
 
   build(hcm: HttpConnectionManager, path: string): HcmTelemetry {
@@ -56,8 +59,7 @@ class Telemetry {
     if (errors.length > 0) throw new TelemetryConfigError(errors.join('\n'));
     let tracer: RequestTracer | undefined;
     if (tracing) {
-      if (!this.tracing) throw new TelemetryConfigError(`${path}.tracing: tracing module not loaded (call loadTracing first)`);
-      const { createProvider, RequestTracer } = this.tracing;
+      // The OpenTelemetry SDK loads with the first provider (tracing/tracer.ts).
       const key = `${tracing.collector}|${tracing.serviceName}`;
       let p = this.providers.get(key);
       if (!p) {
@@ -103,14 +105,6 @@ export function hooksFor(loggers: readonly AccessLogger[], tracer: RequestTracer
   return { onRequestStart, onRequestDone };
 }
 
-/**
- * True when any HCM asks for tracing. Listeners delivered later over LDS may also trace:
- * then a bootstrap without static tracing still loads the module when xDS is configured.
- */
-function wantsTracing(bootstrap: Bootstrap): boolean {
-  return bootstrap.dynamicResources !== undefined || httpManagers(bootstrap).some(({ hcm }) => hcm.tracing !== undefined);
-}
-
 function httpManagers(bootstrap: Bootstrap): { hcm: HttpConnectionManager; path: string; port: number }[] {
   const out: { hcm: HttpConnectionManager; path: string; port: number }[] = [];
   bootstrap.staticResources.listeners.forEach((l, i) => {
@@ -130,7 +124,6 @@ function httpManagers(bootstrap: Bootstrap): { hcm: HttpConnectionManager; path:
  */
 export async function installTelemetry(bootstrap: Bootstrap): Promise<TelemetryHooks> {
   const t = new Telemetry(bootstrap);
-  if (wantsTracing(bootstrap)) t.tracing = await import('./tracing/tracer.js');
   const byPort = new Map<number, HcmTelemetry>();
   const configured: HcmTelemetry[] = [];
   try {
@@ -144,7 +137,15 @@ export async function installTelemetry(bootstrap: Bootstrap): Promise<TelemetryH
     await t.close();
     throw e;
   }
-  const base = { forHcm: (hcm: HttpConnectionManager, path = 'http_connection_manager') => t.build(hcm, path), stats: () => t.stats(), close: () => t.close() };
+  const base = {
+    forHcm: (hcm: HttpConnectionManager, path = 'http_connection_manager') => t.build(hcm, path),
+    forAccessLog: (entries: readonly AccessLogEntry[], path: string): Hook | undefined => {
+      const errors: string[] = [];
+      const loggers = compileAccessLogs(entries, path, errors, t.sinks);
+      if (errors.length > 0) throw new TelemetryConfigError(errors.join('\n'));
+      return loggers.length === 0 ? undefined : (stream, request) => logRequest(loggers, { stream, request, endTime: performance.now() });
+    },
+    stats: () => t.stats(), close: () => t.close() };
   if (configured.length === 0) return { onRequestStart: undefined, onRequestDone: undefined, ...base };
   if (configured.length === 1) return { ...configured[0]!, ...base };
   const pick = (s: StreamView): HcmTelemetry | undefined => (s.downstreamLocalPort !== undefined ? byPort.get(s.downstreamLocalPort) : undefined);

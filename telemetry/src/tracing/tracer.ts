@@ -6,14 +6,36 @@
  * the non-forced ones. Unsampled requests build no span, only propagate the decision.
  */
 import { randomBytes } from 'node:crypto';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Span, type Tracer } from '@opentelemetry/api';
-import { TraceState } from '@opentelemetry/core';
-import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import { createRequire } from 'node:module';
+import type { Span, Tracer } from '@opentelemetry/api';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { headerValue, type RequestView, type StreamView } from '../types.js';
 import type { TracingConfig } from './config.js';
 import { extract, inject } from './propagation.js';
+
+/**
+ * The OpenTelemetry SDK and its OTLP/gRPC exporter (several MB of RSS, grpc-js included),
+ * required when the first tracer provider is created: a proxy whose listeners do not
+ * trace never loads them, also when its listeners come over xDS (any of them may trace).
+ */
+interface Otel {
+  readonly api: typeof import('@opentelemetry/api');
+  readonly core: typeof import('@opentelemetry/core');
+  readonly sdk: typeof import('@opentelemetry/sdk-trace-base');
+  readonly otlp: typeof import('@opentelemetry/exporter-trace-otlp-grpc');
+  readonly resources: typeof import('@opentelemetry/resources');
+}
+const require = createRequire(import.meta.url);
+let loaded: Otel | undefined;
+function otel(): Otel {
+  return (loaded ??= {
+    api: require('@opentelemetry/api') as Otel['api'],
+    core: require('@opentelemetry/core') as Otel['core'],
+    sdk: require('@opentelemetry/sdk-trace-base') as Otel['sdk'],
+    otlp: require('@opentelemetry/exporter-trace-otlp-grpc') as Otel['otlp'],
+    resources: require('@opentelemetry/resources') as Otel['resources'],
+  });
+}
 
 interface Active {
   readonly server: Span;
@@ -28,10 +50,11 @@ export interface TracerProviderHandle {
 
 /** A provider exporting to an OTLP/gRPC collector (or a given exporter, for tests). */
 export function createProvider(collector: string, serviceName: string, nodeId: string, exporter?: SpanExporter): TracerProviderHandle {
-  const exp = exporter ?? new OTLPTraceExporter({ url: `http://${collector}` });
-  const provider = new BasicTracerProvider({
-    resource: resourceFromAttributes({ 'service.name': serviceName, 'service.instance.id': nodeId }) as never,
-    spanProcessors: [new BatchSpanProcessor(exp, { scheduledDelayMillis: 500, maxQueueSize: 4096, maxExportBatchSize: 512 })],
+  const { sdk, otlp, resources } = otel();
+  const exp = exporter ?? new otlp.OTLPTraceExporter({ url: `http://${collector}` });
+  const provider = new sdk.BasicTracerProvider({
+    resource: resources.resourceFromAttributes({ 'service.name': serviceName, 'service.instance.id': nodeId }) as never,
+    spanProcessors: [new sdk.BatchSpanProcessor(exp, { scheduledDelayMillis: 500, maxQueueSize: 4096, maxExportBatchSize: 512 })],
   });
   return {
     tracer: provider.getTracer('pilotfish'),
@@ -44,6 +67,7 @@ const hex = (bytes: number): string => randomBytes(bytes).toString('hex');
 
 export class RequestTracer {
   private readonly active = new WeakMap<object, Active>();
+  private readonly otel = otel();
 
   constructor(
     readonly config: TracingConfig,
@@ -71,15 +95,16 @@ export class RequestTracer {
       inject(h, parent?.traceId ?? hex(16), hex(8), false, parent?.traceState);
       return;
     }
+    const { api, core } = this.otel;
     const ctx = parent
-      ? trace.setSpanContext(ROOT_CONTEXT, {
+      ? api.trace.setSpanContext(api.ROOT_CONTEXT, {
           traceId: parent.traceId,
           spanId: parent.spanId,
-          traceFlags: TraceFlags.SAMPLED,
+          traceFlags: api.TraceFlags.SAMPLED,
           isRemote: true,
-          ...(parent.traceState ? { traceState: new TraceState(parent.traceState) } : {}),
+          ...(parent.traceState ? { traceState: new core.TraceState(parent.traceState) } : {}),
         })
-      : ROOT_CONTEXT;
+      : api.ROOT_CONTEXT;
     const path = request.path.split('?')[0] ?? request.path;
     const attributes: Record<string, string> = {
       'http.request.method': request.method,
@@ -92,11 +117,11 @@ export class RequestTracer {
       const v = headerValue(h, header);
       if (v !== undefined) attributes[tag] = v;
     }
-    const server = this.tracer.startSpan(`${request.authority}${path}`, { kind: SpanKind.SERVER, startTime: stream.startTime, attributes }, ctx);
+    const server = this.tracer.startSpan(`${request.authority}${path}`, { kind: api.SpanKind.SERVER, startTime: stream.startTime, attributes }, ctx);
     let client: Span | undefined;
     let outgoing = server.spanContext();
     if (this.config.spawnUpstreamSpan) {
-      client = this.tracer.startSpan(`router ${request.authority} egress`, { kind: SpanKind.CLIENT, startTime: stream.startTime }, trace.setSpan(ROOT_CONTEXT, server));
+      client = this.tracer.startSpan(`router ${request.authority} egress`, { kind: api.SpanKind.CLIENT, startTime: stream.startTime }, api.trace.setSpan(api.ROOT_CONTEXT, server));
       outgoing = client.spanContext();
     }
     inject(h, outgoing.traceId, outgoing.spanId, true, parent?.traceState);
@@ -119,7 +144,7 @@ export class RequestTracer {
       ...(stream.clusterName ? { upstream_cluster: stream.clusterName } : {}),
       ...(stream.upstreamHost ? { 'upstream_address': stream.upstreamHost } : {}),
     });
-    if (failed) a.server.setStatus({ code: SpanStatusCode.ERROR, message: stream.responseCodeDetails || String(code) });
+    if (failed) a.server.setStatus({ code: this.otel.api.SpanStatusCode.ERROR, message: stream.responseCodeDetails || String(code) });
     if (a.client) {
       a.client.setAttributes({
         'http.response.status_code': code,
@@ -127,7 +152,7 @@ export class RequestTracer {
         ...(stream.clusterName ? { upstream_cluster: stream.clusterName } : {}),
         'http.request.resend_count': Math.max(0, stream.attemptCount - 1),
       });
-      if (failed) a.client.setStatus({ code: SpanStatusCode.ERROR });
+      if (failed) a.client.setStatus({ code: this.otel.api.SpanStatusCode.ERROR });
       a.client.end();
     }
     a.server.end();
