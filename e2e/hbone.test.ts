@@ -346,3 +346,16 @@ t.test('waypoint: HBONE in, L7 policy on the caller\'s SPIFFE ID, HBONE out', as
   child.kill('SIGTERM');
   await exited;
 });
+
+t.test('deploy/istio/waypoint.yaml: an istio-waypoint Gateway on HBONE 15008 whose deployment runs the pilotfish proxy image', async (t) => {
+  const { parseAllDocuments } = await import('yaml');
+  const { readFileSync } = await import('node:fs');
+  const docs = parseAllDocuments(readFileSync(path.join(root, 'deploy/istio/waypoint.yaml'), 'utf8')).map((d) => d.toJS() as Record<string, any>);
+  const gw = docs.find((d) => d.kind === 'Gateway')!;
+  t.equal(gw.spec.gatewayClassName, 'istio-waypoint');
+  t.same(gw.spec.listeners, [{ name: 'mesh', port: 15008, protocol: 'HBONE' }]);
+  const params = docs.find((d) => d.kind === 'ConfigMap' && d.metadata.name === gw.spec.infrastructure.parametersRef.name)!;
+  const { parse } = await import('yaml');
+  const patch = parse(params.data.deployment) as { spec: { template: { spec: { containers: { name: string; image: string }[] } } } };
+  t.match(patch.spec.template.spec.containers[0], { name: 'istio-proxy', image: /pilotfish-istio-proxy/ });
+});

@@ -1,4 +1,5 @@
 import * as http2 from 'node:http2';
+import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { Counter, Gauge, StatsStore } from '../stats/stats.js';
 import { InnerSocket } from './inner-socket.js';
@@ -159,8 +160,9 @@ export class ConnectPool {
     const h2 = http2.connect(authority, {
       settings: { initialWindowSize: STREAM_WINDOW, enablePush: false },
       ...(target.tls
-        ? { createConnection: () => tls.connect({ ...target.tls, host: target.address, port: target.port, ALPNProtocols: ['h2'] }) }
-        : {}),
+        // No Nagle: a tunnel's small writes (a request head, an echo) must not wait for an ACK.
+        ? { createConnection: () => tls.connect({ ...target.tls, host: target.address, port: target.port, ALPNProtocols: ['h2'], noDelay: true }) }
+        : { createConnection: () => net.connect({ host: target.address, port: target.port, noDelay: true }) }),
     });
     const s: Session = { h2, active: 0, ready: false };
     list.push(s);
