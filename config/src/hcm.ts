@@ -23,6 +23,19 @@ const XFCC = ENUMS['hcm.ForwardClientCertDetails'];
  * Fields of the HCM that pilotfish accepts without acting on them, and why that is safe:
  *  - (none today) every other field is decoded or reported by finish().
  */
+/** `access_log` entries (HCM, tcp_proxy): the logger extension plus its AccessLog.filter, raw. */
+export function decodeAccessLogs(r: ObjectReader): AccessLogConfig[] {
+  const accessLog: AccessLogConfig[] = [];
+  for (const al of r.objects('access_log')) {
+    // AccessLog.filter stays raw: telemetry/ compiles it (and reports its problems by path).
+    const filter = al.get('filter');
+    const ext = resolveExtension(al, 'access_logger');
+    al.finish();
+    if (ext) accessLog.push(filter === undefined ? ext : { ...ext, filter });
+  }
+  return accessLog;
+}
+
 export function decodeHttpConnectionManager(r: ObjectReader): HttpConnectionManager | undefined {
   const before = r.diag.errors.length;
   const statPrefix = r.requiredString('stat_prefix') ?? '';
@@ -85,14 +98,7 @@ export function decodeHttpConnectionManager(r: ObjectReader): HttpConnectionMana
     ...(maxConnectionDuration !== undefined ? { maxConnectionDuration } : {}),
     ...(maxStreamDuration !== undefined ? { maxStreamDuration } : {}),
   };
-  const accessLog: AccessLogConfig[] = [];
-  for (const al of r.objects('access_log')) {
-    // AccessLog.filter stays raw: telemetry/ compiles it (and reports its problems by path).
-    const filter = al.get('filter');
-    const ext = resolveExtension(al, 'access_logger');
-    al.finish();
-    if (ext) accessLog.push(filter === undefined ? ext : { ...ext, filter });
-  }
+  const accessLog = decodeAccessLogs(r);
   const tracingRaw = r.get('tracing');
 
   const pathWithEscapedSlashes = r.enumOf('path_with_escaped_slashes_action', ESCAPED_SLASHES, 'IMPLEMENTATION_SPECIFIC_DEFAULT');

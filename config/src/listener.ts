@@ -6,7 +6,7 @@ import type {
 import { decodeAddress } from './address.js';
 import { decodeListenerFilterPredicate } from './listener-filter-predicate.js';
 import { decodeFilterChainMatch, decodeFilterChainMatcher } from './chain-match.js';
-import { decodeHttpConnectionManager } from './hcm.js';
+import { decodeAccessLogs, decodeHttpConnectionManager } from './hcm.js';
 import { ObjectReader } from './reader.js';
 import { decodeClusterSpecifier } from './route.js';
 import { TYPE_PREFIX, typeName } from './typed.js';
@@ -207,8 +207,8 @@ function decodeFilterChain(r: ObjectReader): FilterChain | undefined {
 }
 
 /**
- * TcpProxy. Accepted without effect (safe): none. access_log, hash_policy, metadata_match,
- * access_log_options are reported by finish() (the proxy does not log or hash TCP sessions).
+ * TcpProxy. Accepted without effect (safe): none. hash_policy, metadata_match and
+ * access_log_options (periodic flushes) are reported by finish().
  */
 export function decodeTcpProxy(r: ObjectReader): TcpProxy | undefined {
   const before = r.diag.errors.length;
@@ -216,7 +216,9 @@ export function decodeTcpProxy(r: ObjectReader): TcpProxy | undefined {
   const cluster = decodeClusterSpecifier(r, false);
   const idleTimeout = r.duration('idle_timeout', 3_600_000);
   const maxConnectAttempts = r.int('max_connect_attempts', 1, 1, 100);
+  // Sessions are logged through telemetry/'s access loggers when the connection closes.
+  const accessLog = decodeAccessLogs(r);
   r.finish();
   if (!cluster || r.diag.errors.length > before) return undefined;
-  return { kind: 'tcp', statPrefix, cluster, idleTimeout, maxConnectAttempts };
+  return { kind: 'tcp', statPrefix, cluster, idleTimeout, maxConnectAttempts, ...(accessLog.length > 0 ? { accessLog } : {}) };
 }

@@ -311,6 +311,8 @@ export interface TcpProxy {
   readonly cluster: ClusterSpecifier;
   readonly idleTimeout: Millis; // default 1h
   readonly maxConnectAttempts: number;
+  /** access_log: one entry per session when the connection closes. */
+  readonly accessLog?: readonly AccessLogConfig[];
 }
 
 // ---------------------------------------------------------------- routes

@@ -93,6 +93,7 @@ export async function startProxy(bootstrap: Bootstrap, deps: ProxyDeps): Promise
   const telemetry = await installTelemetryOrThrow(bootstrap, deps.installTelemetry ?? installTelemetry);
   server.onRequestDone = telemetry.onRequestDone as typeof server.onRequestDone;
   server.onRequestStart = telemetry.onRequestStart as typeof server.onRequestStart;
+  if (telemetry.forAccessLog) server.tcpAccessLog = telemetry.forAccessLog.bind(telemetry);
   server.stats.registerExternalGauges('', () => telemetry.stats());
   // Istio's own filters (istio.stats, metadata exchange, istio_authn, istio.alpn), before any chain is built.
   const istioProtos = needsIstio(bootstrap) ? await loadIstioExtensions() : [];

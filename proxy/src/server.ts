@@ -1,4 +1,4 @@
-import type { Bootstrap, Cluster, ConfigSink, Endpoint, EndpointDiff, FilterChain, HttpConnectionManager, Listener, RouteConfiguration, TcpProxy, TypedExtension } from '../../config/src/index.js';
+import type { AccessLogConfig, Bootstrap, Cluster, ConfigSink, Endpoint, EndpointDiff, FilterChain, HttpConnectionManager, Listener, RouteConfiguration, TcpProxy, TypedExtension } from '../../config/src/index.js';
 import { decodeInternalUpstream, isInternalUpstreamType } from '../../config/src/index.js';
 import { Diagnostics, diffEndpoints, ECDS_FILTER_TYPE, flattenLoadAssignment, formatProblem } from '../../config/src/index.js';
 import { buildHttpFilterChain, decodePerFilterConfig, systemClock, UserFilterManager, type Clock, type FilterHost, type HttpFilterChain } from '../../filters/src/index.js';
@@ -21,7 +21,7 @@ import type { Logger } from './log.js';
 import { RouteTable } from './routing/route-table.js';
 import type { Snapshot } from './snapshot.js';
 import { StatsStore } from './stats/stats.js';
-import { TcpProxyChain } from './tcp/tcp-proxy.js';
+import { TcpProxyChain, type TcpSessionLog } from './tcp/tcp-proxy.js';
 import { TlsTcpChain } from './tcp/tls-tcp-chain.js';
 import { compileTunneling, TunnelUpstreams } from './tunnel/upstreams.js';
 // Registers envoy.filters.http.set_filter_state (the waypoint's connect_authority filter).
@@ -80,6 +80,8 @@ export class ProxyServer implements ConfigSink {
   onRequestStart: HcmEnvironment['onRequestStart'];
   /** Filter names whose config comes over ECDS, from every listener seen so far. */
   readonly ecdsNames = new Set<string>();
+  /** Compiles a tcp_proxy's access_log (telemetry/); throws naming the field when invalid. */
+  tcpAccessLog: ((entries: readonly AccessLogConfig[], path: string) => TcpSessionLog | undefined) | undefined;
   /** Called when a listener names a new ECDS filter (the xDS client subscribes to it). */
   onEcdsNames: ((names: ReadonlySet<string>) => void) | undefined;
   /** Observers of every endpoint change (the fast path's maps), as diffs. */
@@ -366,17 +368,17 @@ export class ProxyServer implements ConfigSink {
       if (spec.tls) {
         // TLS in front of tcp_proxy (Istio's inbound mTLS TCP chains): the handshake first, then the TCP proxy.
         if (old && old.handler instanceof TlsTcpChain && old.handler.inner instanceof TcpProxyChain) {
-          old.handler.inner.update(spec.proxy, spec.filters);
+          old.handler.inner.update(spec.proxy, spec.filters, spec.log);
           old.handler.update(old.handler.inner, spec.tls);
           return { name: spec.chain.name, handler: old.handler, ...limit };
         }
-        return { name: spec.chain.name, handler: new TlsTcpChain(new TcpProxyChain(spec.proxy, () => this.current, this.stats, this.env.random, spec.filters), spec.tls, listenerStats), ...limit };
+        return { name: spec.chain.name, handler: new TlsTcpChain(new TcpProxyChain(spec.proxy, () => this.current, this.stats, this.env.random, spec.filters, spec.log), spec.tls, listenerStats), ...limit };
       }
       if (old && old.handler instanceof TcpProxyChain) {
-        old.handler.update(spec.proxy, spec.filters);
+        old.handler.update(spec.proxy, spec.filters, spec.log);
         return { name: spec.chain.name, handler: old.handler, ...limit };
       }
-      return { name: spec.chain.name, handler: new TcpProxyChain(spec.proxy, () => this.current, this.stats, this.env.random, spec.filters), ...limit };
+      return { name: spec.chain.name, handler: new TcpProxyChain(spec.proxy, () => this.current, this.stats, this.env.random, spec.filters, spec.log), ...limit };
     };
     const deps = {
       stats: this.stats,
@@ -431,7 +433,15 @@ export class ProxyServer implements ConfigSink {
       const hcm = this.buildConnectionManager(l.trafficDirection, chain.network, `${fcPath}.filters[${chain.networkFilters.length}].typed_config`);
       return { kind: 'http', chain, hcm, tls, filters };
     }
-    return { kind: 'tcp', chain, proxy: chain.network, tls, filters };
+    let log: TcpSessionLog | undefined;
+    if (chain.network.accessLog && this.tcpAccessLog) {
+      try {
+        log = this.tcpAccessLog(chain.network.accessLog, `${fcPath}.filters[${chain.networkFilters.length}].typed_config.access_log`);
+      } catch (e) {
+        throw new ConfigError((e as Error).message);
+      }
+    }
+    return { kind: 'tcp', chain, proxy: chain.network, tls, filters, log };
   }
 
   /** The chain's non-terminal network filters through their registered factories; a problem fails the listener with its reason. */
@@ -574,7 +584,7 @@ function mapsAsObjects(_key: string, value: unknown): unknown {
 
 type PreparedChain =
   | { readonly kind: 'http'; readonly chain: FilterChain; readonly hcm: ConnectionManager; readonly tls: DownstreamTlsProvider | undefined; readonly filters: NetworkFilterChain }
-  | { readonly kind: 'tcp'; readonly chain: FilterChain; readonly proxy: TcpProxy; readonly tls: DownstreamTlsProvider | undefined; readonly filters: NetworkFilterChain };
+  | { readonly kind: 'tcp'; readonly chain: FilterChain; readonly proxy: TcpProxy; readonly tls: DownstreamTlsProvider | undefined; readonly filters: NetworkFilterChain; readonly log: TcpSessionLog | undefined };
 
 /** Compiles a route table, decoding typed_per_filter_config through filters/. */
 export function compileRouteTable(config: RouteConfiguration, diag: Diagnostics, path: string): RouteTable | undefined {

@@ -20,6 +20,41 @@ interface TcpStats {
   readonly downstream_cx_active: Gauge;
 }
 
+/** What a TCP session's access log is fed (telemetry/'s StreamView / RequestView shapes). */
+export interface TcpSessionView {
+  readonly requestId: string;
+  readonly startTime: number;
+  readonly downstreamAddress: string;
+  readonly downstreamLocalPort: number;
+  readonly peerIdentity: string | undefined;
+  readonly method: string;
+  readonly protocol: string;
+  readonly routeName: string | undefined;
+  readonly clusterName: string | undefined;
+  readonly responseCode: number;
+  readonly responseFlags: string;
+  readonly responseCodeDetails: string;
+  readonly upstreamHost: string | undefined;
+  readonly attemptCount: number;
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+  readonly connection: ConnectionInfo;
+}
+
+/** A compiled tcp_proxy access_log: called once per session when the client's connection closes. */
+export type TcpSessionLog = (
+  session: TcpSessionView,
+  request: { method: string; path: string; authority: string; scheme: 'http' | 'https'; headers: Record<string, string | string[] | undefined> },
+) => void;
+
+/** Per-session facts the access log prints, filled in as the session goes. */
+interface SessionRecord {
+  cluster: string | undefined;
+  host: string | undefined;
+  attempts: number;
+  flags: string;
+}
+
 /**
  * envoy.filters.network.tcp_proxy: each accepted connection is joined to a host picked
  * from the cluster's load balancer, with connect retries (max_connect_attempts) and an
@@ -38,6 +73,8 @@ export class TcpProxyChain implements ChainHandler {
     private readonly random: () => number = Math.random,
     /** The chain's network filters before tcp_proxy (empty: bytes are piped untouched). */
     private filters: NetworkFilterChain = NetworkFilterChain.EMPTY,
+    /** access_log, compiled by telemetry/ (undefined: sessions are not logged). */
+    private log: TcpSessionLog | undefined = undefined,
   ) {
     const s = store.scope(`tcp.${proxy.statPrefix}.`, 'envoy_tcp_', { envoy_tcp_prefix: proxy.statPrefix });
     this.stats = {
@@ -48,8 +85,9 @@ export class TcpProxyChain implements ChainHandler {
     };
   }
 
-  update(proxy: TcpProxy, filters: NetworkFilterChain = NetworkFilterChain.EMPTY): void {
+  update(proxy: TcpProxy, filters: NetworkFilterChain = NetworkFilterChain.EMPTY, log?: TcpSessionLog): void {
     this.proxy = proxy;
+    this.log = log;
     if (filters !== this.filters) {
       this.filters.retire();
       this.filters = filters;
@@ -81,8 +119,9 @@ export class TcpProxyChain implements ChainHandler {
       this.sockets.delete(down);
       this.stats.downstream_cx_active.dec();
     });
+    const record = this.log ? this.logSession(down, info, this.log) : undefined;
     const filters = this.filters;
-    if (filters.isEmpty) return this.connectUpstream(down, info, undefined);
+    if (filters.isEmpty) return this.connectUpstream(down, info, undefined, undefined, record);
     const run = filters.start(down, info);
     const startedAt = Date.now();
     let upstreamConnected = false;
@@ -96,22 +135,24 @@ export class TcpProxyChain implements ChainHandler {
       up.on('data', (c: Buffer) => (sent += c.length));
     };
     const admitted = run.admitted;
-    if (admitted === true) this.connectUpstream(down, info, run, onUp);
+    if (admitted === true) this.connectUpstream(down, info, run, onUp, record);
     else if (admitted === false) down.destroy();
     else {
       void admitted.then((ok) => {
-        if (ok && !down.destroyed) this.connectUpstream(down, info, run, onUp);
+        if (ok && !down.destroyed) this.connectUpstream(down, info, run, onUp, record);
         else down.destroy();
       });
     }
   }
 
   /** Picks a host and joins the connection to it (with connect retries); `run` carries the filters' byte hooks. */
-  private connectUpstream(down: net.Socket, info: ConnectionInfo, run: ConnectionRun | undefined, onUp?: (up: net.Socket) => void): void {
+  private connectUpstream(down: net.Socket, info: ConnectionInfo, run: ConnectionRun | undefined, onUp?: (up: net.Socket) => void, record?: SessionRecord): void {
     const proxy = this.proxy;
     const name = this.clusterName();
     const cluster = name === undefined ? undefined : this.snapshot().clusters.get(name);
+    if (record) record.cluster = name;
     if (!cluster) {
+      if (record) record.flags = 'NR';
       this.stats.downstream_cx_no_route.inc();
       down.destroy();
       return;
@@ -122,11 +163,16 @@ export class TcpProxyChain implements ChainHandler {
       const ctx: PickContext = { hash: Number.NaN, exclude: undefined, connection: info, headers: undefined };
       const host = cluster.pick(ctx);
       if (!host) {
+        if (record) record.flags = 'UH';
         // (ClusterRuntime.pick counted upstream_cx_none_healthy.)
         down.destroy();
         return;
       }
       attempts++;
+      if (record) {
+        record.attempts = attempts;
+        record.host = host.endpoint.pipe ? host.endpoint.address : `${host.endpoint.address}:${host.endpoint.port}`;
+      }
       host.activeRequests++;
       cluster.stats.upstream_cx_total.inc();
       cluster.stats.upstream_cx_active.inc();
@@ -170,6 +216,7 @@ export class TcpProxyChain implements ChainHandler {
         cluster.stats.upstream_cx_active.dec();
         if (!connected) {
           cluster.stats.upstream_cx_connect_fail.inc();
+          if (record) record.flags = 'UF';
           if (attempts < proxy.maxConnectAttempts && !down.destroyed) return tryConnect();
           down.destroy();
           return;
@@ -184,6 +231,33 @@ export class TcpProxyChain implements ChainHandler {
       });
     };
     tryConnect();
+  }
+
+  /**
+   * Logs the session when the client's connection closes: bytes both ways (as they
+   * crossed the client socket), duration, cluster, host and Envoy's TCP response flags
+   * (NR no cluster, UH no healthy host, UF connect failure).
+   */
+  private logSession(down: net.Socket, info: ConnectionInfo, log: TcpSessionLog): SessionRecord {
+    const record: SessionRecord = { cluster: undefined, host: undefined, attempts: 0, flags: '' };
+    const startTime = performance.now();
+    let received = 0;
+    // Counted on the socket's data: a listener does not resume a paused socket.
+    down.on('data', (c: Buffer) => (received += c.length));
+    const sentBefore = down.bytesWritten;
+    down.once('close', () => {
+      try {
+        log({
+          requestId: '', startTime, downstreamAddress: info.remoteAddress, downstreamLocalPort: info.originalDst?.port ?? info.localPort,
+          peerIdentity: info.peerPrincipal, method: '', protocol: '', routeName: undefined, clusterName: record.cluster,
+          responseCode: 0, responseFlags: record.flags, responseCodeDetails: '', upstreamHost: record.host, attemptCount: record.attempts,
+          bytesSent: down.bytesWritten - sentBefore, bytesReceived: received, connection: info,
+        }, { method: '', path: '', authority: '', scheme: 'http', headers: {} });
+      } catch {
+        // A logger never breaks the data path (telemetry counts its own drops).
+      }
+    });
+    return record;
   }
 
   drain(): void {
