@@ -343,6 +343,19 @@ t.test('waypoint: HBONE in, L7 policy on the caller\'s SPIFFE ID, HBONE out', as
     t.ok(stat('internal_listener.downstream_cx_total') >= 2006, 'inner connections to main_internal and connect_originate');
   });
 
+  await t.test('drain: no new tunnels, the ones in flight keep flowing', async (t) => {
+    const st = await tunnel(client, `${VIP}:9000`);
+    t.equal((await echoRoundTrip(st, Buffer.from('before\n'))).toString(), 'before\n');
+    const goaway = new Promise((r) => client.once('goaway', r));
+    const r = await fetch(`http://127.0.0.1:${adminPort}/drain_listeners?graceful`, { method: 'POST' });
+    t.equal(r.status, 200);
+    await goaway;
+    t.pass('the HBONE connection got a GOAWAY');
+    t.equal((await echoRoundTrip(st, Buffer.from('during the drain\n'))).toString(), 'during the drain\n', 'a tunnel in flight still carries bytes, through both internal listeners');
+    await t.rejects(tunnel(client, `${VIP}:9000`), 'a new CONNECT on the drained connection is refused');
+    st.close();
+  });
+
   child.kill('SIGTERM');
   await exited;
 });
