@@ -39,8 +39,10 @@ function nodeTarget(script) {
   };
 }
 
-function pilotfishTarget({ upstreamH2 }) {
-  return async ({ dir, core, origin, name, nodeArgs = [], env, pilotfishBin }) => {
+function pilotfishTarget({ upstreamH2, http1 }) {
+  return async ({ dir, core, origin, name, nodeArgs = [], env: extraEnv, pilotfishBin }) => {
+    // PILOTFISH_HTTP1 picks the HTTP/1.1 path (proxy/src/http1/raw-chain.ts); unset = the proxy's default.
+    const env = http1 ? { ...process.env, ...extraEnv, PILOTFISH_HTTP1: http1 } : extraEnv;
     const bin = pilotfishBin ? resolve(pilotfishBin) : join(REPO, 'bin', 'pilotfish.js');
     if (!existsSync(bin)) throw new Error(`${bin} does not exist yet`);
     const port = await freePort(), adminPort = await freePort();
@@ -117,8 +119,13 @@ export const TARGETS = {
   },
   pilotfish: {
     h2c: true,
-    describe: 'node bin/pilotfish.js proxy --config <Envoy bootstrap>, codec_type AUTO, HTTP/1.1 upstream',
-    start: pilotfishTarget({ upstreamH2: false }),
+    describe: 'node bin/pilotfish.js proxy --config <Envoy bootstrap>, codec_type AUTO, HTTP/1.1 upstream, node:http + undici (PILOTFISH_HTTP1=node)',
+    start: pilotfishTarget({ upstreamH2: false, http1: 'node' }),
+  },
+  'pilotfish-raw': {
+    h2c: true,
+    describe: 'pilotfish with PILOTFISH_HTTP1=raw: HTTP/1.1 on raw sockets, llhttp (wasm), raw upstream pool; h2c still node:http2',
+    start: pilotfishTarget({ upstreamH2: false, http1: 'raw' }),
   },
   'pilotfish-h2up': {
     h2c: true,
@@ -127,4 +134,4 @@ export const TARGETS = {
   },
 };
 
-export const DEFAULT_TARGETS = ['direct', 'nginx', 'haproxy', 'baseline', 'node-http-proxy', 'fastify', 'pilotfish'];
+export const DEFAULT_TARGETS = ['direct', 'nginx', 'haproxy', 'baseline', 'node-http-proxy', 'fastify', 'pilotfish', 'pilotfish-raw'];
