@@ -24,7 +24,7 @@ export interface ResourceEntry<T = unknown> {
   readonly name: string;
   readonly version: string;
   readonly value: T;
-  /** proto3-JSON as received, with "@type" (for /config_dump). */
+  /** proto3-JSON as received, with "@type" (for /config_dump; may be decoded from `bytes` on each read). */
   readonly json: Readonly<Record<string, unknown>>;
   /** The wire bytes: equal bytes mean an unchanged resource. */
   readonly bytes: Uint8Array;

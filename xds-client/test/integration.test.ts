@@ -63,6 +63,7 @@ for (const apiType of ['GRPC', 'DELTA_GRPC'] as const) {
     const cds = dump.find((d) => d.typeUrl === TYPE_URLS.cluster);
     t.equal(cds?.resources[0]?.name, 'web');
     t.ok(cds?.resources[0]?.version);
+    t.match(cds?.resources[0]?.resource, { '@type': TYPE_URLS.cluster, name: 'web', type: 'EDS' }, 'the resource as received (decoded again from its bytes)');
   });
 
   t.test(`${apiType}: NACK keeps last good config, then a fix is accepted`, async (t) => {
