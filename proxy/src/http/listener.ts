@@ -1,4 +1,5 @@
 import * as http from 'node:http';
+import { AlpnNoackTls } from '../listener/alpn-noack.js';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
@@ -45,6 +46,8 @@ export class HttpChain implements ChainHandler {
   private readonly h1: http.Server;
   private readonly h2: http2.Http2Server;
   private tlsServer: tls.Server | undefined;
+  /** The TLS server with its ALPN-less twin (Envoy's NOACK when the client offers nothing in common). */
+  private tlsNoack: AlpnNoackTls | undefined;
   private readonly sessions = new Set<http2.Http2Session>();
   private draining = false;
 
@@ -142,7 +145,8 @@ export class HttpChain implements ChainHandler {
   private makeTlsServer(t: DownstreamTls): tls.Server {
     const codec = this.hcm.config.codecType;
     const alpn = codec === 'HTTP1' ? ['http/1.1'] : codec === 'HTTP2' ? ['h2'] : ['h2', 'http/1.1'];
-    const server = tls.createServer(t.serverOptions(alpn), (socket) => {
+    const options = t.serverOptions(alpn);
+    const onSecure = (socket: tls.TLSSocket): void => {
       this.stats.downstream_cx_ssl_total.inc();
       // The listener attached what it knows to the TCP socket; requests read it from the TLS one.
       const info = connectionInfo((socket as unknown as { _parent?: net.Socket })._parent);
@@ -160,9 +164,14 @@ export class HttpChain implements ChainHandler {
       };
       if (this.filters.isEmpty || !info) serve(false);
       else this.throughFilters(socket, info, serve);
-    });
-    server.on('tlsClientError', (_err, socket) => socket.destroy());
-    t.attach(server);
+    };
+    const prepare = (server: tls.Server): void => {
+      server.on('tlsClientError', (_err, socket) => socket.destroy());
+      t.attach(server);
+    };
+    const server = tls.createServer(options, onSecure);
+    prepare(server);
+    this.tlsNoack = new AlpnNoackTls(server, options, onSecure, prepare);
     return server;
   }
 
@@ -231,7 +240,8 @@ export class HttpChain implements ChainHandler {
     // handshake and the connection closes (serving it would bypass mTLS). PERMISSIVE
     // meshes put a raw_buffer chain beside it, chosen by tls_inspector.
     if (this.tlsServer) {
-      this.tlsServer.emit('connection', socket);
+      if (this.tlsNoack?.server === this.tlsServer) this.tlsNoack.emitConnection(socket);
+      else this.tlsServer.emit('connection', socket);
       return;
     }
     // Sniff the first bytes: the HTTP/2 preface, or HTTP/1.x.
@@ -265,7 +275,8 @@ export class HttpChain implements ChainHandler {
     socket.once('close', () => clearTimeout(timer));
   }
 
-  private toH1(socket: net.Socket | tls.TLSSocket): void {
+  /** Serves an HTTP/1.1 connection (plaintext or TLS); the raw path (http1/raw-chain.ts) overrides it. */
+  protected toH1(socket: net.Socket | tls.TLSSocket): void {
     this.stats.downstream_cx_http1_total.inc();
     const maxDuration = this.hcm.config.limits.maxConnectionDuration;
     if (maxDuration) this.expireLater(socket, maxDuration);

@@ -214,7 +214,8 @@ export class NetworkListener {
   private runListenerFilters(socket: net.Socket): void {
     let originalDst: { address: string; port: number } | undefined;
     const od = this.filters;
-    if (od.originalDst && !(od.originalDstDisabled && listenerFilterPredicateMatches(od.originalDstDisabled, socket.localPort ?? 0))) {
+    // use_original_dst implies the original_dst listener filter, as Envoy adds it (istiod's virtualOutbound has no listener_filters).
+    if ((od.originalDst || this.config.useOriginalDst) && !(od.originalDstDisabled && listenerFilterPredicateMatches(od.originalDstDisabled, socket.localPort ?? 0))) {
       originalDst = this.deps.readOriginalDst(socket);
       if (originalDst && this.config.useOriginalDst) {
         const target = this.deps.findListener(originalDst.address, originalDst.port);

@@ -5,6 +5,7 @@ import type { ChainHandler } from '../listener/chain-handler.js';
 import { connectionInfo, setConnectionInfo, type ConnectionInfo } from '../net/connection-info.js';
 import { setPeerPrincipal } from '../listener/peer-principal.js';
 import type { ListenerStats } from '../listener/network-listener.js';
+import { AlpnNoackTls } from '../listener/alpn-noack.js';
 
 /**
  * A filter chain with a DownstreamTlsContext in front of tcp_proxy (Istio's inbound mTLS
@@ -14,7 +15,7 @@ import type { ListenerStats } from '../listener/network-listener.js';
  */
 export class TlsTcpChain implements ChainHandler {
   readonly kind = 'tcp';
-  private server: tls.Server;
+  private server: AlpnNoackTls;
 
   constructor(
     /** The TCP proxy behind the handshake; swapped with update(). */
@@ -25,9 +26,10 @@ export class TlsTcpChain implements ChainHandler {
     this.server = this.makeServer(tlsTermination);
   }
 
-  private makeServer(t: DownstreamTls): tls.Server {
+  private makeServer(t: DownstreamTls): AlpnNoackTls {
     // No application protocol of our own: the context's alpn_protocols (Istio: istio-peer-exchange, istio) are offered as configured.
-    const server = tls.createServer(t.serverOptions([]), (socket) => {
+    const options = t.serverOptions([]);
+    const onSecure = (socket: tls.TLSSocket): void => {
       this.stats.downstream_cx_ssl_total.inc();
       const info = connectionInfo((socket as unknown as { _parent?: net.Socket })._parent) ?? fallbackInfo(socket);
       setConnectionInfo(socket, info);
@@ -35,10 +37,14 @@ export class TlsTcpChain implements ChainHandler {
       socket.on('error', () => undefined);
       // Network filters (RBAC, istio_authn, ...) run behind the handshake, in the TCP proxy.
       this.inner.accept(socket, info);
-    });
-    server.on('tlsClientError', (_err, socket) => socket.destroy());
-    t.attach(server);
-    return server;
+    };
+    const prepare = (server: tls.Server): void => {
+      server.on('tlsClientError', (_err, socket) => socket.destroy());
+      t.attach(server);
+    };
+    const server = tls.createServer(options, onSecure);
+    prepare(server);
+    return new AlpnNoackTls(server, options, onSecure, prepare);
   }
 
   update(inner: ChainHandler, tlsTermination: DownstreamTls): void {
@@ -51,7 +57,7 @@ export class TlsTcpChain implements ChainHandler {
 
   accept(socket: net.Socket, _info: ConnectionInfo): void {
     // tls.Server reads the (possibly unshifted) ClientHello itself.
-    this.server.emit('connection', socket);
+    this.server.emitConnection(socket);
   }
 
   drain(): void {

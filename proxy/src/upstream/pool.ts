@@ -1,4 +1,5 @@
 import type * as net from 'node:net';
+import { alpnTlsConnector } from './tls-connector.js';
 import { createRequire } from 'node:module';
 import type { Dispatcher } from 'undici';
 import type { Cluster } from '../../../config/src/index.js';
@@ -43,7 +44,8 @@ export function createHostPool(
   // fire with the wrong response flags.
   const bind = cluster.upstreamBindConfig;
   const common = {
-    connect: (connector ?? connect) as typeof connect,
+    // undici's own connector replaces the context's ALPN with ['http/1.1']: offer the cluster's, as Envoy does.
+    connect: (connector ?? (Array.isArray(tls?.['ALPNProtocols']) && (tls['ALPNProtocols'] as unknown[]).length > 0 ? alpnTlsConnector(connect) : connect)) as typeof connect,
     // undici takes the source address at the client level and hands it to its connector.
     ...(bind && !pipe ? { localAddress: bind.sourceAddress } : {}),
     connectTimeout: cluster.connectTimeout,
