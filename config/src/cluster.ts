@@ -197,6 +197,11 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
   // metadata is opaque to the data path; its filter_metadata is kept for filters that read
   // it (Istio's stats name the destination service from the `istio` key).
   const filterMetadata = clusterFilterMetadata(r.get('metadata'));
+  if (r.has('filters')) {
+    r.accept('filters');
+    // Istio puts its TCP metadata exchange here; without it the peer's labels on outbound TCP stay unknown.
+    r.diag.warn(r.child('filters'), 'ignored: pilotfish runs no upstream network filters (connections to this cluster carry no filter-written bytes)');
+  }
   r.finish();
   if (diag.errors.length > before) return undefined;
   return {

@@ -144,7 +144,18 @@ export function decodeHttpConnectionManager(r: ObjectReader): HttpConnectionMana
     ...(via !== undefined && via !== '' ? { via } : {}),
     ...(tracingRaw && typeof tracingRaw === 'object' ? { tracing: tracingRaw as Record<string, unknown> } : {}),
   };
-  // delayed_close_timeout, add_user_agent, request_id_extension, http_protocol_options, ...:
+  // request_id_extension: the UUID extension is what pilotfish does anyway (x-request-id
+  // generated as a v4 UUID); its pack_trace_reason / use_request_id_for_trace_sampling tune
+  // sampling from the ID, which pilotfish's tracer does not do: said once, not per field.
+  const rid = r.object('request_id_extension');
+  if (rid) {
+    const tc = rid.get('typed_config') as Record<string, unknown> | undefined;
+    const t = typeof tc?.['@type'] === 'string' ? tc['@type'] : '';
+    rid.accept('typed_config');
+    rid.finish();
+    if (!t.endsWith('.UuidRequestIdConfig')) r.diag.warn(r.child('request_id_extension'), `${t || 'this extension'} is not supported by pilotfish; ignored (x-request-id is a v4 UUID)`);
+  }
+  // delayed_close_timeout, add_user_agent, http_protocol_options, ...:
   // not implemented, so finish() reports each one given.
   r.finish();
   if (r.diag.errors.length > before) return undefined;

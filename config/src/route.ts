@@ -89,9 +89,12 @@ function decodeRoute(r: ObjectReader): Route | undefined {
   }
   const typedPerFilterConfig = decodeTypedMap(r, 'typed_per_filter_config');
   const mutations = decodeHeaderMutations(r);
-  // Accepted without effect (safe): route metadata is opaque to the data path. decorator: reported by finish()
-  // (tracing names spans after the route, not its decorator).
+  // Accepted without effect (safe): route metadata is opaque to the data path.
   r.accept('metadata');
+  if (r.has('decorator')) {
+    r.accept('decorator');
+    r.diag.warn(r.child('decorator'), 'ignored: pilotfish names spans after the route, not decorator.operation, and sends no x-envoy-decorator-operation');
+  }
   r.finish();
   if (!match || !action || r.diag.errors.length > before) return undefined;
   return { name, match, action, typedPerFilterConfig, ...mutations };

@@ -120,13 +120,21 @@ export interface FilterHost {
   readonly trafficDirection: 'UNSPECIFIED' | 'INBOUND' | 'OUTBOUND';
   /** Metric families born with labels (one series per distinct label values, bounded). */
   readonly labeledStats: {
-    counter(name: string, labelNames: readonly string[]): { get(values: readonly string[]): { inc(n?: number): void } };
-    histogram(name: string, labelNames: readonly string[]): { get(values: readonly string[]): { record(v: number): void } };
+    counter(name: string, labelNames: readonly string[]): LabeledFamilyView<{ inc(n?: number): void }>;
+    histogram(name: string, labelNames: readonly string[]): LabeledFamilyView<{ record(v: number): void }>;
   };
   /** A cluster's metadata.filter_metadata (Istio's `istio` key names the service), when known. */
   clusterMetadata?(cluster: string): Readonly<Record<string, unknown>> | undefined;
   /** A counter in a cluster's stats scope (`cluster.<c>.<name>`; grpc_stats' `grpc.success`). */
   clusterCounter?(cluster: string, name: string): { inc(n?: number): void };
+}
+
+/** A labeled metric family as filters use it (proxy/src/stats/labeled.ts). */
+export interface LabeledFamilyView<S> {
+  /** The series for these label values, in the family's label order. */
+  get(values: readonly string[]): S;
+  /** The same series as get(prefix.concat(suffix)), cheaper when `prefix` is one long-lived array. */
+  getSplit(prefix: readonly string[], suffix: readonly string[]): S;
 }
 
 export interface HttpFilterChain {

@@ -29,6 +29,7 @@ interface RequestFacts {
   readonly bytesSent?: number;
   readonly protocol?: string;
   readonly method?: string;
+  readonly responseTrailers?: Record<string, string | string[] | undefined>;
   /** Upstream TLS: the server certificate's URI SAN, when the router recorded it. */
   readonly upstreamPeerPrincipal?: string;
 }
@@ -76,6 +77,7 @@ export const statsFactory: HttpFilterFactory = {
     const reporter = reporterFor(host.trafficDirection, config);
     const local = localSide(host);
     const metrics = new IstioMetrics(host.labeledStats, config, (m) => diag.warn(path, m));
+    const peerTagCache: PeerTagCache = new WeakMap();
     return {
       name: cfg.name,
       typeUrl: cfg.typeUrl,
@@ -101,16 +103,24 @@ export const statsFactory: HttpFilterFactory = {
       streamComplete(info) {
         const s = info.metadata.get(STATS_STATE) as StatsState | undefined;
         const facts = info as StreamInfo & RequestFacts;
-        const tags = httpTags(reporter, local, config, host, s, info, facts);
+        const { peer, request } = httpTags(reporter, local, config, host, s, info, facts, peerTagCache);
         const duration = performance.now() - info.startTime;
-        metrics.reportRequest(tags, duration, facts.bytesReceived ?? 0, facts.bytesSent ?? 0, exprContext(local, info, facts, s));
+        metrics.reportRequestSplit(peer, request, duration, facts.bytesReceived ?? 0, facts.bytesSent ?? 0, metrics.usesExpressions ? exprContext(local, info, facts, s) : undefined);
       },
       describe: () => ({ kind: 'istio_stats', reporter, disable_host_header_fallback: config.disableHostHeaderFallback }),
     };
   },
 };
 
-function httpTags(reporter: Reporter, local: LocalSide, config: StatsPluginConfig, host: IstioHost, s: StatsState | undefined, info: StreamInfo, facts: RequestFacts): string[] {
+/**
+ * The peer tags of one (peer, principals, service) combination, computed once and kept
+ * as one array (labeled families look it up by identity). Bounded per peer object; peer
+ * objects come from the exchange's bounded cache, so the whole cache is bounded.
+ */
+type PeerTagCache = WeakMap<object, Map<string, string[]>>;
+const NO_PEER = {};
+
+function httpTags(reporter: Reporter, local: LocalSide, config: StatsPluginConfig, host: IstioHost, s: StatsState | undefined, info: StreamInfo, facts: RequestFacts, cache: PeerTagCache): { peer: string[]; request: string[] } {
   const server = reporter !== 'source';
   const fs = info.connection?.filterState;
   const peer = (info.metadata.get(server ? FS.httpDownstreamPeer : FS.httpUpstreamPeer) ?? fs?.get(server ? FS.downstreamPeer : FS.upstreamPeer)) as WorkloadMetadata | undefined;
@@ -130,20 +140,45 @@ function httpTags(reporter: Reporter, local: LocalSide, config: StatsPluginConfi
   if (info.routeName === 'block_all') serviceName = 'BlackHoleCluster';
   else if (info.routeName === 'allow_any') serviceName = 'PassthroughCluster';
   else {
-    const svc = serviceOfCluster(info.clusterName, info.clusterName === undefined ? undefined : host.clusterMetadata?.(info.clusterName));
+    const svc = serviceOfClusterCached(info.clusterName, info.clusterName === undefined ? undefined : host.clusterMetadata?.(info.clusterName));
     if (svc) {
       if (svc.host !== '') serviceHost = svc.host;
       serviceName = svc.name;
     }
   }
   const report = { reporter, peer, peerPrincipal, localPrincipal, serviceHost, serviceName };
-  const tags = peerTags(local, report);
-  tags.push(s?.grpc ? 'grpc' : 'http', String(facts.responseCode ?? 0), s?.grpc ? s.grpcStatus : '', facts.responseFlags === undefined || facts.responseFlags === '' ? '-' : facts.responseFlags, securityPolicy(report));
-  if (tags.length !== HTTP_TAGS.length) throw new Error('istio.stats: tag count mismatch');
-  return tags;
+  let byPeer = cache.get(peer ?? NO_PEER);
+  if (byPeer === undefined) {
+    byPeer = new Map();
+    cache.set(peer ?? NO_PEER, byPeer);
+  }
+  const key = `${peerPrincipal}\u0000${localPrincipal}\u0000${serviceHost}\u0000${serviceName}`;
+  let tags = byPeer.get(key);
+  if (tags === undefined) {
+    tags = peerTags(local, report);
+    if (byPeer.size < 256) byPeer.set(key, tags);
+  }
+  const grpcStatus = s?.grpc ? s.grpcStatus || grpcStatusFromTrailers(facts) : '';
+  const request = [s?.grpc ? 'grpc' : 'http', String(facts.responseCode ?? 0), grpcStatus, facts.responseFlags === undefined || facts.responseFlags === '' ? '-' : facts.responseFlags, securityPolicy(report)];
+  if (tags.length + request.length !== HTTP_TAGS.length) throw new Error('istio.stats: tag count mismatch');
+  return { peer: tags, request };
+}
+
+function grpcStatusFromTrailers(facts: RequestFacts): string {
+  return first(facts.responseTrailers?.['grpc-status']) ?? '';
 }
 
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+/** serviceOfCluster once per cluster metadata object (a CDS update brings a new object). */
+const serviceCache = new WeakMap<object, { host: string; name: string } | undefined>();
+function serviceOfClusterCached(cluster: string | undefined, metadata: Readonly<Record<string, unknown>> | undefined): { host: string; name: string } | undefined {
+  if (cluster === undefined || metadata === undefined) return serviceOfCluster(cluster, metadata);
+  if (serviceCache.has(metadata)) return serviceCache.get(metadata);
+  const svc = serviceOfCluster(cluster, metadata);
+  serviceCache.set(metadata, svc);
+  return svc;
+}
 
 function exprContext(local: LocalSide, info: StreamInfo, facts: RequestFacts, s: StatsState | undefined): ExprContext {
   return {
@@ -263,6 +298,8 @@ export function decodePeerMetadataConfig(config: Readonly<Record<string, unknown
   return diag.errors.length > before ? undefined : cfg;
 }
 
+const PEER_CACHE_SIZE = 1024;
+
 interface MxState {
   requestHadId: boolean;
   requestHadMetadata: boolean;
@@ -280,6 +317,23 @@ export const peerMetadataFactory: HttpFilterFactory = {
     // Computed once: this workload's metadata never changes while the filter lives.
     const ownHeader = encodePeerHeader(node.metadata);
     const ownBaggage = toBaggage(workloadFromStruct(node.metadata));
+    // Peers send the same header on every request: decoded once (Istio caches by peer id;
+    // keyed by the value itself here, so a reused id cannot return another peer's data).
+    const cache = new Map<string, WorkloadMetadata | undefined>();
+    const decodeCached = (value: string): WorkloadMetadata | undefined => {
+      if (cache.has(value)) return cache.get(value);
+      const w = decodePeerHeader(value);
+      if (cache.size >= PEER_CACHE_SIZE) {
+        // Evict the oldest quarter (insertion order), as Istio's MX cache does.
+        let n = PEER_CACHE_SIZE / 4;
+        for (const k of cache.keys()) {
+          cache.delete(k);
+          if (--n <= 0) break;
+        }
+      }
+      cache.set(value, w);
+      return w;
+    };
     const discover = (methods: readonly Discovery[], headers: RequestHeadersView['headers'], mx?: MxState): WorkloadMetadata | undefined => {
       let found: WorkloadMetadata | undefined;
       for (const m of methods) {
@@ -290,7 +344,7 @@ export const peerMetadataFactory: HttpFilterFactory = {
             mx.requestHadId = id !== undefined;
             mx.requestHadMetadata = value !== undefined;
           }
-          if (value !== undefined) found = decodePeerHeader(value);
+          if (value !== undefined) found = decodeCached(value);
         } else if (m === 'baggage') {
           const b = first(headers.baggage);
           if (b !== undefined) found = parseBaggage(b);

@@ -26,8 +26,14 @@ export type Reporter = 'source' | 'destination' | 'waypoint';
 
 /** The metrics sink: proxy/src/stats' LabeledRegistry has this shape (StatsStore.labeled). */
 export interface LabeledMetrics {
-  counter(name: string, labelNames: readonly string[]): { get(values: readonly string[]): { inc(n?: number): void } };
-  histogram(name: string, labelNames: readonly string[]): { get(values: readonly string[]): { record(v: number): void } };
+  counter(name: string, labelNames: readonly string[]): FamilyLike<{ inc(n?: number): void }>;
+  histogram(name: string, labelNames: readonly string[]): FamilyLike<{ record(v: number): void }>;
+}
+
+interface FamilyLike<S> {
+  get(values: readonly string[]): S;
+  /** Same series as get(prefix.concat(suffix)); `prefix` is a long-lived array. */
+  getSplit(prefix: readonly string[], suffix: readonly string[]): S;
 }
 
 /** This proxy's side of every report, from the bootstrap node. */
@@ -144,7 +150,16 @@ export class IstioMetrics {
   private readonly http: { requests?: [ResolvedMetric, CounterSeriesFamily]; duration?: [ResolvedMetric, HistogramSeriesFamily]; reqBytes?: [ResolvedMetric, HistogramSeriesFamily]; resBytes?: [ResolvedMetric, HistogramSeriesFamily] } = {};
   private readonly tcp: { opened?: [ResolvedMetric, CounterSeriesFamily]; closed?: [ResolvedMetric, CounterSeriesFamily]; sent?: [ResolvedMetric, CounterSeriesFamily]; received?: [ResolvedMetric, CounterSeriesFamily] } = {};
 
+  /** No overrides: every metric has exactly the standard labels (the split fast path applies). */
+  private readonly plain: boolean;
+
+  /** Some dimension needs the request's attributes (callers build an ExprContext only then). */
+  get usesExpressions(): boolean {
+    return this.dims.length > 0;
+  }
+
   constructor(sink: LabeledMetrics, config: StatsPluginConfig, warn: (m: string) => void = () => undefined) {
+    this.plain = config.metrics.length === 0;
     const entries = new Map<object, number>();
     for (const o of config.metrics) {
       for (const d of o.dimensions) {
@@ -182,6 +197,22 @@ export class IstioMetrics {
 
   private static values(m: ResolvedMetric, tags: readonly string[], dims: readonly string[]): string[] {
     return m.sources.map((s) => (s >= 0 ? tags[s]! : dims[-s - 1] ?? 'unknown'));
+  }
+
+  /**
+   * One finished HTTP request: `peer` are the PEER_TAGS values (reuse the same array for
+   * the same peer: lookups are then cheap), `request` the five request tags.
+   */
+  reportRequestSplit(peer: readonly string[], request: readonly string[], durationMs: number, requestBytes: number, responseBytes: number, ctx?: ExprContext): void {
+    if (!this.plain) {
+      this.reportRequest(peer.concat(request), durationMs, requestBytes, responseBytes, ctx);
+      return;
+    }
+    const h = this.http;
+    h.requests?.[1].getSplit(peer, request).inc();
+    h.duration?.[1].getSplit(peer, request).record(durationMs);
+    h.reqBytes?.[1].getSplit(peer, request).record(requestBytes);
+    h.resBytes?.[1].getSplit(peer, request).record(responseBytes);
   }
 
   /** One finished HTTP request. `tags` are HTTP_TAGS values. */

@@ -149,8 +149,19 @@ class Reader {
   }
 
   string(): string {
+    const b = this.bytes();
+    // Metadata keys and values are short and almost always ASCII: decode those directly
+    // (TextDecoder costs ~1 us per call); anything else goes through the strict decoder.
+    if (b.length <= 64) {
+      let ascii = true;
+      for (let i = 0; i < b.length; i++) if (b[i]! >= 0x80) {
+        ascii = false;
+        break;
+      }
+      if (ascii) return String.fromCharCode.apply(null, b as unknown as number[]);
+    }
     try {
-      return utf8Strict.decode(this.bytes());
+      return utf8Strict.decode(b);
     } catch {
       throw new DecodeFailure('string is not valid UTF-8');
     }

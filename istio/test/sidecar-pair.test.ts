@@ -30,7 +30,7 @@ async function start(t: { teardown(fn: () => unknown): void }, bootstrap: Json):
   const diag = new Diagnostics();
   const b = decodeBootstrap(bootstrap, diag);
   if (!b) throw new Error(diag.errors.map(formatProblem).join('\n'));
-  const p = await startProxy(b, { log: new Logger('error'), adminPort: 0, drainTimeMs: 100, onQuit: () => undefined });
+  const p = await startProxy(b, { log: new Logger(process.env.PF_LOG === 'debug' ? 'debug' : 'error'), adminPort: 0, drainTimeMs: 100, onQuit: () => undefined });
   t.teardown(() => p.stop(0));
   return p;
 }

@@ -102,3 +102,25 @@ t.test('the decoder never throws and reports bad input by path', async () => {
     { numRuns: 1000 },
   );
 });
+
+t.test('getSplit finds the same series as get on the joined labels, for any split', async () => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.array(fc.string({ maxLength: 4 }), { minLength: 3, maxLength: 3 }), fc.array(fc.string({ maxLength: 3 }), { minLength: 2, maxLength: 2 })), { minLength: 1, maxLength: 30 }), (ops) => {
+      const reg = new LabeledRegistry();
+      const f = reg.counter('c', ['a', 'b', 'c', 'd', 'e']);
+      const prefixes = new Map<string, string[]>();
+      for (const [p, s] of ops) {
+        // The same prefix content is usually the same array (as the filter keeps it), sometimes a copy.
+        const key = p.join('\u0001');
+        const arr = prefixes.get(key) ?? p;
+        prefixes.set(key, arr);
+        const viaSplit = f.getSplit(arr, s);
+        if (viaSplit !== f.get([...p, ...s])) throw new Error('different series');
+        viaSplit.inc();
+      }
+      const total = [...f.all()].reduce((n, s) => n + s.value, 0);
+      if (total !== ops.length) throw new Error(`counted ${total} of ${ops.length}`);
+    }),
+    { numRuns: 500 },
+  );
+});

@@ -61,6 +61,8 @@ class HistogramSeries implements LabeledHistogramSeries {
 
 const SEP = '\u0000';
 
+type Trie<S> = Map<string, Trie<S> | S>;
+
 abstract class Family<S extends { readonly values: readonly string[] }> {
   protected readonly series = new Map<string, S>();
   droppedSeries = 0;
@@ -83,6 +85,43 @@ abstract class Family<S extends { readonly values: readonly string[] }> {
       return s; // detached: records into nothing that is exported
     }
     this.series.set(key, s);
+    return s;
+  }
+
+  private readonly byPrefix = new WeakMap<readonly string[], Trie<S>>();
+  private trieEntries = 0;
+
+  /**
+   * The series for `prefix` followed by `suffix`, for callers whose leading labels come
+   * from one long-lived array (Istio's 20 peer labels, the same array for every request of
+   * one peer) and whose trailing ones are few (protocol, response code): the lookup walks
+   * one small map per suffix label, without building a key. Same series as
+   * get(prefix.concat(suffix)).
+   */
+  getSplit(prefix: readonly string[], suffix: readonly string[]): S {
+    let node = this.byPrefix.get(prefix);
+    if (node === undefined) {
+      node = new Map();
+      this.byPrefix.set(prefix, node);
+    }
+    const last = suffix.length - 1;
+    for (let i = 0; i < last; i++) {
+      let next = node.get(suffix[i]!) as Trie<S> | undefined;
+      if (next === undefined) {
+        next = new Map();
+        node.set(suffix[i]!, next);
+      }
+      node = next;
+    }
+    let s = node.get(suffix[last]!) as S | undefined;
+    if (s === undefined) {
+      s = this.get(prefix.concat(suffix));
+      // Bounded like the family itself: past maxSeries lookups go the slow way.
+      if (this.trieEntries < this.maxSeries) {
+        this.trieEntries++;
+        node.set(suffix[last]!, s);
+      }
+    }
     return s;
   }
 
