@@ -22,7 +22,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import t from 'tap';
 import { issueWorkload, mintRoot, type CaHandle, type MintedCert } from '../certs/src/index.js';
 import { until } from '../test-support/wait.js';
-import { waypointBootstrap } from './fixtures/waypoint/waypoint.js';
+import { waypointBootstrap, waypointClusters, waypointEndpoints, waypointListeners } from './fixtures/waypoint/waypoint.js';
+import { decodeBootstrap, decodeCluster, decodeClusterLoadAssignment, decodeListener, Diagnostics, flattenLoadAssignment, formatProblem } from '../config/src/index.js';
+import { Logger, ProxyServer } from '../proxy/src/index.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const mainTs = ['cli/src/main.ts', 'proxy/src/main.ts'].map((p) => path.join(root, p)).find((p) => existsSync(p));
@@ -371,4 +373,63 @@ t.test('deploy/istio/waypoint.yaml: an istio-waypoint Gateway on HBONE 15008 who
   const { parse } = await import('yaml');
   const patch = parse(params.data.deployment) as { spec: { template: { spec: { containers: { name: string; image: string }[] } } } };
   t.match(patch.spec.template.spec.containers[0], { name: 'istio-proxy', image: /pilotfish-istio-proxy/ });
+});
+
+t.test('the waypoint\'s LDS / CDS / EDS resources in istiod\'s shapes: decoded and applied with no NACK', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'pf-wp-xds-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const ca = await mintRoot({ trustDomain: TD });
+  const cert = await issueWorkload({ ca, spiffeId: WAYPOINT_ID });
+  for (const [n, v] of [['wp.crt', cert.chainPem], ['wp.key', cert.keyPem], ['ca.pem', ca.certPem]] as const) writeFileSync(path.join(dir, n), v);
+  const o = {
+    address: '127.0.0.1', port: 0, adminPort: 0, certFile: path.join(dir, 'wp.crt'), keyFile: path.join(dir, 'wp.key'), caFile: path.join(dir, 'ca.pem'),
+    trustDomain: TD, namespace: 'default', eds: true,
+    services: [
+      { hostname: 'echo.default.svc.cluster.local', vip: VIP, port: 80, protocol: 'http' as const, endpoints: ['10.0.0.7:8080', '10.0.0.8:8080'], allow: [CLIENT_ID] },
+      { hostname: 'echo.default.svc.cluster.local', vip: VIP, port: 9000, protocol: 'tcp' as const, endpoints: ['10.0.0.7:9000'] },
+    ],
+  };
+  // The proxy starts from a bootstrap with the secrets pilot-agent's SDS would serve, nothing else.
+  const full = waypointBootstrap(o) as { static_resources: { secrets: unknown[] }; bootstrap_extensions: unknown[]; node: unknown };
+  const diag = new Diagnostics();
+  const b = decodeBootstrap({ node: full.node, bootstrap_extensions: full.bootstrap_extensions, static_resources: { secrets: full.static_resources.secrets } }, diag);
+  t.same(diag.errors.map(formatProblem), []);
+  const server = new ProxyServer(b!, new Logger('error'), { dryRun: true });
+  t.teardown(() => server.close());
+  await server.loadStatic();
+  const nacks: string[] = [];
+  const apply = (what: string, f: () => void) => {
+    try {
+      f();
+    } catch (e) {
+      nacks.push(`${what}: ${(e as Error).message}`);
+    }
+  };
+  // CDS then EDS then LDS, as the ADS client warms them; each is what the xDS client decodes and hands the sink.
+  const loads = new Map(waypointEndpoints(o).map((cla) => [String(cla.cluster_name), cla]));
+  for (const raw of waypointClusters(o)) {
+    const d = new Diagnostics();
+    const c = decodeCluster(raw, d, `cluster "${String(raw.name)}"`);
+    t.same(d.errors.map(formatProblem), [], `CDS ${String(raw.name)} decodes`);
+    if (!c) continue;
+    let eps = c.loadAssignment ? flattenLoadAssignment(c.loadAssignment) : [];
+    const cla = loads.get(c.name);
+    if (cla) {
+      const de = new Diagnostics();
+      const decoded = decodeClusterLoadAssignment(cla, de, `endpoints "${c.name}"`);
+      t.same(de.errors.map(formatProblem), [], `EDS ${c.name} decodes`);
+      eps = decoded ? flattenLoadAssignment(decoded) : [];
+      t.ok(eps.every((e) => e.internal?.serverListenerName === 'connect_originate'), `EDS ${c.name}: internal endpoints to connect_originate`);
+    }
+    apply(`cluster ${c.name}`, () => server.upsertCluster(c, eps));
+  }
+  server.flush();
+  for (const raw of waypointListeners(o)) {
+    const d = new Diagnostics();
+    const l = decodeListener(raw, d, `listener "${String(raw.name)}"`);
+    t.same(d.errors.map(formatProblem), [], `LDS ${String(raw.name)} decodes`);
+    if (l) apply(`listener ${l.name}`, () => server.upsertListener(l));
+  }
+  t.same(nacks, [], 'no resource is NACKed');
+  t.ok(server.tunnels.internal.get('main_internal') && server.tunnels.internal.get('connect_originate'), 'both internal listeners are registered');
 });
