@@ -1,11 +1,9 @@
 import type * as net from 'node:net';
+import type * as tls from 'node:tls';
 import type { ConnectionManager } from '../http/connection-manager.js';
 import { HttpChain } from '../http/listener.js';
-import type { ConnectionInfo } from '../net/connection-info.js';
 import type { ListenerStats } from '../listener/network-listener.js';
 import { RawConnection, type ConnectionOwner, type SweepLimits } from './connection.js';
-
-const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 /** Which HTTP/1.1 path plaintext chains use: PILOTFISH_HTTP1=raw|node (default node while the raw path is opt-in). */
 export type Http1Path = 'raw' | 'node';
@@ -19,16 +17,13 @@ export function makeHttpChain(...args: ConstructorParameters<typeof HttpChain>):
   return http1PathFromEnv() === 'raw' ? new RawHttp1Chain(...args) : new HttpChain(...args);
 }
 
-/** Network filters before the connection manager run on the node path only (args of HttpChain's constructor / update after TLS). */
-function withoutNetworkFilters(filters: unknown): boolean {
-  return filters === undefined || (filters as { isEmpty?: unknown }).isEmpty === true;
-}
 
 /**
- * HttpChain with plaintext HTTP/1.1 connections served on raw sockets (llhttp, no
- * node:http, no undici to plaintext HTTP/1.1 upstreams). Everything else — TLS chains,
- * h2c (by preface or codec) — is the node path it extends, so one chain object serves
- * both and a listener update swaps the connection manager of both at once.
+ * HttpChain with its HTTP/1.1 connections — plaintext or TLS, after the chain's network
+ * filters — served on raw sockets (llhttp, no node:http; no undici to plaintext HTTP/1.1
+ * upstreams). HttpChain still accepts, terminates TLS, runs network filters and chooses
+ * the codec (ALPN, h2c preface); HTTP/2 stays node:http2. One chain object serves both, so
+ * a listener update swaps the connection manager of both at once.
  *
  * Timeouts of all its connections run on one unref'd sweep per chain (no timer per
  * request or connection); its period is a quarter of the shortest limit, so a limit
@@ -38,39 +33,27 @@ export class RawHttp1Chain extends HttpChain implements ConnectionOwner {
   private readonly conns = new Set<RawConnection>();
   private sweeper: NodeJS.Timeout | undefined;
   private rawDraining = false;
-  /** Plaintext and no network filters before the HCM: what the raw path serves. */
-  private eligible: boolean;
   private readonly listenerStats: ListenerStats;
 
   constructor(...args: ConstructorParameters<typeof HttpChain>) {
     super(...args);
     this.listenerStats = args[1];
-    this.eligible = args[2] === undefined && withoutNetworkFilters((args as unknown[])[3]);
-  }
-
-  override update(...args: Parameters<HttpChain['update']>): void {
-    super.update(...args);
-    this.eligible = args[1] === undefined && withoutNetworkFilters((args as unknown[])[2]);
   }
 
   get maxHeaderBytes(): number {
     return this.connectionManager.config.limits.maxRequestHeadersKb * 1024;
   }
 
-  override accept(socket: net.Socket, info: ConnectionInfo): void {
-    const codec = this.connectionManager.config.codecType;
-    if (this.rawDraining || !this.eligible || codec === 'HTTP2') return super.accept(socket, info);
-    socket.setNoDelay(true);
-    if (codec === 'HTTP1') return this.serve(socket);
-    // AUTO: the HTTP/2 preface goes to node's http2, anything else is HTTP/1.x.
-    socket.once('data', (first: Buffer) => {
-      socket.pause();
-      socket.unshift(first);
-      const n = Math.min(first.length, H2_PREFACE.length);
-      if (n >= 3 && first.compare(H2_PREFACE, 0, n, 0, n) === 0) super.accept(socket, info);
-      else this.serve(socket);
-    });
-    socket.resume();
+  /**
+   * HttpChain chose HTTP/1.1 for this connection (plaintext or after the TLS handshake and
+   * the chain's network filters): it is served here instead of by node:http.
+   */
+  protected override toH1(socket: net.Socket | tls.TLSSocket): void {
+    if (this.rawDraining) {
+      socket.destroy();
+      return;
+    }
+    this.serve(socket);
   }
 
   private serve(socket: net.Socket): void {

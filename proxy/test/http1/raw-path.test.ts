@@ -241,3 +241,52 @@ t.test('the switch: PILOTFISH_HTTP1 picks the chain', async (t) => {
   void makeHttpChain;
   t.ok(RawHttp1Chain);
 });
+
+t.test('mTLS: HTTP/1.1 after the handshake is served by the raw path, with the peer identity', async (t) => {
+  const { issueWorkload, mintRoot } = await import('../../../certs/src/index.js');
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const https = await import('node:https');
+  const dir = mkdtempSync(join(tmpdir(), 'pf-raw-tls-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const ca = await mintRoot({ trustDomain: 'example.org' });
+  const server = await issueWorkload({ ca, dns: ['proxy.test'], spiffeId: 'spiffe://example.org/ns/default/sa/proxy' });
+  const client = await issueWorkload({ ca, dns: ['client.test'], spiffeId: 'spiffe://example.org/ns/default/sa/client' });
+  writeFileSync(join(dir, 'cert.pem'), server.chainPem);
+  writeFileSync(join(dir, 'key.pem'), server.keyPem);
+  writeFileSync(join(dir, 'ca.pem'), ca.certPem);
+  const origin = await startOrigin(t, echo);
+  const yaml = bootstrapYaml(ROUTES(), staticCluster('up', [origin.port]), `
+          forward_client_cert_details: SANITIZE_SET
+          set_current_client_cert_details: { uri: true }`).replace('    filter_chains:\n    - filters:', `    filter_chains:
+    - transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          require_client_certificate: true
+          common_tls_context:
+            tls_certificates: [{ certificate_chain: { filename: ${join(dir, 'cert.pem')} }, private_key: { filename: ${join(dir, 'key.pem')} } }]
+            validation_context: { trusted_ca: { filename: ${join(dir, 'ca.pem')} } }
+      filters:`);
+  const proxy = await startProxyOn('raw', t, yaml);
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  for (let i = 0; i < 2; i++) {
+    const res = await new Promise<http.IncomingMessage & { text: string }>((resolve, reject) => {
+      https.get({ host: '127.0.0.1', port: proxy.port(), path: `/tls${i}`, ca: ca.certPem, cert: client.certPem, key: client.keyPem, servername: 'proxy.test', agent }, (r) => {
+        let text = '';
+        r.setEncoding('utf8');
+        r.on('data', (d: string) => (text += d));
+        r.on('end', () => resolve(Object.assign(r, { text })));
+      }).on('error', reject);
+    });
+    t.equal(res.statusCode, 200);
+    t.equal(res.text, 'hello');
+    t.equal(res.headers['keep-alive'], undefined, 'served by the raw path (node:http would add keep-alive: timeout=)');
+  }
+  const seen = origin.requests.at(-1)!.headers;
+  t.equal(seen['x-forwarded-proto'], 'https');
+  t.match(String(seen['x-forwarded-client-cert']), /URI=spiffe:\/\/example\.org\/ns\/default\/sa\/client/, 'XFCC from the verified peer');
+  t.equal(origin.requests.length, 2);
+});
