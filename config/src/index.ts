@@ -20,3 +20,4 @@ export { compileRe2, compileFullMatch, type Re2 } from './regex.js';
 export { loadBootstrapFile, parseConfigText } from './load.js';
 export * from './endpoints.js';
 export { compileHeaderMatcher, compileQueryMatcher, compileStringMatcher, type HeaderLookup, type StringTest } from './matchers.js';
+export * from './internal.js';

@@ -5,6 +5,7 @@ import type {
 } from './model.js';
 import { decodeAddress } from './address.js';
 import { decodeListenerFilterPredicate } from './listener-filter-predicate.js';
+import { decodeInternalListenerConfig, decodeTunnelingConfig, internalSocketAddress } from './internal.js';
 import { decodeFilterChainMatch, decodeFilterChainMatcher } from './chain-match.js';
 import { decodeAccessLogs, decodeHttpConnectionManager } from './hcm.js';
 import { ObjectReader } from './reader.js';
@@ -44,9 +45,18 @@ export function decodeListener(json: unknown, diag: Diagnostics, path: string): 
   const before = diag.errors.length;
   const configuredName = r.string('name');
   if (configuredName === '') diag.error(r.child('name'), 'must not be empty');
+  // internal_listener: no socket, no address; reached by name (config/src/internal.ts).
+  const il = r.object('internal_listener');
+  const internal = il ? decodeInternalListenerConfig(il) : undefined;
   const a = r.object('address');
-  if (!a) diag.error(r.child('address'), 'is required');
-  const address = a ? decodeAddress(a, false) : undefined;
+  if (!a && !internal) diag.error(r.child('address'), 'is required');
+  if (internal && configuredName === undefined) diag.error(r.child('name'), 'is required for an internal listener (endpoints reach it by name)');
+  let address = a ? decodeAddress(a, false) : undefined;
+  if (address?.internal) {
+    diag.error(r.child('address'), 'an internal listener has internal_listener set and no address');
+    address = undefined;
+  }
+  if (internal && !a) address = internalSocketAddress({ serverListenerName: configuredName ?? '', endpointId: '' });
   const rawChains = r.get('filter_chains');
   const chainCount = Array.isArray(rawChains) ? rawChains.length : 0;
   const filterChains = r.objects('filter_chains').map(decodeFilterChain).filter((c): c is FilterChain => c !== undefined);
@@ -84,7 +94,8 @@ export function decodeListener(json: unknown, diag: Diagnostics, path: string): 
   const listenerFiltersTimeout = r.duration('listener_filters_timeout', 15_000);
   const continueOnListenerFiltersTimeout = r.bool('continue_on_listener_filters_timeout', false);
   const useOriginalDst = r.bool('use_original_dst', false);
-  const bindToPort = r.bool('bind_to_port', true);
+  // An internal listener never binds a socket.
+  const bindToPort = r.bool('bind_to_port', true) && !internal;
   const trafficDirection = r.enumOf('traffic_direction', TRAFFIC_DIRECTIONS, 'UNSPECIFIED');
   const statPrefix = r.string('stat_prefix');
   r.accept('metadata');
@@ -95,6 +106,7 @@ export function decodeListener(json: unknown, diag: Diagnostics, path: string): 
     address, filterChains, perConnectionBufferLimitBytes, listenerFilters,
     listenerFiltersTimeout, continueOnListenerFiltersTimeout, useOriginalDst, bindToPort, trafficDirection,
     ...(statPrefix !== undefined && statPrefix !== '' ? { statPrefix } : {}),
+    ...(internal ? { internal } : {}),
     ...(filterChainMatcher ? { filterChainMatcher } : {}),
     ...(defaultFilterChain ? { defaultFilterChain } : {}),
   };
@@ -218,7 +230,9 @@ export function decodeTcpProxy(r: ObjectReader): TcpProxy | undefined {
   const maxConnectAttempts = r.int('max_connect_attempts', 1, 1, 100);
   // Sessions are logged through telemetry/'s access loggers when the connection closes.
   const accessLog = decodeAccessLogs(r);
+  const tc = r.object('tunneling_config');
+  const tunneling = tc ? decodeTunnelingConfig(tc) : undefined;
   r.finish();
   if (!cluster || r.diag.errors.length > before) return undefined;
-  return { kind: 'tcp', statPrefix, cluster, idleTimeout, maxConnectAttempts, ...(accessLog.length > 0 ? { accessLog } : {}) };
+  return { kind: 'tcp', statPrefix, cluster, idleTimeout, maxConnectAttempts, ...(accessLog.length > 0 ? { accessLog } : {}), ...(tunneling ? { tunneling } : {}) };
 }

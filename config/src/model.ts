@@ -6,6 +6,8 @@
 
 export type Millis = number;
 
+import type { InternalAddress, TunnelingConfig } from './internal.js';
+
 export interface SocketAddress {
   /** IP literal or host name; for a pipe, the socket path (Linux abstract sockets start with "@"). */
   readonly address: string;
@@ -17,6 +19,8 @@ export interface SocketAddress {
    * path and `port` 0. Listeners listen on it, endpoints and xDS/SDS clusters connect to it.
    */
   readonly pipe?: { readonly path: string; readonly mode: number };
+  /** Set for `envoy_internal_address`: a listener of this proxy (`address` is then its name, port 0). */
+  readonly internal?: InternalAddress;
 }
 
 /** envoy.config.core.v3.CidrRange. */
@@ -104,6 +108,8 @@ export interface Listener {
   readonly bindToPort: boolean;
   readonly trafficDirection: 'UNSPECIFIED' | 'INBOUND' | 'OUTBOUND';
   readonly statPrefix?: string;
+  /** `internal_listener`: no socket; reached in-process through envoy_internal_address endpoints. */
+  readonly internal?: true;
 }
 
 /** A listener filter with its `filter_disabled` predicate, when set (the filter is skipped for connections it matches). */
@@ -313,6 +319,8 @@ export interface TcpProxy {
   readonly maxConnectAttempts: number;
   /** access_log: one entry per session when the connection closes. */
   readonly accessLog?: readonly AccessLogConfig[];
+  /** tunneling_config: the stream goes to the upstream inside an HTTP/2 CONNECT (HBONE). */
+  readonly tunneling?: TunnelingConfig;
 }
 
 // ---------------------------------------------------------------- routes
@@ -653,6 +661,11 @@ export interface Endpoint {
   readonly transportSocketMatch?: Readonly<Record<string, unknown>>;
   /** A Unix domain socket endpoint (Envoy `pipe`): `address` is the path, `port` 0, `key` "unix:<path>". */
   readonly pipe?: true;
+  /**
+   * An `envoy_internal_address` endpoint: a listener of this proxy, reached in-process,
+   * with the endpoint's filter_metadata (an internal_upstream socket passes it on).
+   */
+  readonly internal?: InternalAddress & { readonly metadata: Readonly<Record<string, unknown>> };
 }
 
 /** An incremental change to one cluster's endpoints, keyed by Endpoint.key. */

@@ -1,5 +1,7 @@
 import { unlinkSync } from 'node:fs';
 import * as net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { InternalConnection } from '../tunnel/internal-listeners.js';
 import type { ConnectionLimit, Listener, ListenerFilter, ListenerFilterPredicate } from '../../../config/src/index.js';
 import { listenerFilterPredicateMatches } from '../../../config/src/index.js';
 import { setConnectionInfo, type ConnectionInfo } from '../net/connection-info.js';
@@ -199,6 +201,32 @@ export class NetworkListener {
     this.sniffAndDispatch(socket, originalDst);
   }
 
+  /**
+   * An inner connection from an internal_upstream socket (proxy/src/tunnel/): no accept,
+   * no overload admission of its own (the outer connection was admitted); original_dst was
+   * restored from filter state / metadata by the caller, which also seeds filter state and
+   * the downstream identity.
+   */
+  acceptInternal(socket: Duplex, conn: InternalConnection): void {
+    const s = socket as net.Socket;
+    s.on('error', () => undefined);
+    if (this.draining) {
+      s.destroy();
+      return;
+    }
+    this.track(s);
+    this.sniffAndDispatch(s, conn.originalDst, conn);
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** The listener has an original_dst listener filter (internal listeners restore from filter state). */
+  get restoresOriginalDst(): boolean {
+    return this.filters.originalDst;
+  }
+
   private track(socket: net.Socket): void {
     this.stats.downstream_cx_total.inc();
     this.stats.downstream_cx_active.inc();
@@ -233,10 +261,10 @@ export class NetworkListener {
   }
 
   /** tls_inspector / http_inspector: peek at the first bytes, then push them back and dispatch. */
-  private sniffAndDispatch(socket: net.Socket, originalDst: { address: string; port: number } | undefined): void {
+  private sniffAndDispatch(socket: net.Socket, originalDst: { address: string; port: number } | undefined, inner?: InternalConnection): void {
     const f = enabledInspectors(this.filters, originalDst?.port ?? socket.localPort ?? 0);
     if (!f.tls && !f.http) {
-      this.dispatch(socket, originalDst, undefined, '', []);
+      this.dispatch(socket, originalDst, undefined, '', [], inner);
       return;
     }
     let buffered: Buffer = Buffer.alloc(0);
@@ -250,7 +278,7 @@ export class NetworkListener {
       socket.off('end', onEnd);
       socket.pause();
       if (buffered.length > 0) socket.unshift(buffered);
-      this.dispatch(socket, originalDst, serverName, transport, alpn);
+      this.dispatch(socket, originalDst, serverName, transport, alpn, inner);
     };
     const decide = (final: boolean): void => {
       let tlsDone = !f.tls;
@@ -320,6 +348,7 @@ export class NetworkListener {
     serverName: string | undefined,
     transportProtocol: string,
     applicationProtocols: readonly string[],
+    inner?: InternalConnection,
   ): void {
     if (socket.destroyed) return;
     const localAddress = this.config.address.pipe ? this.config.address.address : (socket.localAddress ?? '');
@@ -351,6 +380,8 @@ export class NetworkListener {
       transportProtocol: transportProtocol || 'raw_buffer',
       applicationProtocols,
       filterChainName: chain.name,
+      // An inner connection carries the filter state and identity its tunnel shared (proxy/src/tunnel/).
+      ...(inner ? { filterState: inner.filterState, ...(inner.peerPrincipal !== undefined ? { peerPrincipal: inner.peerPrincipal } : {}) } : {}),
     };
     setConnectionInfo(socket, info);
     if (!this.admitToChain(socket, chain)) return;
