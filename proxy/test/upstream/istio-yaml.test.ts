@@ -37,8 +37,10 @@ t.test('outbound cluster with Istio transport_socket_matches: labelled endpoint 
   const root = await mintRoot({ trustDomain: 'cluster.local' });
   const server = await issueWorkload({ ca: root, spiffeId: 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews' });
   const client = await issueWorkload({ ca: root, spiffeId: 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage' });
-  const mtls = https.createServer({ cert: server.chainPem, key: server.keyPem, ca: [root.certPem], requestCert: true, rejectUnauthorized: true },
-    (req, res) => res.end(`mtls from ${(req.socket as TLSSocket).getPeerCertificate().subjectaltname}`));
+  // A stand-in for the peer sidecar's inbound chain, which accepts Istio's ALPN; the client must offer the cluster's
+  // alpn_protocols as Envoy does (undici's own connector would offer http/1.1 only).
+  const mtls = https.createServer({ cert: server.chainPem, key: server.keyPem, ca: [root.certPem], requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['istio', 'http/1.1'] },
+    (req, res) => res.end(`mtls from ${(req.socket as TLSSocket).getPeerCertificate().subjectaltname} alpn ${(req.socket as TLSSocket).alpnProtocol}`));
   await new Promise<void>((r) => mtls.listen(0, '127.0.0.1', r));
   const mtlsPort = (mtls.address() as AddressInfo).port;
   const plain = await nameServer('plaintext', { host: '127.0.0.1' });
@@ -100,7 +102,7 @@ transport_socket_matches:
   const runtime = new ClusterRuntime(c, eps, new StatsStore(), undefined, { upstreamTls: upstreamTlsBuilder(secrets, { log: () => {} }) });
   rt = runtime;
   const results = await Promise.all(eps.map((e) => get(runtime.dispatcherFor(runtime.endpoints.get(e.key)!))));
-  t.same(results, ['mtls from URI:spiffe://cluster.local/ns/default/sa/bookinfo-productpage', 'plaintext']);
+  t.same(results, ['mtls from URI:spiffe://cluster.local/ns/default/sa/bookinfo-productpage alpn istio', 'plaintext'], 'mTLS with the ALPN the cluster configured (istio-peer-exchange, istio)');
 });
 
 t.test('Istio PassthroughCluster / InboundPassthroughClusterIpv4 decode and route to the original destination', async (t) => {
