@@ -32,6 +32,8 @@ interface RequestFacts {
   readonly responseTrailers?: Record<string, string | string[] | undefined>;
   /** Upstream TLS: the server certificate's URI SAN, when the router recorded it. */
   readonly upstreamPeerPrincipal?: string;
+  /** Upstream TLS: our own certificate's URI SAN on that connection. */
+  readonly upstreamLocalPrincipal?: string;
 }
 
 function hostOf(ctx: FactoryContext): IstioHost | undefined {
@@ -133,7 +135,11 @@ function httpTags(reporter: Reporter, local: LocalSide, config: StatsPluginConfi
       peerPrincipal = info.connection?.peerPrincipal ?? info.peerIdentity ?? '';
       localPrincipal = info.connection?.localPrincipal ?? '';
     }
-  } else peerPrincipal = facts.upstreamPeerPrincipal ?? '';
+  } else {
+    // Envoy reads both from the upstream TLS connection; set when the router records them.
+    peerPrincipal = facts.upstreamPeerPrincipal ?? '';
+    localPrincipal = facts.upstreamLocalPrincipal ?? '';
+  }
   // destination_service: the Host header unless disabled, then the cluster's `istio` metadata.
   let serviceHost = !config.disableHostHeaderFallback && s ? s.host : '';
   let serviceName = serviceHost;

@@ -12,10 +12,12 @@ import { fileURLToPath } from 'node:url';
 import { registerHttpFilter } from '../../filters/src/index.js';
 import { alpnFactory, peerMetadataFactory, statsFactory } from './http-filters.js';
 import { grpcStatsFactory, GRPC_STATS_TYPE } from './grpc-stats.js';
+import { wasmFactory, WASM_TYPE } from './wasm-compat.js';
 import { authnFactory, tcpMxFactory, tcpStatsFactory, AUTHN_TYPE, TCP_MX_TYPE, type NetFilterFactory } from './network-filters.js';
 import { STATS_TYPE, PEER_METADATA_TYPE, ALPN_TYPE } from './http-filters.js';
 
-export { STATS_TYPE, PEER_METADATA_TYPE, ALPN_TYPE, AUTHN_TYPE, TCP_MX_TYPE, GRPC_STATS_TYPE };
+export { STATS_TYPE, PEER_METADATA_TYPE, ALPN_TYPE, AUTHN_TYPE, TCP_MX_TYPE, GRPC_STATS_TYPE, WASM_TYPE };
+export { wasmPlugin } from './wasm-compat.js';
 export type { IstioHost, NodeLike, TrafficDirection } from './host.js';
 export type { LabeledMetrics } from './metrics.js';
 export type { NetFilterFactory, NetContext, NetConnection, NetFilter } from './network-filters.js';
@@ -28,7 +30,7 @@ export { HTTP_TAGS, TCP_TAGS } from './metrics.js';
 export { decodeGrpcStatsConfig, statPrefix, grpcStatusOf } from './grpc-stats.js';
 
 /** Every type URL (message name) this part implements: the proxy loads istio/ when a config names one. */
-export const ISTIO_TYPE_URLS: readonly string[] = [STATS_TYPE, PEER_METADATA_TYPE, ALPN_TYPE, AUTHN_TYPE, TCP_MX_TYPE, GRPC_STATS_TYPE];
+export const ISTIO_TYPE_URLS: readonly string[] = [STATS_TYPE, PEER_METADATA_TYPE, ALPN_TYPE, AUTHN_TYPE, TCP_MX_TYPE, GRPC_STATS_TYPE, WASM_TYPE];
 
 /** Protos of the extensions istiod sends as typed Anys (not TypedStructs), for the xDS decoder. */
 export function istioProtoFiles(): string[] {
@@ -48,6 +50,8 @@ export function registerIstioHttpFilters(): void {
   registerHttpFilter(peerMetadataFactory);
   registerHttpFilter(alpnFactory);
   registerHttpFilter(grpcStatsFactory);
+  // Istio's Wasm-era configs of the same two extensions (istiod <= 1.17, EnvoyFilters).
+  registerHttpFilter(wasmFactory);
 }
 
 /** The network filter factories by type URL. */
