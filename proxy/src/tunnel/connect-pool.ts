@@ -161,7 +161,7 @@ export class ConnectPool {
       settings: { initialWindowSize: STREAM_WINDOW, enablePush: false },
       ...(target.tls
         // No Nagle: a tunnel's small writes (a request head, an echo) must not wait for an ACK.
-        ? { createConnection: () => tls.connect({ ...target.tls, host: target.address, port: target.port, ALPNProtocols: ['h2'], noDelay: true }) }
+        ? { createConnection: () => tls.connect({ ...target.tls, host: target.address, port: target.port, ALPNProtocols: ['h2'] }).setNoDelay(true) }
         : { createConnection: () => net.connect({ host: target.address, port: target.port, noDelay: true }) }),
     });
     const s: Session = { h2, active: 0, ready: false };
