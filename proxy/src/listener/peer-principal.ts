@@ -12,5 +12,18 @@ import type { ConnectionInfo } from '../net/connection-info.js';
 export function setPeerPrincipal(socket: tls.TLSSocket, info: ConnectionInfo): void {
   const id = peerIdentity(socket);
   const principal = id?.spiffeId ?? id?.uriSans[0];
-  if (principal !== undefined) info.peerPrincipal = principal;
+  if (principal !== undefined) {
+    info.peerPrincipal = principal;
+    // Our own side of the mTLS connection (Envoy's uriSanLocalCertificate): Istio's
+    // istio_authn and stats report it as io.istio.local_principal / destination_principal.
+    const local = localUriSan(socket);
+    if (local !== undefined) info.localPrincipal = local;
+  }
+}
+
+/** The URI SAN of the certificate this side presented (a SPIFFE ID first), if any. */
+function localUriSan(socket: tls.TLSSocket): string | undefined {
+  const cert = socket.getCertificate() as { subjectaltname?: string } | null;
+  const uris = (cert?.subjectaltname ?? '').split(', ').filter((s) => s.startsWith('URI:')).map((s) => s.slice(4));
+  return uris.find((u) => u.startsWith('spiffe://')) ?? uris[0];
 }
