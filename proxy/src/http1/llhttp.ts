@@ -90,6 +90,11 @@ let inSize = 0;
 let memView = new Uint8Array(0);
 const methodNames: string[] = [];
 
+/** Compiles and instantiates the parser now (a chain that will use it calls this at build time, not on its first request). */
+export function warmLlhttp(): void {
+  llhttp();
+}
+
 function llhttp(): LlhttpExports {
   if (wasm !== undefined) return wasm;
   wasm = instantiate();

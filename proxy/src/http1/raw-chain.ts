@@ -3,6 +3,7 @@ import type * as tls from 'node:tls';
 import type { ConnectionManager } from '../http/connection-manager.js';
 import { HttpChain } from '../http/listener.js';
 import type { ListenerStats } from '../listener/network-listener.js';
+import { warmLlhttp } from './llhttp.js';
 import { RawConnection, type ConnectionOwner, type SweepLimits } from './connection.js';
 
 /** Which HTTP/1.1 path plaintext chains use: PILOTFISH_HTTP1=raw|node (default node while the raw path is opt-in). */
@@ -38,6 +39,7 @@ export class RawHttp1Chain extends HttpChain implements ConnectionOwner {
   constructor(...args: ConstructorParameters<typeof HttpChain>) {
     super(...args);
     this.listenerStats = args[1];
+    warmLlhttp();
   }
 
   get maxHeaderBytes(): number {
