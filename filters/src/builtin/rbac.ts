@@ -96,16 +96,21 @@ function decodeRbacConfig(r: ObjectReader): RbacConfig {
 }
 
 const DENIED_BODY = 'RBAC: access denied';
+const METADATA_NAMESPACE = 'envoy.filters.http.rbac';
 
-function run(cfg: RbacConfig, c: FilterCounters, req: RequestHeadersView, info: StreamInfo, filterName: string): LocalReply | undefined {
+function run(cfg: RbacConfig, c: FilterCounters, req: RequestHeadersView, info: StreamInfo): LocalReply | undefined {
   const r = new RequestSubject(req, info);
   if (cfg.shadow !== undefined) {
     const s = evaluateRbac(cfg.shadow, r);
     c.inc(`${cfg.shadowStatPrefix}shadow_${s.allowed ? 'allowed' : 'denied'}`);
-    // Envoy's dynamic metadata keys, for access logs.
-    info.metadata.set(filterName, {
-      shadow_effective_policy_id: s.policy ?? '',
-      shadow_engine_result: s.allowed ? 'allowed' : 'denied',
+    // Envoy's dynamic metadata, for access logs and Istio's dry-run telemetry: under
+    // "envoy.filters.http.rbac" (merged, as Envoy merges a second RBAC filter's fields), keys
+    // prefixed with shadow_rules_stat_prefix, the policy id only when one matched.
+    const prev = info.metadata.get(METADATA_NAMESPACE);
+    info.metadata.set(METADATA_NAMESPACE, {
+      ...(prev !== null && typeof prev === 'object' ? prev : {}),
+      ...(s.policy !== undefined ? { [`${cfg.shadowStatPrefix}shadow_effective_policy_id`]: s.policy } : {}),
+      [`${cfg.shadowStatPrefix}shadow_engine_result`]: s.allowed ? 'allowed' : 'denied',
     });
   }
   if (cfg.rules === undefined) return undefined;
@@ -141,7 +146,7 @@ registerHttpFilter({
       failurePolicy: 'FAIL_CLOSED',
       failureStatus: 403,
       decodeHeaders(req, info, pr) {
-        return run(pr === undefined ? cfg : (pr as RbacConfig), c, req, info, name);
+        return run(pr === undefined ? cfg : (pr as RbacConfig), c, req, info);
       },
       describe: () => ({
         kind: 'rbac',

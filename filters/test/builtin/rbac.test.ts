@@ -84,10 +84,11 @@ t.test('shadow rules: never block, count and record the would-be result', async 
   });
   const i1 = info();
   t.equal(chain!.decodeHeaders(req({ path: '/nope' }), i1), undefined);
-  t.same(i1.metadata.get('rbac-shadow'), { shadow_effective_policy_id: '', shadow_engine_result: 'denied' });
+  // Envoy's namespace and keys (prefixed with shadow_rules_stat_prefix; no policy id when none matched).
+  t.same(i1.metadata.get('envoy.filters.http.rbac'), { istio_dry_run_shadow_engine_result: 'denied' });
   const i2 = info();
   t.equal(chain!.decodeHeaders(req({ path: '/ok' }), i2), undefined);
-  t.same(i2.metadata.get('rbac-shadow'), { shadow_effective_policy_id: 'p', shadow_engine_result: 'allowed' });
+  t.same(i2.metadata.get('envoy.filters.http.rbac'), { istio_dry_run_shadow_effective_policy_id: 'p', istio_dry_run_shadow_engine_result: 'allowed' });
   const s = stats.snapshot();
   t.equal(s['http.rbac-shadow.istio_dry_run_shadow_denied'], 1);
   t.equal(s['http.rbac-shadow.istio_dry_run_shadow_allowed'], 1);

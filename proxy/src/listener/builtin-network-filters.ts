@@ -105,9 +105,11 @@ registerNetworkFilter(NETWORK_RBAC_TYPE, (cfg, diag, path, ctx): NetworkFilter |
     if (shadow) {
       const sh = evaluateRbac(shadow, subject);
       (sh.allowed ? c.shadowAllowed : c.shadowDenied).inc();
-      // Envoy's dynamic metadata of the filter, for access logs and Istio's dry-run telemetry.
-      filterState(conn.info).set(cfg.name, {
-        [`${shadowPrefix}shadow_effective_policy_id`]: sh.policy ?? '',
+      // Envoy's dynamic metadata of the filter (namespace envoy.filters.network.rbac, keys
+      // prefixed with shadow_rules_stat_prefix, the policy id only when one matched), kept in
+      // the connection's filter state: pilotfish has no separate connection metadata.
+      filterState(conn.info).set('envoy.filters.network.rbac', {
+        ...(sh.policy !== undefined ? { [`${shadowPrefix}shadow_effective_policy_id`]: sh.policy } : {}),
         [`${shadowPrefix}shadow_engine_result`]: sh.allowed ? 'allowed' : 'denied',
       });
     }
