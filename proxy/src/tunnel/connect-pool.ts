@@ -39,6 +39,8 @@ interface Session {
   readonly h2: http2.ClientHttp2Session;
   active: number;
   ready: boolean;
+  /** The peer sent GOAWAY: streams in flight finish, new ones go elsewhere. */
+  goingAway: boolean;
 }
 
 /** Streams per connection until the peer's SETTINGS arrive (Istio's waypoint accepts 100). */
@@ -148,7 +150,7 @@ export class ConnectPool {
     let list = this.pools.get(target.key);
     if (!list) this.pools.set(target.key, (list = []));
     for (const s of list) {
-      if (s.h2.closed || s.h2.destroyed) continue;
+      if (s.goingAway || s.h2.closed || s.h2.destroyed) continue;
       const max = s.ready ? s.h2.remoteSettings.maxConcurrentStreams ?? DEFAULT_MAX_STREAMS : DEFAULT_MAX_STREAMS;
       if (s.active < max) return s;
     }
@@ -164,7 +166,8 @@ export class ConnectPool {
         ? { createConnection: () => tls.connect({ ...target.tls, host: target.address, port: target.port, ALPNProtocols: ['h2'] }).setNoDelay(true) }
         : { createConnection: () => net.connect({ host: target.address, port: target.port, noDelay: true }) }),
     });
-    const s: Session = { h2, active: 0, ready: false };
+    const s: Session = { h2, active: 0, ready: false, goingAway: false };
+    h2.once('goaway', () => (s.goingAway = true));
     list.push(s);
     this.stats.cx_total.inc();
     this.stats.cx_active.inc();
