@@ -455,3 +455,30 @@ ${staticCluster('raw', [(raw.address() as net.AddressInfo).port])}
   t.ok(got.equals(want), 'in order and unchanged');
   t.match(await httpGet(p.adminPort!, '/stats?filter=d.rbac'), /d\.rbac\.allowed: 1\b/, 'decided once');
 });
+
+t.test('delay_deny: a denied connection is held (nothing reaches the upstream) and closed after the delay', async (t) => {
+  const echo = await echoServer(t);
+  const p = await startProxyYaml(t, `
+static_resources:
+  listeners:
+  - name: l
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.rbac
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC
+          stat_prefix: slow.
+          delay_deny: 0.4s
+          rules: { action: DENY, policies: { everyone: { permissions: [{ any: true }], principals: [{ any: true }] } } }${tcpProxy('echo')}
+  clusters:
+${staticCluster('echo', [echo.port])}
+`);
+  const before = echo.seen.length;
+  const start = Date.now();
+  const r = await talk(p.port('l'), 'hello', 1);
+  const ms = Date.now() - start;
+  t.same(r, { got: '', closed: true }, 'denied');
+  t.ok(ms >= 350 && ms < 2500, `closed after the delay (${ms} ms)`);
+  t.equal(echo.seen.length, before, 'the held bytes never reached the upstream');
+});
