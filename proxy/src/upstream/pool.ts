@@ -1,5 +1,5 @@
 import type * as net from 'node:net';
-import { alpnTlsConnector } from './tls-connector.js';
+import { alpnTlsConnector, tlsPrincipals } from './tls-connector.js';
 import { createRequire } from 'node:module';
 import type { Dispatcher } from 'undici';
 import type { Cluster } from '../../../config/src/index.js';
@@ -45,7 +45,11 @@ export function createHostPool(
   const bind = cluster.upstreamBindConfig;
   const common = {
     // undici's own connector replaces the context's ALPN with ['http/1.1']: offer the cluster's, as Envoy does.
-    connect: (connector ?? (Array.isArray(tls?.['ALPNProtocols']) && (tls['ALPNProtocols'] as unknown[]).length > 0 ? alpnTlsConnector(connect) : connect)) as typeof connect,
+    connect: (connector ?? (Array.isArray(tls?.['ALPNProtocols']) && (tls['ALPNProtocols'] as unknown[]).length > 0 ? alpnTlsConnector(connect, (socket) => {
+      const p = tlsPrincipals(socket);
+      host.tlsPeerPrincipal = p.peer;
+      host.tlsLocalPrincipal = p.local;
+    }) : connect)) as typeof connect,
     // undici takes the source address at the client level and hands it to its connector.
     ...(bind && !pipe ? { localAddress: bind.sourceAddress } : {}),
     connectTimeout: cluster.connectTimeout,
@@ -71,7 +75,8 @@ export function createHostPool(
   }
   d.on('connect', onConnect);
   d.on('disconnect', (_origin: unknown, _targets: unknown, err: unknown) => onDisconnect(err));
-  d.on('connectionError', (_origin: unknown, _targets: unknown, err: unknown) => onDisconnect(err));
+  // connectionError is a connection that never came up ('connect' never fired): not active, not destroyed;
+  // the router counts it as upstream_cx_connect_fail with the request that needed it.
   return d;
 }
 
