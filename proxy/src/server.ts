@@ -1,6 +1,6 @@
 import type { AccessLogConfig, Bootstrap, Cluster, ConfigSink, Endpoint, EndpointDiff, FilterChain, HttpConnectionManager, Listener, RouteConfiguration, TcpProxy, TypedExtension } from '../../config/src/index.js';
 import { decodeInternalUpstream, isInternalUpstreamType } from '../../config/src/index.js';
-import { Diagnostics, diffEndpoints, ECDS_FILTER_TYPE, flattenLoadAssignment, formatProblem } from '../../config/src/index.js';
+import { Diagnostics, diffEndpoints, ECDS_FILTER_TYPE, flattenLoadAssignment, formatProblem, type Problem } from '../../config/src/index.js';
 import { buildHttpFilterChain, decodePerFilterConfig, systemClock, UserFilterManager, type Clock, type FilterHost, type HttpFilterChain } from '../../filters/src/index.js';
 import {
   checkSecretSources, checkTlsContextSources, decodeSecretExtension, decodeTransportSocket, DownstreamTlsProvider, peerIdentity, SecretStore, UpstreamTlsProvider,
@@ -444,6 +444,14 @@ export class ProxyServer implements ConfigSink {
     return { kind: 'tcp', chain, proxy: chain.network, tls, filters, log };
   }
 
+  /** Each distinct configuration warning, logged once: istiod's chains repeat the same filters, and every update rebuilds them. */
+  private readonly warnedConfig = new Set<string>();
+  private warnConfig(w: Problem): void {
+    if (this.warnedConfig.has(w.message)) return;
+    if (this.warnedConfig.size < 10_000) this.warnedConfig.add(w.message);
+    this.log.warn(formatProblem(w));
+  }
+
   /** The chain's non-terminal network filters through their registered factories; a problem fails the listener with its reason. */
   private buildNetworkFilters(l: Listener, chain: FilterChain, fcPath: string): NetworkFilterChain {
     if (chain.networkFilters.length === 0) return NetworkFilterChain.EMPTY;
@@ -457,7 +465,7 @@ export class ProxyServer implements ConfigSink {
       errors.inc();
       this.log.warn(`network filter ${f.name} failed on a connection of listener "${l.name}": ${e instanceof Error ? e.message : String(e)}`);
     });
-    for (const w of diag.warnings) this.log.warn(formatProblem(w));
+    for (const w of diag.warnings) this.warnConfig(w);
     if (!built || diag.errors.length > 0) throw new ConfigError(diag.errors.map(formatProblem).join('; '));
     return built;
   }
@@ -511,7 +519,7 @@ export class ProxyServer implements ConfigSink {
     const chain: HttpFilterChain | undefined = buildHttpFilterChain(cfg.httpFilters, diag, `${path}.http_filters`, { userFilters: this.userFilters, clock: this.clock, random: this.env.random, host: this.filterHost(direction) });
     let inline: RouteTable | undefined;
     if (cfg.routeSource.kind === 'inline') inline = compileRouteTable(cfg.routeSource.config, diag, `${path}.route_config`);
-    for (const w of diag.warnings) this.log.warn(formatProblem(w));
+    for (const w of diag.warnings) this.warnConfig(w);
     if (!chain || diag.errors.length > 0) throw new ConfigError(diag.errors.map(formatProblem).join('; '));
     // User filters load in workers; until they are ready their failure policy answers.
     void chain.ready.then((problems) => {
