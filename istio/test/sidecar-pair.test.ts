@@ -83,6 +83,8 @@ t.test('an HTTP call through two sidecars fills source_* and destination_* on bo
         name: 'virtualInbound',
         address: local0(),
         traffic_direction: 'INBOUND',
+        // As istiod's virtualInbound: the ClientHello's ALPN is read before the handshake.
+        listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': T.tlsInspector } }],
         filter_chains: [{
           name: '0.0.0.0_9080',
           transport_socket: {
@@ -187,8 +189,8 @@ t.test('an HTTP call through two sidecars fills source_* and destination_* on bo
   t.same(src[0], {
     reporter: 'source',
     source_workload: 'productpage-v1', source_canonical_service: 'productpage', source_canonical_revision: 'v1',
-    source_workload_namespace: 'default', source_principal: UPSTREAM_LOCAL_PRINCIPAL(ppId), source_app: 'productpage', source_version: 'v1', source_cluster: 'Kubernetes',
-    destination_workload: 'reviews-v1', destination_workload_namespace: 'default', destination_principal: UPSTREAM_PEER_PRINCIPAL(rvId),
+    source_workload_namespace: 'default', source_principal: ppId, source_app: 'productpage', source_version: 'v1', source_cluster: 'Kubernetes',
+    destination_workload: 'reviews-v1', destination_workload_namespace: 'default', destination_principal: rvId,
     destination_app: 'reviews', destination_version: 'v1', destination_service: REVIEWS_FQDN, destination_canonical_service: 'reviews',
     destination_canonical_revision: 'v1', destination_service_name: 'reviews', destination_service_namespace: 'default', destination_cluster: 'Kubernetes',
     request_protocol: 'http', response_code: '200', grpc_response_status: '', response_flags: '-', connection_security_policy: 'unknown',
@@ -196,11 +198,3 @@ t.test('an HTTP call through two sidecars fills source_* and destination_* on bo
   // The Envoy-named stats are still there beside Istio's.
   t.match(outText, /envoy_cluster_upstream_rq_total\{envoy_cluster_name="outbound\|9080\|\|reviews\.default\.svc\.cluster\.local"\} 1/);
 });
-
-// Envoy reads both from the upstream TLS connection; pilotfish's router does not record them yet (see docs/ISTIO.md).
-function UPSTREAM_LOCAL_PRINCIPAL(_id: string): string {
-  return 'unknown';
-}
-function UPSTREAM_PEER_PRINCIPAL(_id: string): string {
-  return 'unknown';
-}

@@ -37,6 +37,9 @@ export class Host {
   /** The transport socket chosen for this host (upstream/transport-match.ts), and for which endpoint version. */
   transport: unknown = undefined;
   transportEndpoint: Endpoint | undefined = undefined;
+  /** URI SANs of the last TLS connection to this host: its certificate's and ours (Istio's client-side principals). */
+  tlsPeerPrincipal: string | undefined = undefined;
+  tlsLocalPrincipal: string | undefined = undefined;
 
   /** @internal */ _state = DETACHED;
   /** @internal */ _prio: PriorityGroup | null = null;

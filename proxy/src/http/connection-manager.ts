@@ -595,6 +595,9 @@ class Exchange implements Downstream {
 
   onUpstreamHeaders(status: number, headers: HeaderMap, _host: Host, serviceTimeMs: number): void {
     if (this.done) return;
+    // The upstream TLS identities (Istio's client-side principals), as the host's connector saw them.
+    this.stream.upstreamPeerPrincipal = _host.tlsPeerPrincipal;
+    this.stream.upstreamLocalPrincipal = _host.tlsLocalPrincipal;
     const h = headers;
     stripHopByHop(h, false);
     // The object is undici's own, fresh per response: deleting is safe, and neither

@@ -24,6 +24,9 @@ export class Stream implements StreamInfo {
   responseHeaders: HeaderMap | undefined = undefined;
   /** The upstream's response trailers (gRPC's grpc-status), for filters at stream end. */
   responseTrailers: HeaderMap | undefined = undefined;
+  /** URI SANs of the upstream TLS connection's certificates (peer's and ours), when it was TLS. */
+  upstreamPeerPrincipal: string | undefined = undefined;
+  upstreamLocalPrincipal: string | undefined = undefined;
   /** The downstream connection's info (filter state, SNI, peer principal) for RBAC and logs. */
   connection: DownstreamConnectionView | undefined = undefined;
   private meta: Map<string, unknown> | undefined;

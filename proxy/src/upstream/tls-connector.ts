@@ -22,7 +22,11 @@ const SESSIONS_PER_CONNECTOR = 100;
  * Everything else follows undici's connector: SNI from the options or the host name,
  * session resumption per target, TCP keep-alive, no Nagle, a connect timeout.
  */
-export function alpnTlsConnector(options: Record<string, unknown> & { servername?: string; timeout?: number; keepAlive?: boolean; keepAliveInitialDelay?: number }) {
+export function alpnTlsConnector(
+  options: Record<string, unknown> & { servername?: string; timeout?: number; keepAlive?: boolean; keepAliveInitialDelay?: number },
+  /** Called with each connected (verified) socket, before undici gets it. */
+  onSecure?: (socket: tls.TLSSocket) => void,
+) {
   const sessions = new Map<string, Buffer>();
   return (target: ConnectTarget, cb: Callback): void => {
     const servername = options.servername ?? target.servername ?? (net.isIP(target.hostname) ? undefined : target.hostname);
@@ -56,7 +60,23 @@ export function alpnTlsConnector(options: Record<string, unknown> & { servername
       } else cb(null, socket);
     };
     const timer = timeout ? setTimeout(() => settle(Object.assign(new Error('Connect Timeout Error'), { name: 'ConnectTimeoutError', code: 'UND_ERR_CONNECT_TIMEOUT' })), timeout) : undefined;
-    socket.once('secureConnect', () => settle(null));
+    socket.once('secureConnect', () => {
+      onSecure?.(socket);
+      settle(null);
+    });
     socket.once('error', (err) => settle(err));
   };
+}
+
+/**
+ * The URI SANs (a SPIFFE ID first) of both certificates of a connected upstream TLS socket:
+ * Envoy's uriSanPeerCertificate / uriSanLocalCertificate, which Istio's client-side stats
+ * report as destination_principal / source_principal.
+ */
+export function tlsPrincipals(socket: tls.TLSSocket): { peer: string | undefined; local: string | undefined } {
+  const uri = (cert: { subjectaltname?: string } | null | undefined): string | undefined => {
+    const uris = (cert?.subjectaltname ?? '').split(', ').filter((x) => x.startsWith('URI:')).map((x) => x.slice(4));
+    return uris.find((u) => u.startsWith('spiffe://')) ?? uris[0];
+  };
+  return { peer: uri(socket.getPeerCertificate() as { subjectaltname?: string }), local: uri(socket.getCertificate() as { subjectaltname?: string } | null) };
 }
