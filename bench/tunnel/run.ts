@@ -76,7 +76,8 @@ function waitLine(child: ChildProcess, re: RegExp): Promise<void> {
 const dir = mkdtempSync(path.join(tmpdir(), 'pf-bench-tunnel-'));
 const children: ChildProcess[] = [];
 const cleanup = (): void => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  // SIGTERM first: a profiled waypoint writes its profile on a clean exit.
+  for (const c of children) if (c.exitCode === null) c.kill(process.argv.includes('--profile') ? 'SIGTERM' : 'SIGKILL');
   rmSync(dir, { recursive: true, force: true });
 };
 process.on('SIGINT', () => {
@@ -113,7 +114,9 @@ async function main(): Promise<void> {
     trustDomain: 'cluster.local', namespace: 'default', maxConcurrentStreams: 1000,
     services: [{ hostname: 'echo.default.svc.cluster.local', vip: '198.18.0.10', port: 9000, protocol: 'tcp', endpoints: [`${podIp}:9000`] }],
   })));
-  const waypoint = spawn('taskset', ['-c', '0', process.execPath, '--import', tsxLoader, '-e', script, '--', 'proxy', '--config', cfg, '--log-level', 'error'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // --profile: the waypoint writes a CPU profile (bench/results/) on exit.
+  const prof = process.argv.includes('--profile') ? ['--cpu-prof', '--cpu-prof-dir', path.join(root, 'bench/results')] : [];
+  const waypoint = spawn('taskset', ['-c', '0', process.execPath, ...prof, '--import', tsxLoader, '-e', script, '--', 'proxy', '--config', cfg, '--log-level', 'error'], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(waypoint);
   await new Promise<void>((resolve, reject) => {
     const tick = async (): Promise<void> => {
