@@ -16,7 +16,7 @@ t.test('no ALPN in common: the handshake completes without ALPN, as Envoy does; 
   const root = await mintRoot({ trustDomain: 'cluster.local' });
   const id = await issueWorkload({ ca: root, spiffeId: 'spiffe://cluster.local/ns/default/sa/reviews' });
   const options: tls.TlsOptions = { cert: id.chainPem, key: id.keyPem, ALPNProtocols: ['h2', 'http/1.1'] };
-  const served: (string | false)[] = [];
+  const served: (string | false | null)[] = [];
   const onSecure = (s: tls.TLSSocket): void => {
     served.push(s.alpnProtocol);
     s.end('served');
