@@ -229,7 +229,13 @@ export class IstioMetrics {
   tcpSeries(tags: readonly string[], ctx?: ExprContext): TcpSeries {
     const dims = this.evalDims(ctx);
     const t = this.tcp;
-    const pick = (m: [ResolvedMetric, CounterSeriesFamily] | undefined) => (m ? m[1].get(IstioMetrics.values(m[0], tags, dims)) : undefined);
+    // Each series is created on its first increment, as Istio's counters are (closed_total
+    // does not show while the connection is open).
+    const pick = (m: [ResolvedMetric, CounterSeriesFamily] | undefined): { inc(n?: number): void } | undefined => {
+      if (!m) return undefined;
+      let series: { inc(n?: number): void } | undefined;
+      return { inc: (n?: number) => (series ??= m[1].get(IstioMetrics.values(m[0], tags, dims))).inc(n) };
+    };
     return { opened: pick(t.opened), closed: pick(t.closed), sent: pick(t.sent), received: pick(t.received) };
   }
 }

@@ -25,6 +25,11 @@ const MONGO_FQDN = 'mongodb.default.svc.cluster.local';
 const inline = (pem: string): Json => ({ inline_string: pem });
 const local0 = (): Json => ({ socket_address: { address: '127.0.0.1', port_value: 0 } });
 
+/** istiod's stats filter with a shorter tcp_reporting_duration, so the periodic report shows within the test. */
+function withReporting(filter: Json, every: string): Json {
+  return { ...filter, typed_config: { ...(filter.typed_config as Json), tcp_reporting_duration: every } };
+}
+
 function scrape(port: number): Promise<string> {
   return new Promise((resolve, reject) => {
     http.get({ host: '127.0.0.1', port, path: '/stats/prometheus', agent: false }, (res) => {
@@ -85,7 +90,7 @@ t.test('inbound TCP: the exchange both ways, app bytes untouched, istio_tcp_* wi
               },
             },
           },
-          filters: [authn(), tcpMx(), statsTcp(true), tcpProxy(cluster)],
+          filters: [authn(), tcpMx(), withReporting(statsTcp(true), '0.1s'), tcpProxy(cluster)],
         }],
       }],
       clusters: [{
@@ -125,6 +130,14 @@ t.test('inbound TCP: the exchange both ways, app bytes untouched, istio_tcp_* wi
     t.equal(peer.peerId, nodeId(mongodb));
   }
   t.equal(appGot, 'ping', 'the app saw only application bytes');
+
+  // While the connection is open: opened, and the bytes so far by the periodic report; not closed.
+  const open = await until('a periodic istio_tcp_received_bytes_total', async () => {
+    const s = await scrape(proxy.adminPort!);
+    return /istio_tcp_received_bytes_total\{[^}]*\} [1-9]/.test(s) ? s : undefined;
+  }, { timeoutMs: 5000 });
+  t.match(open, /istio_tcp_connections_opened_total\{[^}]*\} 1\n/);
+  t.notMatch(open, /istio_tcp_connections_closed_total\{/, 'not closed yet');
 
   sock.end();
   const text = await until('istio_tcp_connections_closed_total', async () => {
