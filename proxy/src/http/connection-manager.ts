@@ -12,7 +12,7 @@ import type { Snapshot } from '../snapshot.js';
 import type { Counter, Gauge, StatsStore, TimeHistogram } from '../stats/stats.js';
 import { applyHeaderOptions, firstValue, stripHopByHop, stripPseudoHeaders, type HeaderMap } from './headers.js';
 import { Flags, LocalReplies, type LocalReplySpec } from './response-flags.js';
-import { checkHttp1Request, isValidAuthority } from './codec-guard.js';
+import { checkHttp1Request } from './codec-guard.js';
 import { CONNECTION_EXPIRED } from './listener.js';
 import type { OverloadManager } from '../overload/overload-manager.js';
 import { UpstreamRequest, type Downstream } from './router.js';
@@ -24,7 +24,9 @@ import { classifyRequest, InternalAddresses } from './internal-request.js';
 import { connectTermination, responseHead, Tunnel, upgradeAllowed, type TunnelOwner } from './upgrade.js';
 import type { TLSSocket } from 'node:tls';
 import type { ClientCertDetails, ForwardClientCertDetails } from '../../../config/src/index.js';
-import { pathOptionsActive, stripFragment, transformPath } from './path-normalize.js';
+import { pathOptionsActive } from './path-normalize.js';
+import { authorityProblem } from './steps/authority-check.js';
+import { normalizeTarget, type TargetOptions, type TargetOutcome } from './steps/request-target.js';
 import { isThenable } from './steps/thenable.js';
 import { applyRequestMutations, applyResponseMutations } from './steps/route-mutations.js';
 import { chooseCluster } from './steps/cluster-choice.js';
@@ -111,8 +113,6 @@ const STREAM_IDLE_TIMEOUT: LocalReplySpec = { status: 408, body: 'stream timeout
 const NO_CERT_DETAILS: ClientCertDetails = { subject: false, cert: false, chain: false, dns: false, uri: false };
 const MAX_DURATION: LocalReplySpec = { status: 408, body: 'downstream duration timeout', details: 'max_duration_timeout' };
 const UPGRADE_FAILED: LocalReplySpec = { status: 403, body: '', details: 'upgrade_failed' };
-const PATH_REJECTED: LocalReplySpec = { status: 400, body: '', details: 'path_normalization_failed' };
-const PATH_NOT_RELATIVE: LocalReplySpec = { status: 404, body: '', details: 'absolute_path_rejected' };
 
 /**
  * The HTTP connection manager of one filter chain: per request it normalises headers
@@ -125,10 +125,8 @@ export class ConnectionManager {
   readonly random: () => number;
   readonly stats: HcmStats;
   private readonly serverName: string;
-  /** Any of normalize_path, merge_slashes, path_with_escaped_slashes_action is on (else: nothing runs). */
-  private readonly pathOps: boolean;
-  /** strip_matching_host_port / strip_any_host_port. */
-  private readonly stripPort: 'NONE' | 'MATCHING' | 'ANY';
+  /** Path and host normalisation (steps/request-target.ts): path options, strip_*_host_port. */
+  private readonly targetOptions: TargetOptions;
   /** The `via` value, or undefined. */
   readonly via: string | undefined;
   readonly xfccMode: ForwardClientCertDetails;
@@ -149,8 +147,7 @@ export class ConnectionManager {
     this.stats = stats;
     this.random = env.random;
     this.serverName = config.serverName;
-    this.pathOps = pathOptionsActive(config);
-    this.stripPort = config.stripPortMode ?? 'NONE';
+    this.targetOptions = { pathOps: pathOptionsActive(config), paths: config, stripPort: config.stripPortMode ?? 'NONE' };
     this.via = config.via !== undefined && config.via !== '' ? config.via : undefined;
     this.xfccMode = config.forwardClientCertDetails ?? 'SANITIZE';
     this.xfccDetails = config.setCurrentClientCertDetails ?? NO_CERT_DETAILS;
@@ -219,22 +216,17 @@ export class ConnectionManager {
       ex.protocolError({ status: 400, body: 'Bad Request', details: malformed });
       return;
     }
-    if (authority === undefined || authority === '') {
-      ex.protocolError(LocalReplies.missingHost);
-      return;
-    }
-    // RFC 9113 §8.3.1: a Host naming another authority than :authority is malformed
-    // (an HTTP/1.1 hop behind us would read Host, routing here read :authority).
-    if (isH2 && headers.host !== undefined && headers[':authority'] !== undefined && firstValue(headers.host) !== authority) {
-      ex.protocolError({ status: 400, body: 'Bad Request', details: 'http2.authority_host_mismatch' });
-      return;
-    }
-    if (!isValidAuthority(authority)) {
-      ex.protocolError({ status: 400, body: 'Bad Request', details: 'http.invalid_authority' });
+    const badAuthority = authorityProblem(authority, headers, isH2);
+    if (badAuthority !== undefined) {
+      ex.protocolError(badAuthority);
       return;
     }
     // Before routing and before any filter, so RBAC, the route and the upstream see one path.
-    if (!this.pathTransforms(view, ex, socket.localPort)) return;
+    const target = normalizeTarget(view, this.targetOptions, socket.localPort);
+    if (target !== undefined) {
+      this.refuseTarget(target, ex);
+      return;
+    }
     if (!isH2 && (this.env.draining() || this.env.overload.disableKeepalive || (socket as unknown as Record<symbol, boolean>)[CONNECTION_EXPIRED] === true)) (res as ServerResponse).shouldKeepAlive = false;
     if (this.env.overload.shedRequests) {
       this.env.overload.stats.requests_shed++;
@@ -269,49 +261,15 @@ export class ConnectionManager {
     return true;
   }
 
-  /**
-   * Envoy's path and host normalisation (conn_manager_utility.cc): the fragment is dropped,
-   * the configured path options run (a 400 or 307 ends the request here), the port is
-   * stripped from the host. Returns false when a reply was sent. Off: one indexOf.
-   */
-  private pathTransforms(view: RequestHeadersView, ex: Exchange, localPort: number | undefined): boolean {
-    let path = view.path;
-    if (path.indexOf('#') >= 0) path = view.path = stripFragment(path);
-    // Envoy serves relative paths only: anything else but "*" (OPTIONS) and CONNECT's authority is a 404.
-    const relative = path.charCodeAt(0) === 47 /* / */;
-    if (!relative && path !== '*' && !(view.method === 'CONNECT' && path === '')) {
-      ex.localReplyNoFlag(PATH_NOT_RELATIVE);
-      return false;
+  /** A request target normalizeTarget refused: its reply, counted as Envoy counts it. */
+  private refuseTarget(target: TargetOutcome, ex: Exchange): void {
+    if (target.kind === 'rejected') this.stats.downstream_rq_failed_path_normalization.inc();
+    if (target.kind === 'redirect') {
+      this.stats.downstream_rq_redirected_with_normalized_path.inc();
+      ex.localReplyNoFlag(target.reply, { location: target.location });
+      return;
     }
-    if (this.pathOps) {
-      if (relative) {
-        const v = transformPath(path, this.config);
-        if (v.action === 'reject') {
-          this.stats.downstream_rq_failed_path_normalization.inc();
-          ex.localReplyNoFlag(PATH_REJECTED);
-          return false;
-        }
-        view.path = v.path;
-        if (v.action === 'redirect') {
-          this.stats.downstream_rq_redirected_with_normalized_path.inc();
-          ex.localReplyNoFlag({ status: 307, body: '', details: 'path_normalization_failed' }, { location: v.path });
-          return false;
-        }
-      }
-    }
-    if (this.stripPort !== 'NONE' && view.method !== 'CONNECT') {
-      const a = view.authority;
-      const colon = a.lastIndexOf(':');
-      if (colon > 0 && a.indexOf(']', colon) < 0) {
-        if (this.stripPort === 'ANY' || Number(a.slice(colon + 1)) === localPort) {
-          const host = a.slice(0, colon);
-          view.authority = host;
-          if (view.headers.host !== undefined) view.headers.host = host;
-          if (view.headers[':authority'] !== undefined) view.headers[':authority'] = host;
-        }
-      }
-    }
-    return true;
+    ex.localReplyNoFlag(target.reply);
   }
 
   routeTable(snapshot: Snapshot): RouteTable | undefined {
