@@ -122,6 +122,7 @@ export interface FilterHost {
   readonly labeledStats: {
     counter(name: string, labelNames: readonly string[]): LabeledFamilyView<{ inc(n?: number): void }>;
     histogram(name: string, labelNames: readonly string[]): LabeledFamilyView<{ record(v: number): void }>;
+    gauge?(name: string, labelNames: readonly string[]): LabeledFamilyView<{ set(v: number): void }>;
   };
   /** A cluster's metadata.filter_metadata (Istio's `istio` key names the service), when known. */
   clusterMetadata?(cluster: string): Readonly<Record<string, unknown>> | undefined;

@@ -12,7 +12,7 @@ import { ObjectReader } from '../../config/src/index.js';
 import type { FactoryContext, HttpFilter, HttpFilterFactory, RequestHeadersView, ResponseHeadersView, StreamInfo } from '../../filters/src/index.js';
 import type { ExprContext } from './expr.js';
 import { FS, serviceOfCluster, type IstioHost } from './host.js';
-import { HTTP_TAGS, IstioMetrics, peerTags, securityPolicy, type LocalSide, type Reporter } from './metrics.js';
+import { HTTP_TAGS, IstioMetrics, peerTags, recordBuild, securityPolicy, type LocalSide, type Reporter } from './metrics.js';
 import { decodePeerHeader, encodePeerHeader, PEER_ID_HEADER, PEER_METADATA_HEADER, parseBaggage, toBaggage } from './peer-header.js';
 import { decodeStatsPluginConfig, type StatsPluginConfig } from './plugin-config.js';
 import { workloadFromStruct, type WorkloadMetadata } from './workload.js';
@@ -79,6 +79,7 @@ export const statsFactory: HttpFilterFactory = {
     const reporter = reporterFor(host.trafficDirection, config);
     const local = localSide(host);
     const metrics = new IstioMetrics(host.labeledStats, config, (m) => diag.warn(path, m));
+    recordBuild(host.labeledStats, host.node.metadata.ISTIO_VERSION);
     const peerTagCache: PeerTagCache = new WeakMap();
     return {
       name: cfg.name,

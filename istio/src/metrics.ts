@@ -28,6 +28,12 @@ export type Reporter = 'source' | 'destination' | 'waypoint';
 export interface LabeledMetrics {
   counter(name: string, labelNames: readonly string[]): FamilyLike<{ inc(n?: number): void }>;
   histogram(name: string, labelNames: readonly string[]): FamilyLike<{ record(v: number): void }>;
+  gauge?(name: string, labelNames: readonly string[]): FamilyLike<{ set(v: number): void }>;
+}
+
+/** istio_build{component="proxy",tag="<ISTIO_VERSION>"} 1, as Istio's stats filter publishes it. */
+export function recordBuild(sink: LabeledMetrics, istioVersion: unknown): void {
+  sink.gauge?.('istio_build', ['component', 'tag']).get(['proxy', typeof istioVersion === 'string' && istioVersion !== '' ? istioVersion : 'unknown']).set(1);
 }
 
 interface FamilyLike<S> {

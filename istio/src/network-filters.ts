@@ -11,7 +11,7 @@
  */
 import { ObjectReader, type Diagnostics } from '../../config/src/index.js';
 import { FS, serviceOfCluster, type NodeLike, type TrafficDirection } from './host.js';
-import { IstioMetrics, peerTags, securityPolicy, TCP_TAGS, type LabeledMetrics, type TcpSeries } from './metrics.js';
+import { IstioMetrics, peerTags, recordBuild, securityPolicy, TCP_TAGS, type LabeledMetrics, type TcpSeries } from './metrics.js';
 import { decodeStatsPluginConfig } from './plugin-config.js';
 import { encodeExchange, ExchangeReader, MX_ALPN } from './tcp-exchange.js';
 import { localSide, reporterFor } from './http-filters.js';
@@ -171,6 +171,7 @@ export function tcpStatsFactory(): NetFilterFactory {
     const reporter = reporterFor(ctx.trafficDirection, config);
     const local = localSide({ node: ctx.node, trafficDirection: ctx.trafficDirection, labeledStats: ctx.stats.labeled });
     const metrics = new IstioMetrics(ctx.stats.labeled, config, (m) => diag.warn(path, m));
+    recordBuild(ctx.stats.labeled, ctx.node.metadata.ISTIO_VERSION);
     const conns = new WeakMap<NetConnection, TcpStatsConn>();
     const peerRead = (conn: NetConnection): boolean => {
       const fs = conn.info.filterState;

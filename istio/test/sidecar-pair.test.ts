@@ -195,6 +195,7 @@ t.test('an HTTP call through two sidecars fills source_* and destination_* on bo
     destination_canonical_revision: 'v1', destination_service_name: 'reviews', destination_service_namespace: 'default', destination_cluster: 'Kubernetes',
     request_protocol: 'http', response_code: '200', grpc_response_status: '', response_flags: '-', connection_security_policy: 'unknown',
   });
+  t.match(outText, /^istio_build\{component="proxy",tag="1\.24\.2"\} 1$/m, 'istio_build from ISTIO_VERSION');
   // The Envoy-named stats are still there beside Istio's.
   t.match(outText, /envoy_cluster_upstream_rq_total\{envoy_cluster_name="outbound\|9080\|\|reviews\.default\.svc\.cluster\.local"\} 1/);
 });

@@ -157,6 +157,32 @@ export class LabeledCounterFamily extends Family<LabeledCounterSeries> {
   }
 }
 
+export interface LabeledGaugeSeries {
+  readonly values: readonly string[];
+  value: number;
+  set(v: number): void;
+}
+
+class GaugeSeries implements LabeledGaugeSeries {
+  value = 0;
+  constructor(readonly values: readonly string[]) {}
+  set(v: number): void {
+    this.value = v;
+  }
+}
+
+export class LabeledGaugeFamily extends Family<LabeledGaugeSeries> {
+  protected make(values: readonly string[]): LabeledGaugeSeries {
+    return new GaugeSeries(values);
+  }
+  render(): string {
+    if (this.series.size === 0) return '';
+    let out = `# TYPE ${this.name} gauge\n`;
+    for (const s of this.series.values()) out += `${this.name}{${this.labelText(s.values)}} ${s.value}\n`;
+    return out;
+  }
+}
+
 export class LabeledHistogramFamily extends Family<LabeledHistogramSeries> {
   constructor(name: string, labelNames: readonly string[], maxSeries: number, readonly buckets: readonly number[]) {
     super(name, labelNames, maxSeries);
@@ -188,7 +214,7 @@ export class LabeledHistogramFamily extends Family<LabeledHistogramSeries> {
  * other label names is a programming error and throws at configuration time.
  */
 export class LabeledRegistry {
-  private readonly families = new Map<string, LabeledCounterFamily | LabeledHistogramFamily>();
+  private readonly families = new Map<string, LabeledCounterFamily | LabeledHistogramFamily | LabeledGaugeFamily>();
 
   counter(name: string, labelNames: readonly string[], maxSeries = DEFAULT_MAX_SERIES): LabeledCounterFamily {
     const f = this.families.get(name);
@@ -197,6 +223,17 @@ export class LabeledRegistry {
       return f;
     }
     const created = new LabeledCounterFamily(name, labelNames, maxSeries);
+    this.families.set(name, created);
+    return created;
+  }
+
+  gauge(name: string, labelNames: readonly string[], maxSeries = DEFAULT_MAX_SERIES): LabeledGaugeFamily {
+    const f = this.families.get(name);
+    if (f !== undefined) {
+      if (!(f instanceof LabeledGaugeFamily) || !sameLabels(f.labelNames, labelNames)) throw new Error(`labeled metric ${name} already exists with other labels or kind`);
+      return f;
+    }
+    const created = new LabeledGaugeFamily(name, labelNames, maxSeries);
     this.families.set(name, created);
     return created;
   }
