@@ -34,6 +34,7 @@ const enum Phase { Idle, Head, Body, Waiting, Upgraded, Closed }
 
 const CLIENT_ERROR_LINGER_MS = 1000;
 const EMPTY = Buffer.alloc(0);
+const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 
 /**
  * One downstream HTTP/1.1 connection on the raw path: bytes in, llhttp (request mode)
@@ -68,6 +69,8 @@ export class RawConnection implements ParserEvents, RequestOwner, ResponseOwner 
   private bodyHeld = false;
   /** A request was prepared in this read and is not yet with the connection manager. */
   private undispatched = false;
+  /** The client sent FIN: no request follows the ones already read. */
+  private readEnded = false;
 
   constructor(readonly socket: net.Socket, private readonly owner: ConnectionOwner) {
     this.parser = new Parser(ParserType.Request, this);
@@ -107,8 +110,10 @@ export class RawConnection implements ParserEvents, RequestOwner, ResponseOwner 
   };
 
   private readonly onEnd = (): void => {
-    // The client half-closed: a request still being read is incomplete; an idle connection is done.
-    if (this.phase === Phase.Idle || this.phase === Phase.Head) this.socket.destroy();
+    // The client half-closed: a request still being read is incomplete; an idle connection
+    // is done; requests already read are answered, then the connection closes.
+    this.readEnded = true;
+    if (this.phase === Phase.Head || (this.phase === Phase.Idle && this.pending === undefined)) this.socket.destroy();
     else if (this.phase === Phase.Body) this.req?.abort();
   };
 
@@ -286,6 +291,13 @@ export class RawConnection implements ParserEvents, RequestOwner, ResponseOwner 
       hcm.handle(req as unknown as IncomingMessage, res as unknown as ServerResponse, head);
       return;
     }
+    // Expect: 100-continue is answered here, as node:http and Envoy (proxy_100_continue
+    // off) do; the upstream never sees the header, so it cannot send a second 100.
+    const expect = req.headers.expect;
+    if (typeof expect === 'string' && req.httpVersion === '1.1' && expect.toLowerCase() === '100-continue') {
+      req.headers.expect = undefined;
+      if (!req.complete) this.socket.write(CONTINUE);
+    }
     hcm.handle(req as unknown as IncomingMessage, res as unknown as ServerResponse);
   }
 
@@ -308,6 +320,11 @@ export class RawConnection implements ParserEvents, RequestOwner, ResponseOwner 
     this.res = undefined;
     this.streamIdleCb = undefined;
     this.bodyHeld = false;
+    if (this.readEnded && this.pending === undefined) {
+      this.phase = Phase.Closed;
+      this.socket.destroySoon();
+      return;
+    }
     this.updateReading();
     if (this.pending !== undefined && !this.running) setImmediate(runLater, this);
   }

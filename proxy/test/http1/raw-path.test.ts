@@ -290,3 +290,20 @@ t.test('mTLS: HTTP/1.1 after the handshake is served by the raw path, with the p
   t.match(String(seen['x-forwarded-client-cert']), /URI=spiffe:\/\/example\.org\/ns\/default\/sa\/client/, 'XFCC from the verified peer');
   t.equal(origin.requests.length, 2);
 });
+
+t.test('Expect: 100-continue is answered by the proxy, the body follows', async (t) => {
+  const origin = await startOrigin(t, echo);
+  const proxy = await startProxyOn('raw', t, bootstrapYaml(ROUTES(), staticCluster('up', [origin.port])));
+  const s = net.connect(proxy.port(), '127.0.0.1');
+  t.teardown(() => s.destroy());
+  let text = '';
+  s.setEncoding('latin1');
+  s.on('data', (d: string) => (text += d));
+  s.write('PUT /up HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n');
+  await until('100 Continue before the body is sent', () => text.startsWith('HTTP/1.1 100 Continue\r\n\r\n'), { timeoutMs: 5000 });
+  s.write('body');
+  await until('the final response', () => /\r\n\r\nbody$/.test(text), { timeoutMs: 5000 });
+  t.match(text, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
+  t.equal(origin.requests[0]!.headers.expect, undefined, 'the upstream does not see Expect');
+  t.equal(origin.requests[0]!.body.toString(), 'body');
+});
