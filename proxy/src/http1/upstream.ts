@@ -24,20 +24,24 @@ type Body = Buffer | NodeJS.ReadableStream | null | undefined;
 const IDLE_CLOSE_MS = 30_000;
 const SWEEP_MS = 5_000;
 
-const pools = new WeakMap<Host, RawHostPool | null>();
+/** Per host: its raw pool, or the cluster config and endpoint for which it needs undici. */
+const pools = new WeakMap<Host, RawHostPool | { readonly config: ClusterRuntime['config']; readonly endpoint: Host['endpoint'] }>();
 
-/** The raw pool of a host, or undefined when the host needs undici (TLS, HTTP/2, pipes). */
+/**
+ * The raw pool of a host, or undefined when the host needs undici (TLS, HTTP/2, pipes,
+ * hostnames). Decided once per host and again when the cluster's config (a CDS update:
+ * transport sockets, protocol options) or the host's endpoint changes.
+ */
 export function rawDispatcherFor(cluster: ClusterRuntime, host: Host): RawHostPool | undefined {
-  let p = pools.get(host);
-  if (p === undefined) {
-    const e = host.endpoint;
-    const eligible = cluster.config.upstreamProtocol !== 'HTTP2' && cluster.transportFor(host).tls === undefined
-      && net.isIP(e.address) !== 0 && e.port > 0;
-    p = eligible ? new RawHostPool(cluster, host) : null;
-    pools.set(host, p);
-  }
-  if (p === null || p.endpoint !== host.endpoint) return undefined;
-  return p;
+  const p = pools.get(host);
+  if (p !== undefined && p.config === cluster.config && p.endpoint === host.endpoint) return p instanceof RawHostPool ? p : undefined;
+  if (p instanceof RawHostPool) p.close();
+  const e = host.endpoint;
+  const eligible = cluster.config.upstreamProtocol !== 'HTTP2' && cluster.transportFor(host).tls === undefined
+    && net.isIP(e.address) !== 0 && e.port > 0;
+  const next = eligible ? new RawHostPool(cluster, host) : { config: cluster.config, endpoint: e };
+  pools.set(host, next);
+  return next instanceof RawHostPool ? next : undefined;
 }
 
 class ParserError extends Error {
@@ -55,11 +59,14 @@ class SocketError extends Error {
 
 export class RawHostPool {
   readonly endpoint: Host['endpoint'];
+  /** The cluster config this pool was made for (a CDS update makes a new pool). */
+  readonly config: ClusterRuntime['config'];
   private readonly idle: UpstreamConnection[] = [];
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(readonly cluster: ClusterRuntime, readonly host: Host) {
     this.endpoint = host.endpoint;
+    this.config = cluster.config;
   }
 
   dispatch(opts: Dispatcher.DispatchOptions, handler: Handler): boolean {
