@@ -1,19 +1,32 @@
 #!/usr/bin/env node
 // Runs the compiled CLI (npm ci builds it through the `prepare` script).
 import { existsSync } from 'node:fs';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 
 // V8's young generation starts at 1 MB per semi-space and doubles under allocation
-// pressure up to 16 MB (32 MB committed), which start-up alone reaches: ~12 MB of idle RSS
-// that only the memory reducer gives back, tens of seconds later. A growth factor of 1
-// keeps it at its initial size (bench/memory/run.mjs: same throughput within noise,
-// lower idle and peak RSS). --max-semi-space-size cannot be set from here (V8 reads it
-// once, when the heap is created), but the growth factor is read at every resize. An
-// explicit young-generation flag in the node command line or NODE_OPTIONS wins.
+// pressure up to 16 MB (32 MB committed), which start-up alone reaches: ~12 MB of RSS
+// that only the memory reducer gives back, tens of seconds later, and as much again in
+// every peak. Kept at 1 MB, scavenges run 12× as often and GC pauses cost ~22 µs per
+// proxied request (vs ~3 µs); at 4 MB, ~4 µs (bench/memory/run.mjs and the GC figures in
+// docs/ARCHITECTURE.md). So the young generation may grow up to 4 MB per semi-space.
+// --max-semi-space-size cannot be set from here (V8 reads it once, when the heap is
+// created), but the growth factor is read at every resize: after each GC, growth is
+// allowed (factor 2) below the cap and stopped (factor 1) at it. An explicit
+// young-generation flag in the node command line or NODE_OPTIONS wins.
+const SEMI_SPACE_CAP_BYTES = 4 * 1024 * 1024;
 const nodeFlags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
 if (!nodeFlags.some((f) => /^--(max-semi-space-size|min-semi-space-size|semi-space-growth-factor)\b/.test(f))) {
-  v8.setFlagsFromString('--semi-space-growth-factor=1');
+  let growing = true;
+  const capYoungGeneration = () => {
+    // new_space's size counts both semi-spaces.
+    const atCap = (v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0) >= 2 * SEMI_SPACE_CAP_BYTES;
+    if (atCap !== growing) return;
+    growing = !atCap;
+    v8.setFlagsFromString(`--semi-space-growth-factor=${atCap ? 1 : 2}`);
+  };
+  new PerformanceObserver(capYoungGeneration).observe({ entryTypes: ['gc'] });
 }
 
 const compiled = new URL('../dist/cli/src/main.js', import.meta.url);
