@@ -16,7 +16,6 @@ t.test('transparent-proxy listener: name generated, matcher tree, listener filte
   t.same(errors, []);
   t.same(warnings, [
     'static_resources.listeners[0].filter_chains[1].filter_chain_match: ignored: filter_chain_matcher selects the chain',
-    'static_resources.listeners[0].listener_filters[2].filter_disabled: not supported by pilotfish; ignored (the filter always runs)',
   ]);
   const l = b!.staticResources.listeners[0]!;
   t.equal(l.name, '0.0.0.0_15001', 'unnamed listener gets "<address>_<port>"');
@@ -26,6 +25,7 @@ t.test('transparent-proxy listener: name generated, matcher tree, listener filte
   t.equal(l.listenerFiltersTimeout, 100);
   t.equal(l.continueOnListenerFiltersTimeout, true);
   t.same(l.listenerFilters.map((f) => f.typeUrl.split('.').pop()), ['OriginalDst', 'TlsInspector', 'HttpInspector']);
+  t.same(l.listenerFilters[2]!.filterDisabled, { kind: 'port', start: 80, end: 81 }, 'filter_disabled is decoded (the listener evaluates it), not ignored');
   const m = l.filterChainMatcher;
   t.equal(m?.kind, 'tree');
   if (m?.kind !== 'tree') return;
