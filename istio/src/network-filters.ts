@@ -174,9 +174,11 @@ export function tcpStatsFactory(): NetFilterFactory {
     recordBuild(ctx.stats.labeled, ctx.node.metadata.ISTIO_VERSION);
     const conns = new WeakMap<NetConnection, TcpStatsConn>();
     const peerRead = (conn: NetConnection): boolean => {
-      const fs = conn.info.filterState;
-      const idKey = reporter === 'source' ? FS.upstreamPeerId : FS.downstreamPeerId;
-      return fs !== undefined && fs.has(idKey);
+      // Client side: pilotfish does no upstream exchange (tcp_proxy's upstream is
+      // plaintext, cluster filters are not run), so nothing is awaited: report once the
+      // upstream is connected, with the peer unknown, as Istio does after a failed exchange.
+      if (reporter === 'source') return true;
+      return conn.info.filterState?.has(FS.downstreamPeerId) === true;
     };
     const open = (conn: NetConnection, s: TcpStatsConn): void => {
       const fs = conn.info.filterState;

@@ -164,3 +164,57 @@ t.test('inbound TCP: the exchange both ways, app bytes untouched, istio_tcp_* wi
   t.ok(sent >= 'echo:ping'.length, `sent ${sent}`);
   t.ok(received >= 'ping'.length, `received ${received}`);
 });
+
+t.test('outbound TCP: reporter=source with the local workload, the cluster\'s service, the peer unknown', async (t) => {
+  let appGot = '';
+  const app = net.createServer((s) => {
+    s.on('data', (d) => {
+      appGot += d;
+      s.write(`echo:${d}`);
+    });
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => app.close(() => r())));
+  const cluster = `outbound|27017||${MONGO_FQDN}`;
+  const diag = new Diagnostics();
+  const b = decodeBootstrap({
+    node: { id: nodeId(ratings), cluster: 'ratings.default', metadata: nodeMetadata(ratings) },
+    admin: { address: local0() },
+    static_resources: {
+      listeners: [{
+        name: '198.19.0.14_27017', address: local0(), traffic_direction: 'OUTBOUND',
+        filter_chains: [{ filters: [withReporting(statsTcp(false), '0.1s'), tcpProxy(cluster)] }],
+      }],
+      clusters: [{
+        name: cluster, type: 'STATIC', connect_timeout: '1s',
+        metadata: { filter_metadata: { istio: { services: [{ host: MONGO_FQDN, name: 'mongodb', namespace: 'default' }] } } },
+        load_assignment: { cluster_name: cluster, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: (app.address() as net.AddressInfo).port } } } }] }] },
+      }],
+    },
+  }, diag);
+  if (!b) throw new Error(diag.errors.map(formatProblem).join('\n'));
+  const proxy = await startProxy(b, { log: new Logger('error'), adminPort: 0, drainTimeMs: 100, onQuit: () => undefined });
+  t.teardown(() => proxy.stop(0));
+  const sock = net.connect({ host: '127.0.0.1', port: proxy.server.boundPorts.get('198.19.0.14_27017')! });
+  t.teardown(() => sock.destroy());
+  let got = '';
+  sock.on('data', (d) => (got += d));
+  sock.write('hello');
+  await until('the echo', () => got === 'echo:hello' || undefined, { timeoutMs: 5000 });
+  t.equal(appGot, 'hello');
+  const text = await until('istio_tcp_connections_opened_total while open', async () => {
+    const s = await scrape(proxy.adminPort!);
+    return /istio_tcp_connections_opened_total\{/.test(s) ? s : undefined;
+  }, { timeoutMs: 5000 });
+  const opened = labelsOf(text.split('\n').find((l) => l.startsWith('istio_tcp_connections_opened_total{'))!);
+  t.same(opened, {
+    reporter: 'source',
+    source_workload: 'ratings-v1', source_canonical_service: 'ratings', source_canonical_revision: 'v1', source_workload_namespace: 'default',
+    source_principal: 'unknown', source_app: 'ratings', source_version: 'v1', source_cluster: 'Kubernetes',
+    destination_workload: 'unknown', destination_workload_namespace: 'unknown', destination_principal: 'unknown',
+    destination_app: 'unknown', destination_version: 'unknown', destination_service: MONGO_FQDN, destination_canonical_service: 'unknown',
+    destination_canonical_revision: 'latest', destination_service_name: 'mongodb', destination_service_namespace: 'unknown', destination_cluster: 'unknown',
+    request_protocol: 'tcp', response_flags: '-', connection_security_policy: 'unknown',
+  });
+});
