@@ -307,3 +307,27 @@ t.test('Expect: 100-continue is answered by the proxy, the body follows', async 
   t.equal(origin.requests[0]!.headers.expect, undefined, 'the upstream does not see Expect');
   t.equal(origin.requests[0]!.body.toString(), 'body');
 });
+
+t.test('drain: the response in flight says connection: close, then the connection closes; idle ones close at once', async (t) => {
+  const origin = await startOrigin(t, (req, res, body) => setTimeout(() => echo(req, res, body), req.url === '/slow' ? 300 : 0));
+  const proxy = await startProxyOn('raw', t, bootstrapYaml(ROUTES(), staticCluster('up', [origin.port])));
+  const busy = new Client(proxy.port());
+  const idle = new Client(proxy.port());
+  t.teardown(() => { busy.destroy(); idle.destroy(); });
+  t.match(await idle.send('GET / HTTP/1.1\r\nHost: a\r\n\r\n'), /^HTTP\/1\.1 200/);
+  const slow = busy.send('GET /slow HTTP/1.1\r\nHost: a\r\n\r\n');
+  // The origin holds /slow for 300 ms after it arrived: drain while it is in flight.
+  await until('the slow request at the origin', () => origin.requests.some((x) => x.url === '/slow'), { timeoutMs: 5000 });
+  const drained = await new Promise<number>((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: proxy.adminPort!, method: 'POST', path: '/drain_listeners?graceful', agent: false }, (res) => { res.resume(); resolve(res.statusCode ?? 0); });
+    req.on('error', reject);
+    req.end();
+  });
+  t.equal(drained, 200);
+  const r = await slow;
+  t.match(r, /^HTTP\/1\.1 200/);
+  t.match(r, /\r\nconnection: close\r\n/i, 'the in-flight response tells the client to go');
+  await until('the busy connection closed after its response', () => busy.closed, { timeoutMs: 5000 });
+  await until('the idle connection closed', () => idle.closed, { timeoutMs: 5000 });
+  t.ok(busy.closed && idle.closed);
+});
