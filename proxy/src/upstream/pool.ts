@@ -45,7 +45,7 @@ export function createHostPool(
   const bind = cluster.upstreamBindConfig;
   const common = {
     // undici's own connector replaces the context's ALPN with ['http/1.1']: offer the cluster's, as Envoy does.
-    connect: (connector ?? (Array.isArray(tls?.['ALPNProtocols']) && (tls['ALPNProtocols'] as unknown[]).length > 0 ? alpnTlsConnector(connect, (socket) => {
+    connect: (connector ?? (Array.isArray(tls?.['ALPNProtocols']) && (tls['ALPNProtocols'] as unknown[]).length > 0 ? alpnTlsConnector(withH2Offered(connect, cluster), (socket) => {
       const p = tlsPrincipals(socket);
       host.tlsPeerPrincipal = p.peer;
       host.tlsLocalPrincipal = p.local;
@@ -78,6 +78,18 @@ export function createHostPool(
   // connectionError is a connection that never came up ('connect' never fired): not active, not destroyed;
   // the router counts it as upstream_cx_connect_fail with the request that needed it.
   return d;
+}
+
+/**
+ * An HTTP/2 cluster whose context lists its own ALPN (Istio: `istio-peer-exchange, istio`)
+ * also offers `h2`: undici speaks HTTP/2 only when ALPN says so, where Envoy speaks it by
+ * prior knowledge; Istio's istio.alpn filter makes the same override (`istio-h2, istio, h2`)
+ * so the peer's inbound chain (`h2, http/1.1`) picks h2.
+ */
+function withH2Offered<T extends Record<string, unknown>>(connect: T, cluster: Cluster): T {
+  const alpn = connect['ALPNProtocols'];
+  if (cluster.upstreamProtocol !== 'HTTP2' || !Array.isArray(alpn) || alpn.includes('h2')) return connect;
+  return { ...connect, ALPNProtocols: [...(alpn as string[]), 'h2'] };
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 import t from 'tap';
 import * as https from 'node:https';
+import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
@@ -103,6 +104,60 @@ transport_socket_matches:
   rt = runtime;
   const results = await Promise.all(eps.map((e) => get(runtime.dispatcherFor(runtime.endpoints.get(e.key)!))));
   t.same(results, ['mtls from URI:spiffe://cluster.local/ns/default/sa/bookinfo-productpage alpn istio', 'plaintext'], 'mTLS with the ALPN the cluster configured (istio-peer-exchange, istio)');
+});
+
+t.test('an HTTP/2 Istio cluster (alpn istio-peer-exchange, istio) still speaks HTTP/2 to a peer whose chain lists h2, http/1.1', async (t) => {
+  const root = await mintRoot({ trustDomain: 'cluster.local' });
+  const server = await issueWorkload({ ca: root, spiffeId: 'spiffe://cluster.local/ns/default/sa/grpc-server' });
+  const client = await issueWorkload({ ca: root, spiffeId: 'spiffe://cluster.local/ns/default/sa/grpc-client' });
+  // The peer sidecar's inbound HTTP chain: its context offers h2, http/1.1 and also serves HTTP/1.1.
+  const peer = http2.createSecureServer({ cert: server.chainPem, key: server.keyPem, ca: [root.certPem], requestCert: true, allowHTTP1: true, ALPNProtocols: ['h2', 'http/1.1'] },
+    (req, res) => res.end(`http ${req.httpVersion}`));
+  await new Promise<void>((r) => peer.listen(0, '127.0.0.1', r));
+  const secrets = new SecretStore({ pollIntervalMs: 0 });
+  let rt: ClusterRuntime | undefined;
+  t.teardown(async () => {
+    await rt?.destroy(); await rt?.close(); secrets.close();
+    await new Promise((r) => peer.close(r));
+  });
+  const { c } = decode(`
+name: outbound|7070||grpc.default.svc.cluster.local
+type: STATIC
+connect_timeout: 10s
+typed_extension_protocol_options:
+  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+    "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+    explicit_http_config: { http2_protocol_options: {} }
+load_assignment:
+  cluster_name: grpc
+  endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${(peer.address() as AddressInfo).port} } } } }] }]
+transport_socket_matches:
+- name: tlsMode-istio
+  match: {}
+  transport_socket:
+    name: envoy.transport_sockets.tls
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+      common_tls_context:
+        alpn_protocols: [istio-peer-exchange, istio]
+        tls_certificates:
+        - certificate_chain:
+            inline_string: |
+              ${indent(client.chainPem, 14)}
+          private_key:
+            inline_string: |
+              ${indent(client.keyPem, 14)}
+        validation_context:
+          trusted_ca:
+            inline_string: |
+              ${indent(root.certPem, 14)}
+`);
+  t.equal(c.upstreamProtocol, 'HTTP2');
+  const eps = flattenLoadAssignment(c.loadAssignment!);
+  const runtime = new ClusterRuntime(c, eps, new StatsStore(), undefined, { upstreamTls: upstreamTlsBuilder(secrets, { log: () => {} }) });
+  rt = runtime;
+  const r = await runtime.dispatcherFor(runtime.endpoints.get(eps[0]!.key)!).request({ path: '/', method: 'GET' });
+  t.equal(await r.body.text(), 'http 2.0', 'h2 offered beside the cluster\'s ALPN, as istio.alpn does (istio-h2, istio, h2)');
 });
 
 t.test('Istio PassthroughCluster / InboundPassthroughClusterIpv4 decode and route to the original destination', async (t) => {
