@@ -1,4 +1,5 @@
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import type { TcpProxy } from '../../../config/src/index.js';
 import type { PickContext } from '../cluster/endpoint-set.js';
 import type { ChainHandler } from '../listener/chain-handler.js';
@@ -178,11 +179,18 @@ export class TcpProxyChain implements ChainHandler {
       cluster.stats.upstream_cx_active.inc();
       // An internal endpoint or tunneling_config: an in-process connection or a CONNECT stream (proxy/src/tunnel/).
       const special = cluster.tunnels?.connect(cluster, host, info, tunnelingOf(proxy));
-      const up = (special as net.Socket | undefined) ?? net.connect({ ...endpointConnectOptions(host.endpoint), ...bindOptions(cluster.config), noDelay: true });
+      // The host's transport socket (Istio: mTLS to endpoints labelled tlsMode istio, with the context's ALPN).
+      const upstreamTls = special ? undefined : cluster.transportFor(host).tls;
+      const tlsConnect = upstreamTls?.current()?.connect;
+      const up = (special as net.Socket | undefined) ?? (upstreamTls
+        ? tls.connect({ ...endpointConnectOptions(host.endpoint), ...bindOptions(cluster.config), ...(tlsConnect ?? { ca: [], rejectUnauthorized: true }) } as tls.ConnectionOptions)
+        : net.connect({ ...endpointConnectOptions(host.endpoint), ...bindOptions(cluster.config), noDelay: true }));
       if (!special) applyTcpKeepalive(up, cluster.config);
+      if (upstreamTls) up.setNoDelay(true);
       let connected = false;
       const connectTimer = setTimeout(() => up.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), cluster.config.connectTimeout);
-      up.once('connect', () => {
+      // A TLS upstream counts as connected once the handshake (and the peer's verification) is done.
+      up.once(upstreamTls ? 'secureConnect' : 'connect', () => {
         connected = true;
         clearTimeout(connectTimer);
         onUp?.(up);
