@@ -183,7 +183,7 @@ export class TcpProxyChain implements ChainHandler {
       const upstreamTls = special ? undefined : cluster.transportFor(host).tls;
       const tlsConnect = upstreamTls?.current()?.connect;
       const up = (special as net.Socket | undefined) ?? (upstreamTls
-        ? tls.connect({ ...endpointConnectOptions(host.endpoint), ...bindOptions(cluster.config), ...(tlsConnect ?? { ca: [], rejectUnauthorized: true }) } as tls.ConnectionOptions)
+        ? tls.connect({ ...endpointConnectOptions(host.endpoint), ...bindOptions(cluster.config), ...withoutUnspokenAlpn(tlsConnect ?? { ca: [], rejectUnauthorized: true }) } as tls.ConnectionOptions)
         : net.connect({ ...endpointConnectOptions(host.endpoint), ...bindOptions(cluster.config), noDelay: true }));
       if (!special) applyTcpKeepalive(up, cluster.config);
       if (upstreamTls) up.setNoDelay(true);
@@ -289,6 +289,19 @@ const EMPTY = Buffer.alloc(0);
  * Joins client and upstream through the filters' byte hooks (onData toward the upstream,
  * onWrite toward the client), with back-pressure on both sockets.
  */
+/**
+ * `istio-peer-exchange` announces Istio's TCP metadata exchange, which the cluster's
+ * upstream filter (Cluster.filters, not implemented) would speak on the connection. Offered
+ * without it, a peer that accepts it writes its exchange header into the application's
+ * bytes. Left out, the peer's inbound chain still matches on `istio` and the exchange is
+ * skipped (the peer's labels are "unknown" in TCP metrics).
+ */
+function withoutUnspokenAlpn(o: object): object {
+  const alpn = (o as { ALPNProtocols?: unknown }).ALPNProtocols;
+  if (!Array.isArray(alpn) || !alpn.includes('istio-peer-exchange')) return o;
+  return { ...o, ALPNProtocols: alpn.filter((p) => p !== 'istio-peer-exchange') };
+}
+
 function joinThroughHooks(down: net.Socket, up: net.Socket, run: ConnectionRun): void {
   const toUp = run.readPipe((c) => {
     if (!up.write(c)) {
