@@ -58,3 +58,6 @@ export function registerIstioHttpFilters(): void {
 export function istioNetworkFilters(): [string, NetFilterFactory][] {
   return [[AUTHN_TYPE, authnFactory], [TCP_MX_TYPE, tcpMxFactory], [STATS_TYPE, tcpStatsFactory()]];
 }
+
+/** Istio's upstream byte protocols by ALPN (the client side of the TCP metadata exchange). */
+export { upstreamExchange } from './tcp-exchange-client.js';

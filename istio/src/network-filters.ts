@@ -174,9 +174,9 @@ export function tcpStatsFactory(): NetFilterFactory {
     recordBuild(ctx.stats.labeled, ctx.node.metadata.ISTIO_VERSION);
     const conns = new WeakMap<NetConnection, TcpStatsConn>();
     const peerRead = (conn: NetConnection): boolean => {
-      // Client side: pilotfish does no upstream exchange (tcp_proxy's upstream is
-      // plaintext, cluster filters are not run), so nothing is awaited: report once the
-      // upstream is connected, with the peer unknown, as Istio does after a failed exchange.
+      // Client side: tcp_proxy finishes the upstream exchange (when the peer negotiated
+      // istio-peer-exchange) before it reports the upstream connected, so the peer is
+      // known, or unknown for good, by then.
       if (reporter === 'source') return true;
       return conn.info.filterState?.has(FS.downstreamPeerId) === true;
     };

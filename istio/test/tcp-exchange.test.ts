@@ -218,3 +218,91 @@ t.test('outbound TCP: reporter=source with the local workload, the cluster\'s se
     request_protocol: 'tcp', response_flags: '-', connection_security_policy: 'unknown',
   });
 });
+
+t.test('pilotfish to pilotfish over mTLS: the client side speaks the exchange too, both reporters know their peer, app bytes untouched', async (t) => {
+  const ca = await mintRoot({ trustDomain: 'cluster.local' });
+  const clientId = spiffeOf('default', ratings.serviceAccount);
+  const serverId = spiffeOf('default', mongodb.serviceAccount);
+  const client = await issueWorkload({ ca, spiffeId: clientId });
+  const server = await issueWorkload({ ca, spiffeId: serverId });
+  let appGot = '';
+  const app = net.createServer((s) => {
+    s.on('data', (d) => {
+      appGot += d;
+      s.write(`echo:${d}`);
+    });
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => app.close(() => r())));
+  const start = async (b: unknown): Promise<RunningProxy> => {
+    const diag = new Diagnostics();
+    const decoded = decodeBootstrap(b, diag);
+    if (!decoded) throw new Error(diag.errors.map(formatProblem).join('\n'));
+    const p = await startProxy(decoded, { log: new Logger('error'), adminPort: 0, drainTimeMs: 100, onQuit: () => undefined });
+    t.teardown(() => p.stop(0));
+    return p;
+  };
+  // The mongodb pod's sidecar: istiod's inbound TCP mTLS chain.
+  const inboundCluster = 'inbound|27017||';
+  const inbound = await start({
+    node: { id: nodeId(mongodb), cluster: 'mongodb.default', metadata: nodeMetadata(mongodb) },
+    admin: { address: local0() },
+    static_resources: {
+      listeners: [{
+        name: 'virtualInbound', address: local0(), traffic_direction: 'INBOUND',
+        listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': T.tlsInspector } }],
+        filter_chains: [{
+          filter_chain_match: { transport_protocol: 'tls', application_protocols: ['istio-peer-exchange', 'istio'] },
+          transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: { '@type': T.downstreamTls, require_client_certificate: true, common_tls_context: {
+            alpn_protocols: ['istio-peer-exchange', 'h2', 'http/1.1'],
+            tls_certificates: [{ certificate_chain: inline(server.chainPem), private_key: inline(server.keyPem) }],
+            validation_context: { trusted_ca: inline(ca.certPem), match_subject_alt_names: [{ prefix: 'spiffe://cluster.local/' }] },
+          } } },
+          filters: [authn(), tcpMx(), statsTcp(true), tcpProxy(inboundCluster)],
+        }],
+      }],
+      clusters: [{ name: inboundCluster, type: 'STATIC', connect_timeout: '1s',
+        metadata: { filter_metadata: { istio: { services: [{ host: MONGO_FQDN, name: 'mongodb', namespace: 'default' }] } } },
+        load_assignment: { cluster_name: inboundCluster, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: (app.address() as net.AddressInfo).port } } } }] }] } }],
+    },
+  });
+  // The ratings pod's sidecar: the per-VIP outbound TCP listener and the mTLS cluster with Istio's ALPN.
+  const outboundCluster = `outbound|27017||${MONGO_FQDN}`;
+  const outbound = await start({
+    node: { id: nodeId(ratings), cluster: 'ratings.default', metadata: nodeMetadata(ratings) },
+    admin: { address: local0() },
+    static_resources: {
+      listeners: [{ name: '198.19.0.14_27017', address: local0(), traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [statsTcp(false), tcpProxy(outboundCluster)] }] }],
+      clusters: [{ name: outboundCluster, type: 'STATIC', connect_timeout: '2s',
+        metadata: { filter_metadata: { istio: { services: [{ host: MONGO_FQDN, name: 'mongodb', namespace: 'default' }] } } },
+        transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+          sni: `outbound_.27017_._.${MONGO_FQDN}`,
+          common_tls_context: {
+            alpn_protocols: ['istio-peer-exchange', 'istio'],
+            tls_certificates: [{ certificate_chain: inline(client.chainPem), private_key: inline(client.keyPem) }],
+            validation_context: { trusted_ca: inline(ca.certPem), match_subject_alt_names: [{ exact: serverId }] },
+          } } },
+        load_assignment: { cluster_name: outboundCluster, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: inbound.server.boundPorts.get('virtualInbound')! } } } }] }] } }],
+    },
+  });
+  const sock = net.connect({ host: '127.0.0.1', port: outbound.server.boundPorts.get('198.19.0.14_27017')! });
+  t.teardown(() => sock.destroy());
+  let got = '';
+  sock.on('data', (d) => (got += d));
+  sock.write('find');
+  await until('the echo through both sidecars', () => got === 'echo:find' || undefined, { timeoutMs: 8000, state: () => JSON.stringify({ got, appGot }) });
+  t.equal(appGot, 'find', 'the app saw only its bytes (no exchange header leaked either way)');
+  const opened = async (port: number, reporter: string): Promise<Record<string, string>> => {
+    const text = await until(`istio_tcp_connections_opened_total (${reporter})`, async () => {
+      const s = await scrape(port);
+      return s.split('\n').find((l) => l.startsWith('istio_tcp_connections_opened_total{') && l.includes(`reporter="${reporter}"`));
+    }, { timeoutMs: 5000 });
+    return labelsOf(text);
+  };
+  const src = await opened(outbound.adminPort!, 'source');
+  t.match(src, { source_workload: 'ratings-v1', destination_workload: 'mongodb-v1', destination_app: 'mongodb', destination_version: 'v1', destination_service: MONGO_FQDN },
+    'the client sidecar learned its peer from the exchange');
+  const dst = await opened(inbound.adminPort!, 'destination');
+  t.match(dst, { source_workload: 'ratings-v1', source_principal: clientId, destination_workload: 'mongodb-v1', connection_security_policy: 'mutual_tls' });
+});

@@ -1,5 +1,7 @@
 import type { Bootstrap } from '../../config/src/index.js';
 import { registerNetworkFilter } from './listener/network-filter.js';
+import type { ConnectionInfo } from './net/connection-info.js';
+import type { UpstreamExchange } from './tcp/upstream-exchange.js';
 
 /**
  * Istio's extensions (istio/, with Envoy's grpc_stats that istiod uses) are loaded only for a proxy that may meet them: one whose
@@ -13,6 +15,12 @@ export function needsIstio(bootstrap: Bootstrap): boolean {
   if (bootstrap.node.metadata.ISTIO_VERSION !== undefined) return true;
   const text = JSON.stringify(bootstrap);
   return MARKERS.some((m) => text.includes(m));
+}
+
+/** The client side of Istio's TCP metadata exchange for this proxy's node, by the ALPN that announces it. */
+export async function istioUpstreamExchanges(node: Bootstrap['node']): Promise<[string, (info: ConnectionInfo) => UpstreamExchange][]> {
+  const istio = await import('../../istio/src/index.js');
+  return [[istio.MX_ALPN, (info) => istio.upstreamExchange(node, info)]];
 }
 
 /** Registers Istio's HTTP and network filters; returns the protos its typed Anys need for the xDS decoder. */

@@ -9,7 +9,7 @@ import { AdminServer } from './admin/admin-server.js';
 import type { Logger } from './log.js';
 import { OverloadManager } from './overload/overload-manager.js';
 import { ConfigError, ProxyServer } from './server.js';
-import { loadIstioExtensions, needsIstio } from './istio-extensions.js';
+import { istioUpstreamExchanges, loadIstioExtensions, needsIstio } from './istio-extensions.js';
 
 /**
  * The composition root: builds a running proxy from a decoded bootstrap — the data plane
@@ -97,6 +97,7 @@ export async function startProxy(bootstrap: Bootstrap, deps: ProxyDeps): Promise
   server.stats.registerExternalGauges('', () => telemetry.stats());
   // Istio's own filters (istio.stats, metadata exchange, istio_authn, istio.alpn), before any chain is built.
   const istioProtos = needsIstio(bootstrap) ? await loadIstioExtensions() : [];
+  if (needsIstio(bootstrap)) for (const [alpn, exchange] of await istioUpstreamExchanges(bootstrap.node)) server.upstreamExchanges.set(alpn, exchange);
   try {
     await server.loadStatic();
   } catch (e) {

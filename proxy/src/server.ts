@@ -23,10 +23,11 @@ import type { Snapshot } from './snapshot.js';
 import { StatsStore } from './stats/stats.js';
 import { TcpProxyChain, type TcpSessionLog } from './tcp/tcp-proxy.js';
 import { TlsTcpChain } from './tcp/tls-tcp-chain.js';
+import type { UpstreamExchange } from './tcp/upstream-exchange.js';
 import { compileTunneling, TunnelUpstreams } from './tunnel/upstreams.js';
 // Registers envoy.filters.http.set_filter_state (the waypoint's connect_authority filter).
 import './tunnel/set-filter-state.js';
-import { connectionInfo } from './net/connection-info.js';
+import { connectionInfo, type ConnectionInfo } from './net/connection-info.js';
 import { buildNetworkFilterChain, NetworkFilterChain } from './listener/network-filter-chain.js';
 import './listener/builtin-network-filters.js';
 
@@ -60,6 +61,8 @@ export class ProxyServer implements ConfigSink {
   /** Internal listeners, internal_upstream endpoints and CONNECT origination (the waypoint's HBONE). */
   readonly tunnels = new TunnelUpstreams(this.stats);
   readonly secrets = new SecretStore();
+  /** Byte protocols tcp_proxy speaks upstream by negotiated ALPN (istio/ adds its metadata exchange). */
+  readonly upstreamExchanges = new Map<string, (info: ConnectionInfo) => UpstreamExchange>();
   private readonly clusters = new Map<string, ClusterRuntime>();
   private readonly dns = new Map<string, DnsRefresher>();
   private readonly routeTables = new Map<string, RouteTable>();
@@ -372,13 +375,13 @@ export class ProxyServer implements ConfigSink {
           old.handler.update(old.handler.inner, spec.tls);
           return { name: spec.chain.name, handler: old.handler, ...limit };
         }
-        return { name: spec.chain.name, handler: new TlsTcpChain(new TcpProxyChain(spec.proxy, () => this.current, this.stats, this.env.random, spec.filters, spec.log), spec.tls, listenerStats), ...limit };
+        return { name: spec.chain.name, handler: new TlsTcpChain(new TcpProxyChain(spec.proxy, () => this.current, this.stats, this.env.random, spec.filters, spec.log, this.upstreamExchanges), spec.tls, listenerStats), ...limit };
       }
       if (old && old.handler instanceof TcpProxyChain) {
         old.handler.update(spec.proxy, spec.filters, spec.log);
         return { name: spec.chain.name, handler: old.handler, ...limit };
       }
-      return { name: spec.chain.name, handler: new TcpProxyChain(spec.proxy, () => this.current, this.stats, this.env.random, spec.filters, spec.log), ...limit };
+      return { name: spec.chain.name, handler: new TcpProxyChain(spec.proxy, () => this.current, this.stats, this.env.random, spec.filters, spec.log, this.upstreamExchanges), ...limit };
     };
     const deps = {
       stats: this.stats,

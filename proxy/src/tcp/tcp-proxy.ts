@@ -9,6 +9,7 @@ import type { Snapshot } from '../snapshot.js';
 import { endpointConnectOptions } from '../upstream/address.js';
 import { applyTcpKeepalive, bindOptions } from '../upstream/pool.js';
 import { compileTunneling, type CompiledTunneling } from '../tunnel/upstreams.js';
+import { NO_UPSTREAM_EXCHANGES, type UpstreamExchanges } from './upstream-exchange.js';
 import type { Counter, Gauge, StatsStore } from '../stats/stats.js';
 
 interface TcpStats {
@@ -76,6 +77,8 @@ export class TcpProxyChain implements ChainHandler {
     private filters: NetworkFilterChain = NetworkFilterChain.EMPTY,
     /** access_log, compiled by telemetry/ (undefined: sessions are not logged). */
     private log: TcpSessionLog | undefined = undefined,
+    /** Byte protocols spoken upstream by negotiated ALPN (Istio's metadata exchange), the proxy's. */
+    private readonly exchanges: UpstreamExchanges = NO_UPSTREAM_EXCHANGES,
   ) {
     const s = store.scope(`tcp.${proxy.statPrefix}.`, 'envoy_tcp_', { envoy_tcp_prefix: proxy.statPrefix });
     this.stats = {
@@ -183,14 +186,14 @@ export class TcpProxyChain implements ChainHandler {
       const upstreamTls = special ? undefined : cluster.transportFor(host).tls;
       const tlsConnect = upstreamTls?.current()?.connect;
       const up = (special as net.Socket | undefined) ?? (upstreamTls
-        ? tls.connect({ ...endpointConnectOptions(host.endpoint), ...bindOptions(cluster.config), ...withoutUnspokenAlpn(tlsConnect ?? { ca: [], rejectUnauthorized: true }) } as tls.ConnectionOptions)
+        ? tls.connect({ ...endpointConnectOptions(host.endpoint), ...bindOptions(cluster.config), ...withoutUnspokenAlpn(tlsConnect ?? { ca: [], rejectUnauthorized: true }, this.exchanges) } as tls.ConnectionOptions)
         : net.connect({ ...endpointConnectOptions(host.endpoint), ...bindOptions(cluster.config), noDelay: true }));
       if (!special) applyTcpKeepalive(up, cluster.config);
       if (upstreamTls) up.setNoDelay(true);
       let connected = false;
       const connectTimer = setTimeout(() => up.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), cluster.config.connectTimeout);
       // A TLS upstream counts as connected once the handshake (and the peer's verification) is done.
-      up.once(upstreamTls ? 'secureConnect' : 'connect', () => {
+      const ready = (): void => {
         connected = true;
         clearTimeout(connectTimer);
         onUp?.(up);
@@ -216,6 +219,24 @@ export class TcpProxyChain implements ChainHandler {
           down.setTimeout(idle, onIdle);
           up.setTimeout(idle, onIdle);
         }
+      };
+      up.once(upstreamTls ? 'secureConnect' : 'connect', () => {
+        const alpn = (up as tls.TLSSocket).alpnProtocol;
+        const exchange = typeof alpn === 'string' ? this.exchanges.get(alpn)?.(info) : undefined;
+        if (!exchange) return ready();
+        // The exchange comes first both ways; the application's bytes wait (the client's stay paused).
+        up.write(exchange.greeting);
+        const onFirst = (chunk: Buffer): void => {
+          const rest = exchange.push(chunk);
+          if (rest === null) return;
+          up.removeListener('data', onFirst);
+          up.pause();
+          if (rest.length > 0) up.unshift(rest);
+          ready();
+          // Paused explicitly above: a 'data' listener alone (the byte hooks' join) would not restart it.
+          up.resume();
+        };
+        up.on('data', onFirst);
       });
       up.on('error', () => undefined);
       up.once('close', () => {
@@ -290,15 +311,14 @@ const EMPTY = Buffer.alloc(0);
  * onWrite toward the client), with back-pressure on both sockets.
  */
 /**
- * `istio-peer-exchange` announces Istio's TCP metadata exchange, which the cluster's
- * upstream filter (Cluster.filters, not implemented) would speak on the connection. Offered
- * without it, a peer that accepts it writes its exchange header into the application's
- * bytes. Left out, the peer's inbound chain still matches on `istio` and the exchange is
- * skipped (the peer's labels are "unknown" in TCP metrics).
+ * `istio-peer-exchange` announces Istio's TCP metadata exchange (Envoy: the cluster's
+ * upstream filter). It is offered only when this proxy speaks it (istio/ registers it):
+ * a peer that accepts it writes its exchange header before the application's bytes. Left
+ * out, the peer's inbound chain still matches on `istio` and the exchange is skipped.
  */
-function withoutUnspokenAlpn(o: object): object {
+function withoutUnspokenAlpn(o: object, exchanges: UpstreamExchanges): object {
   const alpn = (o as { ALPNProtocols?: unknown }).ALPNProtocols;
-  if (!Array.isArray(alpn) || !alpn.includes('istio-peer-exchange')) return o;
+  if (!Array.isArray(alpn) || !alpn.includes('istio-peer-exchange') || exchanges.has('istio-peer-exchange')) return o;
   return { ...o, ALPNProtocols: alpn.filter((p) => p !== 'istio-peer-exchange') };
 }
 
