@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { until } from '../test-support/wait.js';
+import { ISTIO_PROXY_UID, istioIptables } from '../test-support/istio-iptables.js';
 import { istioBootstrap } from './fixtures/istio/bootstrap.js';
 import { FakeIstiod } from './fixtures/istio/fake-istiod.js';
 import { SERVICES, workload, type Workload } from './fixtures/istio/mesh.js';
@@ -26,7 +27,7 @@ import { sidecarConfig } from './fixtures/istio/sidecar.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(root, 'bin/pilotfish.js');
-const PROXY_UID = 1337;
+const PROXY_UID = ISTIO_PROXY_UID;
 const isRoot = process.getuid?.() === 0;
 const has = (cmd: string, ...args: string[]): boolean => {
   try {
@@ -40,22 +41,6 @@ const skip = !isRoot ? 'needs root (network namespaces, iptables, uid 1337)' : !
 
 const sh = (...args: string[]): string => execFileSync(args[0]!, args.slice(1), { stdio: 'pipe', timeout: 20_000 }).toString();
 const vip = (name: string): string => SERVICES.find((s) => s.name === name)!.vip;
-
-/** The nat rules istio-iptables writes for a sidecar pod (REDIRECT mode), with Istio's exclusions. */
-function istioIptables(ns: string): void {
-  const ipt = (...args: string[]) => sh('ip', 'netns', 'exec', ns, 'iptables', '-t', 'nat', ...args);
-  for (const c of ['ISTIO_INBOUND', 'ISTIO_REDIRECT', 'ISTIO_IN_REDIRECT', 'ISTIO_OUTPUT']) ipt('-N', c);
-  for (const p of ['15008', '15090', '15021', '15020']) ipt('-A', 'ISTIO_INBOUND', '-p', 'tcp', '--dport', p, '-j', 'RETURN');
-  ipt('-A', 'ISTIO_INBOUND', '-p', 'tcp', '-j', 'ISTIO_IN_REDIRECT');
-  ipt('-A', 'ISTIO_IN_REDIRECT', '-p', 'tcp', '-j', 'REDIRECT', '--to-ports', '15006');
-  ipt('-A', 'ISTIO_REDIRECT', '-p', 'tcp', '-j', 'REDIRECT', '--to-ports', '15001');
-  ipt('-A', 'ISTIO_OUTPUT', '-s', '127.0.0.6/32', '-o', 'lo', '-j', 'RETURN');
-  ipt('-A', 'ISTIO_OUTPUT', '-m', 'owner', '--uid-owner', String(PROXY_UID), '-j', 'RETURN');
-  ipt('-A', 'ISTIO_OUTPUT', '-d', '127.0.0.1/32', '-j', 'RETURN');
-  ipt('-A', 'ISTIO_OUTPUT', '-j', 'ISTIO_REDIRECT');
-  ipt('-A', 'PREROUTING', '-p', 'tcp', '-j', 'ISTIO_INBOUND');
-  ipt('-A', 'OUTPUT', '-p', 'tcp', '-j', 'ISTIO_OUTPUT');
-}
 
 /**
  * Bookinfo's apps, reduced to the calls that matter: each listens on 9080 and calls the

@@ -4,6 +4,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { until } from '../test-support/wait.js';
+import { ISTIO_PROXY_UID, istioIptables } from '../test-support/istio-iptables.js';
 import { sidecarConfig } from './fixtures/transparent-sidecar.js';
 import { bpfUnavailable } from '../fastpath/test/helpers/bpf.js';
 
@@ -29,7 +30,7 @@ const skip = !isRoot ? 'needs root for network namespaces and iptables' : !hasIp
 
 const POD = '198.18.10.1';
 const EXT = '198.18.10.2';
-const PROXY_UID = 1337;
+const PROXY_UID = ISTIO_PROXY_UID;
 
 const sh = (...args: string[]): string => execFileSync(args[0]!, args.slice(1), { stdio: 'pipe' }).toString();
 
@@ -116,25 +117,6 @@ import http from 'node:http';
 http.createServer((req, res) => { res.end('app ' + req.url + ' from ' + req.socket.remoteAddress); }).listen(8080, '0.0.0.0');
 console.log('ready');
 `;
-
-/** The nat rules Istio's init container writes (istio-iptables), reduced to what this pod needs. */
-function istioIptables(ns: string): void {
-  const ipt = (...args: string[]) => sh('ip', 'netns', 'exec', ns, 'iptables', '-t', 'nat', ...args);
-  for (const c of ['ISTIO_INBOUND', 'ISTIO_REDIRECT', 'ISTIO_IN_REDIRECT', 'ISTIO_OUTPUT']) ipt('-N', c);
-  ipt('-A', 'ISTIO_INBOUND', '-p', 'tcp', '--dport', '15008', '-j', 'RETURN');
-  ipt('-A', 'ISTIO_INBOUND', '-p', 'tcp', '--dport', '15090', '-j', 'RETURN');
-  ipt('-A', 'ISTIO_INBOUND', '-p', 'tcp', '--dport', '15021', '-j', 'RETURN');
-  ipt('-A', 'ISTIO_INBOUND', '-p', 'tcp', '--dport', '15020', '-j', 'RETURN');
-  ipt('-A', 'ISTIO_INBOUND', '-p', 'tcp', '-j', 'ISTIO_IN_REDIRECT');
-  ipt('-A', 'ISTIO_IN_REDIRECT', '-p', 'tcp', '-j', 'REDIRECT', '--to-ports', '15006');
-  ipt('-A', 'ISTIO_REDIRECT', '-p', 'tcp', '-j', 'REDIRECT', '--to-ports', '15001');
-  ipt('-A', 'ISTIO_OUTPUT', '-s', '127.0.0.6/32', '-o', 'lo', '-j', 'RETURN');
-  ipt('-A', 'ISTIO_OUTPUT', '-m', 'owner', '--uid-owner', String(PROXY_UID), '-j', 'RETURN');
-  ipt('-A', 'ISTIO_OUTPUT', '-d', '127.0.0.1/32', '-j', 'RETURN');
-  ipt('-A', 'ISTIO_OUTPUT', '-j', 'ISTIO_REDIRECT');
-  ipt('-A', 'PREROUTING', '-p', 'tcp', '-j', 'ISTIO_INBOUND');
-  ipt('-A', 'OUTPUT', '-p', 'tcp', '-j', 'ISTIO_OUTPUT');
-}
 
 /** The pod's namespace and the world outside it, joined by a veth pair (eth0 on both sides). */
 function podAndOutside(pod: string, ext: string): void {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Coverage of the pure parts, per part: `node scripts/coverage.mjs [--check]`. Not part of
-// `npm test` (see the README's Tests section for why). One tap pass per part, each with
+// Coverage of the pure parts, per part: `node scripts/coverage.mjs [--check]`. `npm test` runs
+// it with --check after the suite (see the README's Tests section). One tap pass per part, each with
 // coverage on and only that part's unit tests; prints lines and branches per part from tap's
 // json-summary report; with --check exits 1 when a part is below its floor.
 //
@@ -11,30 +11,30 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 /**
- * Floors: under the lowest figure seen in runs on the shared 2-core machine (where the
- * figures moved by up to 16 points between identical runs; see the README), so --check
- * catches a collapse, not a small regression. Raise them once measured on a quiet host.
+ * Floors: a few points under what a quiet host measured (config 77.7% lines / 68.7%
+ * branches, filters 87.5 / 83.7, xds-client 95.6 / 84.5, session 21), so --check catches a
+ * real drop. Figures moved by up to 16 points only when several tap runs shared .tap/.
  */
 const PARTS = [
   {
     src: 'config/src',
     tests: ['config/test/**/*.test.ts'],
     measured: () => true,
-    floor: { lines: 60, branches: 60 },
+    floor: { lines: 72, branches: 63 },
   },
   {
     src: 'filters/src',
     tests: ['filters/test/chain.test.ts', 'filters/test/builtin/*.test.ts'],
     // User filters run in workers: their tests are integration tests, not measured here.
     measured: (f) => !f.includes(`${path.sep}user${path.sep}`),
-    floor: { lines: 70, branches: 70 },
+    floor: { lines: 80, branches: 76 },
   },
   {
     src: 'xds-client/src',
     tests: ['xds-client/test/{assembler,backoff,bootstrap,delta-state,extensions,persistent-map,protos,sotw-state,state-properties}.test.ts'],
     // The client and its transport are sockets: covered by integration tests.
     measured: (f) => !/[\\/](client|transport|index)\.ts$/.test(f),
-    floor: { lines: 75, branches: 70 },
+    floor: { lines: 88, branches: 78 },
   },
 ];
 

@@ -26,5 +26,13 @@ child.on('exit', (code) => {
   const m = /# \{ total: (\d+)(?:, pass: (\d+))?(?:, fail: (\d+))?(?:, skip: (\d+))?(?:, todo: (\d+))?/.exec(tail);
   const [pass, fail, skip] = m ? [Number(m[2] ?? 0), Number(m[3] ?? 0), Number(m[4] ?? 0)] : [0, code === 0 ? 0 : 1, 0];
   console.log(`\ntests: ${pass} passed, ${fail} failed, ${skip} skipped`);
-  process.exit(code ?? 1);
+  if (code !== 0 || process.argv.length > 2) process.exit(code ?? 1);
+  // Coverage of the pure parts, enforced per part (~1 min on a quiet host). It runs after the suite,
+  // never beside it: tap keeps its process data in .tap/, which two concurrent runs corrupt.
+  const coverage = spawnSync(process.execPath, ['scripts/coverage.mjs', '--check'], { stdio: 'inherit' });
+  if (coverage.status !== 0) {
+    console.log('coverage: 0 passed, 1 failed');
+    process.exit(1);
+  }
+  process.exit(0);
 });
