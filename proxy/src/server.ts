@@ -311,6 +311,7 @@ export class ProxyServer implements ConfigSink {
         .map((l) => ({ address: l.address.address, port: this.boundPorts.get(l.name) ?? l.address.port })),
       warn: (m) => this.log.warn(m),
       tunnels: this.tunnels,
+      random: this.env.random,
     });
     this.clusters.set(c.name, runtime);
     if (existing) {

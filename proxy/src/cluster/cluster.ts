@@ -115,6 +115,8 @@ export interface ClusterRuntimeOptions {
   readonly warn?: (message: string) => void;
   /** Internal endpoints and CONNECT tunnels (proxy/src/tunnel/); without it every host is a socket. */
   readonly tunnels?: TunnelUpstreams;
+  /** The proxy's random source (load balancing, health-check jitter, outlier enforcement); Math.random when absent. */
+  readonly random?: () => number;
 }
 
 /**
@@ -140,6 +142,8 @@ export class ClusterRuntime {
   readonly originalDst: OriginalDstHosts | undefined;
   /** Internal endpoints and CONNECT origination (proxy/src/tunnel/), when the proxy provides them. */
   readonly tunnels: TunnelUpstreams | undefined;
+  /** The proxy's random source (see ClusterRuntimeOptions.random). */
+  private readonly random: () => number;
 
   constructor(
     public config: Cluster,
@@ -150,10 +154,11 @@ export class ClusterRuntime {
     options: ClusterRuntimeOptions = {},
   ) {
     this.tunnels = options.tunnels;
+    this.random = options.random ?? Math.random;
     this.stats = makeStats(store, config.name);
     this.scope = store.clusterScope(config.name);
     this.transport = new TransportSelector(tls, this.compileMatches(config, options));
-    this.endpoints = new EndpointSet(config.name, endpointSetOptions(config), config.type === 'ORIGINAL_DST' ? [] : initial);
+    this.endpoints = new EndpointSet(config.name, { ...endpointSetOptions(config), ...(options.random ? { random: options.random } : {}) }, config.type === 'ORIGINAL_DST' ? [] : initial);
     this.breakers = makeBreakers(config, this.stats);
     if (config.type === 'ORIGINAL_DST') {
       this.originalDst = new OriginalDstHosts(config.name, originalDstConfigOf(config), {
@@ -217,6 +222,7 @@ export class ClusterRuntime {
           this.applyAvailability(h);
         },
         hadTraffic: () => this.stats.upstream_rq_total.value > 0,
+        random: this.random,
       }, hc, healthCheckStats(this.scope));
       this.healthCheckers.push(checker);
       checker.start();
@@ -226,6 +232,7 @@ export class ClusterRuntime {
         hosts: () => this.endpoints.hosts(),
         hostCount: () => this.endpoints.stats().total,
         setEjected: (h) => this.applyAvailability(h),
+        random: this.random,
       }, config.outlierDetection, outlierStats(this.scope));
       this.outlier.start();
     }

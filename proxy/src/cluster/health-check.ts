@@ -13,6 +13,8 @@ export interface HealthCheckTarget {
   setActiveHealth(host: Host, healthy: boolean): void;
   /** True once the cluster has carried a request (Envoy switches from no_traffic_interval). */
   hadTraffic(): boolean;
+  /** interval_jitter's source (the proxy's random source; Math.random when absent). */
+  readonly random?: () => number;
 }
 
 export interface HealthCheckStats {
@@ -74,7 +76,7 @@ export class HealthChecker {
     }
     for (const h of this.state.keys()) if (!seen.has(h)) this.state.delete(h);
     const base = this.target.hadTraffic() ? this.hc.interval : this.hc.noTrafficInterval;
-    this.schedule(base + (this.hc.intervalJitter > 0 ? Math.random() * this.hc.intervalJitter : 0));
+    this.schedule(base + (this.hc.intervalJitter > 0 ? (this.target.random ?? Math.random)() * this.hc.intervalJitter : 0));
   }
 
   private probe(host: Host, st: HostState): void {

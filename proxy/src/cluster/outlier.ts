@@ -7,6 +7,8 @@ export interface OutlierTarget {
   hostCount(): number;
   /** The detector's verdict; the cluster combines it with active health checking. */
   setEjected(host: Host, ejected: boolean): void;
+  /** Decides the enforcing_* percentages (the proxy's random source; Math.random when absent). */
+  readonly random?: () => number;
 }
 
 export interface OutlierStats {
@@ -108,7 +110,7 @@ export class OutlierDetector {
     const limit = this.config.consecutiveLocalOriginFailure ?? 5;
     if (++s.consecutiveLocalOrigin < limit || limit <= 0) return;
     this.stats.ejections_detected_consecutive_local_origin_failure?.inc();
-    if (enforced(this.config.enforcingConsecutiveLocalOriginFailure ?? 100) && this.eject(host, s)) {
+    if (enforced(this.config.enforcingConsecutiveLocalOriginFailure ?? 100, this.target.random) && this.eject(host, s)) {
       this.stats.ejections_enforced_consecutive_local_origin_failure?.inc();
     }
     s.consecutiveLocalOrigin = 0;
@@ -147,7 +149,7 @@ export class OutlierDetector {
     else s.consecutiveGateway = 0;
     if (c.consecutiveGatewayFailure > 0 && s.consecutiveGateway >= c.consecutiveGatewayFailure) {
       this.stats.ejections_detected_consecutive_gateway_failure.inc();
-      if (enforced(c.enforcingConsecutiveGatewayFailure) && this.eject(host, s)) {
+      if (enforced(c.enforcingConsecutiveGatewayFailure, this.target.random) && this.eject(host, s)) {
         this.stats.ejections_enforced_consecutive_gateway_failure.inc();
         return;
       }
@@ -155,7 +157,7 @@ export class OutlierDetector {
     }
     if (c.consecutive5xx > 0 && s.consecutive5xx >= c.consecutive5xx) {
       this.stats.ejections_detected_consecutive_5xx.inc();
-      if (enforced(c.enforcingConsecutive5xx) && this.eject(host, s)) this.stats.ejections_enforced_consecutive_5xx.inc();
+      if (enforced(c.enforcingConsecutive5xx, this.target.random) && this.eject(host, s)) this.stats.ejections_enforced_consecutive_5xx.inc();
       s.consecutive5xx = 0;
     }
   }
@@ -225,13 +227,13 @@ export class OutlierDetector {
       for (const [host, s, rate] of rates) {
         if (rate < threshold) {
           this.stats.ejections_detected_success_rate.inc();
-          if (enforced(c.enforcingSuccessRate) && this.eject(host, s)) this.stats.ejections_enforced_success_rate.inc();
+          if (enforced(c.enforcingSuccessRate, this.target.random) && this.eject(host, s)) this.stats.ejections_enforced_success_rate.inc();
         }
       }
     }
   }
 }
 
-function enforced(percent: number): boolean {
-  return percent >= 100 || (percent > 0 && Math.random() * 100 < percent);
+function enforced(percent: number, random: () => number = Math.random): boolean {
+  return percent >= 100 || (percent > 0 && random() * 100 < percent);
 }

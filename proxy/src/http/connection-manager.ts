@@ -349,7 +349,7 @@ class Exchange implements Downstream {
     if (maxDuration !== undefined && maxDuration > 0) this.durationTimer = setTimeout(this.onMaxDuration, maxDuration);
     const snapshot = hcm.environment.snapshot();
     const table = hcm.routeTable(snapshot);
-    const route = table?.match(this.view);
+    const route = table?.match(this.view, this.hcm.random);
     if (!route) {
       hcm.stats.no_route.inc();
       this.localReply(LocalReplies.noRoute, Flags.NoRoute);
@@ -425,7 +425,7 @@ class Exchange implements Downstream {
       if (this.done) return;
       // include_request_attempt_count; max_grpc_timeout (a gRPC request's route timeout from its grpc-timeout header).
       const attemptCountHeader = route.virtualHost.config.includeRequestAttemptCount === true;
-      this.upstream = new UpstreamRequest(cluster, grpcRouteTimeout(action, this.view.headers), { method: this.view.method, path, headers, attemptCountHeader, body, hash, connection: connectionInfo(this.req.socket), dispatcher: this.req instanceof RawRequest ? rawDispatcherFor : undefined }, this, retry, hedge);
+      this.upstream = new UpstreamRequest(cluster, grpcRouteTimeout(action, this.view.headers), { method: this.view.method, path, headers, attemptCountHeader, body, hash, random: this.hcm.random, connection: connectionInfo(this.req.socket), dispatcher: this.req instanceof RawRequest ? rawDispatcherFor : undefined }, this, retry, hedge);
       this.upstream.start();
     };
     if (!hasBody) start(null);

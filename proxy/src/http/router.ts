@@ -37,6 +37,8 @@ export interface UpstreamRequestSpec {
   readonly connection?: ConnectionInfo | undefined;
   /** include_request_attempt_count: each attempt carries x-envoy-attempt-count (1, 2, ...). */
   readonly attemptCountHeader?: boolean;
+  /** The proxy's random source (retry back-off jitter); Math.random when absent. */
+  readonly random?: () => number;
   /** Another pool for a host (the raw HTTP/1.1 path's); undefined, or undefined for a host: the cluster's undici pool. */
   readonly dispatcher?: ((cluster: ClusterRuntime, host: Host) => Pick<Dispatcher, 'dispatch'> | undefined) | undefined;
 }
@@ -420,7 +422,7 @@ export class UpstreamRequest {
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       if (!this.finished) this.dispatchAttempt();
-    }, this.retryState!.backoffMs(this.attempts, Math.random));
+    }, this.retryState!.backoffMs(this.attempts, this.spec.random ?? Math.random));
   }
 
   // ---- timeouts -------------------------------------------------------------

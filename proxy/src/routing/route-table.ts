@@ -11,6 +11,9 @@ export interface RouteRequest {
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
 }
 
+/** The proxy's random source for runtime_fraction matches (tests pass a seeded one). */
+export type RandomSource = () => number;
+
 export interface CompiledVirtualHost {
   readonly config: VirtualHost;
   readonly routes: readonly CompiledRoute[];
@@ -29,7 +32,7 @@ export interface CompiledRoute {
   readonly regexRewrite?: Re2;
   /** perFilterConfig decoded by filters/ (set once while the table is compiled). */
   decodedPerFilterConfig?: Readonly<Record<string, unknown>>;
-  matches(req: RouteRequest, pathOnly: string, lookup: HeaderLookup, query: () => URLSearchParams): boolean;
+  matches(req: RouteRequest, pathOnly: string, lookup: HeaderLookup, query: () => URLSearchParams, random: RandomSource): boolean;
 }
 
 /**
@@ -93,7 +96,7 @@ export class RouteTable {
     return undefined;
   }
 
-  match(req: RouteRequest): CompiledRoute | undefined {
+  match(req: RouteRequest, random: RandomSource = Math.random): CompiledRoute | undefined {
     const vh = this.virtualHostFor(req.authority);
     if (!vh) return undefined;
     const q = req.path.indexOf('?');
@@ -116,7 +119,7 @@ export class RouteTable {
     // CONNECT without a path (HTTP/1.1, or HTTP/2 without :protocol) is matched by connect_matcher
     // routes only; Envoy's path matchers never see it. Path requests never match connect routes.
     const routes = pathOnly === '' && req.method === 'CONNECT' ? vh.connectRoutes : vh.routes;
-    for (const r of routes) if (r.matches(req, pathOnly, lookup, query)) return r;
+    for (const r of routes) if (r.matches(req, pathOnly, lookup, query, random)) return r;
     return undefined;
   }
 }
@@ -174,7 +177,7 @@ function compileRoute(route: Route, index: number, vh: CompiledVirtualHost, rc: 
   const action = route.action;
   let regexRewrite: Re2 | undefined;
   if (action.kind === 'route' && action.regexRewrite) regexRewrite = compileFullMatch(action.regexRewrite.regex) as Re2;
-  const matches = (req: RouteRequest, pathOnly: string, lookup: HeaderLookup, query: () => URLSearchParams): boolean => {
+  const matches = (req: RouteRequest, pathOnly: string, lookup: HeaderLookup, query: () => URLSearchParams, random: RandomSource): boolean => {
     if (!pathTest(pathOnly)) return false;
     for (const h of headerTests) if (!h(lookup)) return false;
     if (grpc) {
@@ -185,7 +188,7 @@ function compileRoute(route: Route, index: number, vh: CompiledVirtualHost, rc: 
       const params = query();
       for (const q of queryTests) if (!q(params)) return false;
     }
-    if (fraction !== undefined && Math.random() >= fraction) return false;
+    if (fraction !== undefined && random() >= fraction) return false;
     void req;
     return true;
   };
