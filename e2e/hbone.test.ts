@@ -140,6 +140,8 @@ function echoRoundTrip(stream: Duplex, payload: Buffer): Promise<Buffer> {
       n += d.length;
       if (n >= payload.length) {
         stream.off('data', onData);
+        // Round trips reuse the stream: leave no listener behind (it warned of a leak at the 11th).
+        stream.off('error', reject);
         resolve(Buffer.concat(got));
       }
     };
