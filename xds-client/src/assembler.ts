@@ -257,8 +257,7 @@ export class ConfigAssembler {
   private indexCluster(name: string): void {
     const c = this.clusters.get(name);
     this.edsUse.set(name, c?.type === 'EDS' ? [edsName(c)] : []);
-    this.secretUse.set(`c\0${name}`, c ? [...secretNames(c.transportSocket, new Set())] : []);
-    if (c) secretSources(c.transportSocket, this.secretSource);
+    this.secretUse.set(`c\0${name}`, c ? [...secretNames(c.transportSocket, new Set(), this.secretSource)] : []);
     this.indexLeds(name);
   }
 
@@ -274,12 +273,7 @@ export class ConfigAssembler {
     const l = this.listeners.get(name);
     this.routeUse.set(name, l ? routeNames(l) : []);
     const secrets = new Set<string>();
-    if (l) {
-      for (const fc of filterChains(l)) {
-        secretNames(fc.transportSocket, secrets);
-        secretSources(fc.transportSocket, this.secretSource);
-      }
-    }
+    if (l) for (const fc of filterChains(l)) secretNames(fc.transportSocket, secrets, this.secretSource);
     this.secretUse.set(`l\0${name}`, [...secrets]);
   }
 
@@ -481,8 +475,11 @@ export function routeNames(l: Listener): string[] {
   return out;
 }
 
-/** SDS names in a raw transport socket: every `{name, sds_config}` object. */
-export function secretNames(ext: TypedExtension | undefined, out: Set<string>): Set<string> {
+/**
+ * SDS names in a raw transport socket: every `{name, sds_config}` object. With `sources`,
+ * also records each name's non-ADS config source (`secretSourceKey`), in the same walk.
+ */
+export function secretNames(ext: TypedExtension | undefined, out: Set<string>, sources?: Map<string, string>): Set<string> {
   if (ext === undefined) return out;
   const walk = (v: unknown): void => {
     if (Array.isArray(v)) {
@@ -491,7 +488,15 @@ export function secretNames(ext: TypedExtension | undefined, out: Set<string>): 
     }
     if (v === null || typeof v !== 'object') return;
     const o = v as Record<string, unknown>;
-    if (typeof o.name === 'string' && ('sds_config' in o || 'sdsConfig' in o)) out.add(o.name);
+    const sds = o.sds_config ?? o.sdsConfig;
+    if (typeof o.name === 'string' && sds !== undefined) {
+      out.add(o.name);
+      if (sources) {
+        const key = secretSourceKey(sds);
+        if (key === undefined) sources.delete(o.name);
+        else sources.set(o.name, key);
+      }
+    }
     for (const x of Object.values(o)) walk(x);
   };
   walk(ext.config);
@@ -513,27 +518,6 @@ export function secretSourceKey(sdsConfig: unknown): string | undefined {
   if (typeof cluster !== 'string' || cluster === '') return undefined;
   const apiType = prop(api, 'api_type');
   return `${cluster}|${typeof apiType === 'string' && apiType.toUpperCase() === 'DELTA_GRPC' ? 'DELTA_GRPC' : 'GRPC'}`;
-}
-
-/** Records, for every `{name, sds_config}` in a raw transport socket, its non-ADS source. */
-function secretSources(ext: TypedExtension | undefined, out: Map<string, string>): void {
-  if (ext === undefined) return;
-  const walk = (v: unknown): void => {
-    if (Array.isArray(v)) {
-      v.forEach(walk);
-      return;
-    }
-    if (v === null || typeof v !== 'object') return;
-    const o = v as Record<string, unknown>;
-    const sds = o.sds_config ?? o.sdsConfig;
-    if (typeof o.name === 'string' && sds !== undefined) {
-      const key = secretSourceKey(sds);
-      if (key === undefined) out.delete(o.name);
-      else out.set(o.name, key);
-    }
-    for (const x of Object.values(o)) walk(x);
-  };
-  walk(ext.config);
 }
 
 function prop(o: unknown, snake: string): unknown {

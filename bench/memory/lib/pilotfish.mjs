@@ -4,6 +4,7 @@ import { openSync, closeSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
+import { pilotfishBootstrap } from '../../http/lib/configs.mjs';
 
 export const live = new Set();
 
@@ -68,41 +69,6 @@ process.once('exit', stopAll);
 
 /** The minimal static HTTP bootstrap: one listener, one route, one STATIC cluster, admin. */
 export function minimalBootstrap({ port, adminPort, upstreamPort }) {
-  return `node: { id: bench, cluster: bench }
-admin:
-  address: { socket_address: { address: 127.0.0.1, port_value: ${adminPort} } }
-static_resources:
-  listeners:
-  - name: bench
-    address: { socket_address: { address: 127.0.0.1, port_value: ${port} } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: bench
-          codec_type: AUTO
-          route_config:
-            name: bench
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: { prefix: "/" }
-                route: { cluster: origin }
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: origin
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: origin
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address: { socket_address: { address: 127.0.0.1, port_value: ${upstreamPort} } }
-`;
+  // The HTTP benchmark's bootstrap: memory and CPU figures are measured on the same config.
+  return pilotfishBootstrap({ port, adminPort, upstreamPort });
 }
