@@ -7,7 +7,7 @@
 // Run it alone: tap keeps its process info in the checkout's .tap/, so another tap run in
 // the same checkout at the same time corrupts the report.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
 /**
@@ -42,7 +42,28 @@ const check = process.argv.includes('--check');
 let below = 0;
 for (const part of PARTS) {
   const t0 = Date.now();
-  const r = spawnSync('npx', ['tap', '--no-disable-coverage', '--allow-incomplete-coverage', '--coverage-report=json-summary', '--reporter=silent', ...part.tests], { stdio: 'inherit' });
+  let r;
+  let sum;
+  let files;
+  // A pass whose report counts no branches in a part full of them read stale or partial
+  // process data (seen once in CI right after the suite): measure it again, once.
+  for (let attempt = 0; attempt < 2; attempt++) {
+    // Each pass starts from a clean .tap/: the suite's (or an earlier part's) process data must not mix in.
+    rmSync('.tap', { recursive: true, force: true });
+    r = spawnSync('npx', ['tap', '--no-disable-coverage', '--allow-incomplete-coverage', '--coverage-report=json-summary', '--reporter=silent', ...part.tests], { stdio: 'inherit' });
+    ({ sum, files } = measure(part));
+    if (sum.branches[1] > 0 && sum.lines[1] > 0) break;
+  }
+  const pct = (k) => (sum[k][1] === 0 ? 0 : (100 * sum[k][0]) / sum[k][1]);
+  const low = ['lines', 'branches'].filter((k) => pct(k) < part.floor[k]);
+  if (r.status !== 0 || low.length > 0) below++;
+  console.log(`${part.src}: ${files} files, lines ${pct('lines').toFixed(1)}% (floor ${part.floor.lines}), branches ${pct('branches').toFixed(1)}% (floor ${part.floor.branches})` +
+    `${r.status !== 0 ? ', tests failed' : ''}${low.length > 0 ? `, below floor: ${low.join(', ')}` : ''} [${Math.round((Date.now() - t0) / 1000)} s]`);
+}
+process.exit(check && below > 0 ? 1 : 0);
+
+/** Covered/total lines and branches of a part's measured files, from tap's json-summary report. */
+function measure(part) {
   const summary = JSON.parse(readFileSync('.tap/report/coverage-summary.json', 'utf8'));
   const prefix = path.join(process.cwd(), part.src) + path.sep;
   const sum = { lines: [0, 0], branches: [0, 0] };
@@ -55,10 +76,5 @@ for (const part of PARTS) {
       sum[k][1] += s[k].total;
     }
   }
-  const pct = (k) => (sum[k][1] === 0 ? 0 : (100 * sum[k][0]) / sum[k][1]);
-  const low = ['lines', 'branches'].filter((k) => pct(k) < part.floor[k]);
-  if (r.status !== 0 || low.length > 0) below++;
-  console.log(`${part.src}: ${files} files, lines ${pct('lines').toFixed(1)}% (floor ${part.floor.lines}), branches ${pct('branches').toFixed(1)}% (floor ${part.floor.branches})` +
-    `${r.status !== 0 ? ', tests failed' : ''}${low.length > 0 ? `, below floor: ${low.join(', ')}` : ''} [${Math.round((Date.now() - t0) / 1000)} s]`);
+  return { sum, files };
 }
-process.exit(check && below > 0 ? 1 : 0);
