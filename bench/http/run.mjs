@@ -14,6 +14,7 @@ import { wrk, h2loadThroughput, h2loadRate } from './lib/load.mjs';
 import { median } from './lib/stats.mjs';
 import { renderReport } from './lib/report.mjs';
 import { summarizeProfile, renderProfile } from './lib/cpuprofile.mjs';
+import { makeCerts, buildClientCertShim, loadgenEnv } from './lib/mtls.mjs';
 
 const HELP = `usage: node bench/http/run.mjs [options]
 
@@ -24,7 +25,8 @@ const HELP = `usage: node bench/http/run.mjs [options]
   --warmup S              seconds of warm-up load per target and protocol before round 1 (default 2)
   --targets a,b,...       default: ${DEFAULT_TARGETS.join(',')}
                           also available: ${Object.keys(TARGETS).filter((t) => !DEFAULT_TARGETS.includes(t)).join(',')}
-  --scenarios a,b,...     h1,h2c,rate-h1,rate-h2c (default: all)
+  --scenarios a,b,...     h1,h2c,rate-h1,rate-h2c (the default), mtls-h1,mtls-h2: keep-alive over TLS 1.3
+                          with a client certificate (wrk / h2load through lib/client-cert-shim.c)
   --connections N         wrk connections for h1 (default 64)
   --h2-clients N          h2load connections for h2c (default 8)
   --h2-streams N          h2load concurrent streams per connection (default 16)
@@ -40,6 +42,7 @@ const HELP = `usage: node bench/http/run.mjs [options]
   --wait-quiet S          before each measurement wait up to S seconds for background load on the
                           machine to drop under 15% of a core (default 5; 0 = don't wait)
   --profile               instead of the comparison: run --profile-target with h1 then h2c load
+                          (then mtls-h1, mtls-h2 when named in --scenarios)
                           (--duration each, after --warmup), V8 CPU profile of the measured window
                           only, and print self time by category and function
   --profile-target NAME   a Node target (default pilotfish)
@@ -82,8 +85,13 @@ const C = {
 setNice(C.nice);
 const targetNames = (o.targets ?? DEFAULT_TARGETS.join(',')).split(',').filter(Boolean);
 for (const t of targetNames) if (!TARGETS[t]) { console.error(`unknown target ${t}`); process.exit(2); }
-const SCENARIOS = ['h1', 'h2c', 'rate-h1', 'rate-h2c'];
-const scenarios = (o.scenarios ?? SCENARIOS.join(',')).split(',').filter(Boolean);
+const SCENARIOS = ['h1', 'h2c', 'rate-h1', 'rate-h2c', 'mtls-h1', 'mtls-h2'];
+/** The connection a scenario loads: its warm-up protocol and which targets apply. */
+const PROTOCOL = { h1: 'h1', 'rate-h1': 'h1', h2c: 'h2c', 'rate-h2c': 'h2c', 'mtls-h1': 'mtls-h1', 'mtls-h2': 'mtls-h2' };
+// mtls-* only when asked for: an mTLS listener and TLS traffic change the proxies' memory
+// figures (idle and peak RSS), which the default run reports against their own targets.
+const DEFAULT_SCENARIOS = ['h1', 'h2c', 'rate-h1', 'rate-h2c'];
+const scenarios = (o.scenarios ?? DEFAULT_SCENARIOS.join(',')).split(',').filter(Boolean);
 for (const s of scenarios) if (!SCENARIOS.includes(s)) { console.error(`unknown scenario ${s}`); process.exit(2); }
 
 const dir = mkdtempSync(join(tmpdir(), 'pilotfish-bench-'));
@@ -132,6 +140,16 @@ async function waitQuiet() {
   }
 }
 
+/** Certificates and the load generators' client-certificate shim, made once per run when an mtls scenario runs. */
+let mtlsKit;
+function mtlsSetup() {
+  if (!mtlsKit) {
+    const pki = makeCerts(dir);
+    mtlsKit = { pki, env: loadgenEnv(pki, buildClientCertShim(dir)) };
+  }
+  return mtlsKit;
+}
+
 /** Measure one scenario against one started target. */
 async function measure(scenario, t, origin, { seconds = null, quiet = true } = {}) {
   const core = C.loadCore;
@@ -143,6 +161,10 @@ async function measure(scenario, t, origin, { seconds = null, quiet = true } = {
   let r;
   if (scenario === 'h1') r = await wrk({ url: t.h1Url, connections: C.connections, seconds: seconds ?? C.duration, core });
   else if (scenario === 'h2c') r = await h2loadThroughput({ url: t.h2Url, clients: C.h2Clients, streams: C.h2Streams, seconds: seconds ?? C.duration, core });
+  // Keep-alive over mTLS: the same connection counts as h1 / h2c, each connection's one
+  // handshake inside the measured window (amortised over the run's requests).
+  else if (scenario === 'mtls-h1') r = await wrk({ url: t.mtlsUrl, connections: C.connections, seconds: seconds ?? C.duration, core, env: mtlsKit.env });
+  else if (scenario === 'mtls-h2') r = await h2loadThroughput({ url: t.mtlsUrl, clients: C.h2Clients, streams: C.h2Streams, seconds: seconds ?? C.duration, core, env: mtlsKit.env });
   else r = await h2loadRate({
     url: scenario === 'rate-h1' ? t.h1Url : t.h2Url, h1: scenario === 'rate-h1', rate: C.rate, clients: C.rateClients,
     seconds: seconds ?? C.rateDuration, core, logFile: join(dir, 'h2load.log'),
@@ -171,19 +193,27 @@ async function measure(scenario, t, origin, { seconds = null, quiet = true } = {
   };
 }
 
-const applicable = (scenario, name) => !scenario.endsWith('h2c') || TARGETS[name].h2c;
+// `mtls: true` = both mtls scenarios; `mtls: 'h1'` = HTTP/1.1 over mTLS only.
+const applicable = (scenario, name) => {
+  const m = TARGETS[name].mtls;
+  if (scenario.startsWith('mtls-')) return m === true || (m === 'h1' && scenario === 'mtls-h1');
+  return !scenario.endsWith('h2c') || TARGETS[name].h2c;
+};
+const wantsMtls = () => scenarios.some((s) => s.startsWith('mtls-'));
 
 async function startTarget(name, origin, extra = {}) {
+  // The mTLS port only when an mtls scenario runs: it costs the proxy memory (TLS contexts) the other figures should not carry.
+  const mtls = wantsMtls() && TARGETS[name].mtls ? { pki: mtlsSetup().pki } : undefined;
   return TARGETS[name].start({
     dir, core: C.proxyCore, origin, name, pilotfishBin: o['pilotfish-bin'],
-    nodeArgs: name.startsWith('pilotfish') ? o['node-arg'] : [], ...extra,
+    nodeArgs: name.startsWith('pilotfish') ? o['node-arg'] : [], mtls, ...extra,
   });
 }
 
 async function compare() {
   const started = new Date();
   log(`temp dir ${dir}; targets ${targetNames.join(', ')}; scenarios ${scenarios.join(', ')}; ${C.rounds} round(s)`);
-  const origin = await startOrigin({ dir, core: C.loadCore });
+  const origin = await startOrigin({ dir, core: C.loadCore, mtls: wantsMtls() ? { pki: mtlsSetup().pki } : undefined });
   log(`origin nginx pid ${origin.pid} on core ${C.loadCore}: ${origin.h1Url} (h1), ${origin.h2Url} (h2c)`);
 
   const live = {}, skipped = {}, idle = {};
@@ -191,7 +221,8 @@ async function compare() {
     try {
       live[name] = await startTarget(name, origin);
       if (live[name].pid) idle[name] = memory(live[name].pid);
-      log(`${name} ready${live[name].pid ? ` (pid ${live[name].pid}, idle RSS ${idle[name].rssMB.toFixed(1)} MB)` : ''}`);
+      const tlsNote = live[name].tls ? `; mTLS ${live[name].tls.protocol} ${live[name].tls.cipher}` : '';
+      log(`${name} ready${live[name].pid ? ` (pid ${live[name].pid}, idle RSS ${idle[name].rssMB.toFixed(1)} MB${tlsNote})` : ''}`);
     } catch (e) {
       skipped[name] = String(e.message ?? e);
       log(`${name} SKIPPED: ${skipped[name]}`);
@@ -201,8 +232,8 @@ async function compare() {
 
   if (C.warmup > 0) {
     for (const name of names) {
-      for (const s of ['h1', 'h2c']) {
-        if (!scenarios.some((x) => x.endsWith(s)) || !applicable(s, name)) continue;
+      for (const s of ['h1', 'h2c', 'mtls-h1', 'mtls-h2']) {
+        if (!scenarios.some((x) => PROTOCOL[x] === s) || !applicable(s, name)) continue;
         try { await measure(s, live[name], origin, { seconds: C.warmup, quiet: false }); } catch (e) { log(`warm-up ${name} ${s}: ${e.message}`); }
       }
     }
@@ -258,6 +289,11 @@ async function compare() {
       memGiB: Math.round(totalmem() / 2 ** 30), versions: versions(), bodyBytes: 64,
       origin: 'nginx, 1 worker, `return 200` with a fixed 64-byte body, on the load core',
       describe: Object.fromEntries(names.map((n) => [n, TARGETS[n].describe])),
+      ...(mtlsKit ? {
+        mtls: 'TLS 1.3 only, ECDSA P-256 certificates (SPIFFE URI SANs) from one bench CA, client certificate required and verified by every target; ' +
+          'wrk / h2load present it through bench/http/lib/client-cert-shim.c (LD_PRELOAD); HTTP/1.1 without ALPN, h2 by ALPN',
+        negotiated: Object.fromEntries(names.filter((n) => live[n].tls).map((n) => [n, live[n].tls])),
+      } : {}),
     },
     skipped, runs, summary, memory: mem,
   };
@@ -271,11 +307,12 @@ async function compare() {
 async function profile() {
   const name = o['profile-target'];
   if (!TARGETS[name] || ['direct', 'nginx', 'haproxy'].includes(name)) throw new Error(`--profile-target must be a Node target`);
-  const origin = await startOrigin({ dir, core: C.loadCore });
+  const origin = await startOrigin({ dir, core: C.loadCore, mtls: wantsMtls() ? { pki: mtlsSetup().pki } : undefined });
   const profDir = join(outDir, 'profiles', `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   mkdirSync(profDir, { recursive: true });
   const out = [];
-  for (const scenario of ['h1', 'h2c'].filter((s) => applicable(s, name) && (!o.scenarios || scenarios.includes(s)))) {
+  const profiled = ['h1', 'h2c', 'mtls-h1', 'mtls-h2'].filter((s) => applicable(s, name) && scenarios.includes(s));
+  for (const scenario of profiled) {
     const file = join(profDir, `${scenario}.cpuprofile`);
     // The preload profiles only the measured window (SIGUSR2 .. SIGTERM).
     const nodeArgs = ['--import', join(REPO, 'bench/http/lib/window-profiler.mjs'), ...(name.startsWith('pilotfish') ? o['node-arg'] : [])];

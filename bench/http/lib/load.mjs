@@ -5,9 +5,9 @@ import { ownCpuSeconds } from './proc.mjs';
 import { pinned, spawnWithPriority } from './procs.mjs';
 
 /** Run a command to completion; kill it if it overruns `timeoutMs`. */
-export function runCommand(cmd, args, timeoutMs) {
+export function runCommand(cmd, args, timeoutMs, env) {
   return new Promise((resolve) => {
-    const child = spawnWithPriority(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnWithPriority(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) });
     let out = '', err = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
@@ -56,23 +56,38 @@ export function parseH2load(out) {
   const errors = m ? Number(m[5]) + Number(m[6]) + Number(m[7]) : 1;
   const non2xx = codes ? Number(codes[2]) + Number(codes[3]) + Number(codes[4]) : 0;
   const seconds = fin ? (fin[2] === 'ms' ? Number(fin[1]) / 1000 : Number(fin[1])) : 0;
-  return { requests: succeeded, rps: fin ? Number(fin[3]) : 0, seconds, errors: errors + non2xx };
+  // Over TLS h2load reports what it negotiated; an https run that did not get h2 measured something else.
+  const tls = out.match(/TLS Protocol: (\S+)/), cipher = out.match(/Cipher: (\S+)/), alpn = out.match(/Application protocol: (\S+)/);
+  return {
+    requests: succeeded, rps: fin ? Number(fin[3]) : 0, seconds, errors: errors + non2xx,
+    ...(tls ? { tlsProtocol: tls[1], cipher: cipher?.[1], alpn: alpn?.[1] } : {}),
+  };
 }
 
-/** HTTP/1.1 keep-alive throughput: wrk, 1 thread, closed loop. */
-export async function wrk({ url, connections, seconds, core }) {
+/**
+ * HTTP/1.1 keep-alive throughput: wrk, 1 thread, closed loop. An https URL with `env`
+ * from mtls.mjs's loadgenEnv: over TLS with the client certificate (no ALPN: HTTP/1.1).
+ */
+export async function wrk({ url, connections, seconds, core, env }) {
   const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url];
-  const r = await runCommand(...pinned(core, 'wrk', args), (seconds + 20) * 1000);
+  const r = await runCommand(...pinned(core, 'wrk', args), (seconds + 20) * 1000, env);
   if (r.code !== 0) throw new Error(`wrk failed (${r.code ?? r.signal}): ${r.err || r.out}`);
   return { ...parseWrk(r.out), loadgenCpuSeconds: r.cpu };
 }
 
-/** h2c (prior knowledge) throughput: h2load, 1 thread, `clients` connections x `streams` concurrent streams. */
-export async function h2loadThroughput({ url, clients, streams, seconds, core }) {
+/**
+ * h2c (prior knowledge) throughput: h2load, 1 thread, `clients` connections x `streams`
+ * concurrent streams. An https URL (with `env` for the client certificate): h2 by ALPN.
+ */
+export async function h2loadThroughput({ url, clients, streams, seconds, core, env }) {
   const args = ['-t1', `-c${clients}`, `-m${streams}`, `-D${seconds}`, url];
-  const r = await runCommand(...pinned(core, 'h2load', args), (seconds + 20) * 1000);
+  const r = await runCommand(...pinned(core, 'h2load', args), (seconds + 20) * 1000, env);
   if (r.code !== 0) throw new Error(`h2load failed (${r.code ?? r.signal}): ${r.err || r.out}`);
-  return { ...parseH2load(r.out), loadgenCpuSeconds: r.cpu };
+  const parsed = parseH2load(r.out);
+  if (url.startsWith('https:') && (parsed.tlsProtocol !== 'TLSv1.3' || parsed.alpn !== 'h2')) {
+    throw new Error(`h2load over TLS negotiated ${parsed.tlsProtocol ?? 'nothing'} / ALPN ${parsed.alpn ?? 'none'}, not TLSv1.3 / h2`);
+  }
+  return { ...parsed, loadgenCpuSeconds: r.cpu };
 }
 
 /**

@@ -7,7 +7,7 @@ const plus = (a, b) => (a == null || b == null ? '—' : `${a - b >= 0 ? '+' : '
 
 const bg = (s) => (s.maxBackgroundCores == null ? '—' : `${f(s.backgroundCores * 100, 0)}% (${f(s.maxBackgroundCores * 100, 0)}%)${s.maxBackgroundCores > 0.1 ? ' ⚠' : ''}`);
 
-const GOALS = { h1: 35, h2c: 80, addedP50: 0.3, rssMB: 60 };
+const GOALS = { h1: 35, h2c: 80, addedP50: 0.3, rssMB: 60, mtlsH1VsNginx: 2.0 };
 
 function throughputTable(title, rows) {
   const n = rows.nginx, d = rows.direct;
@@ -52,6 +52,8 @@ export function renderReport(r) {
     h2c: 'h2c throughput (h2load, prior knowledge; latency not measured)',
     'rate-h1': `HTTP/1.1 at a fixed ${c.rate} req/s (h2load --h1 --rps)`,
     'rate-h2c': `h2c at a fixed ${c.rate} req/s (h2load --rps)`,
+    'mtls-h1': `HTTP/1.1 over mTLS (TLS 1.3, client certificate), keep-alive throughput (wrk -c${c.connections}; latency is at saturation)`,
+    'mtls-h2': `h2 over mTLS (TLS 1.3, client certificate, ALPN), keep-alive throughput (h2load -c${c.h2Clients} -m${c.h2Streams})`,
   };
   for (const [s, rows] of Object.entries(r.summary)) {
     if (!Object.keys(rows).length) continue;
@@ -72,6 +74,9 @@ export function renderReport(r) {
     out.push(`| added p50 at ${c.rate} req/s, HTTP/1.1 | ≤ ${GOALS.addedP50} ms | ${f(d50('rate-h1'), 3)} ms | ${chk(d50('rate-h1'), GOALS.addedP50)} |`);
     out.push(`| added p50 at ${c.rate} req/s, h2c | ≤ ${GOALS.addedP50} ms | ${f(d50('rate-h2c'), 3)} ms | ${chk(d50('rate-h2c'), GOALS.addedP50)} |`);
     out.push(`| peak RSS | ≤ ${GOALS.rssMB} MB | ${f(r.memory.pilotfish?.hwmMB)} MB | ${chk(r.memory.pilotfish?.hwmMB, GOALS.rssMB)} |`);
+    const mtlsRatio = (s) => (p(s)?.cpuUsPerReq != null && r.summary[s]?.nginx?.cpuUsPerReq ? p(s).cpuUsPerReq / r.summary[s].nginx.cpuUsPerReq : null);
+    if (r.summary['mtls-h1']) out.push(`| HTTP/1.1 over mTLS, CPU/request vs nginx | ≤ ${GOALS.mtlsH1VsNginx}× | ${f(mtlsRatio('mtls-h1'), 2)}× | ${chk(mtlsRatio('mtls-h1'), GOALS.mtlsH1VsNginx)} |`);
+    if (r.summary['mtls-h2']) out.push(`| h2 over mTLS, CPU/request vs nginx | (none set) | ${f(mtlsRatio('mtls-h2'), 2)}× | |`);
     out.push('');
   }
   if (Object.keys(r.skipped).length) {

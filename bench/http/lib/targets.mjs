@@ -1,54 +1,77 @@
 // The targets measured side by side. Each `start` returns { pid, h1Url, h2Url? } once
-// the target answers correctly (status 200 and the origin's exact body).
+// the target answers correctly (status 200 and the origin's exact body). Given `mtls`
+// ({ pki }), targets with `mtls: true` also serve an mTLS port and return `mtlsUrl`
+// (HTTP/1.1 and h2 by ALPN on it) and `tls` (what a client negotiated there).
 import { writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as cfg from './configs.mjs';
 import { freePort, startPinned, waitReady } from './procs.mjs';
+import { waitReadyTls } from './mtls.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const REPO = join(here, '..', '..', '..');
 const PROXIES = join(here, '..', 'proxies');
 
 /** Origin: nginx, one worker, on the load core. */
-export async function startOrigin({ dir, core }) {
+export async function startOrigin({ dir, core, mtls }) {
   const h1Port = await freePort(), h2Port = await freePort();
+  const mtlsPort = mtls ? await freePort() : 0;
   const d = join(dir, 'origin');
   mkdirSync(d, { recursive: true });
   const conf = join(d, 'nginx.conf');
-  writeFileSync(conf, cfg.nginxOrigin({ dir: d, h1Port, h2Port }));
+  writeFileSync(conf, cfg.nginxOrigin({ dir: d, h1Port, h2Port, mtls: mtls ? { port: mtlsPort, pki: mtls.pki } : undefined }));
   const proc = startPinned({ core, cmd: 'nginx', args: ['-p', d, '-c', conf, '-e', join(d, 'error.log')], logFile: join(d, 'out.log') });
   const h1Url = `http://127.0.0.1:${h1Port}/`, h2Url = `http://127.0.0.1:${h2Port}/`;
   await waitReady({ url: h1Url, body: cfg.BODY, proc });
   await waitReady({ url: h2Url, body: cfg.BODY, h2: true, proc });
-  return { proc, pid: proc.pid, h1Port, h2Port, h1Url, h2Url };
+  return { proc, pid: proc.pid, h1Port, h2Port, h1Url, h2Url, ...(await tlsReady({ mtls, port: mtlsPort, proc })) };
 }
 
-function nodeTarget(script) {
-  return async ({ dir, core, origin, name, nodeArgs = [], env }) => {
+function nodeTarget(script, { servesMtls = false } = {}) {
+  return async ({ dir, core, origin, name, nodeArgs = [], env, mtls }) => {
     const port = await freePort();
+    const mtlsPort = mtls && servesMtls ? await freePort() : 0;
+    const tlsArgs = mtlsPort ? ['--mtls-port', String(mtlsPort), '--ca', mtls.pki.ca, '--cert', mtls.pki.serverChain, '--key', mtls.pki.serverKey] : [];
     const proc = startPinned({
       env,
       core, cmd: process.execPath,
-      args: [...nodeArgs, join(PROXIES, script), '--port', String(port), '--upstream-port', String(origin.h1Port)],
+      args: [...nodeArgs, join(PROXIES, script), '--port', String(port), '--upstream-port', String(origin.h1Port), ...tlsArgs],
       logFile: join(dir, `${name}.log`),
     });
     const h1Url = `http://127.0.0.1:${port}/`;
     await waitReady({ url: h1Url, body: cfg.BODY, proc });
-    return { proc, pid: proc.pid, h1Url };
+    if (!mtlsPort) return { proc, pid: proc.pid, h1Url };
+    const mtlsUrl = `https://127.0.0.1:${mtlsPort}/`;
+    return { proc, pid: proc.pid, h1Url, mtlsUrl, tls: await waitReadyTls({ url: mtlsUrl, body: cfg.BODY, pki: mtls.pki, proc }) };
   };
 }
 
+/** Serves the mTLS port too? Readiness over TLS with the client certificate, and what was negotiated. */
+async function tlsReady({ mtls, port, proc }) {
+  if (!mtls) return {};
+  const mtlsUrl = `https://127.0.0.1:${port}/`;
+  const tls = await waitReadyTls({ url: mtlsUrl, body: cfg.BODY, pki: mtls.pki, proc });
+  const tlsH2 = await waitReadyTls({ url: mtlsUrl, body: cfg.BODY, pki: mtls.pki, h2: true, proc });
+  if (tlsH2.alpn !== 'h2') throw new Error(`h2 over TLS: ALPN chose ${tlsH2.alpn}`);
+  return { mtlsUrl, tls };
+}
+
 function pilotfishTarget({ upstreamH2, http1 }) {
-  return async ({ dir, core, origin, name, nodeArgs = [], env: extraEnv, pilotfishBin }) => {
+  return async ({ dir, core, origin, name, nodeArgs = [], env: extraEnv, pilotfishBin, mtls }) => {
     // PILOTFISH_HTTP1 picks the HTTP/1.1 path (proxy/src/http1/raw-chain.ts); unset = the proxy's default.
-    const env = http1 ? { ...process.env, ...extraEnv, PILOTFISH_HTTP1: http1 } : extraEnv;
+    // Unset for `pilotfish` even when the harness's own environment sets it.
+    const env = { ...process.env, ...extraEnv };
+    if (http1) env.PILOTFISH_HTTP1 = http1;
+    else delete env.PILOTFISH_HTTP1;
     const bin = pilotfishBin ? resolve(pilotfishBin) : join(REPO, 'bin', 'pilotfish.js');
     if (!existsSync(bin)) throw new Error(`${bin} does not exist yet`);
     const port = await freePort(), adminPort = await freePort();
+    const mtlsPort = mtls ? await freePort() : 0;
     const conf = join(dir, `${name}.yaml`);
     writeFileSync(conf, cfg.pilotfishBootstrap({
       port, adminPort, upstreamPort: upstreamH2 ? origin.h2Port : origin.h1Port, upstreamH2,
+      mtls: mtls ? { port: mtlsPort, pki: mtls.pki } : undefined,
     }));
     const proc = startPinned({
       core, cmd: process.execPath, args: [...nodeArgs, bin, 'proxy', '--config', conf],
@@ -57,44 +80,49 @@ function pilotfishTarget({ upstreamH2, http1 }) {
     const h1Url = `http://127.0.0.1:${port}/`;
     await waitReady({ url: h1Url, body: cfg.BODY, proc });
     await waitReady({ url: h1Url, body: cfg.BODY, h2: true, proc });
-    return { proc, pid: proc.pid, h1Url, h2Url: h1Url, adminUrl: `http://127.0.0.1:${adminPort}/`, config: conf };
+    return { proc, pid: proc.pid, h1Url, h2Url: h1Url, adminUrl: `http://127.0.0.1:${adminPort}/`, config: conf, ...(await tlsReady({ mtls, port: mtlsPort, proc })) };
   };
 }
 
 export const TARGETS = {
   direct: {
     h2c: true,
-    describe: 'load generator straight to the origin (no proxy)',
-    start: async ({ origin }) => ({ proc: null, pid: null, h1Url: origin.h1Url, h2Url: origin.h2Url }),
+    mtls: true,
+    describe: 'load generator straight to the origin (no proxy); over mTLS: the origin terminates TLS itself, what the load core can drive',
+    start: async ({ origin }) => ({ proc: null, pid: null, h1Url: origin.h1Url, h2Url: origin.h2Url, mtlsUrl: origin.mtlsUrl, tls: origin.tls }),
   },
   nginx: {
     h2c: true,
-    describe: 'nginx 1 worker, upstream keepalive 256 (h2c on a second port: nginx 1.22 cannot mix on cleartext)',
-    start: async ({ dir, core, origin }) => {
+    mtls: true,
+    describe: 'nginx 1 worker, upstream keepalive 256 (h2c on a second port: nginx 1.22 cannot mix on cleartext); mTLS: ssl_verify_client on, TLSv1.3 only, `listen ssl http2`',
+    start: async ({ dir, core, origin, mtls }) => {
       const h1Port = await freePort(), h2Port = await freePort();
+      const mtlsPort = mtls ? await freePort() : 0;
       const d = join(dir, 'nginx');
       mkdirSync(d, { recursive: true });
       const conf = join(d, 'nginx.conf');
-      writeFileSync(conf, cfg.nginxProxy({ dir: d, h1Port, h2Port, upstreamPort: origin.h1Port }));
+      writeFileSync(conf, cfg.nginxProxy({ dir: d, h1Port, h2Port, upstreamPort: origin.h1Port, mtls: mtls ? { port: mtlsPort, pki: mtls.pki } : undefined }));
       const proc = startPinned({ core, cmd: 'nginx', args: ['-p', d, '-c', conf, '-e', join(d, 'error.log')], logFile: join(d, 'out.log') });
       const h1Url = `http://127.0.0.1:${h1Port}/`, h2Url = `http://127.0.0.1:${h2Port}/`;
       await waitReady({ url: h1Url, body: cfg.BODY, proc });
       await waitReady({ url: h2Url, body: cfg.BODY, h2: true, proc });
-      return { proc, pid: proc.pid, h1Url, h2Url };
+      return { proc, pid: proc.pid, h1Url, h2Url, ...(await tlsReady({ mtls, port: mtlsPort, proc })) };
     },
   },
   haproxy: {
     h2c: true,
-    describe: 'HAProxy nbthread 1, http-reuse always, h2c by preface detection on the same port',
-    start: async ({ dir, core, origin }) => {
+    mtls: true,
+    describe: 'HAProxy nbthread 1, http-reuse always, h2c by preface detection on the same port; mTLS: verify required, ssl-min-ver TLSv1.3, alpn h2,http/1.1',
+    start: async ({ dir, core, origin, mtls }) => {
       const port = await freePort();
+      const mtlsPort = mtls ? await freePort() : 0;
       const conf = join(dir, 'haproxy.cfg');
-      writeFileSync(conf, cfg.haproxy({ port, upstreamPort: origin.h1Port }));
+      writeFileSync(conf, cfg.haproxy({ port, upstreamPort: origin.h1Port, mtls: mtls ? { port: mtlsPort, pki: mtls.pki } : undefined }));
       const proc = startPinned({ core, cmd: 'haproxy', args: ['-db', '-f', conf], logFile: join(dir, 'haproxy.log') });
       const h1Url = `http://127.0.0.1:${port}/`;
       await waitReady({ url: h1Url, body: cfg.BODY, proc });
       await waitReady({ url: h1Url, body: cfg.BODY, h2: true, proc });
-      return { proc, pid: proc.pid, h1Url, h2Url: h1Url };
+      return { proc, pid: proc.pid, h1Url, h2Url: h1Url, ...(await tlsReady({ mtls, port: mtlsPort, proc })) };
     },
   },
   baseline: {
@@ -114,16 +142,25 @@ export const TARGETS = {
   },
   'raw-h1': {
     h2c: false,
-    describe: 'EXPERIMENT: Node floor without node:http/undici: raw net sockets, header block forwarded as bytes, Content-Length only (bench/http/proxies/raw-h1.mjs)',
-    start: nodeTarget('raw-h1.mjs'),
+    mtls: 'h1',
+    describe: 'EXPERIMENT: Node floor without node:http/undici: raw net sockets, header block forwarded as bytes, Content-Length only (bench/http/proxies/raw-h1.mjs); mTLS (HTTP/1.1 only): node:tls server, TLS 1.3, client certificate required, OpenSSL\'s chain check only',
+    start: nodeTarget('raw-h1.mjs', { servesMtls: true }),
   },
   pilotfish: {
     h2c: true,
-    describe: 'node bin/pilotfish.js proxy --config <Envoy bootstrap>, codec_type AUTO, HTTP/1.1 upstream, node:http + undici (PILOTFISH_HTTP1=node)',
+    mtls: true,
+    describe: 'node bin/pilotfish.js proxy --config <Envoy bootstrap>, codec_type AUTO, HTTP/1.1 upstream, the default HTTP/1.1 path (PILOTFISH_HTTP1 unset); mTLS: a second listener with a DownstreamTlsContext (TLS 1.3 only, require_client_certificate, trusted_ca)',
+    start: pilotfishTarget({ upstreamH2: false }),
+  },
+  'pilotfish-node': {
+    h2c: true,
+    mtls: true,
+    describe: 'pilotfish with PILOTFISH_HTTP1=node: HTTP/1.1 through node:http + undici (the path before the raw one; for before/after)',
     start: pilotfishTarget({ upstreamH2: false, http1: 'node' }),
   },
   'pilotfish-raw': {
     h2c: true,
+    mtls: true,
     describe: 'pilotfish with PILOTFISH_HTTP1=raw: HTTP/1.1 on raw sockets, llhttp (wasm), raw upstream pool; h2c still node:http2',
     start: pilotfishTarget({ upstreamH2: false, http1: 'raw' }),
   },
@@ -134,4 +171,4 @@ export const TARGETS = {
   },
 };
 
-export const DEFAULT_TARGETS = ['direct', 'nginx', 'haproxy', 'baseline', 'node-http-proxy', 'fastify', 'pilotfish', 'pilotfish-raw'];
+export const DEFAULT_TARGETS = ['direct', 'nginx', 'haproxy', 'baseline', 'node-http-proxy', 'fastify', 'pilotfish', 'pilotfish-node'];

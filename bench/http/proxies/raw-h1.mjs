@@ -3,10 +3,14 @@
 // indexOf and forwarded as bytes, Content-Length bodies only (no chunked, no upgrades,
 // no hop-by-hop rewriting), one upstream keep-alive socket per in-flight request.
 // It answers "how much of a Node proxy's CPU/request is the http machinery itself?"
+// With --mtls-port it serves the same over TLS 1.3 with a required client certificate
+// (OpenSSL's own chain check, nothing else): what Node's TLS layer adds per request.
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { proxyArgs } from './args.mjs';
 
-const { port, upstreamPort } = proxyArgs();
+const { port, upstreamPort, mtls } = proxyArgs();
 const CRLF2 = Buffer.from('\r\n\r\n');
 const idle = [];
 
@@ -45,7 +49,7 @@ function getUpstream() {
   return s;
 }
 
-net.createServer({ noDelay: true }, (c) => {
+function serve(c) {
   let buf = null, busy = false;
   const next = () => {
     if (busy || !buf) return;
@@ -67,5 +71,13 @@ net.createServer({ noDelay: true }, (c) => {
   };
   c.on('data', (d) => { buf = buf ? Buffer.concat([buf, d]) : d; next(); });
   c.on('error', () => {});
-}).listen(port, '127.0.0.1');
+}
+
+net.createServer({ noDelay: true }, serve).listen(port, '127.0.0.1');
+if (mtls) {
+  tls.createServer({
+    noDelay: true, minVersion: 'TLSv1.3', requestCert: true, rejectUnauthorized: true,
+    ca: readFileSync(mtls.ca), cert: readFileSync(mtls.cert), key: readFileSync(mtls.key),
+  }, serve).listen(mtls.port, '127.0.0.1');
+}
 process.on('SIGTERM', () => process.exit(0));
