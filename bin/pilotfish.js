@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Runs the compiled CLI (npm ci builds it through the `prepare` script).
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
@@ -34,6 +34,28 @@ if (!existsSync(fileURLToPath(compiled))) {
   process.stderr.write('pilotfish: not built yet; run `npm run build` (npm ci does it for you)\n');
   process.exit(1);
 }
-const { main } = await import(compiled.href);
+const { main } = await import(freshBundle() ?? compiled.href);
+
 const code = await main(process.argv.slice(2));
 if (code !== undefined && code !== null) process.exitCode = code;
+
+/**
+ * dist/bundle/main.js (cli/bundle.mjs, run by `npm run build` after tsc) when it is newer
+ * than every compiled file it was built from: one file starts ~40% sooner than ~180 ES
+ * modules and holds ~5 MB less. A bare `tsc` afterwards makes it stale, and then the
+ * unbundled dist/ runs, so the code that runs is always the code last compiled.
+ * PILOTFISH_BUNDLE=0 runs the unbundled build.
+ */
+function freshBundle() {
+  if (process.env.PILOTFISH_BUNDLE === '0') return undefined;
+  const root = new URL('../', import.meta.url);
+  try {
+    const manifest = JSON.parse(readFileSync(new URL('dist/bundle/inputs.json', root), 'utf8'));
+    const entry = new URL(manifest.entry, root);
+    const builtAt = statSync(entry).mtimeMs;
+    for (const input of manifest.inputs) if (statSync(new URL(input, root)).mtimeMs > builtAt) return undefined;
+    return entry.href;
+  } catch {
+    return undefined; // no bundle (a bare tsc build, the container image) or an input gone
+  }
+}

@@ -11,7 +11,8 @@
  * bundle or SAN policy flushes everything.
  */
 import { createHash, X509Certificate } from 'node:crypto';
-import { LRUCache } from 'lru-cache';
+import { createRequire } from 'node:module';
+import type { LRUCache } from 'lru-cache';
 import { identityOf, type PeerIdentity } from './identity.js';
 import { sansMatch, sansOf, type CompiledSanMatcher } from './match.js';
 import type { FailReason, TlsStats } from './stats.js';
@@ -52,18 +53,23 @@ type Entry =
 
 const INTERMEDIATE_POOL = 256;
 
+// lru-cache is required with the first verifier (a TLS context that checks peers), not
+// when certs/ is imported: a plaintext proxy loads certs/ for its decoders only.
+const require = createRequire(import.meta.url);
+const lru = (): typeof import('lru-cache') => require('lru-cache') as typeof import('lru-cache');
+
 export class PeerVerifier {
   private policy: TrustPolicy | undefined;
   private readonly cache: LRUCache<string, Entry>;
   /** Intermediates seen on verified chains: a resumed session carries only the leaf. */
-  private readonly intermediates = new LRUCache<string, X509Certificate>({ max: INTERMEDIATE_POOL });
+  private readonly intermediates: LRUCache<string, X509Certificate> = new (lru().LRUCache)<string, X509Certificate>({ max: INTERMEDIATE_POOL });
   private readonly maxTtlMs: number;
   private readonly negativeTtlMs: number;
   private readonly enabled: boolean;
   private readonly now: () => number;
 
   constructor(private readonly stats: TlsStats, o: VerifierOptions = {}) {
-    this.cache = new LRUCache<string, Entry>({ max: o.max ?? 10_000, ttlAutopurge: false, allowStale: false });
+    this.cache = new (lru().LRUCache)<string, Entry>({ max: o.max ?? 10_000, ttlAutopurge: false, allowStale: false });
     this.maxTtlMs = o.maxTtlMs ?? 600_000;
     this.negativeTtlMs = o.negativeTtlMs ?? 5_000;
     this.enabled = o.enabled ?? true;

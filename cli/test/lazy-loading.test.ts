@@ -27,8 +27,11 @@ const MUST_NOT_LOAD: readonly [RegExp, string][] = [
   [/\/node_modules\/protobufjs\//, 'protobufjs (xDS only)'],
   [/\/node_modules\/@kubernetes\//, 'the Kubernetes client (~70 MB: deploy/ and the control plane only)'],
   [/\/node_modules\/re2-wasm\//, 'RE2 (wasm: only when a config has a safe_regex)'],
-  [/\/node_modules\/undici\//, 'undici (~8 MB: required on the first upstream pool, not at start-up)'],
+  // undici's llhttp wasm (lib/llhttp/) is the raw HTTP/1.1 path's parser and loads with the first HTTP chain; undici itself must not.
+  [/\/node_modules\/undici\/(?!lib\/llhttp\/)/, 'undici (~8 MB: required on the first TLS/HTTP/2 upstream pool, not at start-up)'],
   [/\/node_modules\/yaml\//, 'the YAML parser (a JSON bootstrap does not need it)'],
+  [/\/node_modules\/semver\//, 'semver (47 CommonJS files, ~20 ms: only a user filter config checks a version range)'],
+  [/\/node_modules\/lru-cache\//, 'lru-cache (only a TLS context that verifies peers)'],
   [/\/xds-client\/src\//, 'the xDS client (no dynamic_resources)'],
   [/\/controlplane\/src\//, 'the control plane (a separate command)'],
   [/\/demo\/src\//, 'the demo (a separate command)'],
@@ -88,15 +91,19 @@ function minimalBootstrap(port: number, adminPort: number, upstreamPort: number)
   };
 }
 
-/** Runs `pilotfish proxy -c <bootstrap>` from source until `ready` says so, then SIGTERM; returns every module file it loaded. */
-async function loadedModules(t: Test, bootstrap: object, ready: (adminPort: number) => Promise<boolean>, adminPort: number): Promise<string[]> {
+/** `pilotfish proxy` from source (tsx), or the built CLI as users run it (bin/pilotfish.js: dist/bundle/ when fresh). */
+const FROM_SOURCE = ['--import', 'tsx', join(ROOT, 'cli/src/entry.ts')];
+const BUILT = [join(ROOT, 'bin/pilotfish.js')];
+
+/** Runs `pilotfish proxy -c <bootstrap>` until `ready` says so, then SIGTERM; returns every module file it loaded. */
+async function loadedModules(t: Test, bootstrap: object, ready: (adminPort: number) => Promise<boolean>, adminPort: number, cli: readonly string[] = FROM_SOURCE): Promise<string[]> {
   const dir = mkdtempSync(join(tmpdir(), 'pf-lazy-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const config = join(dir, 'bootstrap.json');
   writeFileSync(config, JSON.stringify(bootstrap));
   const out = join(dir, 'modules');
   let stderr = '';
-  const child = spawn(process.execPath, ['--import', RECORDER, '--import', 'tsx', join(ROOT, 'cli/src/entry.ts'), 'proxy', '-c', config, '--drain-time-s', '0', '-l', 'warning'], {
+  const child = spawn(process.execPath, ['--import', RECORDER, ...cli, 'proxy', '-c', config, '--drain-time-s', '0', '-l', 'warning'], {
     cwd: ROOT,
     env: { ...process.env, PF_MODULES_OUT: out },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -112,6 +119,7 @@ async function loadedModules(t: Test, bootstrap: object, ready: (adminPort: numb
     ...readFileSync(`${out}.esm`, 'utf8').split('\n').filter((u) => u.startsWith('file:')).map((u) => fileURLToPath(u)),
     ...readFileSync(`${out}.cjs`, 'utf8').split('\n'),
   ].filter(Boolean);
+  if (cli === BUILT) return loaded;
   // The recorder works: the data plane itself is in the list (so an empty list cannot pass).
   t.ok(loaded.some((f) => f.endsWith('/proxy/src/server.ts')), 'the list includes proxy/src/server.ts');
   return loaded;
@@ -150,4 +158,22 @@ t.test('with xDS, OpenTelemetry still loads only when a listener traces', async 
   const loaded = await loadedModules(t, bootstrap, async (a) => (await status(a, '/ready')) !== 0, adminPort);
   t.ok(loaded.some((f) => /\/node_modules\/@grpc\/grpc-js\//.test(f)), 'grpc-js is loaded (the xDS client runs)');
   notLoaded(t, loaded, /\/node_modules\/@opentelemetry\//, 'OpenTelemetry (no listener traces yet)');
+});
+
+t.test('the bundled CLI (dist/bundle/, what bin/pilotfish.js runs) keeps the lazy parts in chunks it does not load', async (t) => {
+  const manifestFile = join(ROOT, 'dist/bundle/inputs.json');
+  t.ok(existsSync(manifestFile), 'dist/bundle/ is built (npm run build: tsc, then cli/bundle.mjs)');
+  if (!existsSync(manifestFile)) return;
+  const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as { chunks: Record<string, string[]> };
+  const [port, adminPort, upstreamPort] = [await freePort(), await freePort(), await freePort()];
+  const files = await loadedModules(t, minimalBootstrap(port, adminPort, upstreamPort), async (a) => (await status(a, '/ready')) === 200, adminPort, BUILT);
+  t.ok(files.includes(join(ROOT, 'dist/bundle/main.js')), 'bin/pilotfish.js ran the bundle (a bare tsc after npm run build makes it stale: run npm run build)');
+  // Each chunk loaded stands for the compiled modules it holds.
+  const loaded = files.flatMap((f) => {
+    const chunk = manifest.chunks[f.slice(ROOT.length).replace(/^\//, '')];
+    return chunk ? chunk.map((m) => join(ROOT, m)) : [f];
+  });
+  t.ok(loaded.some((f) => f.endsWith('/dist/proxy/src/server.js')), 'the chunks loaded hold dist/proxy/src/server.js');
+  t.ok(loaded.some((f) => f.endsWith('/dist/proxy/src/stats/stats.js')), 'the chunks loaded hold dist/proxy/src/stats/stats.js');
+  for (const [pattern, what] of MUST_NOT_LOAD) notLoaded(t, loaded, pattern, what);
 });

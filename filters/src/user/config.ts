@@ -1,10 +1,16 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import semver from 'semver';
+import { createRequire } from 'node:module';
 import type { Diagnostics } from '../../../config/src/index.js';
 import type { FailurePolicy } from '../api.js';
 import { int, isObj, raw, str, type Obj } from '../util/fields.js';
+
+// semver (47 CommonJS files, ~20 ms to load) is required with the first user filter
+// config, not at start: most proxies have none (bench/memory/, cli/test/lazy-loading.test.ts).
+const require = createRequire(import.meta.url);
+let semverModule: typeof import('semver') | undefined;
+const semver = (): typeof import('semver') => (semverModule ??= require('semver') as typeof import('semver'));
 
 /** The filter API that user modules are written against; modules declare a semver range. */
 export const FILTER_API_VERSION = '1.0.0';
@@ -102,8 +108,8 @@ export function decodeUserFilterSpec(configIn: Obj, diag: Diagnostics, path: str
   if (fp !== 'FAIL_CLOSED' && fp !== 'FAIL_OPEN') diag.error(`${path}.failure_policy`, `must be FAIL_CLOSED or FAIL_OPEN, not ${JSON.stringify(fp)}`);
   if (moduleConfig !== undefined && !isObj(moduleConfig)) diag.error(`${path}.config`, 'must be an object');
   if (range === undefined) diag.error(`${path}.api_version_range`, 'is required');
-  else if (semver.validRange(range) === null) diag.error(`${path}.api_version_range`, `invalid semver range "${range}"`);
-  else if (!semver.satisfies(FILTER_API_VERSION, range)) {
+  else if (semver().validRange(range) === null) diag.error(`${path}.api_version_range`, `invalid semver range "${range}"`);
+  else if (!semver().satisfies(FILTER_API_VERSION, range)) {
     diag.error(`${path}.api_version_range`, `module needs filter API ${range}; this proxy provides ${FILTER_API_VERSION}`);
   }
   if (diag.errors.length > before) return undefined;
