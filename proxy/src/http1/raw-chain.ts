@@ -6,11 +6,15 @@ import type { ListenerStats } from '../listener/network-listener.js';
 import { warmLlhttp } from './llhttp.js';
 import { RawConnection, type ConnectionOwner, type SweepLimits } from './connection.js';
 
-/** Which HTTP/1.1 path plaintext chains use: PILOTFISH_HTTP1=raw|node (default node while the raw path is opt-in). */
+/**
+ * Which HTTP/1.1 path HTTP chains use: the raw path by default; PILOTFISH_HTTP1=node selects
+ * node:http + undici (kept for before/after measurements and as a way back if a deployment
+ * meets a difference between the two).
+ */
 export type Http1Path = 'raw' | 'node';
 
 export function http1PathFromEnv(env: NodeJS.ProcessEnv = process.env): Http1Path {
-  return env.PILOTFISH_HTTP1 === 'raw' ? 'raw' : 'node';
+  return env.PILOTFISH_HTTP1 === 'node' ? 'node' : 'raw';
 }
 
 /** The HTTP chain for a filter chain: the raw HTTP/1.1 path when chosen, else node's. */

@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici';
 import type { ClusterRuntime } from '../cluster/cluster.js';
 import type { Host } from '../cluster/endpoint-set.js';
 import type { HeaderMap } from '../http/headers.js';
+import { idleOptions } from '../upstream/pool.js';
 import { headerLines } from './head.js';
 import { HPE_OK, HPE_PAUSED, Parser, ParserType, type ParserEvents } from './llhttp.js';
 
@@ -20,8 +21,7 @@ import { HPE_OK, HPE_PAUSED, Parser, ParserType, type ParserEvents } from './llh
 type Handler = Dispatcher.DispatchHandler;
 type Body = Buffer | NodeJS.ReadableStream | null | undefined;
 
-/** Idle connections unused this long are closed (undici's keepAliveTimeout). */
-const IDLE_CLOSE_MS = 30_000;
+/** The idle sweep runs at least this often, so a removed host's idle connections close within it. */
 const SWEEP_MS = 5_000;
 
 /** Per host: its raw pool, or the cluster config and endpoint for which it needs undici. */
@@ -44,6 +44,12 @@ export function rawDispatcherFor(cluster: ClusterRuntime, host: Host): RawHostPo
   return next instanceof RawHostPool ? next : undefined;
 }
 
+/** The raw pool a host already has (none is made): for admin views and tests. */
+export function existingRawPool(host: Host): RawHostPool | undefined {
+  const p = pools.get(host);
+  return p instanceof RawHostPool ? p : undefined;
+}
+
 class ParserError extends Error {
   override readonly name = 'HTTPParserError';
   constructor(readonly code: string, message: string) {
@@ -63,10 +69,19 @@ export class RawHostPool {
   readonly config: ClusterRuntime['config'];
   private readonly idle: UpstreamConnection[] = [];
   private sweeper: NodeJS.Timeout | undefined;
+  /**
+   * An idle connection unused this long is closed: the cluster's
+   * common_http_protocol_options.idle_timeout, else 30 s (the same rule as undici's pool).
+   */
+  private readonly idleCloseMs: number;
+  /** A quarter of the idle limit (a connection closes at most 25% late), at most SWEEP_MS. */
+  private readonly sweepMs: number;
 
   constructor(readonly cluster: ClusterRuntime, readonly host: Host) {
     this.endpoint = host.endpoint;
     this.config = cluster.config;
+    this.idleCloseMs = idleOptions(cluster.config.upstreamIdleTimeout).keepAliveTimeout;
+    this.sweepMs = Math.max(10, Math.min(SWEEP_MS, Math.floor(this.idleCloseMs / 4)));
   }
 
   dispatch(opts: Dispatcher.DispatchOptions, handler: Handler): boolean {
@@ -81,7 +96,7 @@ export class RawHostPool {
   release(c: UpstreamConnection): void {
     this.idle.push(c);
     if (this.sweeper === undefined) {
-      this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
+      this.sweeper = setInterval(() => this.sweep(), this.sweepMs);
       this.sweeper.unref();
     }
   }
@@ -94,7 +109,7 @@ export class RawHostPool {
 
   private sweep(): void {
     const now = performance.now();
-    for (const c of this.idle.slice()) if (now - c.idleSince >= IDLE_CLOSE_MS || this.host.removed) c.destroy();
+    for (const c of this.idle.slice()) if (now - c.idleSince >= this.idleCloseMs || this.host.removed) c.destroy();
     if (this.idle.length === 0 && this.sweeper !== undefined) {
       clearInterval(this.sweeper);
       this.sweeper = undefined;

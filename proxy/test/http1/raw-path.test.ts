@@ -235,8 +235,9 @@ t.test('upstream failures: refused connection is 503 UF, a reset after headers r
 
 t.test('the switch: PILOTFISH_HTTP1 picks the chain', async (t) => {
   const { makeHttpChain, RawHttp1Chain, http1PathFromEnv } = await import('../../src/http1/raw-chain.js');
-  t.equal(http1PathFromEnv({}), 'node', 'node:http stays the default while the raw path is opt-in');
+  t.equal(http1PathFromEnv({}), 'raw', 'the raw path is the default');
   t.equal(http1PathFromEnv({ PILOTFISH_HTTP1: 'raw' }), 'raw');
+  t.equal(http1PathFromEnv({ PILOTFISH_HTTP1: 'yes' }), 'raw', 'anything but "node" keeps the default');
   t.equal(http1PathFromEnv({ PILOTFISH_HTTP1: 'node' }), 'node');
   void makeHttpChain;
   t.ok(RawHttp1Chain);
