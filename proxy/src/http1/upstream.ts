@@ -5,6 +5,7 @@ import type { Host } from '../cluster/endpoint-set.js';
 import type { HeaderMap } from '../http/headers.js';
 import { idleOptions } from '../upstream/pool.js';
 import { headerLines } from './head.js';
+import { UpstreamSocketFactory } from './upstream-socket.js';
 import { HPE_OK, HPE_PAUSED, Parser, ParserType, type ParserEvents } from './llhttp.js';
 
 /**
@@ -28,17 +29,21 @@ const SWEEP_MS = 5_000;
 const pools = new WeakMap<Host, RawHostPool | { readonly config: ClusterRuntime['config']; readonly endpoint: Host['endpoint'] }>();
 
 /**
- * The raw pool of a host, or undefined when the host needs undici (TLS, HTTP/2, pipes,
- * hostnames). Decided once per host and again when the cluster's config (a CDS update:
- * transport sockets, protocol options) or the host's endpoint changes.
+ * The raw pool of a host, or undefined when the host needs undici (HTTP/2, pipes, internal
+ * addresses, hostnames). Decided once per host and again when the cluster's config (a CDS
+ * update: transport sockets, protocol options) or the host's endpoint changes; a TLS host's
+ * pool is replaced when its certificates or trust rotate (new connections use the new
+ * material, the old pool's connections finish their request and close).
  */
 export function rawDispatcherFor(cluster: ClusterRuntime, host: Host): RawHostPool | undefined {
   const p = pools.get(host);
-  if (p !== undefined && p.config === cluster.config && p.endpoint === host.endpoint) return p instanceof RawHostPool ? p : undefined;
+  if (p !== undefined && p.config === cluster.config && p.endpoint === host.endpoint) {
+    if (!(p instanceof RawHostPool)) return undefined;
+    if (p.sockets.current) return p;
+  }
   if (p instanceof RawHostPool) p.close();
   const e = host.endpoint;
-  const eligible = cluster.config.upstreamProtocol !== 'HTTP2' && cluster.transportFor(host).tls === undefined
-    && net.isIP(e.address) !== 0 && e.port > 0;
+  const eligible = cluster.config.upstreamProtocol !== 'HTTP2' && net.isIP(e.address) !== 0 && e.port > 0;
   const next = eligible ? new RawHostPool(cluster, host) : { config: cluster.config, endpoint: e };
   pools.set(host, next);
   return next instanceof RawHostPool ? next : undefined;
@@ -76,10 +81,15 @@ export class RawHostPool {
   private readonly idleCloseMs: number;
   /** A quarter of the idle limit (a connection closes at most 25% late), at most SWEEP_MS. */
   private readonly sweepMs: number;
+  /** Opens this host's connections: plaintext, or TLS with the host's transport socket. */
+  readonly sockets: UpstreamSocketFactory;
+  /** Replaced (rotation, CDS update): connections that finish their request close instead of idling. */
+  private closing = false;
 
   constructor(readonly cluster: ClusterRuntime, readonly host: Host) {
     this.endpoint = host.endpoint;
     this.config = cluster.config;
+    this.sockets = new UpstreamSocketFactory(cluster, host, cluster.transportFor(host).tls);
     this.idleCloseMs = idleOptions(cluster.config.upstreamIdleTimeout).keepAliveTimeout;
     this.sweepMs = Math.max(10, Math.min(SWEEP_MS, Math.floor(this.idleCloseMs / 4)));
   }
@@ -94,6 +104,10 @@ export class RawHostPool {
 
   /** @internal a connection finished its request and may serve the next. */
   release(c: UpstreamConnection): void {
+    if (this.closing) {
+      c.destroy();
+      return;
+    }
     this.idle.push(c);
     if (this.sweeper === undefined) {
       this.sweeper = setInterval(() => this.sweep(), this.sweepMs);
@@ -117,6 +131,7 @@ export class RawHostPool {
   }
 
   close(): void {
+    this.closing = true;
     for (const c of this.idle.splice(0)) c.destroy();
   }
 }
@@ -146,21 +161,18 @@ class UpstreamConnection implements ParserEvents, Dispatcher.DispatchController 
 
   constructor(private readonly pool: RawHostPool) {
     const cluster = pool.cluster;
-    const e = pool.endpoint;
-    const bind = cluster.config.upstreamBindConfig;
-    this.socket = net.connect({ host: e.address, port: e.port, noDelay: true, ...(bind ? { localAddress: bind.sourceAddress } : {}) });
+    this.socket = pool.sockets.open(() => {
+      this.connected = true;
+      this.socket.setTimeout(0);
+    });
     this.parser = new Parser(ParserType.Response, this);
     cluster.stats.upstream_cx_total.inc();
     cluster.stats.upstream_cx_active.inc();
     const timeout = cluster.config.connectTimeout;
     if (timeout > 0) this.socket.setTimeout(timeout, () => this.fail(new SocketError('UND_ERR_CONNECT_TIMEOUT', 'connect timeout')));
-    this.socket.once('connect', () => {
-      this.connected = true;
-      this.socket.setTimeout(0);
-    });
     this.socket.on('data', (d: Buffer) => this.onData(d));
     this.socket.on('end', () => this.onEnd());
-    this.socket.on('error', (err: NodeJS.ErrnoException) => this.fail(this.connected ? new SocketError('UND_ERR_SOCKET', err.message) : err));
+    this.socket.on('error', (err: NodeJS.ErrnoException) => this.fail(this.connected ? new SocketError('UND_ERR_SOCKET', err.message) : this.beforeReady(err)));
     this.socket.once('close', () => this.onClose());
   }
 
@@ -270,6 +282,17 @@ class UpstreamConnection implements ParserEvents, Dispatcher.DispatchController 
     this.pool.forget(this);
     this.parser.free();
     if (this.handler !== undefined) this.fail(new SocketError(this.connected ? 'UND_ERR_SOCKET' : 'ECONNRESET_BEFORE_CONNECT', 'upstream connection closed'));
+  }
+
+  /**
+   * An error before the connection could carry a request. A failed TLS handshake (bad
+   * certificate, wrong SAN, no common protocol) is a connection failure, as in Envoy (UF,
+   * "TLS error: ..."), so retry_on connect-failure may replay the request; TCP errors keep
+   * their codes (ECONNREFUSED, ...).
+   */
+  private beforeReady(err: NodeJS.ErrnoException): Error {
+    if (!this.pool.sockets.isTls || err.code === 'ECONNREFUSED' || err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH') return err;
+    return new SocketError('ECONNRESET_BEFORE_CONNECT', `TLS error: ${err.message}`);
   }
 
   private fail(err: Error): void {
