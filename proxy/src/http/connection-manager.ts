@@ -37,6 +37,7 @@ import { grpcRouteTimeout } from './steps/grpc-route-timeout.js';
 import { appendVia, applyForwardedHeaders, applyResponseEdgeHeaders } from './steps/edge-headers.js';
 import { RawRequest } from '../http1/messages.js';
 import { rawDispatcherFor } from '../http1/upstream.js';
+import { upstreamDispatcherOf } from '../http2/messages.js';
 import { bufferForRetry, fitsRetryBuffer, readThroughFilters, requestHasBody, streamedBody } from './request-body.js';
 
 export { parseGrpcTimeout } from './steps/stream-duration.js';
@@ -425,7 +426,7 @@ class Exchange implements Downstream {
       if (this.done) return;
       // include_request_attempt_count; max_grpc_timeout (a gRPC request's route timeout from its grpc-timeout header).
       const attemptCountHeader = route.virtualHost.config.includeRequestAttemptCount === true;
-      this.upstream = new UpstreamRequest(cluster, grpcRouteTimeout(action, this.view.headers), { method: this.view.method, path, headers, attemptCountHeader, body, hash, random: this.hcm.random, connection: connectionInfo(this.req.socket), dispatcher: this.req instanceof RawRequest ? rawDispatcherFor : undefined }, this, retry, hedge);
+      this.upstream = new UpstreamRequest(cluster, grpcRouteTimeout(action, this.view.headers), { method: this.view.method, path, headers, attemptCountHeader, body, hash, random: this.hcm.random, connection: connectionInfo(this.req.socket), dispatcher: this.req instanceof RawRequest ? rawDispatcherFor : upstreamDispatcherOf(this.req) }, this, retry, hedge);
       this.upstream.start();
     };
     if (!hasBody) start(null);
@@ -770,7 +771,9 @@ class Exchange implements Downstream {
       if (this.view.method === 'HEAD') this.res.end();
       else this.res.end(body);
     } catch {
-      this.req.socket.destroy();
+      // HTTP/2: only this stream fails (node's compat socket proxy destroyed the stream too).
+      if (this.isH2) (this.req as Http2ServerRequest).stream.close(2 /* INTERNAL_ERROR */);
+      else this.req.socket.destroy();
     }
     this.complete();
   }

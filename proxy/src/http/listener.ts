@@ -9,6 +9,7 @@ import type { ChainHandler } from '../listener/chain-handler.js';
 import { NetworkFilterChain } from '../listener/network-filter-chain.js';
 import { setPeerPrincipal } from '../listener/peer-principal.js';
 import type { ListenerStats } from '../listener/network-listener.js';
+import { h2UpstreamFromEnv, http2PathFromEnv, serveStreams } from '../http2/streams.js';
 
 const H2_MAX_INVALID_FRAMES = 100;
 const CLIENT_ERROR_LINGER_MS = 1000;
@@ -98,7 +99,7 @@ export class HttpChain implements ChainHandler {
       t.unref();
       socket.once('close', () => clearTimeout(t));
     });
-    this.h2 = http2.createServer({
+    const h2Options: http2.ServerOptions = {
       // Pseudo-headers count towards node's limit; Envoy's max_headers_count does not count them.
       maxHeaderListPairs: limits.maxHeadersCount + 4,
       maxSendHeaderBlockLength: limits.maxRequestHeadersKb * 1024,
@@ -115,9 +116,16 @@ export class HttpChain implements ChainHandler {
         // http2_protocol_options.allow_connect: RFC 8441 extended CONNECT (WebSocket over HTTP/2).
         enableConnectProtocol: hcm.config.http2AllowConnect === true,
       },
-    }, handler);
-    // node's compat API emits CONNECT streams (plain and RFC 8441) as 'connect', answering 405 when unheard.
-    this.h2.on('connect', handler);
+    };
+    if (http2PathFromEnv() === 'core') {
+      // Streams straight from the session (proxy/src/http2/): no compat request/response per stream.
+      this.h2 = http2.createServer(h2Options);
+      serveStreams(this.h2, () => this.hcm, h2UpstreamFromEnv());
+    } else {
+      this.h2 = http2.createServer(h2Options, handler);
+      // node's compat API emits CONNECT streams (plain and RFC 8441) as 'connect', answering 405 when unheard.
+      this.h2.on('connect', handler);
+    }
     this.h2.on('session', (session: http2.Http2Session) => {
       this.sessions.add(session);
       // Idle (no open stream) for idle_timeout: GOAWAY, as Envoy's connection idle timeout.

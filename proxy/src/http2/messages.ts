@@ -1,0 +1,271 @@
+import type * as net from 'node:net';
+import * as http2 from 'node:http2';
+import type { ClusterRuntime } from '../cluster/cluster.js';
+import type { Host } from '../cluster/endpoint-set.js';
+import type { HeaderMap } from '../http/headers.js';
+
+/**
+ * The request and response of one HTTP/2 stream on node's core http2 API. They carry
+ * exactly the members the shared exchange core (proxy/src/http/connection-manager.ts)
+ * and the request-body steps use of node's compat Http2ServerRequest /
+ * Http2ServerResponse, nothing else: no Readable and no Stream per request, no socket
+ * Proxy. The ServerHttp2Stream itself is the body source and sink (its own flow control:
+ * pausing it withholds WINDOW_UPDATE from the client; its write() says when the client's
+ * window is full).
+ */
+
+/** The upstream pool the router uses for a host, or undefined for the cluster's undici pool. */
+export type UpstreamDispatcherChoice = (cluster: ClusterRuntime, host: Host) => { dispatch: import('undici').Dispatcher['dispatch'] } | undefined;
+
+type Listener = (...args: unknown[]) => void;
+
+/** The upstream pool chosen for an HTTP/2 downstream request; undefined for any other request (undici). */
+export function upstreamDispatcherOf(req: unknown): UpstreamDispatcherChoice | undefined {
+  return req instanceof H2Request ? req.dispatcher : undefined;
+}
+
+const { HTTP2_HEADER_STATUS, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+
+/**
+ * A request as the 'stream' event delivered it. `headers` is node's object (pseudo-headers
+ * included), used as is by the exchange core. The body is the stream's: pause/resume go
+ * to it (flow control), and its events are re-emitted from here, attached only when
+ * someone listens (a GET costs nothing). Listeners are called without the stream as
+ * `this`: undici destroys `this` on a body's 'end', which must not be the HTTP/2 stream
+ * (its response is still to come).
+ */
+export class H2Request {
+  readonly httpVersion = '2.0';
+  readonly method: string;
+  /** :path (undefined for a plain CONNECT, as node's compat request has it). */
+  url: string | undefined;
+  /** The session's socket (TCP or TLS): addresses, TLS state, the listener's connection info. */
+  readonly socket: net.Socket;
+  private listeners: { name: string; fn: Listener; once: boolean }[] | undefined;
+  /** Stream events already re-emitted from here. */
+  private forwarded: string[] | undefined;
+
+  constructor(
+    readonly stream: http2.ServerHttp2Stream,
+    readonly headers: HeaderMap,
+    readonly rawHeaders: string[],
+    /** Which upstream pool serves this request's attempts (the raw HTTP/1.1 pool, or undici). */
+    readonly dispatcher: UpstreamDispatcherChoice | undefined,
+  ) {
+    this.method = headers[':method'] as string;
+    this.url = headers[':path'] as string | undefined;
+    this.socket = stream.session!.socket as net.Socket;
+  }
+
+  /** The client ended its side (END_STREAM seen), or the stream is gone. */
+  get complete(): boolean {
+    return this.stream.readableEnded || this.stream.destroyed;
+  }
+
+  on(name: string, fn: Listener): this {
+    return this.add(name, fn, false);
+  }
+
+  once(name: string, fn: Listener): this {
+    return this.add(name, fn, true);
+  }
+
+  private add(name: string, fn: Listener, once: boolean): this {
+    (this.listeners ??= []).push({ name, fn, once });
+    const f = (this.forwarded ??= []);
+    if (!f.includes(name)) {
+      f.push(name);
+      // A 'data' listener starts the stream's flow unless it was paused, as on any Readable.
+      this.stream.on(name, (...args: unknown[]) => this.emit(name, ...args));
+    }
+    return this;
+  }
+
+  off(name: string, fn: Listener): this {
+    const l = this.listeners;
+    if (l === undefined) return this;
+    const i = l.findIndex((e) => e.name === name && e.fn === fn);
+    if (i >= 0) l.splice(i, 1);
+    return this;
+  }
+
+  removeListener(name: string, fn: Listener): this {
+    return this.off(name, fn);
+  }
+
+  emit(name: string, ...args: unknown[]): boolean {
+    const l = this.listeners;
+    if (l === undefined) return false;
+    let any = false;
+    for (const e of l.slice()) {
+      if (e.name !== name) continue;
+      any = true;
+      if (e.once) {
+        const i = l.indexOf(e);
+        if (i >= 0) l.splice(i, 1);
+      }
+      e.fn(...args);
+    }
+    return any;
+  }
+
+  pause(): this {
+    this.stream.pause();
+    return this;
+  }
+
+  resume(): this {
+    this.stream.resume();
+    return this;
+  }
+
+  pipe<T extends NodeJS.WritableStream>(dest: T): T {
+    return this.stream.pipe(dest);
+  }
+}
+
+/** Headers HTTP/2 forbids in a response (RFC 9113 §8.2.2); node's compat layer drops them too. */
+const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+
+/** A header object HTTP/2 can carry: connection-specific names and undefined values dropped, names lowercase. */
+function h2Headers(headers: HeaderMap | Record<string, string | string[]>, into: http2.OutgoingHttpHeaders): http2.OutgoingHttpHeaders {
+  for (const k in headers) {
+    const v = headers[k];
+    if (v === undefined) continue;
+    const name = k.toLowerCase();
+    if (CONNECTION_SPECIFIC.has(name) || name.charCodeAt(0) === 58 /* ':' */) continue;
+    if (name === 'te' && v !== 'trailers') continue;
+    into[name] = v;
+  }
+  return into;
+}
+
+const kResponse = Symbol('pilotfish.h2Response');
+
+type StreamWithResponse = http2.ServerHttp2Stream & { [kResponse]?: H2Response };
+
+/** Shared listeners (no closure per stream): the stream carries its response. */
+function onStreamClose(this: StreamWithResponse): void {
+  const res = this[kResponse];
+  if (res !== undefined) res.closed();
+}
+
+function onWantTrailers(this: StreamWithResponse): void {
+  const res = this[kResponse];
+  res?.sendTrailers();
+}
+
+/**
+ * The response written by the exchange core. writeHead() sends HEADERS at once (so a
+ * header node refuses throws there, where the core turns it into a 502, as with the
+ * compat layer); bodies are the stream's writes; trailers go out when the stream asks
+ * for them (waitForTrailers), an empty trailer set as an empty END_STREAM DATA frame.
+ */
+export class H2Response {
+  headersSent = false;
+  finished = false;
+  private trailers: http2.OutgoingHttpHeaders | undefined;
+  private closeListeners: Listener[] | undefined;
+  private finishListeners: Listener[] | undefined;
+
+  constructor(readonly stream: http2.ServerHttp2Stream) {
+    (stream as StreamWithResponse)[kResponse] = this;
+    stream.once('close', onStreamClose);
+  }
+
+  writeHead(status: number, headers: HeaderMap | Record<string, string | string[]>): this {
+    if (this.headersSent) return this;
+    const out = h2Headers(headers, { [HTTP2_HEADER_STATUS]: status });
+    const stream = this.stream;
+    if (stream.destroyed || stream.closed) {
+      this.headersSent = true;
+      return this;
+    }
+    stream.respond(out, { waitForTrailers: true });
+    this.headersSent = true;
+    stream.once('wantTrailers', onWantTrailers);
+    return this;
+  }
+
+  write(chunk: Buffer | string): boolean {
+    if (this.finished) return true;
+    if (!this.headersSent) this.writeHead(200, {});
+    const stream = this.stream;
+    if (stream.destroyed) return true;
+    return stream.write(chunk);
+  }
+
+  addTrailers(t: Record<string, string>): void {
+    this.trailers = h2Headers(t, {});
+  }
+
+  end(body?: Buffer | string): this {
+    if (this.finished) return this;
+    if (!this.headersSent) this.writeHead(200, {});
+    this.finished = true;
+    const stream = this.stream;
+    if (!stream.destroyed) {
+      if (body !== undefined && body.length > 0) stream.end(body);
+      else stream.end();
+    }
+    const l = this.finishListeners;
+    if (l !== undefined) {
+      this.finishListeners = undefined;
+      for (const fn of l) fn();
+    }
+    return this;
+  }
+
+  /** @internal the stream asked for trailers (after the last DATA was queued). */
+  sendTrailers(): void {
+    const stream = this.stream;
+    if (stream.destroyed) return;
+    try {
+      stream.sendTrailers(this.trailers ?? {});
+    } catch {
+      // Trailers HTTP/2 cannot carry: the response ends without them.
+      try {
+        stream.sendTrailers({});
+      } catch {
+        stream.close(NGHTTP2_INTERNAL_ERROR);
+      }
+    }
+  }
+
+  /** @internal the stream closed (completed or reset by either side). */
+  closed(): void {
+    this.stream.off('wantTrailers', onWantTrailers);
+    (this.stream as StreamWithResponse)[kResponse] = undefined;
+    const l = this.closeListeners;
+    if (l === undefined) return;
+    this.closeListeners = undefined;
+    for (const fn of l) fn();
+  }
+
+  /** 'close' (the stream closed), 'finish' (end() called) and 'drain' (the stream's) are the events the core listens to. */
+  once(name: string, fn: Listener): this {
+    if (name === 'close') (this.closeListeners ??= []).push(fn);
+    else if (name === 'finish') (this.finishListeners ??= []).push(fn);
+    else this.stream.once(name, fn);
+    return this;
+  }
+
+  on(name: string, fn: Listener): this {
+    if (name === 'close' || name === 'finish') return this.once(name, fn);
+    this.stream.on(name, fn);
+    return this;
+  }
+
+  off(name: string, fn: Listener): this {
+    const list = name === 'close' ? this.closeListeners : name === 'finish' ? this.finishListeners : undefined;
+    if (list !== undefined) {
+      const i = list.indexOf(fn);
+      if (i >= 0) list.splice(i, 1);
+    } else if (name !== 'close' && name !== 'finish') this.stream.off(name, fn);
+    return this;
+  }
+
+  removeListener(name: string, fn: Listener): this {
+    return this.off(name, fn);
+  }
+}

@@ -1,0 +1,67 @@
+import * as http2 from 'node:http2';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { ConnectionManager } from '../http/connection-manager.js';
+import type { HeaderMap } from '../http/headers.js';
+import { rawDispatcherFor } from '../http1/upstream.js';
+import { H2Request, H2Response, type UpstreamDispatcherChoice } from './messages.js';
+
+/**
+ * HTTP/2 downstream streams on node's core API: the server's 'stream' event hands each
+ * request to the exchange core as an H2Request / H2Response pair (messages.ts). Everything
+ * about the connection (SETTINGS, flow control, flood limits, GOAWAY, header limits,
+ * malformed frames and pseudo-headers) stays with node's nghttp2 session, exactly as on
+ * the compat path; only the per-request objects change.
+ */
+
+/** Which objects serve HTTP/2 requests: PILOTFISH_HTTP2=core (default) or node (the compat API, kept as an escape hatch and a benchmark baseline). */
+export type Http2Path = 'core' | 'node';
+
+export function http2PathFromEnv(env: NodeJS.ProcessEnv = process.env): Http2Path {
+  return env.PILOTFISH_HTTP2 === 'node' ? 'node' : 'core';
+}
+
+/**
+ * The upstream pool of HTTP/2 downstream requests: the raw HTTP/1.1 pool (plaintext
+ * HTTP/1.1 hosts at an IP; others fall back to undici inside rawDispatcherFor) when the
+ * raw HTTP/1.1 path is on (PILOTFISH_HTTP1=raw), else undici, so one switch decides
+ * which HTTP/1.1 code a proxy runs.
+ */
+export function h2UpstreamFromEnv(env: NodeJS.ProcessEnv = process.env): UpstreamDispatcherChoice | undefined {
+  return env.PILOTFISH_HTTP1 === 'raw' ? rawDispatcherFor : undefined;
+}
+
+const { HTTP2_HEADER_STATUS } = http2.constants;
+
+/** A stream error is reported by 'close' (rstCode); without a listener 'error' would be thrown. */
+function ignore(): void {}
+
+/**
+ * Serves a server's streams with the chain's current connection manager (looked up per
+ * stream, so a listener update takes effect for new requests on open sessions).
+ */
+export function serveStreams(server: http2.Http2Server, manager: () => ConnectionManager, dispatcher: UpstreamDispatcherChoice | undefined): void {
+  server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+    onStream(manager(), stream, headers as HeaderMap, rawHeaders, dispatcher);
+  });
+}
+
+function onStream(hcm: ConnectionManager, stream: http2.ServerHttp2Stream, headers: HeaderMap, rawHeaders: string[], dispatcher: UpstreamDispatcherChoice | undefined): void {
+  stream.on('error', ignore);
+  const req = new H2Request(stream, headers, rawHeaders, dispatcher);
+  const res = new H2Response(stream);
+  const expect = headers.expect;
+  if (expect !== undefined && req.method !== 'CONNECT') {
+    // As node's compat server did: 100-continue is answered at once and the request
+    // proceeds, any other expectation is refused with 417. The answered expectation is
+    // not forwarded (Envoy's HCM strips it too; undici refuses requests that carry it).
+    if (expect === '100-continue') {
+      if (!stream.destroyed) stream.additionalHeaders({ [HTTP2_HEADER_STATUS]: 100 });
+      headers.expect = undefined;
+    } else {
+      res.writeHead(417, {});
+      res.end();
+      return;
+    }
+  }
+  hcm.handle(req as unknown as Http2ServerRequest, res as unknown as Http2ServerResponse);
+}
