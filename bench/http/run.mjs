@@ -15,6 +15,7 @@ import { median } from './lib/stats.mjs';
 import { renderReport } from './lib/report.mjs';
 import { summarizeProfile, renderProfile } from './lib/cpuprofile.mjs';
 import { makeCerts, buildClientCertShim, loadgenEnv } from './lib/mtls.mjs';
+import { perfAvailable, perfRecord, summarizePerf, renderPerf } from './lib/native-profile.mjs';
 
 const HELP = `usage: node bench/http/run.mjs [options]
 
@@ -45,7 +46,10 @@ const HELP = `usage: node bench/http/run.mjs [options]
                           (then mtls-h1, mtls-h2 when named in --scenarios)
                           (--duration each, after --warmup), V8 CPU profile of the measured window
                           only, and print self time by category and function
-  --profile-target NAME   a Node target (default pilotfish)
+  --profile-target NAME   a Node target (default pilotfish); with --native any target with a process
+  --native                with --profile: perf record instead of V8's profiler, time split into kernel,
+                          TLS (OpenSSL, TLSWrap), JavaScript, V8 runtime/GC, libuv, node C++, libc
+                          (needs perf; root or kernel.perf_event_paranoid <= 1)
   --pilotfish-bin PATH    pilotfish entry script (default bin/pilotfish.js), e.g. to compare two builds
   --node-arg ARG          extra node flag for pilotfish (repeatable), e.g. --node-arg=--max-semi-space-size=16
 `;
@@ -59,7 +63,7 @@ const { values: o } = parseArgs({
     'h2-streams': { type: 'string', default: '16' }, rate: { type: 'string', default: '2000' },
     'rate-clients': { type: 'string', default: '20' }, 'proxy-core': { type: 'string', default: '0' },
     'load-core': { type: 'string', default: '1' }, out: { type: 'string' }, 'keep-temp': { type: 'boolean' },
-    profile: { type: 'boolean' }, 'profile-target': { type: 'string', default: 'pilotfish' },
+    profile: { type: 'boolean' }, 'profile-target': { type: 'string', default: 'pilotfish' }, native: { type: 'boolean' },
     nice: { type: 'string', default: '0' }, 'wait-quiet': { type: 'string', default: '5' },
     'node-arg': { type: 'string', multiple: true, default: [] }, 'pilotfish-bin': { type: 'string' },
   },
@@ -306,6 +310,7 @@ async function compare() {
 
 async function profile() {
   const name = o['profile-target'];
+  if (o.native) return nativeProfile(name);
   if (!TARGETS[name] || ['direct', 'nginx', 'haproxy'].includes(name)) throw new Error(`--profile-target must be a Node target`);
   const origin = await startOrigin({ dir, core: C.loadCore, mtls: wantsMtls() ? { pki: mtlsSetup().pki } : undefined });
   const profDir = join(outDir, 'profiles', `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
@@ -327,6 +332,30 @@ async function profile() {
     if (!existsSync(file)) { out.push(`## ${name} ${scenario}: no profile written (did the process exit cleanly?)\n`); continue; }
     const s = summarizeProfile(JSON.parse(readFileSync(file, 'utf8')), REPO);
     out.push(renderProfile(`${name} — ${scenario}: ${m.rps.toFixed(0)} req/s, ${m.cpuUsPerReq.toFixed(1)} µs/req under the profiler`, s, file, 30, m.cpuUsPerReq));
+  }
+  process.stdout.write(out.join('\n'));
+}
+
+/** --profile --native: perf over the measured window, per scenario, for any target with a process. */
+async function nativeProfile(name) {
+  if (!TARGETS[name] || name === 'direct') throw new Error('--profile-target must be a target with a process');
+  if (!perfAvailable()) throw new Error('--native needs perf (linux-perf)');
+  const origin = await startOrigin({ dir, core: C.loadCore, mtls: wantsMtls() ? { pki: mtlsSetup().pki } : undefined });
+  const profDir = join(outDir, 'profiles', `${name}-native-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  mkdirSync(profDir, { recursive: true });
+  const out = [];
+  for (const scenario of ['h1', 'h2c', 'mtls-h1', 'mtls-h2'].filter((s) => applicable(s, name) && scenarios.includes(s))) {
+    const file = join(profDir, `${scenario}.perf.data`);
+    const t = await startTarget(name, origin);
+    if (C.warmup) await measure(scenario, t, origin, { seconds: C.warmup, quiet: false });
+    // perf's window (--duration - 1 s) sits inside the load run: the load generator's ramp-up and tail stay out.
+    await waitQuiet();
+    const recorded = sleep(500).then(() => perfRecord({ pid: t.pid, seconds: Math.max(1, C.duration - 1), file }));
+    const m = await measure(scenario, t, origin, { quiet: false });
+    await recorded;
+    log(`${name} ${scenario} under perf: ${m.rps.toFixed(0)} req/s, ${m.cpuUsPerReq.toFixed(1)} µs/req`);
+    await t.proc.stop(15000);
+    out.push(renderPerf(`${name} — ${scenario}: ${m.rps.toFixed(0)} req/s, ${m.cpuUsPerReq.toFixed(1)} µs/req (perf, native)`, summarizePerf(file), file, m.cpuUsPerReq));
   }
   process.stdout.write(out.join('\n'));
 }
