@@ -10,6 +10,7 @@ import { NetworkFilterChain } from '../listener/network-filter-chain.js';
 import { setPeerPrincipal } from '../listener/peer-principal.js';
 import type { ListenerStats } from '../listener/network-listener.js';
 import { h2UpstreamFromEnv, http2PathFromEnv, serveStreams } from '../http2/streams.js';
+import { setSessionSocket } from '../http2/messages.js';
 
 const H2_MAX_INVALID_FRAMES = 100;
 const CLIENT_ERROR_LINGER_MS = 1000;
@@ -50,6 +51,8 @@ export class HttpChain implements ChainHandler {
   /** The TLS server with its ALPN-less twin (Envoy's NOACK when the client offers nothing in common). */
   private tlsNoack: AlpnNoackTls | undefined;
   private readonly sessions = new Set<http2.Http2Session>();
+  /** The socket being handed to the HTTP/2 server, for its session to remember (http2/messages.ts). */
+  private arriving: net.Socket | undefined;
   private draining = false;
 
   constructor(
@@ -128,6 +131,7 @@ export class HttpChain implements ChainHandler {
     }
     this.h2.on('session', (session: http2.Http2Session) => {
       this.sessions.add(session);
+      if (this.arriving !== undefined) setSessionSocket(session, this.arriving);
       // Idle (no open stream) for idle_timeout: GOAWAY, as Envoy's connection idle timeout.
       const idle = Math.min(limits.idleTimeout, 2 ** 31 - 1);
       if (idle > 0) session.setTimeout(idle, () => session.close());
@@ -293,7 +297,13 @@ export class HttpChain implements ChainHandler {
 
   private toH2(socket: net.Socket | tls.TLSSocket): void {
     this.stats.downstream_cx_http2_total.inc();
-    this.h2.emit('connection', socket);
+    // node makes the session (and emits 'session') synchronously in this emit.
+    this.arriving = socket;
+    try {
+      this.h2.emit('connection', socket);
+    } finally {
+      this.arriving = undefined;
+    }
   }
 
   /** Asks clients to go away (GOAWAY / connection: close); idle keep-alives close. */

@@ -26,6 +26,20 @@ export function upstreamDispatcherOf(req: unknown): UpstreamDispatcherChoice | u
 
 const { HTTP2_HEADER_STATUS, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
+const kSocket = Symbol('pilotfish.h2SessionSocket');
+
+/**
+ * Records the socket a session serves. node's `session.socket` is a Proxy whose every
+ * property read runs a trap (~4% of an h2c request's CPU when read per request).
+ */
+export function setSessionSocket(session: http2.Http2Session, socket: net.Socket): void {
+  (session as unknown as Record<symbol, net.Socket>)[kSocket] = socket;
+}
+
+function sessionSocket(session: http2.Http2Session): net.Socket {
+  return (session as unknown as Record<symbol, net.Socket | undefined>)[kSocket] ?? (session.socket as net.Socket);
+}
+
 /**
  * A request as the 'stream' event delivered it. `headers` is node's object (pseudo-headers
  * included), used as is by the exchange core. The body is the stream's: pause/resume go
@@ -54,7 +68,7 @@ export class H2Request {
   ) {
     this.method = headers[':method'] as string;
     this.url = headers[':path'] as string | undefined;
-    this.socket = stream.session!.socket as net.Socket;
+    this.socket = sessionSocket(stream.session!);
   }
 
   /** The client ended its side (END_STREAM seen), or the stream is gone. */
@@ -141,6 +155,8 @@ function h2Headers(headers: HeaderMap | Record<string, string | string[]>, into:
 }
 
 const kResponse = Symbol('pilotfish.h2Response');
+const WAIT_FOR_TRAILERS: http2.ServerStreamResponseOptions = Object.freeze({ waitForTrailers: true });
+const NO_TRAILERS: http2.ServerStreamResponseOptions = Object.freeze({});
 
 type StreamWithResponse = http2.ServerHttp2Stream & { [kResponse]?: H2Response };
 
@@ -168,7 +184,11 @@ export class H2Response {
   private closeListeners: Listener[] | undefined;
   private finishListeners: Listener[] | undefined;
 
-  constructor(readonly stream: http2.ServerHttp2Stream) {
+  constructor(
+    readonly stream: http2.ServerHttp2Stream,
+    /** The request carried te: trailers. */
+    private readonly trailersAsked: boolean,
+  ) {
     (stream as StreamWithResponse)[kResponse] = this;
     stream.once('close', onStreamClose);
   }
@@ -177,13 +197,19 @@ export class H2Response {
     if (this.headersSent) return this;
     const out = h2Headers(headers, { [HTTP2_HEADER_STATUS]: status });
     const stream = this.stream;
-    if (stream.destroyed || stream.closed) {
+    if (stream.destroyed) {
       this.headersSent = true;
       return this;
     }
-    stream.respond(out, { waitForTrailers: true });
+    // Trailers can follow a body of unknown length (chunked HTTP/1.1, HTTP/2), or any body
+    // when the client asked for them (te: trailers, as gRPC clients do). Only then does
+    // the stream wait for them: otherwise the last DATA frame carries END_STREAM, where
+    // waiting costs an event and an empty DATA frame per response. (An HTTP/2 upstream's
+    // trailers after a content-length body, to a client that did not ask, are dropped.)
+    const wait = out['content-length'] === undefined || this.trailersAsked;
+    stream.respond(out, wait ? WAIT_FOR_TRAILERS : NO_TRAILERS);
     this.headersSent = true;
-    stream.once('wantTrailers', onWantTrailers);
+    if (wait) stream.once('wantTrailers', onWantTrailers);
     return this;
   }
 

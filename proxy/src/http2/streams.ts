@@ -27,7 +27,8 @@ export function http2PathFromEnv(env: NodeJS.ProcessEnv = process.env): Http2Pat
  * which HTTP/1.1 code a proxy runs.
  */
 export function h2UpstreamFromEnv(env: NodeJS.ProcessEnv = process.env): UpstreamDispatcherChoice | undefined {
-  return env.PILOTFISH_HTTP1 === 'raw' ? rawDispatcherFor : undefined;
+  // The raw path is the default; PILOTFISH_HTTP1=node selects undici (the rule of http1/raw-chain.ts's http1PathFromEnv, not imported: raw-chain extends listener.ts's HttpChain, which imports this module).
+  return env.PILOTFISH_HTTP1 === 'node' ? undefined : rawDispatcherFor;
 }
 
 const { HTTP2_HEADER_STATUS } = http2.constants;
@@ -48,7 +49,8 @@ export function serveStreams(server: http2.Http2Server, manager: () => Connectio
 function onStream(hcm: ConnectionManager, stream: http2.ServerHttp2Stream, headers: HeaderMap, rawHeaders: string[], dispatcher: UpstreamDispatcherChoice | undefined): void {
   stream.on('error', ignore);
   const req = new H2Request(stream, headers, rawHeaders, dispatcher);
-  const res = new H2Response(stream);
+  const te = headers.te;
+  const res = new H2Response(stream, te !== undefined && (te === 'trailers' || String(te).includes('trailers')));
   const expect = headers.expect;
   if (expect !== undefined && req.method !== 'CONNECT') {
     // As node's compat server did: 100-continue is answered at once and the request
