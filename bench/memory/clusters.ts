@@ -78,7 +78,7 @@ function bootstrap(xdsPort: number, adminPort: number): object {
   };
 }
 
-interface Sample { readyMs: number; rss: number; heapUsed: number }
+interface Sample { readyMs: number; rss: number; heapUsed: number; heapTotal: number; external: number }
 
 async function measure(root: string, n: number, server: XdsServer, xdsPort: number): Promise<Sample> {
   const adminPort = await freePort();
@@ -112,8 +112,9 @@ async function measure(root: string, n: number, server: XdsServer, xdsPort: numb
     proc.kill('SIGUSR2');
     for (let i = 0; i < 6000 && !existsSync(probeOut); i++) await sleep(20); // up to 120 s: with $PF_PROBE_SNAPSHOT a heap snapshot is written first
     await sleep(100);
-    const probe = JSON.parse(readFileSync(probeOut, 'utf8')) as { memoryUsage: { heapUsed: number } };
-    return { readyMs, rss, heapUsed: probe.memoryUsage.heapUsed / 1048576 };
+    const probe = JSON.parse(readFileSync(probeOut, 'utf8')) as { memoryUsage: { heapUsed: number; heapTotal: number; external: number } };
+    const mb = (b: number) => b / 1048576;
+    return { readyMs, rss, heapUsed: mb(probe.memoryUsage.heapUsed), heapTotal: mb(probe.memoryUsage.heapTotal), external: mb(probe.memoryUsage.external) };
   } finally {
     proc.kill('SIGKILL');
     await exited;
@@ -151,10 +152,10 @@ const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); cons
 const med = (root: string, n: number, k: keyof Sample) => median((results.get(key(root, n)) ?? []).map((s) => s[k]));
 console.log(`# pilotfish with N clusters × ${E} endpoints over ADS (${o.api}, CDS + EDS)\n`);
 console.log(`${new Date().toISOString()}, node ${process.version}, ${cpus().length}× ${cpus()[0]?.model ?? '?'}, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}; ${o.rounds} rounds alternating builds (medians); proxy on core ${o['proxy-core']}, xDS server on core ${o['load-core']}; RSS ${o.settle} s after ready; heap used after a full GC\n`);
-console.log('| build | N | start to ready ms | RSS MB | V8 heap used MB | RSS per cluster KB | heap per cluster KB |\n|---|---|---|---|---|---|---|');
+console.log('| build | N | start to ready ms | RSS MB | V8 heap used MB | V8 heap committed MB | external MB | RSS per cluster KB | heap per cluster KB |\n|---|---|---|---|---|---|---|---|---|');
 for (const root of roots) {
   for (const n of SIZES) {
     const per = (k: keyof Sample) => (n > SIZES[0]! ? (((med(root, n, k) - med(root, SIZES[0]!, k)) * 1024) / (n - SIZES[0]!)).toFixed(1) : '–');
-    console.log(`| ${basename(root)} | ${n} | ${med(root, n, 'readyMs').toFixed(0)} | ${med(root, n, 'rss').toFixed(1)} | ${med(root, n, 'heapUsed').toFixed(1)} | ${per('rss')} | ${per('heapUsed')} |`);
+    console.log(`| ${basename(root)} | ${n} | ${med(root, n, 'readyMs').toFixed(0)} | ${med(root, n, 'rss').toFixed(1)} | ${med(root, n, 'heapUsed').toFixed(1)} | ${med(root, n, 'heapTotal').toFixed(1)} | ${med(root, n, 'external').toFixed(1)} | ${per('rss')} | ${per('heapUsed')} |`);
   }
 }

@@ -23,7 +23,7 @@ import type {
   TypedExtension,
 } from '../../config/src/index.js';
 import { diffEndpoints, endpointKey, flattenLoadAssignment } from '../../config/src/index.js';
-import { collectionOf, TYPE_URLS, type ResourceChanges } from './resource-type.js';
+import { collectionOf, TYPE_URLS, type ResourceChanges, type ResourceEntry } from './resource-type.js';
 import { UseIndex } from './use-index.js';
 
 interface PushedCluster {
@@ -37,7 +37,8 @@ export class ConfigAssembler {
   private readonly listeners = new Map<string, Listener>();
   private readonly routes = new Map<string, RouteConfiguration>();
   private readonly clusters = new Map<string, Cluster>();
-  private readonly clas = new Map<string, ClusterLoadAssignment>();
+  /** Load assignments as accepted: `.value` may be decoded again from the bytes (EDS keeps no decoded copy). */
+  private readonly clas = new Map<string, ResourceEntry<ClusterLoadAssignment>>();
   /** LEDS collection -> resource name -> endpoint */
   private readonly leds = new Map<string, Map<string, LbEndpoint>>();
   private readonly ledsAnswered = new Set<string>();
@@ -104,7 +105,7 @@ export class ConfigAssembler {
           break;
         case TYPE_URLS.endpoint:
           for (const e of ch.upserted) {
-            this.clas.set(e.name, e.value as ClusterLoadAssignment);
+            this.clas.set(e.name, e as ResourceEntry<ClusterLoadAssignment>);
             this.unmiss(ch.typeUrl, e.name);
             for (const c of this.edsUse.users(e.name)) {
               this.indexLeds(c);
@@ -263,7 +264,7 @@ export class ConfigAssembler {
 
   private indexLeds(cluster: string): void {
     const c = this.clusters.get(cluster);
-    const cla = c?.type === 'EDS' ? this.clas.get(edsName(c)) : undefined;
+    const cla = c?.type === 'EDS' ? this.clas.get(edsName(c))?.value : undefined;
     const colls: string[] = [];
     if (cla) for (const l of cla.endpoints) if (l.ledsCollectionName && !colls.includes(l.ledsCollectionName)) colls.push(l.ledsCollectionName);
     this.ledsUse.set(cluster, colls);
@@ -303,7 +304,7 @@ export class ConfigAssembler {
     for (const s of secrets) if (!this.secrets.has(s) && !this.isMissing(TYPE_URLS.secret, s)) return false;
     if (c.type !== 'EDS') return true;
     const en = edsName(c);
-    const cla = this.clas.get(en);
+    const cla = this.clas.get(en)?.value;
     if (cla === undefined) return this.isMissing(TYPE_URLS.endpoint, en);
     for (const l of cla.endpoints) {
       if (l.ledsCollectionName && !this.ledsAnswered.has(l.ledsCollectionName)) return false;
@@ -340,7 +341,7 @@ export class ConfigAssembler {
     upserted: Map<string, LbEndpoint>,
     removed: Map<string, LbEndpoint>,
   ): void {
-    const cla = this.clas.get(edsName(pushed.cluster));
+    const cla = this.clas.get(edsName(pushed.cluster))?.value;
     const locality = cla?.endpoints.find((l) => l.ledsCollectionName === collection);
     if (cla === undefined || locality === undefined) return;
     const prev = new Map<string, Endpoint>();
@@ -359,7 +360,7 @@ export class ConfigAssembler {
 
   private endpointsFor(c: Cluster): Endpoint[] {
     if (c.type !== 'EDS') return c.loadAssignment ? flattenLoadAssignment(c.loadAssignment) : [];
-    const cla = this.clas.get(edsName(c));
+    const cla = this.clas.get(edsName(c))?.value;
     if (cla === undefined) return [];
     if (!cla.endpoints.some((l) => l.ledsCollectionName)) return flattenLoadAssignment(cla);
     return flattenLoadAssignment({

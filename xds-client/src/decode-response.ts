@@ -52,7 +52,7 @@ export function decodeResources<T>(type: ResourceType<T>, raws: readonly RawReso
       if (diag.errors.length === before) diag.error(path, `resource "${name}" is invalid`);
       return;
     }
-    entries.push(new AcceptedResource(name, raw.version, value, raw.any.value, type.typeUrl));
+    entries.push(new AcceptedResource(name, raw.version, value, raw.any.value, type));
   });
   if (diag.errors.length > 0) {
     const detail = diag.errors.slice(0, 20).map(formatProblem).join('; ') + (diag.errors.length > 20 ? `; ... ${diag.errors.length - 20} more` : '');
@@ -65,17 +65,37 @@ export function decodeResources<T>(type: ResourceType<T>, raws: readonly RawReso
  * An accepted resource. Its proto3-JSON is decoded again from the wire bytes when
  * /config_dump asks for it instead of being kept: the JSON tree of a cluster's load
  * assignment (10 endpoints) is ~3 KB of heap, for a page read rarely (bench/memory/clusters.ts).
+ * The decoded value of a type with `keepDecoded: false` (EDS) is held weakly: read when
+ * the response is applied, then again only when its cluster changes, ~2 KB per cluster
+ * that the data plane's own endpoint set makes redundant in between.
  */
 class AcceptedResource<T> implements ResourceEntry<T> {
+  private kept: T | undefined;
+  /** Types that do not keep their decoded value (`keepDecoded: false`) hold it here. */
+  private weak: WeakRef<T & object> | undefined;
+
   constructor(
     readonly name: string,
     readonly version: string,
-    readonly value: T,
+    value: T,
     readonly bytes: Uint8Array,
-    private readonly typeUrl: string,
-  ) {}
+    private readonly type: ResourceType<T>,
+  ) {
+    if (type.keepDecoded === false && typeof value === 'object' && value !== null) this.weak = new WeakRef(value);
+    else this.kept = value;
+  }
+
+  get value(): T {
+    if (this.weak === undefined) return this.kept as T;
+    const held = this.weak.deref();
+    if (held !== undefined) return held;
+    // Accepted once, so it decodes again without problems: the same bytes, the same decoder.
+    const again = this.type.decode(decodeResourceJson(this.type.typeUrl, this.bytes), new Diagnostics(), '') as T & object;
+    this.weak = new WeakRef(again);
+    return again;
+  }
 
   get json(): Readonly<Record<string, unknown>> {
-    return { '@type': this.typeUrl, ...decodeResourceJson(this.typeUrl, this.bytes) };
+    return { '@type': this.type.typeUrl, ...decodeResourceJson(this.type.typeUrl, this.bytes) };
   }
 }

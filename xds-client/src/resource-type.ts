@@ -17,6 +17,12 @@ export interface ResourceType<T = unknown> {
   /** The resource's name as written inside it (SotW responses carry no separate name). */
   name(json: Readonly<Record<string, unknown>>): string | undefined;
   decode(json: Readonly<Record<string, unknown>>, diag: Diagnostics, path: string): T | undefined;
+  /**
+   * false: the decoded value is held weakly once applied and decoded again from the wire
+   * bytes when read after a GC (EDS: a cluster's load assignment is ~2 KB of heap, read
+   * again only when its cluster changes; the data plane keeps its own endpoint set).
+   */
+  readonly keepDecoded?: boolean;
 }
 
 /** One accepted resource as the protocol state keeps it. */

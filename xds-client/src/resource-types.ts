@@ -55,6 +55,7 @@ export const loadAssignmentType: ResourceType<ClusterLoadAssignment> = {
   allResourcesRequired: false,
   name: byField('cluster_name'),
   decode: (json, diag, path) => decodeClusterLoadAssignment(json, diag, path),
+  keepDecoded: false,
 };
 
 /** LEDS: one `LbEndpoint` per resource, named inside an xdstp collection (delta only). */
