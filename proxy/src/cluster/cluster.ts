@@ -459,6 +459,8 @@ export class ClusterRuntime {
 
   /** Closes a removed host's pool once its in-flight requests finish (Envoy drains, never resets them). */
   private retireHost(h: Host): void {
+    h.directPool?.close();
+    h.directPool = undefined;
     const d = h.upstream as Dispatcher | undefined;
     if (!d) return;
     h.upstream = undefined;
@@ -473,6 +475,8 @@ export class ClusterRuntime {
     for (const t of this.ownedTls) t.close?.();
     const closing: Promise<void>[] = [];
     for (const h of this.allHosts()) {
+      h.directPool?.close();
+      h.directPool = undefined;
       const d = h.upstream as Dispatcher | undefined;
       if (d) closing.push(d.close().catch(() => undefined));
       h.upstream = undefined;

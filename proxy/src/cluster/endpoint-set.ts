@@ -30,6 +30,12 @@ export class Host {
   removed = false;
   ejected = false;
   upstream: unknown = undefined;
+  /**
+   * The host's pool on pilotfish's own paths (the raw HTTP/1.1 pool, proxy/src/http1/upstream.ts;
+   * the core-API HTTP/2 pool, upstream/h2-pool.ts), or their note that it needs undici. The
+   * cluster closes it with the host.
+   */
+  directPool: { close(): void } | undefined = undefined;
   /** RING_HASH/MAGLEV hashes of the key, kept across table rebuilds. */
   hashCache: HashCache | undefined = undefined;
   /** ORIGINAL_DST: picked since the last cleanup sweep (Envoy's used_ bit). */

@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici';
 import type { ClusterRuntime } from '../cluster/cluster.js';
 import type { Host } from '../cluster/endpoint-set.js';
 import type { HeaderMap } from '../http/headers.js';
+import { h2PoolFor, type H2HostPool } from '../upstream/h2-pool.js';
 import { idleOptions } from '../upstream/pool.js';
 import { headerLines } from './head.js';
 import { UpstreamSocketFactory } from './upstream-socket.js';
@@ -25,33 +26,43 @@ type Body = Buffer | NodeJS.ReadableStream | null | undefined;
 /** The idle sweep runs at least this often, so a removed host's idle connections close within it. */
 const SWEEP_MS = 5_000;
 
-/** Per host: its raw pool, or the cluster config and endpoint for which it needs undici. */
-const pools = new WeakMap<Host, RawHostPool | { readonly config: ClusterRuntime['config']; readonly endpoint: Host['endpoint'] }>();
+/** Kept in Host.directPool when the host needs undici: for which cluster config and endpoint that was decided. */
+interface UndiciOnly {
+  readonly config: ClusterRuntime['config'];
+  readonly endpoint: Host['endpoint'];
+  close(): void;
+}
+
+function undiciOnly(config: ClusterRuntime['config'], endpoint: Host['endpoint']): UndiciOnly {
+  return { config, endpoint, close: () => undefined };
+}
 
 /**
- * The raw pool of a host, or undefined when the host needs undici (HTTP/2, pipes, internal
- * addresses, hostnames). Decided once per host and again when the cluster's config (a CDS
+ * The raw pool of a host (the HTTP/2 pool for an HTTP/2 cluster), or undefined when the host
+ * needs undici (pipes, internal addresses, hostnames). Decided once per host and again when the cluster's config (a CDS
  * update: transport sockets, protocol options) or the host's endpoint changes; a TLS host's
  * pool is replaced when its certificates or trust rotate (new connections use the new
  * material, the old pool's connections finish their request and close).
  */
-export function rawDispatcherFor(cluster: ClusterRuntime, host: Host): RawHostPool | undefined {
-  const p = pools.get(host);
+export function rawDispatcherFor(cluster: ClusterRuntime, host: Host): RawHostPool | H2HostPool | undefined {
+  // HTTP/2 clusters: node's core http2 API (proxy/src/upstream/h2-pool.ts), not undici.
+  if (cluster.config.upstreamProtocol === 'HTTP2') return h2PoolFor(cluster, host);
+  const p = host.directPool as RawHostPool | UndiciOnly | undefined;
   if (p !== undefined && p.config === cluster.config && p.endpoint === host.endpoint) {
     if (!(p instanceof RawHostPool)) return undefined;
     if (p.sockets.current) return p;
   }
   if (p instanceof RawHostPool) p.close();
   const e = host.endpoint;
-  const eligible = cluster.config.upstreamProtocol !== 'HTTP2' && net.isIP(e.address) !== 0 && e.port > 0;
-  const next = eligible ? new RawHostPool(cluster, host) : { config: cluster.config, endpoint: e };
-  pools.set(host, next);
+  const eligible = net.isIP(e.address) !== 0 && e.port > 0;
+  const next = eligible ? new RawHostPool(cluster, host) : undiciOnly(cluster.config, e);
+  host.directPool = next;
   return next instanceof RawHostPool ? next : undefined;
 }
 
 /** The raw pool a host already has (none is made): for admin views and tests. */
 export function existingRawPool(host: Host): RawHostPool | undefined {
-  const p = pools.get(host);
+  const p = host.directPool;
   return p instanceof RawHostPool ? p : undefined;
 }
 
