@@ -142,7 +142,7 @@ export class H2Request {
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
 /** A header object HTTP/2 can carry: connection-specific names and undefined values dropped, names lowercase. */
-function h2Headers(headers: HeaderMap | Record<string, string | string[]>, into: http2.OutgoingHttpHeaders): http2.OutgoingHttpHeaders {
+export function h2Headers(headers: HeaderMap | Record<string, string | string[]>, into: http2.OutgoingHttpHeaders): http2.OutgoingHttpHeaders {
   for (const k in headers) {
     const v = headers[k];
     if (v === undefined) continue;

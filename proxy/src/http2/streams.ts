@@ -2,7 +2,7 @@ import * as http2 from 'node:http2';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { ConnectionManager } from '../http/connection-manager.js';
 import type { HeaderMap } from '../http/headers.js';
-import { rawDispatcherFor } from '../http1/upstream.js';
+import { rawDispatcherForH2 } from '../http1/upstream.js';
 import { H2Request, H2Response, type UpstreamDispatcherChoice } from './messages.js';
 
 /**
@@ -21,14 +21,14 @@ export function http2PathFromEnv(env: NodeJS.ProcessEnv = process.env): Http2Pat
 }
 
 /**
- * The upstream pool of HTTP/2 downstream requests: the raw HTTP/1.1 pool (plaintext
- * HTTP/1.1 hosts at an IP; others fall back to undici inside rawDispatcherFor) when the
- * raw HTTP/1.1 path is on (PILOTFISH_HTTP1=raw), else undici, so one switch decides
- * which HTTP/1.1 code a proxy runs.
+ * The upstream pool of HTTP/2 downstream requests: pilotfish's own pools (the raw HTTP/1.1
+ * pool, the core-API HTTP/2 pool for HTTP/2 clusters and for use_downstream_protocol
+ * clusters; undici for pipes, internal addresses and hostnames, inside rawDispatcherForH2)
+ * unless PILOTFISH_HTTP1=node selects undici, so one switch decides which code a proxy runs.
  */
 export function h2UpstreamFromEnv(env: NodeJS.ProcessEnv = process.env): UpstreamDispatcherChoice | undefined {
   // The raw path is the default; PILOTFISH_HTTP1=node selects undici (the rule of http1/raw-chain.ts's http1PathFromEnv, not imported: raw-chain extends listener.ts's HttpChain, which imports this module).
-  return env.PILOTFISH_HTTP1 === 'node' ? undefined : rawDispatcherFor;
+  return env.PILOTFISH_HTTP1 === 'node' ? undefined : rawDispatcherForH2;
 }
 
 const { HTTP2_HEADER_STATUS } = http2.constants;
@@ -48,6 +48,10 @@ export function serveStreams(server: http2.Http2Server, manager: () => Connectio
 
 function onStream(hcm: ConnectionManager, stream: http2.ServerHttp2Stream, headers: HeaderMap, rawHeaders: string[], dispatcher: UpstreamDispatcherChoice | undefined): void {
   stream.on('error', ignore);
+  // node emits 'stream' on the next tick: nghttp2 may have reset it since (a body longer
+  // than its content-length, a closed session; its 'error' is still to come, hence the
+  // listener first). Nothing is left to answer.
+  if (stream.destroyed || stream.session === undefined) return;
   const req = new H2Request(stream, headers, rawHeaders, dispatcher);
   const te = headers.te;
   const res = new H2Response(stream, te !== undefined && (te === 'trailers' || String(te).includes('trailers')));
