@@ -148,7 +148,8 @@ export class PriorityGroup {
   healthyLoad = 0;
   degradedLoad = 0;
   panic = false;
-  readonly localities = new Map<string, LocalityGroup>();
+  /** Only with locality-weighted LB (created on the first host then): ~150 bytes per priority of every cluster otherwise. */
+  localities: Map<string, LocalityGroup> | undefined;
   readonly locList: LocalityGroup[] = [];
   locDirty = true;
   cumHealthy = new Float64Array(0);
@@ -368,12 +369,13 @@ export class EndpointSet {
     const pg = this.priority(e.priority);
     h._prio = pg;
     if (this.localityWeighted) {
-      let lg = pg.localities.get(e.locality);
+      const localities = (pg.localities ??= new Map());
+      let lg = localities.get(e.locality);
       if (lg === undefined) {
         lg = new LocalityGroup(e.locality, this.subset(), this.subset());
         lg.listIndex = pg.locList.length;
         pg.locList.push(lg);
-        pg.localities.set(e.locality, lg);
+        localities.set(e.locality, lg);
       }
       if (lg.weight !== e.localityWeight) lg.weight = e.localityWeight;
       h._locality = lg;
@@ -391,7 +393,7 @@ export class EndpointSet {
         pg.locList[lg.listIndex] = last;
         last.listIndex = lg.listIndex;
       }
-      pg.localities.delete(lg.name);
+      pg.localities?.delete(lg.name);
       pg.locDirty = true;
     }
     h._prio = null;

@@ -56,8 +56,15 @@ export function lbWeight(w: number): number {
 
 export abstract class Subset<H extends LbHost = LbHost> {
   readonly entries: Entry<H>[] = [];
-  /** weight -> number of entries with it; one distinct weight means "unweighted". */
-  private readonly weightCounts = new Map<number, number>();
+  /**
+   * Entries by weight, to know whether the subset is unweighted (one distinct weight). The
+   * common case, every entry with the same weight, is two numbers; the weight -> count Map
+   * (~150 bytes for one key, three subsets per priority of every cluster) exists only
+   * while there are two distinct weights or more.
+   */
+  private soleWeight = 0;
+  private soleCount = 0;
+  private weightCounts: Map<number, number> | undefined;
   totalWeight = 0;
 
   constructor(protected readonly rand: Random) {}
@@ -67,7 +74,7 @@ export abstract class Subset<H extends LbHost = LbHost> {
   }
 
   get uniform(): boolean {
-    return this.weightCounts.size <= 1;
+    return this.weightCounts === undefined;
   }
 
   add(host: H): Entry<H> {
@@ -107,9 +114,25 @@ export abstract class Subset<H extends LbHost = LbHost> {
 
   private countWeight(w: number, d: number): void {
     this.totalWeight += w * d;
-    const c = (this.weightCounts.get(w) ?? 0) + d;
-    if (c === 0) this.weightCounts.delete(w);
-    else this.weightCounts.set(w, c);
+    let counts = this.weightCounts;
+    if (counts === undefined) {
+      if (this.soleCount === 0 || w === this.soleWeight) {
+        this.soleWeight = w;
+        this.soleCount += d;
+        return;
+      }
+      counts = this.weightCounts = new Map([[this.soleWeight, this.soleCount]]);
+    }
+    const c = (counts.get(w) ?? 0) + d;
+    if (c === 0) counts.delete(w);
+    else counts.set(w, c);
+    if (counts.size <= 1) {
+      // Back to one weight (or none): the two numbers again.
+      const [only] = counts;
+      this.soleWeight = only?.[0] ?? 0;
+      this.soleCount = only?.[1] ?? 0;
+      this.weightCounts = undefined;
+    }
   }
 
   protected abstract onAdd(e: Entry<H>): void;
