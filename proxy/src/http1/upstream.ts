@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import type { ClusterRuntime } from '../cluster/cluster.js';
 import type { Host } from '../cluster/endpoint-set.js';
 import type { HeaderMap } from '../http/headers.js';
-import { h2PoolFor, type H2HostPool } from '../upstream/h2-pool.js';
+import { H2HostPool, h2PoolFor } from '../upstream/h2-pool.js';
 import { idleOptions } from '../upstream/pool.js';
 import { headerLines } from './head.js';
 import { UpstreamSocketFactory } from './upstream-socket.js';
@@ -60,6 +60,17 @@ export function rawDispatcherFor(cluster: ClusterRuntime, host: Host): RawHostPo
   return next instanceof RawHostPool ? next : undefined;
 }
 
+/**
+ * The pool for a request that arrived over HTTP/2. A cluster with
+ * use_downstream_protocol_config (Istio's outbound clusters of ports whose protocol is
+ * sniffed) answers it over HTTP/2 too, as Envoy does: gRPC through such a port keeps its
+ * trailers. Every other cluster: as rawDispatcherFor.
+ */
+export function rawDispatcherForH2(cluster: ClusterRuntime, host: Host): RawHostPool | H2HostPool | undefined {
+  const p = rawDispatcherFor(cluster, host);
+  return cluster.config.upstreamProtocol === 'USE_DOWNSTREAM' && p instanceof RawHostPool ? p.h2Sibling() : p;
+}
+
 /** The raw pool a host already has (none is made): for admin views and tests. */
 export function existingRawPool(host: Host): RawHostPool | undefined {
   const p = host.directPool;
@@ -96,6 +107,8 @@ export class RawHostPool {
   readonly sockets: UpstreamSocketFactory;
   /** Replaced (rotation, CDS update): connections that finish their request close instead of idling. */
   private closing = false;
+  /** USE_DOWNSTREAM clusters: the same host's HTTP/2 pool, for requests that arrived over HTTP/2. */
+  private h2: H2HostPool | undefined;
 
   constructor(readonly cluster: ClusterRuntime, readonly host: Host) {
     this.endpoint = host.endpoint;
@@ -141,8 +154,14 @@ export class RawHostPool {
     }
   }
 
+  /** The HTTP/2 pool beside this one (same host, config and TLS material), made on first use. */
+  h2Sibling(): H2HostPool {
+    return (this.h2 ??= new H2HostPool(this.cluster, this.host, this.sockets.tlsSource));
+  }
+
   close(): void {
     this.closing = true;
+    this.h2?.close();
     for (const c of this.idle.splice(0)) c.destroy();
   }
 }

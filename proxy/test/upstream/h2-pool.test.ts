@@ -197,3 +197,46 @@ t.test('an unreachable HTTP/2 host is a connection failure (503 UF), counted and
   await until('the failed connection to be closed', async () => /upstream_cx_active: 0\b/.test((await get(proxy.adminPort!, '/stats?filter=cluster.grpc.upstream_cx_active')).body), { timeoutMs: 5000 });
   t.pass('no connection left active');
 });
+
+t.test('use_downstream_protocol_config (Istio\'s sniffed ports): HTTP/2 requests go upstream over HTTP/2, HTTP/1.1 over HTTP/1.1', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pf-h2-usedown-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const ca = await mintRoot({ trustDomain: 'example.org' });
+  const server = await issueWorkload({ ca, dns: ['app.test'], spiffeId: 'spiffe://example.org/ns/default/sa/app' });
+  writeFileSync(join(dir, 'ca.pem'), ca.certPem);
+  // One TLS port speaking both protocols by ALPN, as an Istio sidecar's inbound listener does.
+  const seen: string[] = [];
+  const origin = http2.createSecureServer({ cert: server.chainPem, key: server.keyPem, allowHTTP1: true, ALPNProtocols: ['h2', 'http/1.1'] }, (req, res) => {
+    seen.push(req.httpVersion);
+    if (req.httpVersion === '2.0') {
+      res.addTrailers({ 'grpc-status': '0' });
+      res.writeHead(200, { 'content-type': 'application/grpc' });
+    }
+    res.end(`over ${req.httpVersion}`);
+  });
+  const sessions = new Set<http2.ServerHttp2Session>();
+  origin.on('session', (s: http2.ServerHttp2Session) => { sessions.add(s); s.once('close', () => sessions.delete(s)); });
+  await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => { for (const s of sessions) s.destroy(); origin.close(() => r()); }));
+  const port = (origin.address() as AddressInfo).port;
+  const cluster = staticCluster('grpc', [port], `
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        use_downstream_protocol_config: { http_protocol_options: {}, http2_protocol_options: {} }
+    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        sni: app.test
+        common_tls_context:
+          validation_context: { trusted_ca: { filename: ${join(dir, 'ca.pem')} } }`);
+  const proxy = await startProxyYaml(t, bootstrapYaml(ROUTES(), cluster));
+  const h2 = await h2get(t, proxy.port(), '/app.Svc/Call');
+  t.equal(h2.status, 200);
+  t.equal(h2.body, 'over 2.0', 'the HTTP/2 request went upstream over HTTP/2');
+  t.equal(h2.trailers['grpc-status'], '0', 'with its trailers');
+  const h1 = await get(proxy.port(), '/plain');
+  t.equal(h1.body, 'over 1.1', 'the HTTP/1.1 request went upstream over HTTP/1.1');
+  t.same(seen, ['2.0', '1.1']);
+});
