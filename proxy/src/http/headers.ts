@@ -9,19 +9,77 @@ export type HeaderMap = Record<string, string | string[] | undefined>;
  */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'proxy-authenticate', 'proxy-authorization'] as const;
 
+const HOP_BY_HOP_SET: ReadonlySet<string> = new Set(HOP_BY_HOP);
+
+/**
+ * Whether stripHopByHop(h, false) would remove a header (lowercase `name`) from a message
+ * whose Connection header is `connection` (its values joined by commas): a codec that
+ * builds the header object can leave such headers out instead of removing them later.
+ */
+export function isHopByHop(name: string, connection: string | undefined): boolean {
+  if (HOP_BY_HOP_SET.has(name)) return true;
+  if (connection === undefined || name === 'close' || name.charCodeAt(0) === 58 /* : */) return false;
+  let start = 0;
+  while (start <= connection.length) {
+    let end = connection.indexOf(',', start);
+    if (end < 0) end = connection.length;
+    let a = start;
+    let b = end;
+    while (a < b && isOws(connection.charCodeAt(a))) a++;
+    while (b > a && isOws(connection.charCodeAt(b - 1))) b--;
+    if (tokenIs(connection, a, b, name)) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
 export function stripHopByHop(h: HeaderMap, keepTeTrailers: boolean): void {
   const conn = h.connection;
   if (conn !== undefined) {
     // Headers the sender listed in Connection are hop-by-hop too.
-    for (const raw of (Array.isArray(conn) ? conn.join(',') : conn).split(',')) {
-      const name = raw.trim().toLowerCase();
-      if (name !== '' && name !== 'close' && name !== 'keep-alive' && h[name] !== undefined && !name.startsWith(':')) h[name] = undefined;
-    }
+    if (typeof conn === 'string') stripListed(h, conn);
+    else for (const c of conn) stripListed(h, c);
   }
   const te = keepTeTrailers ? h.te : undefined;
-  for (const n of HOP_BY_HOP) if (h[n] !== undefined) h[n] = undefined;
+  for (let i = 0; i < HOP_BY_HOP.length; i++) if (h[HOP_BY_HOP[i]!] !== undefined) h[HOP_BY_HOP[i]!] = undefined;
   // gRPC needs "te: trailers" end to end; it is the one TE value that may be forwarded.
   if (te !== undefined && String(te).trim().toLowerCase() === 'trailers') h.te = 'trailers';
+}
+
+/**
+ * Removes the headers a Connection value names. The usual values (keep-alive, close) are
+ * recognised in place: no list and no string is made for them.
+ */
+function stripListed(h: HeaderMap, value: string): void {
+  let start = 0;
+  while (start <= value.length) {
+    let end = value.indexOf(',', start);
+    if (end < 0) end = value.length;
+    let a = start;
+    let b = end;
+    while (a < b && isOws(value.charCodeAt(a))) a++;
+    while (b > a && isOws(value.charCodeAt(b - 1))) b--;
+    if (b > a && !tokenIs(value, a, b, 'close') && !tokenIs(value, a, b, 'keep-alive')) {
+      const name = value.slice(a, b).toLowerCase();
+      if (h[name] !== undefined && !name.startsWith(':')) h[name] = undefined;
+    }
+    start = end + 1;
+  }
+}
+
+function isOws(c: number): boolean {
+  return c === 32 || c === 9;
+}
+
+/** value[a, b) equals `lower` ignoring ASCII case. */
+function tokenIs(value: string, a: number, b: number, lower: string): boolean {
+  if (b - a !== lower.length) return false;
+  for (let i = 0; i < lower.length; i++) {
+    let c = value.charCodeAt(a + i);
+    if (c >= 65 && c <= 90) c += 32;
+    if (c !== lower.charCodeAt(i)) return false;
+  }
+  return true;
 }
 
 /** Removes HTTP/2 pseudo-headers from a header object (they travel as fields of the request). */

@@ -110,9 +110,10 @@ export function classifyRequest(
     headers['x-envoy-internal'] = 'true';
     return false;
   }
-  for (const h of INTERNAL_ONLY) if (headers[h] !== undefined) headers[h] = undefined;
+  // Indexed loops: this runs for every request, and a for-of allocates its iterator until optimised.
+  for (let i = 0; i < INTERNAL_ONLY.length; i++) if (headers[INTERNAL_ONLY[i]!] !== undefined) headers[INTERNAL_ONLY[i]!] = undefined;
   if (!useRemoteAddress) return false;
-  for (const h of EDGE_ONLY) if (headers[h] !== undefined) headers[h] = undefined;
+  for (let i = 0; i < EDGE_ONLY.length; i++) if (headers[EDGE_ONLY[i]!] !== undefined) headers[EDGE_ONLY[i]!] = undefined;
   if (address !== undefined && address !== '') headers['x-envoy-external-address'] = address;
   return true;
 }

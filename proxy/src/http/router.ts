@@ -8,6 +8,7 @@ import type { ConnectionInfo } from '../net/connection-info.js';
 import { Failures, failureFromError, type UpstreamFailure } from './upstream-failure.js';
 import { compileRetryPolicy, retryOnFailure, retryOnStatus, RetryState, type CompiledRetryPolicy } from './retry-state.js';
 import type { SlotWaiter } from '../cluster/pending-queue.js';
+import { deadlineQueue, type DeadlineEntry, type DeadlineQueue } from './deadlines.js';
 
 /** What the router needs from the downstream side; implemented by the connection manager. */
 export interface Downstream {
@@ -143,14 +144,18 @@ class Attempt implements Dispatcher.DispatchHandler, SlotWaiter {
  * retries per the route's retry policy with Envoy's semantics (fully jittered
  * exponential back-off, per-try timeouts, retry circuit breaker or budget).
  */
-export class UpstreamRequest {
+export class UpstreamRequest implements DeadlineEntry {
   private attempts = 0;
   private current: Attempt | undefined;
   private lastHost: Host | undefined;
   private committed = false;
   private finished = false;
   private perTryTimer: NodeJS.Timeout | undefined;
-  private globalTimer: NodeJS.Timeout | undefined;
+  /** The route timeout: this request's place in the queue of its duration (deadlines.ts), not a timer of its own. */
+  deadline = 0;
+  deadlinePrev: DeadlineEntry | undefined = undefined;
+  deadlineNext: DeadlineEntry | undefined = undefined;
+  deadlineQueue: DeadlineQueue | undefined = undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly priority: 'DEFAULT' | 'HIGH';
   /** The route's retry policy, retry_on compiled (once per policy object). */
@@ -184,7 +189,7 @@ export class UpstreamRequest {
       return;
     }
     this.cluster.stats.upstream_rq_active.inc();
-    if (this.action.timeout > 0) this.globalTimer = setTimeout(() => this.onGlobalTimeout(), this.action.timeout);
+    if (this.action.timeout > 0) deadlineQueue(this.action.timeout).add(this);
     this.dispatchAttempt();
   }
 
@@ -444,8 +449,12 @@ export class UpstreamRequest {
     this.onError(attempt, Failures.perTryTimeout);
   }
 
+  /** The route timeout (DeadlineEntry). */
+  onDeadline(): void {
+    this.onGlobalTimeout();
+  }
+
   private onGlobalTimeout(): void {
-    this.globalTimer = undefined;
     if (this.finished) return;
     this.cluster.stats.upstream_rq_timeout.inc();
     // Envoy's onResponseTimeout: every attempt still awaiting headers was a timeout on its host.
@@ -525,7 +534,7 @@ export class UpstreamRequest {
     if (this.finished) return;
     this.finished = true;
     this.abortHedges();
-    if (this.globalTimer) clearTimeout(this.globalTimer);
+    this.deadlineQueue?.remove(this);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.clearPerTry();
     this.retryState?.release();

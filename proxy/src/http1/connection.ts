@@ -5,6 +5,7 @@ import { CONNECTION_EXPIRED } from '../http/listener.js';
 import type { HeaderMap } from '../http/headers.js';
 import { HPE_OK, HPE_PAUSED, HPE_PAUSED_UPGRADE, Parser, ParserType, type ParserEvents } from './llhttp.js';
 import { RawRequest, RawResponse, type RequestOwner, type ResponseOwner } from './messages.js';
+import { headerName, headerValue, lowerName } from './names.js';
 
 /** Headers of which node keeps only the first (its IncomingMessage rules, which the node path has). */
 const FIRST_WINS = new Set(['age', 'authorization', 'content-length', 'content-type', 'etag', 'expires', 'from', 'host', 'if-modified-since', 'if-unmodified-since', 'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'referer', 'retry-after', 'server', 'user-agent']);
@@ -198,7 +199,7 @@ export class RawConnection implements ParserEvents, RequestOwner, ResponseOwner 
 
   onHeaderField(chunk: Buffer, start: number, end: number): void {
     this.headBytes += end - start;
-    const s = chunk.toString('latin1', start, end);
+    const s = headerName(chunk, start, end);
     // A name split across two reads arrives in two calls.
     if (!this.lastWasValue && this.raw.length > 0 && this.raw.length % 2 === 1) this.raw[this.raw.length - 1] += s;
     else this.raw.push(s);
@@ -207,7 +208,7 @@ export class RawConnection implements ParserEvents, RequestOwner, ResponseOwner 
 
   onHeaderValue(chunk: Buffer, start: number, end: number): void {
     this.headBytes += end - start;
-    const s = chunk.toString('latin1', start, end);
+    const s = headerValue(chunk, start, end);
     if (this.lastWasValue) this.raw[this.raw.length - 1] += s;
     else this.raw.push(s);
     this.lastWasValue = true;
@@ -255,7 +256,7 @@ export class RawConnection implements ParserEvents, RequestOwner, ResponseOwner 
       return false;
     }
     const headers: HeaderMap = {};
-    for (let i = 0; i < raw.length; i += 2) addHeader(headers, raw[i]!.toLowerCase(), raw[i + 1]!);
+    for (let i = 0; i < raw.length; i += 2) addHeader(headers, lowerName(raw[i]!), raw[i + 1]!);
     const minor = parser.versionMinor;
     const version = parser.versionMajor === 1 && minor === 0 ? '1.0' : '1.1';
     const method = parser.method;

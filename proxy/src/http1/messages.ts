@@ -1,6 +1,6 @@
 import type * as net from 'node:net';
 import type { HeaderMap } from '../http/headers.js';
-import { headerLines, httpDate, reasonPhrase, statusHasNoBody } from './head.js';
+import { dateLine, headWriter, statusHasNoBody, statusLine } from './head.js';
 
 /**
  * The request and response of one HTTP/1.1 exchange on the raw path. They carry exactly
@@ -11,18 +11,22 @@ import { headerLines, httpDate, reasonPhrase, statusHasNoBody } from './head.js'
 
 type Listener = (...args: unknown[]) => void;
 
-/** A minimal event source: a few named listeners, no EventEmitter per request. */
+/**
+ * A minimal event source: a few named listeners, no EventEmitter per request. Listeners
+ * sit in one flat array (name, function, once) — no object per listener — and an event
+ * with a single listener is emitted without copying the list.
+ */
 class Events {
-  private listeners: { name: string; fn: Listener; once: boolean }[] | undefined;
+  private listeners: (string | Listener | boolean)[] | undefined;
 
   on(name: string, fn: Listener): this {
-    (this.listeners ??= []).push({ name, fn, once: false });
+    (this.listeners ??= []).push(name, fn, false);
     this.listenerAdded(name);
     return this;
   }
 
   once(name: string, fn: Listener): this {
-    (this.listeners ??= []).push({ name, fn, once: true });
+    (this.listeners ??= []).push(name, fn, true);
     this.listenerAdded(name);
     return this;
   }
@@ -30,8 +34,12 @@ class Events {
   off(name: string, fn: Listener): this {
     const l = this.listeners;
     if (l === undefined) return this;
-    const i = l.findIndex((e) => e.name === name && e.fn === fn);
-    if (i >= 0) l.splice(i, 1);
+    for (let i = 0; i < l.length; i += 3) {
+      if (l[i] === name && l[i + 1] === fn) {
+        l.splice(i, 3);
+        break;
+      }
+    }
     return this;
   }
 
@@ -42,23 +50,42 @@ class Events {
   protected listenerAdded(_name: string): void {}
 
   protected hasListeners(name: string): boolean {
-    return this.listeners !== undefined && this.listeners.some((e) => e.name === name);
-  }
-
-  emit(name: string, ...args: unknown[]): boolean {
     const l = this.listeners;
     if (l === undefined) return false;
-    let any = false;
-    for (const e of l.slice()) {
-      if (e.name !== name) continue;
-      any = true;
-      if (e.once) {
-        const i = l.indexOf(e);
-        if (i >= 0) l.splice(i, 1);
-      }
-      e.fn(...args);
+    for (let i = 0; i < l.length; i += 3) if (l[i] === name) return true;
+    return false;
+  }
+
+  emit(name: string, a?: unknown, b?: unknown): boolean {
+    const l = this.listeners;
+    if (l === undefined) return false;
+    let first = -1;
+    let count = 0;
+    for (let i = 0; i < l.length; i += 3) {
+      if (l[i] !== name) continue;
+      if (first < 0) first = i;
+      count++;
     }
-    return any;
+    if (count === 0) return false;
+    if (count === 1) {
+      const fn = l[first + 1] as Listener;
+      if (l[first + 2] === true) l.splice(first, 3);
+      fn(a, b);
+      return true;
+    }
+    // Several: a listener may add or remove others while this runs; each runs as registered at the emit.
+    const fns: Listener[] = [];
+    for (let i = 0; i < l.length; i += 3) if (l[i] === name) fns.push(l[i + 1] as Listener);
+    for (const fn of fns) {
+      for (let i = 0; i < l.length; i += 3) {
+        if (l[i] === name && l[i + 1] === fn) {
+          if (l[i + 2] === true) l.splice(i, 3);
+          break;
+        }
+      }
+      fn(a, b);
+    }
+    return true;
   }
 }
 
@@ -80,6 +107,8 @@ export class RawRequest extends Events {
   /** Explicitly paused (node's readableFlowing === false): adding a 'data' listener does not start the flow. */
   private flowing: boolean | null = null;
   private queue: (Buffer | typeof END)[] | undefined;
+  /** The end arrived with nothing queued before it (a request without a body): no queue is made for it. */
+  private endQueued = false;
   private flushScheduled = false;
   aborted = false;
 
@@ -117,7 +146,8 @@ export class RawRequest extends Events {
       this.emit('end');
       return;
     }
-    (this.queue ??= []).push(END);
+    if (this.queue === undefined) this.endQueued = true;
+    else this.queue.push(END);
   }
 
   pause(): this {
@@ -138,7 +168,7 @@ export class RawRequest extends Events {
 
   /** Queued chunks go out on the next tick, as a stream's would: listeners added in this tick still see them. */
   private scheduleFlush(): void {
-    if (this.flushScheduled || this.queue === undefined) return;
+    if (this.flushScheduled || (this.queue === undefined && !this.endQueued)) return;
     this.flushScheduled = true;
     process.nextTick(flush, this);
   }
@@ -147,13 +177,18 @@ export class RawRequest extends Events {
   flushQueue(): void {
     this.flushScheduled = false;
     const q = this.queue;
-    if (q === undefined) return;
-    while (q.length > 0 && this.flowing === true) {
-      const c = q.shift()!;
-      if (c === END) this.emit('end');
-      else this.emit('data', c);
+    if (q !== undefined) {
+      while (q.length > 0 && this.flowing === true) {
+        const c = q.shift()!;
+        if (c === END) this.emit('end');
+        else this.emit('data', c);
+      }
+      if (q.length === 0 && this.queue === q) this.queue = undefined;
     }
-    if (q.length === 0) this.queue = undefined;
+    if (this.endQueued && this.flowing === true && this.queue === undefined) {
+      this.endQueued = false;
+      this.emit('end');
+    }
   }
 
   /** Streams the body into a writable with back-pressure (used when a retry buffer overflows). */
@@ -194,20 +229,22 @@ export interface ResponseOwner {
   streamIdle(res: RawResponse, ms: number, cb: (() => void) | undefined): void;
 }
 
-const CRLF = '\r\n';
 const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
+/** Bodies up to this size leave in the same write as the head (one copy, one send); larger ones follow it. */
+const COALESCE_MAX = 16 * 1024;
 
 /**
- * The response written by the exchange core. The head is kept until the first body
- * write or the end, so head and body leave in one writev. Framing: the upstream's (or
- * local reply's) content-length as is, else chunked to an HTTP/1.1 client, else the
- * connection closes after the body (HTTP/1.0), as node's ServerResponse frames.
+ * The response written by the exchange core. The head is serialised by writeHead (so an
+ * invalid header throws there, where the core expects it) and kept until the first body
+ * write or the end, so head and body leave in one send. Framing: the upstream's (or local
+ * reply's) content-length as is, else chunked to an HTTP/1.1 client, else the connection
+ * closes after the body (HTTP/1.0), as node's ServerResponse frames.
  */
 export class RawResponse extends Events {
   headersSent = false;
   shouldKeepAlive: boolean;
   finished = false;
-  private head: string | undefined;
+  private head: Buffer | undefined;
   private chunked = false;
   private noBody = false;
   private trailers: Record<string, string> | undefined;
@@ -221,19 +258,19 @@ export class RawResponse extends Events {
   writeHead(status: number, headers: Record<string, string | string[]>): this {
     if (this.headersSent) return this;
     const h = headers as HeaderMap;
-    let head = `HTTP/1.1 ${status} ${reasonPhrase(status)}${CRLF}${headerLines(h)}`;
-    if (h.date === undefined) head += `date: ${httpDate()}${CRLF}`;
+    const w = headWriter.start().text(statusLine(status)).headers(h);
+    if (h.date === undefined) w.text(dateLine());
     this.noBody = statusHasNoBody(status, this.requestMethod);
     if (!this.noBody && h['content-length'] === undefined) {
       if (this.http10) this.shouldKeepAlive = false;
       else {
         this.chunked = true;
-        head += `transfer-encoding: chunked${CRLF}`;
+        w.text('transfer-encoding: chunked\r\n');
       }
     }
-    if (!this.shouldKeepAlive) head += `connection: close${CRLF}`;
-    else if (this.http10) head += `connection: keep-alive${CRLF}`;
-    this.head = head + CRLF;
+    if (!this.shouldKeepAlive) w.text('connection: close\r\n');
+    else if (this.http10) w.text('connection: keep-alive\r\n');
+    this.head = w.text('\r\n').take();
     this.headersSent = true;
     return this;
   }
@@ -243,25 +280,33 @@ export class RawResponse extends Events {
     if (!this.headersSent) this.writeHead(200, {});
     const socket = this.owner.socket;
     const head = this.head;
-    if (this.noBody) {
-      if (head !== undefined) {
-        this.head = undefined;
-        return socket.write(head, 'latin1');
-      }
-      return true;
+    this.head = undefined;
+    const body = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    const len = this.noBody ? 0 : body.length;
+    if (len === 0) return head !== undefined ? socket.write(head) : true;
+    if (!this.chunked && head === undefined) return socket.write(body);
+    if (len > COALESCE_MAX) {
+      socket.cork();
+      if (head !== undefined) socket.write(head);
+      if (this.chunked) socket.write(`${len.toString(16)}\r\n`, 'latin1');
+      let ok = socket.write(body);
+      if (this.chunked) ok = socket.write('\r\n', 'latin1');
+      socket.uncork();
+      return ok;
     }
-    const len = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
-    if (len === 0 && head === undefined) return true;
-    socket.cork();
-    if (head !== undefined) {
-      this.head = undefined;
-      socket.write(head, 'latin1');
+    // One buffer: [head] [chunk-size line] body [CRLF].
+    const size = this.chunked ? `${len.toString(16)}\r\n` : undefined;
+    const headLen = head !== undefined ? head.length : 0;
+    const out = Buffer.allocUnsafe(headLen + (size !== undefined ? size.length + 2 : 0) + len);
+    let p = 0;
+    if (head !== undefined) p = head.copy(out, 0);
+    if (size !== undefined) p += out.write(size, p, 'latin1');
+    p += body.copy(out, p);
+    if (size !== undefined) {
+      out[p] = 13;
+      out[p + 1] = 10;
     }
-    if (this.chunked && len > 0) socket.write(`${len.toString(16)}${CRLF}`, 'latin1');
-    let ok = len > 0 ? socket.write(chunk) : true;
-    if (this.chunked && len > 0) ok = socket.write(CRLF, 'latin1');
-    socket.uncork();
-    return ok;
+    return socket.write(out);
   }
 
   addTrailers(t: Record<string, string>): void {
@@ -272,21 +317,38 @@ export class RawResponse extends Events {
     if (this.finished || this.detached) return this;
     if (!this.headersSent) this.writeHead(200, {});
     const socket = this.owner.socket;
-    socket.cork();
-    if (body !== undefined && (typeof body !== 'string' || body.length > 0)) this.write(body);
-    else if (this.head !== undefined) {
-      socket.write(this.head, 'latin1');
-      this.head = undefined;
+    const hasBody = body !== undefined && (typeof body !== 'string' || body.length > 0);
+    if (!this.chunked) {
+      if (hasBody) this.write(body);
+      else if (this.head !== undefined) {
+        socket.write(this.head);
+        this.head = undefined;
+      }
+    } else {
+      const last = this.lastChunk();
+      socket.cork();
+      if (hasBody) this.write(body);
+      else if (this.head !== undefined) {
+        socket.write(this.head);
+        this.head = undefined;
+      }
+      socket.write(last);
+      socket.uncork();
     }
-    if (this.chunked) {
-      if (this.trailers !== undefined) socket.write(`0${CRLF}${headerLines(this.trailers)}${CRLF}`, 'latin1');
-      else socket.write(LAST_CHUNK);
-    }
-    socket.uncork();
     this.finished = true;
     this.owner.responseDone(this);
     this.emit('finish');
     return this;
+  }
+
+  /** The last chunk, with the trailers when there are any a head can carry (others are dropped, as on the node path). */
+  private lastChunk(): Buffer {
+    if (this.trailers === undefined) return LAST_CHUNK;
+    try {
+      return headWriter.start().text('0\r\n').headers(this.trailers).text('\r\n').take();
+    } catch {
+      return LAST_CHUNK;
+    }
   }
 
   /** node's res.setTimeout: the stream idle timer (any socket activity restarts it). */

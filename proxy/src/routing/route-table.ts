@@ -91,8 +91,17 @@ export class RouteTable {
   private lookupHost(host: string): CompiledVirtualHost | undefined {
     const e = this.exact.get(host);
     if (e) return e;
-    for (const [suffix, vh] of this.suffixes) if (host.length > suffix.length && host.endsWith(suffix)) return vh;
-    for (const [prefix, vh] of this.prefixes) if (host.length > prefix.length && host.startsWith(prefix)) return vh;
+    // Indexed loops: a for-of with destructuring allocates an iterator per request when not optimised.
+    const suffixes = this.suffixes;
+    for (let i = 0; i < suffixes.length; i++) {
+      const [suffix, vh] = suffixes[i]!;
+      if (host.length > suffix.length && host.endsWith(suffix)) return vh;
+    }
+    const prefixes = this.prefixes;
+    for (let i = 0; i < prefixes.length; i++) {
+      const [prefix, vh] = prefixes[i]!;
+      if (host.length > prefix.length && host.startsWith(prefix)) return vh;
+    }
     return undefined;
   }
 
@@ -119,7 +128,7 @@ export class RouteTable {
     // CONNECT without a path (HTTP/1.1, or HTTP/2 without :protocol) is matched by connect_matcher
     // routes only; Envoy's path matchers never see it. Path requests never match connect routes.
     const routes = pathOnly === '' && req.method === 'CONNECT' ? vh.connectRoutes : vh.routes;
-    for (const r of routes) if (r.matches(req, pathOnly, lookup, query, random)) return r;
+    for (let i = 0; i < routes.length; i++) if (routes[i]!.matches(req, pathOnly, lookup, query, random)) return routes[i];
     return undefined;
   }
 }
