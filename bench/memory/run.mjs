@@ -14,7 +14,7 @@
 // this checkout with --max-semi-space-size=a (MB) etc. to find the young generation size;
 // --pilotfish DIR measures another build as "pilotfish" (default: this checkout).
 //
-//   node bench/memory/run.mjs [--rounds 3] [--root DIR]... [--semi 1,2,4,16] [--quick]
+//   node bench/memory/run.mjs [--rounds 3] [--root DIR]... [--semi 1,2,4,16] [--flags "--no-liftoff-only"]... [--quick]
 import { parseArgs } from 'node:util';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
@@ -24,22 +24,23 @@ import { spawnSync } from 'node:child_process';
 import { startOrigin } from '../http/lib/targets.mjs';
 import * as cfg from '../http/lib/configs.mjs';
 import { startPinned, freePort, stopAll } from '../http/lib/procs.mjs';
-import { memory, cpuSeconds } from '../http/lib/proc.mjs';
+import { memory, cpuSeconds, processTree } from '../http/lib/proc.mjs';
 import { wrk } from '../http/lib/load.mjs';
 import { median } from '../http/lib/stats.mjs';
 import { get, minimalBootstrap } from './lib/pilotfish.mjs';
+import { privateMB } from './lib/smaps.mjs';
 
 const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const { values: o } = parseArgs({ options: {
   help: { type: 'boolean' }, quick: { type: 'boolean' },
   rounds: { type: 'string' }, root: { type: 'string', multiple: true, default: [] },
-  semi: { type: 'string' }, settle: { type: 'string' }, duration: { type: 'string' },
+  semi: { type: 'string' }, flags: { type: 'string', multiple: true, default: [] }, settle: { type: 'string' }, duration: { type: 'string' },
   connections: { type: 'string', default: '64' }, 'no-nginx': { type: 'boolean' },
   'proxy-core': { type: 'string', default: '0' }, 'load-core': { type: 'string', default: '1' },
   out: { type: 'string' }, pilotfish: { type: 'string' },
 } });
 if (o.help) {
-  process.stdout.write('usage: node bench/memory/run.mjs [--rounds N] [--root DIR]... [--pilotfish DIR] [--semi 1,2,4] [--settle S] [--duration S] [--connections N] [--no-nginx] [--quick] [--out FILE]\n');
+  process.stdout.write('usage: node bench/memory/run.mjs [--rounds N] [--root DIR]... [--pilotfish DIR] [--semi 1,2,4] [--flags \"NODE FLAGS\"]... [--settle S] [--duration S] [--connections N] [--no-nginx] [--quick] [--out FILE]\n');
   process.exit(0);
 }
 const C = {
@@ -117,6 +118,9 @@ for (const r of o.root) variants.push(pilotfishVariant(`pilotfish ${basename(res
 const main = resolve(o.pilotfish ?? REPO);
 variants.push(pilotfishVariant('pilotfish', main));
 for (const s of (o.semi ?? '').split(',').filter(Boolean)) variants.push(pilotfishVariant(`pilotfish semi ${s} MB`, main, [`--max-semi-space-size=${s}`]));
+// --flags "--no-liftoff-only" (repeatable): this checkout with those node flags, e.g. to
+// undo one of bin/pilotfish.js's choices and see what it buys in the same run.
+for (const f of o.flags) variants.push(pilotfishVariant(`pilotfish ${f}`, main, f.split(/\s+/).filter(Boolean)));
 
 async function measure(v, origin) {
   const { proc, readyMs, url } = await v.start(origin);
@@ -125,12 +129,13 @@ async function measure(v, origin) {
     const early = memory(proc.pid).rssMB;
     await sleep(Math.max(0, C.settle - 2) * 1000);
     const settled = memory(proc.pid).rssMB;
-    if (v.noLoad) return { readyMs, early, settled };
+    const own = processTree(proc.pid).reduce((a, pid) => a + privateMB(pid), 0); // nginx: master + worker
+    if (v.noLoad) return { readyMs, early, settled, own };
     const cpu0 = cpuSeconds(proc.pid);
     const w = await wrk({ url, connections: C.connections, seconds: C.duration, core: C.loadCore });
     const cpu = cpuSeconds(proc.pid) - cpu0;
     const m = memory(proc.pid);
-    return { readyMs, early, settled, peak: m.hwmMB, afterLoad: m.rssMB, rps: w.rps, cpuMsPer1k: (cpu * 1e6) / Math.max(1, w.requests) };
+    return { readyMs, early, settled, own, peak: m.hwmMB, afterLoad: m.rssMB, rps: w.rps, cpuMsPer1k: (cpu * 1e6) / Math.max(1, w.requests) };
   } finally {
     await proc.stop(3000);
   }
@@ -159,12 +164,12 @@ const base = hasNginx ? 'nginx' : undefined;
 console.log(`# memory and start-up, minimal static HTTP bootstrap\n`);
 console.log(`${new Date().toISOString()}, node ${process.version}, ${cpus().length}× ${cpus()[0]?.model ?? '?'}, load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 console.log(`${C.rounds} alternating rounds (medians); proxy on core ${C.proxyCore}, origin (nginx) and wrk on core ${C.loadCore}; settled = ${C.settle} s after ready; load: wrk -t1 -c${C.connections} -d${C.duration}s HTTP/1.1 keep-alive, 64-byte body\n`);
-console.log('| target | start to ready ms | idle RSS early MB | idle RSS settled MB | peak RSS under load MB | req/s | CPU ms / 1k req |' + (base ? ' settled RSS ÷ nginx |' : ''));
-console.log('|---|---|---|---|---|---|---|' + (base ? '---|' : ''));
+console.log('| target | start to ready ms | idle RSS early MB | idle RSS settled MB | settled, private (USS) MB | peak RSS under load MB | req/s | CPU ms / 1k req |' + (base ? ' settled RSS ÷ nginx |' : ''));
+console.log('|---|---|---|---|---|---|---|---|' + (base ? '---|' : ''));
 for (const v of variants) {
   const settled = med(v.label, 'settled');
   const ratio = base ? ` ${f(settled / med(base, 'settled'), 2)}× |` : '';
-  console.log(`| ${v.label} | ${f(med(v.label, 'readyMs'), 0)} | ${f(med(v.label, 'early'))} | ${f(settled)} | ${f(med(v.label, 'peak'))} | ${f(med(v.label, 'rps'), 0)} | ${f(med(v.label, 'cpuMsPer1k'), 1)} |${ratio}`);
+  console.log(`| ${v.label} | ${f(med(v.label, 'readyMs'), 0)} | ${f(med(v.label, 'early'))} | ${f(settled)} | ${f(med(v.label, 'own'))} | ${f(med(v.label, 'peak'))} | ${f(med(v.label, 'rps'), 0)} | ${f(med(v.label, 'cpuMsPer1k'), 1)} |${ratio}`);
 }
 console.log('\n' + variants.map((v) => `- ${v.label}: ${v.describe}`).join('\n'));
 if (o.out) writeFileSync(o.out, JSON.stringify({ conditions: C, results: Object.fromEntries(results) }, null, 2));

@@ -34,3 +34,14 @@ export function hwmMB(pid) {
   const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : 0;
 }
+
+/**
+ * Memory only this process holds (USS: private clean + private dirty, smaps_rollup): what
+ * one more sidecar on the node costs. RSS also counts the node binary's pages, which every
+ * pilotfish (and every Node process) on the node shares through the page cache.
+ */
+export function privateMB(pid) {
+  const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0);
+  return (kb('Private_Clean') + kb('Private_Dirty')) / 1024;
+}
