@@ -166,8 +166,13 @@ export const TARGETS = {
   },
   'pilotfish-h2up': {
     h2c: true,
-    describe: 'pilotfish with HTTP/2 (h2c) upstream via HttpProtocolOptions.explicit_http_config',
+    describe: 'pilotfish with HTTP/2 (h2c) upstream via HttpProtocolOptions.explicit_http_config: the core-API HTTP/2 pool (proxy/src/upstream/h2-pool.ts)',
     start: pilotfishTarget({ upstreamH2: true }),
+  },
+  'pilotfish-h2up-node': {
+    h2c: true,
+    describe: 'pilotfish-h2up with PILOTFISH_HTTP1=node: the HTTP/2 upstream through undici\'s Client (before/after for the core-API pool)',
+    start: pilotfishTarget({ upstreamH2: true, http1: 'node' }),
   },
 };
 
