@@ -115,16 +115,6 @@ export class HeadWriter {
   }
 }
 
-/**
- * Every header of `h` as `name: value\r\n` lines (undefined values skipped, arrays as
- * repeated lines), checked as HeadWriter.header checks them. For callers that still build
- * a head as a string; HeadWriter writes one without the intermediate strings.
- */
-export function headerLines(h: HeaderMap, skip?: (name: string) => boolean): string {
-  const w = new HeadWriter().headers(h, skip);
-  return w.take().toString('latin1');
-}
-
 /** The process's head writer (one thread, heads are built synchronously). */
 export const headWriter = new HeadWriter();
 

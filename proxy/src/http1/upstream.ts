@@ -2,10 +2,11 @@ import * as net from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { ClusterRuntime } from '../cluster/cluster.js';
 import type { Host } from '../cluster/endpoint-set.js';
-import type { HeaderMap } from '../http/headers.js';
+import { isHopByHop, type HeaderMap } from '../http/headers.js';
 import { H2HostPool, h2PoolFor } from '../upstream/h2-pool.js';
 import { idleOptions } from '../upstream/pool.js';
-import { headerLines } from './head.js';
+import { headWriter } from './head.js';
+import { headerName, headerValue, lowerName } from './names.js';
 import { UpstreamSocketFactory } from './upstream-socket.js';
 import { HPE_OK, HPE_PAUSED, Parser, ParserType, type ParserEvents } from './llhttp.js';
 
@@ -25,6 +26,8 @@ type Body = Buffer | NodeJS.ReadableStream | null | undefined;
 
 /** The idle sweep runs at least this often, so a removed host's idle connections close within it. */
 const SWEEP_MS = 5_000;
+/** Request bodies up to this size leave in the same write as the head. */
+const COALESCE_MAX = 16 * 1024;
 
 /** Kept in Host.directPool when the host needs undici: for which cluster config and endpoint that was decided. */
 interface UndiciOnly {
@@ -94,7 +97,12 @@ export class RawHostPool {
   readonly endpoint: Host['endpoint'];
   /** The cluster config this pool was made for (a CDS update makes a new pool). */
   readonly config: ClusterRuntime['config'];
-  private readonly idle: UpstreamConnection[] = [];
+  /**
+   * Idle connections, a stack in idle[0, idleCount): the array keeps its length, because
+   * popping it empty lets V8 drop its backing store and every release would allocate a new one.
+   */
+  private readonly idle: (UpstreamConnection | undefined)[] = [];
+  private idleCount = 0;
   private sweeper: NodeJS.Timeout | undefined;
   /**
    * An idle connection unused this long is closed: the cluster's
@@ -119,9 +127,13 @@ export class RawHostPool {
   }
 
   dispatch(opts: Dispatcher.DispatchOptions, handler: Handler): boolean {
-    let c = this.idle.pop();
-    while (c !== undefined && c.closed) c = this.idle.pop();
-    if (c === undefined) c = new UpstreamConnection(this);
+    let c: UpstreamConnection | undefined;
+    while (c === undefined && this.idleCount > 0) {
+      c = this.idle[--this.idleCount];
+      this.idle[this.idleCount] = undefined;
+      if (c !== undefined && c.closed) c = undefined;
+    }
+    c ??= new UpstreamConnection(this);
     c.start(opts.method, opts.path, opts.headers as HeaderMap, opts.body as Body, handler);
     return true;
   }
@@ -132,7 +144,7 @@ export class RawHostPool {
       c.destroy();
       return;
     }
-    this.idle.push(c);
+    this.idle[this.idleCount++] = c;
     if (this.sweeper === undefined) {
       this.sweeper = setInterval(() => this.sweep(), this.sweepMs);
       this.sweeper.unref();
@@ -141,14 +153,22 @@ export class RawHostPool {
 
   /** @internal */
   forget(c: UpstreamConnection): void {
-    const i = this.idle.indexOf(c);
-    if (i >= 0) this.idle.splice(i, 1);
+    const idle = this.idle;
+    const i = idle.indexOf(c);
+    if (i < 0 || i >= this.idleCount) return;
+    for (let j = i + 1; j < this.idleCount; j++) idle[j - 1] = idle[j];
+    idle[--this.idleCount] = undefined;
+  }
+
+  /** The idle connections now (a copy: destroying one changes the stack). */
+  private idleNow(): UpstreamConnection[] {
+    return this.idle.slice(0, this.idleCount) as UpstreamConnection[];
   }
 
   private sweep(): void {
     const now = performance.now();
-    for (const c of this.idle.slice()) if (now - c.idleSince >= this.idleCloseMs || this.host.removed) c.destroy();
-    if (this.idle.length === 0 && this.sweeper !== undefined) {
+    for (const c of this.idleNow()) if (now - c.idleSince >= this.idleCloseMs || this.host.removed) c.destroy();
+    if (this.idleCount === 0 && this.sweeper !== undefined) {
       clearInterval(this.sweeper);
       this.sweeper = undefined;
     }
@@ -162,7 +182,10 @@ export class RawHostPool {
   close(): void {
     this.closing = true;
     this.h2?.close();
-    for (const c of this.idle.splice(0)) c.destroy();
+    const all = this.idleNow();
+    this.idle.fill(undefined);
+    this.idleCount = 0;
+    for (const c of all) c.destroy();
   }
 }
 
@@ -219,31 +242,41 @@ class UpstreamConnection implements ParserEvents, Dispatcher.DispatchController 
     handler.onRequestStart?.(this, {});
     if (this.aborted) return;
     const socket = this.socket;
-    let head: string;
+    const w = headWriter.start();
     try {
-      head = `${method} ${path} HTTP/1.1\r\n${headerLines(headers, isFraming)}`;
+      w.requestLine(method, path).headers(headers, isFraming);
     } catch (e) {
       this.handler = undefined;
       this.destroy();
       throw e;
     }
     if (body === null || body === undefined) {
-      if (method === 'POST' || method === 'PUT' || method === 'PATCH') head += 'content-length: 0\r\n';
-      socket.write(`${head}\r\n`, 'latin1');
+      if (method === 'POST' || method === 'PUT' || method === 'PATCH') w.text('content-length: 0\r\n');
+      socket.write(w.text('\r\n').take());
       this.requestSent = true;
       return;
     }
     if (Buffer.isBuffer(body)) {
-      socket.cork();
-      socket.write(`${head}content-length: ${body.length}\r\n\r\n`, 'latin1');
-      socket.write(body);
-      socket.uncork();
+      // Head and body in one send; a large body follows the head instead of being copied.
+      w.text('content-length: ').text(String(body.length)).text('\r\n\r\n');
+      if (body.length <= COALESCE_MAX) {
+        const out = w.take(body.length);
+        body.copy(out, out.length - body.length);
+        socket.write(out);
+      } else {
+        socket.cork();
+        socket.write(w.take());
+        socket.write(body);
+        socket.uncork();
+      }
       this.requestSent = true;
       return;
     }
     const cl = headers['content-length'];
     const chunked = cl === undefined;
-    socket.write(chunked ? `${head}transfer-encoding: chunked\r\n\r\n` : `${head}content-length: ${cl as string}\r\n\r\n`, 'latin1');
+    if (chunked) w.text('transfer-encoding: chunked\r\n\r\n');
+    else w.header('content-length', String(cl)).text('\r\n');
+    socket.write(w.take());
     this.streamBody(body, chunked);
   }
 
@@ -367,14 +400,14 @@ class UpstreamConnection implements ParserEvents, Dispatcher.DispatchController 
   onUrl(): void {}
 
   onHeaderField(chunk: Buffer, start: number, end: number): void {
-    const s = chunk.toString('latin1', start, end);
+    const s = headerName(chunk, start, end);
     if (!this.lastWasValue && this.raw.length % 2 === 1) this.raw[this.raw.length - 1] += s;
     else this.raw.push(s);
     this.lastWasValue = false;
   }
 
   onHeaderValue(chunk: Buffer, start: number, end: number): void {
-    const s = chunk.toString('latin1', start, end);
+    const s = headerValue(chunk, start, end);
     if (this.lastWasValue) this.raw[this.raw.length - 1] += s;
     else this.raw.push(s);
     this.lastWasValue = true;
@@ -387,7 +420,7 @@ class UpstreamConnection implements ParserEvents, Dispatcher.DispatchController 
     const h = this.handler;
     if (status < 200) return 0;
     this.responseStarted = true;
-    const headers = collect(this.raw);
+    const headers = collectResponse(this.raw);
     this.raw = [];
     h?.onResponseStart?.(this, status, headers, '');
     return this.method === 'HEAD' ? 1 : 0;
@@ -420,10 +453,37 @@ function isFraming(name: string): boolean {
   return name === 'content-length' || name === 'transfer-encoding';
 }
 
+/**
+ * A response's header object without the headers the exchange core strips from every
+ * response (hop-by-hop and those Connection names): left out here, they need not be
+ * set to undefined and deleted there, which would turn the object into a slow
+ * dictionary for everything that reads it afterwards (filters, the head writer).
+ */
+function collectResponse(raw: string[]): Record<string, string | string[]> {
+  let connection: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (lowerName(raw[i]!) !== 'connection') continue;
+    connection = connection === undefined ? raw[i + 1]! : `${connection},${raw[i + 1]!}`;
+  }
+  // The usual values name no other header.
+  if (connection === 'keep-alive' || connection === 'close') connection = undefined;
+  const h: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = lowerName(raw[i]!);
+    if (isHopByHop(k, connection)) continue;
+    const v = raw[i + 1]!;
+    const cur = h[k];
+    if (cur === undefined) h[k] = v;
+    else if (Array.isArray(cur)) cur.push(v);
+    else h[k] = [cur, v];
+  }
+  return h;
+}
+
 function collect(raw: string[]): Record<string, string | string[]> {
   const h: Record<string, string | string[]> = {};
   for (let i = 0; i < raw.length; i += 2) {
-    const k = raw[i]!.toLowerCase();
+    const k = lowerName(raw[i]!);
     const v = raw[i + 1]!;
     const cur = h[k];
     if (cur === undefined) h[k] = v;
