@@ -40,7 +40,7 @@ export interface NetConnection {
   readonly info: { filterState?: Map<string, unknown>; peerPrincipal?: string; localPrincipal?: string };
   readonly tls: boolean;
   readonly negotiatedProtocol: string;
-  readonly upstream: { readonly cluster: string; readonly host: string } | undefined;
+  readonly upstream: { readonly cluster: string; readonly host: string; readonly peerPrincipal?: string | undefined; readonly localPrincipal?: string | undefined } | undefined;
   write(data: Uint8Array): void;
 }
 
@@ -184,8 +184,10 @@ export function tcpStatsFactory(): NetFilterFactory {
       const fs = conn.info.filterState;
       const server = reporter !== 'source';
       const peer = fs?.get(server ? FS.downstreamPeer : FS.upstreamPeer) as WorkloadMetadata | undefined;
-      const peerPrincipal = server ? String(fs?.get(FS.peerPrincipal) ?? conn.info.peerPrincipal ?? '') : '';
-      const localPrincipal = server ? String(fs?.get(FS.localPrincipal) ?? conn.info.localPrincipal ?? '') : '';
+      // Server side: the downstream connection's certificates; client side: the upstream
+      // connection's (tcp_proxy's mTLS to the peer sidecar), as Istio's source reporter has them.
+      const peerPrincipal = server ? String(fs?.get(FS.peerPrincipal) ?? conn.info.peerPrincipal ?? '') : conn.upstream?.peerPrincipal ?? '';
+      const localPrincipal = server ? String(fs?.get(FS.localPrincipal) ?? conn.info.localPrincipal ?? '') : conn.upstream?.localPrincipal ?? '';
       const cluster = conn.upstream?.cluster;
       const svc = serviceOfCluster(cluster, cluster === undefined ? undefined : ctx.clusterMetadata?.(cluster));
       const report = { reporter, peer, peerPrincipal, localPrincipal, serviceHost: svc?.host ?? '', serviceName: svc?.name ?? '' };

@@ -303,6 +303,8 @@ t.test('pilotfish to pilotfish over mTLS: the client side speaks the exchange to
   const src = await opened(outbound.adminPort!, 'source');
   t.match(src, { source_workload: 'ratings-v1', destination_workload: 'mongodb-v1', destination_app: 'mongodb', destination_version: 'v1', destination_service: MONGO_FQDN },
     'the client sidecar learned its peer from the exchange');
+  t.match(src, { source_principal: clientId, destination_principal: serverId, connection_security_policy: 'unknown' },
+    'and both principals from its upstream mTLS connection (the source reporter leaves the policy unknown, as Istio does)');
   const dst = await opened(inbound.adminPort!, 'destination');
   t.match(dst, { source_workload: 'ratings-v1', source_principal: clientId, destination_workload: 'mongodb-v1', connection_security_policy: 'mutual_tls' });
 });

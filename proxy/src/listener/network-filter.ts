@@ -59,6 +59,13 @@ export interface UpstreamInfo {
   readonly host: string;
   /** The host's metadata (filter_metadata by filter name), as EDS gave it; {} when none. */
   readonly hostMetadata: Readonly<Record<string, unknown>>;
+  /**
+   * Over a TLS upstream: the URI SAN (SPIFFE ID first) of the peer's certificate and of ours
+   * (Envoy's uriSanPeerCertificate / uriSanLocalCertificate of the upstream connection;
+   * Istio's client-side destination_principal / source_principal). Undefined in plaintext.
+   */
+  readonly peerPrincipal?: string | undefined;
+  readonly localPrincipal?: string | undefined;
 }
 
 /** A downstream connection as network filters see it. One object per connection. */

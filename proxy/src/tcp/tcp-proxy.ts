@@ -8,6 +8,7 @@ import type { ConnectionInfo } from '../net/connection-info.js';
 import type { Snapshot } from '../snapshot.js';
 import { endpointConnectOptions } from '../upstream/address.js';
 import { applyTcpKeepalive, bindOptions } from '../upstream/pool.js';
+import { tlsPrincipals } from '../upstream/tls-connector.js';
 import { compileTunneling, type CompiledTunneling } from '../tunnel/upstreams.js';
 import { NO_UPSTREAM_EXCHANGES, type UpstreamExchanges } from './upstream-exchange.js';
 import type { Counter, Gauge, StatsStore } from '../stats/stats.js';
@@ -198,9 +199,11 @@ export class TcpProxyChain implements ChainHandler {
         clearTimeout(connectTimer);
         onUp?.(up);
         if (run) {
+          const principals = upstreamTls && up instanceof tls.TLSSocket ? tlsPrincipals(up) : undefined;
           run.upstream = {
             cluster: cluster.name, host: host.endpoint.pipe ? host.endpoint.address : `${host.endpoint.address}:${host.endpoint.port}`,
             hostMetadata: host.endpoint.transportSocketMatch ? { 'envoy.transport_socket_match': host.endpoint.transportSocketMatch } : {},
+            ...(principals ? { peerPrincipal: principals.peer, localPrincipal: principals.local } : {}),
           };
         }
         if (run && this.filters.hasByteHooks) joinThroughHooks(down, up, run);
