@@ -28,7 +28,7 @@ export async function startOrigin({ dir, core, mtls }) {
   return { proc, pid: proc.pid, h1Port, h2Port, h1Url, h2Url, ...(await tlsReady({ mtls, port: mtlsPort, proc })) };
 }
 
-function nodeTarget(script, { servesMtls = false } = {}) {
+function nodeTarget(script, { servesMtls = false, args = [] } = {}) {
   return async ({ dir, core, origin, name, nodeArgs = [], env, mtls }) => {
     const port = await freePort();
     const mtlsPort = mtls && servesMtls ? await freePort() : 0;
@@ -36,7 +36,7 @@ function nodeTarget(script, { servesMtls = false } = {}) {
     const proc = startPinned({
       env,
       core, cmd: process.execPath,
-      args: [...nodeArgs, join(PROXIES, script), '--port', String(port), '--upstream-port', String(origin.h1Port), ...tlsArgs],
+      args: [...nodeArgs, join(PROXIES, script), '--port', String(port), '--upstream-port', String(origin.h1Port), ...tlsArgs, ...args],
       logFile: join(dir, `${name}.log`),
     });
     const h1Url = `http://127.0.0.1:${port}/`;
@@ -145,6 +145,12 @@ export const TARGETS = {
     mtls: 'h1',
     describe: 'EXPERIMENT: Node floor without node:http/undici: raw net sockets, header block forwarded as bytes, Content-Length only (bench/http/proxies/raw-h1.mjs); mTLS (HTTP/1.1 only): node:tls server, TLS 1.3, client certificate required, OpenSSL\'s chain check only',
     start: nodeTarget('raw-h1.mjs', { servesMtls: true }),
+  },
+  'raw-h1-batched': {
+    h2c: false,
+    mtls: 'h1',
+    describe: 'EXPERIMENT: raw-h1 with --batch-writes: the writes of one event-loop turn held (corked) until its I/O callbacks are done, so peers are woken once per turn',
+    start: nodeTarget('raw-h1.mjs', { servesMtls: true, args: ['--batch-writes'] }),
   },
   pilotfish: {
     h2c: true,

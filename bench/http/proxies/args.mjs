@@ -7,11 +7,15 @@ export function proxyArgs() {
     options: {
       port: { type: 'string' }, 'upstream-port': { type: 'string' },
       'mtls-port': { type: 'string' }, ca: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' },
+      'batch-writes': { type: 'boolean' },
     },
   });
   const port = Number(values.port), upstreamPort = Number(values['upstream-port']);
   if (!port || !upstreamPort) throw new Error('usage: --port N --upstream-port M [--mtls-port P --ca F --cert F --key F]');
   const mtlsPort = Number(values['mtls-port'] ?? 0);
   if (mtlsPort && !(values.ca && values.cert && values.key)) throw new Error('--mtls-port needs --ca, --cert and --key');
-  return { port, upstreamPort, mtls: mtlsPort ? { port: mtlsPort, ca: values.ca, cert: values.cert, key: values.key } : undefined };
+  return {
+    port, upstreamPort, batchWrites: values['batch-writes'] === true,
+    mtls: mtlsPort ? { port: mtlsPort, ca: values.ca, cert: values.cert, key: values.key } : undefined,
+  };
 }

@@ -5,14 +5,38 @@
 // It answers "how much of a Node proxy's CPU/request is the http machinery itself?"
 // With --mtls-port it serves the same over TLS 1.3 with a required client certificate
 // (OpenSSL's own chain check, nothing else): what Node's TLS layer adds per request.
+// --batch-writes holds every write of one event-loop turn (sockets corked) until the turn's
+// I/O callbacks are done (setImmediate uncorks them): the peers are woken once per turn,
+// not once per write — on a VM a wake-up of an idle peer's CPU is an IPI, a VM exit.
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { proxyArgs } from './args.mjs';
 
-const { port, upstreamPort, mtls } = proxyArgs();
+const { port, upstreamPort, mtls, batchWrites } = proxyArgs();
 const CRLF2 = Buffer.from('\r\n\r\n');
 const idle = [];
+
+const corked = [];
+let flushScheduled = false;
+function flush() {
+  flushScheduled = false;
+  for (const s of corked) s.uncork();
+  corked.length = 0;
+}
+function send(s, buf) {
+  if (batchWrites) {
+    if (s.writableCorked === 0) {
+      s.cork();
+      corked.push(s);
+    }
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flush);
+    }
+  }
+  s.write(buf);
+}
 
 function contentLength(head) {
   const s = head.toString('latin1').toLowerCase();
@@ -64,10 +88,10 @@ function serve(c) {
     u.onResponse = (res) => {
       busy = false;
       if (!res) { c.destroy(); return; }
-      c.write(res);
+      send(c, res);
       next();
     };
-    u.write(req);
+    send(u, req);
   };
   c.on('data', (d) => { buf = buf ? Buffer.concat([buf, d]) : d; next(); });
   c.on('error', () => {});
