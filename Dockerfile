@@ -27,7 +27,9 @@ FROM deps AS build
 # builds), and tsconfig.build.json decides what compiles, so a new source folder needs no
 # change here.
 COPY . .
-RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
+# cli/bundle.mjs: the start path as one file (dist/bundle/, what bin/pilotfish.js runs; see
+# bench/README.md "Memory"), built while esbuild (a devDependency) is still installed.
+RUN npx tsc -p tsconfig.build.json && node cli/bundle.mjs && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
 # proxy/native: the SO_ORIGINAL_DST / SO_COOKIE addon, compiled against this Node's headers.
 FROM toolchain AS native
