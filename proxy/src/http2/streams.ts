@@ -48,6 +48,10 @@ export function serveStreams(server: http2.Http2Server, manager: () => Connectio
 
 function onStream(hcm: ConnectionManager, stream: http2.ServerHttp2Stream, headers: HeaderMap, rawHeaders: string[], dispatcher: UpstreamDispatcherChoice | undefined): void {
   stream.on('error', ignore);
+  // node emits 'stream' on the next tick: nghttp2 may have reset it since (a body longer
+  // than its content-length, a closed session; its 'error' is still to come, hence the
+  // listener first). Nothing is left to answer.
+  if (stream.destroyed || stream.session === undefined) return;
   const req = new H2Request(stream, headers, rawHeaders, dispatcher);
   const te = headers.te;
   const res = new H2Response(stream, te !== undefined && (te === 'trailers' || String(te).includes('trailers')));

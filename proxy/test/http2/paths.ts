@@ -4,8 +4,9 @@ import type { Http2Path } from '../../src/http2/streams.js';
 
 /**
  * The HTTP/2 downstream variants a test runs on: the core stream API (default) with
- * undici upstreams or with the raw HTTP/1.1 upstream pool (PILOTFISH_HTTP1=raw), and
- * node's compat API (PILOTFISH_HTTP2=node), kept as the escape hatch.
+ * pilotfish's own upstream pools (the default, PILOTFISH_HTTP1=raw) or with undici
+ * (PILOTFISH_HTTP1=node), and node's compat API (PILOTFISH_HTTP2=node, with undici), kept
+ * as the escape hatch.
  */
 export interface H2Variant {
   readonly name: string;
@@ -15,7 +16,7 @@ export interface H2Variant {
 
 export const H2_VARIANTS: readonly H2Variant[] = [
   { name: 'core API, undici upstream', http2: 'core', http1: 'node' },
-  { name: 'core API, raw upstream pool', http2: 'core', http1: 'raw' },
+  { name: 'core API, pilotfish upstream pools', http2: 'core', http1: 'raw' },
   { name: 'compat API', http2: 'node', http1: 'node' },
 ];
 
