@@ -1,6 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+
+// worker_threads (with its internal modules, ~6 ms of start-up on a quiet machine, 20-35
+// under load) is required with the first user filter's worker, not when the proxy starts.
+const workerThreads = (): typeof import('node:worker_threads') => createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
 
 /**
  * Where the worker's program (worker.ts) comes from. Compiled (dist/, the CLI, the
@@ -122,7 +126,7 @@ export class Sandbox {
     return new Promise<LoadInfo>((resolve, reject) => {
       let settled = false;
       const p = workerProgram();
-      const w = new Worker('url' in p ? p.url : p.source, {
+      const w = new (workerThreads().Worker)('url' in p ? p.url : p.source, {
         eval: !('url' in p),
         execArgv: [],
         env: {},
