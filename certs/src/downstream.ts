@@ -9,8 +9,9 @@
 import { constants as cryptoConstants, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import tls from 'node:tls';
-import { setPeerIdentity } from './identity.js';
-import { TlsMaterial } from './material.js';
+import { setLocalUriSans, setPeerIdentity } from './identity.js';
+import { sansOf } from './match.js';
+import { TlsMaterial, type CertMaterial } from './material.js';
 import type { SecretStore } from './secret-store.js';
 import { countFailure, createTlsStats, defaultLogger, RateLimitedLog, REASON_TEXT, type FailReason, type TlsLogger, type TlsStats } from './stats.js';
 import type { DownstreamTlsContextSpec } from './types.js';
@@ -42,6 +43,8 @@ export class DownstreamTlsProvider extends EventEmitter {
   private ticketTimer: NodeJS.Timeout | undefined;
   private readonly servers = new Map<tls.Server, () => void>();
   private ctxCache: { version: number; ctx: tls.SecureContext } | undefined;
+  /** Our certificate's URI SANs, read once per certificate (not per connection). */
+  private ownSans: { readonly cert: CertMaterial; readonly uris: readonly string[] } | undefined;
 
   constructor(readonly spec: DownstreamTlsContextSpec, store: SecretStore, private readonly opts: DownstreamProviderOptions = {}) {
     super();
@@ -176,8 +179,22 @@ export class DownstreamTlsProvider extends EventEmitter {
     const r = this.verifier.verify(leaf);
     if (!r.ok) return this.refuse(socket, r.reason, r.detail);
     setPeerIdentity(socket, r.identity);
+    const own = this.ownUriSans();
+    if (own) setLocalUriSans(socket, own);
     this.stats['ssl.handshake']++;
     return true;
+  }
+
+  /**
+   * The URI SANs of the certificate this provider serves. A handshake that began before a
+   * rotation and ends after it presented the previous certificate but is tagged with the
+   * new one's SANs; a rotation renews a workload's certificate, its SPIFFE ID stays.
+   */
+  private ownUriSans(): readonly string[] | undefined {
+    const c = this.material.cert;
+    if (!c) return undefined;
+    if (this.ownSans?.cert !== c) this.ownSans = { cert: c, uris: sansOf(c.leaf).uri };
+    return this.ownSans.uris;
   }
 
   private refuse(socket: tls.TLSSocket, reason: FailReason, detail: string): false {

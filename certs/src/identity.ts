@@ -36,8 +36,9 @@ export function identityOf(cert: X509Certificate): PeerIdentity {
 }
 
 const kPeer = Symbol.for('pilotfish.certs.peerIdentity');
+const kLocalUris = Symbol.for('pilotfish.certs.localUriSans');
 
-interface Tagged { [kPeer]?: PeerIdentity }
+interface Tagged { [kPeer]?: PeerIdentity; [kLocalUris]?: readonly string[] }
 
 export function setPeerIdentity(socket: object, id: PeerIdentity): void {
   (socket as Tagged)[kPeer] = id;
@@ -53,4 +54,22 @@ export function peerIdentity(socketOrSession: object | null | undefined): PeerId
   if (direct) return direct;
   const inner = (socketOrSession as { socket?: object }).socket;
   return inner && inner !== socketOrSession ? (inner as Tagged)[kPeer] : undefined;
+}
+
+/**
+ * The URI SANs of the certificate this side presented on a connection it terminated,
+ * tagged by the TLS provider that verified the peer. Reading them back from the socket
+ * (getCertificate) costs ~50 µs per connection; the provider knows its certificate.
+ */
+export function setLocalUriSans(socket: object, uris: readonly string[]): void {
+  (socket as Tagged)[kLocalUris] = uris;
+}
+
+/** See setLocalUriSans; the same carriers as peerIdentity. Undefined when no provider tagged it. */
+export function localUriSans(socketOrSession: object | null | undefined): readonly string[] | undefined {
+  if (!socketOrSession) return undefined;
+  const direct = (socketOrSession as Tagged)[kLocalUris];
+  if (direct) return direct;
+  const inner = (socketOrSession as { socket?: object }).socket;
+  return inner && inner !== socketOrSession ? (inner as Tagged)[kLocalUris] : undefined;
 }

@@ -16,7 +16,7 @@ export { SecretStore, type SecretStoreOptions, type Unsubscribe } from './secret
 export { DownstreamTlsProvider, type DownstreamProviderOptions } from './downstream.js';
 export { UpstreamTlsProvider, type UpstreamConnectOptions, type UpstreamSnapshot, type UpstreamProviderOptions } from './upstream.js';
 export { PeerVerifier, type VerifierOptions, type VerifyResult, type TrustPolicy } from './verify.js';
-export { peerIdentity, identityOf, type PeerIdentity } from './identity.js';
+export { peerIdentity, identityOf, localUriSans, type PeerIdentity } from './identity.js';
 export { parseSpiffeId, parseSans } from './match.js';
 export { createTlsStats, REASON_TEXT, type TlsStats, type FailReason, type TlsLogger } from './stats.js';
 export { mintRoot, issueWorkload, asIssuer, type CaHandle, type MintedCert, type MintRootOptions, type IssueOptions, type KeyAlgorithm } from './devca.js';

@@ -23,6 +23,33 @@ t.test('good mTLS handshake over TLS 1.3 exposes the SPIFFE ID', async (t) => {
   t.equal(s.provider.stats['ssl.connection_error'], 0);
 });
 
+t.test('a verified connection carries the URI SANs of the certificate the server presented', async (t) => {
+  const { localUriSans } = await import('../src/index.js');
+  const s = await startServer(decodeDownstream(mtlsConfig(pki)), { log: () => {} });
+  t.teardown(() => s.close());
+  const seen: { tagged: readonly string[] | undefined; presented: string | undefined }[] = [];
+  s.server.removeAllListeners('request');
+  s.server.on('request', (req, res) => {
+    const socket = req.socket as tls.TLSSocket;
+    seen.push({ tagged: localUriSans(socket), presented: (socket.getCertificate() as { subjectaltname?: string } | null)?.subjectaltname });
+    res.end('x');
+  });
+  t.ok((await request(s.port, good())).ok);
+  t.ok((await request(s.port, good())).ok);
+  t.same(seen.map((x) => x.tagged), [['spiffe://example.org/ns/default/sa/server'], ['spiffe://example.org/ns/default/sa/server']]);
+  t.match(seen[0]!.presented, /URI:spiffe:\/\/example\.org\/ns\/default\/sa\/server/, 'the same certificate OpenSSL presented');
+  // A peer the provider did not verify (no client certificate, optional) gets no tag.
+  const optional = await startServer(decodeDownstream({ ...mtlsConfig(pki), require_client_certificate: false }), { log: () => {} });
+  t.teardown(() => optional.close());
+  optional.server.removeAllListeners('request');
+  optional.server.on('request', (req, res) => {
+    seen.push({ tagged: localUriSans(req.socket), presented: undefined });
+    res.end('x');
+  });
+  t.ok((await request(optional.port, { ca: pki.root.certPem })).ok);
+  t.equal(seen.at(-1)!.tagged, undefined);
+});
+
 t.test('peerIdentity carries SANs, subject and fingerprint', async (t) => {
   const { peerIdentity } = await import('../src/index.js');
   const s = await startServer(decodeDownstream(mtlsConfig(pki)), { log: () => {} });
