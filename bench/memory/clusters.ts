@@ -7,7 +7,8 @@
  *   ready      spawn -> admin /ready 200 and every cluster's membership_total = E
  *              (read from /stats: the last cluster has all its endpoints)
  *   RSS        --settle s after ready (V8's memory reducer has run by then), and the
- *              V8 heap used after a full GC (bench/memory/lib/probe.mjs)
+ *              V8 heap used after a full GC (bench/memory/lib/probe.mjs), and RSS again
+ *              after that GC (what of `RSS` was garbage or free heap pages)
  *   per cluster  (value at N - value at 1) / (N - 1), the figure Envoy's memory tests pin
  *
  * Builds compared in the same run, rounds alternating: --root DIR (repeatable; default
@@ -78,7 +79,7 @@ function bootstrap(xdsPort: number, adminPort: number): object {
   };
 }
 
-interface Sample { readyMs: number; rss: number; heapUsed: number; heapTotal: number; external: number }
+interface Sample { readyMs: number; rss: number; rssAfterGc: number; heapUsed: number; heapTotal: number; external: number }
 
 async function measure(root: string, n: number, server: XdsServer, xdsPort: number): Promise<Sample> {
   const adminPort = await freePort();
@@ -114,7 +115,8 @@ async function measure(root: string, n: number, server: XdsServer, xdsPort: numb
     await sleep(100);
     const probe = JSON.parse(readFileSync(probeOut, 'utf8')) as { memoryUsage: { heapUsed: number; heapTotal: number; external: number } };
     const mb = (b: number) => b / 1048576;
-    return { readyMs, rss, heapUsed: mb(probe.memoryUsage.heapUsed), heapTotal: mb(probe.memoryUsage.heapTotal), external: mb(probe.memoryUsage.external) };
+    const rssAfterGc = rssMB(proc.pid!); // the probe ran a full GC: what garbage and free heap pages were in `rss`
+    return { readyMs, rss, rssAfterGc, heapUsed: mb(probe.memoryUsage.heapUsed), heapTotal: mb(probe.memoryUsage.heapTotal), external: mb(probe.memoryUsage.external) };
   } finally {
     proc.kill('SIGKILL');
     await exited;
@@ -152,10 +154,10 @@ const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); cons
 const med = (root: string, n: number, k: keyof Sample) => median((results.get(key(root, n)) ?? []).map((s) => s[k]));
 console.log(`# pilotfish with N clusters × ${E} endpoints over ADS (${o.api}, CDS + EDS)\n`);
 console.log(`${new Date().toISOString()}, node ${process.version}, ${cpus().length}× ${cpus()[0]?.model ?? '?'}, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}; ${o.rounds} rounds alternating builds (medians); proxy on core ${o['proxy-core']}, xDS server on core ${o['load-core']}; RSS ${o.settle} s after ready; heap used after a full GC\n`);
-console.log('| build | N | start to ready ms | RSS MB | V8 heap used MB | V8 heap committed MB | external MB | RSS per cluster KB | heap per cluster KB |\n|---|---|---|---|---|---|---|---|---|');
+console.log('| build | N | start to ready ms | RSS MB | RSS after a full GC MB | V8 heap used MB | V8 heap committed MB | external MB | RSS per cluster KB | after GC per cluster KB | heap per cluster KB |\n|---|---|---|---|---|---|---|---|---|---|---|');
 for (const root of roots) {
   for (const n of SIZES) {
     const per = (k: keyof Sample) => (n > SIZES[0]! ? (((med(root, n, k) - med(root, SIZES[0]!, k)) * 1024) / (n - SIZES[0]!)).toFixed(1) : '–');
-    console.log(`| ${basename(root)} | ${n} | ${med(root, n, 'readyMs').toFixed(0)} | ${med(root, n, 'rss').toFixed(1)} | ${med(root, n, 'heapUsed').toFixed(1)} | ${med(root, n, 'heapTotal').toFixed(1)} | ${med(root, n, 'external').toFixed(1)} | ${per('rss')} | ${per('heapUsed')} |`);
+    console.log(`| ${basename(root)} | ${n} | ${med(root, n, 'readyMs').toFixed(0)} | ${med(root, n, 'rss').toFixed(1)} | ${med(root, n, 'rssAfterGc').toFixed(1)} | ${med(root, n, 'heapUsed').toFixed(1)} | ${med(root, n, 'heapTotal').toFixed(1)} | ${med(root, n, 'external').toFixed(1)} | ${per('rss')} | ${per('rssAfterGc')} | ${per('heapUsed')} |`);
   }
 }
