@@ -27,12 +27,14 @@ const HELP = `usage: node bench/http/run.mjs [options]
   --targets a,b,...       default: ${DEFAULT_TARGETS.join(',')}
                           also available: ${Object.keys(TARGETS).filter((t) => !DEFAULT_TARGETS.includes(t)).join(',')}
   --scenarios a,b,...     h1,h2c,rate-h1,rate-h2c (the default), mtls-h1,mtls-h2: keep-alive over TLS 1.3
-                          with a client certificate (wrk / h2load through lib/client-cert-shim.c)
+                          with a client certificate (wrk / h2load through lib/client-cert-shim.c),
+                          mtls-conn: a new mTLS connection per request (µs/request = per connection)
   --connections N         wrk connections for h1 (default 64)
   --h2-clients N          h2load connections for h2c (default 8)
   --h2-streams N          h2load concurrent streams per connection (default 16)
   --rate R                fixed request rate, req/s (default 2000)
   --rate-clients N        connections for the fixed-rate runs, one request in flight each (default 20)
+  --conn-clients N        wrk connections for mtls-conn, each request on a new connection (default 8)
   --proxy-core N          core the proxy is pinned to (default 0)
   --load-core N           core for the load generator and the origin (default 1)
   --out DIR               where the JSON goes (default bench/results)
@@ -51,6 +53,8 @@ const HELP = `usage: node bench/http/run.mjs [options]
                           TLS (OpenSSL, TLSWrap), JavaScript, V8 runtime/GC, libuv, node C++, libc
                           (needs perf; root or kernel.perf_event_paranoid <= 1)
   --pilotfish-bin PATH    pilotfish entry script (default bin/pilotfish.js), e.g. to compare two builds
+  --pilotfish-bin-b PATH  a second build: target NAME@b (e.g. pilotfish-raw@b) runs pilotfish target NAME
+                          from it, alternating with the others in the same run (before/after)
   --node-arg ARG          extra node flag for pilotfish (repeatable), e.g. --node-arg=--max-semi-space-size=16
 `;
 
@@ -61,11 +65,11 @@ const { values: o } = parseArgs({
     warmup: { type: 'string' }, targets: { type: 'string' }, scenarios: { type: 'string' },
     connections: { type: 'string', default: '64' }, 'h2-clients': { type: 'string', default: '8' },
     'h2-streams': { type: 'string', default: '16' }, rate: { type: 'string', default: '2000' },
-    'rate-clients': { type: 'string', default: '20' }, 'proxy-core': { type: 'string', default: '0' },
+    'rate-clients': { type: 'string', default: '20' }, 'conn-clients': { type: 'string', default: '8' }, 'proxy-core': { type: 'string', default: '0' },
     'load-core': { type: 'string', default: '1' }, out: { type: 'string' }, 'keep-temp': { type: 'boolean' },
     profile: { type: 'boolean' }, 'profile-target': { type: 'string', default: 'pilotfish' }, native: { type: 'boolean' },
     nice: { type: 'string', default: '0' }, 'wait-quiet': { type: 'string', default: '5' },
-    'node-arg': { type: 'string', multiple: true, default: [] }, 'pilotfish-bin': { type: 'string' },
+    'node-arg': { type: 'string', multiple: true, default: [] }, 'pilotfish-bin': { type: 'string' }, 'pilotfish-bin-b': { type: 'string' },
   },
 });
 if (o.help) { process.stdout.write(HELP); process.exit(0); }
@@ -81,6 +85,7 @@ const C = {
   h2Streams: Number(o['h2-streams']),
   rate: Number(o.rate),
   rateClients: Number(o['rate-clients']),
+  connClients: Number(o['conn-clients']),
   proxyCore: Number(o['proxy-core']),
   loadCore: Number(o['load-core']),
   nice: Number(o.nice),
@@ -88,10 +93,15 @@ const C = {
 };
 setNice(C.nice);
 const targetNames = (o.targets ?? DEFAULT_TARGETS.join(',')).split(',').filter(Boolean);
-for (const t of targetNames) if (!TARGETS[t]) { console.error(`unknown target ${t}`); process.exit(2); }
-const SCENARIOS = ['h1', 'h2c', 'rate-h1', 'rate-h2c', 'mtls-h1', 'mtls-h2'];
+// `NAME@b`: pilotfish target NAME run from --pilotfish-bin-b (another build, in the same run).
+const target = (n) => TARGETS[n.endsWith('@b') ? n.slice(0, -2) : n];
+for (const t of targetNames) {
+  if (!target(t)) { console.error(`unknown target ${t}`); process.exit(2); }
+  if (t.endsWith('@b') && (!t.startsWith('pilotfish') || !o['pilotfish-bin-b'])) { console.error(`${t}: @b needs a pilotfish target and --pilotfish-bin-b`); process.exit(2); }
+}
+const SCENARIOS = ['h1', 'h2c', 'rate-h1', 'rate-h2c', 'mtls-h1', 'mtls-h2', 'mtls-conn'];
 /** The connection a scenario loads: its warm-up protocol and which targets apply. */
-const PROTOCOL = { h1: 'h1', 'rate-h1': 'h1', h2c: 'h2c', 'rate-h2c': 'h2c', 'mtls-h1': 'mtls-h1', 'mtls-h2': 'mtls-h2' };
+const PROTOCOL = { h1: 'h1', 'rate-h1': 'h1', h2c: 'h2c', 'rate-h2c': 'h2c', 'mtls-h1': 'mtls-h1', 'mtls-h2': 'mtls-h2', 'mtls-conn': 'mtls-h1' };
 // mtls-* only when asked for: an mTLS listener and TLS traffic change the proxies' memory
 // figures (idle and peak RSS), which the default run reports against their own targets.
 const DEFAULT_SCENARIOS = ['h1', 'h2c', 'rate-h1', 'rate-h2c'];
@@ -169,6 +179,9 @@ async function measure(scenario, t, origin, { seconds = null, quiet = true } = {
   // handshake inside the measured window (amortised over the run's requests).
   else if (scenario === 'mtls-h1') r = await wrk({ url: t.mtlsUrl, connections: C.connections, seconds: seconds ?? C.duration, core, env: mtlsKit.env });
   else if (scenario === 'mtls-h2') r = await h2loadThroughput({ url: t.mtlsUrl, clients: C.h2Clients, streams: C.h2Streams, seconds: seconds ?? C.duration, core, env: mtlsKit.env });
+  // A new mTLS connection per request (full handshake, client certificate each time: wrk
+  // does not resume sessions): µs/request here is the cost of a connection.
+  else if (scenario === 'mtls-conn') r = await wrk({ url: t.mtlsUrl, connections: C.connClients, seconds: seconds ?? C.duration, core, env: mtlsKit.env, close: true });
   else r = await h2loadRate({
     url: scenario === 'rate-h1' ? t.h1Url : t.h2Url, h1: scenario === 'rate-h1', rate: C.rate, clients: C.rateClients,
     seconds: seconds ?? C.rateDuration, core, logFile: join(dir, 'h2load.log'),
@@ -199,17 +212,17 @@ async function measure(scenario, t, origin, { seconds = null, quiet = true } = {
 
 // `mtls: true` = both mtls scenarios; `mtls: 'h1'` = HTTP/1.1 over mTLS only.
 const applicable = (scenario, name) => {
-  const m = TARGETS[name].mtls;
+  const m = target(name).mtls;
   if (scenario.startsWith('mtls-')) return m === true || (m === 'h1' && scenario === 'mtls-h1');
-  return !scenario.endsWith('h2c') || TARGETS[name].h2c;
+  return !scenario.endsWith('h2c') || target(name).h2c;
 };
 const wantsMtls = () => scenarios.some((s) => s.startsWith('mtls-'));
 
 async function startTarget(name, origin, extra = {}) {
   // The mTLS port only when an mtls scenario runs: it costs the proxy memory (TLS contexts) the other figures should not carry.
-  const mtls = wantsMtls() && TARGETS[name].mtls ? { pki: mtlsSetup().pki } : undefined;
-  return TARGETS[name].start({
-    dir, core: C.proxyCore, origin, name, pilotfishBin: o['pilotfish-bin'],
+  const mtls = wantsMtls() && target(name).mtls ? { pki: mtlsSetup().pki } : undefined;
+  return target(name).start({
+    dir, core: C.proxyCore, origin, name: name.replace('@', '-at-'), pilotfishBin: name.endsWith('@b') ? o['pilotfish-bin-b'] : o['pilotfish-bin'],
     nodeArgs: name.startsWith('pilotfish') ? o['node-arg'] : [], mtls, ...extra,
   });
 }
@@ -292,7 +305,7 @@ async function compare() {
       ...C, quick, targets: names, scenarios, cpu: cpus()[0]?.model, cores: cpus().length,
       memGiB: Math.round(totalmem() / 2 ** 30), versions: versions(), bodyBytes: 64,
       origin: 'nginx, 1 worker, `return 200` with a fixed 64-byte body, on the load core',
-      describe: Object.fromEntries(names.map((n) => [n, TARGETS[n].describe])),
+      describe: Object.fromEntries(names.map((n) => [n, n.endsWith('@b') ? `${target(n).describe}; from ${o['pilotfish-bin-b']}` : target(n).describe])),
       ...(mtlsKit ? {
         mtls: 'TLS 1.3 only, ECDSA P-256 certificates (SPIFFE URI SANs) from one bench CA, client certificate required and verified by every target; ' +
           'wrk / h2load present it through bench/http/lib/client-cert-shim.c (LD_PRELOAD); HTTP/1.1 without ALPN, h2 by ALPN',
@@ -316,7 +329,7 @@ async function profile() {
   const profDir = join(outDir, 'profiles', `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   mkdirSync(profDir, { recursive: true });
   const out = [];
-  const profiled = ['h1', 'h2c', 'mtls-h1', 'mtls-h2'].filter((s) => applicable(s, name) && scenarios.includes(s));
+  const profiled = ['h1', 'h2c', 'mtls-h1', 'mtls-h2', 'mtls-conn'].filter((s) => applicable(s, name) && scenarios.includes(s));
   for (const scenario of profiled) {
     const file = join(profDir, `${scenario}.cpuprofile`);
     // The preload profiles only the measured window (SIGUSR2 .. SIGTERM).
@@ -344,7 +357,7 @@ async function nativeProfile(name) {
   const profDir = join(outDir, 'profiles', `${name}-native-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   mkdirSync(profDir, { recursive: true });
   const out = [];
-  for (const scenario of ['h1', 'h2c', 'mtls-h1', 'mtls-h2'].filter((s) => applicable(s, name) && scenarios.includes(s))) {
+  for (const scenario of ['h1', 'h2c', 'mtls-h1', 'mtls-h2', 'mtls-conn'].filter((s) => applicable(s, name) && scenarios.includes(s))) {
     const file = join(profDir, `${scenario}.perf.data`);
     const t = await startTarget(name, origin);
     if (C.warmup) await measure(scenario, t, origin, { seconds: C.warmup, quiet: false });

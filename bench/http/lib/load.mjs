@@ -68,8 +68,9 @@ export function parseH2load(out) {
  * HTTP/1.1 keep-alive throughput: wrk, 1 thread, closed loop. An https URL with `env`
  * from mtls.mjs's loadgenEnv: over TLS with the client certificate (no ALPN: HTTP/1.1).
  */
-export async function wrk({ url, connections, seconds, core, env }) {
-  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url];
+export async function wrk({ url, connections, seconds, core, env, close = false }) {
+  // close: `Connection: close` on every request, so each one opens (and handshakes) a new connection.
+  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', ...(close ? ['-H', 'Connection: close'] : []), url];
   const r = await runCommand(...pinned(core, 'wrk', args), (seconds + 20) * 1000, env);
   if (r.code !== 0) throw new Error(`wrk failed (${r.code ?? r.signal}): ${r.err || r.out}`);
   return { ...parseWrk(r.out), loadgenCpuSeconds: r.cpu };

@@ -54,6 +54,7 @@ export function renderReport(r) {
     'rate-h2c': `h2c at a fixed ${c.rate} req/s (h2load --rps)`,
     'mtls-h1': `HTTP/1.1 over mTLS (TLS 1.3, client certificate), keep-alive throughput (wrk -c${c.connections}; latency is at saturation)`,
     'mtls-h2': `h2 over mTLS (TLS 1.3, client certificate, ALPN), keep-alive throughput (h2load -c${c.h2Clients} -m${c.h2Streams})`,
+    'mtls-conn': `A new mTLS connection per request (wrk -c${c.connClients}, Connection: close; full TLS 1.3 handshake with client certificate each time): µs/request = per connection`,
   };
   for (const [s, rows] of Object.entries(r.summary)) {
     if (!Object.keys(rows).length) continue;
