@@ -154,8 +154,13 @@ export class PriorityGroup {
   locDirty = true;
   cumHealthy = new Float64Array(0);
   cumDegraded = new Float64Array(0);
+  /**
+   * Every non-excluded host (panic picks from it), built when the level first enters panic
+   * and kept up to date from then on: a subset's entries and structures are ~1 KB per
+   * cluster of 10 hosts, for a mode most clusters never enter.
+   */
+  all: Subset<Host> | undefined;
   constructor(
-    readonly all: Subset<Host>,
     readonly healthy: Subset<Host>,
     readonly degraded: Subset<Host>,
   ) {}
@@ -288,7 +293,7 @@ export class EndpointSet {
       chosen = last;
     }
     let sub: Subset<Host>;
-    if (chosen.panic) sub = chosen.all;
+    if (chosen.panic) sub = chosen.all!; // built when panic was set (computeLoads)
     else {
       sub = degraded ? chosen.degraded : chosen.healthy;
       if (this.localityWeighted) {
@@ -351,7 +356,7 @@ export class EndpointSet {
     this.transition(h, this.classify(h));
     if (old.weight !== e.weight) {
       const pg = h._prio!;
-      if (h._all !== null) pg.all.reweigh(h._all, e.weight);
+      if (h._all !== null) pg.all!.reweigh(h._all, e.weight);
       if (h._cls !== null) (h._state === HEALTHY ? pg.healthy : pg.degraded).reweigh(h._cls, e.weight);
       if (h._loc !== null && lg !== null) (h._state === HEALTHY ? lg.healthy : lg.degraded).reweigh(h._loc, e.weight);
     }
@@ -426,7 +431,7 @@ export class EndpointSet {
       h._loc = null;
     }
     if (from >= UNHEALTHY && to < UNHEALTHY) {
-      pg.all.remove(h._all!);
+      if (h._all !== null) pg.all!.remove(h._all);
       h._all = null;
       pg.total--;
       if (lg !== null) lg.total--;
@@ -439,7 +444,7 @@ export class EndpointSet {
       if (lg !== null) lg.hostCount--;
     }
     if (to >= UNHEALTHY && from < UNHEALTHY) {
-      h._all = pg.all.add(h);
+      if (pg.all !== undefined) h._all = pg.all.add(h);
       pg.total++;
       if (lg !== null) lg.total++;
     }
@@ -463,6 +468,12 @@ export class EndpointSet {
     pg.locDirty = true;
   }
 
+  /** The level's all-hosts subset, on its first panic: every attached host not excluded. */
+  private buildAll(pg: PriorityGroup): void {
+    const all = (pg.all = this.subset());
+    for (const h of this.map.values()) if (h._prio === pg && h._state >= UNHEALTHY && h._all === null) h._all = all.add(h);
+  }
+
   private subset(): Subset<Host> {
     return createSubset<Host>(this.options, this.rand, this.scheduler);
   }
@@ -471,7 +482,7 @@ export class EndpointSet {
     const i = p >= 0 ? Math.floor(p) : 0;
     let pg = this.prios[i];
     if (pg === undefined) {
-      pg = new PriorityGroup(this.subset(), this.subset(), this.subset());
+      pg = new PriorityGroup(this.subset(), this.subset());
       while (this.prios.length < i) this.prios.push(undefined);
       this.prios[i] = pg;
     }
@@ -539,7 +550,11 @@ export class EndpointSet {
       }
     }
     let anyPanic = false;
-    for (const p of prios) if (p !== undefined && p.panic && p.healthyLoad + p.degradedLoad > 0) anyPanic = true;
+    for (const p of prios) {
+      if (p === undefined || !p.panic) continue;
+      if (p.all === undefined) this.buildAll(p);
+      if (p.healthyLoad + p.degradedLoad > 0) anyPanic = true;
+    }
     this.anyPanic = anyPanic;
   }
 
