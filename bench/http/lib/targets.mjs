@@ -57,13 +57,16 @@ async function tlsReady({ mtls, port, proc }) {
   return { mtlsUrl, tls };
 }
 
-function pilotfishTarget({ upstreamH2, http1 }) {
+function pilotfishTarget({ upstreamH2, http1, http2 }) {
   return async ({ dir, core, origin, name, nodeArgs = [], env: extraEnv, pilotfishBin, mtls }) => {
     // PILOTFISH_HTTP1 picks the HTTP/1.1 path (proxy/src/http1/raw-chain.ts); unset = the proxy's default.
     // Unset for `pilotfish` even when the harness's own environment sets it.
     const env = { ...process.env, ...extraEnv };
     if (http1) env.PILOTFISH_HTTP1 = http1;
     else delete env.PILOTFISH_HTTP1;
+    // PILOTFISH_HTTP2 picks the HTTP/2 downstream objects (proxy/src/http2/streams.ts): core (default) or node's compat layer.
+    if (http2) env.PILOTFISH_HTTP2 = http2;
+    else delete env.PILOTFISH_HTTP2;
     const bin = pilotfishBin ? resolve(pilotfishBin) : join(REPO, 'bin', 'pilotfish.js');
     if (!existsSync(bin)) throw new Error(`${bin} does not exist yet`);
     const port = await freePort(), adminPort = await freePort();
@@ -169,6 +172,12 @@ export const TARGETS = {
     mtls: true,
     describe: 'pilotfish with PILOTFISH_HTTP1=raw: HTTP/1.1 on raw sockets, llhttp (wasm), raw upstream pool; h2c still node:http2',
     start: pilotfishTarget({ upstreamH2: false, http1: 'raw' }),
+  },
+  'pilotfish-h2compat': {
+    h2c: true,
+    mtls: true,
+    describe: 'pilotfish with PILOTFISH_HTTP2=node: HTTP/2 downstreams through node\'s http2 compat layer (the path before the core-API one; for before/after)',
+    start: pilotfishTarget({ upstreamH2: false, http2: 'node' }),
   },
   'pilotfish-h2up': {
     h2c: true,
