@@ -29,17 +29,8 @@ if (!nodeFlags.some((f) => /^--(max-semi-space-size|min-semi-space-size|semi-spa
   new PerformanceObserver(capYoungGeneration).observe({ entryTypes: ['gc'] });
 }
 
-// WebAssembly runs on V8's baseline compiler (Liftoff) only. llhttp (the raw HTTP/1.1
-// path's parser and undici's) is one ~40 KB state-machine function: when it gets hot, V8's
-// optimizing tier compiles it once, on a background thread, with ~38 MB of compiler memory
-// at once and ~10 MB more code kept; that was the ~30 MB jump of RSS in the first second
-// of load (peak 108 MB -> 75 MB; bench/memory/, bench/README.md). Liftoff parses a head
-// ~0.35 µs slower (185 -> 540 ns for wrk's request, ~1.5% of a proxied request's CPU).
-// RE2 (safe_regex) runs on Liftoff too. An explicit wasm tiering flag on the node command
-// line wins.
-if (!nodeFlags.some((f) => /^--(no-)?(liftoff|liftoff-only|wasm-tier-up|wasm-dynamic-tiering)\b/.test(f))) {
-  v8.setFlagsFromString('--liftoff-only');
-}
+// llhttp (the raw HTTP/1.1 path's parser) is compiled on V8's baseline wasm compiler only,
+// which removed the ~30 MB jump of RSS in the first second of load: proxy/src/http1/llhttp.ts.
 
 const compiled = new URL('../dist/cli/src/main.js', import.meta.url);
 if (!existsSync(fileURLToPath(compiled))) {
