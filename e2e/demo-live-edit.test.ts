@@ -29,8 +29,18 @@ t.test('live edits: split, scale out, scale in, Ctrl-C', async (t) => {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const mesh = join(dir, 'mesh.yaml');
   writeFileSync(mesh, readFileSync(join(ROOT, 'demo/mesh.yaml'), 'utf8').replace('rps: 25', 'rps: 15'));
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'cli/src/entry.ts'), 'demo', '--mesh', mesh], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  // Its own process group: the demo starts a control plane, sidecars and apps, and a
+  // SIGKILL of the demo alone (a failed run) would leave them running.
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'cli/src/entry.ts'), 'demo', '--mesh', mesh], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  t.teardown(async () => {
+    const group = (sig: NodeJS.Signals): void => { try { process.kill(-child.pid!, sig); } catch { /* gone */ } };
+    if (child.exitCode === null && child.signalCode === null) {
+      // Ctrl-C first (the demo stops what it started and removes its directory), then force.
+      group('SIGINT');
+      await new Promise<void>((r) => { const timer = setTimeout(r, 10_000); child.once('exit', () => { clearTimeout(timer); r(); }); });
+    }
+    group('SIGKILL');
+  });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
   child.stderr.setEncoding('utf8').on('data', (c: string) => (out += c));
