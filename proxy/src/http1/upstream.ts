@@ -7,7 +7,7 @@ import { H2HostPool, h2PoolFor } from '../upstream/h2-pool.js';
 import { idleOptions } from '../upstream/pool.js';
 import { headWriter } from './head.js';
 import { headerName, headerValue, lowerName } from './names.js';
-import { UpstreamSocketFactory } from './upstream-socket.js';
+import { HTTP1_ALPN, UpstreamSocketFactory } from '../upstream/socket-factory.js';
 import { HPE_OK, HPE_PAUSED, Parser, ParserType, type ParserEvents } from './llhttp.js';
 
 /**
@@ -121,7 +121,7 @@ export class RawHostPool {
   constructor(readonly cluster: ClusterRuntime, readonly host: Host) {
     this.endpoint = host.endpoint;
     this.config = cluster.config;
-    this.sockets = new UpstreamSocketFactory(cluster, host, cluster.transportFor(host).tls);
+    this.sockets = new UpstreamSocketFactory(cluster, host, cluster.transportFor(host).tls, HTTP1_ALPN);
     this.idleCloseMs = idleOptions(cluster.config.upstreamIdleTimeout).keepAliveTimeout;
     this.sweepMs = Math.max(10, Math.min(SWEEP_MS, Math.floor(this.idleCloseMs / 4)));
   }

@@ -1,13 +1,12 @@
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
-import * as tls from 'node:tls';
 import type { Dispatcher } from 'undici';
 import type { ClusterRuntime } from '../cluster/cluster.js';
 import type { Host } from '../cluster/endpoint-set.js';
 import type { HeaderMap } from '../http/headers.js';
 import type { TlsSource } from './transport-match.js';
-import { applyTcpKeepalive, idleOptions } from './pool.js';
-import { tlsPrincipals } from './tls-connector.js';
+import { idleOptions } from './pool.js';
+import { HTTP2_ALPN, UpstreamSocketFactory } from './socket-factory.js';
 
 /**
  * HTTP/2 upstream connections on node's core http2 session/stream API, for clusters whose
@@ -67,25 +66,22 @@ export class H2HostPool {
   readonly endpoint: Host['endpoint'];
   readonly config: ClusterRuntime['config'];
   private readonly sessions: H2Session[] = [];
-  private readonly tlsOptions: tls.ConnectionOptions | undefined;
-  private readonly tlsVersion: number;
-  private ticket: Buffer | undefined;
+  /** Opens the sessions' sockets: h2c by prior knowledge, or TLS with the host's material and `h2` offered. */
+  readonly sockets: UpstreamSocketFactory;
   private closed = false;
 
-  constructor(readonly cluster: ClusterRuntime, readonly host: Host, private readonly tlsSource: TlsSource | undefined) {
+  constructor(readonly cluster: ClusterRuntime, readonly host: Host, tlsSource: TlsSource | undefined) {
     this.endpoint = host.endpoint;
     this.config = cluster.config;
-    const snap = tlsSource?.current();
-    this.tlsVersion = snap?.version ?? -1;
-    this.tlsOptions = tlsSource === undefined ? undefined : withH2((snap?.connect ?? { rejectUnauthorized: true, ca: [] }) as tls.ConnectionOptions);
+    this.sockets = new UpstreamSocketFactory(cluster, host, tlsSource, HTTP2_ALPN);
   }
 
   get isTls(): boolean {
-    return this.tlsOptions !== undefined;
+    return this.sockets.isTls;
   }
 
   get tlsCurrent(): boolean {
-    return this.tlsSource === undefined || (this.tlsSource.current()?.version ?? -1) === this.tlsVersion;
+    return this.sockets.current;
   }
 
   /** Connections open now (for tests and admin). */
@@ -107,32 +103,6 @@ export class H2HostPool {
     }
     s.request(opts.method, opts.path, opts.headers as HeaderMap, opts.body as Body, handler);
     return true;
-  }
-
-  /** @internal opens a session's socket: h2c by prior knowledge, or TLS with the host's material. */
-  openSocket(onReady: (socket: net.Socket) => void): net.Socket {
-    const e = this.endpoint;
-    const bind = this.config.upstreamBindConfig;
-    const where = { host: e.address, port: e.port, ...(bind ? { localAddress: bind.sourceAddress } : {}) };
-    let socket: net.Socket;
-    if (this.tlsOptions === undefined) {
-      socket = net.connect({ ...where, noDelay: true });
-      socket.once('connect', () => onReady(socket));
-    } else {
-      const s = tls.connect({ ...this.tlsOptions, ...where, ...(this.ticket ? { session: this.ticket } : {}) });
-      s.setNoDelay(true);
-      s.on('session', (t: Buffer) => (this.ticket = t));
-      s.once('error', () => (this.ticket = undefined));
-      s.once('secureConnect', () => {
-        const p = tlsPrincipals(s);
-        this.host.tlsPeerPrincipal = p.peer;
-        this.host.tlsLocalPrincipal = p.local;
-        onReady(s);
-      });
-      socket = s;
-    }
-    applyTcpKeepalive(socket, this.config);
-    return socket;
   }
 
   /** @internal */
@@ -165,7 +135,7 @@ class H2Session {
     const host = e.address.includes(':') ? `[${e.address}]` : e.address;
     this.maxPerConnection = config.maxRequestsPerConnection ?? 0;
     this.session = http2.connect(`${pool.isTls ? 'https' : 'http'}://${host}:${e.port}`, {
-      createConnection: () => pool.openSocket(() => this.onSocketReady()),
+      createConnection: () => pool.sockets.open(() => this.onSocketReady()),
       // HTTP/2's default 64 KiB stream window stalls a bulk response after every 64 KiB for a
       // round trip; Envoy's defaults are far larger (256 MiB). 1 MiB per stream and 8 MiB per
       // connection keep one core busy on loopback while bounding what a slow client can pin.
@@ -376,10 +346,4 @@ function plain(headers: http2.IncomingHttpHeaders): Record<string, string | stri
     if (v !== undefined) out[k] = v;
   }
   return out;
-}
-
-/** The context's ALPN list with `h2` offered (first if absent), as istio.alpn's override does. */
-function withH2(options: tls.ConnectionOptions): tls.ConnectionOptions {
-  const alpn = Array.isArray(options.ALPNProtocols) ? (options.ALPNProtocols as unknown[]).filter((p): p is string => typeof p === 'string') : [];
-  return { ...options, ALPNProtocols: alpn.includes('h2') ? alpn : [...alpn, 'h2'] };
 }

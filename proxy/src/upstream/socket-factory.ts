@@ -2,15 +2,32 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { ClusterRuntime } from '../cluster/cluster.js';
 import type { Host } from '../cluster/endpoint-set.js';
-import type { TlsSource } from '../upstream/transport-match.js';
-import { applyTcpKeepalive } from '../upstream/pool.js';
-import { tlsPrincipals } from '../upstream/tls-connector.js';
+import type { TlsSource } from './transport-match.js';
+import { applyTcpKeepalive } from './pool.js';
+import { tlsPrincipals } from './tls-connector.js';
+
+/** Which ALPN list a pool offers, from the context's own list (the pool's protocol decides). */
+export type AlpnPolicy = (contextList: readonly string[]) => string[];
 
 /**
- * How the raw HTTP/1.1 pool of one host opens its connections: plaintext TCP, or TLS with
- * the host's transport socket (a mesh's mTLS hop: Istio's `tlsMode: istio` endpoints). One
- * per pool, made for one version of the TLS material: a rotation makes a new pool, so
- * connections already open keep the material they were verified with, as Envoy's do.
+ * The raw HTTP/1.1 pool speaks HTTP/1.1 only, so `h2` is never offered (a peer choosing it
+ * would get HTTP/1.1 bytes). Istio's `istio-peer-exchange, istio` stay, as Envoy offers
+ * them; an empty list offers `http/1.1`, as undici does.
+ */
+export const HTTP1_ALPN: AlpnPolicy = (list) => {
+  const h1 = list.filter((p) => p !== 'h2');
+  return h1.length > 0 ? h1 : ['http/1.1'];
+};
+
+/** The HTTP/2 pool offers `h2` beside the context's list (istio.alpn's override does the same). */
+export const HTTP2_ALPN: AlpnPolicy = (list) => (list.includes('h2') ? [...list] : [...list, 'h2']);
+
+/**
+ * How a pool of pilotfish's own (the raw HTTP/1.1 pool, the core-API HTTP/2 pool) opens a
+ * host's connections: plaintext TCP, or TLS with the host's transport socket (a mesh's mTLS
+ * hop: Istio's `tlsMode: istio` endpoints). One per pool, made for one version of the TLS
+ * material: a rotation makes a new pool, so connections already open keep the material
+ * they were verified with, as Envoy's do.
  */
 export class UpstreamSocketFactory {
   /** The TLS options (certs/ UpstreamTlsProvider's snapshot), undefined for plaintext. */
@@ -20,11 +37,11 @@ export class UpstreamSocketFactory {
   /** The last session ticket from this host: the next connection resumes instead of a full handshake. */
   private session: Buffer | undefined;
 
-  constructor(private readonly cluster: ClusterRuntime, private readonly host: Host, readonly tlsSource: TlsSource | undefined) {
+  constructor(private readonly cluster: ClusterRuntime, private readonly host: Host, readonly tlsSource: TlsSource | undefined, alpn: AlpnPolicy) {
     const snap = tlsSource?.current();
     this.tlsVersion = snap?.version ?? -1;
     // A TLS host whose secret has not arrived: every handshake fails verification (as undici's pool does).
-    this.tlsOptions = tlsSource === undefined ? undefined : h1Only((snap?.connect ?? { rejectUnauthorized: true, ca: [] }) as tls.ConnectionOptions);
+    this.tlsOptions = tlsSource === undefined ? undefined : withAlpn((snap?.connect ?? { rejectUnauthorized: true, ca: [] }) as tls.ConnectionOptions, alpn);
   }
 
   get isTls(): boolean {
@@ -40,14 +57,15 @@ export class UpstreamSocketFactory {
    * A new connection to the host; `onReady` runs once it can carry a request verified end to
    * end (TCP connect for plaintext; for TLS, the handshake with the peer's certificate checked).
    */
-  open(onReady: () => void): net.Socket {
+  open(onReady: (socket: net.Socket) => void): net.Socket {
     const e = this.host.endpoint;
     const bind = this.cluster.config.upstreamBindConfig;
     const where = { host: e.address, port: e.port, ...(bind ? { localAddress: bind.sourceAddress } : {}) };
     let socket: net.Socket;
     if (this.tlsOptions === undefined) {
-      socket = net.connect({ ...where, noDelay: true });
-      socket.once('connect', onReady);
+      const s = net.connect({ ...where, noDelay: true });
+      s.once('connect', () => onReady(s));
+      socket = s;
     } else {
       const s = tls.connect({ ...this.tlsOptions, ...where, ...(this.session ? { session: this.session } : {}) });
       s.setNoDelay(true);
@@ -57,7 +75,7 @@ export class UpstreamSocketFactory {
         const p = tlsPrincipals(s);
         this.host.tlsPeerPrincipal = p.peer;
         this.host.tlsLocalPrincipal = p.local;
-        onReady();
+        onReady(s);
       });
       // A failed handshake must not be resumed from.
       s.once('error', () => (this.session = undefined));
@@ -68,13 +86,8 @@ export class UpstreamSocketFactory {
   }
 }
 
-/**
- * The context's ALPN list as this pool may offer it: it speaks HTTP/1.1 only, so `h2` is
- * never offered (a peer choosing it would get HTTP/1.1 bytes). Istio's `istio-peer-exchange,
- * istio` stay, as Envoy offers them; an empty list offers `http/1.1`, as undici does.
- */
-function h1Only(options: tls.ConnectionOptions): tls.ConnectionOptions {
-  const alpn = options.ALPNProtocols;
-  const list = Array.isArray(alpn) ? (alpn as unknown[]).filter((p): p is string => typeof p === 'string' && p !== 'h2') : [];
-  return { ...options, ALPNProtocols: list.length > 0 ? list : ['http/1.1'] };
+function withAlpn(options: tls.ConnectionOptions, alpn: AlpnPolicy): tls.ConnectionOptions {
+  const offered = options.ALPNProtocols;
+  const list = Array.isArray(offered) ? (offered as unknown[]).filter((p): p is string => typeof p === 'string') : [];
+  return { ...options, ALPNProtocols: alpn(list) };
 }
