@@ -48,7 +48,8 @@ t.test('demo --keep: says it keeps the working directory, and does', async (t) =
   const logs = /access logs and proxy output: (\S+)/.exec(out)?.[1];
   const workdir = logs === undefined ? undefined : join(logs, '..');
   if (workdir !== undefined) t.teardown(() => rmSync(workdir, { recursive: true, force: true }));
-  t.equal(code, 0);
+  // On failure the demo's last words say which piece did not come up and where its log is.
+  t.equal(code, 0, 'exit 0', { output: out.slice(-3000) });
   t.ok(workdir, 'prints where to look');
   if (workdir === undefined) return;
   t.match(out, `stopping: sidecars, waypoint, control plane; keeping ${workdir} (bootstraps, certificates, access logs)`);
