@@ -180,7 +180,15 @@ export class Demo {
   }
 
   private async waitReady(id: string, adminPort: number, port: number): Promise<void> {
-    await until(async () => (await httpOk(`http://127.0.0.1:${adminPort}/ready`)) && (await tcpOpen(port)), 90_000, `${id} to be ready (see ${join(this.logDir, `${id}.out`)})`);
+    const log = join(this.logDir, `${id}.out`);
+    // The newest process with this id (an id comes back when a service scales out again).
+    let proc: Sidecar | undefined;
+    for (let i = this.sidecars.length - 1; i >= 0 && proc === undefined; i--) if (this.sidecars[i]!.id === id) proc = this.sidecars[i];
+    await until(async () => {
+      // A proxy that exited (a port taken meanwhile, a refused bootstrap) will never be ready: say so now, not after 90 s.
+      if (proc !== undefined && !proc.alive) throw new Error(`${id} exited (${proc.proc.exitCode ?? proc.proc.signalCode}) before it was ready: see ${log}`);
+      return (await httpOk(`http://127.0.0.1:${adminPort}/ready`)) && (await tcpOpen(port));
+    }, 90_000, `${id} to be ready (see ${log})`);
   }
 
   async start(): Promise<void> {
