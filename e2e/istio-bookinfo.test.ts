@@ -155,7 +155,14 @@ t.test('Bookinfo through pilotfish sidecars under istiod\'s configuration: mTLS 
   };
   const admin = (p: Pod, route: string): string => curl(p.ns, `http://127.0.0.1:15000${route}`);
   for (const p of pods) {
-    await until(`${p.w.name}'s sidecar LIVE with its listeners`, () => p.proxy!.exitCode === null && admin(p, '/ready').includes('LIVE') && /virtualInbound/.test(admin(p, '/listeners')), {
+    // virtualInbound and the outbound 0.0.0.0_9080 (reached by original_dst handoff from
+    // 15001; it waits for its RDS before it is active): a call sent before it exists goes to
+    // PassthroughCluster, to a service VIP nothing answers.
+    await until(`${p.w.name}'s sidecar LIVE with its listeners`, () => {
+      if (p.proxy!.exitCode !== null || !admin(p, '/ready').includes('LIVE')) return false;
+      const listeners = admin(p, '/listeners');
+      return /virtualInbound/.test(listeners) && /"0\.0\.0\.0_9080"/.test(listeners);
+    }, {
       timeoutMs: 90_000, intervalMs: 500, state: () => `exit ${p.proxy!.exitCode}; ${p.out.slice(-1500)}`,
     });
     t.same(p.istiod!.nacks.map((n) => `${n.typeUrl}: ${n.error}`), [], `${p.w.name}: istiod's configuration ACKed, zero NACKs`);
