@@ -7,7 +7,7 @@ import { H2HostPool, h2PoolFor } from '../upstream/h2-pool.js';
 import { idleOptions } from '../upstream/pool.js';
 import { headWriter } from './head.js';
 import { headerName, headerValue, lowerName } from './names.js';
-import { HTTP1_ALPN, UpstreamSocketFactory } from '../upstream/socket-factory.js';
+import { HTTP1_ALPN, tlsErrorBeforeReady, UpstreamSocketError as SocketError, UpstreamSocketFactory } from '../upstream/socket-factory.js';
 import { HPE_OK, HPE_PAUSED, Parser, ParserType, type ParserEvents } from './llhttp.js';
 
 /**
@@ -82,12 +82,6 @@ export function existingRawPool(host: Host): RawHostPool | undefined {
 
 class ParserError extends Error {
   override readonly name = 'HTTPParserError';
-  constructor(readonly code: string, message: string) {
-    super(message);
-  }
-}
-
-class SocketError extends Error {
   constructor(readonly code: string, message: string) {
     super(message);
   }
@@ -225,7 +219,7 @@ class UpstreamConnection implements ParserEvents, Dispatcher.DispatchController 
     if (timeout > 0) this.socket.setTimeout(timeout, () => this.fail(new SocketError('UND_ERR_CONNECT_TIMEOUT', 'connect timeout')));
     this.socket.on('data', (d: Buffer) => this.onData(d));
     this.socket.on('end', () => this.onEnd());
-    this.socket.on('error', (err: NodeJS.ErrnoException) => this.fail(this.connected ? new SocketError('UND_ERR_SOCKET', err.message) : this.beforeReady(err)));
+    this.socket.on('error', (err: NodeJS.ErrnoException) => this.fail(this.connected ? new SocketError('UND_ERR_SOCKET', err.message) : this.pool.sockets.isTls ? tlsErrorBeforeReady(err) : err));
     this.socket.once('close', () => this.onClose());
   }
 
@@ -345,17 +339,6 @@ class UpstreamConnection implements ParserEvents, Dispatcher.DispatchController 
     this.pool.forget(this);
     this.parser.free();
     if (this.handler !== undefined) this.fail(new SocketError(this.connected ? 'UND_ERR_SOCKET' : 'ECONNRESET_BEFORE_CONNECT', 'upstream connection closed'));
-  }
-
-  /**
-   * An error before the connection could carry a request. A failed TLS handshake (bad
-   * certificate, wrong SAN, no common protocol) is a connection failure, as in Envoy (UF,
-   * "TLS error: ..."), so retry_on connect-failure may replay the request; TCP errors keep
-   * their codes (ECONNREFUSED, ...).
-   */
-  private beforeReady(err: NodeJS.ErrnoException): Error {
-    if (!this.pool.sockets.isTls || err.code === 'ECONNREFUSED' || err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH') return err;
-    return new SocketError('ECONNRESET_BEFORE_CONNECT', `TLS error: ${err.message}`);
   }
 
   private fail(err: Error): void {

@@ -6,7 +6,7 @@ import type { Host } from '../cluster/endpoint-set.js';
 import type { HeaderMap } from '../http/headers.js';
 import type { TlsSource } from './transport-match.js';
 import { idleOptions } from './pool.js';
-import { HTTP2_ALPN, UpstreamSocketFactory } from './socket-factory.js';
+import { HTTP2_ALPN, isConnectCode, tlsErrorBeforeReady, UpstreamSocketError as StreamError, UpstreamSocketFactory } from './socket-factory.js';
 
 /**
  * HTTP/2 upstream connections on node's core http2 session/stream API, for clusters whose
@@ -41,9 +41,10 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'tra
  */
 export function h2PoolFor(cluster: ClusterRuntime, host: Host): H2HostPool | undefined {
   const e = host.endpoint;
-  if (net.isIP(e.address) === 0 || e.port <= 0) return undefined;
   const prev = host.directPool as { close(): void } | undefined;
+  // The per-request path: the host's current pool, no address parsing.
   if (prev instanceof H2HostPool && prev.config === cluster.config && prev.endpoint === e && prev.tlsCurrent) return prev;
+  if (net.isIP(e.address) === 0 || e.port <= 0) return undefined;
   prev?.close();
   const next = new H2HostPool(cluster, host, cluster.transportFor(host).tls);
   host.directPool = next;
@@ -54,12 +55,6 @@ export function h2PoolFor(cluster: ClusterRuntime, host: Host): H2HostPool | und
 export function existingH2Pool(host: Host): H2HostPool | undefined {
   const p = host.directPool;
   return p instanceof H2HostPool ? p : undefined;
-}
-
-class StreamError extends Error {
-  constructor(readonly code: string, message: string) {
-    super(message);
-  }
 }
 
 export class H2HostPool {
@@ -294,8 +289,8 @@ class H2Exchange implements Dispatcher.DispatchController {
   private errorOf(err: NodeJS.ErrnoException): Error {
     if (/REFUSED_STREAM/.test(err.message)) return err;
     if (this.session.wasConnected) return err.code === 'ERR_HTTP2_STREAM_ERROR' ? err : new StreamError('UND_ERR_SOCKET', err.message);
-    if (err.code === 'ECONNREFUSED' || err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH' || err.code === 'UND_ERR_CONNECT_TIMEOUT') return err;
-    return new StreamError('ECONNRESET_BEFORE_CONNECT', this.session.tls ? `TLS error: ${err.message}` : err.message);
+    if (this.session.tls) return tlsErrorBeforeReady(err);
+    return isConnectCode(err.code) ? err : new StreamError('ECONNRESET_BEFORE_CONNECT', err.message);
   }
 
   private finish(): void {

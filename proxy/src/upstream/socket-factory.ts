@@ -6,6 +6,31 @@ import type { TlsSource } from './transport-match.js';
 import { applyTcpKeepalive } from './pool.js';
 import { tlsPrincipals } from './tls-connector.js';
 
+/** An upstream error carrying the code the router's failure mapping reads (http/upstream-failure.ts). */
+export class UpstreamSocketError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+/** Codes that already say "no connection was made" (a connect failure to the router). */
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
+export function isConnectCode(code: string | undefined): boolean {
+  return code !== undefined && CONNECT_CODES.has(code);
+}
+
+/**
+ * An error on a TLS connection before it could carry a request. A failed handshake (bad
+ * certificate, wrong SAN, no common protocol) is a connection failure, as in Envoy (UF,
+ * "TLS error: ..."), so retry_on connect-failure may replay the request; TCP errors keep
+ * their codes.
+ */
+export function tlsErrorBeforeReady(err: NodeJS.ErrnoException): Error {
+  if (isConnectCode(err.code)) return err;
+  return new UpstreamSocketError('ECONNRESET_BEFORE_CONNECT', `TLS error: ${err.message}`);
+}
+
 /** Which ALPN list a pool offers, from the context's own list (the pool's protocol decides). */
 export type AlpnPolicy = (contextList: readonly string[]) => string[];
 
