@@ -31,6 +31,9 @@ export interface ClusterStats {
   readonly upstream_rq_rx_reset: Counter;
   readonly upstream_rq_tx_reset: Counter;
   readonly upstream_cx_total: Counter;
+  /** Envoy's per-codec connection counts (upstream_cx_total = these two + TCP/tunnel connections). */
+  readonly upstream_cx_http1_total: Counter;
+  readonly upstream_cx_http2_total: Counter;
   readonly upstream_cx_connect_fail: Counter;
   readonly upstream_cx_destroy: Counter;
   readonly upstream_cx_active: Gauge;
@@ -61,6 +64,7 @@ function makeStats(store: StatsStore, name: string): ClusterStats {
     upstream_rq_pending_overflow: c('upstream_rq_pending_overflow'), upstream_cx_overflow: c('upstream_cx_overflow'),
     upstream_rq_pending_total: c('upstream_rq_pending_total'), upstream_rq_cancelled: c('upstream_rq_cancelled'), upstream_rq_rx_reset: c('upstream_rq_rx_reset'),
     upstream_rq_tx_reset: c('upstream_rq_tx_reset'), upstream_cx_total: c('upstream_cx_total'),
+    upstream_cx_http1_total: c('upstream_cx_http1_total'), upstream_cx_http2_total: c('upstream_cx_http2_total'),
     upstream_cx_connect_fail: c('upstream_cx_connect_fail'), upstream_cx_destroy: c('upstream_cx_destroy'),
     upstream_cx_active: g('upstream_cx_active'), upstream_rq_active: g('upstream_rq_active'),
     upstream_rq_pending_active: g('upstream_rq_pending_active'), upstream_cx_none_healthy: c('upstream_cx_none_healthy'),
@@ -382,8 +386,9 @@ export class ClusterRuntime {
   private newPool(host: Host, tlsOptions: UpstreamTls): Dispatcher {
     {
       const stats = this.stats;
+      const http2 = this.config.upstreamProtocol === 'HTTP2';
       const d = createHostPool(this.config, host, tlsOptions,
-        () => { stats.upstream_cx_total.inc(); stats.upstream_cx_active.inc(); },
+        () => { stats.upstream_cx_total.inc(); (http2 ? stats.upstream_cx_http2_total : stats.upstream_cx_http1_total).inc(); stats.upstream_cx_active.inc(); },
         () => { stats.upstream_cx_active.dec(); stats.upstream_cx_destroy.inc(); },
         // An envoy_internal_address host: undici connects in process to the internal listener.
         host.endpoint.internal && this.tunnels ? this.tunnels.undiciConnector(this.config.name, host.endpoint, this.config.upstreamProtocol === 'HTTP2') : undefined);

@@ -1,6 +1,7 @@
 import type * as net from 'node:net';
 import type { HeaderMap } from '../http/headers.js';
 import { dateLine, headWriter, statusHasNoBody, statusLine } from './head.js';
+import { holdUntilTurnEnds } from './turn-batch.js';
 
 /**
  * The request and response of one HTTP/1.1 exchange on the raw path. They carry exactly
@@ -279,6 +280,7 @@ export class RawResponse extends Events {
     if (this.finished || this.detached) return true;
     if (!this.headersSent) this.writeHead(200, {});
     const socket = this.owner.socket;
+    holdUntilTurnEnds(socket);
     const head = this.head;
     this.head = undefined;
     const body = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
@@ -317,6 +319,7 @@ export class RawResponse extends Events {
     if (this.finished || this.detached) return this;
     if (!this.headersSent) this.writeHead(200, {});
     const socket = this.owner.socket;
+    holdUntilTurnEnds(socket);
     const hasBody = body !== undefined && (typeof body !== 'string' || body.length > 0);
     if (!this.chunked) {
       if (hasBody) this.write(body);

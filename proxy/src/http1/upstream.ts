@@ -6,6 +6,7 @@ import { isHopByHop, type HeaderMap } from '../http/headers.js';
 import { H2HostPool, h2PoolFor } from '../upstream/h2-pool.js';
 import { idleOptions } from '../upstream/pool.js';
 import { headWriter } from './head.js';
+import { holdUntilTurnEnds } from './turn-batch.js';
 import { headerName, headerValue, lowerName } from './names.js';
 import { HTTP1_ALPN, tlsErrorBeforeReady, UpstreamSocketError as SocketError, UpstreamSocketFactory } from '../upstream/socket-factory.js';
 import { HPE_OK, HPE_PAUSED, Parser, ParserType, type ParserEvents } from './llhttp.js';
@@ -214,6 +215,7 @@ class UpstreamConnection implements ParserEvents, Dispatcher.DispatchController 
     });
     this.parser = new Parser(ParserType.Response, this);
     cluster.stats.upstream_cx_total.inc();
+    cluster.stats.upstream_cx_http1_total.inc();
     cluster.stats.upstream_cx_active.inc();
     const timeout = cluster.config.connectTimeout;
     if (timeout > 0) this.socket.setTimeout(timeout, () => this.fail(new SocketError('UND_ERR_CONNECT_TIMEOUT', 'connect timeout')));
@@ -236,6 +238,7 @@ class UpstreamConnection implements ParserEvents, Dispatcher.DispatchController 
     handler.onRequestStart?.(this, {});
     if (this.aborted) return;
     const socket = this.socket;
+    holdUntilTurnEnds(socket);
     const w = headWriter.start();
     try {
       w.requestLine(method, path).headers(headers, isFraming);

@@ -103,6 +103,8 @@ t.test('mTLS upstream on the raw pool: verified, kept alive, resumed, principals
   t.same(both.map((r) => r.status), [200, 200]);
   t.equal(origin.connections, 2, 'the concurrent request opened a second connection');
   t.equal(origin.resumed, 1, 'which resumed the TLS session instead of a full handshake');
+  t.equal(cluster.stats.upstream_cx_http1_total.value, 2, 'both connections counted as HTTP/1.1 (Envoy\'s upstream_cx_http1_total)');
+  t.equal(cluster.stats.upstream_cx_http2_total.value, 0);
 });
 
 t.test('an upstream with the wrong SPIFFE ID is a connection failure (503 UF), never served', async (t) => {

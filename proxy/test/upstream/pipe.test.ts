@@ -41,6 +41,7 @@ t.test('HTTP/1.1 requests over a socket path and over an abstract socket', async
   t.equal(await get(c.dispatcherFor(c.endpoints.get(abstractName)!)), '200 on-abstract');
   t.same(onPath.seen, ['GET /p host=svc.local'], 'the request\'s own Host header went through');
   t.equal(c.stats.upstream_cx_total.value, 2);
+  t.equal(c.stats.upstream_cx_http1_total.value, 2, 'undici\'s HTTP/1.1 connections are counted by codec too');
 });
 
 t.test('HTTP/2 (h2c) over a pipe', async (t) => {
@@ -50,6 +51,8 @@ t.test('HTTP/2 (h2c) over a pipe', async (t) => {
   const c = new ClusterRuntime(clusterOf({ name: 'uds2', upstreamProtocol: 'HTTP2' }), [endpoint(sockPath, 0)], new StatsStore());
   t.teardown(async () => { await c.destroy(); await c.close(); await new Promise((r) => server.close(r)); });
   t.equal(await get(c.dispatcherFor(c.endpoints.get(sockPath)!)), '200 h2 2.0');
+  t.equal(c.stats.upstream_cx_http2_total.value, 1, 'and the HTTP/2 one as HTTP/2');
+  t.equal(c.stats.upstream_cx_http1_total.value, 0);
 });
 
 t.test('active health checks (HTTP and TCP) reach pipe endpoints', async (t) => {
