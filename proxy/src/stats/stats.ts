@@ -100,8 +100,16 @@ export class StatsScope {
 
 export class StatsStore {
   private readonly families = new Map<string, Family>();
-  /** Envoy-style flat names for /stats, in creation order. */
-  private readonly flat = new Map<string, Counter | Gauge | TimeHistogram>();
+  /**
+   * Every scope's stats for /stats, by scope prefix, then by stat name, in creation order.
+   * The Envoy-style flat name (`cluster.svc1.upstream_rq_total`) is made only when /stats is
+   * read: kept as one string per stat it was ~70% of the stats' memory in a large mesh
+   * (Istio's cluster names are ~60 characters, and a cluster has ~40 stats), while the
+   * stat names themselves are the same few strings in every scope (interned below).
+   */
+  private readonly byScope = new Map<string, Map<string, Counter | Gauge | TimeHistogram>>();
+  /** One copy of each stat name (callers build some, e.g. `outlier_detection.${n}`). */
+  private readonly statNames = new Map<string, string>();
   private readonly histograms: TimeHistogram[] = [];
   private readonly root: StatsScope;
   /** Sources of counters owned by other modules (xDS client, TLS, filters, fast path). */
@@ -149,12 +157,21 @@ export class StatsStore {
     this.external.push(source);
   }
 
-  metric(scope: StatsScope, name: string, kind: 'counter' | 'gauge'): Counter | Gauge {
-    const flatName = scope.prefix + name;
-    const existing = this.flat.get(flatName);
+  /** The stats of a scope prefix (two StatsScope objects with one prefix share them). */
+  private scopeStats(prefix: string, name: string): { stats: Map<string, Counter | Gauge | TimeHistogram>; name: string } {
+    let stats = this.byScope.get(prefix);
+    if (stats === undefined) this.byScope.set(prefix, (stats = new Map()));
+    let interned = this.statNames.get(name);
+    if (interned === undefined) this.statNames.set(name, (interned = name));
+    return { stats, name: interned };
+  }
+
+  metric(scope: StatsScope, statName: string, kind: 'counter' | 'gauge'): Counter | Gauge {
+    const { stats, name } = this.scopeStats(scope.prefix, statName);
+    const existing = stats.get(name);
     if (existing && !(existing instanceof TimeHistogram)) return existing;
     const metric = kind === 'counter' ? new Counter() : new Gauge();
-    this.flat.set(flatName, metric);
+    stats.set(name, metric);
     const promName = sanitize(scope.promPrefix + name);
     let family = this.families.get(promName);
     if (!family) {
@@ -174,12 +191,12 @@ export class StatsStore {
     return n;
   }
 
-  histogram(scope: StatsScope, name: string): TimeHistogram {
-    const flatName = scope.prefix + name;
-    const existing = this.flat.get(flatName);
+  histogram(scope: StatsScope, statName: string): TimeHistogram {
+    const { stats, name } = this.scopeStats(scope.prefix, statName);
+    const existing = stats.get(name);
     if (existing instanceof TimeHistogram) return existing;
     const th = new TimeHistogram(this.promName(scope.promPrefix + name), scope.attrs);
-    this.flat.set(flatName, th);
+    stats.set(name, th);
     this.histograms.push(th);
     return th;
   }
@@ -188,10 +205,13 @@ export class StatsStore {
   snapshot(): [string, number][] {
     this.collect();
     const out: [string, number][] = [];
-    for (const [name, m] of this.flat) {
-      if (m instanceof TimeHistogram) {
-        out.push([`${name}.count`, m.count], [`${name}.sum`, Math.round(m.sum * 1000) / 1000]);
-      } else out.push([name, m.value]);
+    for (const [prefix, stats] of this.byScope) {
+      for (const [stat, m] of stats) {
+        const name = prefix + stat;
+        if (m instanceof TimeHistogram) {
+          out.push([`${name}.count`, m.count], [`${name}.sum`, Math.round(m.sum * 1000) / 1000]);
+        } else out.push([name, m.value]);
+      }
     }
     for (const src of this.external) for (const [k, v] of Object.entries(src())) out.push([k, v]);
     out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
