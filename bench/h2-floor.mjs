@@ -7,8 +7,11 @@
 // each pinned to the proxy core, h2load (-t1 -c8 -m16, as bench/http's h2c scenario) on the
 // load core, alternating rounds, medians. CPU = utime+stime of the target's processes over
 // the load run, divided by the requests h2load completed.
+// --rate R: the fixed-rate floor instead (as bench/http's rate-h2c: R req/s over 20
+// connections, one request in flight each, clients' phases spread by -r1
+// --rate-period=1ms), with the median latency (p50) from h2load's request log.
 //
-//   node bench/h2-floor.mjs [--rounds 3] [--duration 6] [--pilotfish-bin bin/pilotfish.js] [--nice=-10]
+//   node bench/h2-floor.mjs [--rounds 3] [--duration 6] [--rate 2000] [--pilotfish-bin bin/pilotfish.js] [--nice=-10]
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -21,9 +24,10 @@ const { values: o } = parseArgs({
     rounds: { type: 'string', default: '3' }, duration: { type: 'string', default: '6' },
     'pilotfish-bin': { type: 'string', default: 'bin/pilotfish.js' }, nice: { type: 'string', default: '0' },
     'proxy-core': { type: 'string', default: '0' }, 'load-core': { type: 'string', default: '1' },
+    rate: { type: 'string', default: '0' },
   },
 });
-const ROUNDS = Number(o.rounds), DUR = Number(o.duration);
+const ROUNDS = Number(o.rounds), DUR = Number(o.duration), RATE = Number(o.rate), RATE_CLIENTS = 20;
 const BODY = 'x'.repeat(64);
 const dir = mkdtempSync(join(tmpdir(), 'pilotfish-h2-floor-'));
 const procs = [];
@@ -98,29 +102,51 @@ const targets = {
   'pilotfish-direct': { port: ports.pf, proc: pinned(core, process.execPath, [resolve(o['pilotfish-bin']), 'proxy', '--config', join(dir, 'pilotfish.yaml')]) },
   'nginx-return': { port: ports.nginx, proc: pinned(core, 'nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;']) },
 };
-const load = (port, seconds) => execFileSync('nice', ['-n', o.nice, 'taskset', '-c', o['load-core'], 'h2load', '-t1', '-c8', '-m16', `-D${seconds}`, `http://127.0.0.1:${port}/`], { timeout: (seconds + 30) * 1000 }).toString();
+const h2load = (args, seconds) => execFileSync('nice', ['-n', o.nice, 'taskset', '-c', o['load-core'], 'h2load', ...args], { timeout: (seconds + 30) * 1000 }).toString();
+const logFile = join(dir, 'h2load.log');
+/** One load run: h2load's output, and the p50 latency in ms at a fixed rate (from its request log). */
+const load = (port, seconds) => {
+  if (!(RATE > 0)) return { out: h2load(['-t1', '-c8', '-m16', `-D${seconds}`, `http://127.0.0.1:${port}/`], seconds) };
+  const perClient = Math.max(1, Math.round(RATE / RATE_CLIENTS));
+  const out = h2load(['-t1', `-c${RATE_CLIENTS}`, '-m1', `--rps=${perClient}`, '-r1', '--rate-period=1ms', `-n${perClient * RATE_CLIENTS * seconds}`, `--log-file=${logFile}`, `http://127.0.0.1:${port}/`], seconds);
+  const rows = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => l.split('\t').map(Number));
+  const t0 = rows.reduce((m, x) => Math.min(m, x[0]), Infinity);
+  const lat = rows.filter((x) => x[0] - t0 >= 5e5 && x[1] === 200).map((x) => x[2] / 1000).sort((a, b) => a - b);
+  return { out, p50: lat[Math.floor(lat.length / 2)] };
+};
 
 try {
   await sleep(3000);
   for (const t of Object.values(targets)) load(t.port, 1); // warm-up, and a check that each answers
-  const results = {};
+  const results = {}, latencies = {};
   for (let r = 0; r < ROUNDS; r++) {
     for (const [name, t] of Object.entries(targets)) {
       const pids = tree(t.proc.pid);
       const before = pids.reduce((a, p) => a + cpuSeconds(p), 0);
-      const out = load(t.port, DUR);
+      const { out, p50 } = load(t.port, DUR);
       const after = pids.reduce((a, p) => a + cpuSeconds(p), 0);
       const done = Number(/(\d+) succeeded/.exec(out)?.[1] ?? 0);
       const us = done > 0 ? ((after - before) * 1e6) / done : NaN;
       (results[name] ??= []).push(us);
-      process.stderr.write(`round ${r + 1} ${name}: ${done} requests, ${us.toFixed(1)} µs/req, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
+      if (p50 !== undefined) (latencies[name] ??= []).push(p50);
+      process.stderr.write(`round ${r + 1} ${name}: ${done} requests, ${us.toFixed(1)} µs/req${p50 !== undefined ? `, p50 ${p50.toFixed(3)} ms` : ''}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
     }
   }
   const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
   const base = median(results['nginx-return']);
-  console.log(`h2c (h2load -t1 -c8 -m16, ${DUR} s), ${ROUNDS} alternating rounds, medians; CPU µs per request of the target's processes`);
-  console.log('| target | CPU µs/req | vs nginx | rounds |\n|---|---:|---:|---|');
-  for (const [name, a] of Object.entries(results)) console.log(`| ${name} | ${median(a).toFixed(1)} | ${(median(a) / base).toFixed(2)}× | ${a.map((x) => x.toFixed(1)).join(', ')} |`);
+  if (RATE > 0) {
+    const baseP50 = median(latencies['nginx-return']);
+    console.log(`h2c at ${RATE} req/s (h2load -c${RATE_CLIENTS} -m1 --rps, ${DUR} s), ${ROUNDS} alternating rounds, medians; CPU µs per request of the target's processes, p50 latency`);
+    console.log('| target | CPU µs/req | vs nginx | p50 ms | vs nginx | rounds (µs/req) |\n|---|---:|---:|---:|---:|---|');
+    for (const [name, a] of Object.entries(results)) {
+      const p = median(latencies[name]);
+      console.log(`| ${name} | ${median(a).toFixed(1)} | ${(median(a) / base).toFixed(2)}× | ${p.toFixed(3)} | ${p - baseP50 >= 0 ? '+' : ''}${(p - baseP50).toFixed(3)} | ${a.map((x) => x.toFixed(1)).join(', ')} |`);
+    }
+  } else {
+    console.log(`h2c (h2load -t1 -c8 -m16, ${DUR} s), ${ROUNDS} alternating rounds, medians; CPU µs per request of the target's processes`);
+    console.log('| target | CPU µs/req | vs nginx | rounds |\n|---|---:|---:|---|');
+    for (const [name, a] of Object.entries(results)) console.log(`| ${name} | ${median(a).toFixed(1)} | ${(median(a) / base).toFixed(2)}× | ${a.map((x) => x.toFixed(1)).join(', ')} |`);
+  }
 } finally {
   cleanup();
 }

@@ -11,6 +11,7 @@ import { setPeerPrincipal } from '../listener/peer-principal.js';
 import type { ListenerStats } from '../listener/network-listener.js';
 import { h2UpstreamFromEnv, http2PathFromEnv, serveStreams } from '../http2/streams.js';
 import { setSessionSocket } from '../http2/messages.js';
+import { H2Sweep } from '../http2/sweep.js';
 
 const H2_MAX_INVALID_FRAMES = 100;
 const CLIENT_ERROR_LINGER_MS = 1000;
@@ -53,6 +54,8 @@ export class HttpChain implements ChainHandler {
   private readonly sessions = new Set<http2.Http2Session>();
   /** The socket being handed to the HTTP/2 server, for its session to remember (http2/messages.ts). */
   private arriving: net.Socket | undefined;
+  /** idle_timeout and stream_idle_timeout of the core-API HTTP/2 sessions, on one sweep (http2/sweep.ts). */
+  private h2Sweep: H2Sweep | undefined;
   private draining = false;
 
   constructor(
@@ -124,6 +127,10 @@ export class HttpChain implements ChainHandler {
       // Streams straight from the session (proxy/src/http2/): no compat request/response per stream.
       this.h2 = http2.createServer(h2Options);
       serveStreams(this.h2, () => this.hcm, h2UpstreamFromEnv());
+      this.h2Sweep = new H2Sweep(() => {
+        const l = this.hcm.config.limits;
+        return { idleTimeout: l.idleTimeout, streamIdleTimeout: l.streamIdleTimeout };
+      });
     } else {
       this.h2 = http2.createServer(h2Options, handler);
       // node's compat API emits CONNECT streams (plain and RFC 8441) as 'connect', answering 405 when unheard.
@@ -133,8 +140,13 @@ export class HttpChain implements ChainHandler {
       this.sessions.add(session);
       if (this.arriving !== undefined) setSessionSocket(session, this.arriving);
       // Idle (no open stream) for idle_timeout: GOAWAY, as Envoy's connection idle timeout.
-      const idle = Math.min(limits.idleTimeout, 2 ** 31 - 1);
-      if (idle > 0) session.setTimeout(idle, () => session.close());
+      // On the core API the sweep tracks it (no node timer refreshed by every frame);
+      // the compat API keeps node's session timer (no activity at all for that long).
+      if (this.h2Sweep !== undefined) this.h2Sweep.addSession(session);
+      else {
+        const idle = Math.min(limits.idleTimeout, 2 ** 31 - 1);
+        if (idle > 0) session.setTimeout(idle, () => session.close());
+      }
       let lifetime: NodeJS.Timeout | undefined;
       if (limits.maxConnectionDuration) {
         lifetime = setTimeout(() => session.close(), limits.maxConnectionDuration);
@@ -323,5 +335,6 @@ export class HttpChain implements ChainHandler {
     this.filters.retire();
     this.h1.close();
     for (const s of this.sessions) s.destroy();
+    this.h2Sweep?.stop();
   }
 }

@@ -3,6 +3,8 @@ import * as http2 from 'node:http2';
 import type { ClusterRuntime } from '../cluster/cluster.js';
 import type { Host } from '../cluster/endpoint-set.js';
 import type { HeaderMap } from '../http/headers.js';
+import type { H2SessionState, IdleWatched } from './sweep.js';
+import { trailersPossible } from './trailer-hint.js';
 
 /**
  * The request and response of one HTTP/2 stream on node's core http2 API. They carry
@@ -58,6 +60,8 @@ export class H2Request {
   private listeners: { name: string; fn: Listener; once: boolean }[] | undefined;
   /** Stream events already re-emitted from here. */
   private forwarded: string[] | undefined;
+  /** The stream's response: request body data is activity for its stream idle timer. */
+  response: H2Response | undefined;
 
   constructor(
     readonly stream: http2.ServerHttp2Stream,
@@ -90,7 +94,12 @@ export class H2Request {
     if (!f.includes(name)) {
       f.push(name);
       // A 'data' listener starts the stream's flow unless it was paused, as on any Readable.
-      this.stream.on(name, (...args: unknown[]) => this.emit(name, ...args));
+      if (name === 'data') {
+        this.stream.on(name, (chunk: unknown) => {
+          this.response?.touch();
+          this.emit(name, chunk);
+        });
+      } else this.stream.on(name, (...args: unknown[]) => this.emit(name, ...args));
     }
     return this;
   }
@@ -160,6 +169,21 @@ const NO_TRAILERS: http2.ServerStreamResponseOptions = Object.freeze({});
 
 type StreamWithResponse = http2.ServerHttp2Stream & { [kResponse]?: H2Response };
 
+type SetTimeoutFn = (this: http2.ServerHttp2Stream, ms: number, cb?: () => void) => unknown;
+
+/**
+ * node's own Http2Stream#setTimeout, past a swept stream's own setTimeout (streams.ts):
+ * found on the stream's prototype chain.
+ */
+export function nodeSetTimeout(stream: http2.ServerHttp2Stream, ms: number, cb?: () => void): void {
+  (Reflect.get(Object.getPrototypeOf(stream) as object, 'setTimeout') as SetTimeoutFn).call(stream, ms, cb);
+}
+
+/** The response of a stream until the stream closed. */
+export function responseOf(stream: http2.ServerHttp2Stream): H2Response | undefined {
+  return (stream as StreamWithResponse)[kResponse];
+}
+
 /** Shared listeners (no closure per stream): the stream carries its response. */
 function onStreamClose(this: StreamWithResponse): void {
   const res = this[kResponse];
@@ -177,20 +201,88 @@ function onWantTrailers(this: StreamWithResponse): void {
  * compat layer); bodies are the stream's writes; trailers go out when the stream asks
  * for them (waitForTrailers), an empty trailer set as an empty END_STREAM DATA frame.
  */
-export class H2Response {
+export class H2Response implements IdleWatched {
   headersSent = false;
   finished = false;
   private trailers: http2.OutgoingHttpHeaders | undefined;
   private closeListeners: Listener[] | undefined;
   private finishListeners: Listener[] | undefined;
+  /** stream_idle_timeout on the chain's sweep (sweep.ts): armed while idleCb is set. */
+  lastActivity = 0;
+  active = false;
+  idlePrev: IdleWatched | undefined = undefined;
+  idleNext: IdleWatched | undefined = undefined;
+  private idleMs = 0;
+  private idleCb: (() => void) | undefined;
+  /** The stream's unsent bytes when the sweep last found it due (node's progress check). */
+  private queuedAtCheck = 0;
+  /**
+   * The exchange's idle timer is swept until it is disarmed; from then on the stream's
+   * timer is node's again: a tunnel (http/upgrade.ts) arms its own on the stream, and its
+   * bytes flow by pipe(), past touch().
+   */
+  private sweepIdle = true;
 
   constructor(
     readonly stream: http2.ServerHttp2Stream,
     /** The request carried te: trailers. */
     private readonly trailersAsked: boolean,
+    /** The session's sweep state (counts its open streams for idle_timeout); undefined: node's timers. */
+    private readonly conn?: H2SessionState,
   ) {
     (stream as StreamWithResponse)[kResponse] = this;
-    stream.once('close', onStreamClose);
+    // 'close' comes once: a plain listener spares once()'s wrapper per stream.
+    stream.on('close', onStreamClose);
+    conn?.streamOpened();
+  }
+
+  /**
+   * The stream idle timer (node's stream.setTimeout, as the exchange core arms it): `cb`
+   * once the stream saw no read or write for `ms`; 0 disarms it. On the session's sweep
+   * when there is one, else node's timer.
+   */
+  setTimeout(ms: number, cb?: () => void): this {
+    const conn = this.conn;
+    if (conn === undefined || !this.sweepIdle) {
+      nodeSetTimeout(this.stream, ms, cb);
+      return this;
+    }
+    if (ms > 0 && cb !== undefined && !this.stream.destroyed) {
+      const armed = this.idleCb !== undefined;
+      this.idleMs = ms;
+      this.idleCb = cb;
+      this.active = false;
+      this.lastActivity = performance.now();
+      if (!armed) conn.sweep.watch(this);
+    } else {
+      if (this.idleCb !== undefined) {
+        this.idleCb = undefined;
+        conn.sweep.unwatch(this);
+      }
+      this.sweepIdle = false;
+    }
+    return this;
+  }
+
+  /** A read or write on the stream: its idle timer starts over (at the sweep's next pass, see sweep.ts). */
+  touch(): void {
+    this.active = true;
+  }
+
+  /** @internal the sweep: fires the idle timer when due. */
+  idleCheck(now: number): void {
+    if (now - this.lastActivity < this.idleMs) return;
+    // As node's timer: a response still being handed to the session is making progress.
+    const queued = this.stream.writableLength;
+    if (queued > 0 && queued !== this.queuedAtCheck) {
+      this.queuedAtCheck = queued;
+      this.lastActivity = now;
+      return;
+    }
+    const cb = this.idleCb;
+    this.idleCb = undefined;
+    this.conn?.sweep.unwatch(this);
+    cb?.();
   }
 
   writeHead(status: number, headers: HeaderMap | Record<string, string | string[]>): this {
@@ -201,14 +293,15 @@ export class H2Response {
       this.headersSent = true;
       return this;
     }
-    // Trailers can follow a body of unknown length (chunked HTTP/1.1, HTTP/2), or any body
-    // when the client asked for them (te: trailers, as gRPC clients do). Only then does
-    // the stream wait for them: otherwise the last DATA frame carries END_STREAM, where
-    // waiting costs an event and an empty DATA frame per response. (An HTTP/2 upstream's
-    // trailers after a content-length body, to a client that did not ask, are dropped.)
-    const wait = out['content-length'] === undefined || this.trailersAsked;
+    // Trailers can follow a body of unknown length (chunked HTTP/1.1, HTTP/2), any body of
+    // an HTTP/2 upstream (trailer-hint.ts; Envoy forwards them whatever `te` said), or any
+    // body when the client asked for them (te: trailers, as gRPC clients do). Only then
+    // does the stream wait for them: otherwise the last DATA frame carries END_STREAM,
+    // where waiting costs an event and an empty DATA frame per response.
+    const wait = out['content-length'] === undefined || this.trailersAsked || trailersPossible(headers);
     stream.respond(out, wait ? WAIT_FOR_TRAILERS : NO_TRAILERS);
     this.headersSent = true;
+    this.touch();
     if (wait) stream.once('wantTrailers', onWantTrailers);
     return this;
   }
@@ -218,6 +311,7 @@ export class H2Response {
     if (!this.headersSent) this.writeHead(200, {});
     const stream = this.stream;
     if (stream.destroyed) return true;
+    this.touch();
     return stream.write(chunk);
   }
 
@@ -230,6 +324,7 @@ export class H2Response {
     if (!this.headersSent) this.writeHead(200, {});
     this.finished = true;
     const stream = this.stream;
+    this.touch();
     if (!stream.destroyed) {
       if (body !== undefined && body.length > 0) stream.end(body);
       else stream.end();
@@ -262,6 +357,14 @@ export class H2Response {
   closed(): void {
     this.stream.off('wantTrailers', onWantTrailers);
     (this.stream as StreamWithResponse)[kResponse] = undefined;
+    const conn = this.conn;
+    if (conn !== undefined) {
+      if (this.idleCb !== undefined) {
+        this.idleCb = undefined;
+        conn.sweep.unwatch(this);
+      }
+      conn.streamClosed();
+    }
     const l = this.closeListeners;
     if (l === undefined) return;
     this.closeListeners = undefined;

@@ -7,6 +7,7 @@ import type { HeaderMap } from '../http/headers.js';
 import type { TlsSource } from './transport-match.js';
 import { idleOptions } from './pool.js';
 import { HTTP2_ALPN, isConnectCode, tlsErrorBeforeReady, UpstreamSocketError as StreamError, UpstreamSocketFactory } from './socket-factory.js';
+import { markTrailersPossible } from '../http2/trailer-hint.js';
 
 /**
  * HTTP/2 upstream connections on node's core http2 session/stream API, for clusters whose
@@ -25,7 +26,7 @@ import { HTTP2_ALPN, isConnectCode, tlsErrorBeforeReady, UpstreamSocketError as 
 type Handler = Dispatcher.DispatchHandler;
 type Body = Buffer | NodeJS.ReadableStream | null | undefined;
 
-const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_NO_ERROR } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_NO_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 const STREAM_WINDOW = 1 << 20;
 const CONNECTION_WINDOW = 8 << 20;
 const NO_TRAILERS: Record<string, string | string[]> = Object.freeze({}) as Record<string, string | string[]>;
@@ -137,6 +138,7 @@ class H2Session {
       settings: { enablePush: false, initialWindowSize: STREAM_WINDOW },
     });
     cluster.stats.upstream_cx_total.inc();
+    cluster.stats.upstream_cx_http2_total.inc();
     cluster.stats.upstream_cx_active.inc();
     const timeout = config.connectTimeout;
     const connectTimer = timeout > 0 ? setTimeout(() => this.session.destroy(new StreamError('UND_ERR_CONNECT_TIMEOUT', 'connect timeout')), timeout) : undefined;
@@ -235,10 +237,13 @@ class H2Exchange implements Dispatcher.DispatchController {
   start(body: Body): void {
     const stream = this.stream;
     const handler = this.handler!;
-    stream.on('response', (headers: http2.IncomingHttpHeaders) => {
+    stream.on('response', (headers: http2.IncomingHttpHeaders, flags: number) => {
       if (this.handler === undefined) return;
       const status = Number(headers[':status']);
-      handler.onResponseStart?.(this, status, plain(headers), '');
+      const h = plain(headers);
+      // Trailers may follow any body of this response (an HTTP/2 downstream then waits for them).
+      if (!this.head && (flags & NGHTTP2_FLAG_END_STREAM) === 0) markTrailersPossible(h);
+      handler.onResponseStart?.(this, status, h, '');
       // A HEAD response has no body even when content-length says otherwise.
       if (this.head) stream.resume();
     });

@@ -93,6 +93,18 @@ async function startGrpcLikeOrigin(t: Scope): Promise<number> {
   const server = http2.createServer();
   server.on('stream', (stream, headers) => {
     stream.on('error', () => undefined);
+    if (headers[':path'] === '/svc.Sized/Trailers') {
+      // A body of known length, then trailers.
+      stream.respond({ ':status': 200, 'content-type': 'text/plain', 'content-length': '4' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'x-checksum': 'beef' }));
+      stream.end('body');
+      return;
+    }
+    if (headers[':path'] === '/svc.Sized/Plain') {
+      stream.respond({ ':status': 200, 'content-type': 'text/plain', 'content-length': '4' });
+      stream.end('body');
+      return;
+    }
     stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
     stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'grpc-message': `ok ${String(headers[':path'])}` }));
     stream.end(Buffer.from([0, 0, 0, 0, 1, 9]));
@@ -219,6 +231,22 @@ for (const v of H2_VARIANTS) {
       const h = await request(s, { ':path': '/trailers', ':authority': 'x' });
       t.equal(h.body.toString(), 'body');
       t.equal(h.trailers?.['x-checksum'], 'c0ffee');
+    });
+
+    t.test("an HTTP/2 origin's trailers after a content-length body reach a client that did not send te: trailers (as Envoy)", async (t) => {
+      const s = h2c(t, port);
+      t.test('the trailers arrive', { todo: v.http1 === 'node' ? "undici's HTTP/2 client drops an HTTP/2 upstream's trailers" : false }, async (t) => {
+        const r = await request(s, { ':path': '/svc.Sized/Trailers', ':authority': 'x' });
+        t.equal(r.status, 200);
+        t.equal(r.body.toString(), 'body');
+        t.equal(r.headers['content-length'], '4');
+        t.equal(r.trailers?.['x-checksum'], 'beef');
+      });
+      const plain = await request(s, { ':path': '/svc.Sized/Plain', ':authority': 'x' });
+      t.equal(plain.status, 200);
+      t.equal(plain.body.toString(), 'body', 'a response without trailers ends as before');
+      t.equal(plain.rstCode, 0);
+      t.same(plain.trailers ?? {}, {}, 'and brings none');
     });
 
     t.test('expect: 100-continue is answered before the body is sent', { skip: v.http2 === 'node' ? 'the compat path forwards the expect header, which undici refuses (the core path strips it, as Envoy)' : false }, async (t) => {

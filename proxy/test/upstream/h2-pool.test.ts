@@ -112,6 +112,9 @@ t.test('a peer\'s max_concurrent_streams opens another connection instead of que
   const rs = await Promise.all(Array.from({ length: 6 }, (_, i) => get(proxy.port(), `/s${i}`)));
   t.same(rs.map((r) => r.status), [200, 200, 200, 200, 200, 200]);
   t.ok(origin.sessions >= 3, `six concurrent streams at two per connection used ${origin.sessions} connections`);
+  const stats = proxy.server.snapshot.clusters.get('grpc')!.stats;
+  t.equal(stats.upstream_cx_http2_total.value, origin.sessions, 'each counted as an HTTP/2 connection (Envoy\'s upstream_cx_http2_total)');
+  t.equal(stats.upstream_cx_http1_total.value, 0);
 });
 
 t.test('a refused stream is retried (retry_on refused-stream); GOAWAY sends new requests to a new connection', async (t) => {
