@@ -1,14 +1,18 @@
 #!/usr/bin/env node
 // What idle RSS of `pilotfish proxy` with the minimal static HTTP bootstrap is made of:
 // RSS by mapping kind (smaps), V8 heap by space, code, wasm memories, modules loaded.
-// `node bench/memory/anatomy.mjs [--root DIR]... [--node-arg ARG]...`; several --root
-// compare builds (e.g. a checkout of the previous commit) in the same run.
+// `node bench/memory/anatomy.mjs [--root DIR]... [--node-arg ARG]... [--mtls]`; several --root
+// compare builds (e.g. a checkout of the previous commit) in the same run. --mtls adds the
+// HTTP benchmark's mTLS listener (DownstreamTlsContext, client certificate required) to the
+// bootstrap, as `bench/http/run.mjs --scenarios mtls-h1` runs it.
 import { parseArgs } from 'node:util';
 import { mkdtempSync, writeFileSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startPilotfish, freePort, minimalBootstrap } from './lib/pilotfish.mjs';
+import { pilotfishBootstrap } from '../http/lib/configs.mjs';
+import { makeCerts } from '../http/lib/mtls.mjs';
 import { smapsBreakdown, rssMB } from './lib/smaps.mjs';
 
 const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -17,16 +21,20 @@ const { values: o } = parseArgs({ options: {
   'node-arg': { type: 'string', multiple: true, default: [] },
   idle: { type: 'string', default: '3' },
   modules: { type: 'boolean' },
+  mtls: { type: 'boolean' },
 } });
 const PROBE = fileURLToPath(new URL('./lib/probe.mjs', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'pf-mem-anatomy-'));
+const pki = o.mtls ? makeCerts(dir) : undefined;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const mb = (b) => (b / 1048576).toFixed(1);
 
 async function measure(root, probe) {
   const port = await freePort(), adminPort = await freePort(), upstreamPort = await freePort();
   const config = join(dir, `bootstrap-${port}.yaml`);
-  writeFileSync(config, minimalBootstrap({ port, adminPort, upstreamPort }));
+  writeFileSync(config, pki
+    ? pilotfishBootstrap({ port, adminPort, upstreamPort, mtls: { port: await freePort(), pki } })
+    : minimalBootstrap({ port, adminPort, upstreamPort }));
   const out = join(dir, `probe-${port}.json`);
   const esm = join(dir, `esm-${port}.txt`);
   const nodeArgs = [...o['node-arg'], ...(probe ? ['--import', PROBE] : [])];
@@ -54,7 +62,7 @@ function packageOf(file) {
 }
 
 try {
-  console.log(`node ${process.version}, idle ${o.idle} s after ready, node args: ${o['node-arg'].join(' ') || '(none)'}\n`);
+  console.log(`node ${process.version}, idle ${o.idle} s after ready, node args: ${o['node-arg'].join(' ') || '(none)'}${pki ? ', with the mTLS listener' : ''}\n`);
   for (const root of o.root) {
     const plain = await measure(root, false);
     const probed = await measure(root, true);
