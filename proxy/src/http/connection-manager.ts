@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
@@ -28,6 +27,7 @@ import { pathOptionsActive } from './path-normalize.js';
 import { authorityProblem } from './steps/authority-check.js';
 import { normalizeTarget, type TargetOptions, type TargetOutcome } from './steps/request-target.js';
 import { isThenable } from './steps/thenable.js';
+import { newRequestId } from './steps/request-id.js';
 import { applyRequestMutations, applyResponseMutations } from './steps/route-mutations.js';
 import { chooseCluster } from './steps/cluster-choice.js';
 import { requestHash } from './steps/request-hash.js';
@@ -115,6 +115,22 @@ const NO_CERT_DETAILS: ClientCertDetails = { subject: false, cert: false, chain:
 const MAX_DURATION: LocalReplySpec = { status: 408, body: 'downstream duration timeout', details: 'max_duration_timeout' };
 const UPGRADE_FAILED: LocalReplySpec = { status: 403, body: '', details: 'upgrade_failed' };
 
+/** The max_stream_duration timer's callback: a method and the timer's argument, not a closure per request. */
+function maxDurationReached(ex: Exchange): void {
+  ex.onMaxDuration();
+}
+
+/** x-envoy-upstream-service-time values: the string of each small millisecond count is made once. */
+const MS_STRINGS: string[] = [];
+function msString(ms: number): string {
+  return ms >= 0 && ms < 1024 ? (MS_STRINGS[ms] ??= String(ms)) : String(ms);
+}
+
+/** The Stream's protocol for an HTTP/1.x request: the usual two without a string per request. */
+function httpVersionName(version: string): string {
+  return version === '1.1' ? 'HTTP/1.1' : version === '1.0' ? 'HTTP/1.0' : `HTTP/${version}`;
+}
+
 /**
  * The HTTP connection manager of one filter chain: per request it normalises headers
  * the way Envoy does, matches a route on the snapshot the request starts with, runs the
@@ -186,8 +202,8 @@ export class ConnectionManager {
 
     const malformed = isH2 ? undefined : checkHttp1Request(req as IncomingMessage);
     if (!isH2 && req.rawHeaders.length > 2 * this.config.limits.maxHeadersCount) {
-      const ex = new Exchange(this, req, res, new Stream('', performance.now(), socket.remoteAddress ?? '', socket.localPort ?? 0, undefined, req.method ?? 'GET', `HTTP/${req.httpVersion}`),
-        { method: req.method ?? 'GET', path: req.url ?? '/', authority: '', scheme, headers: req.headers as HeaderMap }, false);
+      const ex = new Exchange(this, req, res, { method: req.method ?? 'GET', path: req.url ?? '/', authority: '', scheme, headers: req.headers as HeaderMap }, false,
+        '', performance.now(), socket.remoteAddress ?? '', socket.localPort ?? 0, undefined, req.method ?? 'GET', `HTTP/${req.httpVersion}`);
       ex.protocolError(TOO_MANY_HEADERS);
       return;
     }
@@ -196,16 +212,16 @@ export class ConnectionManager {
     const cfg = this.config;
     let requestId = firstValue(headers['x-request-id']);
     if (cfg.generateRequestId && (requestId === undefined || (cfg.useRemoteAddress && !cfg.preserveExternalRequestId))) {
-      requestId = randomUUID();
+      requestId = newRequestId();
       headers['x-request-id'] = requestId;
     }
-    const stream = new Stream(
-      requestId ?? '', performance.now(), socket.remoteAddress ?? '', socket.localPort ?? 0,
-      this.env.peerIdentity(socket), req.method ?? 'GET', isH2 ? 'HTTP/2' : `HTTP/${req.httpVersion}`,
-    );
-    stream.connection = connectionInfo(socket);
     const view: RequestHeadersView = { method: req.method ?? 'GET', path: req.url ?? '/', authority: authority ?? '', scheme, headers };
-    const ex = new Exchange(this, req, res, stream, view, isH2);
+    const ex = new Exchange(
+      this, req, res, view, isH2,
+      requestId ?? '', performance.now(), socket.remoteAddress ?? '', socket.localPort ?? 0,
+      this.env.peerIdentity(socket), req.method ?? 'GET', isH2 ? 'HTTP/2' : httpVersionName(req.httpVersion),
+    );
+    ex.connection = connectionInfo(socket);
     if (upgradeHead !== undefined || view.method === 'CONNECT') {
       if (!this.markUpgrade(ex, view, headers, upgradeHead, isH2)) {
         // node handed the socket over as an upgrade: a body can no longer be read as one.
@@ -288,13 +304,17 @@ export class ConnectionManager {
   }
 }
 
-/** One request/response exchange. Implements the router's downstream side. */
 /** End of the upstream response, held while an async response filter runs. */
 interface HeldEnd {
   readonly trailers: HeaderMap | undefined;
 }
 
-class Exchange implements Downstream {
+/**
+ * One request/response exchange: the request's Stream (what filters, the access log and
+ * tracing read) and the router's downstream side in one object, so a request allocates
+ * one object here instead of two.
+ */
+class Exchange extends Stream implements Downstream {
   private upstream: UpstreamRequest | undefined;
   /** Set while an async encodeHeaders is pending: upstream body chunks and end wait here. */
   private held: (Buffer | HeldEnd)[] | undefined;
@@ -307,15 +327,27 @@ class Exchange implements Downstream {
   private tunnel: Tunnel | undefined;
   /** max_stream_duration (HCM, or the route's / grpc-timeout once routed). */
   private durationTimer: NodeJS.Timeout | undefined = undefined;
+  /** The path sent upstream (the route's rewrite applied), kept for startUpstream. */
+  private upstreamPath = '';
+  /** The route's hash policy applied to the request (undefined: no hash policy or nothing to hash). */
+  private upstreamHash: number | undefined = undefined;
 
   constructor(
     private readonly hcm: ConnectionManager,
     private readonly req: Req,
     private readonly res: Res,
-    private readonly stream: Stream,
     private readonly view: RequestHeadersView,
     private readonly isH2: boolean,
-  ) {}
+    requestId: string,
+    startTime: number,
+    downstreamAddress: string,
+    downstreamLocalPort: number,
+    peerIdentity: string | undefined,
+    method: string,
+    protocol: string,
+  ) {
+    super(requestId, startTime, downstreamAddress, downstreamLocalPort, peerIdentity, method, protocol);
+  }
 
   begin(): void {
     const hcm = this.hcm;
@@ -327,8 +359,8 @@ class Exchange implements Downstream {
       headers.host = this.view.authority;
     }
     // Internal or external (x-envoy-internal, x-envoy-* control headers), from XFF before this hop's append.
-    classifyRequest(headers, firstValue(headers['x-forwarded-for']), this.stream.downstreamAddress, cfg.useRemoteAddress, cfg.xffNumTrustedHops ?? 0, hcm.internalAddresses);
-    applyForwardedHeaders(headers, cfg.useRemoteAddress, cfg.skipXffAppend === true, this.stream.downstreamAddress, this.view.scheme);
+    classifyRequest(headers, firstValue(headers['x-forwarded-for']), this.downstreamAddress, cfg.useRemoteAddress, cfg.xffNumTrustedHops ?? 0, hcm.internalAddresses);
+    applyForwardedHeaders(headers, cfg.useRemoteAddress, cfg.skipXffAppend === true, this.downstreamAddress, this.view.scheme);
     if (hcm.via !== undefined) appendVia(headers, hcm.via);
     if (hcm.xfccMode === 'SANITIZE') {
       if (headers['x-forwarded-client-cert'] !== undefined) headers['x-forwarded-client-cert'] = undefined;
@@ -339,15 +371,15 @@ class Exchange implements Downstream {
       applyXfcc(headers, hcm.xfccMode, hcm.xfccDetails, session ?? this.req.socket, tls);
     }
 
-    hcm.environment.onRequestStart?.(this.stream, this.view);
+    hcm.environment.onRequestStart?.(this, this.view);
     this.res.once('close', this.onDownstreamClose);
     const idle = hcm.config.limits.streamIdleTimeout;
     if (idle > 0) {
-      if (this.isH2) (this.req as Http2ServerRequest).stream.setTimeout(idle, this.onStreamIdle);
-      else (this.res as ServerResponse).setTimeout(idle, this.onStreamIdle);
+      // Every response type arms it: node's (compat: the stream's timer), ours (raw HTTP/1.1, core-API HTTP/2: the chain's sweep).
+      (this.res as ServerResponse).setTimeout(idle, this.onStreamIdle);
     }
     const maxDuration = hcm.config.limits.maxStreamDuration;
-    if (maxDuration !== undefined && maxDuration > 0) this.durationTimer = setTimeout(this.onMaxDuration, maxDuration);
+    if (maxDuration !== undefined && maxDuration > 0) this.durationTimer = setTimeout(maxDurationReached, maxDuration, this);
     const snapshot = hcm.environment.snapshot();
     const table = hcm.routeTable(snapshot);
     const route = table?.match(this.view, this.hcm.random);
@@ -358,18 +390,18 @@ class Exchange implements Downstream {
     }
     if (this.upgrade !== undefined && !this.upgradeAccepted(route)) return;
     this.route = route;
-    this.stream.routeName = route.name;
-    this.stream.virtualHostName = route.virtualHost.config.name;
-    this.stream.perFilterConfig = route.decodedPerFilterConfig;
+    this.routeName = route.name;
+    this.virtualHostName = route.virtualHost.config.name;
+    this.perFilterConfig = route.decodedPerFilterConfig;
     const action = route.config.action;
     let clusterName: string | undefined;
     if (action.kind === 'route') clusterName = chooseCluster(action.cluster, this.view.headers, hcm.random);
-    this.stream.clusterName = clusterName;
+    this.clusterName = clusterName;
     if (action.kind === 'route' && (action.maxStreamDuration !== undefined || action.grpcTimeoutHeaderMax !== undefined)) this.refreshDuration(action);
 
     const chain = hcm.chain;
     if (chain.hasRequestPhase) {
-      const verdict = chain.decodeHeaders(this.view, this.stream);
+      const verdict = chain.decodeHeaders(this.view, this);
       if (isThenable(verdict)) {
         (verdict as Promise<LocalReply | undefined>).then(
           (v) => this.afterFilters(v, snapshot, route),
@@ -400,7 +432,7 @@ class Exchange implements Downstream {
       this.sendLocal(action.responseCode, '', 'redirect', { location: redirectLocation(action, this.view, route.config.match.path) }, route);
       return;
     }
-    const clusterName = this.stream.clusterName;
+    const clusterName = this.clusterName;
     const cluster = clusterName === undefined ? undefined : snapshot.clusters.get(clusterName);
     if (!cluster) {
       this.hcm.stats.no_cluster.inc();
@@ -419,20 +451,30 @@ class Exchange implements Downstream {
       return;
     }
     const retry = action.retryPolicy ?? route.virtualHost.config.retryPolicy;
-    const hash = action.hashPolicy.length > 0 ? requestHash(action.hashPolicy, this.view.headers, this.view.path, this.stream.downstreamAddress) : undefined;
-    const hedge = (action.hedgePolicy ?? route.virtualHost.config.hedgePolicy)?.hedgeOnPerTryTimeout === true;
-    const hasBody = requestHasBody(this.req, this.isH2);
-    const start = (body: Buffer | NodeJS.ReadableStream | null) => {
-      if (this.done) return;
-      // include_request_attempt_count; max_grpc_timeout (a gRPC request's route timeout from its grpc-timeout header).
-      const attemptCountHeader = route.virtualHost.config.includeRequestAttemptCount === true;
-      this.upstream = new UpstreamRequest(cluster, grpcRouteTimeout(action, this.view.headers), { method: this.view.method, path, headers, attemptCountHeader, body, hash, random: this.hcm.random, connection: connectionInfo(this.req.socket), dispatcher: this.req instanceof RawRequest ? rawDispatcherFor : upstreamDispatcherOf(this.req) }, this, retry, hedge);
-      this.upstream.start();
-    };
-    if (!hasBody) start(null);
-    else if (this.hcm.chain.wantsRequestBody) readThroughFilters(this.req, this.hcm.chain, this.stream, headers, (r) => this.filterReply(r), start);
-    else if (retry && retry.numRetries > 0 && fitsRetryBuffer(headers)) bufferForRetry(this.req, this.stream, headers, start);
-    else start(streamedBody(this.req, this.stream));
+    this.upstreamPath = path;
+    // Before the body is read (a body filter may change headers), as Envoy hashes at route time.
+    if (action.hashPolicy.length > 0) this.upstreamHash = requestHash(action.hashPolicy, headers, this.view.path, this.downstreamAddress);
+    if (!requestHasBody(this.req, this.isH2)) this.startUpstream(null);
+    else if (this.hcm.chain.wantsRequestBody) readThroughFilters(this.req, this.hcm.chain, this, headers, (r) => this.filterReply(r), (b) => this.startUpstream(b));
+    else if (retry && retry.numRetries > 0 && fitsRetryBuffer(headers)) bufferForRetry(this.req, this, headers, (b) => this.startUpstream(b));
+    else this.startUpstream(streamedBody(this.req, this));
+  }
+
+  /** The router's request, once the body is known (null: none; a Buffer: replayable for retries). A method, not a closure per request. */
+  private startUpstream(body: Buffer | NodeJS.ReadableStream | null): void {
+    if (this.done) return;
+    const route = this.route!;
+    const action = route.config.action as ForwardAction;
+    const vh = route.virtualHost.config;
+    const retry = action.retryPolicy ?? vh.retryPolicy;
+    const hedge = (action.hedgePolicy ?? vh.hedgePolicy)?.hedgeOnPerTryTimeout === true;
+    // include_request_attempt_count; max_grpc_timeout (a gRPC request's route timeout from its grpc-timeout header).
+    const attemptCountHeader = vh.includeRequestAttemptCount === true;
+    this.upstream = new UpstreamRequest(this.cluster!, grpcRouteTimeout(action, this.view.headers), {
+      method: this.view.method, path: this.upstreamPath, headers: this.view.headers, attemptCountHeader, body, hash: this.upstreamHash, random: this.hcm.random,
+      connection: connectionInfo(this.req.socket), dispatcher: this.req instanceof RawRequest ? rawDispatcherFor : upstreamDispatcherOf(this.req),
+    }, this, retry, hedge);
+    this.upstream.start();
   }
 
   /**
@@ -445,16 +487,16 @@ class Exchange implements Downstream {
     if (this.durationTimer !== undefined) clearTimeout(this.durationTimer);
     this.durationTimer = undefined;
     if (timeout === undefined) return;
-    const left = Math.max(0, timeout - (performance.now() - this.stream.startTime));
-    this.durationTimer = setTimeout(this.onMaxDuration, left);
+    const left = Math.max(0, timeout - (performance.now() - this.startTime));
+    this.durationTimer = setTimeout(maxDurationReached, left, this);
   }
 
   /** Envoy's onStreamMaxDurationReached: 408 before the response started, a reset after (DT). */
-  private readonly onMaxDuration = (): void => {
+  onMaxDuration(): void {
     this.durationTimer = undefined;
     if (this.done) return;
     this.hcm.stats.downstream_rq_max_duration_reached.inc();
-    this.stream.addFlag(Flags.DurationTimeout);
+    this.addFlag(Flags.DurationTimeout);
     if (this.tunnel !== undefined) {
       this.tunnel.abort(Flags.DurationTimeout);
       return;
@@ -466,7 +508,7 @@ class Exchange implements Downstream {
     }
     if (!this.isH2) (this.res as ServerResponse).shouldKeepAlive = false;
     this.sendLocal(MAX_DURATION.status, MAX_DURATION.body, MAX_DURATION.details);
-  };
+  }
 
   /** Envoy's upgrade rules: not allowed -> 403 (before the filters run); CONNECT must be terminated here. */
   private upgradeAccepted(route: CompiledRoute): boolean {
@@ -491,17 +533,17 @@ class Exchange implements Downstream {
     s.downstream_cx_upgrades_active.inc();
     const down: Duplex = this.isH2 ? (this.req as Http2ServerRequest).stream : this.req.socket as unknown as Duplex;
     // The tunnel manages its own idle timer from here on.
-    if (this.isH2) (this.req as Http2ServerRequest).stream.setTimeout(0);
+    if (this.isH2) (this.res as Http2ServerResponse).setTimeout(0);
     else (this.req.socket as import('node:net').Socket).setTimeout(0);
     const idle = action.idleTimeout ?? this.hcm.config.limits.streamIdleTimeout;
-    const hash = action.hashPolicy.length > 0 ? requestHash(action.hashPolicy, this.view.headers, this.view.path, this.stream.downstreamAddress) : undefined;
+    const hash = action.hashPolicy.length > 0 ? requestHash(action.hashPolicy, this.view.headers, this.view.path, this.downstreamAddress) : undefined;
     this.tunnel = new Tunnel(cluster, {
       // CONNECT is terminated here with connect_config, else passed on to the upstream (Envoy's default).
       mode: up.type !== 'connect' ? 'upgrade' : connectTermination(action.upgradeConfigs) ? 'connect' : 'connect-proxy',
       method: this.view.method, path: up.type === 'connect' ? this.view.authority : path, headers: this.view.headers, upgrade: up.value, head: up.head, idleTimeout: idle,
       pick: { hash: hash ?? Number.NaN, exclude: undefined, connection: connectionInfo(this.req.socket), headers: this.view.headers },
       // set_filter_state's values for this stream (proxy/src/tunnel/), shared with an internal listener.
-      filterState: this.stream.metadata.get('pilotfish.filter_state') as ReadonlyMap<string, unknown> | undefined,
+      filterState: this.metadata.get('pilotfish.filter_state') as ReadonlyMap<string, unknown> | undefined,
     }, down, this.tunnelOwner());
     this.tunnel.start();
   }
@@ -516,8 +558,8 @@ class Exchange implements Downstream {
       tunnelResponseHead: (status, headers) => {
         this.setServerHeader(headers);
         applyResponseMutations(headers, this.route!.mutations);
-        this.stream.responseCode = status;
-        this.stream.responseHeaders = headers;
+        this.responseCode = status;
+        this.responseHeaders = headers;
         if (this.isH2) {
           // HTTP/2 has no 101 and no connection-specific headers: an accepted upgrade is a 200.
           headers.connection = undefined;
@@ -533,9 +575,9 @@ class Exchange implements Downstream {
       setUpstreamHost: (host) => this.setUpstreamHost(host),
       tunnelDone: (fromDown, toDown, flag) => {
         this.hcm.stats.downstream_cx_upgrades_active.dec();
-        if (flag !== undefined) this.stream.addFlag(flag);
-        this.stream.bytesReceived += fromDown;
-        this.stream.bytesSent += toDown;
+        if (flag !== undefined) this.addFlag(flag);
+        this.bytesReceived += fromDown;
+        this.bytesSent += toDown;
         this.complete();
       },
     };
@@ -544,31 +586,27 @@ class Exchange implements Downstream {
   // ---- downstream side of the router ---------------------------------------
 
   setUpstreamHost(host: Host): void {
-    this.stream.upstreamHost = host.key;
-    this.stream.attemptCount++;
-  }
-
-  addFlag(flag: string): void {
-    this.stream.addFlag(flag);
+    this.upstreamHost = host.key;
+    this.attemptCount++;
   }
 
   onUpstreamHeaders(status: number, headers: HeaderMap, _host: Host, serviceTimeMs: number): void {
     if (this.done) return;
     // The upstream TLS identities (Istio's client-side principals), as the host's connector saw them.
-    this.stream.upstreamPeerPrincipal = _host.tlsPeerPrincipal;
-    this.stream.upstreamLocalPrincipal = _host.tlsLocalPrincipal;
+    this.upstreamPeerPrincipal = _host.tlsPeerPrincipal;
+    this.upstreamLocalPrincipal = _host.tlsLocalPrincipal;
     const h = headers;
     stripHopByHop(h, false);
     // The object is undici's own, fresh per response: deleting is safe, and neither
     // writeHead accepts undefined values (connection-specific headers are illegal in HTTP/2).
     for (const k in h) if (h[k] === undefined) delete h[k];
-    h['x-envoy-upstream-service-time'] = String(serviceTimeMs);
+    h['x-envoy-upstream-service-time'] = msString(serviceTimeMs);
     this.setServerHeader(h);
     applyResponseMutations(h, this.route!.mutations);
     const chain = this.hcm.chain;
     if (chain.hasResponsePhase) {
       const view: ResponseHeadersView = { status, headers: h };
-      const v = chain.encodeHeaders(view, this.stream);
+      const v = chain.encodeHeaders(view, this);
       if (isThenable(v)) {
         // Hold the body until the response headers are final: writing it now would send
         // the headers implicitly, before the filter could change them.
@@ -602,14 +640,14 @@ class Exchange implements Downstream {
   }
 
   private writeHead(status: number, headers: HeaderMap): void {
-    this.stream.responseCode = status;
-    this.stream.responseHeaders = headers;
+    this.responseCode = status;
+    this.responseHeaders = headers;
     try {
       (this.res as ServerResponse).writeHead(status, headers as Record<string, string | string[]>);
     } catch {
       // A header value node refuses to write (e.g. invalid characters from the upstream).
       this.upstream?.cancel();
-      this.stream.addFlag(Flags.UpstreamProtocolError);
+      this.addFlag(Flags.UpstreamProtocolError);
       this.sendLocal(LocalReplies.protocolError.status, LocalReplies.protocolError.body, LocalReplies.protocolError.details);
     }
   }
@@ -621,7 +659,7 @@ class Exchange implements Downstream {
       this.held.push(chunk);
       return false;
     }
-    this.stream.bytesSent += chunk.length;
+    this.bytesSent += chunk.length;
     return (this.res as ServerResponse).write(chunk);
   }
 
@@ -634,7 +672,7 @@ class Exchange implements Downstream {
     if (!held || this.done) return;
     for (const item of held) {
       if (Buffer.isBuffer(item)) {
-        this.stream.bytesSent += item.length;
+        this.bytesSent += item.length;
         (this.res as ServerResponse).write(item);
       } else {
         this.onUpstreamEnd(item.trailers);
@@ -648,7 +686,7 @@ class Exchange implements Downstream {
 
   onUpstreamEnd(trailers: HeaderMap | undefined): void {
     if (this.done) return;
-    if (trailers) this.stream.responseTrailers = trailers;
+    if (trailers) this.responseTrailers = trailers;
     if (this.held) {
       this.held.push({ trailers });
       return;
@@ -668,7 +706,7 @@ class Exchange implements Downstream {
 
   onResetAfterHeaders(flag: string): void {
     if (this.done) return;
-    this.stream.addFlag(flag);
+    this.addFlag(flag);
     this.hcm.stats.downstream_rq_tx_reset.inc();
     if (this.isH2) (this.req as Http2ServerRequest).stream.close(2 /* INTERNAL_ERROR */);
     else this.req.socket.destroy();
@@ -689,7 +727,7 @@ class Exchange implements Downstream {
   }
 
   localReply(spec: LocalReplySpec, flag: string, extraHeaders?: Record<string, string>): void {
-    this.stream.addFlag(flag);
+    this.addFlag(flag);
     this.sendLocal(spec.status, spec.body, spec.details, extraHeaders);
   }
 
@@ -703,13 +741,13 @@ class Exchange implements Downstream {
       if (!this.done) this.onResetAfterHeaders(Flags.LocalReset);
       return;
     }
-    this.stream.responseCodeDetails = details;
+    this.responseCodeDetails = details;
     let contentType = 'text/plain';
     const lr = this.hcm.localReplyRewriter;
     let lrHeaders: readonly HeaderValueOption[] | undefined;
     if (lr !== undefined) {
-      this.stream.responseCode = status;
-      const o = lr.rewrite({ stream: this.stream, request: this.view, endTime: performance.now() }, status, body);
+      this.responseCode = status;
+      const o = lr.rewrite({ stream: this, request: this.view, endTime: performance.now() }, status, body);
       status = o.status;
       body = o.body;
       if (o.contentType !== undefined) contentType = o.contentType;
@@ -727,7 +765,7 @@ class Exchange implements Downstream {
     const chain = this.hcm.chain;
     if (chain.hasResponsePhase) {
       const view: ResponseHeadersView = { status, headers };
-      const v = chain.encodeHeaders(view, this.stream);
+      const v = chain.encodeHeaders(view, this);
       if (isThenable(v)) {
         (v as Promise<LocalReply | undefined>).then((r) => (r ? this.sendReplyDirect(r) : this.finishLocal(view.status, view.headers, body)),
           () => this.sendReplyDirect({ status: 500, body: 'filter failure' }));
@@ -760,8 +798,8 @@ class Exchange implements Downstream {
 
   private finishLocal(status: number, headers: HeaderMap, body: string): void {
     if (this.done) return;
-    this.stream.responseCode = status;
-    this.stream.responseHeaders = headers;
+    this.responseCode = status;
+    this.responseHeaders = headers;
     // A request body we never read must not be parsed as the next request: close after replying.
     if (!this.isH2 && requestHasBody(this.req, this.isH2) && !(this.req as IncomingMessage).complete) {
       (this.res as ServerResponse).shouldKeepAlive = false;
@@ -810,15 +848,15 @@ class Exchange implements Downstream {
     const s = this.hcm.stats;
     s.downstream_rq_active.dec();
     s.downstream_rq_completed.inc();
-    const code = this.stream.responseCode;
+    const code = this.responseCode;
     if (code >= 500) s.downstream_rq_5xx.inc();
     else if (code >= 400) s.downstream_rq_4xx.inc();
     else if (code >= 300) s.downstream_rq_3xx.inc();
     else if (code >= 200) s.downstream_rq_2xx.inc();
     else s.downstream_rq_1xx.inc();
-    s.downstream_rq_time.record(performance.now() - this.stream.startTime);
-    if (this.hcm.chain.hasRequestPhase || this.hcm.chain.hasResponsePhase) this.hcm.chain.streamComplete(this.stream);
+    s.downstream_rq_time.record(performance.now() - this.startTime);
+    if (this.hcm.chain.hasRequestPhase || this.hcm.chain.hasResponsePhase) this.hcm.chain.streamComplete(this);
     void this.cluster;
-    this.hcm.environment.onRequestDone?.(this.stream, this.view);
+    this.hcm.environment.onRequestDone?.(this, this.view);
   }
 }

@@ -41,7 +41,18 @@ export function stripHopByHop(h: HeaderMap, keepTeTrailers: boolean): void {
     else for (const c of conn) stripListed(h, c);
   }
   const te = keepTeTrailers ? h.te : undefined;
-  for (let i = 0; i < HOP_BY_HOP.length; i++) if (h[HOP_BY_HOP[i]!] !== undefined) h[HOP_BY_HOP[i]!] = undefined;
+  // HOP_BY_HOP spelled out: each name is then a named property access with its own inline
+  // cache, where h[HOP_BY_HOP[i]] was one keyed site seeing nine names (megamorphic, a
+  // stub-cache probe each), 18 times per request (request and response headers).
+  if (h.connection !== undefined) h.connection = undefined;
+  if (h['keep-alive'] !== undefined) h['keep-alive'] = undefined;
+  if (h['proxy-connection'] !== undefined) h['proxy-connection'] = undefined;
+  if (h['transfer-encoding'] !== undefined) h['transfer-encoding'] = undefined;
+  if (h.upgrade !== undefined) h.upgrade = undefined;
+  if (h.te !== undefined) h.te = undefined;
+  if (h.trailer !== undefined) h.trailer = undefined;
+  if (h['proxy-authenticate'] !== undefined) h['proxy-authenticate'] = undefined;
+  if (h['proxy-authorization'] !== undefined) h['proxy-authorization'] = undefined;
   // gRPC needs "te: trailers" end to end; it is the one TE value that may be forwarded.
   if (te !== undefined && String(te).trim().toLowerCase() === 'trailers') h.te = 'trailers';
 }

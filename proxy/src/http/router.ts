@@ -27,6 +27,7 @@ export interface Downstream {
   setUpstreamHost(host: Host): void;
 }
 
+/** Also the options handed to the dispatcher (undici's DispatchOptions: path, method, headers, body). */
 export interface UpstreamRequestSpec {
   readonly method: string;
   readonly path: string;
@@ -45,6 +46,13 @@ export interface UpstreamRequestSpec {
 }
 
 const OVERLOADED: Record<string, string> = { 'x-envoy-overloaded': 'true' };
+
+/**
+ * The load balancer's context, one for every pick of every request: a pick is synchronous
+ * and keeps nothing of it, so one object of one shape keeps the balancer's hot path
+ * monomorphic and allocates nothing (it was one object per request).
+ */
+const pickContext: { hash: number; exclude: Host | undefined; connection: ConnectionInfo | undefined; headers: HeaderMap | undefined } = { hash: Number.NaN, exclude: undefined, connection: undefined, headers: undefined };
 const CANCELLED_BEFORE_START = new Error('cancelled before it was sent');
 
 /**
@@ -162,7 +170,6 @@ export class UpstreamRequest implements DeadlineEntry {
   private readonly retryPolicy: CompiledRetryPolicy | undefined;
   /** Created when a retry is first considered: a request that never fails allocates none. */
   private retryState: RetryState | undefined = undefined;
-  private readonly pickContext: { hash: number; exclude: Host | undefined; connection: ConnectionInfo | undefined; headers: HeaderMap | undefined } = { hash: Number.NaN, exclude: undefined, connection: undefined, headers: undefined };
   /** Attempts still running after their per-try timeout (hedging); the first usable response wins. */
   private hedged: Attempt[] | undefined;
   /** Hosts of earlier attempts, kept only with the previous_hosts retry host predicate. */
@@ -245,21 +252,25 @@ export class UpstreamRequest implements DeadlineEntry {
    * re-picked up to host_selection_retry_max_attempts times (then the last pick is used).
    */
   private pickHost(): Host | undefined {
-    // One context shape for every pick keeps the load balancer's hot path monomorphic and allocation-free.
-    const ctx = this.pickContext;
+    const ctx = pickContext;
     ctx.hash = this.spec.hash ?? Number.NaN;
     ctx.exclude = this.lastHost;
     ctx.connection = this.spec.connection;
     ctx.headers = this.spec.headers;
     let host = this.cluster.pick(ctx);
     const tried = this.tried;
-    if (host === undefined || tried === undefined) return host;
-    const max = this.retryPolicy!.policy.hostSelectionRetryMaxAttempts;
-    for (let i = 0; i < max && tried.includes(host); i++) {
-      const next = this.cluster.pick(ctx);
-      if (next === undefined) break;
-      host = next;
+    if (host !== undefined && tried !== undefined) {
+      const max = this.retryPolicy!.policy.hostSelectionRetryMaxAttempts;
+      for (let i = 0; i < max && tried.includes(host); i++) {
+        const next = this.cluster.pick(ctx);
+        if (next === undefined) break;
+        host = next;
+      }
     }
+    // The shared context must not keep this request's objects alive.
+    ctx.exclude = undefined;
+    ctx.connection = undefined;
+    ctx.headers = undefined;
     return host;
   }
 
@@ -272,10 +283,9 @@ export class UpstreamRequest implements DeadlineEntry {
     const perTry = this.retry?.perTryTimeout;
     if (perTry !== undefined && perTry > 0 && attempt === this.current) this.perTryTimer = setTimeout(() => this.onPerTryTimeout(attempt), perTry);
     try {
-      (this.spec.dispatcher?.(this.cluster, attempt.host) ?? this.cluster.dispatcherFor(attempt.host)).dispatch(
-        { path: this.spec.path, method: this.spec.method, headers: this.spec.headers, body: this.spec.body as Dispatcher.DispatchOptions['body'] },
-        attempt,
-      );
+      // The spec is the dispatch options (no object per attempt): dispatchers read path,
+      // method, headers and body; undici ignores the members it does not know.
+      (this.spec.dispatcher?.(this.cluster, attempt.host) ?? this.cluster.dispatcherFor(attempt.host)).dispatch(this.spec as unknown as Dispatcher.DispatchOptions, attempt);
     } catch {
       // undici validates synchronously (e.g. a header value it refuses).
       attempt.releaseSlot();

@@ -169,22 +169,6 @@ const NO_TRAILERS: http2.ServerStreamResponseOptions = Object.freeze({});
 
 type StreamWithResponse = http2.ServerHttp2Stream & { [kResponse]?: H2Response };
 
-type SetTimeoutFn = (this: http2.ServerHttp2Stream, ms: number, cb?: () => void) => unknown;
-
-/**
- * node's own Http2Stream#setTimeout, past a swept stream's own setTimeout (streams.ts):
- * found on the stream's prototype chain.
- */
-export function nodeSetTimeout(stream: http2.ServerHttp2Stream, ms: number, cb?: () => void): void {
-  (Reflect.get(Object.getPrototypeOf(stream) as object, 'setTimeout') as SetTimeoutFn).call(stream, ms, cb);
-}
-
-/** The response of a stream until the stream closed. */
-export function responseOf(stream: http2.ServerHttp2Stream): H2Response | undefined {
-  return (stream as StreamWithResponse)[kResponse];
-}
-
-/** Shared listeners (no closure per stream): the stream carries its response. */
 function onStreamClose(this: StreamWithResponse): void {
   const res = this[kResponse];
   if (res !== undefined) res.closed();
@@ -244,7 +228,7 @@ export class H2Response implements IdleWatched {
   setTimeout(ms: number, cb?: () => void): this {
     const conn = this.conn;
     if (conn === undefined || !this.sweepIdle) {
-      nodeSetTimeout(this.stream, ms, cb);
+      this.stream.setTimeout(ms, cb);
       return this;
     }
     if (ms > 0 && cb !== undefined && !this.stream.destroyed) {

@@ -3,7 +3,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { ConnectionManager } from '../http/connection-manager.js';
 import type { HeaderMap } from '../http/headers.js';
 import { rawDispatcherForH2 } from '../http1/upstream.js';
-import { H2Request, H2Response, nodeSetTimeout, responseOf, type UpstreamDispatcherChoice } from './messages.js';
+import { H2Request, H2Response, type UpstreamDispatcherChoice } from './messages.js';
 import { sessionState } from './sweep.js';
 
 /**
@@ -38,22 +38,6 @@ const { HTTP2_HEADER_STATUS } = http2.constants;
 function ignore(): void {}
 
 /**
- * The stream's setTimeout on a swept session: the exchange core arms the stream idle
- * timer with `req.stream.setTimeout(ms, cb)` and disarms it with setTimeout(0) (before a
- * tunnel takes the stream, and node's closeStream at the end); this sends both to the
- * response's timer on the chain's sweep instead of a node Timeout per stream. Calls after
- * the disarm (a tunnel's own idle timer) and after the close reach node's.
- * (Once the core calls `res.setTimeout` on HTTP/2 too, as on HTTP/1.1, this own
- * property can go.)
- */
-function sweptSetTimeout(this: http2.ServerHttp2Stream, ms: number, cb?: () => void): http2.ServerHttp2Stream {
-  const res = responseOf(this);
-  if (res !== undefined) res.setTimeout(ms, cb);
-  else nodeSetTimeout(this, ms, cb);
-  return this;
-}
-
-/**
  * Serves a server's streams with the chain's current connection manager (looked up per
  * stream, so a listener update takes effect for new requests on open sessions).
  */
@@ -74,7 +58,6 @@ function onStream(hcm: ConnectionManager, stream: http2.ServerHttp2Stream, heade
   const conn = sessionState(stream.session);
   const res = new H2Response(stream, te !== undefined && (te === 'trailers' || String(te).includes('trailers')), conn);
   req.response = res;
-  if (conn !== undefined) (stream as { setTimeout: unknown }).setTimeout = sweptSetTimeout;
   const expect = headers.expect;
   if (expect !== undefined && req.method !== 'CONNECT') {
     // As node's compat server did: 100-continue is answered at once and the request

@@ -19,6 +19,10 @@ export interface CompiledVirtualHost {
   readonly routes: readonly CompiledRoute[];
   /** connect_matcher routes, in order: the only ones a CONNECT request (no :path) can match. */
   readonly connectRoutes: readonly CompiledRoute[];
+  /** Some route has header matchers or a grpc match: match() then builds a header lookup. */
+  readonly readsHeaders: boolean;
+  /** Some route has query parameter matchers: match() then offers the parsed query. */
+  readonly readsQuery: boolean;
 }
 
 export interface CompiledRoute {
@@ -73,6 +77,8 @@ export class RouteTable {
    * with ignore_port_in_host_matching, only without it, as Envoy does.
    */
   virtualHostFor(authority: string): CompiledVirtualHost | undefined {
+    // Only `*` (a sidecar's catch-all): no lowercased or port-less copy of the authority is needed.
+    if (this.exact.size === 0 && this.suffixes.length === 0 && this.prefixes.length === 0) return this.fallback;
     let host = authority.toLowerCase();
     if (this.config.ignorePortInHostMatching === true) {
       const c = host.lastIndexOf(':');
@@ -110,21 +116,10 @@ export class RouteTable {
     if (!vh) return undefined;
     const q = req.path.indexOf('?');
     const pathOnly = q < 0 ? req.path : req.path.slice(0, q);
-    let params: URLSearchParams | undefined;
-    const query = () => (params ??= new URLSearchParams(q < 0 ? '' : req.path.slice(q + 1)));
-    const lookup: HeaderLookup = (name) => {
-      if (name.charCodeAt(0) === 58 /* : */) {
-        switch (name) {
-          case ':method': return req.method;
-          case ':path': return req.path;
-          case ':authority': return req.authority;
-          case ':scheme': return req.scheme;
-          default: return undefined;
-        }
-      }
-      const v = req.headers[name];
-      return Array.isArray(v) ? v.join(',') : v;
-    };
+    // The closures only for virtual hosts whose routes read headers or the query: most
+    // match on the path alone, and two closures per request were ~150 bytes of garbage.
+    const query = vh.readsQuery ? queryOf(req.path, q) : NO_QUERY;
+    const lookup = vh.readsHeaders ? headerLookup(req) : NO_HEADERS;
     // CONNECT without a path (HTTP/1.1, or HTTP/2 without :protocol) is matched by connect_matcher
     // routes only; Envoy's path matchers never see it. Path requests never match connect routes.
     const routes = pathOnly === '' && req.method === 'CONNECT' ? vh.connectRoutes : vh.routes;
@@ -136,7 +131,13 @@ export class RouteTable {
 function compileVirtualHost(vh: VirtualHost, rc: RouteConfiguration): CompiledVirtualHost {
   const routes: CompiledRoute[] = [];
   const connectRoutes: CompiledRoute[] = [];
-  const cvh: CompiledVirtualHost = { config: vh, routes, connectRoutes };
+  let readsHeaders = false;
+  let readsQuery = false;
+  for (const r of vh.routes) {
+    if (r.match.headers.length > 0 || r.match.grpc) readsHeaders = true;
+    if (r.match.queryParameters.length > 0) readsQuery = true;
+  }
+  const cvh: CompiledVirtualHost = { config: vh, routes, connectRoutes, readsHeaders, readsQuery };
   vh.routes.forEach((r, i) => {
     const c = compileRoute(r, i, cvh, rc);
     routes.push(c);
@@ -188,14 +189,14 @@ function compileRoute(route: Route, index: number, vh: CompiledVirtualHost, rc: 
   if (action.kind === 'route' && action.regexRewrite) regexRewrite = compileFullMatch(action.regexRewrite.regex) as Re2;
   const matches = (req: RouteRequest, pathOnly: string, lookup: HeaderLookup, query: () => URLSearchParams, random: RandomSource): boolean => {
     if (!pathTest(pathOnly)) return false;
-    for (const h of headerTests) if (!h(lookup)) return false;
+    for (let i = 0; i < headerTests.length; i++) if (!headerTests[i]!(lookup)) return false;
     if (grpc) {
       const ct = lookup('content-type');
       if (ct === undefined || !ct.startsWith('application/grpc')) return false;
     }
     if (queryTests.length > 0) {
       const params = query();
-      for (const q of queryTests) if (!q(params)) return false;
+      for (let i = 0; i < queryTests.length; i++) if (!queryTests[i]!(params)) return false;
     }
     if (fraction !== undefined && random() >= fraction) return false;
     void req;
@@ -208,6 +209,32 @@ function compileRoute(route: Route, index: number, vh: CompiledVirtualHost, rc: 
     ...(regexRewrite ? { regexRewrite } : {}),
     matches,
   };
+}
+
+const NO_HEADERS: HeaderLookup = () => undefined;
+const NO_QUERY = (): URLSearchParams => new URLSearchParams('');
+
+/** The request's headers by name for header matchers; pseudo-headers come from the request's fields. */
+function headerLookup(req: RouteRequest): HeaderLookup {
+  return (name) => {
+    if (name.charCodeAt(0) === 58 /* : */) {
+      switch (name) {
+        case ':method': return req.method;
+        case ':path': return req.path;
+        case ':authority': return req.authority;
+        case ':scheme': return req.scheme;
+        default: return undefined;
+      }
+    }
+    const v = req.headers[name];
+    return Array.isArray(v) ? v.join(',') : v;
+  };
+}
+
+/** The query parameters, parsed on first use (path[q] is the '?', q < 0: none). */
+function queryOf(path: string, q: number): () => URLSearchParams {
+  let params: URLSearchParams | undefined;
+  return () => (params ??= new URLSearchParams(q < 0 ? '' : path.slice(q + 1)));
 }
 
 /** Rewrites the path for a forward action (prefix_rewrite or regex_rewrite); keeps the query. */

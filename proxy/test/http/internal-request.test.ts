@@ -1,7 +1,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { BlockList } from 'node:net';
-import { InternalAddresses, xffAddress } from '../../src/http/internal-request.js';
+import { clearEdgeOnly, clearInternalOnly, EDGE_ONLY, InternalAddresses, INTERNAL_ONLY, xffAddress } from '../../src/http/internal-request.js';
 import { bootstrapYaml, get, startProxyYaml, startUpstream, staticCluster } from '../helpers.js';
 
 t.test('internal address matching agrees with node\'s BlockList', async (t) => {
@@ -20,6 +20,18 @@ t.test('internal address matching agrees with node\'s BlockList', async (t) => {
   t.equal(xffAddress('1.1.1.1, 10.0.0.1', 1), '1.1.1.1');
   t.equal(xffAddress('1.1.1.1', 1), undefined);
   t.equal(xffAddress('garbage', 0), undefined);
+});
+
+t.test('the spelled-out removals clear exactly the listed headers', async (t) => {
+  const others = { host: 'a', 'x-envoy-attempt-count': '1', 'x-envoy-original-path': '/p', 'x-request-id': 'r' };
+  const h: Record<string, string | string[] | undefined> = { ...others };
+  for (const n of [...INTERNAL_ONLY, ...EDGE_ONLY]) h[n] = 'v';
+  clearInternalOnly(h);
+  for (const n of INTERNAL_ONLY) t.equal(h[n], undefined, `${n} cleared`);
+  for (const n of EDGE_ONLY) t.equal(h[n], 'v', `${n} kept by clearInternalOnly`);
+  clearEdgeOnly(h);
+  for (const n of EDGE_ONLY) t.equal(h[n], undefined, `${n} cleared`);
+  for (const [k, v] of Object.entries(others)) t.equal(h[k], v, `${k} untouched`);
 });
 
 t.test('x-envoy-internal and external request sanitising (YAML)', async (t) => {
