@@ -20,10 +20,13 @@ import type * as net from 'node:net';
 let held: net.Socket[] = [];
 /** The other list: a flush releases one while new holds gather in the other. */
 let spare: net.Socket[] = [];
-let flushScheduled = false;
+/** Sends asked for in this turn, and in the last turn that had any. */
+let sendsThisTurn = 0;
+let sendsLastTurn = 0;
 
 function releaseHeld(): void {
-  flushScheduled = false;
+  sendsLastTurn = sendsThisTurn;
+  sendsThisTurn = 0;
   // A write made while releasing (a 'drain' handler) holds its socket for the next flush.
   const batch = held;
   held = spare;
@@ -36,14 +39,20 @@ function releaseHeld(): void {
   batch.length = 0;
 }
 
-/** Corks `socket` (once) until the end of this event-loop turn. */
+/**
+ * Corks `socket` (once) until the end of this event-loop turn — unless the last turn
+ * sent at most once: then the load is low, a turn holds one request, there is nothing
+ * to batch it with, and its first send leaves at once (holding it would only add the
+ * rest of the turn's work, the access log and stats of the request, to its latency).
+ */
 export function holdUntilTurnEnds(socket: net.Socket): void {
+  if (sendsThisTurn++ === 0) {
+    // The turn's end: releaseHeld runs in its check phase (and starts the next count).
+    setImmediate(releaseHeld);
+    if (sendsLastTurn <= 1) return;
+  }
   if (socket.writableCorked === 0) {
     socket.cork();
     held.push(socket);
-  }
-  if (!flushScheduled) {
-    flushScheduled = true;
-    setImmediate(releaseHeld);
   }
 }
