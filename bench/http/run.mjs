@@ -24,6 +24,8 @@ const HELP = `usage: node bench/http/run.mjs [options]
   --duration S            seconds per throughput measurement, h1 and h2c (default 8)
   --rate-duration S       seconds per fixed-rate measurement (default 5)
   --warmup S              seconds of warm-up load per target and protocol before round 1 (default 2)
+  --idle-settle S         idle RSS is read at ready and again S seconds later, before any load
+                          (default 12: V8's memory reducer first runs ~8 s after start; 0 = skip)
   --targets a,b,...       default: ${DEFAULT_TARGETS.join(',')}
                           also available: ${Object.keys(TARGETS).filter((t) => !DEFAULT_TARGETS.includes(t)).join(',')}
   --scenarios a,b,...     h1,h2c,rate-h1,rate-h2c (the default), mtls-h1,mtls-h2: keep-alive over TLS 1.3
@@ -68,7 +70,7 @@ const { values: o } = parseArgs({
     'rate-clients': { type: 'string', default: '20' }, 'conn-clients': { type: 'string', default: '8' }, 'proxy-core': { type: 'string', default: '0' },
     'load-core': { type: 'string', default: '1' }, out: { type: 'string' }, 'keep-temp': { type: 'boolean' },
     profile: { type: 'boolean' }, 'profile-target': { type: 'string', default: 'pilotfish' }, native: { type: 'boolean' },
-    nice: { type: 'string', default: '0' }, 'wait-quiet': { type: 'string', default: '5' },
+    nice: { type: 'string', default: '0' }, 'wait-quiet': { type: 'string', default: '5' }, 'idle-settle': { type: 'string', default: '12' },
     'node-arg': { type: 'string', multiple: true, default: [] }, 'pilotfish-bin': { type: 'string' }, 'pilotfish-bin-b': { type: 'string' },
   },
 });
@@ -90,6 +92,7 @@ const C = {
   loadCore: Number(o['load-core']),
   nice: Number(o.nice),
   waitQuiet: Number(o['wait-quiet']),
+  idleSettle: Number(o['idle-settle']),
 };
 setNice(C.nice);
 const targetNames = (o.targets ?? DEFAULT_TARGETS.join(',')).split(',').filter(Boolean);
@@ -246,6 +249,14 @@ async function compare() {
     }
   }
   const names = targetNames.filter((n) => live[n]);
+  // A sidecar spends most of its life idle: its steady idle RSS is read once start-up
+  // garbage is gone (V8's memory reducer), as well as the figure at ready.
+  const settled = {};
+  if (C.idleSettle > 0) {
+    await new Promise((r) => setTimeout(r, C.idleSettle * 1000));
+    for (const name of names) if (live[name].pid) settled[name] = memory(live[name].pid).rssMB;
+    log(`idle RSS ${C.idleSettle} s after ready: ${names.filter((n) => settled[n] !== undefined).map((n) => `${n} ${settled[n].toFixed(1)} MB`).join(', ')}`);
+  }
 
   if (C.warmup > 0) {
     for (const name of names) {
@@ -280,7 +291,7 @@ async function compare() {
   }
 
   const mem = {};
-  for (const name of names) if (live[name].pid) mem[name] = { idleRssMB: idle[name].rssMB, ...memory(live[name].pid) };
+  for (const name of names) if (live[name].pid) mem[name] = { idleRssMB: idle[name].rssMB, settledIdleRssMB: settled[name], ...memory(live[name].pid) };
 
   const summary = {};
   for (const scenario of scenarios) {
