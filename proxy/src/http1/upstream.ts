@@ -453,23 +453,15 @@ function collectResponse(raw: string[]): Record<string, string | string[]> {
   }
   // The usual values name no other header.
   if (connection === 'keep-alive' || connection === 'close') connection = undefined;
-  const h: Record<string, string | string[]> = {};
-  for (let i = 0; i < raw.length; i += 2) {
-    const k = lowerName(raw[i]!);
-    if (isHopByHop(k, connection)) continue;
-    const v = raw[i + 1]!;
-    const cur = h[k];
-    if (cur === undefined) h[k] = v;
-    else if (Array.isArray(cur)) cur.push(v);
-    else h[k] = [cur, v];
-  }
-  return h;
+  return collect(raw, true, connection);
 }
 
-function collect(raw: string[]): Record<string, string | string[]> {
+/** Header pairs into an object (repeats as arrays); `dropHopByHop` leaves out what the exchange core would strip. */
+function collect(raw: string[], dropHopByHop = false, connection?: string): Record<string, string | string[]> {
   const h: Record<string, string | string[]> = {};
   for (let i = 0; i < raw.length; i += 2) {
     const k = lowerName(raw[i]!);
+    if (dropHopByHop && isHopByHop(k, connection)) continue;
     const v = raw[i + 1]!;
     const cur = h[k];
     if (cur === undefined) h[k] = v;

@@ -239,13 +239,17 @@ export class H2Response implements IdleWatched {
       this.lastActivity = performance.now();
       if (!armed) conn.sweep.watch(this);
     } else {
-      if (this.idleCb !== undefined) {
-        this.idleCb = undefined;
-        conn.sweep.unwatch(this);
-      }
+      this.disarmIdle();
       this.sweepIdle = false;
     }
     return this;
+  }
+
+  /** Takes the stream off the sweep (armed or not). */
+  private disarmIdle(): void {
+    if (this.idleCb === undefined) return;
+    this.idleCb = undefined;
+    this.conn?.sweep.unwatch(this);
   }
 
   /** A read or write on the stream: its idle timer starts over (at the sweep's next pass, see sweep.ts). */
@@ -264,8 +268,7 @@ export class H2Response implements IdleWatched {
       return;
     }
     const cb = this.idleCb;
-    this.idleCb = undefined;
-    this.conn?.sweep.unwatch(this);
+    this.disarmIdle();
     cb?.();
   }
 
@@ -341,14 +344,8 @@ export class H2Response implements IdleWatched {
   closed(): void {
     this.stream.off('wantTrailers', onWantTrailers);
     (this.stream as StreamWithResponse)[kResponse] = undefined;
-    const conn = this.conn;
-    if (conn !== undefined) {
-      if (this.idleCb !== undefined) {
-        this.idleCb = undefined;
-        conn.sweep.unwatch(this);
-      }
-      conn.streamClosed();
-    }
+    this.disarmIdle();
+    this.conn?.streamClosed();
     const l = this.closeListeners;
     if (l === undefined) return;
     this.closeListeners = undefined;

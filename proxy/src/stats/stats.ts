@@ -158,16 +158,21 @@ export class StatsStore {
   }
 
   /** The stats of a scope prefix (two StatsScope objects with one prefix share them). */
-  private scopeStats(prefix: string, name: string): { stats: Map<string, Counter | Gauge | TimeHistogram>; name: string } {
+  private statsOf(prefix: string): Map<string, Counter | Gauge | TimeHistogram> {
     let stats = this.byScope.get(prefix);
     if (stats === undefined) this.byScope.set(prefix, (stats = new Map()));
+    return stats;
+  }
+
+  private internName(name: string): string {
     let interned = this.statNames.get(name);
     if (interned === undefined) this.statNames.set(name, (interned = name));
-    return { stats, name: interned };
+    return interned;
   }
 
   metric(scope: StatsScope, statName: string, kind: 'counter' | 'gauge'): Counter | Gauge {
-    const { stats, name } = this.scopeStats(scope.prefix, statName);
+    const stats = this.statsOf(scope.prefix);
+    const name = this.internName(statName);
     const existing = stats.get(name);
     if (existing && !(existing instanceof TimeHistogram)) return existing;
     const metric = kind === 'counter' ? new Counter() : new Gauge();
@@ -192,7 +197,8 @@ export class StatsStore {
   }
 
   histogram(scope: StatsScope, statName: string): TimeHistogram {
-    const { stats, name } = this.scopeStats(scope.prefix, statName);
+    const stats = this.statsOf(scope.prefix);
+    const name = this.internName(statName);
     const existing = stats.get(name);
     if (existing instanceof TimeHistogram) return existing;
     const th = new TimeHistogram(this.promName(scope.promPrefix + name), scope.attrs);
