@@ -9,7 +9,7 @@ import type { RouteTable, CompiledRoute } from '../routing/route-table.js';
 import { rewritePath } from '../routing/route-table.js';
 import type { Snapshot } from '../snapshot.js';
 import type { Counter, Gauge, StatsStore, TimeHistogram } from '../stats/stats.js';
-import { applyHeaderOptions, firstValue, stripHopByHop, stripPseudoHeaders, type HeaderMap } from './headers.js';
+import { applyHeaderOptions, firstValue, newHeaderMap, stripHopByHop, stripPseudoHeaders, type HeaderMap } from './headers.js';
 import { Flags, LocalReplies, type LocalReplySpec } from './response-flags.js';
 import { checkHttp1Request } from './codec-guard.js';
 import { CONNECTION_EXPIRED } from './listener.js';
@@ -753,7 +753,7 @@ class Exchange extends Stream implements Downstream {
       if (o.contentType !== undefined) contentType = o.contentType;
       lrHeaders = o.headersToAdd;
     }
-    const headers: HeaderMap = {};
+    const headers = newHeaderMap();
     if (body !== '') {
       headers['content-type'] = contentType;
     }
@@ -789,7 +789,8 @@ class Exchange extends Stream implements Downstream {
       return;
     }
     const body = r.body ?? '';
-    const headers: HeaderMap = { 'content-length': String(Buffer.byteLength(body)) };
+    const headers = newHeaderMap();
+    headers['content-length'] = String(Buffer.byteLength(body));
     if (body !== '') headers['content-type'] = 'text/plain';
     if (r.headers) for (const k of Object.keys(r.headers)) headers[k.toLowerCase()] = r.headers[k];
     this.setServerHeader(headers);

@@ -3,6 +3,23 @@ import type { HeaderValueOption } from '../../../config/src/index.js';
 export type HeaderMap = Record<string, string | string[] | undefined>;
 
 /**
+ * The prototype of every header map pilotfish builds: empty, and without Object.prototype
+ * behind it. `constructor` and `__proto__` are valid header names (RFC 9110 tokens), and on
+ * a `{}` they are already "there": reading `constructor` gave Object itself (joined into the
+ * value of the first real one) and storing `__proto__` replaced the map's prototype instead
+ * of adding a header. Object.create(null) would also fix that, but V8 keeps such objects in
+ * dictionary mode: building, reading and iterating a request's headers cost 2.5× as much
+ * (~0.3 µs per request); an object whose prototype is an empty object stays in fast mode
+ * and costs what `{}` does.
+ */
+const HEADER_MAP_PROTO: object = Object.freeze(Object.create(null) as object);
+
+/** An empty header map (see HEADER_MAP_PROTO): any header name is an own property or absent. */
+export function newHeaderMap(): HeaderMap {
+  return Object.create(HEADER_MAP_PROTO) as HeaderMap;
+}
+
+/**
  * Hop-by-hop headers (RFC 9110 §7.6.1) plus those Envoy never forwards. Removal sets
  * the value to undefined instead of `delete`: V8 keeps the object in fast mode, and
  * both undici and Node's writeHead skip undefined values.

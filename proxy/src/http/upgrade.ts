@@ -20,7 +20,7 @@ import type { Duplex } from 'node:stream';
 import type { UpgradeConfig } from '../../../config/src/index.js';
 import type { ClusterRuntime } from '../cluster/cluster.js';
 import type { Host, PickContext } from '../cluster/endpoint-set.js';
-import type { HeaderMap } from './headers.js';
+import { newHeaderMap, type HeaderMap } from './headers.js';
 import { Flags, LocalReplies, type LocalReplySpec } from './response-flags.js';
 
 /** Largest upstream response head accepted (Envoy's default max_request_headers_kb is 60). */
@@ -320,7 +320,7 @@ export function parseResponseHead(text: string): { status: number; headers: Head
   const lines = text.split('\r\n');
   const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0] ?? '');
   if (!m) return undefined;
-  const headers: HeaderMap = {};
+  const headers = newHeaderMap();
   let upgrade: string | undefined;
   for (let i = 1; i < lines.length; i++) {
     const l = lines[i]!;

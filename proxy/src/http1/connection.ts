@@ -2,7 +2,7 @@ import type * as net from 'node:net';
 import type { ServerResponse, IncomingMessage } from 'node:http';
 import type { ConnectionManager } from '../http/connection-manager.js';
 import { CONNECTION_EXPIRED } from '../http/listener.js';
-import type { HeaderMap } from '../http/headers.js';
+import { newHeaderMap, type HeaderMap } from '../http/headers.js';
 import { HPE_OK, HPE_PAUSED, HPE_PAUSED_UPGRADE, Parser, ParserType, type ParserEvents } from './llhttp.js';
 import { RawRequest, RawResponse, type RequestOwner, type ResponseOwner } from './messages.js';
 import { headerName, headerValue, lowerName } from './names.js';
@@ -255,7 +255,7 @@ export class RawConnection implements ParserEvents, RequestOwner, ResponseOwner 
       this.clientError('HPE_INVALID_TRANSFER_ENCODING');
       return false;
     }
-    const headers: HeaderMap = {};
+    const headers = newHeaderMap();
     for (let i = 0; i < raw.length; i += 2) addHeader(headers, lowerName(raw[i]!), raw[i + 1]!);
     const minor = parser.versionMinor;
     const version = parser.versionMajor === 1 && minor === 0 ? '1.0' : '1.1';

@@ -2,7 +2,7 @@ import * as net from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { ClusterRuntime } from '../cluster/cluster.js';
 import type { Host } from '../cluster/endpoint-set.js';
-import { isHopByHop, type HeaderMap } from '../http/headers.js';
+import { isHopByHop, newHeaderMap, type HeaderMap } from '../http/headers.js';
 import { H2HostPool, h2PoolFor } from '../upstream/h2-pool.js';
 import { idleOptions } from '../upstream/pool.js';
 import { headWriter } from './head.js';
@@ -458,7 +458,7 @@ function collectResponse(raw: string[]): Record<string, string | string[]> {
 
 /** Header pairs into an object (repeats as arrays); `dropHopByHop` leaves out what the exchange core would strip. */
 function collect(raw: string[], dropHopByHop = false, connection?: string): Record<string, string | string[]> {
-  const h: Record<string, string | string[]> = {};
+  const h = newHeaderMap() as Record<string, string | string[]>;
   for (let i = 0; i < raw.length; i += 2) {
     const k = lowerName(raw[i]!);
     if (dropHopByHop && isHopByHop(k, connection)) continue;

@@ -2,7 +2,7 @@ import type * as net from 'node:net';
 import * as http2 from 'node:http2';
 import type { ClusterRuntime } from '../cluster/cluster.js';
 import type { Host } from '../cluster/endpoint-set.js';
-import type { HeaderMap } from '../http/headers.js';
+import { newHeaderMap, type HeaderMap } from '../http/headers.js';
 import type { H2SessionState, IdleWatched } from './sweep.js';
 import { trailersPossible } from './trailer-hint.js';
 
@@ -274,7 +274,9 @@ export class H2Response implements IdleWatched {
 
   writeHead(status: number, headers: HeaderMap | Record<string, string | string[]>): this {
     if (this.headersSent) return this;
-    const out = h2Headers(headers, { [HTTP2_HEADER_STATUS]: status });
+    const into = newHeaderMap() as http2.OutgoingHttpHeaders;
+    into[HTTP2_HEADER_STATUS] = status;
+    const out = h2Headers(headers, into);
     const stream = this.stream;
     if (stream.destroyed) {
       this.headersSent = true;
@@ -303,7 +305,7 @@ export class H2Response implements IdleWatched {
   }
 
   addTrailers(t: Record<string, string>): void {
-    this.trailers = h2Headers(t, {});
+    this.trailers = h2Headers(t, newHeaderMap() as http2.OutgoingHttpHeaders);
   }
 
   end(body?: Buffer | string): this {

@@ -3,7 +3,7 @@ import * as net from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { ClusterRuntime } from '../cluster/cluster.js';
 import type { Host } from '../cluster/endpoint-set.js';
-import type { HeaderMap } from '../http/headers.js';
+import { newHeaderMap, type HeaderMap } from '../http/headers.js';
 import type { TlsSource } from './transport-match.js';
 import { idleOptions } from './pool.js';
 import { HTTP2_ALPN, isConnectCode, tlsErrorBeforeReady, UpstreamSocketError as StreamError, UpstreamSocketFactory } from './socket-factory.js';
@@ -181,12 +181,11 @@ class H2Session {
   }
 
   request(method: string, path: string, headers: HeaderMap, body: Body, handler: Handler): void {
-    const h: http2.OutgoingHttpHeaders = {
-      ':method': method,
-      ':path': path,
-      ':scheme': this.pool.isTls ? 'https' : 'http',
-      ':authority': typeof headers.host === 'string' ? headers.host : `${this.pool.endpoint.address}:${this.pool.endpoint.port}`,
-    };
+    const h = newHeaderMap() as http2.OutgoingHttpHeaders;
+    h[':method'] = method;
+    h[':path'] = path;
+    h[':scheme'] = this.pool.isTls ? 'https' : 'http';
+    h[':authority'] = typeof headers.host === 'string' ? headers.host : `${this.pool.endpoint.address}:${this.pool.endpoint.port}`;
     for (const k in headers) {
       const v = headers[k];
       if (v === undefined || HOP_BY_HOP.has(k)) continue;
@@ -339,7 +338,7 @@ class H2Exchange implements Dispatcher.DispatchController {
 
 /** Response headers or trailers without pseudo-headers, as undici hands them over. */
 function plain(headers: http2.IncomingHttpHeaders): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
+  const out = newHeaderMap() as Record<string, string | string[]>;
   for (const k in headers) {
     if (k.charCodeAt(0) === 58 /* ':' */) continue;
     const v = headers[k];
