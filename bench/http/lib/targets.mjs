@@ -3,6 +3,7 @@
 // ({ pki }), targets with `mtls: true` also serve an mTLS port and return `mtlsUrl`
 // (HTTP/1.1 and h2 by ALPN on it) and `tls` (what a client negotiated there).
 import { writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as cfg from './configs.mjs';
@@ -57,7 +58,16 @@ async function tlsReady({ mtls, port, proc }) {
   return { mtlsUrl, tls };
 }
 
-function pilotfishTarget({ upstreamH2, http1, http2 }) {
+/**
+ * The Istio-shaped sidecar bootstrap (lib/istio-bootstrap.ts, from e2e/fixtures/istio's
+ * generators), as JSON text: a TypeScript module, so it runs under tsx in a child process.
+ */
+function istioBootstrap({ port, adminPort, upstreamPort, accessLog }) {
+  const args = ['--import', 'tsx', join(here, 'istio-bootstrap.ts'), '--port', String(port), '--admin-port', String(adminPort), '--upstream-port', String(upstreamPort)];
+  return execFileSync(process.execPath, accessLog ? [...args, '--access-log'] : args, { cwd: REPO, encoding: 'utf8' });
+}
+
+function pilotfishTarget({ upstreamH2, http1, http2, istio }) {
   return async ({ dir, core, origin, name, nodeArgs = [], env: extraEnv, pilotfishBin, mtls }) => {
     // PILOTFISH_HTTP1 picks the HTTP/1.1 path (proxy/src/http1/raw-chain.ts); unset = the proxy's default.
     // Unset for `pilotfish` even when the harness's own environment sets it.
@@ -71,11 +81,13 @@ function pilotfishTarget({ upstreamH2, http1, http2 }) {
     if (!existsSync(bin)) throw new Error(`${bin} does not exist yet`);
     const port = await freePort(), adminPort = await freePort();
     const mtlsPort = mtls ? await freePort() : 0;
-    const conf = join(dir, `${name}.yaml`);
-    writeFileSync(conf, cfg.pilotfishBootstrap({
-      port, adminPort, upstreamPort: upstreamH2 ? origin.h2Port : origin.h1Port, upstreamH2,
-      mtls: mtls ? { port: mtlsPort, pki: mtls.pki } : undefined,
-    }));
+    const conf = join(dir, istio ? `${name}.json` : `${name}.yaml`);
+    writeFileSync(conf, istio
+      ? istioBootstrap({ port, adminPort, upstreamPort: origin.h1Port, accessLog: istio === 'access-log' })
+      : cfg.pilotfishBootstrap({
+        port, adminPort, upstreamPort: upstreamH2 ? origin.h2Port : origin.h1Port, upstreamH2,
+        mtls: mtls ? { port: mtlsPort, pki: mtls.pki } : undefined,
+      }));
     const proc = startPinned({
       core, cmd: process.execPath, args: [...nodeArgs, bin, 'proxy', '--config', conf],
       logFile: join(dir, `${name}.log`), cwd: REPO, env,
@@ -172,6 +184,16 @@ export const TARGETS = {
     mtls: true,
     describe: 'pilotfish with PILOTFISH_HTTP1=raw: HTTP/1.1 on raw sockets, llhttp (wasm), raw upstream pool; h2c still node:http2',
     start: pilotfishTarget({ upstreamH2: false, http1: 'raw' }),
+  },
+  'pilotfish-istio': {
+    h2c: true,
+    describe: 'pilotfish under an Istio-shaped sidecar config (lib/istio-bootstrap.ts: istiod\'s outbound 0.0.0.0_9080 listener with listener filters, tracing, Istio\'s HTTP filters metadata_exchange, grpc_stats, alpn, fault, cors, istio.stats; route configuration 9080 with Bookinfo\'s reviews split and default retries; Istio\'s stats_config; default profile: no access log), HTTP/1.1 upstream',
+    start: pilotfishTarget({ upstreamH2: false, istio: 'default' }),
+  },
+  'pilotfish-istio-log': {
+    h2c: true,
+    describe: 'pilotfish-istio with the access log of Istio\'s demo profile (meshConfig.accessLogFile /dev/stdout, Istio\'s text format; stdout goes to the target\'s log file)',
+    start: pilotfishTarget({ upstreamH2: false, istio: 'access-log' }),
   },
   'pilotfish-h2compat': {
     h2c: true,

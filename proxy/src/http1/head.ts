@@ -11,6 +11,27 @@ import type { HeaderMap } from '../http/headers.js';
 const TOKEN = new Uint8Array(128);
 for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TOKEN[c.charCodeAt(0)] = 1;
 
+/** Anything a header value may not hold (RFC 9110 field-content: HTAB, SP, VCHAR, obs-text). */
+const INVALID_VALUE_BYTE = /[^\t\x20-\x7e\x80-\xff]/;
+/** From this length on, a value is checked by INVALID_VALUE_BYTE and copied by latin1Write. */
+const LONG_VALUE = 64;
+
+/**
+ * The last long values found valid, compared by identity first. A filter's constant header is
+ * the same string object on every request (Istio's x-envoy-peer-metadata: ~1.5 KB of base64
+ * node metadata on every outbound request), and a string never changes: checked once, it is
+ * copied (Buffer#write, ~50 ns) instead of checked byte by byte in JavaScript (~3.5 µs; the regular
+ * expression alone ~0.8 µs). Eight entries, replaced in turn: a client's long values (cookies,
+ * tokens) pass through without keeping a constant out for more than a few requests.
+ */
+const checkedLongValues: string[] = ['', '', '', '', '', '', '', ''];
+let nextChecked = 0;
+
+function checkedBefore(value: string): boolean {
+  for (let i = 0; i < checkedLongValues.length; i++) if (checkedLongValues[i] === value) return true;
+  return false;
+}
+
 export class InvalidHeaderError extends Error {
   readonly code = 'ERR_INVALID_CHAR';
 }
@@ -84,10 +105,19 @@ export class HeadWriter {
     }
     b[p++] = 58; // :
     b[p++] = 32;
-    for (let i = 0; i < v; i++) {
-      const c = value.charCodeAt(i);
-      if ((c < 32 && c !== 9) || c === 127 || c > 255) throw new InvalidHeaderError(`invalid value for header ${name}`);
-      b[p++] = c;
+    if (v >= LONG_VALUE) {
+      if (!checkedBefore(value)) {
+        if (INVALID_VALUE_BYTE.test(value)) throw new InvalidHeaderError(`invalid value for header ${name}`);
+        checkedLongValues[nextChecked] = value;
+        nextChecked = (nextChecked + 1) & 7;
+      }
+      p += b.write(value, p, v, 'latin1');
+    } else {
+      for (let i = 0; i < v; i++) {
+        const c = value.charCodeAt(i);
+        if ((c < 32 && c !== 9) || c === 127 || c > 255) throw new InvalidHeaderError(`invalid value for header ${name}`);
+        b[p++] = c;
+      }
     }
     b[p++] = 13;
     b[p++] = 10;

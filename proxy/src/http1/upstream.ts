@@ -18,8 +18,11 @@ import { HPE_OK, HPE_PAUSED, Parser, ParserType, type ParserEvents } from './llh
  * onRequestStart/onResponseStart/... handler and a pause/resume/abort controller), so
  * the router's attempts, retries and timeouts run unchanged on either pool.
  *
- * Only plaintext HTTP/1.1 hosts reached over TCP use it; TLS, HTTP/2 and pipe endpoints
- * keep undici (rawDispatcherFor returns undefined for them).
+ * Hosts reached over TCP at an IP address use it, plaintext or TLS (the host's transport
+ * socket, UpstreamSocketFactory); HTTP/2 clusters get the core-API HTTP/2 pool; pipe
+ * endpoints and hostnames keep undici (rawDispatcherFor returns undefined for them).
+ * Responses are read with net's `onread` into a reused buffer (no Readable push and no
+ * new Buffer per read); body chunks are copied out of it.
  */
 
 type Handler = Dispatcher.DispatchHandler;
@@ -209,17 +212,17 @@ class UpstreamConnection implements ParserEvents, Dispatcher.DispatchController 
 
   constructor(private readonly pool: RawHostPool) {
     const cluster = pool.cluster;
+    // Responses are read into a buffer the socket reuses (onRead), not through 'data' events.
     this.socket = pool.sockets.open(() => {
       this.connected = true;
       this.socket.setTimeout(0);
-    });
+    }, (n, buf) => this.onRead(n, buf));
     this.parser = new Parser(ParserType.Response, this);
     cluster.stats.upstream_cx_total.inc();
     cluster.stats.upstream_cx_http1_total.inc();
     cluster.stats.upstream_cx_active.inc();
     const timeout = cluster.config.connectTimeout;
     if (timeout > 0) this.socket.setTimeout(timeout, () => this.fail(new SocketError('UND_ERR_CONNECT_TIMEOUT', 'connect timeout')));
-    this.socket.on('data', (d: Buffer) => this.onData(d));
     this.socket.on('end', () => this.onEnd());
     this.socket.on('error', (err: NodeJS.ErrnoException) => this.fail(this.connected ? new SocketError('UND_ERR_SOCKET', err.message) : this.pool.sockets.isTls ? tlsErrorBeforeReady(err) : err));
     this.socket.once('close', () => this.onClose());
@@ -306,8 +309,16 @@ class UpstreamConnection implements ParserEvents, Dispatcher.DispatchController 
     body.resume();
   }
 
+  /**
+   * `n` bytes at the start of `buf`, which the socket's next read overwrites: everything
+   * kept from them is copied before this returns (header strings, body chunks in onBody).
+   */
+  private onRead(n: number, buf: Buffer): boolean {
+    if (!this.closed) this.onData(n === buf.length ? buf : buf.subarray(0, n));
+    return true;
+  }
+
   private onData(d: Buffer): void {
-    if (this.closed) return;
     if (this.handler === undefined) {
       // Bytes from an idle connection: the upstream broke the protocol; never reuse it.
       this.destroy();
@@ -414,7 +425,11 @@ class UpstreamConnection implements ParserEvents, Dispatcher.DispatchController 
 
   onBody(chunk: Buffer, start: number, end: number): void {
     if (this.handler === undefined) return;
-    this.handler.onResponseData?.(this, chunk.subarray(start, end));
+    // A copy: `chunk` is the socket's read buffer, and a body chunk may be kept past this
+    // read (a write held to the end of the turn, a buffering filter, a slow client's queue).
+    const out = Buffer.allocUnsafe(end - start);
+    chunk.copy(out, 0, start, end);
+    this.handler.onResponseData?.(this, out);
   }
 
   onMessageComplete(): number {

@@ -48,6 +48,30 @@ export const HTTP1_ALPN: AlpnPolicy = (list) => {
 export const HTTP2_ALPN: AlpnPolicy = (list) => (list.includes('h2') ? [...list] : [...list, 'h2']);
 
 /**
+ * Reads of a socket opened with one (net's `onread`): `n` bytes at the start of `buf`,
+ * which the next read overwrites, so anything kept past the call must be copied. Returns
+ * true (false would stop reading, as pause() does).
+ */
+export type ReadInto = (n: number, buf: Buffer) => boolean;
+
+/**
+ * Plaintext sockets opened with a ReadInto all read into this one buffer: libuv fills it
+ * only from the event loop's poll phase, immediately before that socket's callback, never
+ * during JavaScript, so one read's bytes cannot be overwritten by another socket's while
+ * its callback runs. 64 KB, as node's own reads.
+ */
+const PLAIN_READ_BYTES = 64 * 1024;
+let plainReadBuffer: Buffer | undefined;
+
+/**
+ * A TLS socket's cleartext is copied out of OpenSSL 16 KB at a time (TLSWrap::ClearOut),
+ * and ClearOut can also run synchronously from JavaScript (an empty write to that socket),
+ * so each TLS socket gets a buffer of its own: another socket's callback can never
+ * overwrite the bytes one is parsing.
+ */
+const TLS_READ_BYTES = 16 * 1024;
+
+/**
  * How a pool of pilotfish's own (the raw HTTP/1.1 pool, the core-API HTTP/2 pool) opens a
  * host's connections: plaintext TCP, or TLS with the host's transport socket (a mesh's mTLS
  * hop: Istio's `tlsMode: istio` endpoints). One per pool, made for one version of the TLS
@@ -81,18 +105,24 @@ export class UpstreamSocketFactory {
   /**
    * A new connection to the host; `onReady` runs once it can carry a request verified end to
    * end (TCP connect for plaintext; for TLS, the handshake with the peer's certificate checked).
+   * With `onRead`, the socket's bytes (cleartext, for TLS) go to it instead of 'data' events:
+   * no Readable push and no new buffer per read. 'end', 'error', 'close', pause() and
+   * resume() work as before.
    */
-  open(onReady: (socket: net.Socket) => void): net.Socket {
+  open(onReady: (socket: net.Socket) => void, onRead?: ReadInto): net.Socket {
     const e = this.host.endpoint;
     const bind = this.cluster.config.upstreamBindConfig;
     const where = { host: e.address, port: e.port, ...(bind ? { localAddress: bind.sourceAddress } : {}) };
     let socket: net.Socket;
     if (this.tlsOptions === undefined) {
-      const s = net.connect({ ...where, noDelay: true });
+      const read = onRead === undefined ? {} : { onread: { buffer: (plainReadBuffer ??= Buffer.allocUnsafe(PLAIN_READ_BYTES)), callback: onRead as net.OnReadOpts['callback'] } };
+      const s = net.connect({ ...where, noDelay: true, ...read });
       s.once('connect', () => onReady(s));
       socket = s;
     } else {
-      const s = tls.connect({ ...this.tlsOptions, ...where, ...(this.session ? { session: this.session } : {}) });
+      // tls.connect hands onread to its net.Socket (node 20: TLSSocket's constructor), checked in proxy/test/http1/upstream-read.test.ts.
+      const read = onRead === undefined ? {} : { onread: { buffer: Buffer.allocUnsafe(TLS_READ_BYTES), callback: onRead as net.OnReadOpts['callback'] } };
+      const s = tls.connect({ ...this.tlsOptions, ...where, ...(this.session ? { session: this.session } : {}), ...read } as tls.ConnectionOptions);
       s.setNoDelay(true);
       s.on('session', (ticket: Buffer) => (this.session = ticket));
       s.once('secureConnect', () => {
