@@ -69,7 +69,6 @@ function failure(s: Slot, phase: string, err: unknown): FilterResult {
   return { status: s.filter.failureStatus, details: `filter_failed{${s.filter.name}}` };
 }
 
-const now = (): number => performance.now();
 const EMPTY = new Uint8Array(0);
 
 class Chain implements HttpFilterChain {
@@ -117,25 +116,24 @@ class Chain implements HttpFilterChain {
       const pr = prc === undefined ? undefined : prc[s.filter.name];
       if (pr === FILTER_DISABLED) continue;
       const c = s.counters;
-      c.calls++;
-      const t0 = now();
+      const t0 = c.startCall();
       let r: FilterResult | Promise<FilterResult>;
       try {
         r = decode
           ? s.filter.decodeHeaders!(view as RequestHeadersView, info, pr)
           : s.filter.encodeHeaders!(view as ResponseHeadersView, info, pr);
       } catch (err) {
-        c.timeUs += (now() - t0) * 1000;
+        c.endCall(t0);
         r = failure(s, decode ? 'decodeHeaders' : 'encodeHeaders', err);
         if (r !== undefined) return r;
         continue;
       }
       if (r === undefined) {
-        c.timeUs += (now() - t0) * 1000;
+        c.endCall(t0);
         continue;
       }
       if (isPromise<FilterResult>(r)) return this.awaitHeaders(list, i, r, t0, view, info, decode);
-      c.timeUs += (now() - t0) * 1000;
+      c.endCall(t0);
       c.rejections++;
       return r;
     }
@@ -150,13 +148,13 @@ class Chain implements HttpFilterChain {
     let r: FilterResult;
     try {
       r = await pending;
-      s.counters.timeUs += (now() - t0) * 1000;
+      s.counters.endCall(t0);
       if (r !== undefined) {
         s.counters.rejections++;
         return r;
       }
     } catch (err) {
-      s.counters.timeUs += (now() - t0) * 1000;
+      s.counters.endCall(t0);
       r = failure(s, decode ? 'decodeHeaders' : 'encodeHeaders', err);
       if (r !== undefined) return r;
     }
@@ -182,19 +180,18 @@ class Chain implements HttpFilterChain {
       const s = list[i]!;
       const pr = prc === undefined ? undefined : prc[s.filter.name];
       if (pr === FILTER_DISABLED) continue;
-      s.counters.calls++;
-      const t0 = now();
+      const t0 = s.counters.startCall();
       let r: DataResult | Promise<DataResult>;
       try {
         r = s.filter.decodeData!(cur, endStream, info, pr);
       } catch (err) {
-        s.counters.timeUs += (now() - t0) * 1000;
+        s.counters.endCall(t0);
         const f = failure(s, 'decodeData', err);
         if (f !== undefined) return f;
         continue;
       }
       if (isPromise<DataResult>(r)) return this.awaitData(i, r, t0, cur, replaced, endStream, info);
-      s.counters.timeUs += (now() - t0) * 1000;
+      s.counters.endCall(t0);
       if (r === undefined) continue;
       if ('status' in r) {
         s.counters.rejections++;
@@ -214,7 +211,7 @@ class Chain implements HttpFilterChain {
     let next: Uint8Array | null = cur;
     try {
       const r = await pending;
-      s.counters.timeUs += (now() - t0) * 1000;
+      s.counters.endCall(t0);
       if (r !== undefined) {
         if ('status' in r) {
           s.counters.rejections++;
@@ -224,7 +221,7 @@ class Chain implements HttpFilterChain {
         replaced = true;
       }
     } catch (err) {
-      s.counters.timeUs += (now() - t0) * 1000;
+      s.counters.endCall(t0);
       const f = failure(s, 'decodeData', err);
       if (f !== undefined) return f;
     }

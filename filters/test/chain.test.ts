@@ -219,3 +219,36 @@ t.test('property: decoding arbitrary typed_per_filter_config never throws', asyn
   ), { numRuns: 500 });
   t.pass();
 });
+
+/** A filter that holds the CPU for `ms` per call: its time_us is known from below. */
+registerHttpFilter({
+  kind: 'busy',
+  typeUrl: 'test.pilotfish.Busy',
+  create(cfg): HttpFilter {
+    const ms = (cfg.config as { ms: number }).ms;
+    return {
+      name: cfg.name,
+      typeUrl: 'test.pilotfish.Busy',
+      failurePolicy: 'FAIL_CLOSED',
+      failureStatus: 500,
+      decodeHeaders: () => {
+        const end = performance.now() + ms;
+        while (performance.now() < end);
+        return undefined;
+      },
+    };
+  },
+});
+
+t.test('time_us: exact for a first call, estimated from one call in 16 after (calls stay exact)', async (t) => {
+  const { chain } = build([filter('busy1', 'test.pilotfish.Busy', { ms: 1 }), ROUTER]);
+  chain!.decodeHeaders(req(), info());
+  let s = stats.snapshot();
+  t.equal(s['http.busy1.calls'], 1);
+  t.ok(s['http.busy1.time_us']! >= 1000 && s['http.busy1.time_us']! < 50_000, `one 1 ms call: ${s['http.busy1.time_us']} µs`);
+  for (let i = 1; i < 48; i++) chain!.decodeHeaders(req(), info());
+  s = stats.snapshot();
+  t.equal(s['http.busy1.calls'], 48, 'every call counted');
+  // 3 timed calls of >= 1 ms each, scaled to 48 calls.
+  t.ok(s['http.busy1.time_us']! >= 48_000 && s['http.busy1.time_us']! < 48 * 50_000, `48 calls of 1 ms: ${s['http.busy1.time_us']} µs`);
+});
