@@ -231,6 +231,7 @@ registerHttpFilter({
       typeUrl: 'test.pilotfish.Busy',
       failurePolicy: 'FAIL_CLOSED',
       failureStatus: 500,
+      describe: () => ({ kind: 'busy', ms }),
       decodeHeaders: () => {
         const end = performance.now() + ms;
         while (performance.now() < end);
