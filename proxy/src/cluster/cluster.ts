@@ -5,7 +5,7 @@ import type { TunnelUpstreams } from '../tunnel/upstreams.js';
 import { createHostPool, keepaliveWarnings, type UpstreamTls } from '../upstream/pool.js';
 import { TransportSelector, type CompiledTransportMatch, type TlsSource, type TransportChoice } from '../upstream/transport-match.js';
 import { OriginalDstHosts, originalDstConfigOf, type OwnListeners } from './original-dst.js';
-import type { Counter, Gauge, StatsStore, StatsScope, TimeHistogram } from '../stats/stats.js';
+import { defineStatBlock, type Counter, type Gauge, type StatsStore, type TimeHistogram } from '../stats/stats.js';
 import { HealthChecker, type HealthCheckStats } from './health-check.js';
 import { OutlierDetector, type LocalOriginFailure, type OutlierStats } from './outlier.js';
 import { PendingQueue, type SlotResult, type SlotWaiter } from './pending-queue.js';
@@ -50,60 +50,56 @@ export interface ClusterStats {
   readonly upstream_cx_connect_ms: TimeHistogram;
 }
 
-function makeStats(store: StatsStore, name: string): ClusterStats {
-  const s = store.clusterScope(name);
-  const c = (n: string) => s.counter(n);
-  const g = (n: string) => s.gauge(n);
-  return {
-    upstream_rq_total: c('upstream_rq_total'), upstream_rq_1xx: c('upstream_rq_1xx'), upstream_rq_2xx: c('upstream_rq_2xx'),
-    upstream_rq_3xx: c('upstream_rq_3xx'), upstream_rq_4xx: c('upstream_rq_4xx'), upstream_rq_5xx: c('upstream_rq_5xx'),
-    upstream_rq_completed: c('upstream_rq_completed'), upstream_rq_timeout: c('upstream_rq_timeout'),
-    upstream_rq_per_try_timeout: c('upstream_rq_per_try_timeout'), upstream_rq_retry: c('upstream_rq_retry'),
-    upstream_rq_retry_success: c('upstream_rq_retry_success'), upstream_rq_retry_overflow: c('upstream_rq_retry_overflow'),
-    upstream_rq_retry_limit_exceeded: c('upstream_rq_retry_limit_exceeded'),
-    upstream_rq_pending_overflow: c('upstream_rq_pending_overflow'), upstream_cx_overflow: c('upstream_cx_overflow'),
-    upstream_rq_pending_total: c('upstream_rq_pending_total'), upstream_rq_cancelled: c('upstream_rq_cancelled'), upstream_rq_rx_reset: c('upstream_rq_rx_reset'),
-    upstream_rq_tx_reset: c('upstream_rq_tx_reset'), upstream_cx_total: c('upstream_cx_total'),
-    upstream_cx_http1_total: c('upstream_cx_http1_total'), upstream_cx_http2_total: c('upstream_cx_http2_total'),
-    upstream_cx_connect_fail: c('upstream_cx_connect_fail'), upstream_cx_destroy: c('upstream_cx_destroy'),
-    upstream_cx_active: g('upstream_cx_active'), upstream_rq_active: g('upstream_rq_active'),
-    upstream_rq_pending_active: g('upstream_rq_pending_active'), upstream_cx_none_healthy: c('upstream_cx_none_healthy'),
-    membership_total: g('membership_total'), membership_healthy: g('membership_healthy'), membership_degraded: g('membership_degraded'),
-    lb_healthy_panic: c('lb_healthy_panic'), update_success: c('update_success'), update_empty: c('update_empty'),
-    upstream_rq_time: s.histogram('upstream_rq_time'), upstream_cx_connect_ms: s.histogram('upstream_cx_connect_ms'),
-  };
-}
+/**
+ * A cluster's stats as one block whose counters are made on first use (most clusters of a
+ * large mesh never see a request): /stats and Prometheus show every one from the start.
+ */
+const makeClusterStats = defineStatBlock<ClusterStats>({
+  upstream_rq_total: 'counter', upstream_rq_1xx: 'counter', upstream_rq_2xx: 'counter',
+  upstream_rq_3xx: 'counter', upstream_rq_4xx: 'counter', upstream_rq_5xx: 'counter',
+  upstream_rq_completed: 'counter', upstream_rq_timeout: 'counter',
+  upstream_rq_per_try_timeout: 'counter', upstream_rq_retry: 'counter',
+  upstream_rq_retry_success: 'counter', upstream_rq_retry_overflow: 'counter',
+  upstream_rq_retry_limit_exceeded: 'counter',
+  upstream_rq_pending_overflow: 'counter', upstream_cx_overflow: 'counter',
+  upstream_rq_pending_total: 'counter', upstream_rq_cancelled: 'counter', upstream_rq_rx_reset: 'counter',
+  upstream_rq_tx_reset: 'counter', upstream_cx_total: 'counter',
+  upstream_cx_http1_total: 'counter', upstream_cx_http2_total: 'counter',
+  upstream_cx_connect_fail: 'counter', upstream_cx_destroy: 'counter',
+  upstream_cx_active: 'gauge', upstream_rq_active: 'gauge',
+  upstream_rq_pending_active: 'gauge', upstream_cx_none_healthy: 'counter',
+  membership_total: 'gauge', membership_healthy: 'gauge', membership_degraded: 'gauge',
+  lb_healthy_panic: 'counter', update_success: 'counter', update_empty: 'counter',
+  upstream_rq_time: 'histogram', upstream_cx_connect_ms: 'histogram',
+});
 
 const poolVersions = new WeakMap<Dispatcher, number>();
 
 interface BreakerState {
-  readonly limits: CircuitBreakerThresholds;
+  limits: CircuitBreakerThresholds;
   requests: number;
   retries: number;
-  /** HTTP/1.1 connection slots (max_connections) and the requests waiting for one (max_pending_requests). */
-  readonly slots: PendingQueue;
+  /**
+   * HTTP/1.1 connection slots (max_connections) and the requests waiting for one
+   * (max_pending_requests); made by the first HTTP/1.1 attempt (slotsOf).
+   */
+  slots: PendingQueue | undefined;
 }
 
-function healthCheckStats(s: StatsScope): HealthCheckStats {
-  return {
-    attempt: s.counter('health_check.attempt'), success: s.counter('health_check.success'), failure: s.counter('health_check.failure'),
-    network_failure: s.counter('health_check.network_failure'), healthy: s.gauge('health_check.healthy'),
-  };
-}
+const healthCheckStats = defineStatBlock<HealthCheckStats>({
+  attempt: 'counter', success: 'counter', failure: 'counter', network_failure: 'counter', healthy: 'gauge',
+}, 'health_check.');
 
-function outlierStats(s: StatsScope): OutlierStats {
-  const c = (n: string) => s.counter(`outlier_detection.${n}`);
-  return {
-    ejections_active: s.gauge('outlier_detection.ejections_active'), ejections_total: c('ejections_total'),
-    ejections_enforced_total: c('ejections_enforced_total'), ejections_overflow: c('ejections_overflow'),
-    ejections_detected_consecutive_5xx: c('ejections_detected_consecutive_5xx'), ejections_enforced_consecutive_5xx: c('ejections_enforced_consecutive_5xx'),
-    ejections_detected_consecutive_gateway_failure: c('ejections_detected_consecutive_gateway_failure'),
-    ejections_enforced_consecutive_gateway_failure: c('ejections_enforced_consecutive_gateway_failure'),
-    ejections_detected_success_rate: c('ejections_detected_success_rate'), ejections_enforced_success_rate: c('ejections_enforced_success_rate'),
-    ejections_detected_consecutive_local_origin_failure: c('ejections_detected_consecutive_local_origin_failure'),
-    ejections_enforced_consecutive_local_origin_failure: c('ejections_enforced_consecutive_local_origin_failure'),
-  };
-}
+const outlierStats = defineStatBlock<OutlierStats>({
+  ejections_active: 'gauge', ejections_total: 'counter',
+  ejections_enforced_total: 'counter', ejections_overflow: 'counter',
+  ejections_detected_consecutive_5xx: 'counter', ejections_enforced_consecutive_5xx: 'counter',
+  ejections_detected_consecutive_gateway_failure: 'counter',
+  ejections_enforced_consecutive_gateway_failure: 'counter',
+  ejections_detected_success_rate: 'counter', ejections_enforced_success_rate: 'counter',
+  ejections_detected_consecutive_local_origin_failure: 'counter',
+  ejections_enforced_consecutive_local_origin_failure: 'counter',
+}, 'outlier_detection.');
 
 /** What a cluster needs from the composition root beyond its config (all optional). */
 export interface ClusterRuntimeOptions {
@@ -131,17 +127,20 @@ export interface ClusterRuntimeOptions {
 export class ClusterRuntime {
   readonly stats: ClusterStats;
   readonly endpoints: EndpointSet;
-  private readonly breakers: { DEFAULT: BreakerState; HIGH: BreakerState };
+  /** Circuit breakers by priority; HIGH (which few routes use) is made on first use. */
+  private readonly breakerDefault: BreakerState;
+  private breakerHigh: BreakerState | undefined;
   private closed = false;
   lastUpdated = Date.now();
-  private healthCheckers: HealthChecker[] = [];
+  private healthCheckers: readonly HealthChecker[] = NONE;
   /** Undefined without outlier_detection: the router's report is then one property test. */
   outlier: OutlierDetector | undefined;
-  private readonly failedActiveHc = new WeakSet<Host>();
-  private readonly scope: StatsScope;
+  /** Hosts failed by active health checking (made with the first health checker). */
+  private failedActiveHc: WeakSet<Host> | undefined;
+  private readonly store: StatsStore;
   /** Which transport socket each host uses (transport_socket_matches). */
   private readonly transport: TransportSelector;
-  private readonly ownedTls: { close?(): void }[] = [];
+  private ownedTls: readonly { close?(): void }[] = NONE;
   /** ORIGINAL_DST clusters: hosts created on demand from original destinations. */
   readonly originalDst: OriginalDstHosts | undefined;
   /** Internal endpoints and CONNECT origination (proxy/src/tunnel/), when the proxy provides them. */
@@ -159,15 +158,16 @@ export class ClusterRuntime {
   ) {
     this.tunnels = options.tunnels;
     this.random = options.random ?? Math.random;
-    this.stats = makeStats(store, config.name);
-    this.scope = store.clusterScope(config.name);
+    this.store = store;
+    this.stats = makeClusterStats(store.clusterScope(config.name));
     this.transport = new TransportSelector(tls, this.compileMatches(config, options));
-    this.endpoints = new EndpointSet(config.name, { ...endpointSetOptions(config), ...(options.random ? { random: options.random } : {}) }, config.type === 'ORIGINAL_DST' ? [] : initial);
-    this.breakers = makeBreakers(config, this.stats);
+    this.endpoints = new EndpointSet(config.name, endpointSetOptions(config, undefined, options.random), config.type === 'ORIGINAL_DST' ? [] : initial);
+    this.breakerDefault = makeBreaker(config, 'DEFAULT');
     if (config.type === 'ORIGINAL_DST') {
+      const scope = store.clusterScope(config.name);
       this.originalDst = new OriginalDstHosts(config.name, originalDstConfigOf(config), {
-        original_dst_host_invalid: this.scope.counter('original_dst_host_invalid'),
-        original_dst_loop_refused: this.scope.counter('original_dst_loop_refused'),
+        original_dst_host_invalid: scope.counter('original_dst_host_invalid'),
+        original_dst_loop_refused: scope.counter('original_dst_loop_refused'),
       }, {
         onAdded: () => this.refreshMembership(),
         onRemoved: (h) => {
@@ -187,7 +187,8 @@ export class ClusterRuntime {
       return this.compileEach(config, options);
     } catch (e) {
       // A later match failed: release the TLS material (SDS subscriptions) the earlier ones took.
-      for (const t of this.ownedTls.splice(0)) t.close?.();
+      for (const t of this.ownedTls) t.close?.();
+      this.ownedTls = NONE;
       throw e;
     }
   }
@@ -199,7 +200,7 @@ export class ClusterRuntime {
         const path = `cluster ${config.name}.transport_socket_matches[${i}].transport_socket`;
         if (options.upstreamTls === undefined) throw new Error(`${path}: no upstream TLS builder was given to the cluster`);
         tls = options.upstreamTls(m.transportSocket, path, m.name);
-        this.ownedTls.push(tls);
+        this.ownedTls = [...this.ownedTls, tls];
       }
       return { match: m.match, choice: { name: m.name, tls } };
     });
@@ -212,7 +213,9 @@ export class ClusterRuntime {
 
   /** Starts active health checking and outlier detection (stopped by close). */
   private startHealth(config: Cluster): void {
+    const scope = config.healthChecks.length > 0 || config.outlierDetection ? this.store.clusterScope(config.name) : undefined;
     for (const configured of config.healthChecks) {
+      const failed = (this.failedActiveHc ??= new WeakSet());
       // Probes speak plain HTTP/1.1: against a TLS upstream an HTTP check would fail every
       // host, so there it degrades to a TCP connect check (documented limitation).
       const anyTls = config.transportSocket !== undefined || config.transportSocketMatches.some((m) => m.transportSocket !== undefined);
@@ -221,14 +224,14 @@ export class ClusterRuntime {
         name: config.name,
         hosts: () => this.endpoints.hosts(),
         setActiveHealth: (h, ok) => {
-          if (ok) this.failedActiveHc.delete(h);
-          else this.failedActiveHc.add(h);
+          if (ok) failed.delete(h);
+          else failed.add(h);
           this.applyAvailability(h);
         },
         hadTraffic: () => this.stats.upstream_rq_total.value > 0,
         random: this.random,
-      }, hc, healthCheckStats(this.scope));
-      this.healthCheckers.push(checker);
+      }, hc, healthCheckStats(scope!));
+      this.healthCheckers = [...this.healthCheckers, checker];
       checker.start();
     }
     if (config.outlierDetection) {
@@ -237,14 +240,14 @@ export class ClusterRuntime {
         hostCount: () => this.endpoints.stats().total,
         setEjected: (h) => this.applyAvailability(h),
         random: this.random,
-      }, config.outlierDetection, outlierStats(this.scope));
+      }, config.outlierDetection, outlierStats(scope!));
       this.outlier.start();
     }
   }
 
   private stopHealth(): void {
     for (const c of this.healthCheckers) c.stop();
-    this.healthCheckers = [];
+    this.healthCheckers = NONE;
     this.outlier?.stop();
     this.outlier = undefined;
   }
@@ -252,13 +255,13 @@ export class ClusterRuntime {
   /** A host is in the load balancer's healthy set unless active HC failed it or outlier detection ejected it. */
   private applyAvailability(h: Host): void {
     if (this.closed) return;
-    this.endpoints.setHostAvailability(h, !this.failedActiveHc.has(h) && !(this.outlier?.isEjected(h) ?? false));
+    this.endpoints.setHostAvailability(h, !(this.failedActiveHc?.has(h) ?? false) && !(this.outlier?.isEjected(h) ?? false));
     this.refreshMembership();
   }
 
   /** Why a host is out of the healthy set, for /clusters (Envoy's /failed_active_hc, /failed_outlier_check). */
   healthFlags(h: Host): { failedActiveHc: boolean; failedOutlierCheck: boolean } {
-    return { failedActiveHc: this.failedActiveHc.has(h), failedOutlierCheck: this.outlier?.isEjected(h) ?? false };
+    return { failedActiveHc: this.failedActiveHc?.has(h) ?? false, failedOutlierCheck: this.outlier?.isEjected(h) ?? false };
   }
 
   /** An attempt's answer for outlier detection: its HTTP status. */
@@ -299,8 +302,9 @@ export class ClusterRuntime {
     this.config = next;
     if (JSON.stringify(prev.healthChecks) !== JSON.stringify(next.healthChecks)) {
       for (const c of this.healthCheckers) c.stop();
-      this.healthCheckers = [];
-      for (const h of this.endpoints.hosts()) if (this.failedActiveHc.delete(h)) this.applyAvailability(h);
+      this.healthCheckers = NONE;
+      const failed = this.failedActiveHc;
+      if (failed !== undefined) for (const h of this.endpoints.hosts()) if (failed.delete(h)) this.applyAvailability(h);
       const od = this.outlier;
       this.outlier = undefined;
       this.startHealth({ ...next, outlierDetection: undefined } as Cluster);
@@ -313,11 +317,10 @@ export class ClusterRuntime {
       for (const h of this.endpoints.hosts()) if (h.ejected) this.applyAvailability(h);
     } else if (next.outlierDetection && !this.outlier) this.startHealth({ ...next, healthChecks: [] } as Cluster);
     // Keep in-flight accounting and the waiting requests; take the new limits.
-    for (const p of ['DEFAULT', 'HIGH'] as const) {
-      const old = this.breakers[p];
-      const limits = limitsFor(next, p);
-      old.slots.setLimits(limits.maxConnections, limits.maxPendingRequests);
-      this.breakers[p] = { limits, requests: old.requests, retries: old.retries, slots: old.slots };
+    for (const b of [this.breakerDefault, this.breakerHigh]) {
+      if (b === undefined) continue;
+      b.limits = limitsFor(next, b.limits.priority);
+      b.slots?.setLimits(b.limits.maxConnections, b.limits.maxPendingRequests);
     }
     this.lastUpdated = Date.now();
   }
@@ -397,16 +400,20 @@ export class ClusterRuntime {
     }
   }
 
+  private breaker(priority: 'DEFAULT' | 'HIGH'): BreakerState {
+    return priority === 'DEFAULT' ? this.breakerDefault : (this.breakerHigh ??= makeBreaker(this.config, 'HIGH'));
+  }
+
   /** Circuit breaker admission for a new request (Envoy's max_requests). */
   tryAcquireRequest(priority: 'DEFAULT' | 'HIGH'): boolean {
-    const b = this.breakers[priority];
+    const b = this.breaker(priority);
     if (b.requests >= b.limits.maxRequests) return false;
     b.requests++;
     return true;
   }
 
   releaseRequest(priority: 'DEFAULT' | 'HIGH'): void {
-    this.breakers[priority].requests--;
+    this.breaker(priority).requests--;
   }
 
   /**
@@ -418,7 +425,7 @@ export class ClusterRuntime {
    */
   acquireSlot(priority: 'DEFAULT' | 'HIGH', w: SlotWaiter): SlotResult {
     if (this.config.upstreamProtocol === 'HTTP2') return 'ready';
-    return this.breakers[priority].slots.acquire(w);
+    return slotsOf(this.breaker(priority), this.stats).acquire(w);
   }
 
   /** Whether an attempt granted 'ready' by acquireSlot holds a slot it must release. */
@@ -427,21 +434,21 @@ export class ClusterRuntime {
   }
 
   releaseSlot(priority: 'DEFAULT' | 'HIGH'): void {
-    this.breakers[priority].slots.release();
+    this.breaker(priority).slots?.release();
   }
 
   cancelSlot(priority: 'DEFAULT' | 'HIGH', w: SlotWaiter): void {
-    this.breakers[priority].slots.cancel(w);
+    this.breaker(priority).slots?.cancel(w);
   }
 
   /** Attempts waiting for a connection slot (both priorities; upstream_rq_pending_active). */
   get pendingRequests(): number {
-    return this.breakers.DEFAULT.slots.pending + this.breakers.HIGH.slots.pending;
+    return (this.breakerDefault.slots?.pending ?? 0) + (this.breakerHigh?.slots?.pending ?? 0);
   }
 
   /** Envoy's max_retries, or the retry budget when one is configured. */
   tryAcquireRetry(priority: 'DEFAULT' | 'HIGH'): boolean {
-    const b = this.breakers[priority];
+    const b = this.breaker(priority);
     const budget = b.limits.retryBudget;
     const limit = budget ? Math.max(budget.minRetryConcurrency, Math.floor((b.requests * budget.budgetPercent) / 100)) : b.limits.maxRetries;
     if (b.retries >= limit) return false;
@@ -450,7 +457,7 @@ export class ClusterRuntime {
   }
 
   releaseRetry(priority: 'DEFAULT' | 'HIGH'): void {
-    this.breakers[priority].retries--;
+    this.breaker(priority).retries--;
   }
 
   refreshMembership(): void {
@@ -507,14 +514,24 @@ export class ClusterRuntime {
   }
 }
 
+/** Envoy's default thresholds, one object per priority shared by every cluster without circuit_breakers. */
+const DEFAULT_LIMITS = {
+  DEFAULT: Object.freeze({ priority: 'DEFAULT' as const, maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 }),
+  HIGH: Object.freeze({ priority: 'HIGH' as const, maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 }),
+};
+
+/** An empty list shared by clusters with nothing in it (an empty array is 32 bytes each). */
+const NONE: readonly never[] = Object.freeze([]);
+
 function limitsFor(c: Cluster, p: 'DEFAULT' | 'HIGH'): CircuitBreakerThresholds {
-  return c.circuitBreakers.find((x) => x.priority === p) ?? { priority: p, maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 };
+  return c.circuitBreakers.find((x) => x.priority === p) ?? DEFAULT_LIMITS[p];
 }
 
-function makeBreakers(c: Cluster, stats: ClusterStats): { DEFAULT: BreakerState; HIGH: BreakerState } {
-  const make = (p: 'DEFAULT' | 'HIGH'): BreakerState => {
-    const limits = limitsFor(c, p);
-    return { limits, requests: 0, retries: 0, slots: new PendingQueue(limits.maxConnections, limits.maxPendingRequests, stats) };
-  };
-  return { DEFAULT: make('DEFAULT'), HIGH: make('HIGH') };
+function makeBreaker(c: Cluster, p: 'DEFAULT' | 'HIGH'): BreakerState {
+  return { limits: limitsFor(c, p), requests: 0, retries: 0, slots: undefined };
+}
+
+/** A breaker's connection-slot queue, made on first use (~100 bytes in every cluster, and HTTP/2 and TCP never use it). */
+function slotsOf(b: BreakerState, stats: ClusterStats): PendingQueue {
+  return (b.slots ??= new PendingQueue(b.limits.maxConnections, b.limits.maxPendingRequests, stats));
 }

@@ -16,7 +16,8 @@
 import type { Cluster, ClusterLoadAssignment, Endpoint, EndpointDiff, LbPolicy } from '../../../config/src/index.js';
 import { mix53Into } from './hash.js';
 import { Rng, TWO30, TWO60 } from './lb/rng.js';
-import { createSubset, HASH, HashedSubset, type Entry, type HashCache, type RebuildScheduler, type Subset } from './lb/index.js';
+import { createSubset, HASH, type Entry, type HashCache, type Subset } from './lb/index.js';
+import { RebuildBatcher } from './lb/rebuild-batcher.js';
 import type { ConnectionInfo } from '../net/connection-info.js';
 
 const DETACHED = -1;
@@ -25,39 +26,127 @@ const UNHEALTHY = 1; // unhealthy or ejected: panic-only
 const HEALTHY = 2;
 const DEGRADED = 3;
 
+/**
+ * What a host holds only once it carries traffic, or under less common policies and
+ * states (locality-weighted LB, panic): most hosts of a large mesh never do, and as
+ * fields of every Host these were 80 bytes each.
+ */
+class HostExtra {
+  upstream: unknown = undefined;
+  hashCache: HashCache | undefined = undefined;
+  used = false;
+  transport: unknown = undefined;
+  transportEndpoint: Endpoint | undefined = undefined;
+  tlsPeerPrincipal: string | undefined = undefined;
+  tlsLocalPrincipal: string | undefined = undefined;
+  locality: LocalityGroup | null = null;
+  all: Entry<Host> | null = null;
+  loc: Entry<Host> | null = null;
+}
+
 export class Host {
   activeRequests = 0;
   removed = false;
   ejected = false;
-  upstream: unknown = undefined;
   /**
    * The host's pool on pilotfish's own paths (the raw HTTP/1.1 pool, proxy/src/http1/upstream.ts;
    * the core-API HTTP/2 pool, upstream/h2-pool.ts), or their note that it needs undici. The
    * cluster closes it with the host.
    */
   directPool: { close(): void } | undefined = undefined;
-  /** RING_HASH/MAGLEV hashes of the key, kept across table rebuilds. */
-  hashCache: HashCache | undefined = undefined;
-  /** ORIGINAL_DST: picked since the last cleanup sweep (Envoy's used_ bit). */
-  used = false;
-  /** The transport socket chosen for this host (upstream/transport-match.ts), and for which endpoint version. */
-  transport: unknown = undefined;
-  transportEndpoint: Endpoint | undefined = undefined;
-  /** URI SANs of the last TLS connection to this host: its certificate's and ours (Istio's client-side principals). */
-  tlsPeerPrincipal: string | undefined = undefined;
-  tlsLocalPrincipal: string | undefined = undefined;
+  /** The fields below the accessors, made when one is first set to a value. */
+  private _x: HostExtra | undefined = undefined;
 
   /** @internal */ _state = DETACHED;
   /** @internal */ _prio: PriorityGroup | null = null;
-  /** @internal */ _locality: LocalityGroup | null = null;
-  /** @internal membership in the priority's all-hosts (panic) subset */ _all: Entry<Host> | null = null;
   /** @internal membership in the priority's healthy or degraded subset */ _cls: Entry<Host> | null = null;
-  /** @internal membership in the locality's healthy or degraded subset */ _loc: Entry<Host> | null = null;
 
   constructor(public endpoint: Endpoint) {}
 
   get key(): string {
     return this.endpoint.key;
+  }
+
+  private extra(): HostExtra {
+    return (this._x ??= new HostExtra());
+  }
+
+  /** The host's undici dispatcher (cluster.ts dispatcherFor), for hosts the raw paths do not serve. */
+  get upstream(): unknown {
+    return this._x?.upstream;
+  }
+  set upstream(v: unknown) {
+    if (v !== undefined || this._x !== undefined) this.extra().upstream = v;
+  }
+
+  /** RING_HASH/MAGLEV hashes of the key, kept across table rebuilds. */
+  get hashCache(): HashCache | undefined {
+    return this._x?.hashCache;
+  }
+  set hashCache(v: HashCache | undefined) {
+    if (v !== undefined || this._x !== undefined) this.extra().hashCache = v;
+  }
+
+  /** ORIGINAL_DST: picked since the last cleanup sweep (Envoy's used_ bit). */
+  get used(): boolean {
+    return this._x?.used ?? false;
+  }
+  set used(v: boolean) {
+    if (v || this._x !== undefined) this.extra().used = v;
+  }
+
+  /** The transport socket chosen for this host (upstream/transport-match.ts), and for which endpoint version. */
+  get transport(): unknown {
+    return this._x?.transport;
+  }
+  set transport(v: unknown) {
+    if (v !== undefined || this._x !== undefined) this.extra().transport = v;
+  }
+
+  get transportEndpoint(): Endpoint | undefined {
+    return this._x?.transportEndpoint;
+  }
+  set transportEndpoint(v: Endpoint | undefined) {
+    if (v !== undefined || this._x !== undefined) this.extra().transportEndpoint = v;
+  }
+
+  /** URI SANs of the last TLS connection to this host: its certificate's and ours (Istio's client-side principals). */
+  get tlsPeerPrincipal(): string | undefined {
+    return this._x?.tlsPeerPrincipal;
+  }
+  set tlsPeerPrincipal(v: string | undefined) {
+    if (v !== undefined || this._x !== undefined) this.extra().tlsPeerPrincipal = v;
+  }
+
+  get tlsLocalPrincipal(): string | undefined {
+    return this._x?.tlsLocalPrincipal;
+  }
+  set tlsLocalPrincipal(v: string | undefined) {
+    if (v !== undefined || this._x !== undefined) this.extra().tlsLocalPrincipal = v;
+  }
+
+  /** @internal its locality (locality-weighted LB only) */
+  get _locality(): LocalityGroup | null {
+    return this._x?.locality ?? null;
+  }
+  set _locality(v: LocalityGroup | null) {
+    if (v !== null || this._x !== undefined) this.extra().locality = v;
+  }
+
+  /** @internal membership in the priority's all-hosts (panic) subset */
+  get _all(): Entry<Host> | null {
+    return this._x?.all ?? null;
+  }
+  set _all(v: Entry<Host> | null) {
+    if (v !== null || this._x !== undefined) this.extra().all = v;
+  }
+
+  /** @internal membership in the locality's healthy or degraded subset */
+  get _loc(): Entry<Host> | null {
+    return this._x?.loc ?? null;
+  }
+  set _loc(v: Entry<Host> | null) {
+    if (v !== null || this._x !== undefined) this.extra().loc = v;
   }
 }
 
@@ -73,7 +162,7 @@ export interface EndpointSetOptions {
   readonly maglev: { readonly tableSize: number };
   readonly leastRequest: { readonly choiceCount: number };
   /** Seeds the balancer's generator (default Math.random); tests pass a seeded function. */
-  readonly random?: () => number;
+  readonly random?: (() => number) | undefined;
   /**
    * RING_HASH/MAGLEV: minimum spacing of table rebuilds, ms (default 100). The first
    * change after a quiet period rebuilds on a microtask; changes within the interval
@@ -109,8 +198,12 @@ export interface EndpointSetStats {
   panic: boolean;
 }
 
-/** Options from a cluster (and the overprovisioning factor of its load assignment). */
-export function endpointSetOptions(cluster: Cluster, cla?: ClusterLoadAssignment): EndpointSetOptions {
+/**
+ * Options from a cluster (and the overprovisioning factor of its load assignment), and
+ * the balancer's random source. One object literal of one shape: spread into another
+ * object, each cluster's copy got its own hidden class (~400 bytes per cluster).
+ */
+export function endpointSetOptions(cluster: Cluster, cla?: ClusterLoadAssignment, random?: () => number): EndpointSetOptions {
   return {
     lbPolicy: cluster.lbPolicy,
     healthyPanicThreshold: cluster.healthyPanicThreshold,
@@ -119,8 +212,22 @@ export function endpointSetOptions(cluster: Cluster, cla?: ClusterLoadAssignment
     ringHash: cluster.ringHash,
     maglev: cluster.maglev,
     leastRequest: cluster.leastRequest,
+    random,
   };
 }
+
+/** What an empty cumulative-weight table starts as (written only after being replaced). */
+const NO_WEIGHTS = new Float64Array(0);
+const NO_LOCALITIES: LocalityGroup[] = [];
+Object.freeze(NO_LOCALITIES);
+
+/**
+ * pick()'s double inputs (lb/subset.ts PickScratch), one for every set: a pick runs to its
+ * end before any other can start, and a typed array per cluster was ~200 bytes.
+ */
+const SCRATCH = new Float64Array(2); // [mixed hash, raw hash] (lb/hashed.ts)
+
+let sharedRng: Rng | undefined;
 
 /** @internal */
 export class LocalityGroup {
@@ -130,10 +237,11 @@ export class LocalityGroup {
   healthyCount = 0;
   degradedCount = 0;
   listIndex = -1;
+  /** Made with the first degraded host (see PriorityGroup.degraded). */
+  degraded: Subset<Host> | undefined = undefined;
   constructor(
     readonly name: string,
     readonly healthy: Subset<Host>,
-    readonly degraded: Subset<Host>,
   ) {}
 }
 
@@ -150,48 +258,47 @@ export class PriorityGroup {
   panic = false;
   /** Only with locality-weighted LB (created on the first host then): ~150 bytes per priority of every cluster otherwise. */
   localities: Map<string, LocalityGroup> | undefined;
-  readonly locList: LocalityGroup[] = [];
+  /** Frozen and shared while empty (locality-weighted LB only). */
+  locList: LocalityGroup[] = NO_LOCALITIES;
   locDirty = true;
-  cumHealthy = new Float64Array(0);
-  cumDegraded = new Float64Array(0);
+  cumHealthy = NO_WEIGHTS;
+  cumDegraded = NO_WEIGHTS;
   /**
    * Every non-excluded host (panic picks from it), built when the level first enters panic
    * and kept up to date from then on: a subset's entries and structures are ~1 KB per
    * cluster of 10 hosts, for a mode most clusters never enter.
    */
   all: Subset<Host> | undefined;
-  constructor(
-    readonly healthy: Subset<Host>,
-    readonly degraded: Subset<Host>,
-  ) {}
+  /**
+   * Degraded hosts, made with the first one: few clusters ever have one, and an empty
+   * subset with its structures is ~200 bytes. Present whenever degradedCount > 0.
+   */
+  degraded: Subset<Host> | undefined = undefined;
+  constructor(readonly healthy: Subset<Host>) {}
 }
 
 export class EndpointSet {
   private readonly map = new Map<string, Host>();
-  private readonly prios: (PriorityGroup | undefined)[] = [];
+  /** By priority level; replaced (not grown) when a level is added: pushed, it held 16 spare slots. */
+  private prios: (PriorityGroup | undefined)[] = [];
   private loadsDirty = true;
   private readonly rand: Rng;
   private readonly localityWeighted: boolean;
   private readonly hashed: boolean;
-  private readonly rebuildInterval: number;
-  private readonly scheduler: RebuildScheduler;
-  private pendingRebuilds: HashedSubset<Host>[] = [];
-  private rebuildArmed = false;
-  private rebuildTimer: NodeJS.Timeout | undefined;
-  private lastRebuild = -Infinity;
+  /** RING_HASH/MAGLEV only: the other policies never rebuild tables. */
+  private readonly rebuilds: RebuildBatcher | undefined;
   private anyPanic = false;
-  private readonly scratch = new Float64Array(2); // [mixed hash, raw hash] (lb/hashed.ts)
 
   constructor(
     readonly cluster: string,
     readonly options: EndpointSetOptions,
     initial?: readonly Endpoint[],
   ) {
-    this.rand = new Rng(options.random);
+    // Math.random-seeded sets share one generator (~60 bytes per cluster); seeded ones (tests) keep their own sequence.
+    this.rand = options.random === undefined || options.random === Math.random ? (sharedRng ??= new Rng()) : new Rng(options.random);
     this.hashed = options.lbPolicy === 'RING_HASH' || options.lbPolicy === 'MAGLEV';
     this.localityWeighted = options.localityWeightedLb && !this.hashed;
-    this.rebuildInterval = options.hashRebuildIntervalMs ?? 100;
-    this.scheduler = { schedule: (s) => this.scheduleRebuild(s as unknown as HashedSubset<Host>) };
+    if (this.hashed) this.rebuilds = new RebuildBatcher(options.hashRebuildIntervalMs ?? 100);
     if (initial !== undefined) for (const e of initial) this.add(e);
   }
 
@@ -252,12 +359,12 @@ export class EndpointSet {
     let x: number;
     // The hash is read inside mix53Into only: loading a double field into a value
     // that outlives the load boxes it (16 bytes) when V8 sees several shapes of ctx.
-    if (mix53Into(ctx, this.scratch)) {
-      x = (this.scratch[HASH]! % 10000) / 100;
+    if (mix53Into(ctx, SCRATCH)) {
+      x = (SCRATCH[HASH]! % 10000) / 100;
     } else {
       const r = this.rand;
       // 23 + 30 random bits; fractions computed inline (see lb/rng.ts)
-      if (this.hashed) this.scratch[HASH] = this.scratch[1] = (r.int30() >>> 7) * TWO30 + r.int30();
+      if (this.hashed) SCRATCH[HASH] = SCRATCH[1] = (r.int30() >>> 7) * TWO30 + r.int30();
       x = ((r.int30() * TWO30 + r.int30()) / TWO60) * 100;
     }
     let chosen: PriorityGroup | undefined;
@@ -295,13 +402,13 @@ export class EndpointSet {
     let sub: Subset<Host>;
     if (chosen.panic) sub = chosen.all!; // built when panic was set (computeLoads)
     else {
-      sub = degraded ? chosen.degraded : chosen.healthy;
+      sub = degraded ? chosen.degraded! : chosen.healthy; // degradedLoad > 0: it has degraded hosts
       if (this.localityWeighted) {
         const lg = this.chooseLocality(chosen, degraded);
-        if (lg !== undefined) sub = degraded ? lg.degraded : lg.healthy;
+        if (lg !== undefined) sub = degraded ? lg.degraded! : lg.healthy; // a chosen locality has some
       }
     }
-    return sub.pick(this.scratch, ctx.exclude);
+    return sub.pick(SCRATCH, ctx.exclude);
   }
 
   stats(): EndpointSetStats {
@@ -318,15 +425,12 @@ export class EndpointSet {
 
   /** Rebuilds pending consistent-hash tables now (tests; or before a latency-critical burst). */
   flushRebuilds(): void {
-    if (this.rebuildTimer !== undefined) clearTimeout(this.rebuildTimer);
-    this.rebuildTimer = undefined;
-    this.runRebuilds();
+    this.rebuilds?.flush();
   }
 
   /** Cancels a pending rebuild timer; the set stays usable (tables rebuild on demand). */
   close(): void {
-    if (this.rebuildTimer !== undefined) clearTimeout(this.rebuildTimer);
-    this.rebuildTimer = undefined;
+    this.rebuilds?.cancelTimer();
   }
 
   // ------------------------------------------------------------ membership
@@ -357,8 +461,8 @@ export class EndpointSet {
     if (old.weight !== e.weight) {
       const pg = h._prio!;
       if (h._all !== null) pg.all!.reweigh(h._all, e.weight);
-      if (h._cls !== null) (h._state === HEALTHY ? pg.healthy : pg.degraded).reweigh(h._cls, e.weight);
-      if (h._loc !== null && lg !== null) (h._state === HEALTHY ? lg.healthy : lg.degraded).reweigh(h._loc, e.weight);
+      if (h._cls !== null) (h._state === HEALTHY ? pg.healthy : pg.degraded!).reweigh(h._cls, e.weight);
+      if (h._loc !== null && lg !== null) (h._state === HEALTHY ? lg.healthy : lg.degraded!).reweigh(h._loc, e.weight);
     }
   }
 
@@ -377,8 +481,9 @@ export class EndpointSet {
       const localities = (pg.localities ??= new Map());
       let lg = localities.get(e.locality);
       if (lg === undefined) {
-        lg = new LocalityGroup(e.locality, this.subset(), this.subset());
+        lg = new LocalityGroup(e.locality, this.subset());
         lg.listIndex = pg.locList.length;
+        if (pg.locList === NO_LOCALITIES) pg.locList = [];
         pg.locList.push(lg);
         localities.set(e.locality, lg);
       }
@@ -420,10 +525,10 @@ export class EndpointSet {
           lg.healthyCount--;
         }
       } else {
-        pg.degraded.remove(h._cls!);
+        pg.degraded!.remove(h._cls!);
         pg.degradedCount--;
         if (lg !== null) {
-          lg.degraded.remove(h._loc!);
+          lg.degraded!.remove(h._loc!);
           lg.degradedCount--;
         }
       }
@@ -456,10 +561,10 @@ export class EndpointSet {
         lg.healthyCount++;
       }
     } else if (to === DEGRADED) {
-      h._cls = pg.degraded.add(h);
+      h._cls = (pg.degraded ??= this.subset()).add(h);
       pg.degradedCount++;
       if (lg !== null) {
-        h._loc = lg.degraded.add(h);
+        h._loc = (lg.degraded ??= this.subset()).add(h);
         lg.degradedCount++;
       }
     }
@@ -475,16 +580,18 @@ export class EndpointSet {
   }
 
   private subset(): Subset<Host> {
-    return createSubset<Host>(this.options, this.rand, this.scheduler);
+    return createSubset<Host>(this.options, this.rand, this.rebuilds!);
   }
 
   private priority(p: number): PriorityGroup {
     const i = p >= 0 ? Math.floor(p) : 0;
     let pg = this.prios[i];
     if (pg === undefined) {
-      pg = new PriorityGroup(this.subset(), this.subset());
-      while (this.prios.length < i) this.prios.push(undefined);
-      this.prios[i] = pg;
+      pg = new PriorityGroup(this.subset());
+      const prios = new Array<PriorityGroup | undefined>(Math.max(i + 1, this.prios.length)).fill(undefined);
+      for (let k = 0; k < this.prios.length; k++) prios[k] = this.prios[k];
+      prios[i] = pg;
+      this.prios = prios;
     }
     return pg;
   }
@@ -596,28 +703,4 @@ export class EndpointSet {
     }
     return list[lo];
   }
-
-  // ------------------------------------------------------------ hash table rebuilds
-
-  private scheduleRebuild(s: HashedSubset<Host>): void {
-    this.pendingRebuilds.push(s);
-    if (this.rebuildArmed) return;
-    this.rebuildArmed = true;
-    const wait = this.lastRebuild + this.rebuildInterval - performance.now();
-    if (wait <= 0) queueMicrotask(this.runRebuilds);
-    else {
-      this.rebuildTimer = setTimeout(this.runRebuilds, wait);
-      this.rebuildTimer.unref();
-    }
-  }
-
-  private readonly runRebuilds = (): void => {
-    this.rebuildArmed = false;
-    this.rebuildTimer = undefined;
-    const list = this.pendingRebuilds;
-    if (list.length === 0) return;
-    this.pendingRebuilds = [];
-    this.lastRebuild = performance.now();
-    for (const s of list) s.rebuild();
-  };
 }

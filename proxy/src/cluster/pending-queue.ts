@@ -43,6 +43,8 @@ export class PendingQueue {
   private head: SlotWaiter | undefined;
   private tail: SlotWaiter | undefined;
   private drainScheduled = false;
+  /** `drain` bound, made on the first drain: a closure per queue is ~100 bytes in every cluster. */
+  private drainFn: (() => void) | undefined;
 
   constructor(
     private maxConnections: number,
@@ -124,10 +126,10 @@ export class PendingQueue {
   private scheduleDrain(): void {
     if (this.drainScheduled) return;
     this.drainScheduled = true;
-    queueMicrotask(this.drain);
+    queueMicrotask((this.drainFn ??= () => this.drain()));
   }
 
-  private readonly drain = (): void => {
+  private drain(): void {
     this.drainScheduled = false;
     while (this.active < this.maxConnections && this.head !== undefined) {
       const w = this.head;
@@ -135,5 +137,5 @@ export class PendingQueue {
       this.active++;
       w.onSlot();
     }
-  };
+  }
 }
