@@ -150,8 +150,20 @@ function resolve(metric: string, standard: readonly string[], config: StatsPlugi
 type CounterSeriesFamily = ReturnType<LabeledMetrics['counter']>;
 type HistogramSeriesFamily = ReturnType<LabeledMetrics['histogram']>;
 
+/** The HTTP series one request records into (undefined: the metric is dropped). */
+interface HttpSeriesBundle {
+  readonly requests: { inc(n?: number): void } | undefined;
+  readonly duration: { record(v: number): void } | undefined;
+  readonly reqBytes: { record(v: number): void } | undefined;
+  readonly resBytes: { record(v: number): void } | undefined;
+}
+type BundleTrie = Map<string, BundleTrie | HttpSeriesBundle>;
+const MAX_HTTP_BUNDLES = 10_000;
+
 /** The standard metrics of one `istio.stats` filter configuration. */
 export class IstioMetrics {
+  private readonly httpBundles = new WeakMap<readonly string[], BundleTrie>();
+  private httpBundleCount = 0;
   private readonly dims: ((ctx: ExprContext) => string)[] = [];
   private readonly http: { requests?: [ResolvedMetric, CounterSeriesFamily]; duration?: [ResolvedMetric, HistogramSeriesFamily]; reqBytes?: [ResolvedMetric, HistogramSeriesFamily]; resBytes?: [ResolvedMetric, HistogramSeriesFamily] } = {};
   private readonly tcp: { opened?: [ResolvedMetric, CounterSeriesFamily]; closed?: [ResolvedMetric, CounterSeriesFamily]; sent?: [ResolvedMetric, CounterSeriesFamily]; received?: [ResolvedMetric, CounterSeriesFamily] } = {};
@@ -214,11 +226,49 @@ export class IstioMetrics {
       this.reportRequest(peer.concat(request), durationMs, requestBytes, responseBytes, ctx);
       return;
     }
-    const h = this.http;
-    h.requests?.[1].getSplit(peer, request).inc();
-    h.duration?.[1].getSplit(peer, request).record(durationMs);
-    h.reqBytes?.[1].getSplit(peer, request).record(requestBytes);
-    h.resBytes?.[1].getSplit(peer, request).record(responseBytes);
+    const b = this.httpSeries(peer, request);
+    b.requests?.inc();
+    b.duration?.record(durationMs);
+    b.reqBytes?.record(requestBytes);
+    b.resBytes?.record(responseBytes);
+  }
+
+  /**
+   * The four HTTP series of one label set, found with one walk of a trie keyed by the peer
+   * array (by identity) and the five request tags, instead of one walk per metric: ~15 Map
+   * lookups fewer per request. Bounded like the families: past MAX_HTTP_BUNDLES label sets
+   * the families' own lookups are used (their series limits apply either way).
+   */
+  private httpSeries(peer: readonly string[], request: readonly string[]): HttpSeriesBundle {
+    let node = this.httpBundles.get(peer);
+    if (node === undefined) {
+      node = new Map();
+      this.httpBundles.set(peer, node);
+    }
+    const last = request.length - 1;
+    for (let i = 0; i < last; i++) {
+      let next = node.get(request[i]!) as BundleTrie | undefined;
+      if (next === undefined) {
+        next = new Map();
+        node.set(request[i]!, next);
+      }
+      node = next;
+    }
+    let b = node.get(request[last]!) as HttpSeriesBundle | undefined;
+    if (b === undefined) {
+      const h = this.http;
+      b = {
+        requests: h.requests?.[1].getSplit(peer, request),
+        duration: h.duration?.[1].getSplit(peer, request),
+        reqBytes: h.reqBytes?.[1].getSplit(peer, request),
+        resBytes: h.resBytes?.[1].getSplit(peer, request),
+      };
+      if (this.httpBundleCount < MAX_HTTP_BUNDLES) {
+        this.httpBundleCount++;
+        node.set(request[last]!, b);
+      }
+    }
+    return b;
   }
 
   /** One finished HTTP request. `tags` are HTTP_TAGS values. */

@@ -124,3 +124,27 @@ t.test('getSplit finds the same series as get on the joined labels, for any spli
     { numRuns: 500 },
   );
 });
+
+t.test('reportRequestSplit (one trie walk for the four HTTP series) renders what reportRequest does', async () => {
+  const config = decodeStatsPluginConfig({}, new Diagnostics(), 'f')!;
+  const peerTag = fc.array(fc.constantFrom('a', 'b', 'unknown', ''), { minLength: 20, maxLength: 20 });
+  const requestTags = fc.tuple(fc.constantFrom('http', 'grpc'), fc.constantFrom('200', '503', '404'), fc.constantFrom('', '14'), fc.constantFrom('-', 'UF', 'URX'), fc.constantFrom('unknown', 'none', 'mutual_tls'));
+  fc.assert(
+    fc.property(fc.array(peerTag, { minLength: 1, maxLength: 4 }), fc.array(fc.tuple(fc.nat(), requestTags, fc.nat({ max: 5000 })), { minLength: 1, maxLength: 40 }), (peers, reports) => {
+      const split = new LabeledRegistry();
+      const joined = new LabeledRegistry();
+      const viaSplit = new IstioMetrics(split, config);
+      const viaJoined = new IstioMetrics(joined, config);
+      for (const [i, request, ms] of reports) {
+        const peer = peers[i % peers.length]!;
+        // The request array is new per request, as the filter makes it.
+        viaSplit.reportRequestSplit(peer, [...request], ms, ms * 2, ms * 3);
+        viaJoined.reportRequest([...peer, ...request], ms, ms * 2, ms * 3);
+      }
+      const a = split.render();
+      if (a !== joined.render()) throw new Error(`different output:\n${a}\n---\n${joined.render()}`);
+      if (!a.includes(`istio_requests_total{`)) throw new Error('nothing recorded');
+    }),
+    { numRuns: 300 },
+  );
+});
