@@ -14,8 +14,13 @@
  * Builds compared in the same run, rounds alternating: --root DIR (repeatable; default
  * this checkout), e.g. a checkout of the previous commit built with `npm run build`.
  *
+ * --names istio names clusters as istiod does (`outbound|9080||reviews-v<i>.bookinfo.svc.cluster.local`)
+ * instead of `c<i>`; --snapshots DIR writes a heap snapshot of each run (before the probe's GC
+ * figures) to DIR/<build>-<N>.heapsnapshot.
+ *
  *   node --import tsx bench/memory/clusters.ts [--sizes 1,1000,10000] [--endpoints 10]
- *        [--rounds 2] [--root DIR]... [--api GRPC|DELTA_GRPC] [--settle S]
+ *        [--rounds 2] [--root DIR]... [--api GRPC|DELTA_GRPC] [--settle S] [--names short|istio]
+ *        [--snapshots DIR]
  */
 import { parseArgs } from 'node:util';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -35,10 +40,11 @@ const { values: o } = parseArgs({ options: {
   rounds: { type: 'string', default: '2' }, root: { type: 'string', multiple: true, default: [] },
   api: { type: 'string', default: 'GRPC' }, settle: { type: 'string', default: '20' },
   'proxy-core': { type: 'string', default: '0' }, 'load-core': { type: 'string', default: '1' },
+  names: { type: 'string', default: 'short' }, snapshots: { type: 'string' },
   help: { type: 'boolean' },
 } });
 if (o.help) {
-  console.log('usage: node --import tsx bench/memory/clusters.ts [--sizes 1,1000,10000] [--endpoints 10] [--rounds 2] [--root DIR]... [--api GRPC|DELTA_GRPC] [--settle S]');
+  console.log('usage: node --import tsx bench/memory/clusters.ts [--sizes 1,1000,10000] [--endpoints 10] [--rounds 2] [--root DIR]... [--api GRPC|DELTA_GRPC] [--settle S] [--names short|istio] [--snapshots DIR]');
   process.exit(0);
 }
 const SIZES = o.sizes.split(',').map(Number);
@@ -54,9 +60,12 @@ try { // the xDS server shares the load core with nothing else
   spawn('taskset', ['-pc', o['load-core'], String(process.pid)], { stdio: 'ignore' });
 } catch { /* best effort */ }
 
-const cluster = (i: number) => ({ name: `c${i}`, type: 'EDS', connect_timeout: '1s', eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' } } });
+if (o.names !== 'short' && o.names !== 'istio') throw new Error(`--names ${o.names}: short or istio`);
+const cname = o.names === 'istio' ? (i: number) => `outbound|9080||reviews-v${i}.bookinfo.svc.cluster.local` : (i: number) => `c${i}`;
+const reEsc = (x: string) => x.replace(/[|.\\]/g, (c) => '\\' + c);
+const cluster = (i: number) => ({ name: cname(i), type: 'EDS', connect_timeout: '1s', eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' } } });
 const cla = (i: number) => ({
-  cluster_name: `c${i}`,
+  cluster_name: cname(i),
   endpoints: [{ locality: { zone: 'z1' }, lb_endpoints: Array.from({ length: E }, (_, k) => ({ endpoint: { address: { socket_address: { address: `10.${(i >> 8) & 255}.${i & 255}.${k + 1}`, port_value: 8080 } } } })) }],
 });
 
@@ -90,19 +99,19 @@ async function measure(root: string, n: number, server: XdsServer, xdsPort: numb
   const fd = openSync(log, 'a');
   const t0 = performance.now();
   const proc = spawn('taskset', ['-c', o['proxy-core'], process.execPath, '--expose-gc', '--import', PROBE, join(root, 'bin/pilotfish.js'), 'proxy', '-c', config, '-l', 'warning'], {
-    stdio: ['ignore', fd, fd], env: { ...process.env, PF_PROBE_OUT: probeOut, PF_PROBE_GC: '1' },
+    stdio: ['ignore', fd, fd], env: { ...process.env, PF_PROBE_OUT: probeOut, PF_PROBE_GC: '1', ...(o.snapshots ? { PF_PROBE_SNAPSHOT: join(resolve(o.snapshots), `${basename(root)}-${n}.heapsnapshot`) } : {}) },
   });
   closeSync(fd);
   live.add(proc);
   const exited = new Promise((r) => proc.once('exit', r));
   try {
-    const last = `cluster.c${n - 1}.membership_total: ${E}`;
+    const last = `cluster.${cname(n - 1)}.membership_total: ${E}`;
     for (;;) {
       if (proc.exitCode !== null) throw new Error(`pilotfish exited: ${readFileSync(log, 'utf8').slice(-1000)}`);
       if (performance.now() - t0 > 300_000) throw new Error('not ready in 300 s');
       const ready = await get(`http://127.0.0.1:${adminPort}/ready`, 2000);
       if (ready.status === 200) {
-        const stats = await get(`http://127.0.0.1:${adminPort}/stats?filter=${encodeURIComponent(`^cluster\\.c${n - 1}\\.membership_total$`)}`, 10_000);
+        const stats = await get(`http://127.0.0.1:${adminPort}/stats?filter=${encodeURIComponent(`^cluster\\.${reEsc(cname(n - 1))}\\.membership_total$`)}`, 10_000);
         if (stats.body.includes(last)) break;
       }
       await sleep(20);
@@ -132,7 +141,7 @@ try {
   for (const n of SIZES) {
     const clusters: Record<string, Record<string, unknown>> = {};
     const clas: Record<string, Record<string, unknown>> = {};
-    for (let i = 0; i < n; i++) { clusters[`c${i}`] = cluster(i); clas[`c${i}`] = cla(i); }
+    for (let i = 0; i < n; i++) { clusters[cname(i)] = cluster(i); clas[cname(i)] = cla(i); }
     server.setResources(TYPE_URLS.listener, {});
     server.setResources(TYPE_URLS.cluster, clusters);
     server.setResources(TYPE_URLS.endpoint, clas);
@@ -152,7 +161,7 @@ try {
 
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2; };
 const med = (root: string, n: number, k: keyof Sample) => median((results.get(key(root, n)) ?? []).map((s) => s[k]));
-console.log(`# pilotfish with N clusters × ${E} endpoints over ADS (${o.api}, CDS + EDS)\n`);
+console.log(`# pilotfish with N clusters × ${E} endpoints over ADS (${o.api}, CDS + EDS, ${o.names} cluster names)\n`);
 console.log(`${new Date().toISOString()}, node ${process.version}, ${cpus().length}× ${cpus()[0]?.model ?? '?'}, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}; ${o.rounds} rounds alternating builds (medians); proxy on core ${o['proxy-core']}, xDS server on core ${o['load-core']}; RSS ${o.settle} s after ready; heap used after a full GC\n`);
 console.log('| build | N | start to ready ms | RSS MB | RSS after a full GC MB | V8 heap used MB | V8 heap committed MB | external MB | RSS per cluster KB | after GC per cluster KB | heap per cluster KB |\n|---|---|---|---|---|---|---|---|---|---|---|');
 for (const root of roots) {

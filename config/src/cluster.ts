@@ -18,6 +18,21 @@ const DNS_FAMILIES = ENUMS['cluster.Cluster.DnsLookupFamily'];
 const HEALTH = ENUMS['core.HealthStatus'];
 const HTTP_PROTOCOL_OPTIONS = TYPE_PREFIX + 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
+// What a cluster that sets none of these gets: one frozen copy shared by every such
+// cluster (a proxy may hold thousands; per cluster these were ~0.4 KB). The model's
+// fields are readonly, and freezing makes a write anywhere fail loudly (modules are strict).
+const DEFAULT_RING_HASH: Cluster['ringHash'] = Object.freeze({ minimumRingSize: 1024, maximumRingSize: 8 * 1024 * 1024 });
+const DEFAULT_MAGLEV: Cluster['maglev'] = Object.freeze({ tableSize: 65537 });
+const DEFAULT_LEAST_REQUEST: Cluster['leastRequest'] = Object.freeze({ choiceCount: 2 });
+const defaultThresholds = (priority: 'DEFAULT' | 'HIGH'): CircuitBreakerThresholds =>
+  Object.freeze({ priority, maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 });
+const DEFAULT_THRESHOLDS = { DEFAULT: defaultThresholds('DEFAULT'), HIGH: defaultThresholds('HIGH') } as const;
+const DEFAULT_CIRCUIT_BREAKERS: readonly CircuitBreakerThresholds[] = Object.freeze([DEFAULT_THRESHOLDS.DEFAULT, DEFAULT_THRESHOLDS.HIGH]);
+const NO_HEALTH_CHECKS: readonly HealthCheck[] = Object.freeze([]);
+const NO_TRANSPORT_SOCKET_MATCHES: readonly TransportSocketMatch[] = Object.freeze([]);
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 export function decodeCluster(json: unknown, diag: Diagnostics, path: string): Cluster | undefined {
   const r = ObjectReader.of(json, path, diag);
   if (!r) return undefined;
@@ -141,10 +156,12 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
   }
 
   const rh = r.object('ring_hash_lb_config');
-  const ringHash = { minimumRingSize: 1024, maximumRingSize: 8 * 1024 * 1024 };
+  let ringHash = DEFAULT_RING_HASH;
   if (rh) {
-    ringHash.minimumRingSize = rh.int('minimum_ring_size', 1024, 1, 8 * 1024 * 1024);
-    ringHash.maximumRingSize = rh.int('maximum_ring_size', 8 * 1024 * 1024, 1, 8 * 1024 * 1024);
+    ringHash = { minimumRingSize: 1024, maximumRingSize: 8 * 1024 * 1024 };
+    const minimumRingSize = rh.int('minimum_ring_size', 1024, 1, 8 * 1024 * 1024);
+    const maximumRingSize = rh.int('maximum_ring_size', 8 * 1024 * 1024, 1, 8 * 1024 * 1024);
+    ringHash = { minimumRingSize, maximumRingSize };
     if (ringHash.maximumRingSize < ringHash.minimumRingSize) diag.error(rh.child('maximum_ring_size'), 'must not be less than minimum_ring_size');
     // XX_HASH is what pilotfish hashes with; MURMUR_HASH_2 would place hosts differently.
     const hf = rh.enumOf('hash_function', ENUMS['cluster.Cluster.RingHashLbConfig.HashFunction'], 'XX_HASH');
@@ -152,16 +169,16 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
     rh.finish();
   }
   const mg = r.object('maglev_lb_config');
-  const maglev = { tableSize: 65537 };
+  let maglev = DEFAULT_MAGLEV;
   if (mg) {
-    maglev.tableSize = mg.int('table_size', 65537, 1, 5000011);
+    maglev = { tableSize: mg.int('table_size', 65537, 1, 5000011) };
     if (!isPrime(maglev.tableSize)) diag.error(mg.child('table_size'), `must be a prime number, got ${maglev.tableSize}`);
     mg.finish();
   }
   const lr = r.object('least_request_lb_config');
-  const leastRequest = { choiceCount: 2 };
+  let leastRequest = DEFAULT_LEAST_REQUEST;
   if (lr) {
-    leastRequest.choiceCount = lr.int('choice_count', 2, 2, 100);
+    leastRequest = { choiceCount: lr.int('choice_count', 2, 2, 100) };
     // active_request_bias, slow_start_config: reported by finish().
     lr.finish();
   }
@@ -183,12 +200,14 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
   }
 
   const circuitBreakers = decodeCircuitBreakers(r);
-  const healthChecks = r.objects('health_checks').map(decodeHealthCheck).filter((h): h is HealthCheck => h !== undefined);
+  const hcs = r.objects('health_checks').map(decodeHealthCheck).filter((h): h is HealthCheck => h !== undefined);
+  const healthChecks = hcs.length > 0 ? hcs : NO_HEALTH_CHECKS;
   const od = r.object('outlier_detection');
   const outlierDetection = od ? decodeOutlierDetection(od) : undefined;
   const ts = r.object('transport_socket');
   const transportSocket = ts ? decodeTransportSocketExt(ts, 'upstream') : undefined;
-  const transportSocketMatches = r.objects('transport_socket_matches').map(decodeTransportSocketMatch);
+  const tsms = r.objects('transport_socket_matches').map(decodeTransportSocketMatch);
+  const transportSocketMatches = tsms.length > 0 ? tsms : NO_TRANSPORT_SOCKET_MATCHES;
   const perConnectionBufferLimitBytes = r.int('per_connection_buffer_limit_bytes', 1024 * 1024, 1, 0xffffffff);
   const uco = r.object('upstream_connection_options');
   const upstreamConnectionOptions = uco ? decodeUpstreamConnectionOptions(uco) : undefined;
@@ -204,21 +223,25 @@ export function decodeCluster(json: unknown, diag: Diagnostics, path: string): C
   }
   r.finish();
   if (diag.errors.length > before) return undefined;
-  return {
+  // A plain literal, the optional fields added after: with spreads V8 gave the object room
+  // for 28 fields (248 bytes) whatever it held; this one has its 18 in the object and
+  // what is set of the rest beside it.
+  const out: Mutable<Cluster> = {
     name, type, lbPolicy, connectTimeout, dnsRefreshRate, dnsLookupFamily, upstreamProtocol, http2MaxConcurrentStreams,
     ringHash, maglev, leastRequest, healthyPanicThreshold, localityWeightedLb, circuitBreakers, healthChecks,
     perConnectionBufferLimitBytes, cleanupInterval, transportSocketMatches,
-    ...(originalDst ? { originalDst } : {}),
-    ...(upstreamConnectionOptions ? { upstreamConnectionOptions } : {}),
-    ...(upstreamBindConfig ? { upstreamBindConfig } : {}),
-    ...(loadAssignment ? { loadAssignment } : {}),
-    ...(edsServiceName !== undefined ? { edsServiceName } : {}),
-    ...(outlierDetection ? { outlierDetection } : {}),
-    ...(transportSocket ? { transportSocket } : {}),
-    ...(maxRequestsPerConnection !== undefined ? { maxRequestsPerConnection } : {}),
-    ...(upstreamIdleTimeout !== undefined ? { upstreamIdleTimeout } : {}),
-    ...(filterMetadata ? { filterMetadata } : {}),
   };
+  if (originalDst) out.originalDst = originalDst;
+  if (upstreamConnectionOptions) out.upstreamConnectionOptions = upstreamConnectionOptions;
+  if (upstreamBindConfig) out.upstreamBindConfig = upstreamBindConfig;
+  if (loadAssignment) out.loadAssignment = loadAssignment;
+  if (edsServiceName !== undefined) out.edsServiceName = edsServiceName;
+  if (outlierDetection) out.outlierDetection = outlierDetection;
+  if (transportSocket) out.transportSocket = transportSocket;
+  if (maxRequestsPerConnection !== undefined) out.maxRequestsPerConnection = maxRequestsPerConnection;
+  if (upstreamIdleTimeout !== undefined) out.upstreamIdleTimeout = upstreamIdleTimeout;
+  if (filterMetadata) out.filterMetadata = filterMetadata;
+  return out;
 }
 
 function clusterFilterMetadata(md: unknown): Readonly<Record<string, unknown>> | undefined {
@@ -319,43 +342,41 @@ export function isPrime(n: number): boolean {
   return true;
 }
 
-function decodeCircuitBreakers(r: ObjectReader): CircuitBreakerThresholds[] {
+function decodeCircuitBreakers(r: ObjectReader): readonly CircuitBreakerThresholds[] {
   const cb = r.object('circuit_breakers');
+  if (!cb) return DEFAULT_CIRCUIT_BREAKERS;
   const out: CircuitBreakerThresholds[] = [];
-  if (cb) {
-    for (const t of cb.objects('thresholds')) {
-      const priority = t.enumOf('priority', ENUMS['core.RoutingPriority'], 'DEFAULT');
-      if (out.some((o) => o.priority === priority)) t.diag.error(t.child('priority'), `thresholds for ${priority} given twice`);
-      let retryBudget: CircuitBreakerThresholds['retryBudget'];
-      const rb = t.object('retry_budget');
-      if (rb) {
-        const bp = rb.object('budget_percent');
-        const budgetPercent = bp ? bp.number('value', 20, 0, 100) : 20;
-        bp?.finish();
-        const minRetryConcurrency = rb.int('min_retry_concurrency', 3);
-        rb.finish();
-        retryBudget = { budgetPercent, minRetryConcurrency };
-      }
-      out.push({
-        priority,
-        maxConnections: t.int('max_connections', 1024),
-        maxPendingRequests: t.int('max_pending_requests', 1024),
-        maxRequests: t.int('max_requests', 1024),
-        maxRetries: t.int('max_retries', 3),
-        ...(retryBudget ? { retryBudget } : {}),
-      });
-      // track_remaining, max_connection_pools: reported by finish().
-      t.finish();
+  for (const t of cb.objects('thresholds')) {
+    const priority = t.enumOf('priority', ENUMS['core.RoutingPriority'], 'DEFAULT');
+    if (out.some((o) => o.priority === priority)) t.diag.error(t.child('priority'), `thresholds for ${priority} given twice`);
+    let retryBudget: CircuitBreakerThresholds['retryBudget'];
+    const rb = t.object('retry_budget');
+    if (rb) {
+      const bp = rb.object('budget_percent');
+      const budgetPercent = bp ? bp.number('value', 20, 0, 100) : 20;
+      bp?.finish();
+      const minRetryConcurrency = rb.int('min_retry_concurrency', 3);
+      rb.finish();
+      retryBudget = { budgetPercent, minRetryConcurrency };
     }
-    // per_host_thresholds: reported by finish() (only cluster-wide limits are enforced).
-    cb.finish();
+    const thresholds: Mutable<CircuitBreakerThresholds> = {
+      priority,
+      maxConnections: t.int('max_connections', 1024),
+      maxPendingRequests: t.int('max_pending_requests', 1024),
+      maxRequests: t.int('max_requests', 1024),
+      maxRetries: t.int('max_retries', 3),
+    };
+    if (retryBudget) thresholds.retryBudget = retryBudget;
+    out.push(thresholds);
+    // track_remaining, max_connection_pools: reported by finish().
+    t.finish();
   }
+  // per_host_thresholds: reported by finish() (only cluster-wide limits are enforced).
+  cb.finish();
   for (const priority of ['DEFAULT', 'HIGH'] as const) {
-    if (!out.some((o) => o.priority === priority)) {
-      out.push({ priority, maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 });
-    }
+    if (!out.some((o) => o.priority === priority)) out.push(DEFAULT_THRESHOLDS[priority]);
   }
-  return out;
+  return out.slice(); // sized exactly (pushes leave room for 17)
 }
 
 function decodeHealthCheck(r: ObjectReader): HealthCheck | undefined {

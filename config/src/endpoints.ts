@@ -6,6 +6,8 @@ import type { ClusterLoadAssignment, Endpoint, EndpointDiff, EnvoyHealthStatus }
 
 const TRANSPORT_SOCKET_MATCH = 'envoy.transport_socket_match';
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 /** metadata.filter_metadata["envoy.transport_socket_match"] of an endpoint (snake or camel case), if an object. */
 export function transportSocketMatchOf(metadata: Readonly<Record<string, unknown>>): Readonly<Record<string, unknown>> | undefined {
   const fm = metadata['filter_metadata'] ?? metadata['filterMetadata'];
@@ -81,7 +83,10 @@ export function flattenLoadAssignment(cla: ClusterLoadAssignment): Endpoint[] {
       if (seen.has(key)) continue;
       seen.add(key);
       const transportSocketMatch = transportSocketMatchOf(lb.metadata);
-      out.push({
+      // A plain literal, the optional fields added after: a literal with spreads gets
+      // room for 12 fields (120 bytes), this one exactly its 9 (96), and every endpoint
+      // of every cluster is one of these.
+      const e: Mutable<Endpoint> = {
         key,
         address: lb.address.address,
         port: lb.address.port,
@@ -91,10 +96,11 @@ export function flattenLoadAssignment(cla: ClusterLoadAssignment): Endpoint[] {
         locality,
         localityWeight,
         health: healthFromEnvoy(lb.healthStatus),
-        ...(transportSocketMatch ? { transportSocketMatch } : {}),
-        ...(lb.address.pipe ? { pipe: true as const } : {}),
-        ...(lb.address.internal ? { internal: { ...lb.address.internal, metadata: filterMetadataOf(lb.metadata) } } : {}),
-      });
+      };
+      if (transportSocketMatch) e.transportSocketMatch = transportSocketMatch;
+      if (lb.address.pipe) e.pipe = true;
+      if (lb.address.internal) e.internal = { ...lb.address.internal, metadata: filterMetadataOf(lb.metadata) };
+      out.push(e);
     }
   }
   return out;

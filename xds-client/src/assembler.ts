@@ -26,9 +26,15 @@ import { diffEndpoints, endpointKey, flattenLoadAssignment } from '../../config/
 import { collectionOf, TYPE_URLS, type ResourceChanges, type ResourceEntry } from './resource-type.js';
 import { UseIndex } from './use-index.js';
 
+/**
+ * What the sink was given for a cluster. The endpoints are a plain list (~100 bytes for
+ * ten, where a Map is ~530): a full EDS update is O(n) anyway and indexes the list for
+ * its diff only. A LEDS diff, which must cost what it changes, looks endpoints up by key:
+ * the first one turns the list into a Map, kept from then on.
+ */
 interface PushedCluster {
   cluster: Cluster;
-  endpoints: Map<string, Endpoint>;
+  endpoints: readonly Endpoint[] | Map<string, Endpoint>;
 }
 
 export type ExtraHandler = (changes: ResourceChanges) => void;
@@ -324,13 +330,18 @@ export class ConfigAssembler {
     const next = this.endpointsFor(c);
     const pushed = this.pushedClusters.get(c.name);
     if (pushed !== undefined && pushed.cluster === c) {
-      const diff = diffEndpoints(c.name, pushed.endpoints, next);
+      const held = pushed.endpoints;
+      const prev = held instanceof Map ? held : new Map(held.map((e) => [e.key, e]));
+      const diff = diffEndpoints(c.name, prev, next);
       if (emptyDiff(diff)) return;
-      if (this.call(() => this.sink.applyEndpointDiff(diff), `endpoints of cluster "${c.name}"`)) applyInPlace(pushed.endpoints, diff);
+      if (!this.call(() => this.sink.applyEndpointDiff(diff), `endpoints of cluster "${c.name}"`)) return;
+      applyInPlace(prev, diff);
+      // Unchanged endpoints stay the objects the sink's hosts hold (one copy, not two).
+      if (!(held instanceof Map)) pushed.endpoints = listOf(prev);
       return;
     }
     if (this.call(() => this.sink.upsertCluster(c, next), `cluster "${c.name}"`)) {
-      this.pushedClusters.set(c.name, { cluster: c, endpoints: new Map(next.map((e) => [e.key, e])) });
+      this.pushedClusters.set(c.name, { cluster: c, endpoints: uniqueList(next) });
     }
   }
 
@@ -344,10 +355,11 @@ export class ConfigAssembler {
     const cla = this.clas.get(edsName(pushed.cluster))?.value;
     const locality = cla?.endpoints.find((l) => l.ledsCollectionName === collection);
     if (cla === undefined || locality === undefined) return;
+    const held = pushed.endpoints instanceof Map ? pushed.endpoints : (pushed.endpoints = new Map(pushed.endpoints.map((e) => [e.key, e])));
     const prev = new Map<string, Endpoint>();
     const take = (lb: LbEndpoint): void => {
       const key = endpointKey(lb.address.address, lb.address.port);
-      const e = pushed.endpoints.get(key);
+      const e = held.get(key);
       if (e !== undefined) prev.set(key, e);
     };
     for (const lb of removed.values()) take(lb);
@@ -355,7 +367,7 @@ export class ConfigAssembler {
     const next = flattenLoadAssignment({ ...cla, endpoints: [{ ...locality, lbEndpoints: [...upserted.values()] }] });
     const diff = diffEndpoints(cname, prev, next);
     if (emptyDiff(diff)) return;
-    if (this.call(() => this.sink.applyEndpointDiff(diff), `endpoints of cluster "${cname}"`)) applyInPlace(pushed.endpoints, diff);
+    if (this.call(() => this.sink.applyEndpointDiff(diff), `endpoints of cluster "${cname}"`)) applyInPlace(held, diff);
   }
 
   private endpointsFor(c: Cluster): Endpoint[] {
@@ -536,6 +548,24 @@ function applyInPlace(m: Map<string, Endpoint>, d: EndpointDiff): void {
   for (const k of d.removed) m.delete(k);
   for (const e of d.added) m.set(e.key, e);
   for (const e of d.changed) m.set(e.key, e);
+}
+
+/** A map's values as an array of exactly their number (a pushed array keeps spare capacity). */
+function listOf(m: ReadonlyMap<string, Endpoint>): Endpoint[] {
+  const out = new Array<Endpoint>(m.size);
+  let i = 0;
+  for (const e of m.values()) out[i++] = e;
+  return out;
+}
+
+/** `eps` without repeated keys (the first kept, as diffEndpoints does), sized exactly. */
+function uniqueList(eps: readonly Endpoint[]): Endpoint[] {
+  const seen = new Set<string>();
+  for (const e of eps) seen.add(e.key);
+  if (seen.size === eps.length) return eps.slice();
+  const m = new Map<string, Endpoint>();
+  for (const e of eps) if (!m.has(e.key)) m.set(e.key, e);
+  return listOf(m);
 }
 
 function emptyRouteConfiguration(name: string): RouteConfiguration {

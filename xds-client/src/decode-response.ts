@@ -70,9 +70,12 @@ export function decodeResources<T>(type: ResourceType<T>, raws: readonly RawReso
  * that the data plane's own endpoint set makes redundant in between.
  */
 class AcceptedResource<T> implements ResourceEntry<T> {
-  private kept: T | undefined;
-  /** Types that do not keep their decoded value (`keepDecoded: false`) hold it here. */
-  private weak: WeakRef<T & object> | undefined;
+  /**
+   * The decoded value, or for types that do not keep it (`keepDecoded: false`) a WeakRef
+   * to it (one field for both: one record per resource, thousands of them). A decoded
+   * resource is a plain object, never a WeakRef.
+   */
+  private held: T | WeakRef<T & object>;
 
   constructor(
     readonly name: string,
@@ -81,17 +84,17 @@ class AcceptedResource<T> implements ResourceEntry<T> {
     readonly bytes: Uint8Array,
     private readonly type: ResourceType<T>,
   ) {
-    if (type.keepDecoded === false && typeof value === 'object' && value !== null) this.weak = new WeakRef(value);
-    else this.kept = value;
+    this.held = type.keepDecoded === false && typeof value === 'object' && value !== null ? new WeakRef(value) : value;
   }
 
   get value(): T {
-    if (this.weak === undefined) return this.kept as T;
-    const held = this.weak.deref();
-    if (held !== undefined) return held;
+    const h = this.held;
+    if (!(h instanceof WeakRef)) return h;
+    const live = h.deref();
+    if (live !== undefined) return live;
     // Accepted once, so it decodes again without problems: the same bytes, the same decoder.
     const again = this.type.decode(decodeResourceJson(this.type.typeUrl, this.bytes), new Diagnostics(), '') as T & object;
-    this.weak = new WeakRef(again);
+    this.held = new WeakRef(again);
     return again;
   }
 

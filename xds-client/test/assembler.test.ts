@@ -62,6 +62,28 @@ t.test('EDS update of a warm cluster is a diff; a changed cluster is re-upserted
   t.equal(sink.calls.length, n);
 });
 
+t.test('successive EDS updates are each a diff against the endpoints the previous one left', async (t) => {
+  const sink = new RecordingSink();
+  const a = new ConfigAssembler(sink);
+  const eds = (...hosts: string[]) => change(loadAssignmentType, [['web', claJson('web', hosts.map((h) => [h, 80] as [string, number]))]]);
+  a.apply([change(clusterType, [['web', clusterJson('web')]]), eds('10.0.0.1', '10.0.0.2', '10.0.0.3')]);
+  a.flush();
+  const steps: [string[], { added: string[]; removed: string[] }][] = [
+    [['10.0.0.1', '10.0.0.3', '10.0.0.4'], { added: ['10.0.0.4:80'], removed: ['10.0.0.2:80'] }],
+    [['10.0.0.3', '10.0.0.4', '10.0.0.5'], { added: ['10.0.0.5:80'], removed: ['10.0.0.1:80'] }],
+    [['10.0.0.5'], { added: [], removed: ['10.0.0.3:80', '10.0.0.4:80'] }],
+    [['10.0.0.5', '10.0.0.1'], { added: ['10.0.0.1:80'], removed: [] }],
+  ];
+  for (const [hosts, want] of steps) {
+    a.apply([eds(...hosts)]);
+    a.flush();
+    const d = sink.calls.at(-2);
+    t.equal(d?.op, 'applyEndpointDiff', hosts.join());
+    if (d?.op === 'applyEndpointDiff') t.same({ added: d.diff.added.map((e) => e.key), removed: [...d.diff.removed].sort() }, want, hosts.join());
+    t.same(sink.endpointKeys('web').sort(), hosts.map((h) => `${h}:80`).sort());
+  }
+});
+
 t.test('does-not-exist: missing routes warm the listener with an empty route configuration', async (t) => {
   const sink = new RecordingSink();
   const a = new ConfigAssembler(sink);

@@ -160,7 +160,7 @@ export class ClusterRuntime {
     this.random = options.random ?? Math.random;
     this.store = store;
     this.stats = makeClusterStats(store.clusterScope(config.name));
-    this.transport = new TransportSelector(tls, this.compileMatches(config, options));
+    this.transport = TransportSelector.of(tls, this.compileMatches(config, options));
     this.endpoints = new EndpointSet(config.name, endpointSetOptions(config, undefined, options.random), config.type === 'ORIGINAL_DST' ? [] : initial);
     this.breakerDefault = makeBreaker(config, 'DEFAULT');
     if (config.type === 'ORIGINAL_DST') {

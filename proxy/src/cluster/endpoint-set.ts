@@ -204,17 +204,29 @@ export interface EndpointSetStats {
  * object, each cluster's copy got its own hidden class (~400 bytes per cluster).
  */
 export function endpointSetOptions(cluster: Cluster, cla?: ClusterLoadAssignment, random?: () => number): EndpointSetOptions {
-  return {
+  const overprovisioningFactor = (cla ?? cluster.loadAssignment)?.overprovisioningFactor ?? 140;
+  // Clusters mostly differ in none of these: one frozen object per combination is shared
+  // (88 bytes per cluster otherwise), a few dozen combinations at most are remembered.
+  const { ringHash: rh, maglev, leastRequest } = cluster;
+  const key = random === undefined || random === Math.random
+    ? `${cluster.lbPolicy}|${cluster.healthyPanicThreshold}|${overprovisioningFactor}|${cluster.localityWeightedLb}|${rh.minimumRingSize}|${rh.maximumRingSize}|${maglev.tableSize}|${leastRequest.choiceCount}`
+    : undefined;
+  const known = key === undefined ? undefined : sharedOptions.get(key);
+  if (known !== undefined) return known;
+  const made: EndpointSetOptions = {
     lbPolicy: cluster.lbPolicy,
     healthyPanicThreshold: cluster.healthyPanicThreshold,
-    overprovisioningFactor: (cla ?? cluster.loadAssignment)?.overprovisioningFactor ?? 140,
+    overprovisioningFactor,
     localityWeightedLb: cluster.localityWeightedLb,
     ringHash: cluster.ringHash,
     maglev: cluster.maglev,
     leastRequest: cluster.leastRequest,
     random,
   };
+  if (key !== undefined && sharedOptions.size < 64) sharedOptions.set(key, Object.freeze(made));
+  return made;
 }
+const sharedOptions = new Map<string, EndpointSetOptions>();
 
 /** What an empty cumulative-weight table starts as (written only after being replaced). */
 const NO_WEIGHTS = new Float64Array(0);

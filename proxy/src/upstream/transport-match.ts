@@ -31,7 +31,16 @@ export interface CompiledTransportMatch {
 export class TransportSelector {
   private readonly fallback: TransportChoice;
 
-  constructor(defaultTls: TlsSource | undefined, private readonly matches: readonly CompiledTransportMatch[] = []) {
+  /**
+   * The selector for a cluster: clusters with no matches and no TLS (plaintext) all share
+   * one (~110 bytes each otherwise, thousands of clusters). A choice is compared only
+   * with the same cluster's earlier choices, so sharing one changes nothing.
+   */
+  static of(defaultTls: TlsSource | undefined, matches: readonly CompiledTransportMatch[]): TransportSelector {
+    return defaultTls === undefined && matches.length === 0 ? PLAINTEXT : new TransportSelector(defaultTls, matches);
+  }
+
+  constructor(defaultTls: TlsSource | undefined, private readonly matches: readonly CompiledTransportMatch[] = NO_MATCHES) {
     this.fallback = { name: 'default', tls: defaultTls };
   }
 
@@ -49,6 +58,9 @@ export class TransportSelector {
     return this.fallback;
   }
 }
+
+const NO_MATCHES: readonly CompiledTransportMatch[] = Object.freeze([]);
+const PLAINTEXT = new TransportSelector(undefined);
 
 /** Envoy's Metadata::metadataLabelMatch (without list-as-any): every label present and equal. */
 export function labelsMatch(match: Readonly<Record<string, unknown>>, metadata: Readonly<Record<string, unknown>> | undefined): boolean {
