@@ -3,16 +3,14 @@ import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { issueWorkload, mintRoot } from '../../../certs/src/index.js';
 import { endpointKey } from '../../../config/src/index.js';
 import type { Host } from '../../src/cluster/endpoint-set.js';
 import { existingRawPool } from '../../src/http1/upstream.js';
 import { sleep, until } from '../../../test-support/wait.js';
 import { bootstrapYaml, staticCluster, type Scope } from '../helpers.js';
 import { startProxyOn } from './paths.js';
+import { makeMeshPki, UPSTREAM_ID } from './mesh-pki.js';
 
 // The raw pool reads upstream sockets into one reused buffer (net's `onread`, plaintext and
 // TLS). What a user would see if a body chunk were handed on without being copied out of it:
@@ -22,8 +20,6 @@ import { startProxyOn } from './paths.js';
 // byte for byte, content-length and chunked, over a plaintext and an mTLS upstream; and a
 // client that stops reading must stop the upstream too (back-pressure through onread).
 
-const UPSTREAM_ID = 'spiffe://example.org/ns/default/sa/reviews';
-const PROXY_ID = 'spiffe://example.org/ns/default/sa/productpage';
 
 /** Non-repeating bytes (a 32-bit LCG's high byte): a misplaced read cannot match by accident, as a short-period pattern would at a 64 KB read boundary. */
 function distinctive(size: number, seed: number): Buffer {
@@ -94,14 +90,7 @@ async function plainUpstream(t: Scope): Promise<{ origin: Origin; cluster: strin
 
 /** An mTLS origin (TLS 1.3, client certificate required) and a cluster that verifies its SPIFFE ID. */
 async function mtlsUpstream(t: Scope): Promise<{ origin: Origin; cluster: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'pf-up-read-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const ca = await mintRoot({ trustDomain: 'example.org' });
-  const upstream = await issueWorkload({ ca, dns: ['reviews.test'], spiffeId: UPSTREAM_ID });
-  const proxy = await issueWorkload({ ca, dns: ['productpage.test'], spiffeId: PROXY_ID });
-  writeFileSync(join(dir, 'cert.pem'), proxy.chainPem);
-  writeFileSync(join(dir, 'key.pem'), proxy.keyPem);
-  writeFileSync(join(dir, 'ca.pem'), ca.certPem);
+  const { dir, ca, upstream } = await makeMeshPki(t);
   const origin: Origin = { port: 0, connections: 0, written: 0 };
   const server = https.createServer({
     cert: upstream.chainPem, key: upstream.keyPem, ca: ca.certPem,

@@ -2,43 +2,21 @@ import t from 'tap';
 import * as https from 'node:https';
 import type * as tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { issueWorkload, mintRoot } from '../../../certs/src/index.js';
 import { endpointKey } from '../../../config/src/index.js';
 import type { Host } from '../../src/cluster/endpoint-set.js';
 import { existingRawPool } from '../../src/http1/upstream.js';
 import { bootstrapYaml, get, staticCluster, type Scope } from '../helpers.js';
 import { startProxyOn } from './paths.js';
+import { makeMeshPki, PROXY_ID, UPSTREAM_ID, type MeshPki } from './mesh-pki.js';
 
 // A sidecar's outbound hop is mTLS to the peer's sidecar (Istio: endpoints labelled
 // tlsMode istio). On the raw HTTP/1.1 path that hop uses the raw pool over TLS, not undici:
 // verified like undici's (SAN match, trust), kept alive, h2 never offered, principals recorded.
 
-const UPSTREAM_ID = 'spiffe://example.org/ns/default/sa/reviews';
-const PROXY_ID = 'spiffe://example.org/ns/default/sa/productpage';
-
-interface Pki {
-  dir: string;
-  ca: Awaited<ReturnType<typeof mintRoot>>;
-  upstream: Awaited<ReturnType<typeof issueWorkload>>;
-}
-
-async function makePki(t: Scope): Promise<Pki> {
-  const dir = mkdtempSync(join(tmpdir(), 'pf-raw-up-tls-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const ca = await mintRoot({ trustDomain: 'example.org' });
-  const upstream = await issueWorkload({ ca, dns: ['reviews.test'], spiffeId: UPSTREAM_ID });
-  const proxy = await issueWorkload({ ca, dns: ['productpage.test'], spiffeId: PROXY_ID });
-  writeFileSync(join(dir, 'cert.pem'), proxy.chainPem);
-  writeFileSync(join(dir, 'key.pem'), proxy.keyPem);
-  writeFileSync(join(dir, 'ca.pem'), ca.certPem);
-  return { dir, ca, upstream };
-}
 
 /** An mTLS origin answering with the client's SPIFFE ID; counts full handshakes and connections. */
-async function startMtlsOrigin(t: Scope, pki: Pki, alpn: string[]): Promise<{ port: number; connections: number; resumed: number; protocols: (string | false | null)[] }> {
+async function startMtlsOrigin(t: Scope, pki: MeshPki, alpn: string[]): Promise<{ port: number; connections: number; resumed: number; protocols: (string | false | null)[] }> {
   const state = { port: 0, connections: 0, resumed: 0, protocols: [] as (string | false | null)[] };
   const server = https.createServer({
     cert: pki.upstream.chainPem, key: pki.upstream.keyPem, ca: pki.ca.certPem,
@@ -59,7 +37,7 @@ async function startMtlsOrigin(t: Scope, pki: Pki, alpn: string[]): Promise<{ po
   return state;
 }
 
-function tlsCluster(pki: Pki, port: number, san: string, alpn: string): string {
+function tlsCluster(pki: MeshPki, port: number, san: string, alpn: string): string {
   return staticCluster('reviews', [port], `
     transport_socket:
       name: envoy.transport_sockets.tls
@@ -79,7 +57,7 @@ const ROUTES = `
               routes: [{ match: { prefix: "/" }, route: { cluster: reviews } }]`;
 
 t.test('mTLS upstream on the raw pool: verified, kept alive, resumed, principals recorded, h2 never offered', async (t) => {
-  const pki = await makePki(t);
+  const pki = await makeMeshPki(t);
   // The origin prefers h2: had the pool offered it (the context lists it), HTTP/1.1 bytes would meet an h2 server.
   const origin = await startMtlsOrigin(t, pki, ['h2', 'http/1.1']);
   const proxy = await startProxyOn('raw', t, bootstrapYaml(ROUTES, tlsCluster(pki, origin.port, UPSTREAM_ID, 'h2, http/1.1')));
@@ -108,7 +86,7 @@ t.test('mTLS upstream on the raw pool: verified, kept alive, resumed, principals
 });
 
 t.test('an upstream with the wrong SPIFFE ID is a connection failure (503 UF), never served', async (t) => {
-  const pki = await makePki(t);
+  const pki = await makeMeshPki(t);
   const origin = await startMtlsOrigin(t, pki, ['http/1.1']);
   const proxy = await startProxyOn('raw', t, bootstrapYaml(ROUTES, tlsCluster(pki, origin.port, 'spiffe://example.org/ns/default/sa/ratings', '"http/1.1"'), `
           access_log:
