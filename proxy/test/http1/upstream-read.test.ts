@@ -118,23 +118,30 @@ const ROUTES = `
               domains: ["*"]
               routes: [{ match: { prefix: "/" }, route: { cluster: up, timeout: 0s } }]`;
 
-/** GET through the proxy as a slow client: after every `stopEvery` bytes it stops reading for `stopMs`. */
+/** Reads a response body as a slow client: after every `stopEvery` bytes it stops reading for `stopMs`. */
+function readSlowly(body: NodeJS.ReadableStream & { pause(): unknown; resume(): unknown }, stopEvery: number, stopMs: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let sinceStop = 0;
+    body.on('data', (d: Buffer) => {
+      chunks.push(d);
+      sinceStop += d.length;
+      if (sinceStop >= stopEvery) {
+        sinceStop = 0;
+        body.pause();
+        setTimeout(() => body.resume(), stopMs);
+      }
+    });
+    body.on('end', () => resolve(Buffer.concat(chunks)));
+    body.on('error', reject);
+  });
+}
+
+/** GET through the proxy as a slow client. */
 function slowGet(agent: http.Agent, port: number, path: string, stopEvery: number, stopMs: number): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
-      const chunks: Buffer[] = [];
-      let sinceStop = 0;
-      res.on('data', (d: Buffer) => {
-        chunks.push(d);
-        sinceStop += d.length;
-        if (sinceStop >= stopEvery) {
-          sinceStop = 0;
-          res.pause();
-          setTimeout(() => res.resume(), stopMs);
-        }
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
+      readSlowly(res, stopEvery, stopMs).then((body) => resolve({ status: res.statusCode ?? 0, body }), reject);
     });
     req.on('error', reject);
   });
@@ -142,24 +149,10 @@ function slowGet(agent: http.Agent, port: number, path: string, stopEvery: numbe
 
 /** The same over HTTP/2 (h2c prior knowledge): the downstream keeps chunks queued in its session until they are framed and sent. */
 function slowGetH2(session: http2.ClientHttp2Session, path: string, stopEvery: number, stopMs: number): Promise<{ status: number; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = session.request({ ':path': path });
-    let status = 0;
-    req.on('response', (h) => (status = Number(h[':status'])));
-    const chunks: Buffer[] = [];
-    let sinceStop = 0;
-    req.on('data', (d: Buffer) => {
-      chunks.push(d);
-      sinceStop += d.length;
-      if (sinceStop >= stopEvery) {
-        sinceStop = 0;
-        req.pause();
-        setTimeout(() => req.resume(), stopMs);
-      }
-    });
-    req.on('end', () => resolve({ status, body: Buffer.concat(chunks) }));
-    req.on('error', reject);
-  });
+  const req = session.request({ ':path': path });
+  let status = 0;
+  req.on('response', (h) => (status = Number(h[':status'])));
+  return readSlowly(req, stopEvery, stopMs).then((body) => ({ status, body }));
 }
 
 function firstDifference(a: Buffer, b: Buffer): number {
