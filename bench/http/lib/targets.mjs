@@ -29,22 +29,29 @@ export async function startOrigin({ dir, core, mtls }) {
   return { proc, pid: proc.pid, h1Port, h2Port, h1Url, h2Url, ...(await tlsReady({ mtls, port: mtlsPort, proc })) };
 }
 
-function nodeTarget(script, { servesMtls = false, args = [] } = {}) {
+function nodeTarget(script, { servesMtls = false, servesH2c = false, args = [] } = {}) {
   return async ({ dir, core, origin, name, nodeArgs = [], env, mtls }) => {
     const port = await freePort();
     const mtlsPort = mtls && servesMtls ? await freePort() : 0;
+    const h2Port = servesH2c ? await freePort() : 0;
     const tlsArgs = mtlsPort ? ['--mtls-port', String(mtlsPort), '--ca', mtls.pki.ca, '--cert', mtls.pki.serverChain, '--key', mtls.pki.serverKey] : [];
+    const h2Args = h2Port ? ['--h2-port', String(h2Port)] : [];
     const proc = startPinned({
       env,
       core, cmd: process.execPath,
-      args: [...nodeArgs, join(PROXIES, script), '--port', String(port), '--upstream-port', String(origin.h1Port), ...tlsArgs, ...args],
+      args: [...nodeArgs, join(PROXIES, script), '--port', String(port), '--upstream-port', String(origin.h1Port), ...tlsArgs, ...h2Args, ...args],
       logFile: join(dir, `${name}.log`),
     });
     const h1Url = `http://127.0.0.1:${port}/`;
     await waitReady({ url: h1Url, body: cfg.BODY, proc });
-    if (!mtlsPort) return { proc, pid: proc.pid, h1Url };
+    const h2 = {};
+    if (h2Port) {
+      h2.h2Url = `http://127.0.0.1:${h2Port}/`;
+      await waitReady({ url: h2.h2Url, body: cfg.BODY, h2: true, proc });
+    }
+    if (!mtlsPort) return { proc, pid: proc.pid, h1Url, ...h2 };
     const mtlsUrl = `https://127.0.0.1:${mtlsPort}/`;
-    return { proc, pid: proc.pid, h1Url, mtlsUrl, tls: await waitReadyTls({ url: mtlsUrl, body: cfg.BODY, pki: mtls.pki, proc }) };
+    return { proc, pid: proc.pid, h1Url, ...h2, mtlsUrl, tls: await waitReadyTls({ url: mtlsUrl, body: cfg.BODY, pki: mtls.pki, proc }) };
   };
 }
 
@@ -156,10 +163,10 @@ export const TARGETS = {
     start: nodeTarget('fastify.mjs'),
   },
   'raw-h1': {
-    h2c: false,
+    h2c: true,
     mtls: 'h1',
-    describe: 'EXPERIMENT: Node floor without node:http/undici: raw net sockets, header block forwarded as bytes, Content-Length only (bench/http/proxies/raw-h1.mjs); mTLS (HTTP/1.1 only): node:tls server, TLS 1.3, client certificate required, OpenSSL\'s chain check only',
-    start: nodeTarget('raw-h1.mjs', { servesMtls: true }),
+    describe: 'EXPERIMENT: Node floor without node:http/undici: raw net sockets, header block forwarded as bytes, Content-Length only (bench/http/proxies/raw-h1.mjs); h2c: node:http2\'s core API, each stream relayed to the same raw upstream sockets (raw-h2.mjs); mTLS (HTTP/1.1 only): node:tls server, TLS 1.3, client certificate required, OpenSSL\'s chain check only',
+    start: nodeTarget('raw-h1.mjs', { servesMtls: true, servesH2c: true }),
   },
   'raw-h1-batched': {
     h2c: false,
