@@ -43,8 +43,9 @@ function sessionSocket(session: http2.Http2Session): net.Socket {
 }
 
 /**
- * A request as the 'stream' event delivered it. `headers` is node's object (pseudo-headers
- * included), used as is by the exchange core. The body is the stream's: pause/resume go
+ * A request as the 'stream' event delivered it. `headers` holds node's header entries
+ * (pseudo-headers included) in a fast-mode header map (request-headers.ts), used as is by
+ * the exchange core. The body is the stream's: pause/resume go
  * to it (flow control), and its events are re-emitted from here, attached only when
  * someone listens (a GET costs nothing). Listeners are called without the stream as
  * `this`: undici destroys `this` on a body's 'end', which must not be the HTTP/2 stream

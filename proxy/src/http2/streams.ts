@@ -4,6 +4,7 @@ import type { ConnectionManager } from '../http/connection-manager.js';
 import type { HeaderMap } from '../http/headers.js';
 import { rawDispatcherForH2 } from '../http1/upstream.js';
 import { H2Request, H2Response, type UpstreamDispatcherChoice } from './messages.js';
+import { requestHeaderMap } from './request-headers.js';
 import { sessionState } from './sweep.js';
 
 /**
@@ -47,12 +48,13 @@ export function serveStreams(server: http2.Http2Server, manager: () => Connectio
   });
 }
 
-function onStream(hcm: ConnectionManager, stream: http2.ServerHttp2Stream, headers: HeaderMap, rawHeaders: string[], dispatcher: UpstreamDispatcherChoice | undefined): void {
+function onStream(hcm: ConnectionManager, stream: http2.ServerHttp2Stream, nodeHeaders: HeaderMap, rawHeaders: string[], dispatcher: UpstreamDispatcherChoice | undefined): void {
   stream.on('error', ignore);
   // node emits 'stream' on the next tick: nghttp2 may have reset it since (a body longer
   // than its content-length, a closed session; its 'error' is still to come, hence the
   // listener first). Nothing is left to answer.
   if (stream.destroyed || stream.session === undefined) return;
+  const headers = requestHeaderMap(nodeHeaders, rawHeaders);
   const req = new H2Request(stream, headers, rawHeaders, dispatcher);
   const te = headers.te;
   const conn = sessionState(stream.session);
