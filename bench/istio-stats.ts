@@ -12,7 +12,7 @@
  * Medians of ns/op over rounds. One label set (one client workload), as in steady traffic.
  */
 import { Diagnostics, type HttpFilterConfig } from '../config/src/index.js';
-import type { FactoryContext, FilterHost, HttpFilter, StreamInfo } from '../filters/src/index.js';
+import { StreamSlot, type FactoryContext, type FilterHost, type HttpFilter, type StreamInfo } from '../filters/src/index.js';
 import { LabeledRegistry } from '../proxy/src/stats/labeled.js';
 import { encodePeerHeader } from '../istio/src/index.js';
 import { peerMetadataFactory, statsFactory } from '../istio/src/http-filters.js';
@@ -38,7 +38,8 @@ const host: FilterHost = {
   labeledStats: registry,
   clusterMetadata: () => CLUSTER_METADATA,
 };
-const ctx = { host } as unknown as FactoryContext;
+let slots = 0;
+const ctx = { host, streamSlot: () => new StreamSlot(slots++) } as unknown as FactoryContext;
 const cfg = (name: string, typeUrl: string, config: Record<string, unknown>): HttpFilterConfig => ({ name, typeUrl, config, disabled: false, isOptional: false });
 const diag = new Diagnostics();
 const mx = peerMetadataFactory.create(cfg('istio.metadata_exchange', peerMetadataFactory.typeUrl, { downstream_discovery: [{ istio_headers: {} }], downstream_propagation: [{ istio_headers: {} }] }), diag, 'mx', ctx)!;
@@ -54,7 +55,7 @@ function once(filters: readonly HttpFilter[]): void {
   const info = {
     requestId: 'r', startTime: performance.now(), downstreamAddress: '127.0.0.6', downstreamLocalPort: 9080, peerIdentity: connection.peerPrincipal,
     routeName: 'default', virtualHostName: 'inbound|http|9080', clusterName: 'inbound|9080||', perFilterConfig: undefined, metadata: new Map<string, unknown>(),
-    connection, responseCode: 200, responseFlags: '', bytesReceived: 0, bytesSent: 120,
+    connection, filterState: undefined, responseCode: 200, responseFlags: '', bytesReceived: 0, bytesSent: 120,
   } as StreamInfo;
   const req = { method: 'GET', path: '/reviews/0', authority: 'reviews:9080', scheme: 'http' as const, headers };
   for (const f of filters) void f.decodeHeaders?.(req, info, undefined);

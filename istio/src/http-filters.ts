@@ -63,7 +63,6 @@ interface StatsState {
   responseHeaders: ResponseHeadersView['headers'] | undefined;
 }
 
-const STATS_STATE = 'istio.stats';
 
 export const statsFactory: HttpFilterFactory = {
   kind: 'istio_stats',
@@ -81,6 +80,8 @@ export const statsFactory: HttpFilterFactory = {
     const metrics = new IstioMetrics(host.labeledStats, config, (m) => diag.warn(path, m));
     recordBuild(host.labeledStats, host.node.metadata.ISTIO_VERSION);
     const peerTagCache: PeerTagCache = new WeakMap();
+    // Per-request state in the filter's slot (an array read), not in info.metadata's Map.
+    const slot = ctx.streamSlot<StatsState>();
     return {
       name: cfg.name,
       typeUrl: cfg.typeUrl,
@@ -88,15 +89,15 @@ export const statsFactory: HttpFilterFactory = {
       failureStatus: 500,
       decodeHeaders(req, info) {
         const ct = first(req.headers['content-type']) ?? '';
-        info.metadata.set(STATS_STATE, {
+        slot.set(info, {
           host: req.authority, path: req.path, method: req.method,
           grpc: ct.startsWith('application/grpc'), grpcStatus: '',
           requestHeaders: req.headers, responseHeaders: undefined,
-        } satisfies StatsState);
+        });
         return undefined;
       },
       encodeHeaders(res, info) {
-        const s = info.metadata.get(STATS_STATE) as StatsState | undefined;
+        const s = slot.get(info);
         if (s) {
           s.responseHeaders = res.headers;
           s.grpcStatus = first(res.headers['grpc-status']) ?? '';
@@ -104,7 +105,7 @@ export const statsFactory: HttpFilterFactory = {
         return undefined;
       },
       streamComplete(info) {
-        const s = info.metadata.get(STATS_STATE) as StatsState | undefined;
+        const s = slot.get(info);
         const facts = info as StreamInfo & RequestFacts;
         const { peer, request } = httpTags(reporter, local, config, host, s, info, facts, peerTagCache);
         const duration = performance.now() - info.startTime;
@@ -118,9 +119,19 @@ export const statsFactory: HttpFilterFactory = {
 /**
  * The peer tags of one (peer, principals, service) combination, computed once and kept
  * as one array (labeled families look it up by identity). Bounded per peer object; peer
- * objects come from the exchange's bounded cache, so the whole cache is bounded.
+ * objects come from the exchange's bounded cache, so the whole cache is bounded. A peer's
+ * requests nearly always repeat its last combination: that one is checked first by its
+ * four strings, sparing the joined key (a new string hashed on every request).
  */
-type PeerTagCache = WeakMap<object, Map<string, string[]>>;
+type PeerTagCache = WeakMap<object, PeerTags>;
+interface PeerTags {
+  readonly byKey: Map<string, string[]>;
+  lastPeerPrincipal: string;
+  lastLocalPrincipal: string;
+  lastServiceHost: string;
+  lastServiceName: string;
+  last: string[] | undefined;
+}
 const NO_PEER = {};
 
 function httpTags(reporter: Reporter, local: LocalSide, config: StatsPluginConfig, host: IstioHost, s: StatsState | undefined, info: StreamInfo, facts: RequestFacts, cache: PeerTagCache): { peer: string[]; request: string[] } {
@@ -153,23 +164,36 @@ function httpTags(reporter: Reporter, local: LocalSide, config: StatsPluginConfi
       serviceName = svc.name;
     }
   }
-  const report = { reporter, peer, peerPrincipal, localPrincipal, serviceHost, serviceName };
   let byPeer = cache.get(peer ?? NO_PEER);
   if (byPeer === undefined) {
-    byPeer = new Map();
+    byPeer = { byKey: new Map(), lastPeerPrincipal: '', lastLocalPrincipal: '', lastServiceHost: '', lastServiceName: '', last: undefined };
     cache.set(peer ?? NO_PEER, byPeer);
   }
-  const key = `${peerPrincipal}\u0000${localPrincipal}\u0000${serviceHost}\u0000${serviceName}`;
-  let tags = byPeer.get(key);
-  if (tags === undefined) {
-    tags = peerTags(local, report);
-    if (byPeer.size < 256) byPeer.set(key, tags);
+  let tags = byPeer.last;
+  if (tags === undefined || byPeer.lastPeerPrincipal !== peerPrincipal || byPeer.lastLocalPrincipal !== localPrincipal
+    || byPeer.lastServiceHost !== serviceHost || byPeer.lastServiceName !== serviceName) {
+    const key = `${peerPrincipal}\u0000${localPrincipal}\u0000${serviceHost}\u0000${serviceName}`;
+    tags = byPeer.byKey.get(key);
+    if (tags === undefined) {
+      tags = peerTags(local, { reporter, peer, peerPrincipal, localPrincipal, serviceHost, serviceName });
+      if (byPeer.byKey.size < 256) byPeer.byKey.set(key, tags);
+    }
+    byPeer.last = tags;
+    byPeer.lastPeerPrincipal = peerPrincipal;
+    byPeer.lastLocalPrincipal = localPrincipal;
+    byPeer.lastServiceHost = serviceHost;
+    byPeer.lastServiceName = serviceName;
   }
   const grpcStatus = s?.grpc ? s.grpcStatus || grpcStatusFromTrailers(facts) : '';
-  const request = [s?.grpc ? 'grpc' : 'http', String(facts.responseCode ?? 0), grpcStatus, facts.responseFlags === undefined || facts.responseFlags === '' ? '-' : facts.responseFlags, securityPolicy(report)];
+  const code = facts.responseCode ?? 0;
+  const request = [s?.grpc ? 'grpc' : 'http', STATUS_TEXT[code] ?? String(code), grpcStatus, facts.responseFlags === undefined || facts.responseFlags === '' ? '-' : facts.responseFlags,
+    securityPolicy(reporter, peerPrincipal, localPrincipal)];
   if (tags.length + request.length !== HTTP_TAGS.length) throw new Error('istio.stats: tag count mismatch');
   return { peer: tags, request };
 }
+
+/** Status codes as label text, made once each (String(code) was a new string per request). */
+const STATUS_TEXT: string[] = Array.from({ length: 600 }, (_, i) => String(i));
 
 function grpcStatusFromTrailers(facts: RequestFacts): string {
   return first(facts.responseTrailers?.['grpc-status']) ?? '';

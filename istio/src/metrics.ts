@@ -94,9 +94,9 @@ export function peerTags(local: LocalSide, r: PeerReport): string[] {
  * connection_security_policy: the server side knows (mutual_tls when both principals are
  * present, else none); the client side reports unknown, as Istio's does.
  */
-export function securityPolicy(r: PeerReport): string {
-  if (r.reporter === 'source') return 'unknown';
-  return r.peerPrincipal !== '' && r.localPrincipal !== '' ? 'mutual_tls' : 'none';
+export function securityPolicy(reporter: Reporter, peerPrincipal: string, localPrincipal: string): string {
+  if (reporter === 'source') return 'unknown';
+  return peerPrincipal !== '' && localPrincipal !== '' ? 'mutual_tls' : 'none';
 }
 
 interface ResolvedMetric {

@@ -191,7 +191,7 @@ export function tcpStatsFactory(): NetFilterFactory {
       const cluster = conn.upstream?.cluster;
       const svc = serviceOfCluster(cluster, cluster === undefined ? undefined : ctx.clusterMetadata?.(cluster));
       const report = { reporter, peer, peerPrincipal, localPrincipal, serviceHost: svc?.host ?? '', serviceName: svc?.name ?? '' };
-      const tags = [...peerTags(local, report), 'tcp', '-', securityPolicy(report)];
+      const tags = [...peerTags(local, report), 'tcp', '-', securityPolicy(report.reporter, report.peerPrincipal, report.localPrincipal)];
       if (tags.length !== TCP_TAGS.length) throw new Error('istio.stats: tcp tag count mismatch');
       s.series = metrics.tcpSeries(tags);
       s.series.opened?.inc();

@@ -5,13 +5,14 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { Diagnostics } from '../../config/src/index.js';
-import type { FactoryContext, FilterHost } from '../../filters/src/index.js';
+import { StreamSlot, type FactoryContext, type FilterHost } from '../../filters/src/index.js';
 import { LabeledRegistry } from '../../proxy/src/stats/labeled.js';
 import { WASM_TYPE, wasmPlugin } from '../src/index.js';
 import { wasmFactory } from '../src/wasm-compat.js';
 
 const host: FilterHost = { node: { id: 'sidecar~1.2.3.4~a.default~default.svc.cluster.local', metadata: { NAMESPACE: 'default' } }, trafficDirection: 'OUTBOUND', labeledStats: new LabeledRegistry() };
-const ctx = { host } as unknown as FactoryContext;
+let slots = 0;
+const ctx = { host, streamSlot: () => new StreamSlot(slots++) } as unknown as FactoryContext;
 const wasm = (code: string, rootId: string, configuration?: string) => ({
   config: {
     root_id: rootId,
