@@ -16,7 +16,7 @@ const entries = (o: object) => Object.keys(o).map((k) => [k, (o as Record<string
 t.test('a real request: the map holds node\'s entries in node\'s order', async (t) => {
   const seen: { headers: http2.IncomingHttpHeaders; raw: string[] }[] = [];
   const server = http2.createServer();
-  server.on('stream', (stream, headers, _flags, raw: string[]) => {
+  server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, raw: string[]) => {
     seen.push({ headers, raw });
     stream.respond({ ':status': 204 });
     stream.end();
