@@ -3,7 +3,7 @@
  * priorities with overprovisioning spill-over, degraded hosts as a second tier, panic
  * mode, optional locality-weighted balancing, and one of five lb policies.
  *
- * Everything is incremental: a diff touches only the hosts it names (map by key,
+ * Everything is incremental: a diff touches only the hosts it names (index by key,
  * swap-remove index arrays, heaps/Fenwick trees updated in O(log n)); per-priority loads
  * and locality weights are O(#priorities)/O(#localities) recomputations done lazily on
  * the next pick. Consistent-hash tables are rebuilt lazily and batched (lb/hashed.ts).
@@ -18,6 +18,7 @@ import { mix53Into } from './hash.js';
 import { Rng, TWO30, TWO60 } from './lb/rng.js';
 import { createSubset, HASH, type Entry, type HashCache, type Subset } from './lb/index.js';
 import { RebuildBatcher } from './lb/rebuild-batcher.js';
+import { HostIndex } from './host-index.js';
 import type { ConnectionInfo } from '../net/connection-info.js';
 
 const DETACHED = -1;
@@ -290,7 +291,8 @@ export class PriorityGroup {
 }
 
 export class EndpointSet {
-  private readonly map = new Map<string, Host>();
+  /** By endpoint key, in insertion order: an exact-size array while small (host-index.ts). */
+  private readonly index = new HostIndex<Host>();
   /** By priority level; replaced (not grown) when a level is added: pushed, it held 16 spare slots. */
   private prios: (PriorityGroup | undefined)[] = [];
   private loadsDirty = true;
@@ -315,21 +317,23 @@ export class EndpointSet {
   }
 
   get size(): number {
-    return this.map.size;
+    return this.index.size;
   }
 
   get(key: string): Host | undefined {
-    return this.map.get(key);
+    return this.index.get(key);
   }
 
+  /** In insertion order (a changed host keeps its place). */
   hosts(): IterableIterator<Host> {
-    return this.map.values();
+    return this.index.values();
   }
 
   /**
-   * Applies an incremental change in O(|diff|) map/array operations, each O(1) or
-   * O(log n) (RING_HASH/MAGLEV: plus one batched table rebuild later). Removals first,
-   * then additions, then changes; an added key that exists is treated as a change and a
+   * Applies an incremental change in O(|diff|) index/array operations, each O(1) or
+   * O(log n) (the host index searches at most LINEAR_MAX hosts linearly, host-index.ts;
+   * RING_HASH/MAGLEV: plus one batched table rebuild later). Removals first, then
+   * additions, then changes; an added key that exists is treated as a change and a
    * changed key that does not as an addition, so a replayed diff is harmless. Hosts
    * named in `changed` keep their identity (and `upstream`).
    */
@@ -337,20 +341,19 @@ export class EndpointSet {
     const added: Host[] = [];
     const removed: Host[] = [];
     for (const key of diff.removed) {
-      const h = this.map.get(key);
+      const h = this.index.delete(key);
       if (h === undefined) continue;
       this.detach(h);
       h.removed = true;
-      this.map.delete(key);
       removed.push(h);
     }
     for (const e of diff.added) {
-      const h = this.map.get(e.key);
+      const h = this.index.get(e.key);
       if (h !== undefined) this.update(h, e);
       else added.push(this.add(e));
     }
     for (const e of diff.changed) {
-      const h = this.map.get(e.key);
+      const h = this.index.get(e.key);
       if (h !== undefined) this.update(h, e);
       else added.push(this.add(e));
     }
@@ -359,7 +362,7 @@ export class EndpointSet {
 
   /** Ejects (available=false) or restores a host: O(log n). */
   setHostAvailability(host: Host, available: boolean): void {
-    if (host.removed || this.map.get(host.endpoint.key) !== host) return;
+    if (host.removed || this.index.get(host.endpoint.key) !== host) return;
     host.ejected = !available;
     this.transition(host, this.classify(host));
   }
@@ -432,7 +435,7 @@ export class EndpointSet {
       healthy += p.healthyCount;
       degraded += p.degradedCount;
     }
-    return { healthy, degraded, total: this.map.size, panic: this.anyPanic };
+    return { healthy, degraded, total: this.index.size, panic: this.anyPanic };
   }
 
   /** Rebuilds pending consistent-hash tables now (tests; or before a latency-critical burst). */
@@ -449,7 +452,7 @@ export class EndpointSet {
 
   private add(e: Endpoint): Host {
     const h = new Host(e);
-    this.map.set(e.key, h);
+    this.index.set(h);
     this.attach(h);
     return h;
   }
@@ -588,7 +591,7 @@ export class EndpointSet {
   /** The level's all-hosts subset, on its first panic: every attached host not excluded. */
   private buildAll(pg: PriorityGroup): void {
     const all = (pg.all = this.subset());
-    for (const h of this.map.values()) if (h._prio === pg && h._state >= UNHEALTHY && h._all === null) h._all = all.add(h);
+    for (const h of this.index.values()) if (h._prio === pg && h._state >= UNHEALTHY && h._all === null) h._all = all.add(h);
   }
 
   private subset(): Subset<Host> {
