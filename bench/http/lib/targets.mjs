@@ -29,7 +29,7 @@ export async function startOrigin({ dir, core, mtls }) {
   return { proc, pid: proc.pid, h1Port, h2Port, h1Url, h2Url, ...(await tlsReady({ mtls, port: mtlsPort, proc })) };
 }
 
-function nodeTarget(script, { servesMtls = false, servesH2c = false, args = [] } = {}) {
+function nodeTarget(script, { servesMtls = false, servesH2c = false, args = [], nodeFlags = [] } = {}) {
   return async ({ dir, core, origin, name, nodeArgs = [], env, mtls }) => {
     const port = await freePort();
     const mtlsPort = mtls && servesMtls ? await freePort() : 0;
@@ -39,7 +39,7 @@ function nodeTarget(script, { servesMtls = false, servesH2c = false, args = [] }
     const proc = startPinned({
       env,
       core, cmd: process.execPath,
-      args: [...nodeArgs, join(PROXIES, script), '--port', String(port), '--upstream-port', String(origin.h1Port), ...tlsArgs, ...h2Args, ...args],
+      args: [...nodeFlags, ...nodeArgs, join(PROXIES, script), '--port', String(port), '--upstream-port', String(origin.h1Port), ...tlsArgs, ...h2Args, ...args],
       logFile: join(dir, `${name}.log`),
     });
     const h1Url = `http://127.0.0.1:${port}/`;
@@ -167,6 +167,12 @@ export const TARGETS = {
     mtls: 'h1',
     describe: 'EXPERIMENT: Node floor without node:http/undici: raw net sockets, header block forwarded as bytes, Content-Length only (bench/http/proxies/raw-h1.mjs); h2c: node:http2\'s core API, each stream relayed to the same raw upstream sockets (raw-h2.mjs); mTLS (HTTP/1.1 only): node:tls server, TLS 1.3, client certificate required, OpenSSL\'s chain check only',
     start: nodeTarget('raw-h1.mjs', { servesMtls: true, servesH2c: true }),
+  },
+  'raw-h1-heap': {
+    h2c: true,
+    mtls: 'h1',
+    describe: 'EXPERIMENT: raw-h1 with the V8 heap settings bin/pilotfish.js gives pilotfish (young generation capped at 4 MB per semi-space, old generation growing by half): Node\'s floor for the memory figures under the same heap policy',
+    start: nodeTarget('raw-h1.mjs', { servesMtls: true, servesH2c: true, nodeFlags: ['--max-semi-space-size=4', '--heap-growing-percent=50'] }),
   },
   'raw-h1-batched': {
     h2c: false,

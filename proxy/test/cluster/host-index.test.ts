@@ -150,9 +150,10 @@ t.test('an index of 10 hosts costs a fraction of a Map of them', async (t) => {
   }
   const mapBytes = (heap() - before) / N;
   // Measured ~170 B under tap, ~110 B in a plain node process (the index object and its
-  // 10-slot array), against ~510-530 B for the Map.
-  t.ok(indexBytes < 200, `${indexBytes.toFixed(0)} B per index of 10 hosts (a Map: ${mapBytes.toFixed(0)} B)`);
-  t.ok(indexBytes < mapBytes / 2.5);
+  // 10-slot array), against ~510-530 B for the Map. The bounds leave room for how the test
+  // runner's transpiler and coverage shape objects; a Map-backed index fails both.
+  t.ok(indexBytes < 256, `${indexBytes.toFixed(0)} B per index of 10 hosts (a Map: ${mapBytes.toFixed(0)} B)`);
+  t.ok(indexBytes < mapBytes / 2);
   // Everything measured stays reachable until both figures are taken.
   t.equal(indexes.length + maps.length + items.length, 3 * N);
 });
