@@ -63,7 +63,6 @@ interface StatsState {
   responseHeaders: ResponseHeadersView['headers'] | undefined;
 }
 
-
 export const statsFactory: HttpFilterFactory = {
   kind: 'istio_stats',
   typeUrl: STATS_TYPE,
