@@ -38,9 +38,13 @@ const captured = await new Promise((resolve, reject) => {
 
 function walk(h) { let n = 0; for (const k in h) { const v = h[k]; if (v !== undefined) n += k.length; } return n; }
 function look(h) { return (h['x-forwarded-for'] === undefined) + (h['x-request-id'] === undefined) + (h.connection === undefined) + (h.te === undefined) + (h['content-type'] === undefined) + (h[':authority'] !== undefined); }
-const node = Array.from({ length: 64 }, () => ({ ...captured.headers, __proto__: null }));
-// The spread above makes a fast-mode copy: rebuild node's shape exactly, one property at a time.
-for (let i = 0; i < node.length; i++) { const d = { __proto__: null }; for (let j = 0; j < captured.rawHeaders.length; j += 2) d[captured.rawHeaders[j]] = captured.headers[captured.rawHeaders[j]]; node[i] = d; }
+// 64 objects built as node builds them (null prototype, one property per name: dictionary
+// mode; a spread would give a fast-mode copy instead).
+const node = Array.from({ length: 64 }, () => {
+  const d = { __proto__: null };
+  for (let j = 0; j < captured.rawHeaders.length; j += 2) d[captured.rawHeaders[j]] = captured.headers[captured.rawHeaders[j]];
+  return d;
+});
 const fast = node.map((d) => requestHeaderMap(d, captured.rawHeaders));
 
 const cases = {

@@ -185,14 +185,18 @@ function httpTags(reporter: Reporter, local: LocalSide, config: StatsPluginConfi
   }
   const grpcStatus = s?.grpc ? s.grpcStatus || grpcStatusFromTrailers(facts) : '';
   const code = facts.responseCode ?? 0;
-  const request = [s?.grpc ? 'grpc' : 'http', STATUS_TEXT[code] ?? String(code), grpcStatus, facts.responseFlags === undefined || facts.responseFlags === '' ? '-' : facts.responseFlags,
+  const request = [s?.grpc ? 'grpc' : 'http', statusText(code), grpcStatus, facts.responseFlags === undefined || facts.responseFlags === '' ? '-' : facts.responseFlags,
     securityPolicy(reporter, peerPrincipal, localPrincipal)];
   if (tags.length + request.length !== HTTP_TAGS.length) throw new Error('istio.stats: tag count mismatch');
   return { peer: tags, request };
 }
 
-/** Status codes as label text, made once each (String(code) was a new string per request). */
-const STATUS_TEXT: string[] = Array.from({ length: 600 }, (_, i) => String(i));
+/** Status codes as label text, each made on first use (String(code) was a new string per request). */
+const STATUS_TEXT: string[] = [];
+function statusText(code: number): string {
+  if (code < 0 || code >= 600 || (code | 0) !== code) return String(code);
+  return (STATUS_TEXT[code] ??= String(code));
+}
 
 function grpcStatusFromTrailers(facts: RequestFacts): string {
   return first(facts.responseTrailers?.['grpc-status']) ?? '';
